@@ -1,0 +1,28 @@
+"""``diffusiontools train CONFIG``: train a model from an INI config into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import load_config
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a model from an INI config")
+    p.add_argument("config", help="INI config file, e.g. configs/quickstart.ini")
+    p.add_argument("--out", help="run folder (default: runs/<config name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config key; repeatable")
+    p.add_argument("--resume", action="store_true", help="continue the run in the folder from its latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in the folder")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..trainer import train
+
+    config = load_config(args.config, args.overrides)
+    run_dir = Path(args.out) if args.out else Path("runs") / config.name
+    train(config, run_dir, resume=args.resume, overwrite=args.overwrite)
+    print(f"run folder: {run_dir}")

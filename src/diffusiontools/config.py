@@ -1,0 +1,268 @@
+"""Typed, validated run configuration: dataclasses hold the defaults, INI files and ``--set`` override.
+
+The dataclasses are the single source of truth. Each field may carry ``metadata`` with ``choices``,
+``min``/``max`` (inclusive) or ``gt`` (exclusive lower bound); :func:`check_field` enforces them and
+:meth:`Config.check` enforces the rules that tie several keys together. Every failure is a
+:class:`UserError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _choices(*values: str, default: str) -> typing.Any:
+    return field(default=default, metadata={"choices": values})
+
+
+def _bounded(default: typing.Any, **bounds: float) -> typing.Any:
+    return field(default=default, metadata=bounds)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dir: str | None = None  # folder with the four MNIST IDX files; else $DIFFUSIONTOOLS_DATA, cache
+    source: str = _choices("auto", "mnist", "embedded", default="auto")
+    subset: int | None = _bounded(None, min=1)  # use only the first N training images (smoke runs)
+    val_fraction: float = _bounded(0.2, gt=0.0, max=0.9)
+    split_seed: int = 42
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    network: str = _choices("cnn", "unet", default="cnn")
+    n_hidden: tuple[int, ...] = (16, 32, 32, 16)  # CNN channels per block (the notebook's default)
+    base_channels: int = _bounded(32, min=4)  # UNet width at full resolution
+    channel_mults: tuple[int, ...] = (1, 2, 2)  # UNet width multipliers per resolution (28, 14, 7)
+    num_classes: int = _bounded(0, min=0)  # >0: class-conditional (classifier-free guidance)
+    class_dropout: float = _bounded(0.1, min=0.0, max=1.0)  # label drop rate for guidance training
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    kind: str = _choices("gaussian", "cold", default="gaussian")
+    T: int = _bounded(1000, min=2)
+    # Gaussian process.
+    schedule: str = _choices("linear", "cosine", default="linear")
+    beta1: float = _bounded(1e-4, gt=0.0, max=1.0)
+    beta2: float = _bounded(0.02, gt=0.0, max=1.0)
+    prediction: str = _choices("eps", "x0", "v", default="eps")
+    # Cold process (Bansal et al. 2022): a degradation and its level schedule.
+    degradation: str = "pixel_swap"
+    level_min: float | None = None  # level at t=0; None: the degradation's default
+    level_max: float | None = None  # level at t=T; None: the degradation's default
+    t_per: str = _choices("image", "batch", default="image")  # "batch": the report's one t per batch
+    loss: str = _choices("mse", "l1", default="mse")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = _bounded(100, min=1)
+    batch_size: int = _bounded(128, min=1)
+    lr: float = _bounded(2e-4, gt=0.0)
+    seed: int = 42
+    max_steps: int | None = _bounded(None, min=1)  # stop after N optimiser steps (smoke runs)
+    save_every: int = _bounded(10, min=1)  # epochs between kept checkpoints (latest is always kept)
+    ema_decay: float = _bounded(0.0, min=0.0, max=0.99999)  # 0 = no EMA (the faithful setting)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the network (pays off on GPU for long runs)
+    amp: str = _choices("off", "bf16", default="off")  # autocast dtype on CUDA
+    val_batches: int | None = _bounded(None, min=1)  # cap on validation batches per epoch
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    sampler: str = "default"  # default: ancestral (Gaussian) or naive (cold), the report's choices
+    steps: int | None = _bounded(None, min=1)  # network evaluations for DDIM / DPM-Solver
+    eta: float = _bounded(0.0, min=0.0, max=1.0)  # DDIM stochasticity
+    guidance: float = _bounded(1.0, min=0.0)  # classifier-free guidance scale (1 = none)
+    n_samples: int = _bounded(16, min=1)  # images drawn into the per-epoch sample grid
+    sample_every: int = _bounded(0, min=0)  # epochs between sample grids during training; 0 = none
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def check(self) -> Config:
+        """Rules that tie keys together; returns self so calls chain."""
+        d, m = self.diffusion, self.model
+        if d.kind == "gaussian" and d.schedule == "linear" and not d.beta1 < d.beta2 < 1:
+            raise UserError(
+                f"diffusion.beta1={d.beta1} and diffusion.beta2={d.beta2} must satisfy "
+                "0 < beta1 < beta2 < 1"
+            )
+        if m.network == "cnn" and not m.n_hidden:
+            raise UserError("model.n_hidden is empty; give at least one channel count, e.g. 16, 32")
+        if any(c < 1 for c in m.n_hidden):
+            raise UserError(f"model.n_hidden={m.n_hidden} has a non-positive channel count")
+        if m.network == "unet" and (not m.channel_mults or any(c < 1 for c in m.channel_mults)):
+            raise UserError(f"model.channel_mults={m.channel_mults} needs positive entries")
+        if d.kind == "cold":
+            from .degradations import make_degradation  # late: degradations import nothing of ours
+
+            degradation = make_degradation(d.degradation)
+            level_min, level_max = self.levels()
+            degradation.check_levels(level_min, level_max)
+            if m.num_classes:
+                raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
+        return self
+
+    def levels(self) -> tuple[float, float]:
+        """The cold degradation's (level at t=0, level at t=T), defaults filled in."""
+        from .degradations import make_degradation
+
+        lo, hi = make_degradation(self.diffusion.degradation).default_levels
+        d = self.diffusion
+        return (lo if d.level_min is None else d.level_min, hi if d.level_max is None else d.level_max)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "diffusion": DiffusionConfig,
+    "training": TrainingConfig,
+    "sampling": SamplingConfig,
+}
+
+
+def _closest(name: str, allowed: typing.Iterable[str]) -> str:
+    allowed = list(allowed)
+    match = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
+    hint = f"did you mean '{match[0]}'? " if match else ""
+    return f"{hint}allowed: {', '.join(allowed)}"
+
+
+def _parse_value(key: str, text: str, annotation: typing.Any) -> typing.Any:
+    """Turn INI text into the field's type; the error names key, value and the expected type."""
+    text = text.strip()
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if text.lower() in ("", "none"):
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _parse_value(key, text, inner)
+    try:
+        if annotation is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if annotation is int:
+            return int(text)
+        if annotation is float:
+            return float(text)
+        if origin is tuple:
+            return tuple(int(part) for part in text.replace("(", "").replace(")", "").split(",") if part.strip())
+        return text
+    except ValueError:
+        kind = "a comma-separated list of integers" if origin is tuple else getattr(annotation, "__name__", annotation)
+        raise UserError(f"{key}={text!r} is not valid: expected {kind}") from None
+
+
+def check_field(key: str, value: typing.Any, meta: typing.Mapping) -> None:
+    """Apply a field's ``choices``/``min``/``max``/``gt`` metadata."""
+    if value is None:
+        return
+    if "choices" in meta and value not in meta["choices"]:
+        raise UserError(f"{key}={value!r} is not allowed: choose one of {', '.join(meta['choices'])}")
+    if "min" in meta and value < meta["min"]:
+        raise UserError(f"{key}={value} is out of range: must be >= {meta['min']}")
+    if "max" in meta and value > meta["max"]:
+        raise UserError(f"{key}={value} is out of range: must be <= {meta['max']}")
+    if "gt" in meta and value <= meta["gt"]:
+        raise UserError(f"{key}={value} is out of range: must be > {meta['gt']}")
+
+
+def _apply(sections: dict[str, dict[str, str]], name: str) -> Config:
+    parts = {}
+    for section, values in sections.items():
+        if section not in SECTIONS:
+            raise UserError(f"unknown config section [{section}]; {_closest(section, SECTIONS)}")
+        cls = SECTIONS[section]
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        parsed = {}
+        for key, text in values.items():
+            if key not in fields:
+                raise UserError(f"unknown key {section}.{key}; {_closest(key, fields)}")
+            value = _parse_value(f"{section}.{key}", text, hints[key])
+            check_field(f"{section}.{key}", value, fields[key].metadata)
+            parsed[key] = value
+        parts[section] = cls(**parsed)
+    return Config(name=name, **parts).check()
+
+
+def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> None:
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, option = key.strip().partition(".")
+        if not sep or not dot or not option:
+            raise UserError(f"--set {item!r} is not of the form section.key=value")
+        base.setdefault(section, {})[option] = value
+
+
+def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Read an INI file (or start from the defaults when ``path`` is None) and apply ``--set``."""
+    sections: dict[str, dict[str, str]] = {}
+    name = "run"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist")
+        parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+        parser.optionxform = str  # keep key case: T is not t
+        try:
+            parser.read(path)
+        except configparser.Error as exc:
+            first_line = str(exc).splitlines()[0]
+            raise UserError(f"config file {path} cannot be parsed: {first_line}") from None
+        sections = {s: dict(parser[s]) for s in parser.sections()}
+        name = path.stem
+    _merge(sections, overrides)
+    return _apply(sections, name)
+
+
+def config_from_dict(data: dict) -> Config:
+    """Rebuild a Config from :meth:`Config.to_dict` output (as stored in checkpoints)."""
+    parts = {}
+    for section, cls in SECTIONS.items():
+        values = dict(data.get(section, {}))
+        hints = typing.get_type_hints(cls)
+        for key, value in values.items():
+            if typing.get_origin(hints.get(key)) is tuple and value is not None:
+                values[key] = tuple(value)
+        parts[section] = cls(**values)
+    return Config(name=data.get("name", "run"), **parts)
+
+
+def to_ini(config: Config) -> str:
+    """The resolved config as INI text, written into every run folder."""
+    lines = [f"# resolved config of run '{config.name}'"]
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        for key, value in dataclasses.asdict(getattr(config, section)).items():
+            if isinstance(value, tuple | list):
+                value = ", ".join(str(v) for v in value)
+            lines.append(f"{key} = {'none' if value is None else value}")
+    return "\n".join(lines) + "\n"

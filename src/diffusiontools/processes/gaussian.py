@@ -1,0 +1,89 @@
+"""The Gaussian forward process of DDPM (Ho et al. 2020) with the notebook's conventions.
+
+Not an ``nn.Module``: it holds schedules, no parameters, and takes the network as an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import DiffusionConfig
+from .schedules import alpha_bar_from_beta, cosine_schedule, linear_schedule
+
+
+@dataclass
+class GaussianDiffusion:
+    """q(x_t | x0) = N(sqrt(alpha_bar_t) x0, (1 - alpha_bar_t) I) for t = 0..T (T+1 entries).
+
+    ``prediction`` says what the network outputs: ``eps`` (the notebook), ``x0`` or ``v``
+    (Salimans & Ho 2022, v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0).
+    """
+
+    beta: torch.Tensor  # (T+1,)
+    alpha_bar: torch.Tensor  # (T+1,)
+    prediction: str = "eps"
+    kind: str = "gaussian"
+
+    @classmethod
+    def from_config(cls, config: DiffusionConfig) -> GaussianDiffusion:
+        if config.schedule == "linear":
+            beta = linear_schedule(config.beta1, config.beta2, config.T)
+        else:
+            beta = cosine_schedule(config.T)
+        return cls(beta, alpha_bar_from_beta(beta), config.prediction)
+
+    @property
+    def T(self) -> int:
+        return self.beta.shape[0] - 1
+
+    def to(self, device: torch.device) -> GaussianDiffusion:
+        return GaussianDiffusion(self.beta.to(device), self.alpha_bar.to(device), self.prediction)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps (Ho et al. eq. 4); t (B,) int."""
+        a = self.alpha_bar[t][:, None, None, None]
+        return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+    def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the network is trained to output at (x_t, t)."""
+        if self.prediction == "eps":
+            return eps
+        if self.prediction == "x0":
+            return x0
+        a = self.alpha_bar[t][:, None, None, None]
+        return a.sqrt() * eps - (1 - a).sqrt() * x0
+
+    def predict_eps_x0(
+        self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Convert the network's output at (x_t, t) into (eps_hat, x0_hat); t (B,) int."""
+        a = self.alpha_bar[t][:, None, None, None]
+        if self.prediction == "eps":
+            eps = output
+            x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+        elif self.prediction == "x0":
+            x0 = output
+            eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+        else:
+            x0 = a.sqrt() * x_t - (1 - a).sqrt() * output
+            eps = (1 - a).sqrt() * x_t + a.sqrt() * output
+        return eps, x0
+
+    def training_loss(
+        self,
+        net: nn.Module,
+        x0: torch.Tensor,
+        generator: torch.Generator,
+        y: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The notebook's objective: t ~ U{1..T-1}, eps ~ N(0, I), MSE(target, net(x_t, t/T))."""
+        batch = x0.shape[0]
+        t = torch.randint(1, self.T, (batch,), device=x0.device, generator=generator)
+        eps = torch.randn(x0.shape, device=x0.device, generator=generator)
+        x_t = self.q_sample(x0, t, eps)
+        output = net(x_t, t / self.T) if y is None else net(x_t, t / self.T, y)
+        return F.mse_loss(output, self.target(x0, eps, t))

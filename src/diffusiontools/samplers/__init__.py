@@ -1,0 +1,31 @@
+"""Samplers: plain functions with one signature, registered by name with the process kind they fit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import UserError
+from .ancestral import sample_ancestral
+
+# name -> (sampler function, the process kind it works with)
+SAMPLERS: dict[str, tuple[Callable, str]] = {
+    "ancestral": (sample_ancestral, "gaussian"),
+}
+
+DEFAULT_SAMPLER = {"gaussian": "ancestral", "cold": "naive"}
+
+
+def get_sampler(name: str, kind: str) -> Callable:
+    """The sampler called ``name``; ``default`` picks the report's sampler for the process kind."""
+    if name == "default":
+        name = DEFAULT_SAMPLER[kind]
+    if name not in SAMPLERS:
+        raise UserError(f"unknown sampler '{name}'; allowed: default, {', '.join(SAMPLERS)}")
+    sampler, sampler_kind = SAMPLERS[name]
+    if sampler_kind != kind:
+        fitting = [n for n, (_, k) in SAMPLERS.items() if k == kind]
+        raise UserError(
+            f"sampler '{name}' is for {sampler_kind} models, this model is {kind}; "
+            f"use one of: {', '.join(fitting)}"
+        )
+    return sampler

@@ -1,0 +1,71 @@
+"""Config parsing and validation: defaults, overrides, and one-line errors naming key and value."""
+
+from __future__ import annotations
+
+import pytest
+
+from diffusiontools.config import Config, config_from_dict, load_config, to_ini
+from diffusiontools.errors import UserError
+
+
+def test_report_configs_resolve_to_the_reference_settings():
+    m1 = load_config("configs/model1.ini")
+    assert (m1.diffusion.T, m1.diffusion.beta1, m1.diffusion.beta2) == (1000, 1e-4, 0.02)
+    assert m1.model.n_hidden == (16, 32, 32, 16) and m1.training.batch_size == 128
+    assert m1.training.lr == 2e-4 and m1.training.ema_decay == 0 and m1.name == "model1"
+    m2 = load_config("configs/model2.ini")
+    assert (m2.diffusion.T, m2.diffusion.beta1, m2.diffusion.beta2) == (100, 1e-3, 0.2)
+
+
+def test_set_overrides_any_key(tiny_ini):
+    config = load_config(tiny_ini, ["training.lr=0.5", "model.n_hidden=4,5,6", "data.subset=none"])
+    assert config.training.lr == 0.5
+    assert config.model.n_hidden == (4, 5, 6)
+    assert config.data.subset is None
+
+
+def test_resolved_ini_round_trips(tiny_ini, tmp_path):
+    config = load_config(tiny_ini, ["training.ema_decay=0.99"])
+    path = tmp_path / "tiny.ini"
+    path.write_text(to_ini(config))
+    assert load_config(path) == config
+    assert config_from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("training.lrr=1", "unknown key training.lrr; did you mean 'lr'?"),
+        ("trainin.lr=1", "unknown config section [trainin]; did you mean 'training'?"),
+        ("training.lr=fast", "training.lr='fast' is not valid: expected float"),
+        ("training.lr=0", "training.lr=0.0 is out of range: must be > 0.0"),
+        ("training.epochs=1.5", "training.epochs='1.5' is not valid: expected int"),
+        ("diffusion.T=1", "diffusion.T=1 is out of range: must be >= 2"),
+        ("diffusion.kind=hot", "diffusion.kind='hot' is not allowed: choose one of gaussian, cold"),
+        ("diffusion.beta1=0.3", "must satisfy 0 < beta1 < beta2 < 1"),
+        ("model.n_hidden=", "model.n_hidden is empty"),
+        ("model.n_hidden=a,b", "expected a comma-separated list of integers"),
+        ("training.channels_last=maybe", "training.channels_last='maybe' is not valid: expected bool"),
+        ("training", "is not of the form section.key=value"),
+    ],
+)
+def test_bad_values_name_key_value_and_allowed(tiny_ini, override, fragment):
+    with pytest.raises(UserError) as info:
+        load_config(tiny_ini, [override])
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_config(tmp_path / "nope.ini")
+    bad = tmp_path / "bad.ini"
+    bad.write_text("no section header\n")
+    with pytest.raises(UserError, match="cannot be parsed"):
+        load_config(bad)
+
+
+def test_defaults_are_the_notebook():
+    config = Config().check()
+    assert config.model.n_hidden == (16, 32, 32, 16)
+    assert (config.diffusion.T, config.diffusion.beta1, config.diffusion.beta2) == (1000, 1e-4, 0.02)
