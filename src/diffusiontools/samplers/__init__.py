@@ -6,10 +6,14 @@ from collections.abc import Callable
 
 from ..errors import UserError
 from .ancestral import sample_ancestral
+from .cold_improved import sample_cold_improved
+from .cold_naive import sample_cold_naive
 
 # name -> (sampler function, the process kind it works with)
 SAMPLERS: dict[str, tuple[Callable, str]] = {
     "ancestral": (sample_ancestral, "gaussian"),
+    "naive": (sample_cold_naive, "cold"),
+    "improved": (sample_cold_improved, "cold"),
 }
 
 DEFAULT_SAMPLER = {"gaussian": "ancestral", "cold": "naive"}

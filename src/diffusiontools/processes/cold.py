@@ -1,0 +1,84 @@
+"""The cold forward process (Bansal et al. 2022): x_t = D(x0, level_t, key), no Gaussian noise.
+
+Not an ``nn.Module``: it holds the degradation and its level schedule and takes the network as an
+argument. The network predicts x0 directly: loss = criterion(x0, R(D(x0, t), t/T)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config
+from ..degradations import make_degradation
+from ..degradations.base import Degradation
+from .schedules import linear_schedule
+
+KEY_RANGE = 2**62  # random keys are drawn uniformly from [0, KEY_RANGE)
+
+
+@dataclass
+class ColdDiffusion:
+    """Degradation D and levels level_t = (max - min) t / T + min for t = 0..T (T+1 entries).
+
+    ``t_per = "batch"`` reproduces the report: one t and one random field for the whole batch;
+    ``"image"`` (default) gives each image its own t and field.
+    """
+
+    degradation: Degradation
+    levels: torch.Tensor  # (T+1,)
+    loss: str = "mse"
+    t_per: str = "image"
+    kind: str = "cold"
+
+    @classmethod
+    def from_config(cls, config: Config) -> ColdDiffusion:
+        level_min, level_max = config.levels()
+        d = config.diffusion
+        levels = linear_schedule(level_min, level_max, d.T)
+        return cls(make_degradation(d.degradation), levels, d.loss, d.t_per)
+
+    @property
+    def T(self) -> int:
+        return self.levels.shape[0] - 1
+
+    def to(self, device: torch.device) -> ColdDiffusion:
+        return ColdDiffusion(self.degradation, self.levels.to(device), self.loss, self.t_per)
+
+    def draw_keys(self, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """One random key per image (one shared key for the batch when ``t_per = batch``)."""
+        n = 1 if self.t_per == "batch" else batch
+        return torch.randint(0, KEY_RANGE, (n,), generator=generator, device=device).expand(batch)
+
+    def degrade(self, x0: torch.Tensor, t: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """x_t = D(x0, level_t, key); x0 (B,1,28,28), t (B,) int, key (B,) int64."""
+        return self.degradation(x0, self.levels[t], key)
+
+    def training_loss(
+        self,
+        net: nn.Module,
+        x0: torch.Tensor,
+        generator: torch.Generator,
+        y: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """t ~ U{1..T-1} (as the Gaussian model), x0_hat = net(D(x0, t), t/T), L1 or MSE to x0."""
+        batch = x0.shape[0]
+        n_t = 1 if self.t_per == "batch" else batch
+        t = torch.randint(1, self.T, (n_t,), device=x0.device, generator=generator).expand(batch)
+        x_t = self.degrade(x0, t, self.draw_keys(batch, generator, x0.device))
+        x0_hat = net(x_t, t / self.T)
+        criterion = F.l1_loss if self.loss == "l1" else F.mse_loss
+        return criterion(x0_hat, x0)
+
+    def start_state(self, n: int, generator: torch.Generator, device: torch.device, config: Config,
+                    offset: int = 0) -> torch.Tensor:
+        """The report's start: MNIST test images offset..offset+n-1 degraded at t = T - 1."""
+        from ..data import load_mnist, to_model
+
+        test = load_mnist(config.data.dir, config.data.source).test_images
+        x0 = to_model(test[offset : offset + n]).to(device)
+        t = torch.full((len(x0),), self.T - 1, device=device, dtype=torch.long)
+        return self.degrade(x0, t, self.draw_keys(len(x0), generator, device))
