@@ -1,0 +1,33 @@
+"""Cold-diffusion degradations D(x0, level, key) (Bansal et al. 2022), one per file.
+
+A new degradation is one file with a small frozen dataclass that follows ``Degradation`` and
+one line in ``DEGRADATIONS``; the contract tests then cover it.
+"""
+
+from __future__ import annotations
+
+from diffusiontools.degradations.base import Degradation
+from diffusiontools.degradations.blur import GaussianBlur
+from diffusiontools.degradations.mask import Mask
+from diffusiontools.degradations.pixel_swap import PixelSwap
+from diffusiontools.degradations.pixelate import Pixelate
+from diffusiontools.errors import UserError
+
+DEGRADATIONS: dict[str, type] = {
+    "pixel_swap": PixelSwap,
+    "blur": GaussianBlur,
+    "pixelate": Pixelate,
+    "mask": Mask,
+}
+
+
+def make_degradation(name: str) -> Degradation:
+    """The degradation registered as ``name``; UserError for an unknown name."""
+    if name not in DEGRADATIONS:
+        raise UserError(
+            f"unknown degradation {name!r}; choose one of {', '.join(sorted(DEGRADATIONS))}."
+        )
+    return DEGRADATIONS[name]()
+
+
+__all__ = ["DEGRADATIONS", "Degradation", "make_degradation"]

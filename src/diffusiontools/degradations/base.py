@@ -1,0 +1,60 @@
+"""The degradation contract of cold diffusion: one operator D(x0, level, key) per file.
+
+Bansal et al. (2022), "Cold Diffusion", replace Gaussian noise by any degradation D(x0, t) that is
+the identity at t = 0 and grows more severe with t. Here D takes the *level* (the severity the
+process's schedule assigns to t) rather than t, so a degradation knows nothing about T.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor
+
+from diffusiontools.errors import UserError
+
+BACKGROUND = -0.5
+"""Value of an empty MNIST pixel in [-0.5, 0.5] units: what padding and masks fill in."""
+
+
+@runtime_checkable
+class Degradation(Protocol):
+    """A cold-diffusion degradation D(x0, level, key).
+
+    ``default_levels`` is (level at t = 0, level at t = T), used when the config gives none; the
+    level at t = 0 must leave the image unchanged (bit-exact).
+    """
+
+    name: str
+    default_levels: tuple[float, float]
+
+    def check_levels(self, level_min: float, level_max: float) -> None:
+        """Raise UserError unless (level_min, level_max) is a valid schedule for this one."""
+        ...
+
+    def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
+        """Degrade a batch.
+
+        x: (B, 1, H, W) float in [-0.5, 0.5]; level: (B,) float, one level per image;
+        key: (B,) int64, one random key per image. The same (x, level, key) always gives the same
+        output, so D is deterministic along one sampling trajectory. Returns (B, 1, H, W), same
+        dtype and device as x.
+        """
+        ...
+
+
+def check_level_range(
+    name: str, level_min: float, level_max: float, low: float, high: float
+) -> None:
+    """Raise UserError unless low <= level_min < level_max <= high (NaN is refused too)."""
+    ok = (
+        math.isfinite(level_min)
+        and math.isfinite(level_max)
+        and low <= level_min < level_max <= high
+    )
+    if not ok:
+        raise UserError(
+            f"{name} levels ({level_min}, {level_max}) are not allowed; "
+            f"use {low} <= level_min < level_max <= {high}."
+        )
