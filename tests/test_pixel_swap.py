@@ -109,3 +109,15 @@ def test_follows_the_input_dtype() -> None:
     x = _images(2).double()
     out = PixelSwap()(x, torch.full((2,), 0.2, dtype=torch.float64), torch.arange(2))
     assert out.dtype == torch.float64
+
+
+def test_repeated_keys_and_levels_match_single_image_calls() -> None:
+    """Permutations are shared only between images with the same key *and* the same level."""
+    swap = PixelSwap()
+    x = torch.arange(784.0).reshape(1, 1, 28, 28).expand(4, 1, 28, 28)  # shows the permutation
+    key, level = torch.tensor([1, 2, 1, 1]), torch.tensor([0.2, 0.2, 0.1, 0.2])
+    out = swap(x, level, key)
+    for b in range(4):
+        assert torch.equal(out[b : b + 1], swap(x[b : b + 1], level[b : b + 1], key[b : b + 1]))
+    assert torch.equal(out[0], out[3])
+    assert not torch.equal(out[0], out[1]) and not torch.equal(out[0], out[2])

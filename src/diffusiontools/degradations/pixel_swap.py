@@ -87,9 +87,13 @@ def swap_pixels(x: Tensor, dr: Tensor, dc: Tensor) -> Tensor:
     x: (B, C, H, W); dr, dc: (B, H, W) int offsets (the same for every channel). Returns a new
     (B, C, H, W) tensor, bit-identical to ``swap_pixels_reference`` image by image.
     """
+    return _gather_pixels(x, swap_permutation(dr, dc))
+
+
+def _gather_pixels(x: Tensor, perm: Tensor) -> Tensor:
+    """x: (B, C, H, W); perm: (B, H*W) source of each position. Returns (B, C, H, W)."""
     batch, channels, height, width = x.shape
-    perm = swap_permutation(dr, dc).to(x.device)  # (B, H*W)
-    index = perm[:, None, :].expand(batch, channels, height * width)
+    index = perm.to(x.device)[:, None, :].expand(batch, channels, height * width)
     return x.reshape(batch, channels, height * width).gather(2, index).reshape(x.shape)
 
 
@@ -126,7 +130,15 @@ class PixelSwap:
         check_level_range(self.name, level_min, level_max, 0.0, 1.0)
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
-        """x: (B, 1, H, W); level: (B,); key: (B,) int64. Returns (B, 1, H, W)."""
+        """x: (B, 1, H, W); level: (B,); key: (B,) int64. Returns (B, 1, H, W).
+
+        Images with the same (key, level) share one permutation, so it is composed once: the
+        original's shared-field mode (one key and level for the batch) costs a single image.
+        """
         # The fields are small: compute them on the CPU, where the permutation is composed.
-        dr, dc = swap_offsets(level.cpu(), key.cpu(), (x.shape[-2], x.shape[-1]))
-        return swap_pixels(x, dr, dc)
+        level, key = level.cpu().to(torch.float64), key.cpu().to(torch.int64)
+        pairs = torch.stack([key, level.view(torch.int64)], dim=1)  # (B, 2), level as its bits
+        unique, inverse = torch.unique(pairs, dim=0, return_inverse=True)  # (U, 2), (B,)
+        unique_level = unique[:, 1].contiguous().view(torch.float64)
+        dr, dc = swap_offsets(unique_level, unique[:, 0], (x.shape[-2], x.shape[-1]))
+        return _gather_pixels(x, swap_permutation(dr, dc)[inverse])
