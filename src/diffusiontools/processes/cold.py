@@ -30,7 +30,7 @@ class ColdDiffusion:
 
     degradation: Degradation
     levels: torch.Tensor  # (T+1,)
-    loss: str = "mse"
+    loss_kind: str = "mse"
     t_per: str = "image"
     kind: str = "cold"
 
@@ -46,7 +46,7 @@ class ColdDiffusion:
         return self.levels.shape[0] - 1
 
     def to(self, device: torch.device) -> ColdDiffusion:
-        return ColdDiffusion(self.degradation, self.levels.to(device), self.loss, self.t_per)
+        return ColdDiffusion(self.degradation, self.levels.to(device), self.loss_kind, self.t_per)
 
     def draw_keys(self, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         """One random key per image (one shared key for the batch when ``t_per = batch``)."""
@@ -57,6 +57,24 @@ class ColdDiffusion:
         """x_t = D(x0, level_t, key); x0 (B,1,28,28), t (B,) int, key (B,) int64."""
         return self.degradation(x0, self.levels[t], key)
 
+    def draw_noise(self, shape: torch.Size, generator: torch.Generator, device: torch.device) -> dict:
+        """The randomness of one training batch: t ~ U{1..T-1} (as the Gaussian model) and keys.
+
+        Drawn for the whole (global) batch so that data-parallel ranks, each taking a slice, see
+        exactly the numbers a single process would.
+        """
+        batch = shape[0]
+        n_t = 1 if self.t_per == "batch" else batch
+        t = torch.randint(1, self.T, (n_t,), device=device, generator=generator).expand(batch)
+        return {"t": t, "key": self.draw_keys(batch, generator, device)}
+
+    def loss(self, net: nn.Module, x0: torch.Tensor, noise: dict, y: torch.Tensor | None = None) -> torch.Tensor:
+        """criterion(x0, R(D(x0, t), t/T)) with L1 or MSE; the network predicts x0."""
+        t = noise["t"]
+        x0_hat = net(self.degrade(x0, t, noise["key"]), t / self.T)
+        criterion = F.l1_loss if self.loss_kind == "l1" else F.mse_loss
+        return criterion(x0_hat, x0)
+
     def training_loss(
         self,
         net: nn.Module,
@@ -64,14 +82,8 @@ class ColdDiffusion:
         generator: torch.Generator,
         y: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """t ~ U{1..T-1} (as the Gaussian model), x0_hat = net(D(x0, t), t/T), L1 or MSE to x0."""
-        batch = x0.shape[0]
-        n_t = 1 if self.t_per == "batch" else batch
-        t = torch.randint(1, self.T, (n_t,), device=x0.device, generator=generator).expand(batch)
-        x_t = self.degrade(x0, t, self.draw_keys(batch, generator, x0.device))
-        x0_hat = net(x_t, t / self.T)
-        criterion = F.l1_loss if self.loss == "l1" else F.mse_loss
-        return criterion(x0_hat, x0)
+        """One batch's loss with fresh randomness: ``loss(net, x0, draw_noise(...), y)``."""
+        return self.loss(net, x0, self.draw_noise(x0.shape, generator, x0.device), y)
 
     def start_state(self, n: int, generator: torch.Generator, device: torch.device, config: Config,
                     offset: int = 0) -> torch.Tensor:

@@ -73,6 +73,23 @@ class GaussianDiffusion:
             eps = (1 - a).sqrt() * x_t + a.sqrt() * output
         return eps, x0
 
+    def draw_noise(self, shape: torch.Size, generator: torch.Generator, device: torch.device) -> dict:
+        """The randomness of one training batch of ``shape``: t ~ U{1..T-1} and eps ~ N(0, I).
+
+        Drawn for the whole (global) batch so that data-parallel ranks, each taking a slice, see
+        exactly the numbers a single process would.
+        """
+        t = torch.randint(1, self.T, (shape[0],), device=device, generator=generator)
+        eps = torch.randn(shape, device=device, generator=generator)
+        return {"t": t, "eps": eps}
+
+    def loss(self, net: nn.Module, x0: torch.Tensor, noise: dict, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The notebook's objective: MSE(target, net(x_t, t/T)) with x_t from q(x_t | x0)."""
+        t, eps = noise["t"], noise["eps"]
+        x_t = self.q_sample(x0, t, eps)
+        output = net(x_t, t / self.T) if y is None else net(x_t, t / self.T, y)
+        return F.mse_loss(output, self.target(x0, eps, t))
+
     def training_loss(
         self,
         net: nn.Module,
@@ -80,10 +97,5 @@ class GaussianDiffusion:
         generator: torch.Generator,
         y: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The notebook's objective: t ~ U{1..T-1}, eps ~ N(0, I), MSE(target, net(x_t, t/T))."""
-        batch = x0.shape[0]
-        t = torch.randint(1, self.T, (batch,), device=x0.device, generator=generator)
-        eps = torch.randn(x0.shape, device=x0.device, generator=generator)
-        x_t = self.q_sample(x0, t, eps)
-        output = net(x_t, t / self.T) if y is None else net(x_t, t / self.T, y)
-        return F.mse_loss(output, self.target(x0, eps, t))
+        """One batch's loss with fresh randomness: ``loss(net, x0, draw_noise(...), y)``."""
+        return self.loss(net, x0, self.draw_noise(x0.shape, generator, x0.device), y)
