@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import sample, train
+from . import classifier, sample, train
 
-COMMANDS = [train, sample]
+COMMANDS = [train, sample, classifier]
 
 
 def build_parser() -> argparse.ArgumentParser:
