@@ -6,8 +6,9 @@ and so that each image of a batch gets its own field. A stateful torch.Generator
 vectorised across a batch, and its streams differ between CPU and CUDA.
 
 Instead element n of the field of an image with key k is a hash of (k, n), like Philox or
-SplitMix: ``bits = h(h(n + c) ^ seed(k))`` with h Chris Wellons' "lowbias32" 32-bit integer
-finaliser (a bijection on 32-bit words, so one key never repeats a value within a field). The
+SplitMix: ``bits = h(h(n) ^ seed(k))`` with ``seed(k) = h(h(k mod 2**32) ^ (k >> 32))`` and
+h(x) Chris Wellons' "lowbias32" 32-bit integer finaliser of x + 0x9E3779B9 (a bijection on
+32-bit words, so one key never repeats a value within a field). The
 arithmetic uses int64 tensors kept below 2**63, so it never overflows and is identical on
 every device.
 """
