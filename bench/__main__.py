@@ -1,0 +1,24 @@
+"""``python -m bench`` (``make bench``): every benchmark, each printing ratios measured side by side.
+
+``--time-to-quality`` adds the long time-to-quality comparison (minutes to hours).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import bench_pixel_swap, bench_sampling, bench_training
+
+
+def main() -> None:
+    bench_pixel_swap.main([])
+    bench_training.main([])
+    bench_sampling.main([])
+    if "--time-to-quality" in sys.argv:
+        from . import bench_time_to_quality
+
+        bench_time_to_quality.main([])
+
+
+if __name__ == "__main__":
+    main()
