@@ -11,7 +11,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
@@ -52,6 +51,15 @@ def save_atomic(obj: dict, path: Path) -> None:
         raise
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete temporary files that a kill during :func:`save_atomic` left behind.
+
+    Call only while holding the run's lock: then no one else can be writing them.
+    """
+    for tmp in (Path(run_dir) / CHECKPOINT_DIR).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
     """Load and sanity-check a checkpoint without ever unpickling arbitrary objects."""
     path = Path(path)
@@ -60,19 +68,35 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0][:160]
-        raise UserError(f"checkpoint {path} was refused by the safe loader (it is not plain data): {reason}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise UserError(f"checkpoint {path} is truncated or not a checkpoint: {reason}") from None
+        blocked = re.search(r"GLOBAL (\S+)", str(exc))
+        if blocked:
+            raise UserError(
+                f"checkpoint {path} was refused: it would import {blocked.group(1)}, and checkpoints "
+                "are loaded as plain data only (never trust a checkpoint that asks to run code)"
+            ) from None
+        raise UserError(f"checkpoint {path} is not a checkpoint: {_torch_reason(exc)}") from None
+    except Exception as exc:  # a damaged file makes torch.load raise almost anything (KeyError too)
+        raise UserError(f"checkpoint {path} is truncated or not a checkpoint: {_torch_reason(exc)}") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "model" not in ckpt:
         raise UserError(f"{path} is not a diffusiontools checkpoint (no format_version/model)")
+    if not isinstance(ckpt["format_version"], int):
+        raise UserError(f"checkpoint {path} has format_version={ckpt['format_version']!r}, not an integer")
     if ckpt["format_version"] > FORMAT_VERSION:
         raise UserError(
             f"checkpoint {path} has format version {ckpt['format_version']}, newer than this "
             f"diffusiontools reads ({FORMAT_VERSION}); upgrade diffusiontools"
         )
     return ckpt
+
+
+def _torch_reason(exc: Exception) -> str:
+    """The informative part of torch.load's message, on one line (it adds paragraphs of advice)."""
+    text = str(exc)
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if detail:
+        text = detail.group(1)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first.split(". ")[0][:160]
 
 
 def load_weights(net: nn.Module, state: dict, source: Path) -> None:

@@ -21,6 +21,8 @@ METRICS_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "images_per_s", "e
 def prepare(run_dir: Path, resume: bool, overwrite: bool) -> Path:
     """Create ``run_dir`` for a new run, or check it holds one to resume; never clobber silently."""
     run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other: give one of them")
     has_run = latest_path(run_dir).is_file() or (run_dir / METRICS_FILE).is_file()
     if resume and not latest_path(run_dir).is_file():
         raise UserError(f"--resume given but {run_dir} holds no checkpoint to resume from")

@@ -146,24 +146,33 @@ def _rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
 
 
 def _save(path: Path, config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen) -> None:
-    ckpt_io.save_atomic(
-        {
-            "format_version": ckpt_io.FORMAT_VERSION,
-            "config": config.to_dict(),
-            "epoch": state.epoch,
-            "batch": state.batch,
-            "step": state.step,
-            "loss_sum": state.loss_sum,
-            "epoch_seconds": state.epoch_seconds,
-            "data_rng_at_epoch_start": state.data_rng_at_epoch_start,
-            "model": net.state_dict(),
-            "ema": None if ema is None else ema.module.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": _rng_state(data_gen, step_gen),
-            "history": state.history,
-        },
-        path,
-    )
+    """Write a checkpoint; a full disk or a vanished folder becomes a one-line error, and the
+    atomic write leaves the previous checkpoint under ``path`` as it was."""
+    try:
+        ckpt_io.save_atomic(_checkpoint(config, state, net, ema, optimizer, data_gen, step_gen), path)
+    except OSError as exc:
+        raise UserError(
+            f"could not write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
+            f"(if any) is kept; free space or fix the folder, then continue with --resume"
+        ) from None
+
+
+def _checkpoint(config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen) -> dict:
+    return {
+        "format_version": ckpt_io.FORMAT_VERSION,
+        "config": config.to_dict(),
+        "epoch": state.epoch,
+        "batch": state.batch,
+        "step": state.step,
+        "loss_sum": state.loss_sum,
+        "epoch_seconds": state.epoch_seconds,
+        "data_rng_at_epoch_start": state.data_rng_at_epoch_start,
+        "model": net.state_dict(),
+        "ema": None if ema is None else ema.module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": _rng_state(data_gen, step_gen),
+        "history": state.history,
+    }
 
 
 def train(
@@ -173,9 +182,37 @@ def train(
     overwrite: bool = False,
 ) -> Path:
     """Train ``config`` into ``run_dir``; returns the run folder. See the module docstring."""
-    run_dir = run_folder.prepare(Path(run_dir), resume, overwrite)
+    run_dir = Path(run_dir)
+    run_folder.ensure_writable(run_dir)
+    # Lock first: --overwrite must never delete the checkpoints of a training still running here.
     with run_folder.RunLock(run_dir), StopRequest() as stop:
+        run_folder.prepare(run_dir, resume, overwrite)
+        ckpt_io.remove_stale_temporaries(run_dir)  # left by a kill mid-write; no writer now
         return _train_locked(config, run_dir, resume, stop)
+
+
+def _restore(path: Path, net, ema, optimizer, data_gen, step_gen) -> TrainState:
+    """Load a checkpoint's weights, optimiser, EMA and generators in place; return its state.
+
+    Loaded onto the CPU: generator states must be CPU byte tensors even for a CUDA generator, and
+    ``load_state_dict`` copies everything else onto the parameters' device.
+    """
+    ckpt = ckpt_io.load_checkpoint(path, map_location="cpu")
+    ckpt_io.load_weights(net, ckpt["model"], path)
+    try:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = TrainState(ckpt["epoch"], ckpt["batch"], ckpt["step"], ckpt["loss_sum"],
+                           ckpt["epoch_seconds"], ckpt["data_rng_at_epoch_start"], ckpt["history"])
+        if ema is not None and ckpt["ema"] is not None:  # else the average starts now
+            ema.module.load_state_dict(ckpt["ema"])
+            # AveragedModel copies the weights on its first update (n_averaged == 0): restore the
+            # count, one update per step, or the average would restart from the current weights.
+            ema.n_averaged.fill_(state.step)
+        data_gen.set_state(ckpt["rng"]["data"])
+        step_gen.set_state(ckpt["rng"]["step"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"checkpoint {path} cannot be resumed: it lacks or garbles {exc}") from None
+    return state
 
 
 def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest) -> Path:
@@ -191,15 +228,7 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
     state = TrainState()
 
     if resume:
-        ckpt = ckpt_io.load_checkpoint(ckpt_io.latest_path(run_dir), map_location=device)
-        ckpt_io.load_weights(net, ckpt["model"], ckpt_io.latest_path(run_dir))
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ema is not None and ckpt["ema"] is not None:
-            ema.module.load_state_dict(ckpt["ema"])
-        data_gen.set_state(ckpt["rng"]["data"])
-        step_gen.set_state(ckpt["rng"]["step"])
-        state = TrainState(ckpt["epoch"], ckpt["batch"], ckpt["step"], ckpt["loss_sum"],
-                           ckpt["epoch_seconds"], ckpt["data_rng_at_epoch_start"], ckpt["history"])
+        state = _restore(ckpt_io.latest_path(run_dir), net, ema, optimizer, data_gen, step_gen)
         print(f"resuming {run_dir} at epoch {state.epoch}, step {state.step}", file=sys.stderr)
 
     data = load_training_data(config, device)
@@ -226,7 +255,7 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
             data_gen.set_state(state.data_rng_at_epoch_start)
         batches = list(shuffled_batches(train_idx, tc.batch_size, data_gen))
         recent = torch.zeros(min(100, steps_per_epoch), device=device)  # last-100 running mean
-        bad = torch.zeros((), dtype=torch.bool, device=device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)  # step of the first NaN/inf
         bar = tqdm(total=steps_per_epoch, initial=state.batch, desc=f"epoch {state.epoch}",
                    leave=False, dynamic_ncols=True, file=sys.stderr)
         loss_sum = torch.tensor(state.loss_sum, device=device, dtype=torch.float64)
@@ -244,14 +273,15 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
             if ema is not None:
                 ema.update_parameters(net)
             detached = loss.detach()
-            bad |= ~torch.isfinite(detached)
+            # Tracked on the device, read every 20 steps: a sync per step would cost GPU speed.
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), state.step + 1, first_bad)
             loss_sum += detached
             recent[state.batch % len(recent)] = detached
             state.batch += 1
             state.step += 1
             bar.update(1)
             if state.batch % 20 == 0 or state.batch == steps_per_epoch:
-                _check_finite(bad, state, run_dir)
+                _check_finite(first_bad, state, run_dir)
                 elapsed = time.perf_counter() - started
                 n_recent = min(state.batch, len(recent))
                 bar.set_postfix(loss=f"{float(recent[:n_recent].mean()):.4f}",
@@ -259,7 +289,7 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
             if stop.signum is not None or _reached_max_steps(state, tc):
                 break
         bar.close()
-        _check_finite(bad, state, run_dir)
+        _check_finite(first_bad, state, run_dir)
         state.loss_sum = float(loss_sum)
         state.epoch_seconds += time.perf_counter() - started
         if stop.signum is not None:
@@ -276,10 +306,11 @@ def _reached_max_steps(state: TrainState, tc) -> bool:
     return tc.max_steps is not None and state.step >= tc.max_steps
 
 
-def _check_finite(bad: torch.Tensor, state: TrainState, run_dir: Path) -> None:
-    if bool(bad):
+def _check_finite(first_bad: torch.Tensor, state: TrainState, run_dir: Path) -> None:
+    step = int(first_bad)
+    if step >= 0:
         raise NonFiniteLoss(
-            f"the training loss became non-finite by step {state.step} (epoch {state.epoch}); "
+            f"the training loss became non-finite at step {step} (epoch {state.epoch}); "
             f"the last good checkpoint in {run_dir} is kept; try a lower training.lr"
         )
 

@@ -1,0 +1,98 @@
+"""Training learns, resumes exactly (after whole epochs and mid-epoch), and writes atomically."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+
+import pytest
+import torch
+from tiny_runs import (
+    EPOCHS,
+    STEPS_PER_EPOCH,
+    assert_same_final_weights,
+    copy_run,
+    losses,
+    on_training_steps,
+    reference_run,
+    single_thread,  # noqa: F401 (an autouse fixture)
+    train_tiny,
+    write_ini,
+)
+
+from diffusiontools import checkpoint as ckpt_io
+from diffusiontools import cli
+from diffusiontools.run_folder import read_metrics
+
+
+def test_training_lowers_the_loss():
+    rows = losses(reference_run())
+    assert [step for step, _, _ in rows] == [STEPS_PER_EPOCH * (e + 1) for e in range(EPOCHS)]
+    (_, train_first, val_first), (_, train_last, val_last) = rows[0], rows[-1]
+    assert train_last < 0.6 * train_first
+    assert val_last < 0.8 * val_first
+
+
+def test_resume_after_whole_epochs_equals_the_straight_run(tmp_path):
+    run = tmp_path / "run"
+    train_tiny(run, "training.epochs=1")
+    assert len(read_metrics(run)) == 1
+    ini = write_ini(tmp_path)
+    with_more_epochs = ["--set", "training.epochs=3", "--set", "training.device=cpu"]
+    assert cli.main(["train", str(ini), "--out", str(run), "--resume", *with_more_epochs]) == 0
+    assert losses(run) == losses(reference_run())  # exact: same order of float operations
+    assert_same_final_weights(run, reference_run())
+
+
+@pytest.mark.parametrize("stop_at", [STEPS_PER_EPOCH, STEPS_PER_EPOCH + 5])
+def test_resume_mid_epoch_equals_the_straight_run(tmp_path, monkeypatch, stop_at):
+    """SIGTERM during step ``stop_at``: the step finishes, latest.pt records the position inside
+    the epoch, exit 143; --resume replays the epoch's permutation and skips what is done."""
+
+    def sigterm_at(step, loss):
+        if step == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        on_training_steps(patch, sigterm_at)
+        with pytest.raises(SystemExit) as exit_info:
+            train_tiny(run)
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    ckpt = ckpt_io.load_checkpoint(ckpt_io.latest_path(run))
+    epoch = (stop_at - 1) // STEPS_PER_EPOCH  # step 12 is the last of epoch 0: batch 12, not 0
+    assert (ckpt["epoch"], ckpt["batch"]) == (epoch, stop_at - epoch * STEPS_PER_EPOCH)
+    assert ckpt["step"] == stop_at
+
+    train_tiny(run, resume=True)
+    assert losses(run) == losses(reference_run())
+    assert_same_final_weights(run, reference_run())
+
+
+def test_max_steps_mid_epoch_stops_there_and_resuming_adds_nothing(tmp_path):
+    run = train_tiny(tmp_path / "run", "training.max_steps=5")
+    rows = read_metrics(run)
+    assert [(r["epoch"], r["step"]) for r in rows] == [(0, 5)]
+    assert ckpt_io.list_epochs(run) == [0]
+    train_tiny(run, "training.max_steps=5", resume=True)
+    assert read_metrics(run) == rows
+
+
+def test_a_crash_mid_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "latest.pt"
+    ckpt_io.save_atomic({"format_version": 1, "model": {"w": torch.ones(3)}}, path)
+    real_save = torch.save
+
+    def write_half_then_crash(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        raise RuntimeError("simulated crash mid-write")
+
+    monkeypatch.setattr(torch, "save", write_half_then_crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        ckpt_io.save_atomic({"format_version": 1, "model": {"w": torch.zeros(3)}}, path)
+    assert torch.equal(ckpt_io.load_checkpoint(path)["model"]["w"], torch.ones(3))
+    assert [p.name for p in path.parent.iterdir()] == ["latest.pt"]  # no temporary left behind

@@ -1,0 +1,143 @@
+"""Tiny training runs shared by the training, CLI, fault and determinism tests.
+
+One reference run is trained once per test session (``reference_run``) and read by many tests;
+tests that change a run copy it first. Every run here uses one CPU thread, so that a run in this
+process, in a forked child and in a fresh subprocess sum their floats in the same order and agree
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from diffusiontools import checkpoint as ckpt_io
+from diffusiontools.config import Config, load_config
+from diffusiontools.run_folder import read_metrics
+
+# 256 images -> 204 train / 52 val; batch 16 -> 12 steps per epoch.
+TINY_INI = """
+[data]
+subset = 256
+
+[model]
+network = cnn
+n_hidden = 8, 8
+
+[diffusion]
+kind = gaussian
+T = 20
+beta1 = 1e-3
+beta2 = 0.2
+
+[training]
+epochs = 3
+batch_size = 16
+lr = 2e-3
+save_every = 1
+val_batches = 2
+ema_decay = 0.9
+device = cpu
+"""
+STEPS_PER_EPOCH = 12
+EPOCHS = 3
+
+_scratch = Path(tempfile.mkdtemp(prefix="diffusiontools-tiny-"))
+atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
+
+
+def write_ini(folder: Path, text: str = TINY_INI) -> Path:
+    path = Path(folder) / "tiny.ini"
+    path.write_text(text)
+    return path
+
+
+def tiny_config(*overrides: str) -> Config:
+    return load_config(write_ini(_scratch), list(overrides))
+
+
+@contextlib.contextmanager
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Import into a test module to run its tests on one thread: exact agreement with forked and
+    subprocess runs, and no thread oversubscription on a shared machine (it costs 10x and more)."""
+    with one_thread():
+        yield
+
+
+def train_tiny(run_dir: Path, *overrides: str, resume: bool = False, overwrite: bool = False) -> Path:
+    from diffusiontools.trainer import train
+
+    with one_thread():
+        return train(tiny_config(*overrides), run_dir, resume=resume, overwrite=overwrite)
+
+
+@functools.cache
+def reference_run() -> Path:
+    """The uninterrupted tiny run (3 epochs, 36 steps, with EMA); treat it as read-only."""
+    return train_tiny(_scratch / "reference")
+
+
+def copy_run(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".lock", "samples"))
+    return dest
+
+
+def losses(run_dir: Path) -> list[tuple[float, float, float]]:
+    """(step, train_loss, val_loss) per epoch from metrics.csv."""
+    return [(r["step"], r["train_loss"], r["val_loss"]) for r in read_metrics(run_dir)]
+
+
+def assert_same_final_weights(run_a: Path, run_b: Path) -> None:
+    """The raw and the EMA weights of the two runs' latest checkpoints are bit-identical."""
+    a = ckpt_io.load_checkpoint(ckpt_io.latest_path(run_a))
+    b = ckpt_io.load_checkpoint(ckpt_io.latest_path(run_b))
+    assert (a["epoch"], a["batch"], a["step"]) == (b["epoch"], b["batch"], b["step"])
+    for kind in ("model", "ema"):
+        assert a[kind].keys() == b[kind].keys()
+        for name in a[kind]:
+            assert torch.equal(a[kind][name], b[kind][name]), f"{kind} {name}"
+
+
+def child_env() -> dict[str, str]:
+    """Environment for a subprocess run: one thread, the same data, no progress bars in the way."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def on_training_steps(monkeypatch, action) -> None:
+    """Route the loss of every training step through ``action(step, loss) -> loss``.
+
+    ``step`` counts this process's optimiser steps from 1; validation (run without gradients)
+    is left alone. Used to send a signal, or to poison the loss, at an exact step.
+    """
+    from diffusiontools.processes.gaussian import GaussianDiffusion
+
+    original = GaussianDiffusion.training_loss
+    count = 0
+
+    def training_loss(self, *args, **kwargs):
+        nonlocal count
+        loss = original(self, *args, **kwargs)
+        if not torch.is_grad_enabled():
+            return loss
+        count += 1
+        return action(count, loss)
+
+    monkeypatch.setattr(GaussianDiffusion, "training_loss", training_loss)
