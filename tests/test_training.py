@@ -12,7 +12,6 @@ from tiny_runs import (
     EPOCHS,
     STEPS_PER_EPOCH,
     assert_same_final_weights,
-    copy_run,
     losses,
     on_training_steps,
     reference_run,

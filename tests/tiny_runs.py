@@ -82,7 +82,9 @@ def single_thread():
         yield
 
 
-def train_tiny(run_dir: Path, *overrides: str, resume: bool = False, overwrite: bool = False) -> Path:
+def train_tiny(
+    run_dir: Path, *overrides: str, resume: bool = False, overwrite: bool = False
+) -> Path:
     from diffusiontools.trainer import train
 
     with one_thread():

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from ..errors import UserError
 
 
@@ -38,6 +36,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    import torch  # here, not at the top: --help and bad flags answer without loading torch
+
     from ..device import resolve_device
     from ..run_folder import ensure_writable
     from ..figures import save_image_rows, save_sample_grid

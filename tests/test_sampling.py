@@ -1,0 +1,55 @@
+"""Sampling from a trained run: shapes, range, seeding, trajectories and the NPZ format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tiny_runs import reference_run, single_thread  # noqa: F401 (single_thread: autouse fixture)
+
+from diffusiontools.data import to_uint8
+from diffusiontools.samples_io import load_samples, save_samples
+from diffusiontools.sampling import TRAJECTORY_FRACTIONS, generate, trajectory
+from diffusiontools.trained_model import load_trained
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_trained(reference_run(), None, CPU)
+
+
+def draw(model, n: int = 6, seed: int = 0) -> torch.Tensor:
+    return generate(model.net, model.process, model.config, n, seed, CPU)
+
+
+def test_samples_have_the_image_shape_and_a_sane_range(model):
+    images = draw(model)
+    assert images.shape == (6, 1, 28, 28) and images.dtype == torch.float32
+    assert torch.isfinite(images).all()
+    # Model units are [-0.5, 0.5]; a 36-step model overshoots (no clamping), but must not blow up.
+    assert images.abs().max() < 50
+    pixels = to_uint8(images)
+    assert pixels.dtype == torch.uint8 and pixels.shape == (6, 28, 28)
+
+
+def test_the_same_seed_gives_the_same_samples_and_another_seed_others(model):
+    assert torch.equal(draw(model, seed=3), draw(model, seed=3))
+    assert not torch.allclose(draw(model, seed=3), draw(model, seed=4))
+
+
+def test_trajectory_ends_in_the_sample(model):
+    states = trajectory(model.net, model.process, model.config, 3, 0, CPU)
+    assert len(states) == len(TRAJECTORY_FRACTIONS)
+    assert all(s.shape == (3, 1, 28, 28) for s in states)
+    assert torch.equal(states[-1], draw(model, n=3))
+    assert states[0].std() > states[-1].std() * 0.5  # x_T is N(0, I)
+
+
+def test_npz_holds_uint8_images_and_the_metadata(model, tmp_path):
+    path = tmp_path / "samples.npz"
+    save_samples(path, draw(model, n=4), seed=0, sampler="ancestral")
+    images, meta = load_samples(path)
+    assert images.dtype == np.uint8 and images.shape == (4, 28, 28)
+    assert meta == {"seed": 0, "sampler": "ancestral"}
