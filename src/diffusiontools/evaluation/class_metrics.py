@@ -1,0 +1,35 @@
+"""What the classifier says about a set of samples: which digits, how evenly, how clearly.
+
+All functions take class probabilities (N, 10), rows summing to 1 (``classifier_features``).
+A generator that has collapsed onto a few digits shows a low class entropy; one that draws
+unreadable strokes shows a low mean confidence and a low recognisable fraction.
+"""
+
+import numpy as np
+
+N_CLASSES = 10
+RECOGNISABLE_CONFIDENCE = 0.9
+
+
+def class_histogram(probabilities: np.ndarray) -> np.ndarray:
+    """Counts (10,) int of the predicted (argmax) class over the N samples."""
+    return np.bincount(np.argmax(probabilities, axis=1), minlength=N_CLASSES)
+
+
+def class_entropy(histogram: np.ndarray) -> float:
+    """Entropy in nats of the normalised class histogram: 0 (one digit) to ln 10 (uniform)."""
+    p = np.asarray(histogram, dtype=np.float64) / np.sum(histogram)
+    p = p[p > 0]  # 0 log 0 = 0
+    return float(-(p * np.log(p)).sum())
+
+
+def mean_confidence(probabilities: np.ndarray) -> float:
+    """Mean over samples of the largest class probability, in [0.1, 1]."""
+    return float(np.max(probabilities, axis=1).mean())
+
+
+def recognisable_fraction(
+    probabilities: np.ndarray, threshold: float = RECOGNISABLE_CONFIDENCE
+) -> float:
+    """Fraction of samples whose largest class probability is >= ``threshold``."""
+    return float((np.max(probabilities, axis=1) >= threshold).mean())

@@ -1,0 +1,53 @@
+"""Principled estimates of KL(P || Q) between two fitted Gaussian mixtures (in 2-D).
+
+Set beside ``report_metrics.grid_kl_faithful``: the same two mixtures, but the grid estimate
+turns densities into cell probabilities that sum to 1, and the Monte Carlo estimate needs no
+grid at all (it is unbiased for the mixtures' true KL, with error ~ 1/sqrt(n)).
+"""
+
+import numpy as np
+from scipy.special import rel_entr
+from sklearn.mixture import GaussianMixture
+
+from diffusiontools.errors import UserError
+from diffusiontools.evaluation.report_metrics import grid_densities
+
+
+def grid_kl_normalised(
+    p_gmm: GaussianMixture, q_gmm: GaussianMixture, lim: float = 100.0, n: int = 201
+) -> float:
+    """KL of the two mixtures discretised on an n x n grid over [-lim, lim]^2.
+
+    Each density is multiplied by the cell area and renormalised to sum 1 over the grid, so the
+    result is the KL divergence of two discrete distributions; it approaches the continuous KL
+    as the grid covers the mass and the cells shrink. +inf if q is 0 where p is not.
+    """
+    cell_area = (2 * lim / (n - 1)) ** 2
+    p = grid_densities(p_gmm, lim, n) * cell_area
+    q = grid_densities(q_gmm, lim, n) * cell_area
+    return float(rel_entr(p / p.sum(), q / q.sum()).sum())
+
+
+def monte_carlo_kl(
+    p_gmm: GaussianMixture, q_gmm: GaussianMixture, n: int = 100_000, seed: int = 0
+) -> float:
+    """KL(P || Q) = E_{x ~ P}[log p(x) - log q(x)], estimated from n samples of P.
+
+    P must have full covariances (``covariance_type="full"``, as ``fit_gmm`` fits them).
+    """
+    if p_gmm.covariance_type != "full":
+        raise UserError(
+            f"monte_carlo_kl needs P with covariance_type 'full', got {p_gmm.covariance_type!r}."
+        )
+    rng = np.random.default_rng(seed)
+    # 1. Component of each sample, by the mixture weights.
+    counts = rng.multinomial(n, p_gmm.weights_)
+    # 2. Gaussian draws from each chosen component.
+    x = np.concatenate(
+        [
+            rng.multivariate_normal(mean, cov, size=count)
+            for mean, cov, count in zip(p_gmm.means_, p_gmm.covariances_, counts, strict=True)
+        ]
+    )
+    # 3. Average log density ratio.
+    return float(np.mean(p_gmm.score_samples(x) - q_gmm.score_samples(x)))

@@ -1,0 +1,137 @@
+"""Distribution metrics on classifier features: Fréchet distance, KID, precision and recall.
+
+The features come from the project's MNIST classifier (``classifier_features``), so the Fréchet
+distance here is "FID with an MNIST network", not comparable to Inception-based FID numbers.
+Every metric is a pure function of two feature arrays, real (N, D) and fake (M, D).
+"""
+
+import numpy as np
+import torch
+from scipy import linalg
+from torch import nn
+
+from diffusiontools.errors import UserError
+
+
+@torch.no_grad()
+def classifier_features(
+    classifier: nn.Module,
+    images: torch.Tensor | np.ndarray,
+    device: torch.device | str,
+    batch_size: int = 500,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features (N, D) and class probabilities (N, 10) of ``images``, as float64.
+
+    images: float (N, 28, 28) or (N, 1, 28, 28) in [-0.5, 0.5]. ``classifier`` must have a
+    ``features`` method and a ``head`` mapping features to logits (``MnistClassifier``).
+    """
+    x = torch.as_tensor(images, dtype=torch.float32).reshape(-1, 1, 28, 28)  # (N, 1, 28, 28)
+    classifier.eval()
+    features, probabilities = [], []
+    for start in range(0, len(x), batch_size):
+        f = classifier.features(x[start : start + batch_size].to(device))
+        features.append(f.cpu().double())
+        probabilities.append(torch.softmax(classifier.head(f), dim=1).cpu().double())
+    return torch.cat(features).numpy(), torch.cat(probabilities).numpy()
+
+
+def frechet_distance(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
+    """|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of Gaussians fitted to (N, D), (M, D).
+
+    Heusel et al. 2017 (FID), covariances with ddof=1 as torchmetrics. ``sqrtm`` of a product of
+    nearly singular covariances can pick up a tiny imaginary part; only its real part is used.
+    """
+    a, b = np.asarray(feat_a, np.float64), np.asarray(feat_b, np.float64)
+    if len(a) < 2 or len(b) < 2:
+        raise UserError(f"The Fréchet distance needs >= 2 rows per set, got {len(a)} and {len(b)}.")
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+
+
+def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 of (m, D) and (m, D) with the kernel k(x, y) = (x.y / D + 1)^3.
+
+    Bińkowski et al. 2018, eq. 2 (equal set sizes): diagonal terms k(x_i, x_i) are left out of
+    the within-set means.
+    """
+    m, d = x.shape
+    k_xx = (x @ x.T / d + 1) ** 3
+    k_yy = (y @ y.T / d + 1) ** 3
+    k_xy = (x @ y.T / d + 1) ** 3
+    within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+    return float(within - 2 * k_xy.mean())
+
+
+def kernel_inception_distance(
+    feat_a: np.ndarray,
+    feat_b: np.ndarray,
+    subset_size: int = 1000,
+    n_subsets: int = 100,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """KID: mean and (population) std of ``polynomial_mmd2`` over random equal-size subsets.
+
+    Each subset draws ``subset_size`` rows of each set without replacement, as torchmetrics'
+    ``KernelInceptionDistance`` does. Unbiased, so it can be slightly negative for equal sets.
+    """
+    a, b = np.asarray(feat_a, np.float64), np.asarray(feat_b, np.float64)
+    if not 2 <= subset_size <= min(len(a), len(b)):
+        raise UserError(
+            f"KID subset_size {subset_size} must be between 2 and the smaller set size "
+            f"{min(len(a), len(b))}."
+        )
+    rng = np.random.default_rng(seed)
+    scores = [
+        polynomial_mmd2(
+            a[rng.choice(len(a), subset_size, replace=False)],
+            b[rng.choice(len(b), subset_size, replace=False)],
+        )
+        for _ in range(n_subsets)
+    ]
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def kth_neighbour_radii(feats: np.ndarray, k: int, chunk: int = 2048) -> torch.Tensor:
+    """Distance from each row of (N, D) to its k-th nearest other row, (N,)."""
+    x = torch.as_tensor(feats, dtype=torch.float64)
+    # k + 1 smallest distances include the row itself at distance 0.
+    return torch.cat(
+        [
+            torch.cdist(x[i : i + chunk], x).topk(k + 1, largest=False).values[:, k]
+            for i in range(0, len(x), chunk)
+        ]
+    )
+
+
+def fraction_inside(
+    queries: np.ndarray, centres: np.ndarray, radii: torch.Tensor, chunk: int = 2048
+) -> float:
+    """Fraction of query rows that lie within radius r_j of at least one centre row j."""
+    q = torch.as_tensor(queries, dtype=torch.float64)
+    c = torch.as_tensor(centres, dtype=torch.float64)
+    inside = [
+        (torch.cdist(q[i : i + chunk], c) <= radii[None, :]).any(dim=1)
+        for i in range(0, len(q), chunk)
+    ]
+    return float(torch.cat(inside).double().mean())
+
+
+def precision_recall(
+    real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of (N, D) real vs (M, D) fake.
+
+    The real manifold is the union of balls around each real point with radius its distance to
+    its k-th nearest real neighbour; precision = fraction of fake points inside it (quality).
+    Recall swaps the roles (coverage): a collapsed generator has high precision, low recall.
+    """
+    if k < 1 or k >= min(len(real_feats), len(fake_feats)):
+        raise UserError(
+            f"precision_recall k={k} must be >= 1 and below both set sizes "
+            f"({len(real_feats)}, {len(fake_feats)})."
+        )
+    precision = fraction_inside(fake_feats, real_feats, kth_neighbour_radii(real_feats, k))
+    recall = fraction_inside(real_feats, fake_feats, kth_neighbour_radii(fake_feats, k))
+    return precision, recall
