@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -67,7 +68,10 @@ def generate(
         raise UserError("--digit needs a class-conditional model (model.num_classes = 10)")
     if digit is not None and not 0 <= digit < config.model.num_classes:
         raise UserError(f"--digit {digit} is out of range: 0..{config.model.num_classes - 1}")
-    sample = get_sampler(sampler or config.sampling.sampler, process.kind)
+    sampler = sampler or config.sampling.sampler
+    sample = get_sampler(sampler, process.kind)
+    if sampler == "ddim":  # the one sampler with a setting of its own
+        sample = functools.partial(sample, eta=config.sampling.eta)
     steps = steps if steps is not None else config.sampling.steps
     was_training = net.training
     net.eval()

@@ -8,10 +8,14 @@ from ..errors import UserError
 from .ancestral import sample_ancestral
 from .cold_improved import sample_cold_improved
 from .cold_naive import sample_cold_naive
+from .ddim import sample_ddim
+from .dpm_solver import sample_dpm_solver
 
 # name -> (sampler function, the process kind it works with)
 SAMPLERS: dict[str, tuple[Callable, str]] = {
     "ancestral": (sample_ancestral, "gaussian"),
+    "ddim": (sample_ddim, "gaussian"),  # eta from a keyword: sampling.generate passes it
+    "dpm_solver": (sample_dpm_solver, "gaussian"),
     "naive": (sample_cold_naive, "cold"),
     "improved": (sample_cold_improved, "cold"),
 }
