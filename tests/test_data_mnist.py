@@ -126,6 +126,7 @@ def test_canonical_gz_with_wrong_md5_is_refused(isolated):
 
 def test_mnist_source_lists_every_folder_searched(isolated, monkeypatch):
     monkeypatch.setenv(mnist.ENV_VAR, str(isolated / "env"))
+    (isolated / "given").mkdir()  # a data.dir that does not exist is an error of its own
     for allow_download in (False, True):
         with pytest.raises(UserError, match="DIFFUSIONTOOLS_DATA") as e:
             load_mnist(str(isolated / "given"), source="mnist", download=allow_download)
@@ -142,8 +143,9 @@ def test_partial_folder_is_skipped(isolated):
 
 
 def test_auto_falls_back_to_embedded_loudly(isolated, capsys):
+    (isolated / "empty").mkdir()
     with pytest.warns(UserWarning, match="embedded 5,000-image MNIST subset"):
-        data = load_mnist(str(isolated / "nothing"), source="auto")
+        data = load_mnist(str(isolated / "empty"), source="auto")
     assert "results are not comparable to full MNIST" in capsys.readouterr().err
     assert data.provenance["source"] == "embedded"
 

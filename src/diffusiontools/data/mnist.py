@@ -2,7 +2,8 @@
 
 Where the four IDX files are looked for, in order:
 
-1. ``data_dir`` (the config's ``data.dir``), when given;
+1. ``data_dir`` (the config's ``data.dir``), when given; a ``data_dir`` that does not exist is an
+   error, never a reason to look elsewhere;
 2. the folder in the environment variable ``DIFFUSIONTOOLS_DATA``;
 3. the user cache ``${XDG_CACHE_HOME:-~/.cache}/diffusiontools/mnist``.
 
@@ -99,6 +100,9 @@ def load_mnist(data_dir: str | None, source: str = "auto", download: bool = True
     if source == "embedded":
         return _embedded()
 
+    if data_dir and not Path(data_dir).expanduser().is_dir():
+        # An explicit folder that is not there is a typo, not a reason to look elsewhere.
+        raise UserError(f"data.dir={data_dir} does not exist; fix the path or leave data.dir unset")
     folders = candidate_folders(data_dir)
     for folder in folders:
         files = find_files(folder)
