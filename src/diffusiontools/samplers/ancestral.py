@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..errors import UserError
 from ..processes.gaussian import GaussianDiffusion
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -37,7 +38,10 @@ def sample_ancestral(
     """
     T = process.T
     if steps not in (None, T):
-        raise ValueError(f"the ancestral sampler takes all T={T} steps, not steps={steps}")
+        raise UserError(
+            f"--steps {steps}: the ancestral sampler takes all T={T} steps; "
+            "use --sampler ddim or dpm_solver for fewer"
+        )
     z = x_T.clone()
     if on_step:
         on_step(T, z)
