@@ -50,8 +50,9 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     run_dir = Path(args.run_dir)
     out_dir = run_dir / "samples"
-    ensure_writable(Path(args.out).parent if args.out else out_dir)
+    # The checkpoint first: a mistyped run folder must not be created by the writability probe.
     model = load_trained(run_dir, args.epoch, device, use_ema=not args.no_ema)
+    ensure_writable(Path(args.out).parent if args.out else out_dir)
 
     def draw(m, n: int) -> torch.Tensor:
         return generate(m.net, m.process, m.config, n, args.seed, device, args.sampler, args.steps, args.digit)

@@ -20,9 +20,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..trainer import train
-
     config = load_config(args.config, args.overrides)
+    from ..trainer import train  # after the config: a bad config answers without loading torch
+
     run_dir = Path(args.out) if args.out else Path("runs") / config.name
     train(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     print(f"run folder: {run_dir}")

@@ -1,0 +1,248 @@
+"""Every bad input through the real CLI: exit code 2, one line "error: ..." naming the bad value,
+no traceback; ``--debug`` shows the traceback instead.
+
+One table, one row per kind of mistake. A row's ``setup`` builds whatever the mistake needs (a
+broken file, a damaged copy of the tiny reference run) under ``tmp`` and returns the argv.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
+    child_env,
+    copy_run,
+    reference_run,
+    single_thread,
+    write_ini,
+)
+
+from diffusiontools import checkpoint as ckpt_io
+from diffusiontools import cli
+from diffusiontools.data import mnist
+from diffusiontools.errors import UserError
+
+
+@dataclass
+class Row:
+    name: str
+    setup: Callable[[Path], list[str]]
+    fragments: tuple[str, ...]  # each must appear in the error line
+
+
+def train(*overrides: str, out: str = "run", extra: tuple[str, ...] = ()) -> Callable:
+    def setup(tmp: Path) -> list[str]:
+        sets = [x for o in overrides for x in ("--set", o)]
+        return ["train", str(write_ini(tmp)), "--out", str(tmp / out), *sets, *extra]
+
+    return setup
+
+
+def sample(*flags: str) -> Callable:
+    def setup(tmp: Path) -> list[str]:
+        return ["sample", str(reference_run()), "--out", str(tmp / "grid.png"), *flags]
+
+    return setup
+
+
+def config_file(text: str) -> Callable:
+    def setup(tmp: Path) -> list[str]:
+        (tmp / "bad.ini").write_text(text)
+        return ["train", str(tmp / "bad.ini"), "--out", str(tmp / "run")]
+
+    return setup
+
+
+# --- MNIST folders with one broken file ---------------------------------------------------------
+
+STEMS = list(mnist.STEMS.values())  # train images, train labels, test images, test labels
+
+
+def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
+    magic = 0x800 + array.ndim if magic is None else magic
+    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def raw_folder(
+    tmp: Path, n_train: int = 300, n_labels: int = 300, magic: int | None = None
+) -> Path:
+    """Four small uncompressed IDX files (raw names carry no published md5 to check against)."""
+    folder = tmp / "mnist"
+    folder.mkdir()
+    arrays = [
+        np.zeros((n_train, 28, 28), np.uint8),
+        np.zeros(n_labels, np.uint8),
+        np.zeros((10, 28, 28), np.uint8),
+        np.zeros(10, np.uint8),
+    ]
+    for k, (stem, array) in enumerate(zip(STEMS, arrays, strict=True)):
+        (folder / stem).write_bytes(idx_bytes(array, magic if k == 0 else None))
+    return folder
+
+
+def real_folder_with(tmp: Path, train_images_gz: bytes) -> Path:
+    """The real MNIST files (linked), but train-images-idx3-ubyte.gz replaced by ``content``."""
+    real = Path(os.environ[mnist.ENV_VAR])
+    folder = tmp / "mnist"
+    folder.mkdir()
+    for stem in STEMS[1:]:
+        (folder / f"{stem}.gz").symlink_to(real / f"{stem}.gz")
+    (folder / f"{STEMS[0]}.gz").write_bytes(train_images_gz)
+    return folder
+
+
+def data(make_folder: Callable[[Path], Path]) -> Callable:
+    def setup(tmp: Path) -> list[str]:
+        return train(f"data.dir={make_folder(tmp)}", "data.source=mnist")(tmp)
+
+    return setup
+
+
+def truncated_gz(tmp: Path) -> Path:
+    real = Path(os.environ[mnist.ENV_VAR]) / f"{STEMS[0]}.gz"
+    return real_folder_with(tmp, real.read_bytes()[:5000])
+
+
+def wrong_content_gz(tmp: Path) -> Path:
+    return real_folder_with(tmp, gzip.compress(idx_bytes(np.zeros((300, 28, 28), np.uint8))))
+
+
+# --- damaged copies of the reference run --------------------------------------------------------
+
+
+def damaged_run(damage: Callable[[Path], None], command: str = "sample") -> Callable:
+    def setup(tmp: Path) -> list[str]:
+        run = copy_run(reference_run(), tmp / "run")
+        damage(ckpt_io.latest_path(run))
+        if command == "sample":
+            return ["sample", str(run), "-n", "2"]
+        return ["train", str(write_ini(tmp)), "--out", str(run), "--resume"]
+
+    return setup
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def newer_format(path: Path) -> None:
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "format_version": ckpt_io.FORMAT_VERSION + 98}, path)
+
+
+def other_architecture(tmp: Path) -> list[str]:
+    run = copy_run(reference_run(), tmp / "run")
+    sets = ["--set", "model.n_hidden=4,4", "--set", "training.epochs=4"]
+    return ["train", str(write_ini(tmp)), "--out", str(run), "--resume", *sets]
+
+
+def under_a_file(command: str) -> Callable:
+    """An output folder below a regular file: not creatable, even for root (chmod is not enough)."""
+
+    def setup(tmp: Path) -> list[str]:
+        (tmp / "file.txt").write_text("a file, not a folder")
+        if command == "sample":
+            return ["sample", str(reference_run()), "--out", str(tmp / "file.txt/sub/grid.png")]
+        return ["train", str(write_ini(tmp)), "--out", str(tmp / "file.txt/sub")]
+
+    return setup
+
+
+ROWS = [
+    # The config file and --set.
+    Row("missing config", lambda tmp: ["train", str(tmp / "missing.ini")], ("missing.ini",)),
+    Row("unparsable config", config_file("no section header\n"), ("bad.ini", "cannot be parsed")),
+    Row("unknown section", config_file("[trainin]\nlr = 1\n"), ("[trainin]", "'training'")),
+    Row("unknown key", train("training.lrr=1"), ("training.lrr", "did you mean 'lr'")),
+    Row("wrong type", train("training.epochs=two"), ("training.epochs='two'", "int")),
+    Row("not key=value", train("training"), ("'training'", "section.key=value")),
+    Row("T < 2", train("diffusion.T=1"), ("diffusion.T=1", ">= 2")),
+    Row("beta1 >= beta2", train("diffusion.beta1=0.3"), ("diffusion.beta1=0.3", "beta1 < beta2")),
+    Row("beta2 = 1", train("diffusion.beta2=1"), ("diffusion.beta2=1.0", "beta2 < 1")),
+    Row("cold level out of range", train("diffusion.kind=cold", "diffusion.level_max=5"), ("5.0",)),
+    Row("lr = 0", train("training.lr=0"), ("training.lr=0.0", "> 0")),
+    Row("lr < 0", train("training.lr=-1"), ("training.lr=-1.0",)),
+    Row("batch > data", train("training.batch_size=300"), ("training.batch_size=300",)),
+    Row("empty n_hidden", train("model.n_hidden="), ("model.n_hidden",)),
+    Row("unknown device", train("training.device=banana"), ("training.device='banana'",)),
+    # Run folders and flags.
+    Row("--resume without a run", train(extra=("--resume",)), ("--resume", "no checkpoint")),
+    Row("--resume and --overwrite", train(extra=("--resume", "--overwrite")), ("--overwrite",)),
+    Row("unwritable train folder", under_a_file("train"), ("file.txt/sub", "not writable")),
+    Row("unwritable sample folder", under_a_file("sample"), ("file.txt/sub", "not writable")),
+    Row("no such run", lambda tmp: ["sample", str(tmp / "nope")], ("nope", "does not exist")),
+    Row("epoch without checkpoint", sample("--epoch", "9"), ("--epoch 9", "0, 1, 2")),
+    Row("-n 0", sample("-n", "0"), ("-n 0",)),
+    Row("sampler for cold on gaussian", sample("--sampler", "naive"), ("'naive'", "gaussian")),
+    Row("unknown sampler", sample("--sampler", "magic"), ("'magic'", "ancestral")),
+    Row("steps with ancestral", sample("--steps", "5"), ("--steps 5", "ddim")),
+    Row("digit on unconditional", sample("--digit", "3"), ("--digit",)),
+    # Data.
+    Row("missing data folder", train("data.dir=/no/such/mnist"), ("data.dir=/no/such/mnist",)),
+    Row("truncated gz", data(truncated_gz), ("train-images-idx3-ubyte.gz", "md5")),
+    Row("checksum mismatch", data(wrong_content_gz), ("train-images-idx3-ubyte.gz", "md5")),
+    Row("wrong IDX magic", data(lambda t: raw_folder(t, magic=0x1234)), ("0x00001234",)),
+    Row(
+        "count mismatch", data(lambda t: raw_folder(t, n_labels=299)), ("300 images", "299 labels")
+    ),
+    # Checkpoints.
+    Row("truncated checkpoint", damaged_run(truncate), ("latest.pt", "truncated")),
+    Row("random bytes", damaged_run(lambda p: p.write_bytes(os.urandom(999))), ("latest.pt",)),
+    Row("text file", damaged_run(lambda p: p.write_text("hello\n")), ("latest.pt", "not a check")),
+    Row("truncated on resume", damaged_run(truncate, "train"), ("latest.pt", "truncated")),
+    Row("newer format", damaged_run(newer_format), ("format version 99", "upgrade")),
+    Row(
+        "other architecture", other_architecture, ("another architecture", "blocks.0.net.0.weight")
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+def test_bad_input_is_one_line_exit_2(row: Row, tmp_path, capsys):
+    argv = row.setup(tmp_path)
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and err.rstrip("\n").endswith(errors[0]), err
+    for fragment in row.fragments:
+        assert fragment in errors[0]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(UserError, match="missing.ini"):
+        cli.main(["--debug", "train", str(tmp_path / "missing.ini")])
+
+
+def test_exit_codes_of_the_real_process(tmp_path):
+    """Through ``python -m diffusiontools``: 2 and one line; with --debug, a traceback."""
+    command = [sys.executable, "-m", "diffusiontools"]
+    args = ["train", str(tmp_path / "missing.ini")]
+    plain = subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=120, env=child_env()
+    )
+    assert plain.returncode == 2
+    assert plain.stderr.splitlines() == [
+        f"error: config file {tmp_path / 'missing.ini'} does not exist"
+    ]
+    debug = subprocess.run(
+        [*command, "--debug", *args], capture_output=True, text=True, timeout=120, env=child_env()
+    )
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "UserError" in debug.stderr
+
+
+def test_missing_data_folder_is_refused_before_anything_else(tmp_path):
+    """An explicit data.dir that does not exist never falls through to $DIFFUSIONTOOLS_DATA."""
+    with pytest.raises(UserError, match="does not exist"):
+        mnist.load_mnist(str(tmp_path / "nowhere"), source="auto")
