@@ -87,6 +87,9 @@ class SamplingConfig:
     guidance: float = _bounded(1.0, min=0.0)  # classifier-free guidance scale (1 = none)
     n_samples: int = _bounded(16, min=1)  # images drawn into the per-epoch sample grid
     sample_every: int = _bounded(0, min=0)  # epochs between sample grids during training; 0 = none
+    # Cold x_T: "test" = test images degraded at T-1 (the report, conditional); "gmm" = a draw
+    # from a Gaussian mixture fitted to fully degraded training images (unconditional).
+    start: str = _choices("test", "gmm", default="test")
 
 
 @dataclass(frozen=True)

@@ -87,10 +87,23 @@ class ColdDiffusion:
 
     def start_state(self, n: int, generator: torch.Generator, device: torch.device, config: Config,
                     offset: int = 0) -> torch.Tensor:
-        """The report's start: MNIST test images offset..offset+n-1 degraded at t = T - 1."""
+        """x_T (n, 1, 28, 28) as ``config.sampling.start`` says.
+
+        ``test`` (the report): MNIST test images offset..offset+n-1 degraded at t = T - 1;
+        ``gmm`` (Bansal et al.'s generation): draws from a mixture fitted to training images
+        degraded at t = T, see ``cold_start.py``; ``offset`` then plays no part.
+        """
+        if config.sampling.start == "gmm":
+            from .cold_start import degraded_gmm
+
+            return degraded_gmm(config).sample(n, generator, device)
         from ..data import load_mnist, to_model
 
         test = load_mnist(config.data.dir, config.data.source).test_images
         x0 = to_model(test[offset : offset + n]).to(device)
-        t = torch.full((len(x0),), self.T - 1, device=device, dtype=torch.long)
-        return self.degrade(x0, t, self.draw_keys(len(x0), generator, device))
+        return self.degrade_test_start(x0, generator)
+
+    def degrade_test_start(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The report's conditional start: x0 (B, 1, 28, 28) degraded at t = T - 1, own keys."""
+        t = torch.full((len(x0),), self.T - 1, device=x0.device, dtype=torch.long)
+        return self.degrade(x0, t, self.draw_keys(len(x0), generator, x0.device))
