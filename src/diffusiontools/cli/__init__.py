@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import classifier, sample, train
+from . import classifier, degrade, reconstruct, sample, train
 
-COMMANDS = [train, sample, classifier]
+COMMANDS = [train, sample, classifier, reconstruct, degrade]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,55 @@
+"""``diffusiontools degrade``: draw a cold degradation at five strengths (the report's Figure 9)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def _levels(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two levels like 0.035,0.2") from None
+    return low, high
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "degrade", help="draw a cold degradation at t = T, 0.75T, 0.5T, 0.25T, 0 on four digits"
+    )
+    p.add_argument("--degradation", help="pixel_swap, blur, pixelate or mask (default: --config's)")
+    p.add_argument(
+        "--levels",
+        type=_levels,
+        metavar="MIN,MAX",
+        help="levels at t = 0 and t = T (default: --config's, else the degradation's)",
+    )
+    p.add_argument("--T", type=int, help="number of steps (default: --config's, else 100)")
+    p.add_argument("--config", type=Path, help="take degradation, levels, T and data from this INI")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random fields (default 0)")
+    p.add_argument("--out", type=Path, help="PNG path (default degradation_<name>.png)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..config import load_config
+    from ..degradation_figure import degradation_figure
+
+    if args.degradation is None and args.config is None:
+        raise UserError("name a degradation with --degradation NAME or give --config INI")
+    overrides = ["diffusion.kind=cold"]
+    if args.degradation is not None:
+        overrides.append(f"diffusion.degradation={args.degradation}")
+    if args.levels is not None:
+        overrides += [
+            f"diffusion.level_min={args.levels[0]}",
+            f"diffusion.level_max={args.levels[1]}",
+        ]
+    if args.T is not None or args.config is None:
+        overrides.append(f"diffusion.T={100 if args.T is None else args.T}")
+    config = load_config(args.config, overrides)
+    out = args.out or Path(f"degradation_{config.diffusion.degradation}.png")
+    print(f"degradation figure: {degradation_figure(config, out, args.seed)}")

@@ -1,0 +1,49 @@
+"""``diffusiontools reconstruct RUN_DIR``: the report's Table 1 reconstruction study (cold runs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _sampler_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reconstruct",
+        help="degrade test images at t = T-1 and score direct and diffusion reconstructions",
+    )
+    p.add_argument(
+        "run_dir", type=Path, help="cold-diffusion run folder from 'diffusiontools train'"
+    )
+    p.add_argument(
+        "-n", type=int, default=200, help="test images 0..n-1 (default 200, the report's)"
+    )
+    p.add_argument("--epoch", type=int, help="checkpoint epoch (default: the latest)")
+    p.add_argument(
+        "--samplers",
+        type=_sampler_list,
+        default=("naive", "improved"),
+        help="comma-separated cold samplers (default naive,improved)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the random fields (default 0)")
+    p.add_argument("--out", type=Path, help="output folder (default RUN_DIR/reconstruction)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..device import resolve_device
+    from ..reconstruction import markdown_table, reconstruction_study
+
+    out = args.out if args.out else args.run_dir / "reconstruction"
+    result = reconstruction_study(
+        args.run_dir, args.n, args.epoch, args.samplers, args.seed, resolve_device(args.device), out
+    )
+    print(markdown_table(result), end="")
+    print(
+        f"reconstruction: {out / 'reconstruction.json'}, {out / 'reconstruction.md'}, "
+        f"triplets_<sampler>.png in {out}"
+    )
