@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import classifier, degrade, reconstruct, sample, train
+from . import classifier, degrade, evaluate, reconstruct, sample, train
 
-COMMANDS = [train, sample, classifier, reconstruct, degrade]
+COMMANDS = [train, sample, classifier, reconstruct, degrade, evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,124 @@
+"""``diffusiontools evaluate RUN_DIR ...``: report and classifier metrics of runs, side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="score samples of one or more runs (or NPZ files) in one table"
+    )
+    p.add_argument(
+        "run_dirs",
+        nargs="*",
+        type=Path,
+        metavar="RUN_DIR",
+        help="run folders written by 'diffusiontools train'",
+    )
+    p.add_argument(
+        "--n-samples", type=int, default=200, help="samples per run (default 200, as the report)"
+    )
+    p.add_argument("--epoch", type=int, help="checkpoint epoch of every run (default: the latest)")
+    p.add_argument("--sampler", help="sampler name (default: each run's config)")
+    p.add_argument("--steps", type=int, help="network evaluations for few-step samplers")
+    p.add_argument(
+        "--npz",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="score samples from NPZ files (images uint8 (N, 28, 28)) instead of runs",
+    )
+    p.add_argument(
+        "--label",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="column names, one per RUN_DIR then per NPZ (default: folder/file names)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of sampling, t-SNE, mixtures, KID and bootstrap (default 0)",
+    )
+    p.add_argument(
+        "--tsne-reference",
+        type=int,
+        default=10_000,
+        help="test images in the joint t-SNE (default 10000, the report's)",
+    )
+    p.add_argument(
+        "--test-reference",
+        type=int,
+        default=10_000,
+        help="test images behind the classifier metrics and memorisation baseline (default 10000)",
+    )
+    p.add_argument(
+        "--n-boot",
+        type=int,
+        default=1000,
+        help="bootstrap resamples of the cheap scores (default 1000)",
+    )
+    p.add_argument(
+        "--n-boot-set",
+        type=int,
+        default=100,
+        help="bootstrap resamples of Fréchet distance, KID, precision/recall (default 100)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)"
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--reconstruction",
+        action="store_true",
+        help="instead, run 'diffusiontools reconstruct' on each (cold) RUN_DIR, with "
+        "-n = --n-samples, into OUT/reconstruction_<run name>",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..device import resolve_device
+    from ..errors import UserError
+    from ..evaluate import evaluate
+
+    if args.reconstruction:
+        from ..reconstruction import markdown_table, reconstruction_study
+
+        if not args.run_dirs or args.npz:
+            raise UserError("--reconstruction needs RUN_DIRs of cold runs and no --npz")
+        for run_dir in args.run_dirs:
+            out = args.out / f"reconstruction_{run_dir.name}"
+            result = reconstruction_study(
+                run_dir,
+                args.n_samples,
+                args.epoch,
+                seed=args.seed,
+                device=resolve_device(args.device),
+                out_dir=out,
+            )
+            print(f"{run_dir}:\n{markdown_table(result)}reconstruction: {out}")
+        return
+    evaluate(
+        args.run_dirs,
+        args.npz,
+        args.label,
+        args.out,
+        args.n_samples,
+        args.epoch,
+        args.sampler,
+        args.steps,
+        args.seed,
+        args.tsne_reference,
+        args.test_reference,
+        args.n_boot,
+        args.n_boot_set,
+        resolve_device(args.device),
+    )
+    print(
+        f"metrics: {args.out / 'metrics.json'} and {args.out / 'metrics.md'}; figures in {args.out}"
+    )

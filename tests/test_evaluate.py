@@ -1,0 +1,116 @@
+"""``diffusiontools evaluate`` end to end on two NPZ sample sets: real test digits vs noise.
+
+Real digits must beat noise on every classifier metric; metrics.json must hold every promised
+metric with a finite value, its interval and its sample size; metrics.md one column per set.
+Tiny sizes (32 samples, 300 reference images, few bootstrap resamples) keep it to seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_limits
+
+from diffusiontools.cli import main
+from diffusiontools.data import load_mnist, to_model
+from diffusiontools.evaluate_scores import HeldOutReference, memorisation_scores
+from diffusiontools.evaluation import memorisation_summary, nearest_neighbour_distances
+from diffusiontools.metrics_table import ROWS
+from diffusiontools.samples_io import save_samples
+
+N = 32
+
+
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory):
+    """Evaluate held-out test digits (the last 64, outside the 300-image reference) vs noise."""
+    folder = tmp_path_factory.mktemp("evaluate")
+    data = load_mnist(None)
+    save_samples(folder / "real.npz", data.test_images[-64:])
+    noise = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    save_samples(folder / "noise.npz", torch.from_numpy(noise))
+    out = folder / "out"
+    args = ["evaluate", "--npz", str(folder / "real.npz"), str(folder / "noise.npz"),
+            "--label", "real digits", "noise", "--n-samples", str(N), "--tsne-reference", "300",
+            "--test-reference", "300", "--n-boot", "100", "--n-boot-set", "10", "--out", str(out),
+            "--device", "cpu"]  # fmt: skip
+    with threadpool_limits(1):  # BLAS threads only fight each other on a small shared machine
+        assert main(args) == 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_every_metric_is_finite_with_interval_and_n(evaluation):
+    _, results = evaluation
+    assert list(results["runs"]) == ["real digits", "noise"]
+    settings = results["settings"]
+    assert settings["tsne_reference"] == 300 and settings["seed"] == 0
+    assert len(settings["classifier_sha256"]) == 64
+    for run in results["runs"].values():
+        assert run["n_samples"] == N and sum(run["class_histogram"]) == N
+        assert set(run["metrics"]) == {key for key, _, _ in ROWS}
+        for key, entry in run["metrics"].items():
+            assert math.isfinite(entry["value"]) and entry["n"] == N, key
+            if key.startswith("kl_"):  # no bootstrap through a t-SNE fit, and it says so
+                assert entry["ci"] is None and "t-SNE" in entry["note"]
+            else:
+                low, high = entry["ci"]
+                assert math.isfinite(low) and low <= high and entry["n_boot"] >= 10, key
+        assert math.isfinite(run["metrics"]["kid"]["std"])
+
+
+def test_real_digits_beat_noise(evaluation):
+    _, results = evaluation
+    real = results["runs"]["real digits"]["metrics"]
+    noise = results["runs"]["noise"]["metrics"]
+    # 32 samples in 128 dimensions bias the Fréchet distance upwards (real: ~170), hence only 5x.
+    assert real["frechet_distance"]["value"] * 5 < noise["frechet_distance"]["value"]
+    assert real["recognisable_fraction"]["value"] >= 0.9
+    # The classifier calls uniform noise an "8" with confidence ~1 (it never saw non-digits), so
+    # recognisable fraction and confidence do not separate noise from digits; entropy does.
+    assert real["class_entropy"]["value"] > noise["class_entropy"]["value"] + 1.0
+    # Noise features sit in one spot that some real outlier's k-NN ball covers: precision can
+    # read 1.0 for noise; recall (coverage) is what fails it.
+    assert real["recall"]["value"] > noise["recall"]["value"] + 0.5
+    assert real["kl_monte_carlo"]["value"] < noise["kl_monte_carlo"]["value"]
+
+
+def test_table_and_figures(evaluation):
+    out, _ = evaluation
+    lines = (out / "metrics.md").read_text().splitlines()
+    assert lines[0] == "| metric | real digits | noise |"
+    assert all(line.count("|") == 4 for line in lines)
+    assert len(lines) == 2 + 1 + len(ROWS) + 1  # header, rule, n, metrics, histogram
+    for name in ["tsne_test_labels", "tsne_real_digits", "tsne_noise", "samples_noise",
+                 "class_histogram_real_digits", "memorisation_noise"]:  # fmt: skip
+        assert (out / f"{name}.png").stat().st_size > 1000, name
+
+
+def test_memorisation_scores_match_memorisation_summary():
+    """The shared-baseline statistics equal ``memorisation_summary`` on the same images."""
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.rand(200, 784, generator=g) - 0.5, torch.rand(50, 784, generator=g) - 0.5
+    samples = torch.cat([train[:5], torch.rand(20, 784, generator=g) - 0.5])  # 5 exact copies
+    summary = memorisation_summary(samples, train, test)
+    test_d = nearest_neighbour_distances(test, train)[0].numpy()
+    sample_d = nearest_neighbour_distances(samples, train)[0].numpy()
+    ref = HeldOutReference.build(np.random.default_rng(0).random((50, 4)), test_d)
+    scores = memorisation_scores(sample_d, ref, seed=0, n_boot=10)
+    assert scores["memorisation_median_distance"]["value"] == pytest.approx(
+        summary.median_sample_distance
+    )
+    assert scores["memorisation_ratio"]["value"] == pytest.approx(summary.ratio)
+    assert scores["memorisation_below_test_p1"]["value"] == pytest.approx(
+        summary.fraction_below_test_p1
+    )
+
+
+def test_too_few_samples_is_one_line_error(tmp_path, capsys):
+    save_samples(tmp_path / "s.npz", to_model(torch.zeros(5, 28, 28, dtype=torch.uint8)))
+    args = ["evaluate", "--npz", str(tmp_path / "s.npz"), "--n-samples", "5", "--out",
+            str(tmp_path / "out")]  # fmt: skip
+    assert main(args) == 2
+    assert "--n-samples 5 is too few" in capsys.readouterr().err
