@@ -1,0 +1,116 @@
+"""``diffusiontools report`` renders in a real browser: every image decodes, the table is there.
+
+Two tiny runs (Gaussian and cold pixel swap, no sample grids kept, so the report draws samples
+and trajectories from their checkpoints) and an evaluation folder in the format ``evaluate``
+writes. The pages are opened in headless Chromium through selenium; where Chromium, its driver
+or selenium is missing (``.ci/run`` installs them), the browser test is skipped and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffusiontools.cli import main
+from diffusiontools.evaluate_figures import save_tsne_by_label
+from diffusiontools.evaluate_scores import score
+from diffusiontools.metrics_table import ROWS
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def fake_evaluation(folder: Path, runs: dict[str, Path]) -> Path:
+    """metrics.json with every metric of ``evaluate`` (value 1, interval [0.5, 1.5]) and one
+    t-SNE figure per run, in the layout ``evaluate`` writes."""
+    metrics = {key: score(1.0, (0.5, 1.5), 16, 10) for key, _, _ in ROWS}
+    metrics["kid"]["std"] = 0.1
+    results = {
+        "settings": {"seed": 0},
+        "runs": {label: {"n_samples": 16, "source": {"run_dir": str(run_dir)},
+                         "metrics": metrics, "class_histogram": [2, 2, 2, 2, 2, 2, 1, 1, 1, 1]}
+                 for label, run_dir in runs.items()},
+    }  # fmt: skip
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps(results))
+    points, labels = np.random.default_rng(0).normal(size=(50, 2)), np.arange(50) % 10
+    save_tsne_by_label(points, labels, folder / "tsne_test_labels.png")
+    for label in runs:
+        save_tsne_by_label(points, labels, folder / f"tsne_{label}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    ini = root / "tiny.ini"
+    ini.write_text("[data]\nsubset = 256\n[model]\nn_hidden = 8, 8\n[diffusion]\nT = 20\n"
+                   "[training]\nepochs = 2\nbatch_size = 64\nsave_every = 1\nval_batches = 1\n"
+                   "device = cpu\n")  # fmt: skip
+    gauss, cold = root / "gauss", root / "cold"
+    assert main(["train", str(ini), "--out", str(gauss)]) == 0
+    cold_settings = ["diffusion.kind=cold", "diffusion.degradation=pixel_swap", "diffusion.T=20"]
+    assert (
+        main(
+            ["train", str(ini), "--out", str(cold), *sum([["--set", s] for s in cold_settings], [])]
+        )
+        == 0
+    )
+    (gauss / "learning_curve.png").unlink()  # the report must redraw it from metrics.csv
+    evaluation = fake_evaluation(root / "evaluation", {"gauss": gauss, "cold": cold})
+    out = root / "html"
+    args = ["report", str(gauss), str(cold), "--eval", str(evaluation), "--out", str(out),
+            "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def test_pages_are_self_contained(report):
+    assert sorted(p.name for p in report.glob("*.html")) == ["cold.html", "comparison.html",
+                                                             "gauss.html"]  # fmt: skip
+    for page in report.glob("*.html"):
+        text = page.read_text()
+        assert "<script" not in text and 'src="data:image/png;base64,' in text
+        assert 'src="http' not in text and 'src="file' not in text
+    gauss = (report / "gauss.html").read_text()
+    for caption in ["train and validation loss per epoch", "samples across training",
+                    "reverse process", "t-SNE of the test set"]:  # fmt: skip
+        assert caption in gauss, caption
+
+
+def browser(profile: Path):
+    """A headless Chromium driven by selenium, or a skip saying what is missing."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("chromium and chromium-driver are not installed (.ci/run installs them)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
+
+
+def test_pages_render_in_chromium(report, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    chrome = browser(tmp_path / "profile")
+    try:
+        for name, n_images, n_columns in [("gauss", 5, 2), ("comparison", 4, 3)]:
+            chrome.get((report / f"{name}.html").as_uri())
+            images = chrome.find_elements(By.TAG_NAME, "img")
+            assert len(images) >= n_images, name
+            for image in images:  # a broken data URI decodes to naturalWidth 0
+                assert chrome.execute_script("return arguments[0].naturalWidth", image) > 0
+            header = chrome.find_elements(By.CSS_SELECTOR, "table thead th")
+            assert len(header) == n_columns, name
+            rows = chrome.find_elements(By.CSS_SELECTOR, "table tbody tr")
+            assert len(rows) == len(ROWS) + 2, name  # n, metrics, class histogram
+    finally:
+        chrome.quit()
