@@ -20,7 +20,7 @@ from diffusiontools.data import load_mnist, to_model
 from diffusiontools.evaluate_scores import HeldOutReference, memorisation_scores
 from diffusiontools.evaluation import memorisation_summary, nearest_neighbour_distances
 from diffusiontools.metrics_table import ROWS
-from diffusiontools.samples_io import save_samples
+from diffusiontools.samples_io import load_samples, save_samples
 
 N = 32
 
@@ -114,3 +114,31 @@ def test_too_few_samples_is_one_line_error(tmp_path, capsys):
             str(tmp_path / "out")]  # fmt: skip
     assert main(args) == 2
     assert "--n-samples 5 is too few" in capsys.readouterr().err
+
+
+def test_runs_are_sampled_saved_and_reconstructed(tmp_path):
+    """Two tiny runs, Gaussian and cold pixel swap, sampled by ``evaluate`` itself; then the
+    ``--reconstruction`` alias on the cold one."""
+    ini = tmp_path / "tiny.ini"
+    ini.write_text("[data]\nsubset = 128\n[model]\nn_hidden = 8, 8\n[diffusion]\nT = 20\n"
+                   "[training]\nepochs = 1\nbatch_size = 64\nval_batches = 1\n"
+                   "device = cpu\n")  # fmt: skip
+    gauss, cold = tmp_path / "gauss", tmp_path / "cold"
+    assert main(["train", str(ini), "--out", str(gauss)]) == 0
+    cold_set = ["--set", "diffusion.kind=cold", "--set", "diffusion.degradation=pixel_swap"]
+    assert main(["train", str(ini), "--out", str(cold), *cold_set, "--set", "diffusion.T=5"]) == 0
+    out = tmp_path / "eval"
+    args = ["evaluate", str(gauss), str(cold), "--n-samples", "16", "--tsne-reference", "100",
+            "--test-reference", "100", "--n-boot", "20", "--n-boot-set", "5", "--out", str(out),
+            "--device", "cpu"]  # fmt: skip
+    with threadpool_limits(1):
+        assert main(args) == 0
+    runs = json.loads((out / "metrics.json").read_text())["runs"]
+    assert runs["gauss"]["source"]["kind"] == "gaussian" and runs["gauss"]["source"]["epoch"] == 0
+    assert runs["cold"]["source"]["cold_start"] == "test"
+    for label in ("gauss", "cold"):
+        images, meta = load_samples(out / f"samples_{label}.npz")
+        assert images.shape == (16, 28, 28) and meta["label"] == label
+    args = ["evaluate", str(cold), "--reconstruction", "--n-samples", "8", "--out", str(out)]
+    assert main([*args, "--device", "cpu"]) == 0
+    assert (out / "reconstruction_cold" / "reconstruction.json").is_file()

@@ -54,13 +54,8 @@ def report(tmp_path_factory):
                    "device = cpu\n")  # fmt: skip
     gauss, cold = root / "gauss", root / "cold"
     assert main(["train", str(ini), "--out", str(gauss)]) == 0
-    cold_settings = ["diffusion.kind=cold", "diffusion.degradation=pixel_swap", "diffusion.T=20"]
-    assert (
-        main(
-            ["train", str(ini), "--out", str(cold), *sum([["--set", s] for s in cold_settings], [])]
-        )
-        == 0
-    )
+    cold_set = ["--set", "diffusion.kind=cold", "--set", "diffusion.degradation=pixel_swap"]
+    assert main(["train", str(ini), "--out", str(cold), *cold_set, "--set", "diffusion.T=20"]) == 0
     (gauss / "learning_curve.png").unlink()  # the report must redraw it from metrics.csv
     evaluation = fake_evaluation(root / "evaluation", {"gauss": gauss, "cold": cold})
     out = root / "html"
