@@ -64,8 +64,8 @@ def grid_kl_faithful(p_gmm: GaussianMixture, q_gmm: GaussianMixture) -> float:
        sum of p log(p/q) only by the accident of unit spacing, and it changes with the grid step.
     2. The mass of p on the grid is not 1 (tails beyond [-100, 100]^2 are lost, and the grid
        sum of a density is only approximately its integral), and neither p nor q is
-       renormalised, so rel_entr's extra ``- p + q`` terms do not cancel: the result is
-       sum(p log(p/q)) - sum(p) + sum(q), not a KL divergence of distributions.
+       renormalised: the result is sum(p log(p/q)) over the grid points (``rel_entr`` has no
+       ``- p + q`` terms; that is ``kl_div``), not a KL divergence of distributions.
     3. Where q underflows to 0 while p does not, the sum is +inf.
     4. P and Q are fitted separately on a t-SNE embedding, whose distances carry no density
        meaning; the number depends on the t-SNE seed and perplexity as much as on the samples.
