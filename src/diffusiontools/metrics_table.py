@@ -29,6 +29,7 @@ ROWS = [
 
 def cell(entry: dict, digits: int) -> str:
     """'value [low, high]', with '± std' for KID and '(no CI)' where no interval was possible."""
+
     def number(x: float) -> str:
         return f"{x + 0.0:.{digits}f}"  # + 0.0 turns -0.0 (entropy of one class) into 0.0
 
