@@ -256,39 +256,39 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
         batches = list(shuffled_batches(train_idx, tc.batch_size, data_gen))
         recent = torch.zeros(min(100, steps_per_epoch), device=device)  # last-100 running mean
         first_bad = torch.full((), -1, dtype=torch.long, device=device)  # step of the first NaN/inf
-        bar = tqdm(total=steps_per_epoch, initial=state.batch, desc=f"epoch {state.epoch}",
-                   leave=False, dynamic_ncols=True, file=sys.stderr)
         loss_sum = torch.tensor(state.loss_sum, device=device, dtype=torch.float64)
         started, first_batch = time.perf_counter(), state.batch
-        for idx in batches[state.batch :]:
-            x0 = to_model(data.train[idx])
-            if tc.channels_last:
-                x0 = x0.contiguous(memory_format=torch.channels_last)
-            y = _labels_for_guidance(data.train_labels[idx], config, step_gen)
-            with autocast:
-                loss = process.training_loss(step_net, x0, step_gen, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(net)
-            detached = loss.detach()
-            # Tracked on the device, read every 20 steps: a sync per step would cost GPU speed.
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), state.step + 1, first_bad)
-            loss_sum += detached
-            recent[state.batch % len(recent)] = detached
-            state.batch += 1
-            state.step += 1
-            bar.update(1)
-            if state.batch % 20 == 0 or state.batch == steps_per_epoch:
-                _check_finite(first_bad, state, run_dir)
-                elapsed = time.perf_counter() - started
-                n_recent = min(state.batch, len(recent))
-                bar.set_postfix(loss=f"{float(recent[:n_recent].mean()):.4f}",
-                                img_s=f"{(state.batch - first_batch) * tc.batch_size / elapsed:.0f}")
-            if stop.signum is not None or _reached_max_steps(state, tc):
-                break
-        bar.close()
+        bar = tqdm(total=steps_per_epoch, initial=state.batch, desc=f"epoch {state.epoch}",
+                   leave=False, dynamic_ncols=True, file=sys.stderr)
+        with bar:  # closed on an error too, so that the error line is the last thing printed
+            for idx in batches[state.batch :]:
+                x0 = to_model(data.train[idx])
+                if tc.channels_last:
+                    x0 = x0.contiguous(memory_format=torch.channels_last)
+                y = _labels_for_guidance(data.train_labels[idx], config, step_gen)
+                with autocast:
+                    loss = process.training_loss(step_net, x0, step_gen, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(net)
+                detached = loss.detach()
+                # Tracked on the device, read every 20 steps: a sync per step would cost GPU speed.
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), state.step + 1, first_bad)
+                loss_sum += detached
+                recent[state.batch % len(recent)] = detached
+                state.batch += 1
+                state.step += 1
+                bar.update(1)
+                if state.batch % 20 == 0 or state.batch == steps_per_epoch:
+                    _check_finite(first_bad, state, run_dir)
+                    elapsed = time.perf_counter() - started
+                    n_recent = min(state.batch, len(recent))
+                    bar.set_postfix(loss=f"{float(recent[:n_recent].mean()):.4f}",
+                                    img_s=f"{(state.batch - first_batch) * tc.batch_size / elapsed:.0f}")
+                if stop.signum is not None or _reached_max_steps(state, tc):
+                    break
         _check_finite(first_bad, state, run_dir)
         state.loss_sum = float(loss_sum)
         state.epoch_seconds += time.perf_counter() - started
