@@ -71,16 +71,20 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         blocked = re.search(r"GLOBAL (\S+)", str(exc))
         if blocked:
             raise UserError(
-                f"checkpoint {path} was refused: it would import {blocked.group(1)}, and checkpoints "
-                "are loaded as plain data only (never trust a checkpoint that asks to run code)"
+                f"checkpoint {path} was refused: it would import {blocked.group(1)}, and "
+                "checkpoints are loaded as plain data only (never trust one that asks to run code)"
             ) from None
         raise UserError(f"checkpoint {path} is not a checkpoint: {_torch_reason(exc)}") from None
     except Exception as exc:  # a damaged file makes torch.load raise almost anything (KeyError too)
-        raise UserError(f"checkpoint {path} is truncated or not a checkpoint: {_torch_reason(exc)}") from None
+        raise UserError(
+            f"checkpoint {path} is truncated or not a checkpoint: {_torch_reason(exc)}"
+        ) from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "model" not in ckpt:
         raise UserError(f"{path} is not a diffusiontools checkpoint (no format_version/model)")
     if not isinstance(ckpt["format_version"], int):
-        raise UserError(f"checkpoint {path} has format_version={ckpt['format_version']!r}, not an integer")
+        raise UserError(
+            f"checkpoint {path} has format_version={ckpt['format_version']!r}, not an integer"
+        )
     if ckpt["format_version"] > FORMAT_VERSION:
         raise UserError(
             f"checkpoint {path} has format version {ckpt['format_version']}, newer than this "
@@ -108,8 +112,12 @@ def load_weights(net: nn.Module, state: dict, source: Path) -> None:
     if missing or unexpected or shapes:
         parts = []
         if shapes:
-            parts.append("shape differs for " + ", ".join(
-                f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes[:3]))
+            parts.append(
+                "shape differs for "
+                + ", ".join(
+                    f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes[:3]
+                )
+            )
         if missing:
             parts.append("missing " + ", ".join(missing[:3]))
         if unexpected:

@@ -28,7 +28,10 @@ def prepare(run_dir: Path, resume: bool, overwrite: bool) -> Path:
         raise UserError(f"--resume given but {run_dir} holds no checkpoint to resume from")
     if has_run and not resume:
         if not overwrite:
-            raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it")
+            raise UserError(
+                f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to "
+                "replace it"
+            )
         for name in (CHECKPOINT_DIR, METRICS_FILE):
             target = run_dir / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
@@ -63,7 +66,9 @@ class RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self.fd)
-            raise UserError(f"another training is running in {self.path.parent} (it holds {self.path})") from None
+            raise UserError(
+                f"another training is running in {self.path.parent} (it holds {self.path})"
+            ) from None
         os.ftruncate(self.fd, 0)
         os.write(self.fd, str(os.getpid()).encode())
         return self

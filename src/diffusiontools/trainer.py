@@ -1,10 +1,10 @@
 """The training loop: it takes a forward process and a network and knows nothing else about either.
 
 One epoch = one pass over the in-memory training split in shuffled batches (drop_last), each a
-single index into a uint8 tensor. After each epoch: a validation loss on fixed randomness (so epochs
-are comparable), a row in ``metrics.csv``, the learning curve, and an atomic checkpoint. A checkpoint
-also records the position inside an epoch, so an interrupted run resumes at the exact step and, on
-CPU with the same seed, reproduces the uninterrupted run's losses.
+single index into a uint8 tensor. After each epoch: a validation loss on fixed randomness (so
+epochs are comparable), a row in ``metrics.csv``, the learning curve, and an atomic checkpoint. A
+checkpoint also records the position inside an epoch, so an interrupted run resumes at the exact
+step and, on CPU with the same seed, reproduces the uninterrupted run's losses and weights.
 """
 
 from __future__ import annotations
@@ -67,17 +67,26 @@ def load_training_data(config: Config, device: torch.device) -> TrainingData:
     images, labels = mnist.train_images, mnist.train_labels
     if config.data.subset is not None:
         images, labels = images[: config.data.subset], labels[: config.data.subset]
-    train_idx, val_idx = train_val_split(len(images), config.data.val_fraction, config.data.split_seed)
+    train_idx, val_idx = train_val_split(
+        len(images), config.data.val_fraction, config.data.split_seed
+    )
     if config.training.batch_size > len(train_idx):
         raise UserError(
             f"training.batch_size={config.training.batch_size} is larger than the "
             f"{len(train_idx)} training images; lower it or raise data.subset"
         )
-    provenance = {**mnist.provenance, "subset": config.data.subset,
-                  "n_train_split": len(train_idx), "n_val_split": len(val_idx)}
+    provenance = {
+        **mnist.provenance,
+        "subset": config.data.subset,
+        "n_train_split": len(train_idx),
+        "n_val_split": len(val_idx),
+    }
     return TrainingData(
-        images[train_idx].to(device), labels[train_idx].to(device),
-        images[val_idx].to(device), labels[val_idx].to(device), provenance,
+        images[train_idx].to(device),
+        labels[train_idx].to(device),
+        images[val_idx].to(device),
+        labels[val_idx].to(device),
+        provenance,
     )
 
 
@@ -100,7 +109,9 @@ class StopRequest:
             signal.signal(s, handler)
 
 
-def _labels_for_guidance(y: torch.Tensor, config: Config, generator: torch.Generator) -> torch.Tensor | None:
+def _labels_for_guidance(
+    y: torch.Tensor, config: Config, generator: torch.Generator
+) -> torch.Tensor | None:
     """Class labels with a fraction dropped to the null label (classifier-free guidance)."""
     m = config.model
     if not m.num_classes:
@@ -145,11 +156,15 @@ def _rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
     return {"data": data_gen.get_state(), "step": step_gen.get_state()}
 
 
-def _save(path: Path, config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen) -> None:
+def _save(
+    path: Path, config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen
+) -> None:
     """Write a checkpoint; a full disk or a vanished folder becomes a one-line error, and the
     atomic write leaves the previous checkpoint under ``path`` as it was."""
     try:
-        ckpt_io.save_atomic(_checkpoint(config, state, net, ema, optimizer, data_gen, step_gen), path)
+        ckpt_io.save_atomic(
+            _checkpoint(config, state, net, ema, optimizer, data_gen, step_gen), path
+        )
     except OSError as exc:
         raise UserError(
             f"could not write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
@@ -201,8 +216,15 @@ def _restore(path: Path, net, ema, optimizer, data_gen, step_gen) -> TrainState:
     ckpt_io.load_weights(net, ckpt["model"], path)
     try:
         optimizer.load_state_dict(ckpt["optimizer"])
-        state = TrainState(ckpt["epoch"], ckpt["batch"], ckpt["step"], ckpt["loss_sum"],
-                           ckpt["epoch_seconds"], ckpt["data_rng_at_epoch_start"], ckpt["history"])
+        state = TrainState(
+            ckpt["epoch"],
+            ckpt["batch"],
+            ckpt["step"],
+            ckpt["loss_sum"],
+            ckpt["epoch_seconds"],
+            ckpt["data_rng_at_epoch_start"],
+            ckpt["history"],
+        )
         if ema is not None and ckpt["ema"] is not None:  # else the average starts now
             ema.module.load_state_dict(ckpt["ema"])
             # AveragedModel copies the weights on its first update (n_averaged == 0): restore the
@@ -258,8 +280,14 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
         first_bad = torch.full((), -1, dtype=torch.long, device=device)  # step of the first NaN/inf
         loss_sum = torch.tensor(state.loss_sum, device=device, dtype=torch.float64)
         started, first_batch = time.perf_counter(), state.batch
-        bar = tqdm(total=steps_per_epoch, initial=state.batch, desc=f"epoch {state.epoch}",
-                   leave=False, dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            total=steps_per_epoch,
+            initial=state.batch,
+            desc=f"epoch {state.epoch}",
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
         with bar:  # closed on an error too, so that the error line is the last thing printed
             for idx in batches[state.batch :]:
                 x0 = to_model(data.train[idx])
@@ -275,7 +303,9 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
                     ema.update_parameters(net)
                 detached = loss.detach()
                 # Tracked on the device, read every 20 steps: a sync per step would cost GPU speed.
-                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), state.step + 1, first_bad)
+                first_bad = torch.where(
+                    (first_bad < 0) & ~torch.isfinite(detached), state.step + 1, first_bad
+                )
                 loss_sum += detached
                 recent[state.batch % len(recent)] = detached
                 state.batch += 1
@@ -285,8 +315,10 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
                     _check_finite(first_bad, state, run_dir)
                     elapsed = time.perf_counter() - started
                     n_recent = min(state.batch, len(recent))
-                    bar.set_postfix(loss=f"{float(recent[:n_recent].mean()):.4f}",
-                                    img_s=f"{(state.batch - first_batch) * tc.batch_size / elapsed:.0f}")
+                    bar.set_postfix(
+                        loss=f"{float(recent[:n_recent].mean()):.4f}",
+                        img_s=f"{(state.batch - first_batch) * tc.batch_size / elapsed:.0f}",
+                    )
                 if stop.signum is not None or _reached_max_steps(state, tc):
                     break
         _check_finite(first_bad, state, run_dir)
@@ -294,8 +326,11 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
         state.epoch_seconds += time.perf_counter() - started
         if stop.signum is not None:
             save(ckpt_io.latest_path(run_dir))
-            print(f"stopped by signal {stop.signum} at step {state.step}; checkpoint written to "
-                  f"{ckpt_io.latest_path(run_dir)}; continue with --resume", file=sys.stderr)
+            print(
+                f"stopped by signal {stop.signum} at step {state.step}; checkpoint written to "
+                f"{ckpt_io.latest_path(run_dir)}; continue with --resume",
+                file=sys.stderr,
+            )
             raise SystemExit(128 + stop.signum)
         _finish_epoch(config, state, process, net, ema, data, device, run_dir, save)
     print(f"done: {run_dir} ({state.step} steps)", file=sys.stderr)
@@ -315,15 +350,19 @@ def _check_finite(first_bad: torch.Tensor, state: TrainState, run_dir: Path) -> 
         )
 
 
-def _finish_epoch(config, state: TrainState, process, net, ema, data, device, run_dir, save) -> None:
+def _finish_epoch(
+    config, state: TrainState, process, net, ema, data, device, run_dir, save
+) -> None:
     """Validation, metrics row, learning curve, sample grid and checkpoints for one epoch."""
     tc = config.training
     batches_done = max(state.batch, 1)
     eval_net = net if ema is None else ema.module
     val = validation_loss(process, eval_net, data, config, device)
     if not math.isfinite(val):
-        raise NonFiniteLoss(f"the validation loss is non-finite after epoch {state.epoch}; "
-                            f"the last good checkpoint in {run_dir} is kept")
+        raise NonFiniteLoss(
+            f"the validation loss is non-finite after epoch {state.epoch}; "
+            f"the last good checkpoint in {run_dir} is kept"
+        )
     row = {
         "epoch": state.epoch,
         "step": state.step,
@@ -333,8 +372,11 @@ def _finish_epoch(config, state: TrainState, process, net, ema, data, device, ru
         "epoch_seconds": state.epoch_seconds,
     }
     state.history.append(row)
-    print(f"epoch {state.epoch}: train {row['train_loss']:.5f} val {val:.5f} "
-          f"({row['images_per_s']:.0f} img/s)", file=sys.stderr)
+    print(
+        f"epoch {state.epoch}: train {row['train_loss']:.5f} val {val:.5f} "
+        f"({row['images_per_s']:.0f} img/s)",
+        file=sys.stderr,
+    )
     finished_epoch = state.epoch
     state.epoch, state.batch, state.loss_sum, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
     run_folder.write_metrics(run_dir, state.history)
@@ -345,6 +387,12 @@ def _finish_epoch(config, state: TrainState, process, net, ema, data, device, ru
     save(ckpt_io.latest_path(run_dir))
     every = config.sampling.sample_every
     if every and (finished_epoch % every == 0 or last):
-        images = generate(eval_net, make_process(config).to(device), config, config.sampling.n_samples,
-                          seed=tc.seed, device=device)
+        images = generate(
+            eval_net,
+            make_process(config).to(device),
+            config,
+            config.sampling.n_samples,
+            seed=tc.seed,
+            device=device,
+        )
         save_sample_grid(images, run_dir / "samples" / f"epoch_{finished_epoch:04d}.png")

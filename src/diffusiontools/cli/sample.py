@@ -1,4 +1,4 @@
-"""``diffusiontools sample RUN_DIR``: draw samples as a grid PNG and an NPZ, trajectories, epochs."""
+"""``diffusiontools sample RUN_DIR``: samples as a grid PNG and an NPZ, trajectories, epochs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ def _epoch_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of epochs") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of epochs"
+        ) from None
 
 
 def add_parser(subparsers) -> None:
@@ -24,13 +26,21 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sampler", help="sampler name (default: the run's config, else the report's)")
     p.add_argument("--steps", type=int, help="network evaluations for few-step samplers")
     p.add_argument("--digit", type=int, help="class to draw (class-conditional models only)")
-    p.add_argument("--no-ema", action="store_true", help="use raw weights even if the run kept EMA weights")
+    p.add_argument(
+        "--no-ema", action="store_true", help="use raw weights even if the run kept EMA weights"
+    )
     p.add_argument("--out", help="grid PNG path (default: RUN_DIR/samples/sample_grid.png)")
     p.add_argument("--npz", help="NPZ path for the images (default: RUN_DIR/samples/samples.npz)")
-    p.add_argument("--trajectory", action="store_true",
-                   help="also draw the reverse process at fractions 1, 0.5, 0.1, 0.05, 0 of T")
-    p.add_argument("--epochs", type=_epoch_list,
-                   help="comma-separated epochs, e.g. 20,40,60: draw samples at those stages of training")
+    p.add_argument(
+        "--trajectory",
+        action="store_true",
+        help="also draw the reverse process at fractions 1, 0.5, 0.1, 0.05, 0 of T",
+    )
+    p.add_argument(
+        "--epochs",
+        type=_epoch_list,
+        help="comma-separated epochs, e.g. 20,40,60: draw samples at those stages of training",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 
@@ -39,8 +49,8 @@ def run(args: argparse.Namespace) -> None:
     import torch  # here, not at the top: --help and bad flags answer without loading torch
 
     from ..device import resolve_device
-    from ..run_folder import ensure_writable
     from ..figures import save_image_rows, save_sample_grid
+    from ..run_folder import ensure_writable
     from ..samples_io import save_samples
     from ..sampling import TRAJECTORY_FRACTIONS, generate, trajectory
     from ..trained_model import load_trained
@@ -55,30 +65,53 @@ def run(args: argparse.Namespace) -> None:
     ensure_writable(Path(args.out).parent if args.out else out_dir)
 
     def draw(m, n: int) -> torch.Tensor:
-        return generate(m.net, m.process, m.config, n, args.seed, device, args.sampler, args.steps, args.digit)
+        return generate(
+            m.net, m.process, m.config, n, args.seed, device, args.sampler, args.steps, args.digit
+        )
 
     images = draw(model, args.n)
     grid_path = Path(args.out) if args.out else out_dir / "sample_grid.png"
     npz_path = Path(args.npz) if args.npz else out_dir / "samples.npz"
     title = f"{model.config.name}, epoch {model.epoch}, n={args.n}"
     save_sample_grid(images, grid_path, title=title)
-    save_samples(npz_path, images, run=str(run_dir), epoch=model.epoch, seed=args.seed,
-                 sampler=args.sampler or model.config.sampling.sampler, steps=args.steps, digit=args.digit)
+    save_samples(
+        npz_path,
+        images,
+        run=str(run_dir),
+        epoch=model.epoch,
+        seed=args.seed,
+        sampler=args.sampler or model.config.sampling.sampler,
+        steps=args.steps,
+        digit=args.digit,
+    )
     print(f"samples: {grid_path} and {npz_path}")
     if args.trajectory:
         n = min(args.n, 8)
-        states = trajectory(model.net, model.process, model.config, n, args.seed, device, args.sampler)
+        states = trajectory(
+            model.net, model.process, model.config, n, args.seed, device, args.sampler
+        )
         T = model.process.T
         path = out_dir / "trajectory.png"
         cols = [f"t={round(f * T)}" for f in TRAJECTORY_FRACTIONS]
-        save_image_rows([torch.stack([s[k] for s in states]) for k in range(n)],
-                        [f"#{k}" for k in range(n)], cols, path, title=title)
+        save_image_rows(
+            [torch.stack([s[k] for s in states]) for k in range(n)],
+            [f"#{k}" for k in range(n)],
+            cols,
+            path,
+            title=title,
+        )
         print(f"trajectory: {path}")
     if args.epochs:
-        rows = [draw(load_trained(run_dir, e, device, use_ema=not args.no_ema), min(args.n, 8))
-                for e in args.epochs]
+        rows = [
+            draw(load_trained(run_dir, e, device, use_ema=not args.no_ema), min(args.n, 8))
+            for e in args.epochs
+        ]
         path = out_dir / "epochs.png"
-        save_image_rows(rows, [f"epoch {e}" for e in args.epochs], [], path,
-                        title=f"{model.config.name}: samples at stages of training")
+        save_image_rows(
+            rows,
+            [f"epoch {e}" for e in args.epochs],
+            [],
+            path,
+            title=f"{model.config.name}: samples at stages of training",
+        )
         print(f"samples across epochs: {path}")
-

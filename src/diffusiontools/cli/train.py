@@ -12,9 +12,19 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model from an INI config")
     p.add_argument("config", help="INI config file, e.g. configs/quickstart.ini")
     p.add_argument("--out", help="run folder (default: runs/<config name>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config key; repeatable")
-    p.add_argument("--resume", action="store_true", help="continue the run in the folder from its latest checkpoint")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config key; repeatable",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in the folder from its latest checkpoint",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the folder")
     p.set_defaults(run=run)
 
