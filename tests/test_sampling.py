@@ -7,7 +7,10 @@ import pytest
 import torch
 from tiny_runs import reference_run, single_thread  # noqa: F401 (single_thread: autouse fixture)
 
+from diffusiontools.config import Config, DiffusionConfig, ModelConfig
 from diffusiontools.data import to_uint8
+from diffusiontools.networks import make_network
+from diffusiontools.processes.gaussian import GaussianDiffusion
 from diffusiontools.samples_io import load_samples, save_samples
 from diffusiontools.sampling import TRAJECTORY_FRACTIONS, generate, trajectory
 from diffusiontools.trained_model import load_trained
@@ -53,3 +56,14 @@ def test_npz_holds_uint8_images_and_the_metadata(model, tmp_path):
     images, meta = load_samples(path)
     assert images.dtype == np.uint8 and images.shape == (4, 28, 28)
     assert meta == {"seed": 0, "sampler": "ancestral"}
+
+
+@pytest.mark.parametrize("T", [5, 10])
+def test_trajectory_with_colliding_fractions_fills_every_column(T):
+    """For small T, fractions 0.1 and 0.05 round to the same step; every column is still drawn."""
+    diffusion = DiffusionConfig(T=T, beta1=1e-3, beta2=0.2)
+    config = Config(model=ModelConfig(n_hidden=(4, 4)), diffusion=diffusion)
+    process = GaussianDiffusion.from_config(config.diffusion)
+    states = trajectory(make_network(config.model), process, config, 2, 0, torch.device("cpu"))
+    assert len(states) == len(TRAJECTORY_FRACTIONS)
+    assert all(s is not None and s.shape == (2, 1, 28, 28) for s in states)

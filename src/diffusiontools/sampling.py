@@ -96,13 +96,18 @@ def trajectory(net: nn.Module, process, config: Config, n: int, seed: int, devic
 
     Returns one (n, 1, 28, 28) tensor per fraction; the last (fraction 0) is the final sample.
     """
-    wanted = {round(f * process.T): k for k, f in enumerate(fractions)}
+    targets = [round(f * process.T) for f in fractions]
     states: list[torch.Tensor | None] = [None] * len(fractions)
 
     def record(t: int, x: torch.Tensor) -> None:
-        if t in wanted:
-            states[wanted[t]] = x.clone()
+        # Few-step samplers skip times, and for small T fractions collide: each target takes the
+        # first state the reverse process reaches at or below it.
+        for k, target in enumerate(targets):
+            if states[k] is None and t <= target:
+                states[k] = x.clone()
 
     final = generate(net, process, config, n, seed, device, sampler=sampler, on_step=record)
-    states[wanted[0]] = final
+    for k, target in enumerate(targets):
+        if target == 0:
+            states[k] = final
     return states
