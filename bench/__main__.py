@@ -1,4 +1,4 @@
-"""``python -m bench`` (``make bench``): every benchmark, each printing ratios measured side by side.
+"""``python -m bench`` (``make bench``): every benchmark, each printing side-by-side ratios.
 
 ``--time-to-quality`` adds the long time-to-quality comparison (minutes to hours).
 """

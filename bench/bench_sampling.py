@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1000, help="images per network evaluation")
     parser.add_argument("--evals", type=int, default=4, help="timed steps per sampler")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch threads"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"sampling, faithful CNN, batch {args.batch}, {args.threads} threads:")
@@ -58,8 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         per_eval = seconds_per_evaluation(name, args.batch, args.evals)
         wall = evals_for_1000 * per_eval * 1000 / args.batch
         base = base or wall
-        print(f"  {name:11s} {evals_for_1000:5d} evals  {args.batch / per_eval:8.0f} image-evals/s  "
-              f"1,000 samples in {wall:7.1f} s  ({base / wall:5.1f}x faster than ancestral)")
+        print(
+            f"  {name:11s} {evals_for_1000:5d} evals  {args.batch / per_eval:8.0f} image-evals/s  "
+            f"1,000 samples in {wall:7.1f} s  ({base / wall:5.1f}x faster than ancestral)"
+        )
 
 
 if __name__ == "__main__":

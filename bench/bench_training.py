@@ -77,14 +77,23 @@ def _images_per_s(batches, step, steps: int, warmup: int = 3) -> float:
 
 
 def notebook_loop(images: torch.Tensor, steps: int) -> float:
-    loader = DataLoader(NotebookMNIST(images), batch_size=BATCH, shuffle=True, num_workers=4,
-                        drop_last=True, persistent_workers=False)
+    loader = DataLoader(
+        NotebookMNIST(images),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=4,
+        drop_last=True,
+        persistent_workers=False,
+    )
     return _images_per_s(loader, _step_fn(), steps)
 
 
 def our_loop(images: torch.Tensor, steps: int, channels_last: bool = False) -> float:
     generator = torch.Generator().manual_seed(0)
-    batches = (to_model(images[idx]) for idx in shuffled_batches(torch.arange(len(images)), BATCH, generator))
+    batches = (
+        to_model(images[idx])
+        for idx in shuffled_batches(torch.arange(len(images)), BATCH, generator)
+    )
     return _images_per_s(batches, _step_fn(channels_last), steps)
 
 
@@ -109,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="timed optimiser steps per loop")
     parser.add_argument("--repeats", type=int, default=3, help="alternating repeats (median)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch threads"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     images = load_mnist(None, "auto").train_images
@@ -121,13 +132,19 @@ def main(argv: list[str] | None = None) -> None:
     flops = training_flops_per_image()
     peak = matmul_gflops()
     base = statistics.median(results["notebook"])
-    print(f"training, faithful CNN (16,32,32,16), batch {BATCH}, {args.threads} threads, "
-          f"{args.steps} steps x {args.repeats} repeats (median):")
-    print(f"  machine fp32 matmul: {peak:.1f} GFLOP/s; network: {flops / 1e6:.1f} MFLOP per image (fwd+bwd)")
+    print(
+        f"training, faithful CNN (16,32,32,16), batch {BATCH}, {args.threads} threads, "
+        f"{args.steps} steps x {args.repeats} repeats (median):"
+    )
+    print(
+        f"  machine fp32 matmul: {peak:.1f} GFLOP/s; network: {flops / 1e6:.1f} MFLOP per image (fwd+bwd)"
+    )
     for name, values in results.items():
         rate = statistics.median(values)
         share = rate * flops / 1e9 / peak
-        print(f"  {name:20s} {rate:7.1f} img/s  {rate / base:5.2f}x notebook  {share:6.1%} of matmul peak")
+        print(
+            f"  {name:20s} {rate:7.1f} img/s  {rate / base:5.2f}x notebook  {share:6.1%} of matmul peak"
+        )
 
 
 if __name__ == "__main__":

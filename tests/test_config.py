@@ -45,7 +45,10 @@ def test_resolved_ini_round_trips(tiny_ini, tmp_path):
         ("diffusion.beta1=0.3", "must satisfy 0 < beta1 < beta2 < 1"),
         ("model.n_hidden=", "model.n_hidden is empty"),
         ("model.n_hidden=a,b", "expected a comma-separated list of integers"),
-        ("training.channels_last=maybe", "training.channels_last='maybe' is not valid: expected bool"),
+        (
+            "training.channels_last=maybe",
+            "training.channels_last='maybe' is not valid: expected bool",
+        ),
         ("training", "is not of the form section.key=value"),
     ],
 )
@@ -68,4 +71,8 @@ def test_missing_and_unparsable_files(tmp_path):
 def test_defaults_are_the_notebook():
     config = Config().check()
     assert config.model.n_hidden == (16, 32, 32, 16)
-    assert (config.diffusion.T, config.diffusion.beta1, config.diffusion.beta2) == (1000, 1e-4, 0.02)
+    assert (config.diffusion.T, config.diffusion.beta1, config.diffusion.beta2) == (
+        1000,
+        1e-4,
+        0.02,
+    )

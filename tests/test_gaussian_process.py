@@ -71,7 +71,9 @@ def test_training_draws_t_from_1_to_T_minus_1_and_regresses_eps():
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
 def test_prediction_conversions_recover_eps_and_x0(prediction):
-    process = GaussianDiffusion.from_config(DiffusionConfig(T=50, beta1=1e-3, beta2=0.2, prediction=prediction))
+    process = GaussianDiffusion.from_config(
+        DiffusionConfig(T=50, beta1=1e-3, beta2=0.2, prediction=prediction)
+    )
     g = torch.Generator().manual_seed(1)
     x0 = torch.rand(8, 1, 28, 28, generator=g) - 0.5
     eps = torch.randn(8, 1, 28, 28, generator=g)

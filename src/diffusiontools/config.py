@@ -1,4 +1,4 @@
-"""Typed, validated run configuration: dataclasses hold the defaults, INI files and ``--set`` override.
+"""Typed, validated run configuration: dataclasses hold defaults; INI and ``--set`` override.
 
 The dataclasses are the single source of truth. Each field may carry ``metadata`` with ``choices``,
 ``min``/``max`` (inclusive) or ``gt`` (exclusive lower bound); :func:`check_field` enforces them and
@@ -59,7 +59,9 @@ class DiffusionConfig:
     degradation: str = "pixel_swap"
     level_min: float | None = None  # level at t=0; None: the degradation's default
     level_max: float | None = None  # level at t=T; None: the degradation's default
-    t_per: str = _choices("image", "batch", default="image")  # "batch": the report's one t per batch
+    t_per: str = _choices(
+        "image", "batch", default="image"
+    )  # "batch": the report's one t per batch
     loss: str = _choices("mse", "l1", default="mse")
 
 
@@ -131,7 +133,10 @@ class Config:
 
         lo, hi = make_degradation(self.diffusion.degradation).default_levels
         d = self.diffusion
-        return (lo if d.level_min is None else d.level_min, hi if d.level_max is None else d.level_max)
+        return (
+            lo if d.level_min is None else d.level_min,
+            hi if d.level_max is None else d.level_max,
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -176,10 +181,18 @@ def _parse_value(key: str, text: str, annotation: typing.Any) -> typing.Any:
         if annotation is float:
             return float(text)
         if origin is tuple:
-            return tuple(int(part) for part in text.replace("(", "").replace(")", "").split(",") if part.strip())
+            return tuple(
+                int(part)
+                for part in text.replace("(", "").replace(")", "").split(",")
+                if part.strip()
+            )
         return text
     except ValueError:
-        kind = "a comma-separated list of integers" if origin is tuple else getattr(annotation, "__name__", annotation)
+        kind = (
+            "a comma-separated list of integers"
+            if origin is tuple
+            else getattr(annotation, "__name__", annotation)
+        )
         raise UserError(f"{key}={text!r} is not valid: expected {kind}") from None
 
 
@@ -188,7 +201,9 @@ def check_field(key: str, value: typing.Any, meta: typing.Mapping) -> None:
     if value is None:
         return
     if "choices" in meta and value not in meta["choices"]:
-        raise UserError(f"{key}={value!r} is not allowed: choose one of {', '.join(meta['choices'])}")
+        raise UserError(
+            f"{key}={value!r} is not allowed: choose one of {', '.join(meta['choices'])}"
+        )
     if "min" in meta and value < meta["min"]:
         raise UserError(f"{key}={value} is out of range: must be >= {meta['min']}")
     if "max" in meta and value > meta["max"]:

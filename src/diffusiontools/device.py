@@ -14,7 +14,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"training.device={name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+        raise UserError(
+            f"training.device={name!r} is not a device: use auto, cpu, cuda or cuda:N"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"training.device={name!r} but CUDA is not available here; use auto or cpu")
     if device.type not in ("cpu", "cuda"):

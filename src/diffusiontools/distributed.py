@@ -71,7 +71,9 @@ def wrap(net: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     """DDP-wrap ``net`` for training steps when distributed; the bare module otherwise."""
     if not ctx.enabled:
         return net
-    return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return DistributedDataParallel(
+        net, device_ids=[device.index] if device.type == "cuda" else None
+    )
 
 
 def mean_over_ranks(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:

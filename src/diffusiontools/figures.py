@@ -37,11 +37,16 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> n
     grid = np.zeros((ncol * (28 + pad) + pad, nrow * (28 + pad) + pad), dtype=np.uint8)
     for k, image in enumerate(images):
         r, c = divmod(k, nrow)
-        grid[pad + r * (28 + pad) : pad + r * (28 + pad) + 28, pad + c * (28 + pad) : pad + c * (28 + pad) + 28] = image
+        grid[
+            pad + r * (28 + pad) : pad + r * (28 + pad) + 28,
+            pad + c * (28 + pad) : pad + c * (28 + pad) + 28,
+        ] = image
     return grid
 
 
-def save_sample_grid(images: torch.Tensor, path: Path, nrow: int | None = None, title: str | None = None) -> None:
+def save_sample_grid(
+    images: torch.Tensor, path: Path, nrow: int | None = None, title: str | None = None
+) -> None:
     grid = image_grid(images, nrow)
     fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
@@ -66,15 +71,22 @@ def save_learning_curve(history: Sequence[dict], path: Path, title: str = "") ->
     _save(fig, path)
 
 
-def save_image_rows(rows: Sequence[torch.Tensor], row_labels: Sequence[str], col_labels: Sequence[str],
-                    path: Path, title: str = "") -> None:
+def save_image_rows(
+    rows: Sequence[torch.Tensor],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    path: Path,
+    title: str = "",
+) -> None:
     """A table of images: one row per entry of ``rows`` (each (K, ..., 28, 28)), labelled.
 
     Used for the reverse-process trajectory, samples across epochs, degradation sweeps and
     ground-truth / direct / diffusion triplets.
     """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.2 * n_cols, 1.25 * n_rows + 0.3), squeeze=False)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(1.2 * n_cols, 1.25 * n_rows + 0.3), squeeze=False
+    )
     for r, row in enumerate(rows):
         row = row if row.dtype == torch.uint8 else to_uint8(row)
         for c in range(n_cols):

@@ -35,5 +35,7 @@ def load_samples(path: Path) -> tuple[np.ndarray, dict]:
     except (ValueError, KeyError, OSError) as exc:
         raise UserError(f"{path} is not a samples NPZ with an 'images' array: {exc}") from None
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise UserError(f"{path}: 'images' must be uint8 (N, 28, 28), got {images.dtype} {images.shape}")
+        raise UserError(
+            f"{path}: 'images' must be uint8 (N, 28, 28), got {images.dtype} {images.shape}"
+        )
     return images, meta

@@ -1,4 +1,4 @@
-"""Drawing samples: builds the start state and the model function, then runs a registered sampler."""
+"""Drawing samples: build the start state and the model function, then run a sampler."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from .samplers import get_sampler
 IMAGE_SHAPE = (1, 28, 28)
 
 
-def model_fn(net: nn.Module, T: int, y: torch.Tensor | None = None, guidance: float = 1.0) -> Callable:
+def model_fn(
+    net: nn.Module, T: int, y: torch.Tensor | None = None, guidance: float = 1.0
+) -> Callable:
     """Wrap ``net`` as ``model(x_t, t_int)``: scales t to t/T and applies classifier-free guidance.
 
     With labels and ``guidance`` w != 1: out = uncond + w (cond - uncond) (Ho & Salimans 2022).
@@ -34,8 +36,14 @@ def model_fn(net: nn.Module, T: int, y: torch.Tensor | None = None, guidance: fl
     return model
 
 
-def start_state(process, n: int, generator: torch.Generator, device: torch.device, config: Config,
-                offset: int = 0) -> torch.Tensor:
+def start_state(
+    process,
+    n: int,
+    generator: torch.Generator,
+    device: torch.device,
+    config: Config,
+    offset: int = 0,
+) -> torch.Tensor:
     """x_T: N(0, I) for a Gaussian process; for a cold one, the process builds it (test images)."""
     if process.kind == "gaussian":
         return torch.randn((n, *IMAGE_SHAPE), device=device, generator=generator)
@@ -90,8 +98,16 @@ def generate(
 TRAJECTORY_FRACTIONS = (1.0, 0.5, 0.1, 0.05, 0.0)
 
 
-def trajectory(net: nn.Module, process, config: Config, n: int, seed: int, device: torch.device,
-               sampler: str | None = None, fractions=TRAJECTORY_FRACTIONS) -> list[torch.Tensor]:
+def trajectory(
+    net: nn.Module,
+    process,
+    config: Config,
+    n: int,
+    seed: int,
+    device: torch.device,
+    sampler: str | None = None,
+    fractions=TRAJECTORY_FRACTIONS,
+) -> list[torch.Tensor]:
     """States of the reverse process at ``fractions`` of T (the report's "diffusion process" rows).
 
     Returns one (n, 1, 28, 28) tensor per fraction; the last (fraction 0) is the final sample.

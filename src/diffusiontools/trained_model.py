@@ -23,7 +23,9 @@ class TrainedModel:
     path: Path
 
 
-def load_trained(run_dir: Path, epoch: int | None, device: torch.device, use_ema: bool = True) -> TrainedModel:
+def load_trained(
+    run_dir: Path, epoch: int | None, device: torch.device, use_ema: bool = True
+) -> TrainedModel:
     """Load the checkpoint of ``epoch`` (None: latest); EMA weights when the run kept them."""
     path = ckpt_io.checkpoint_for(Path(run_dir), epoch)
     ckpt = ckpt_io.load_checkpoint(path, map_location=device)

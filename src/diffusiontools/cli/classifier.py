@@ -6,14 +6,25 @@ import argparse
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("classifier", help="the MNIST classifier behind the evaluation metrics")
+    p = subparsers.add_parser(
+        "classifier", help="the MNIST classifier behind the evaluation metrics"
+    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     t = actions.add_parser("train", help="train the classifier on MNIST and save its weights")
-    t.add_argument("--epochs", type=int, default=3, help="passes over the 60,000 training images (default 3)")
-    t.add_argument("--seed", type=int, default=0, help="seed for initialisation, order and shifts (default 0)")
-    t.add_argument("--out", default="mnist_classifier.pt",
-                   help="where to write the weights (the committed copy is diffusiontools/assets/)")
-    t.add_argument("--data-dir", help="MNIST folder (default: $DIFFUSIONTOOLS_DATA, then the cache)")
+    t.add_argument(
+        "--epochs", type=int, default=3, help="passes over the 60,000 training images (default 3)"
+    )
+    t.add_argument(
+        "--seed", type=int, default=0, help="seed for initialisation, order and shifts (default 0)"
+    )
+    t.add_argument(
+        "--out",
+        default="mnist_classifier.pt",
+        help="where to write the weights (the committed copy is diffusiontools/assets/)",
+    )
+    t.add_argument(
+        "--data-dir", help="MNIST folder (default: $DIFFUSIONTOOLS_DATA, then the cache)"
+    )
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.set_defaults(run=run)
 
@@ -23,6 +34,11 @@ def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
     from ..evaluation.classifier_training import train_classifier
 
-    accuracy = train_classifier(load_mnist(args.data_dir, "mnist"), args.epochs, args.seed,
-                                resolve_device(args.device), args.out)
+    accuracy = train_classifier(
+        load_mnist(args.data_dir, "mnist"),
+        args.epochs,
+        args.seed,
+        resolve_device(args.device),
+        args.out,
+    )
     print(f"test accuracy {accuracy:.4f}; weights written to {args.out}")

@@ -1,4 +1,4 @@
-"""Networks: they map (x_t, t in [0,1], optional label) to an image and know nothing of diffusion."""
+"""Networks map (x_t, t in [0,1], optional label) to an image; they know nothing of diffusion."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Learned class embedding with a "no label" entry, for classifier-free guidance (Ho & Salimans 2022)."""
+"""A learned class embedding with a "no label" entry, for classifier-free guidance."""
 
 from __future__ import annotations
 

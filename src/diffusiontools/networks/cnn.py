@@ -43,7 +43,9 @@ class CNN(nn.Module):
         self.time_embed = TimeEmbedding(n_hidden[0])
         self.class_embed = ClassEmbedding(num_classes, n_hidden[0]) if num_classes else None
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
         h = self.blocks[0](x)  # (B, C0, 28, 28)
         h = h + self.time_embed(t)[:, :, None, None]
         if self.class_embed is not None:
@@ -51,4 +53,3 @@ class CNN(nn.Module):
         for block in self.blocks[1:]:
             h = block(h)
         return h
-

@@ -48,7 +48,9 @@ class ColdDiffusion:
     def to(self, device: torch.device) -> ColdDiffusion:
         return ColdDiffusion(self.degradation, self.levels.to(device), self.loss_kind, self.t_per)
 
-    def draw_keys(self, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    def draw_keys(
+        self, batch: int, generator: torch.Generator, device: torch.device
+    ) -> torch.Tensor:
         """One random key per image (one shared key for the batch when ``t_per = batch``)."""
         n = 1 if self.t_per == "batch" else batch
         return torch.randint(0, KEY_RANGE, (n,), generator=generator, device=device).expand(batch)
@@ -57,7 +59,9 @@ class ColdDiffusion:
         """x_t = D(x0, level_t, key); x0 (B,1,28,28), t (B,) int, key (B,) int64."""
         return self.degradation(x0, self.levels[t], key)
 
-    def draw_noise(self, shape: torch.Size, generator: torch.Generator, device: torch.device) -> dict:
+    def draw_noise(
+        self, shape: torch.Size, generator: torch.Generator, device: torch.device
+    ) -> dict:
         """The randomness of one training batch: t ~ U{1..T-1} (as the Gaussian model) and keys.
 
         Drawn for the whole (global) batch so that data-parallel ranks, each taking a slice, see
@@ -68,7 +72,9 @@ class ColdDiffusion:
         t = torch.randint(1, self.T, (n_t,), device=device, generator=generator).expand(batch)
         return {"t": t, "key": self.draw_keys(batch, generator, device)}
 
-    def loss(self, net: nn.Module, x0: torch.Tensor, noise: dict, y: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(
+        self, net: nn.Module, x0: torch.Tensor, noise: dict, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """criterion(x0, R(D(x0, t), t/T)) with L1 or MSE; the network predicts x0."""
         t = noise["t"]
         x0_hat = net(self.degrade(x0, t, noise["key"]), t / self.T)
@@ -85,8 +91,14 @@ class ColdDiffusion:
         """One batch's loss with fresh randomness: ``loss(net, x0, draw_noise(...), y)``."""
         return self.loss(net, x0, self.draw_noise(x0.shape, generator, x0.device), y)
 
-    def start_state(self, n: int, generator: torch.Generator, device: torch.device, config: Config,
-                    offset: int = 0) -> torch.Tensor:
+    def start_state(
+        self,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device,
+        config: Config,
+        offset: int = 0,
+    ) -> torch.Tensor:
         """x_T (n, 1, 28, 28) as ``config.sampling.start`` says.
 
         ``test`` (the report): MNIST test images offset..offset+n-1 degraded at t = T - 1;

@@ -73,7 +73,9 @@ class GaussianDiffusion:
             eps = (1 - a).sqrt() * x_t + a.sqrt() * output
         return eps, x0
 
-    def draw_noise(self, shape: torch.Size, generator: torch.Generator, device: torch.device) -> dict:
+    def draw_noise(
+        self, shape: torch.Size, generator: torch.Generator, device: torch.device
+    ) -> dict:
         """The randomness of one training batch of ``shape``: t ~ U{1..T-1} and eps ~ N(0, I).
 
         Drawn for the whole (global) batch so that data-parallel ranks, each taking a slice, see
@@ -83,7 +85,9 @@ class GaussianDiffusion:
         eps = torch.randn(shape, device=device, generator=generator)
         return {"t": t, "eps": eps}
 
-    def loss(self, net: nn.Module, x0: torch.Tensor, noise: dict, y: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(
+        self, net: nn.Module, x0: torch.Tensor, noise: dict, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The notebook's objective: MSE(target, net(x_t, t/T)) with x_t from q(x_t | x0)."""
         t, eps = noise["t"], noise["eps"]
         x_t = self.q_sample(x0, t, eps)

@@ -8,7 +8,7 @@ import torch
 
 
 def linear_schedule(beta1: float, beta2: float, T: int) -> torch.Tensor:
-    """The notebook's ``ddpm_schedules``: beta_t = (beta2 - beta1) t / T + beta1, t = 0..T (float32).
+    """The notebook's ``ddpm_schedules``: beta_t = (beta2 - beta1) t / T + beta1 for t = 0..T.
 
     Index 0 holds beta1, so the schedule has T+1 entries. The same formula gives the cold
     degradation's level schedule with (level_min, level_max) in place of (beta1, beta2).

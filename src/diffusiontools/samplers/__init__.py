@@ -1,4 +1,4 @@
-"""Samplers: plain functions with one signature, registered by name with the process kind they fit."""
+"""Samplers: plain functions with one signature, registered with the process kind they fit."""
 
 from __future__ import annotations
 

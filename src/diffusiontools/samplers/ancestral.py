@@ -1,4 +1,4 @@
-"""Ancestral DDPM sampling as in Prince, Understanding Deep Learning, Algorithm 18.2 (the notebook's).
+"""Ancestral DDPM sampling: Prince, Understanding Deep Learning, Algorithm 18.2 (the notebook's).
 
 Every sampler here shares one signature (k-diffusion style)::
 

@@ -1,4 +1,4 @@
-"""Bansal et al. (2022) Algorithm 2, the improved cold sampler: z = z - D(x0_hat, t) + D(x0_hat, t-1)."""
+"""Bansal et al. (2022) Algorithm 2, the improved cold sampler."""
 
 from __future__ import annotations
 

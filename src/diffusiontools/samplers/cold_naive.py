@@ -31,7 +31,9 @@ def sample_cold_naive(
         t_vec = torch.full((z.shape[0],), t, device=z.device, dtype=torch.long)
         x0_hat = model(z, t_vec)
         if t > 1:
-            z = process.degrade(x0_hat, t_vec - 1, process.draw_keys(z.shape[0], generator, z.device))
+            z = process.degrade(
+                x0_hat, t_vec - 1, process.draw_keys(z.shape[0], generator, z.device)
+            )
             if on_step:
                 on_step(t - 1, z)
     return x0_hat
