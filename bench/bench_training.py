@@ -137,13 +137,15 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.steps} steps x {args.repeats} repeats (median):"
     )
     print(
-        f"  machine fp32 matmul: {peak:.1f} GFLOP/s; network: {flops / 1e6:.1f} MFLOP per image (fwd+bwd)"
+        f"  machine fp32 matmul: {peak:.1f} GFLOP/s; "
+        f"network: {flops / 1e6:.1f} MFLOP per image (fwd+bwd)"
     )
     for name, values in results.items():
         rate = statistics.median(values)
         share = rate * flops / 1e9 / peak
         print(
-            f"  {name:20s} {rate:7.1f} img/s  {rate / base:5.2f}x notebook  {share:6.1%} of matmul peak"
+            f"  {name:20s} {rate:7.1f} img/s  {rate / base:5.2f}x notebook  "
+            f"{share:6.1%} of matmul peak"
         )
 
 
