@@ -17,14 +17,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .evaluation.report_metrics import GRID_LIMIT, GRID_POINTS, grid_densities  # noqa: E402
-from .figures import save_image_rows  # noqa: E402
-
-
-def _save(fig, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+from .figures import save_figure, save_image_rows  # noqa: E402
 
 
 def save_tsne_by_label(embedding: np.ndarray, labels: np.ndarray, path: Path) -> None:
@@ -36,7 +29,7 @@ def save_tsne_by_label(embedding: np.ndarray, labels: np.ndarray, path: Path) ->
     fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
     ax.set_title(f"t-SNE of {len(embedding)} MNIST test images, coloured by label", fontsize=9)
     ax.set_aspect("equal")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_tsne_over_density(
@@ -58,7 +51,7 @@ def save_tsne_over_density(
     )
     ax.set_aspect("equal")
     ax.legend(loc="upper right", fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_class_histogram(histogram: np.ndarray, label: str, path: Path) -> None:
@@ -72,7 +65,7 @@ def save_class_histogram(histogram: np.ndarray, label: str, path: Path) -> None:
     ax.set_ylabel("samples")
     ax.set_title(f"{label}: classifier's digit counts over {n} samples", fontsize=9)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_memorisation_pairs(

@@ -15,7 +15,8 @@ import torch  # noqa: E402
 from .data import to_uint8  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write ``fig`` (creating folders) and free it: long evaluations draw many figures."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
@@ -53,7 +54,7 @@ def save_sample_grid(
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_learning_curve(history: Sequence[dict], path: Path, title: str = "") -> None:
@@ -68,7 +69,7 @@ def save_learning_curve(history: Sequence[dict], path: Path, title: str = "") ->
     ax.set_title(f"learning curve {title}".strip())
     ax.legend()
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_image_rows(
@@ -99,4 +100,4 @@ def save_image_rows(
         axes[r][0].text(-4, 14, row_labels[r], fontsize=8, ha="right", va="center")
     if title:
         fig.suptitle(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
