@@ -29,6 +29,7 @@ from diffusiontools.sampling import generate
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEGRADATION_CONFIGS = ("custom1", "custom2", "blur", "pixelate", "mask")
 TINY_RUN = [
+    "data.source=auto",  # the real MNIST where found, else the embedded subset (no network)
     "data.subset=256",
     "training.max_steps=3",
     "training.batch_size=32",
