@@ -81,3 +81,25 @@ def test_prediction_conversions_recover_eps_and_x0(prediction):
     x_t = process.q_sample(x0, t, eps)
     eps_hat, x0_hat = process.predict_eps_x0(process.target(x0, eps, t), x_t, t)
     assert torch.allclose(eps_hat, eps, atol=1e-3) and torch.allclose(x0_hat, x0, atol=1e-3)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_clip_output_clamps_x0_hat_and_keeps_in_range_predictions(prediction):
+    process = GaussianDiffusion.from_config(
+        DiffusionConfig(T=50, beta1=1e-3, beta2=0.2, prediction=prediction)
+    )
+    g = torch.Generator().manual_seed(2)
+    x_t = torch.randn(8, 1, 28, 28, generator=g)
+    t = torch.randint(1, 50, (8,), generator=g)
+    x0_wild = 2 * torch.randn(8, 1, 28, 28, generator=g)  # far outside [-0.5, 0.5]
+    output = process.target(
+        x0_wild,
+        (x_t - process.alpha_bar[t].sqrt().view(-1, 1, 1, 1) * x0_wild)
+        / (1 - process.alpha_bar[t]).sqrt().view(-1, 1, 1, 1),
+        t,
+    )
+    _, x0_hat = process.predict_eps_x0(process.clip_output(output, x_t, t), x_t, t)
+    assert torch.allclose(x0_hat, x0_wild.clamp(-0.5, 0.5), atol=1e-4)
+    inside = process.target(x0_wild.clamp(-0.4, 0.4), torch.zeros_like(x_t), t)
+    x_inside = process.q_sample(x0_wild.clamp(-0.4, 0.4), t, torch.zeros_like(x_t))
+    assert torch.allclose(process.clip_output(inside, x_inside, t), inside, atol=1e-4)

@@ -113,9 +113,18 @@ def test_faithful_grid_kl_matches_direct_sum():
     grid = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
     pd = multivariate_normal([0.0, 0.0], [[100.0, 0.0], [0.0, 50.0]]).pdf(grid)
     qd = multivariate_normal([5.0, -5.0], [[80.0, 10.0], [10.0, 120.0]]).pdf(grid)
-    # rel_entr(p, q) = p log(p/q) - p + q, summed over raw densities (no cell area).
-    expected = np.sum(pd * np.log(pd / qd) - pd + qd)
+    # rel_entr(p, q) = p log(p/q), summed over raw densities (no cell area).
+    expected = np.sum(pd * np.log(pd / qd))
     assert grid_kl_faithful(p, q) == pytest.approx(expected, rel=1e-9)
+
+
+def test_grid_kls_stay_finite_and_exact_where_q_underflows():
+    # Two unit-spaced Gaussians 120 apart, sd 3: q is below 1e-308 wherever p has mass, so the
+    # literal rel_entr sum is +inf; the exact KL is |mu_p - mu_q|^2 / (2 sd^2) = 800.
+    p = make_gmm([1.0], [[-60.0, 0.0]], [[[9.0, 0.0], [0.0, 9.0]]])
+    q = make_gmm([1.0], [[60.0, 0.0]], [[[9.0, 0.0], [0.0, 9.0]]])
+    assert grid_kl_faithful(p, q) == pytest.approx(800.0, rel=1e-3)
+    assert grid_kl_normalised(p, q) == pytest.approx(800.0, rel=1e-3)
 
 
 # --- density_kl -------------------------------------------------------------------------------

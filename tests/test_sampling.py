@@ -67,3 +67,11 @@ def test_trajectory_with_colliding_fractions_fills_every_column(T):
     states = trajectory(make_network(config.model), process, config, 2, 0, torch.device("cpu"))
     assert len(states) == len(TRAJECTORY_FRACTIONS)
     assert all(s is not None and s.shape == (2, 1, 28, 28) for s in states)
+
+
+def test_class_labels_cycle_through_the_digits_across_batches():
+    from diffusiontools.sampling import class_labels
+
+    assert class_labels(10, None, 8, 5, torch.device("cpu")).tolist() == [8, 9, 0, 1, 2]
+    assert class_labels(10, 7, 0, 3, torch.device("cpu")).tolist() == [7, 7, 7]
+    assert class_labels(0, None, 0, 3, torch.device("cpu")) is None

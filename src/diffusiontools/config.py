@@ -87,6 +87,7 @@ class SamplingConfig:
     steps: int | None = _bounded(None, min=1)  # network evaluations for DDIM / DPM-Solver
     eta: float = _bounded(0.0, min=0.0, max=1.0)  # DDIM stochasticity
     guidance: float = _bounded(1.0, min=0.0)  # classifier-free guidance scale (1 = none)
+    clip_x0: bool = False  # clamp every step's x0 prediction to [-0.5, 0.5] (not the original's)
     n_samples: int = _bounded(16, min=1)  # images drawn into the per-epoch sample grid
     sample_every: int = _bounded(0, min=0)  # epochs between sample grids during training; 0 = none
     # Cold x_T: "test" = test images degraded at T-1 (the report, conditional); "gmm" = a draw

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .evaluation.report_metrics import GRID_LIMIT, GRID_POINTS, grid_densities  # noqa: E402
+from .evaluation.report_metrics import GRID_LIMIT, GRID_POINTS, grid_log_densities  # noqa: E402
 from .figures import save_figure, save_image_rows  # noqa: E402
 
 
@@ -38,7 +38,8 @@ def save_tsne_over_density(
     """Samples' t-SNE points (N, 2) over the contours of the test set's fitted mixture density,
     on the report's 201x201 grid over [-100, 100]^2 (the report's Figures 6 and 14)."""
     axis = np.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_POINTS)
-    density = grid_densities(test_gmm, GRID_LIMIT, GRID_POINTS).reshape(GRID_POINTS, GRID_POINTS)
+    log_density = grid_log_densities(test_gmm, GRID_LIMIT, GRID_POINTS)
+    density = np.exp(log_density).reshape(GRID_POINTS, GRID_POINTS)
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.contour(axis, axis, density, levels=12, cmap="Blues", linewidths=0.8)
     ax.scatter(

@@ -36,6 +36,27 @@ def model_fn(
     return model
 
 
+def class_labels(
+    num_classes: int, digit: int | None, offset: int, n: int, device: torch.device
+) -> torch.Tensor | None:
+    """Labels of samples offset..offset+n-1: ``digit``, else every class in turn (0, 1, ..., 9,
+    0, ...) for a class-conditional model, so its samples are balanced; None if unconditional."""
+    if digit is not None:
+        return torch.full((n,), digit, device=device, dtype=torch.long)
+    if not num_classes:
+        return None
+    return torch.arange(offset, offset + n, device=device) % num_classes
+
+
+def clip_x0(model: Callable, process) -> Callable:
+    """``model`` with its x0 prediction clamped to the data range at every step (Gaussian)."""
+
+    def clipped(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return process.clip_output(model(x, t), x, t)
+
+    return clipped
+
+
 def start_state(
     process,
     n: int,
@@ -87,8 +108,10 @@ def generate(
     out = []
     for offset in range(0, n, batch_size):
         b = min(batch_size, n - offset)
-        y = None if digit is None else torch.full((b,), digit, device=device, dtype=torch.long)
+        y = class_labels(config.model.num_classes, digit, offset, b, device)
         model = model_fn(net, process.T, y, config.sampling.guidance)
+        if config.sampling.clip_x0 and process.kind == "gaussian":
+            model = clip_x0(model, process)
         x_T = start_state(process, b, generator, device, config, offset)
         out.append(sample(model, process, x_T, generator, steps=steps, on_step=on_step))
     net.train(was_training)

@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import classifier, degrade, evaluate, reconstruct, report, sample, train
+from . import classifier, degrade, evaluate, reconstruct, report, reproduce, sample, train
 
-COMMANDS = [train, sample, classifier, reconstruct, degrade, evaluate, report]
+COMMANDS = [train, sample, classifier, reconstruct, degrade, evaluate, report, reproduce]
 
 
 def build_parser() -> argparse.ArgumentParser:

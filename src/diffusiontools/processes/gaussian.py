@@ -73,6 +73,19 @@ class GaussianDiffusion:
             eps = (1 - a).sqrt() * x_t + a.sqrt() * output
         return eps, x0
 
+    def clip_output(
+        self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
+        """The network output that predicts the same x_t but x0_hat clamped to [-0.5, 0.5].
+
+        Eps is re-derived from the clamped x0_hat, as "clip_denoised" does in the DDPM code
+        and its descendants; this keeps every sampler's x0_hat inside the data range.
+        """
+        _, x0 = self.predict_eps_x0(output, x_t, t)
+        x0 = x0.clamp(-0.5, 0.5)
+        a = self.alpha_bar[t][:, None, None, None]
+        return self.target(x0, (x_t - a.sqrt() * x0) / (1 - a).sqrt(), t)
+
     def draw_noise(
         self, shape: torch.Size, generator: torch.Generator, device: torch.device
     ) -> dict:

@@ -1,0 +1,36 @@
+"""``diffusiontools reproduce``: the report's four models trained, sampled, evaluated and drawn."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    from ..reproduce.scales import SCALES
+
+    p = subparsers.add_parser(
+        "reproduce",
+        help="re-run the report's study end to end and compare with its numbers",
+    )
+    p.add_argument(
+        "--scale",
+        default="cpu",
+        help="; ".join(f"{name}: {s.summary}" for name, s in SCALES.items()) + " (default cpu)",
+    )
+    p.add_argument(
+        "--out", type=Path, help="output folder (default reproduction-<scale>); re-run to resume"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of sampling and evaluation")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..device import resolve_device
+    from ..reproduce import get_scale, reproduce
+
+    scale = get_scale(args.scale)
+    out = args.out if args.out else Path(f"reproduction-{scale.name}")
+    path = reproduce(scale, out, resolve_device(args.device), args.seed)
+    print(f"reproduction: {path}; pages in {out / 'report'}; figures in {out / 'figures'}")

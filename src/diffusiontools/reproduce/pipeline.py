@@ -1,0 +1,259 @@
+"""``reproduce``: the report's study as resumable stages, each skipped when its output exists.
+
+Stages, in order (folders under OUT):
+  1. train      runs/<model>: the four report models, then custom1/custom2 with per-image t
+                and random fields (beyond the report); an interrupted run resumes.
+  2. sample     samples/<label>.npz: 200 samples per column at the analysed checkpoint; the cold
+                models also with Bansal et al.'s improved sampler (beyond the report).
+  3. evaluate   evaluation/: report metrics + classifier metrics of every column, with figures.
+  4. reconstruct  reconstruction/<model>/: Table 1 (direct and diffusion RMSE per digit).
+  5. degrade    figures/degradation_<model>.png: Figure 9 for each pixel-swap schedule.
+  6. report     report/: one HTML page per run and comparison.html.
+  7. summarise  figures/ (every figure, gathered) and reproduction.md.
+A stage that fails stops the run with its name and the reason; finished stages are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import latest_path
+from ..config import load_config
+from ..errors import UserError
+from ..evaluate import evaluate, file_stem, samples_from_run
+from ..run_folder import ensure_writable
+from ..samples_io import save_samples
+from .scales import PER_IMAGE_SUFFIX, REPORT_MODELS, Scale
+
+STATE_FILE = "reproduce.json"
+COLD_MODELS = ("custom1", "custom2")
+SAMPLERS_COLD = ("naive", "improved")
+
+
+def run_names() -> list[str]:
+    """Every trained run: the report's four, then the per-image variants of the cold two."""
+    return [*REPORT_MODELS, *(m + PER_IMAGE_SUFFIX for m in COLD_MODELS)]
+
+
+def report_model(run_name: str) -> str:
+    """The report config a run is built from (custom1_per_image -> custom1)."""
+    return run_name.removesuffix(PER_IMAGE_SUFFIX)
+
+
+def columns() -> list[tuple[str, str, str | None]]:
+    """Evaluated sample sets: (label, run name, sampler or None for the config's)."""
+    cols = [(m, m, None) for m in REPORT_MODELS]
+    cols += [(f"{m} improved", m, "improved") for m in COLD_MODELS]
+    cols += [(m + PER_IMAGE_SUFFIX, m + PER_IMAGE_SUFFIX, None) for m in COLD_MODELS]
+    return cols
+
+
+def study_config(run_name: str, scale: Scale):
+    """The report's config of ``run_name`` with the scale's overrides (and per-image t)."""
+    model = report_model(run_name)
+    path = resources.files("diffusiontools") / "configs" / f"{model}.ini"
+    overrides = scale.overrides(model)
+    if run_name.endswith(PER_IMAGE_SUFFIX):
+        overrides.append("diffusion.t_per=image")
+    return dataclasses.replace(load_config(Path(str(path)), overrides), name=run_name)
+
+
+class Study:
+    """One reproduction folder: its scale, its record of finished stages and their times."""
+
+    def __init__(self, out: Path, scale: Scale, device: torch.device, seed: int):
+        self.out, self.scale, self.device, self.seed = Path(out), scale, device, seed
+        ensure_writable(self.out)
+        self.state_path = self.out / STATE_FILE
+        self.state = {"scale": scale.name, "seed": seed, "stages": {}}
+        if self.state_path.is_file():
+            recorded = json.loads(self.state_path.read_text())
+            if (recorded.get("scale"), recorded.get("seed")) != (scale.name, seed):
+                raise UserError(
+                    f"{self.out} holds a reproduction at scale {recorded.get('scale')!r}, "
+                    f"seed {recorded.get('seed')}; use another --out for scale "
+                    f"{scale.name!r}, seed {seed}"
+                )
+            self.state = recorded
+
+    def run_dir(self, run_name: str) -> Path:
+        return self.out / "runs" / run_name
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        """Time a stage and record it; on failure say which stage failed and why."""
+        print(f"reproduce: {name} ...", file=sys.stderr)
+        started = time.perf_counter()
+        try:
+            yield
+        except UserError as exc:
+            raise UserError(f"reproduce stage '{name}' failed: {exc}") from exc
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise UserError(
+                f"reproduce stage '{name}' failed: {type(exc).__name__}: {exc} "
+                "(re-run with --debug for the traceback; finished stages are kept)"
+            ) from exc
+        seconds = time.perf_counter() - started
+        self.state["stages"][name] = round(seconds + self.state["stages"].get(name, 0.0), 1)
+        self.state_path.write_text(json.dumps(self.state, indent=2) + "\n")
+
+
+def train_all(study: Study) -> None:
+    from ..trainer import train
+
+    for run_name in run_names():
+        run_dir = study.run_dir(run_name)
+        with study.stage(f"train {run_name}"):
+            resume = latest_path(run_dir).is_file()
+            train(study_config(run_name, study.scale), run_dir, resume=resume)
+
+
+def sample_all(study: Study) -> list[Path]:
+    """One NPZ per column at the analysed checkpoint; existing files are kept."""
+    paths = []
+    for label, run_name, sampler in columns():
+        path = study.out / "samples" / f"{file_stem(label)}.npz"
+        paths.append(path)
+        if path.is_file():
+            continue
+        epoch = study.scale.analysed_epoch(report_model(run_name))
+        with study.stage(f"sample {label}"):
+            images, source = samples_from_run(
+                study.run_dir(run_name),
+                study.scale.n_samples,
+                epoch,
+                sampler,
+                None,
+                study.seed,
+                study.device,
+            )
+            save_samples(path, torch.from_numpy(images), label=label, **source)
+    return paths
+
+
+def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
+    out_dir = study.out / "evaluation"
+    labels = [label for label, _, _ in columns()]
+    metrics_path = out_dir / "metrics.json"
+    if metrics_path.is_file():
+        results = json.loads(metrics_path.read_text())
+        if list(results["runs"]) == labels:
+            return results
+    s = study.scale
+    with study.stage("evaluate"):
+        return evaluate(
+            [],
+            npz_files,
+            labels,
+            out_dir,
+            n_samples=s.n_samples,
+            seed=study.seed,
+            tsne_reference=s.tsne_reference,
+            test_reference=s.test_reference,
+            n_boot=s.n_boot,
+            n_boot_set=s.n_boot_set,
+            device=study.device,
+        )
+
+
+def reconstruct_all(study: Study) -> dict[str, dict]:
+    """Table 1 for every cold run (naive and improved samplers), keyed by run name."""
+    from ..reconstruction import reconstruction_study
+
+    results = {}
+    for run_name in run_names():
+        if report_model(run_name) not in COLD_MODELS:
+            continue
+        out_dir = study.out / "reconstruction" / run_name
+        path = out_dir / "reconstruction.json"
+        if not path.is_file():
+            with study.stage(f"reconstruct {run_name}"):
+                reconstruction_study(
+                    study.run_dir(run_name),
+                    study.scale.n_samples,
+                    study.scale.analysed_epoch(report_model(run_name)),
+                    SAMPLERS_COLD,
+                    study.seed,
+                    study.device,
+                    out_dir,
+                )
+        results[run_name] = json.loads(path.read_text())
+    return results
+
+
+def degrade_all(study: Study) -> None:
+    from ..degradation_figure import degradation_figure
+
+    for model in COLD_MODELS:
+        path = study.out / "figures" / f"degradation_{model}.png"
+        if not path.is_file():
+            with study.stage(f"degrade {model}"):
+                degradation_figure(study_config(model, study.scale), path, study.seed)
+
+
+def report_all(study: Study) -> None:
+    from ..report_html import write_reports
+
+    if (study.out / "report" / "comparison.html").is_file():
+        return
+    with study.stage("report"):
+        run_dirs = [study.run_dir(r) for r in run_names()]
+        write_reports(run_dirs, study.out / "report", study.out / "evaluation", study.device)
+
+
+def gather_figures(study: Study, results: dict) -> dict[str, Path]:
+    """Copy every figure of the study into OUT/figures under a stable name; return name -> path."""
+    out = study.out
+    figures = out / "figures"
+    wanted = {}
+    for run_name in run_names():
+        wanted[f"learning_curve_{run_name}.png"] = study.run_dir(run_name) / "learning_curve.png"
+        wanted[f"epochs_{run_name}.png"] = out / "report" / "figures" / f"{run_name}_epochs.png"
+        wanted[f"trajectory_{run_name}.png"] = (
+            out / "report" / "figures" / f"{run_name}_trajectory.png"
+        )
+        for sampler in SAMPLERS_COLD:
+            wanted[f"triplets_{run_name}_{sampler}.png"] = (
+                out / "reconstruction" / run_name / f"triplets_{sampler}.png"
+            )
+    wanted["tsne_test_labels.png"] = out / "evaluation" / "tsne_test_labels.png"
+    for label in results["runs"]:
+        stem = file_stem(label)
+        for kind in ("samples", "tsne", "class_histogram", "memorisation"):
+            wanted[f"{kind}_{stem}.png"] = out / "evaluation" / f"{kind}_{stem}.png"
+    gathered = {}
+    for name, source in wanted.items():
+        if source.is_file():
+            shutil.copyfile(source, figures / name)
+            gathered[name] = figures / name
+    for path in sorted(figures.glob("degradation_*.png")):
+        gathered[path.name] = path
+    return gathered
+
+
+def reproduce(scale: Scale, out: Path, device: torch.device, seed: int = 0) -> Path:
+    """Run (or finish) the study at ``scale`` into ``out``; returns the path of reproduction.md."""
+    from .summary import write_summary
+
+    study = Study(out, scale, device, seed)
+    print(f"reproduce --scale {scale.name}: {scale.summary}", file=sys.stderr)
+    train_all(study)
+    npz_files = sample_all(study)
+    results = evaluate_all(study, npz_files)
+    tables = reconstruct_all(study)
+    degrade_all(study)
+    report_all(study)
+    with study.stage("summarise"):
+        (study.out / "figures").mkdir(exist_ok=True)
+        figures = gather_figures(study, results)
+        path = write_summary(study, results, tables, figures)
+    return path

@@ -1,0 +1,182 @@
+"""reproduction.md: the report's published numbers beside ours, the full tables and the figures.
+
+Everything here is read from the study's outputs (metrics.json, reconstruction.json, each run's
+metrics.csv), so the page and the numbers it shows can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..metrics_table import cell
+from ..metrics_table import markdown_table as metrics_markdown
+from ..reconstruction import markdown_table as reconstruction_markdown
+from ..run_folder import METRICS_FILE, read_metrics
+from . import published
+from .pipeline import COLD_MODELS, Study, columns, run_names
+
+BEYOND_ROWS = [
+    ("total_variance", "total variance", 2),
+    ("kl_faithful", "KL, report's grid sum", 3),
+    ("kl_monte_carlo", "KL, Monte Carlo", 3),
+    ("frechet_distance", "Fréchet distance", 2),
+    ("recognisable_fraction", "recognisable fraction", 3),
+    ("class_entropy", "class entropy (nats)", 3),
+]
+FIGURE_CAPTIONS = {
+    "learning_curve": "train and validation loss per epoch (report: the learning-curve figures)",
+    "epochs": "samples at several kept checkpoints (report: samples at stages of training)",
+    "trajectory": "the reverse process at fractions 1, 0.5, 0.1, 0.05, 0 of T",
+    "triplets": "ground truth / degraded start / direct / diffusion reconstruction",
+    "tsne_test_labels": "t-SNE of the test set coloured by label (report Figure 5)",
+    "samples": "the evaluated samples",
+    "tsne": "t-SNE of the samples over the test set's mixture density",
+    "class_histogram": "digits the classifier sees in the samples",
+    "memorisation": "samples closest to a training image",
+    "degradation": "the pixel-swap degradation at t = T, 0.75T, 0.5T, 0.25T, 0 (report Figure 9)",
+}
+
+
+def row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [row(header), "|" + "---|" * len(header), *[row(r) for r in rows]]
+    return "\n".join(lines) + "\n"
+
+
+def report_metrics_section(results: dict) -> str:
+    runs = results["runs"]
+    models = list(published.REPORT_NAMES)
+    header = ["", *(published.REPORT_NAMES[m] for m in models)]
+    rows = []
+    for key, name, numbers, digits in (
+        ("total_variance", "total variance", published.TOTAL_VARIANCE, 2),
+        ("kl_faithful", "KL, the report's grid sum", published.KL_FAITHFUL, 3),
+    ):
+        rows.append([f"{name}: report", *(f"{numbers[m]}" for m in models)])
+        rows.append([f"{name}: ours", *(cell(runs[m]["metrics"][key], digits) for m in models)])
+    return (
+        "## The report's evaluation, its numbers beside ours\n\n"
+        "[low, high]: bootstrap 95% intervals over our samples.\n\n" + table(header, rows)
+    )
+
+
+def table1_section(tables: dict[str, dict]) -> str:
+    header = ["model", "report direct", "ours direct", "report diffusion", "ours diffusion (naive)"]
+    header.append("ours diffusion (improved)")
+    rows = []
+    for model in COLD_MODELS:
+        all_digits = tables[model]["table"]
+        report = published.TABLE1_ALL[model]
+        rows.append(
+            [
+                published.REPORT_NAMES[model],
+                f"{report['direct']:.3f}",
+                f"{all_digits['direct']['rmse']['All']:.3f}",
+                f"{report['diffusion']:.3f}",
+                f"{all_digits['naive']['rmse']['All']:.3f}",
+                f"{all_digits['improved']['rmse']['All']:.3f}",
+            ]
+        )
+    text = (
+        "## Table 1: reconstruction error, all digits\n\n"
+        "Mean over images of the per-image RMSE ([-0.5, 0.5] units), test images 0..n-1 degraded "
+        "at t = T - 1, as the report's Table 1 (which calls it MSE).\n\n" + table(header, rows)
+    )
+    for run_name, result in tables.items():
+        text += (
+            f"\n### {run_name}, per digit (epoch {result['epoch']}, n = {result['n']})\n\n"
+            + reconstruction_markdown(result)
+        )
+    return text
+
+
+def landmarks_section(study: Study) -> str:
+    rows = []
+    for model, marks in published.VAL_LOSS.items():
+        run_dir = study.run_dir(model)
+        history = read_metrics(run_dir) if (run_dir / METRICS_FILE).is_file() else []
+        ours = {int(r["epoch"]): r["val_loss"] for r in history}
+        epochs = sorted({*marks, *([min(ours), max(ours)] if ours else [])})
+        for epoch in epochs:
+            report = f"{marks[epoch]}" if epoch in marks else "–"
+            mine = f"{ours[epoch]:.4f}" if epoch in ours else "not trained at this scale"
+            rows.append([published.REPORT_NAMES[model], str(epoch), report, mine])
+    return (
+        "## Validation-loss landmarks\n\n"
+        "Ours: the validation loss on a fixed seed after each epoch (metrics.csv).\n\n"
+        + table(["model", "epoch", "report", "ours"], rows)
+    )
+
+
+def beyond_section(results: dict, tables: dict[str, dict]) -> str:
+    runs = results["runs"]
+    labels = [label for label, _, _ in columns() if label.startswith(COLD_MODELS)]
+    rows = [
+        [name, *(cell(runs[label]["metrics"][key], digits) for label in labels)]
+        for key, name, digits in BEYOND_ROWS
+    ]
+    text = (
+        "## Beyond the report: the improved cold sampler and per-image t and fields\n\n"
+        "`<model> improved`: the same checkpoint sampled with Bansal et al.'s Algorithm 2; "
+        "`<model>_per_image`: the same config trained with one t and one random field per "
+        "image (`diffusion.t_per = image`) instead of per batch.\n\n" + table(["", *labels], rows)
+    )
+    rmse_rows = [
+        [
+            run_name,
+            *(f"{result['table'][m]['rmse']['All']:.3f}" for m in ("direct", "naive", "improved")),
+        ]
+        for run_name, result in tables.items()
+    ]
+    return text + (
+        "\nReconstruction RMSE, all digits:\n\n"
+        + table(["run", "direct", "diffusion (naive)", "diffusion (improved)"], rmse_rows)
+    )
+
+
+def figures_section(figures: dict[str, Path]) -> str:
+    lines = ["## Figures\n"]
+    for name in sorted(figures):
+        kind = next(
+            (k for k in sorted(FIGURE_CAPTIONS, key=len, reverse=True) if name.startswith(k)),
+            None,
+        )
+        caption = FIGURE_CAPTIONS.get(kind, "")
+        subject = name.removesuffix(".png").removeprefix(f"{kind}_") if kind else name
+        lines.append(f"**{subject}**: {caption}\n\n![{name}](figures/{name})\n")
+    return "\n".join(lines)
+
+
+def write_summary(
+    study: Study, results: dict, tables: dict[str, dict], figures: dict[str, Path]
+) -> Path:
+    """Write OUT/reproduction.md and return its path."""
+    scale = study.scale
+    data_file = study.run_dir(run_names()[0]) / "data.json"
+    data = json.loads(data_file.read_text()) if data_file.is_file() else {}
+    stages = study.state["stages"]
+    parts = [
+        f"# Reproduction of the report, scale `{scale.name}`\n",
+        f"Command: `diffusiontools reproduce --scale {scale.name} --seed {study.seed}`\n",
+        f"Scale: {scale.summary}.\n",
+        f"Data: {data.get('source', '?')} from {data.get('folder', '?')}, "
+        f"{data.get('n_train_split', '?')} training / {data.get('n_val_split', '?')} validation "
+        "images (runs/*/data.json has the checksums).\n",
+        f"Wall time of the stages recorded so far: {sum(stages.values()) / 60:.1f} min "
+        f"(per stage in {study.state_path.name}).\n",
+        report_metrics_section(results),
+        table1_section(tables),
+        landmarks_section(study),
+        "## Every metric of every column (ours)\n\n" + metrics_markdown(results),
+        beyond_section(results, tables),
+        figures_section(figures),
+    ]
+    path = study.out / "reproduction.md"
+    path.write_text("\n".join(parts))
+    print(f"reproduction: {path}", file=sys.stderr)
+    return path
