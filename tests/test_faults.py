@@ -135,14 +135,14 @@ def fork_cli(argv: list[str]) -> tuple[int, int]:
             # tqdm's default lock is a multiprocessing semaphore, shared with forked siblings:
             # one killed while holding it would block this child forever. Give it its own lock.
             tqdm.set_lock(threading.RLock())
-            original = GaussianDiffusion.training_loss
+            original = GaussianDiffusion.loss
 
-            def training_loss(self, *args, **kwargs):
+            def loss(self, *args, **kwargs):
                 if torch.is_grad_enabled():  # not validation
                     os.write(steps_write, b"x")
                 return original(self, *args, **kwargs)
 
-            GaussianDiffusion.training_loss = training_loss
+            GaussianDiffusion.loss = loss
             code = cli.main(argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 98

@@ -131,15 +131,15 @@ def on_training_steps(monkeypatch, action) -> None:
     """
     from diffusiontools.processes.gaussian import GaussianDiffusion
 
-    original = GaussianDiffusion.training_loss
+    original = GaussianDiffusion.loss
     count = 0
 
-    def training_loss(self, *args, **kwargs):
+    def loss(self, *args, **kwargs):
         nonlocal count
-        loss = original(self, *args, **kwargs)
+        value = original(self, *args, **kwargs)
         if not torch.is_grad_enabled():
-            return loss
+            return value
         count += 1
-        return action(count, loss)
+        return action(count, value)
 
-    monkeypatch.setattr(GaussianDiffusion, "training_loss", training_loss)
+    monkeypatch.setattr(GaussianDiffusion, "loss", loss)

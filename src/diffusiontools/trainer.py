@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint as ckpt_io
-from . import run_folder
+from . import distributed, run_folder
 from .config import Config, to_ini
 from .data import load_mnist, shuffled_batches, to_model, train_val_split
 from .device import resolve_device
@@ -30,7 +30,7 @@ from .errors import UserError
 from .figures import save_learning_curve, save_sample_grid
 from .networks import make_network
 from .processes import make_process
-from .sampling import generate
+from .sampling import IMAGE_SHAPE, generate
 
 VALIDATION_SEED_OFFSET = 1_000_003  # validation randomness is fixed, and apart from training's
 
@@ -196,14 +196,27 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Train ``config`` into ``run_dir``; returns the run folder. See the module docstring."""
+    """Train ``config`` into ``run_dir``; returns the run folder. See the module docstring.
+
+    Under torchrun, every process calls this; rank 0 owns the folder (see ``distributed``).
+    """
     run_dir = Path(run_dir)
-    run_folder.ensure_writable(run_dir)
-    # Lock first: --overwrite must never delete the checkpoints of a training still running here.
-    with run_folder.RunLock(run_dir), StopRequest() as stop:
-        run_folder.prepare(run_dir, resume, overwrite)
-        ckpt_io.remove_stale_temporaries(run_dir)  # left by a kill mid-write; no writer now
-        return _train_locked(config, run_dir, resume, stop)
+    device = resolve_device(config.training.device)
+    ranks = distributed.from_environment(device)
+    try:
+        with contextlib.ExitStack() as stack:
+            if ranks.is_main:
+                run_folder.ensure_writable(run_dir)
+                # Lock first: --overwrite must never delete the checkpoints of a running training.
+                stack.enter_context(run_folder.RunLock(run_dir))
+            stop = stack.enter_context(StopRequest())
+            if ranks.is_main:
+                run_folder.prepare(run_dir, resume, overwrite)
+                ckpt_io.remove_stale_temporaries(run_dir)  # left by a kill mid-write
+            ranks.barrier()  # the other ranks start once the folder is ready
+            return _train_locked(config, run_dir, resume, stop, ranks, ranks.device(device))
+    finally:
+        distributed.shutdown(ranks)
 
 
 def _restore(path: Path, net, ema, optimizer, data_gen, step_gen) -> TrainState:
@@ -237,9 +250,16 @@ def _restore(path: Path, net, ema, optimizer, data_gen, step_gen) -> TrainState:
     return state
 
 
-def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest) -> Path:
+def _train_locked(
+    config: Config,
+    run_dir: Path,
+    resume: bool,
+    stop: StopRequest,
+    ranks: distributed.Ranks,
+    device: torch.device,
+) -> Path:
     tc = config.training
-    device = resolve_device(tc.device)
+    ranks.check_batch(tc.batch_size)
     torch.manual_seed(tc.seed)  # network initialisation
     net = make_network(config.model).to(device)
     process = make_process(config).to(device)
@@ -251,14 +271,17 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
 
     if resume:
         state = _restore(ckpt_io.latest_path(run_dir), net, ema, optimizer, data_gen, step_gen)
-        print(f"resuming {run_dir} at epoch {state.epoch}, step {state.step}", file=sys.stderr)
+        if ranks.is_main:
+            print(f"resuming {run_dir} at epoch {state.epoch}, step {state.step}", file=sys.stderr)
 
     data = load_training_data(config, device)
-    (run_dir / run_folder.CONFIG_FILE).write_text(to_ini(config))
-    run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
+    if ranks.is_main:
+        (run_dir / run_folder.CONFIG_FILE).write_text(to_ini(config))
+        run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
     if config.training.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    step_net = torch.compile(net) if tc.compile else net
+    step_net = ranks.wrap(net, device)
+    step_net = torch.compile(step_net) if tc.compile else step_net
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if tc.amp == "bf16" and device.type == "cuda"
@@ -268,7 +291,8 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
     steps_per_epoch = len(train_idx) // tc.batch_size
 
     def save(path: Path) -> None:
-        _save(path, config, state, net, ema, optimizer, data_gen, step_gen)
+        if ranks.is_main:
+            _save(path, config, state, net, ema, optimizer, data_gen, step_gen)
 
     while state.epoch < tc.epochs and not _reached_max_steps(state, tc):
         if state.batch == 0:
@@ -279,7 +303,7 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
         recent = torch.zeros(min(100, steps_per_epoch), device=device)  # last-100 running mean
         first_bad = torch.full((), -1, dtype=torch.long, device=device)  # step of the first NaN/inf
         loss_sum = torch.tensor(state.loss_sum, device=device, dtype=torch.float64)
-        started, first_batch = time.perf_counter(), state.batch
+        started, first_batch, signum = time.perf_counter(), state.batch, 0
         bar = tqdm(
             total=steps_per_epoch,
             initial=state.batch,
@@ -287,15 +311,20 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
             leave=False,
             dynamic_ncols=True,
             file=sys.stderr,
+            disable=not ranks.is_main,
         )
         with bar:  # closed on an error too, so that the error line is the last thing printed
             for idx in batches[state.batch :]:
-                x0 = to_model(data.train[idx])
+                # The global batch's labels and noise, drawn whole on every rank, then sliced.
+                y = _labels_for_guidance(data.train_labels[idx], config, step_gen)
+                noise = process.draw_noise((len(idx), *IMAGE_SHAPE), step_gen, device)
+                x0 = to_model(data.train[ranks.shard(idx)])
                 if tc.channels_last:
                     x0 = x0.contiguous(memory_format=torch.channels_last)
-                y = _labels_for_guidance(data.train_labels[idx], config, step_gen)
+                y = None if y is None else ranks.shard(y)
+                noise = {name: ranks.shard(value) for name, value in noise.items()}
                 with autocast:
-                    loss = process.training_loss(step_net, x0, step_gen, y)
+                    loss = process.loss(step_net, x0, noise, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -319,21 +348,26 @@ def _train_locked(config: Config, run_dir: Path, resume: bool, stop: StopRequest
                         loss=f"{float(recent[:n_recent].mean()):.4f}",
                         img_s=f"{(state.batch - first_batch) * tc.batch_size / elapsed:.0f}",
                     )
-                if stop.signum is not None or _reached_max_steps(state, tc):
+                # Ranks agree on a stop (a collective, so every 20 steps when several train).
+                if not ranks.active or state.batch % 20 == 0:
+                    signum = ranks.max(stop.signum or 0, device)
+                if signum or _reached_max_steps(state, tc):
                     break
         _check_finite(first_bad, state, run_dir)
-        state.loss_sum = float(loss_sum)
+        state.loss_sum = float(ranks.mean(loss_sum))
         state.epoch_seconds += time.perf_counter() - started
-        if stop.signum is not None:
+        if signum:
             save(ckpt_io.latest_path(run_dir))
-            print(
-                f"stopped by signal {stop.signum} at step {state.step}; checkpoint written to "
-                f"{ckpt_io.latest_path(run_dir)}; continue with --resume",
-                file=sys.stderr,
-            )
-            raise SystemExit(128 + stop.signum)
-        _finish_epoch(config, state, process, net, ema, data, device, run_dir, save)
-    print(f"done: {run_dir} ({state.step} steps)", file=sys.stderr)
+            if ranks.is_main:
+                print(
+                    f"stopped by signal {signum} at step {state.step}; checkpoint written to "
+                    f"{ckpt_io.latest_path(run_dir)}; continue with --resume",
+                    file=sys.stderr,
+                )
+            raise SystemExit(128 + signum)
+        _finish_epoch(config, state, process, net, ema, data, device, run_dir, save, ranks)
+    if ranks.is_main:
+        print(f"done: {run_dir} ({state.step} steps)", file=sys.stderr)
     return run_dir
 
 
@@ -351,9 +385,12 @@ def _check_finite(first_bad: torch.Tensor, state: TrainState, run_dir: Path) -> 
 
 
 def _finish_epoch(
-    config, state: TrainState, process, net, ema, data, device, run_dir, save
+    config, state: TrainState, process, net, ema, data, device, run_dir, save, ranks
 ) -> None:
-    """Validation, metrics row, learning curve, sample grid and checkpoints for one epoch."""
+    """Validation, metrics row, learning curve, sample grid and checkpoints for one epoch.
+
+    Every rank validates (the same numbers) and keeps the history; only rank 0 writes.
+    """
     tc = config.training
     batches_done = max(state.batch, 1)
     eval_net = net if ema is None else ema.module
@@ -372,13 +409,15 @@ def _finish_epoch(
         "epoch_seconds": state.epoch_seconds,
     }
     state.history.append(row)
+    finished_epoch = state.epoch
+    state.epoch, state.batch, state.loss_sum, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
+    if not ranks.is_main:
+        return
     print(
-        f"epoch {state.epoch}: train {row['train_loss']:.5f} val {val:.5f} "
+        f"epoch {finished_epoch}: train {row['train_loss']:.5f} val {val:.5f} "
         f"({row['images_per_s']:.0f} img/s)",
         file=sys.stderr,
     )
-    finished_epoch = state.epoch
-    state.epoch, state.batch, state.loss_sum, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
     run_folder.write_metrics(run_dir, state.history)
     save_learning_curve(state.history, run_dir / "learning_curve.png", title=config.name)
     last = state.epoch >= tc.epochs or _reached_max_steps(state, tc)

@@ -73,9 +73,7 @@ class GaussianDiffusion:
             eps = (1 - a).sqrt() * x_t + a.sqrt() * output
         return eps, x0
 
-    def clip_output(
-        self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
-    ) -> torch.Tensor:
+    def clip_output(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The network output that predicts the same x_t but x0_hat clamped to [-0.5, 0.5].
 
         Eps is re-derived from the clamped x0_hat, as "clip_denoised" does in the DDPM code
