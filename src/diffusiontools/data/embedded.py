@@ -5,8 +5,9 @@
 "train" and the last 100 for "test": 4,000 train and 1,000 test images, 10% of each class in test,
 identical on every machine. Each part is then put in a fixed shuffled order (seed 0), so that its
 first N images mix the digits as MNIST's do: the evaluation's reference sets, ``data.subset`` and
-the cold models' start images all take the first N, which sorted data would fill with zeros. It is a tenth of MNIST's size, so numbers measured on it are not
-comparable with results on the full 60,000/10,000 set.
+the cold models' start images all take the first N, which sorted data would fill with zeros.
+It is a tenth of MNIST's size, so numbers measured on it are not comparable with results on the
+full 60,000/10,000 set.
 """
 
 from __future__ import annotations
