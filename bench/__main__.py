@@ -1,6 +1,7 @@
 """``python -m bench`` (``make bench``): every benchmark, each printing side-by-side ratios.
 
-``--time-to-quality`` adds the long time-to-quality comparison (minutes to hours).
+``--time-to-quality`` adds the long time-to-quality comparison (minutes to hours). The sampler
+quality comparison needs a trained run: ``python -m bench.bench_sampler_quality RUN_DIR``.
 """
 
 from __future__ import annotations
