@@ -73,7 +73,7 @@ SCALES = {
     ),
     "cpu": Scale(
         name="cpu",
-        summary="about 2 hours on 2 CPU cores: the first 12,000 MNIST training images "
+        summary="about 80 minutes on 2 CPU cores: the first 12,000 MNIST training images "
         "(9,600 train / 2,400 validation), 6 epochs per model instead of the report's 20-140, "
         "the last epoch analysed; sampling and evaluation as the report (200 samples, "
         "ancestral / naive samplers, t-SNE over all 10,000 test images)",
