@@ -54,6 +54,16 @@ class Scale:
         return sets
 
 
+# The report's evaluation: 200 samples with the configs' samplers, t-SNE over all test images.
+REPORT_EVALUATION = dict(
+    n_samples=200,
+    gaussian_sampler=None,
+    tsne_reference=10_000,
+    test_reference=10_000,
+    n_boot=1000,
+    n_boot_set=100,
+)
+
 SCALES = {
     "smoke": Scale(
         name="smoke",
@@ -80,12 +90,7 @@ SCALES = {
         subset=12_000,
         epochs=6,
         save_every=2,
-        n_samples=200,
-        gaussian_sampler=None,
-        tsne_reference=10_000,
-        test_reference=10_000,
-        n_boot=1000,
-        n_boot_set=100,
+        **REPORT_EVALUATION,
     ),
     "full": Scale(
         name="full",
@@ -94,12 +99,7 @@ SCALES = {
         subset=None,
         epochs=None,
         save_every=None,
-        n_samples=200,
-        gaussian_sampler=None,
-        tsne_reference=10_000,
-        test_reference=10_000,
-        n_boot=1000,
-        n_boot_set=100,
+        **REPORT_EVALUATION,
     ),
 }
 
