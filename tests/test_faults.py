@@ -4,6 +4,7 @@ can go on, the exact losses and weights of an uninterrupted run."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -11,10 +12,7 @@ import random
 import select
 import shutil
 import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +33,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 from tqdm import tqdm
 
 from diffusiontools import checkpoint as ckpt_io
-from diffusiontools import cli
+from diffusiontools import cli, trainer
 from diffusiontools.errors import UserError
 from diffusiontools.processes.gaussian import GaussianDiffusion
 from diffusiontools.run_folder import RunLock
@@ -83,47 +81,20 @@ def test_the_lock_stops_a_second_training_and_its_overwrite(tmp_path):
     assert checkpoint_files(run) == before  # --overwrite deleted nothing under the lock
 
 
-def test_sigint_finishes_the_step_checkpoints_exits_130_and_resumes_exactly(tmp_path):
-    """A real ``python -m diffusiontools train`` process, interrupted during epoch 1."""
-    run = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "diffusiontools",
-        "train",
-        str(write_ini(tmp_path)),
-        "--out",
-        str(run),
-    ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env()
-    )
-    stderr = io.BytesIO()
-    reader = threading.Thread(target=lambda: shutil.copyfileobj(process.stderr, stderr, 1))
-    reader.start()
-    deadline = time.monotonic() + 120
-    while b"epoch 0: train" not in stderr.getvalue():  # epoch 0 is done: now inside epoch 1
-        assert process.poll() is None and time.monotonic() < deadline, stderr.getvalue()
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=120) == 128 + signal.SIGINT
-    reader.join()
-    assert b"stopped by signal 2" in stderr.getvalue() and b"Traceback" not in stderr.getvalue()
-
-    ckpt = ckpt_io.load_checkpoint(ckpt_io.latest_path(run))
-    assert 12 < ckpt["step"] < 36 and ckpt["epoch"] == 1 and ckpt["batch"] > 0  # mid-epoch
-    train_tiny(run, resume=True)
-    assert losses(run) == losses(reference_run())
-    assert_same_final_weights(run, reference_run())
+# Events a forked training child reports, each before it goes on: a training step (inside the
+# loss, before the forward pass), a validation pass, a checkpoint file written but not yet
+# renamed into place.
+STEP, VALIDATION, WRITE = b"s", b"v", b"w"
 
 
-def fork_cli(argv: list[str]) -> tuple[int, int]:
-    """Run ``cli.main(argv)`` in a forked child (no interpreter start-up).
-
-    Returns the pid and a pipe that the child writes one byte to at each training step, so that
-    a kill can be aimed at a step rather than timed against an unknown start-up.
+def fork_cli(argv: list[str]) -> tuple[int, int, int]:
+    """Run ``cli.main(argv)`` in a forked child (no interpreter start-up) that stops at every
+    event (STEP, VALIDATION, WRITE): it writes the event's byte to a pipe and waits for one byte
+    back. Kills are aimed at events, never at delays, so they land at the same point on any
+    machine. Returns the pid, the events pipe to read and the pipe to write go-aheads to.
     """
-    steps_read, steps_write = os.pipe()
+    events_read, events_write = os.pipe()
+    go_read, go_write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 99
@@ -135,48 +106,107 @@ def fork_cli(argv: list[str]) -> tuple[int, int]:
             # tqdm's default lock is a multiprocessing semaphore, shared with forked siblings:
             # one killed while holding it would block this child forever. Give it its own lock.
             tqdm.set_lock(threading.RLock())
-            original = GaussianDiffusion.loss
 
-            def loss(self, *args, **kwargs):
+            def event(kind: bytes) -> None:
+                os.write(events_write, kind)
+                os.read(go_read, 1)
+
+            loss, validation, save = GaussianDiffusion.loss, trainer.validation_loss, torch.save
+
+            def loss_with_event(self, *args, **kwargs):
                 if torch.is_grad_enabled():  # not validation
-                    os.write(steps_write, b"x")
-                return original(self, *args, **kwargs)
+                    event(STEP)
+                return loss(self, *args, **kwargs)
 
-            GaussianDiffusion.loss = loss
+            def validation_with_event(*args, **kwargs):
+                event(VALIDATION)
+                return validation(*args, **kwargs)
+
+            def save_with_event(obj, f, *args, **kwargs):
+                save(obj, f, *args, **kwargs)
+                event(WRITE)
+
+            GaussianDiffusion.loss = loss_with_event
+            trainer.validation_loss = validation_with_event
+            ckpt_io.torch.save = save_with_event
             code = cli.main(argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 98
         finally:
             os._exit(code)
-    os.close(steps_write)
-    return pid, steps_read
+    os.close(events_write)
+    os.close(go_read)
+    return pid, events_read, go_write
 
 
-def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run(tmp_path):
-    """SIGKILL three times at seeded random delays (mid-step, mid-validation or mid-write alike),
-    each time continuing with --resume; the work since the last checkpoint is redone."""
+def run_until(events: int, go: int, kind: bytes, count: int, action) -> bool:
+    """Let the child run until its ``count``-th event of ``kind``, call ``action()`` while the
+    child waits there, then let it go on. Returns False if the child ended before that event."""
+    seen = 0
+    while seen < count:
+        ready, _, _ = select.select([events], [], [], 300)
+        assert ready, "the training child reported nothing for 5 minutes"
+        got = os.read(events, 1)
+        if not got:
+            return False
+        seen += got == kind
+        if seen == count:
+            action()
+        with contextlib.suppress(BrokenPipeError):  # the action may have killed it
+            os.write(go, b"g")
+    return True
+
+
+def finish(pid: int, events: int, go: int) -> int:
+    """Let the child run to its end; returns its wait status."""
+    while os.read(events, 1):
+        with contextlib.suppress(BrokenPipeError):
+            os.write(go, b"g")
+    _, status = os.waitpid(pid, 0)
+    os.close(events), os.close(go)
+    return status
+
+
+def test_sigint_finishes_the_step_checkpoints_exits_130_and_resumes_exactly(tmp_path):
+    """SIGINT arrives during step 15 (the third of epoch 1): that step finishes, a checkpoint at
+    step 15 is written, the exit status is 128 + 2, and --resume ends as the uninterrupted run."""
+    reference = reference_run()  # trained before forking: children inherit the loaded data
+    run = tmp_path / "run"
+    pid, events, go = fork_cli(["train", str(write_ini(tmp_path)), "--out", str(run)])
+    assert run_until(events, go, STEP, 15, lambda: os.kill(pid, signal.SIGINT))
+    status = finish(pid, events, go)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 128 + signal.SIGINT
+
+    ckpt = ckpt_io.load_checkpoint(ckpt_io.latest_path(run))
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (1, 3, 15)
+    assert [r[0] for r in losses(run)] == [12]  # epoch 1 is not counted as finished
+    train_tiny(run, resume=True)
+    assert losses(run) == losses(reference)
+    assert_same_final_weights(run, reference)
+
+
+def test_sigkill_at_random_events_then_resume_gives_the_uninterrupted_run(tmp_path):
+    """SIGKILL three times, each at a seeded random event (inside a step, inside validation, or
+    between writing a checkpoint file and renaming it), each time continuing with --resume; the
+    work since the last checkpoint is redone, and the end equals the uninterrupted run."""
     reference = reference_run()  # trained before forking: children inherit the loaded data
     ini, run = str(write_ini(tmp_path)), tmp_path / "run"
-    rng, killed = random.Random(1234), []
+    rng, aimed = random.Random(1234), []
     for _ in range(3):
         latest = ckpt_io.latest_path(run)
         done = ckpt_io.load_checkpoint(latest)["step"] if latest.is_file() else 0
         # Killed before its first checkpoint, a run has nothing to resume: start it afresh.
         flag = "--resume" if latest.is_file() else "--overwrite"
-        pid, steps = fork_cli(["train", ini, "--out", str(run), flag])
-        # Aim at a random step, then a random moment after it: mid-step, or (after an epoch's
-        # last step) mid-validation, mid-plot or mid-write of a checkpoint.
-        for _ in range(rng.randint(1, EPOCHS * STEPS_PER_EPOCH - done)):
-            ready, _, _ = select.select([steps], [], [], 120)
-            assert ready, "the training child made no step for 2 minutes"
-            if not os.read(steps, 1):
-                break  # it finished (or failed) before that step
-        time.sleep(rng.uniform(0.0, 0.3))
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        os.close(steps)
-        killed.append(os.WIFSIGNALED(status))
-    assert killed[0], "the first run finished before its kill: nothing was tested"
+        pid, events, go = fork_cli(["train", ini, "--out", str(run), flag])
+        epochs_left = EPOCHS - done // STEPS_PER_EPOCH  # each validates and writes twice
+        kind = rng.choice([STEP, VALIDATION, WRITE])
+        left = {STEP: EPOCHS * STEPS_PER_EPOCH - done, VALIDATION: epochs_left}
+        count = rng.randint(1, left.get(kind, 2 * epochs_left))
+        aimed.append((kind, count))
+        assert run_until(events, go, kind, count, lambda pid=pid: os.kill(pid, signal.SIGKILL))
+        status = finish(pid, events, go)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert {kind for kind, _ in aimed} == {STEP, VALIDATION, WRITE}, aimed  # seed 1234 hits all
     resume = ckpt_io.latest_path(run).is_file()
     train_tiny(run, resume=resume, overwrite=not resume)
     assert_every_checkpoint_loads(run)

@@ -71,12 +71,16 @@ def test_resume_mid_epoch_equals_the_straight_run(tmp_path, monkeypatch, stop_at
 
 
 def test_max_steps_mid_epoch_stops_there_and_resuming_adds_nothing(tmp_path):
+    """Stopping inside epoch 0 (5 of 12 batches) does not count epoch 0 as finished: no metrics
+    row, no epoch checkpoint; latest.pt holds the position inside the epoch."""
     run = train_tiny(tmp_path / "run", "training.max_steps=5")
-    rows = read_metrics(run)
-    assert [(r["epoch"], r["step"]) for r in rows] == [(0, 5)]
-    assert ckpt_io.list_epochs(run) == [0]
+    assert not (run / "metrics.csv").exists()
+    assert ckpt_io.list_epochs(run) == []
+    latest = ckpt_io.load_checkpoint(ckpt_io.latest_path(run))
+    assert (latest["epoch"], latest["batch"], latest["step"]) == (0, 5, 5)
     train_tiny(run, "training.max_steps=5", resume=True)
-    assert read_metrics(run) == rows
+    assert (ckpt_io.load_checkpoint(ckpt_io.latest_path(run))["step"]) == 5
+    assert not (run / "metrics.csv").exists()
 
 
 def test_a_crash_mid_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -10,13 +10,17 @@ steps one process would take with the same global batch. Only rank 0 writes file
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from .errors import UserError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,25 @@ class Ranks:
         tensor = torch.tensor(value, device=device)
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return int(tensor)
+
+    def all_succeed(self, step: Callable[[], T], device: torch.device) -> T:
+        """``step()`` on this rank; if it raised UserError on any rank, raise on every rank.
+
+        A collective (so also a barrier): no rank goes on to wait at a later collective for a
+        rank that has stopped. A failing rank raises its own error, the others say one failed.
+        """
+        if not self.active:
+            return step()
+        error, result = None, None
+        try:
+            result = step()
+        except UserError as exc:
+            error = exc
+        if self.max(int(error is not None), device):
+            raise error or UserError(
+                "another process of this torchrun job stopped with an error (it prints it)"
+            )
+        return result
 
     def device(self, device: torch.device) -> torch.device:
         """One GPU per rank (``cuda:LOCAL_RANK``) when training on CUDA."""

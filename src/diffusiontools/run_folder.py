@@ -9,34 +9,80 @@ import os
 import shutil
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_DIR, latest_path
+from .checkpoint import latest_path
 from .errors import UserError
 
 CONFIG_FILE = "config.ini"
 DATA_FILE = "data.json"
 METRICS_FILE = "metrics.csv"
+LOCK_FILE = ".lock"
 METRICS_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "images_per_s", "epoch_seconds")
 
 
-def prepare(run_dir: Path, resume: bool, overwrite: bool) -> Path:
-    """Create ``run_dir`` for a new run, or check it holds one to resume; never clobber silently."""
+PREVIOUS = ".previous"  # an overwritten run, kept until the new run's first checkpoint
+
+
+def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a training whose ``resume``/``overwrite`` does not fit what ``run_dir`` holds.
+
+    Only reads the folder: every check of a training runs before anything in it is changed.
+    """
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other: give one of them")
-    has_run = latest_path(run_dir).is_file() or (run_dir / METRICS_FILE).is_file()
     if resume and not latest_path(run_dir).is_file():
         raise UserError(f"--resume given but {run_dir} holds no checkpoint to resume from")
-    if has_run and not resume:
-        if not overwrite:
-            raise UserError(
-                f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to "
-                "replace it"
-            )
-        for name in (CHECKPOINT_DIR, METRICS_FILE):
-            target = run_dir / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    ensure_writable(run_dir)
-    return run_dir
+    if holds_run(run_dir) and not (resume or overwrite):
+        raise UserError(
+            f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to "
+            "replace it"
+        )
+
+
+def holds_run(run_dir: Path) -> bool:
+    return latest_path(run_dir).is_file() or (Path(run_dir) / METRICS_FILE).is_file()
+
+
+def move_aside(run_dir: Path) -> None:
+    """Move everything of the run in ``run_dir`` into ``run_dir/.previous`` (renames in one
+    file system, so nothing is copied or lost); :func:`discard_previous` deletes it once the new
+    run has written its first checkpoint, :func:`recover` puts it back if the new run dies first.
+    Call while holding the run's lock.
+    """
+    run_dir = Path(run_dir)
+    previous = run_dir / PREVIOUS
+    previous.mkdir()
+    for entry in _run_entries(run_dir):
+        os.replace(entry, previous / entry.name)
+
+
+def discard_previous(run_dir: Path) -> None:
+    """Delete the run that an overwrite moved aside (the new run has its first checkpoint)."""
+    shutil.rmtree(Path(run_dir) / PREVIOUS, ignore_errors=True)
+
+
+def recover(run_dir: Path) -> None:
+    """Finish or undo an overwrite that was interrupted: if the new run wrote a checkpoint, the
+    old run goes; otherwise the new run's first files go and the old run comes back as it was.
+    Call while holding the run's lock, before anything else looks at the folder.
+    """
+    run_dir = Path(run_dir)
+    previous = run_dir / PREVIOUS
+    if not previous.is_dir():
+        return
+    if latest_path(run_dir).is_file():
+        discard_previous(run_dir)
+        return
+    for entry in _run_entries(run_dir):
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for entry in previous.iterdir():
+        os.replace(entry, run_dir / entry.name)
+    previous.rmdir()
+
+
+def _run_entries(run_dir: Path) -> list[Path]:
+    """Every file and folder in ``run_dir`` but the lock and a run moved aside."""
+    return [p for p in run_dir.iterdir() if p.name not in (LOCK_FILE, PREVIOUS)]
 
 
 def ensure_writable(folder: Path) -> None:
@@ -57,7 +103,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / ".lock"
+        self.path = Path(run_dir) / LOCK_FILE
         self.fd: int | None = None
 
     def __enter__(self) -> RunLock:

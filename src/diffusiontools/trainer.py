@@ -10,6 +10,7 @@ step and, on CPU with the same seed, reproduces the uninterrupted run's losses a
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import signal
 import sys
@@ -23,15 +24,17 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt_io
 from . import distributed, run_folder
-from .config import Config, to_ini
+from .config import Config, config_from_dict, to_ini
 from .data import load_mnist, shuffled_batches, to_model, train_val_split
 from .device import resolve_device
 from .errors import UserError
 from .figures import save_learning_curve, save_sample_grid
 from .networks import make_network
 from .processes import make_process
+from .resume_rules import check_same_data, resumed_config
 from .sampling import IMAGE_SHAPE, generate
 
+logger = logging.getLogger(__name__)
 VALIDATION_SEED_OFFSET = 1_000_003  # validation randomness is fixed, and apart from training's
 
 
@@ -70,6 +73,12 @@ def load_training_data(config: Config, device: torch.device) -> TrainingData:
     train_idx, val_idx = train_val_split(
         len(images), config.data.val_fraction, config.data.split_seed
     )
+    if len(val_idx) == 0:
+        raise UserError(
+            f"data.subset={config.data.subset} with data.val_fraction="
+            f"{config.data.val_fraction} leaves no validation images (of {len(images)}); "
+            "raise data.subset or data.val_fraction"
+        )
     if config.training.batch_size > len(train_idx):
         raise UserError(
             f"training.batch_size={config.training.batch_size} is larger than the "
@@ -153,17 +162,21 @@ def _make_ema(net: nn.Module, decay: float):
 
 
 def _rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
-    return {"data": data_gen.get_state(), "step": step_gen.get_state()}
+    return {
+        "data": data_gen.get_state(),
+        "step": step_gen.get_state(),
+        "step_device": step_gen.device.type,
+    }
 
 
 def _save(
-    path: Path, config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen
+    path: Path, config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen, data
 ) -> None:
     """Write a checkpoint; a full disk or a vanished folder becomes a one-line error, and the
     atomic write leaves the previous checkpoint under ``path`` as it was."""
     try:
         ckpt_io.save_atomic(
-            _checkpoint(config, state, net, ema, optimizer, data_gen, step_gen), path
+            _checkpoint(config, state, net, ema, optimizer, data_gen, step_gen, data), path
         )
     except OSError as exc:
         raise UserError(
@@ -172,10 +185,13 @@ def _save(
         ) from None
 
 
-def _checkpoint(config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen) -> dict:
+def _checkpoint(
+    config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen, data
+) -> dict:
     return {
         "format_version": ckpt_io.FORMAT_VERSION,
         "config": config.to_dict(),
+        "data": data.provenance,
         "epoch": state.epoch,
         "batch": state.batch,
         "step": state.step,
@@ -198,87 +214,146 @@ def train(
 ) -> Path:
     """Train ``config`` into ``run_dir``; returns the run folder. See the module docstring.
 
+    Every check (config, device, world size, batch, data, the folder's state and, on resume, the
+    checkpoint's config and data) runs before anything in ``run_dir`` changes. ``overwrite`` moves
+    the old run aside and deletes it only once the new run has written its first checkpoint; if
+    the new run dies before that, the next training in the folder puts the old run back.
     Under torchrun, every process calls this; rank 0 owns the folder (see ``distributed``).
     """
     run_dir = Path(run_dir)
     device = resolve_device(config.training.device)
     ranks = distributed.from_environment(device)
     try:
+        ranks.check_batch(config.training.batch_size)
+        device = ranks.device(device)
+        data = load_training_data(config, device)
         with contextlib.ExitStack() as stack:
-            if ranks.is_main:
-                run_folder.ensure_writable(run_dir)
-                # Lock first: --overwrite must never delete the checkpoints of a running training.
-                stack.enter_context(run_folder.RunLock(run_dir))
+
+            def check_folder() -> None:
+                if ranks.is_main:
+                    run_folder.ensure_writable(run_dir)
+                    # Lock first: --overwrite must never touch the files of a running training.
+                    stack.enter_context(run_folder.RunLock(run_dir))
+                    run_folder.recover(run_dir)  # an overwrite killed before its first checkpoint
+                    run_folder.check_intent(run_dir, resume, overwrite)
+
+            ranks.all_succeed(check_folder, device)  # the others read the folder once it is checked
+            trainee = _Trainee(config, device)
+            if resume:
+                path = ckpt_io.latest_path(run_dir)
+                config = ranks.all_succeed(
+                    lambda: trainee.restore(path, config, data, run_dir), device
+                )
+            # Every rank has passed every check: only now may the folder change.
             stop = stack.enter_context(StopRequest())
             if ranks.is_main:
-                run_folder.prepare(run_dir, resume, overwrite)
+                if overwrite and run_folder.holds_run(run_dir):
+                    run_folder.move_aside(run_dir)
                 ckpt_io.remove_stale_temporaries(run_dir)  # left by a kill mid-write
-            ranks.barrier()  # the other ranks start once the folder is ready
-            return _train_locked(config, run_dir, resume, stop, ranks, ranks.device(device))
+                (run_dir / run_folder.CONFIG_FILE).write_text(to_ini(config))
+                run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
+            try:
+                return _train_loop(config, run_dir, trainee, data, stop, ranks, device)
+            finally:
+                if ranks.is_main:
+                    run_folder.recover(run_dir)  # died before its first checkpoint: old run back
     finally:
         distributed.shutdown(ranks)
 
 
-def _restore(path: Path, net, ema, optimizer, data_gen, step_gen) -> TrainState:
-    """Load a checkpoint's weights, optimiser, EMA and generators in place; return its state.
+class _Trainee:
+    """What training changes: the network, its average, the optimiser, the two generators and
+    the position (``state``); built from the config alone, or restored from a checkpoint."""
 
-    Loaded onto the CPU: generator states must be CPU byte tensors even for a CUDA generator, and
-    ``load_state_dict`` copies everything else onto the parameters' device.
-    """
-    ckpt = ckpt_io.load_checkpoint(path, map_location="cpu")
-    ckpt_io.load_weights(net, ckpt["model"], path)
-    try:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = TrainState(
-            ckpt["epoch"],
-            ckpt["batch"],
-            ckpt["step"],
-            ckpt["loss_sum"],
-            ckpt["epoch_seconds"],
-            ckpt["data_rng_at_epoch_start"],
-            ckpt["history"],
+    def __init__(self, config: Config, device: torch.device):
+        tc = config.training
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation; the caller's RNG kept
+            torch.manual_seed(tc.seed)
+            self.net = make_network(config.model).to(device)
+        self.process = make_process(config).to(device)
+        self.optimizer = _make_optimizer(self.net, config, device)
+        self.ema = _make_ema(self.net, tc.ema_decay)
+        self.data_gen = torch.Generator().manual_seed(tc.seed)  # batch order: CPU everywhere
+        self.step_gen = torch.Generator(device).manual_seed(tc.seed + 1)  # t and noise
+        self.state = TrainState()
+
+    def restore(self, path: Path, requested: Config, data: TrainingData, run_dir: Path) -> Config:
+        """Load a checkpoint in place and return the config the run goes on with.
+
+        The checkpoint's config and data must match the requested ones except for the keys that
+        may change on resume (``resume_rules``). Loaded onto the CPU: generator states are CPU
+        byte tensors even for a CUDA generator; ``load_state_dict`` copies the rest over.
+        """
+        ckpt = ckpt_io.load_checkpoint(path, map_location="cpu")
+        try:
+            config = resumed_config(config_from_dict(ckpt["config"]), requested, run_dir)
+            check_same_data(ckpt.get("data"), data.provenance, run_dir)
+            ckpt_io.load_weights(self.net, ckpt["model"], path)
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.state = state = TrainState(
+                ckpt["epoch"],
+                ckpt["batch"],
+                ckpt["step"],
+                ckpt["loss_sum"],
+                ckpt["epoch_seconds"],
+                ckpt["data_rng_at_epoch_start"],
+                ckpt["history"],
+            )
+            if self.ema is not None and ckpt["ema"] is not None:  # else the average starts now
+                self.ema.module.load_state_dict(ckpt["ema"])
+                # AveragedModel copies the weights on its first update (n_averaged == 0): restore
+                # the count, one update per step, or the average would restart from the weights.
+                self.ema.n_averaged.fill_(state.step)
+            self.data_gen.set_state(ckpt["rng"]["data"])
+            self._restore_step_generator(ckpt["rng"], config.training.seed, state.step)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(
+                f"checkpoint {path} cannot be resumed: it lacks or garbles {exc}"
+            ) from None
+        logger.info("resuming %s at epoch %d, step %d", run_dir, state.epoch, state.step)
+        return config
+
+    def _restore_step_generator(self, rng: dict, seed: int, step: int) -> None:
+        """The t/noise generator's state, or, when it was saved by another kind of device (a
+        CUDA generator's state does not fit a CPU one), a deterministic re-seed from the step."""
+        saved_on = rng.get("step_device")
+        here = self.step_gen.device.type
+        if saved_on in (None, here):
+            try:
+                self.step_gen.set_state(rng["step"])
+                return
+            except RuntimeError:  # a checkpoint from before step_device was recorded
+                saved_on = "another device"
+        self.step_gen.manual_seed(reseeded(seed, step))
+        logger.warning(
+            "the checkpoint's noise generator comes from %s and this run trains on %s: it is "
+            "re-seeded from step %d, so the run goes on deterministically but no longer draws "
+            "the noise an uninterrupted run on %s would",
+            saved_on,
+            here,
+            step,
+            saved_on,
         )
-        if ema is not None and ckpt["ema"] is not None:  # else the average starts now
-            ema.module.load_state_dict(ckpt["ema"])
-            # AveragedModel copies the weights on its first update (n_averaged == 0): restore the
-            # count, one update per step, or the average would restart from the current weights.
-            ema.n_averaged.fill_(state.step)
-        data_gen.set_state(ckpt["rng"]["data"])
-        step_gen.set_state(ckpt["rng"]["step"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"checkpoint {path} cannot be resumed: it lacks or garbles {exc}") from None
-    return state
 
 
-def _train_locked(
+def reseeded(seed: int, step: int) -> int:
+    """The seed of a noise generator re-seeded at ``step`` (a resume on another device)."""
+    return (seed + 1) * 1_000_003 + step
+
+
+def _train_loop(
     config: Config,
     run_dir: Path,
-    resume: bool,
+    trainee: _Trainee,
+    data: TrainingData,
     stop: StopRequest,
     ranks: distributed.Ranks,
     device: torch.device,
 ) -> Path:
     tc = config.training
-    ranks.check_batch(tc.batch_size)
-    torch.manual_seed(tc.seed)  # network initialisation
-    net = make_network(config.model).to(device)
-    process = make_process(config).to(device)
-    optimizer = _make_optimizer(net, config, device)
-    ema = _make_ema(net, tc.ema_decay)
-    data_gen = torch.Generator().manual_seed(tc.seed)  # batch order, on CPU: identical everywhere
-    step_gen = torch.Generator(device).manual_seed(tc.seed + 1)  # t and noise, on the device
-    state = TrainState()
-
-    if resume:
-        state = _restore(ckpt_io.latest_path(run_dir), net, ema, optimizer, data_gen, step_gen)
-        if ranks.is_main:
-            print(f"resuming {run_dir} at epoch {state.epoch}, step {state.step}", file=sys.stderr)
-
-    data = load_training_data(config, device)
-    if ranks.is_main:
-        (run_dir / run_folder.CONFIG_FILE).write_text(to_ini(config))
-        run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
-    if config.training.channels_last:
+    net, ema, optimizer, process = trainee.net, trainee.ema, trainee.optimizer, trainee.process
+    data_gen, step_gen, state = trainee.data_gen, trainee.step_gen, trainee.state
+    if tc.channels_last:
         net = net.to(memory_format=torch.channels_last)
     step_net = ranks.wrap(net, device)
     step_net = torch.compile(step_net) if tc.compile else step_net
@@ -292,7 +367,8 @@ def _train_locked(
 
     def save(path: Path) -> None:
         if ranks.is_main:
-            _save(path, config, state, net, ema, optimizer, data_gen, step_gen)
+            _save(path, config, state, net, ema, optimizer, data_gen, step_gen, data)
+            run_folder.discard_previous(run_dir)  # a checkpoint of the new run exists now
 
     while state.epoch < tc.epochs and not _reached_max_steps(state, tc):
         if state.batch == 0:
@@ -340,7 +416,8 @@ def _train_locked(
                 state.batch += 1
                 state.step += 1
                 bar.update(1)
-                if state.batch % 20 == 0 or state.batch == steps_per_epoch:
+                end_of_epoch = state.batch == steps_per_epoch
+                if state.batch % 20 == 0 or end_of_epoch:
                     _check_finite(first_bad, state, run_dir)
                     elapsed = time.perf_counter() - started
                     n_recent = min(state.batch, len(recent))
@@ -348,26 +425,42 @@ def _train_locked(
                         loss=f"{float(recent[:n_recent].mean()):.4f}",
                         img_s=f"{(state.batch - first_batch) * tc.batch_size / elapsed:.0f}",
                     )
-                # Ranks agree on a stop (a collective, so every 20 steps when several train).
-                if not ranks.active or state.batch % 20 == 0:
+                # Ranks agree on a stop: a collective, so every 20 steps and at the epoch's end
+                # when several train (a signal seen during the last steps stops before validation).
+                if not ranks.active or state.batch % 20 == 0 or end_of_epoch:
                     signum = ranks.max(stop.signum or 0, device)
                 if signum or _reached_max_steps(state, tc):
                     break
         _check_finite(first_bad, state, run_dir)
         state.loss_sum = float(ranks.mean(loss_sum))
         state.epoch_seconds += time.perf_counter() - started
-        if signum:
+        if signum or state.batch < steps_per_epoch:
+            # Stopped inside the epoch (a signal, or max_steps): the epoch is not finished, so
+            # no validation and no metrics row; the checkpoint holds the position in the epoch.
             save(ckpt_io.latest_path(run_dir))
+            if signum:
+                if ranks.is_main:
+                    logger.info(
+                        "stopped by signal %d at step %d; checkpoint written to %s; continue "
+                        "with --resume",
+                        signum,
+                        state.step,
+                        ckpt_io.latest_path(run_dir),
+                    )
+                raise SystemExit(128 + signum)
             if ranks.is_main:
-                print(
-                    f"stopped by signal {signum} at step {state.step}; checkpoint written to "
-                    f"{ckpt_io.latest_path(run_dir)}; continue with --resume",
-                    file=sys.stderr,
+                logger.info(
+                    "reached training.max_steps=%d inside epoch %d (%d of %d batches): the epoch "
+                    "is not finished; raise training.max_steps with --resume to go on",
+                    tc.max_steps,
+                    state.epoch,
+                    state.batch,
+                    steps_per_epoch,
                 )
-            raise SystemExit(128 + signum)
+            break
         _finish_epoch(config, state, process, net, ema, data, device, run_dir, save, ranks)
     if ranks.is_main:
-        print(f"done: {run_dir} ({state.step} steps)", file=sys.stderr)
+        logger.info("done: %s (%d steps)", run_dir, state.step)
     return run_dir
 
 
@@ -413,10 +506,12 @@ def _finish_epoch(
     state.epoch, state.batch, state.loss_sum, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
     if not ranks.is_main:
         return
-    print(
-        f"epoch {finished_epoch}: train {row['train_loss']:.5f} val {val:.5f} "
-        f"({row['images_per_s']:.0f} img/s)",
-        file=sys.stderr,
+    logger.info(
+        "epoch %d: train %.5f val %.5f (%.0f img/s)",
+        finished_epoch,
+        row["train_loss"],
+        val,
+        row["images_per_s"],
     )
     run_folder.write_metrics(run_dir, state.history)
     save_learning_curve(state.history, run_dir / "learning_curve.png", title=config.name)

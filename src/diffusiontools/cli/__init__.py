@@ -7,6 +7,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ..errors import UserError
@@ -27,7 +28,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr(logging.Handler):
+    """The library's log lines on whatever ``sys.stderr`` is at the moment (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "warning: " if record.levelno >= logging.WARNING else ""
+        print(prefix + record.getMessage(), file=sys.stderr)
+
+
+def _show_library_log() -> None:
+    logger = logging.getLogger("diffusiontools")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        logger.addHandler(_Stderr())
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _show_library_log()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
