@@ -209,7 +209,9 @@ ROWS = [
     Row("truncated on resume", damaged_run(truncate, "train"), ("latest.pt", "truncated")),
     Row("newer format", damaged_run(newer_format), ("format version 99", "upgrade")),
     Row(
-        "other architecture", other_architecture, ("another architecture", "blocks.0.net.0.weight")
+        "other architecture on resume",
+        other_architecture,
+        ("model.n_hidden (8, 8) -> (4, 4)", "may change on resume"),
     ),
 ]
 
