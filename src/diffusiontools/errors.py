@@ -1,9 +1,13 @@
-"""The one exception type that the CLI turns into a one-line message and a non-zero exit."""
+"""The one exception type of the library: bad input from the user, in one sentence."""
 
 
-class UserError(Exception):
-    """Bad input from the user: a config value, a file, a flag.
+class DiffusionToolsError(ValueError):
+    """Bad input from the user: a config value, an argument, a file, a flag.
 
-    The message is one sentence that names the bad value and says what is allowed; the CLI prints
-    it without a traceback (``--debug`` shows one).
+    The message is one sentence that names the bad value (the config key or the argument) and
+    says what is allowed. A ``ValueError``, so code that handles bad values handles these too; the
+    CLI prints the message on one line and exits with status 2 (``--debug`` shows a traceback).
     """
+
+
+UserError = DiffusionToolsError  # the name the modules use inside the package

@@ -306,6 +306,8 @@ class _Trainee:
                 self.ema.n_averaged.fill_(state.step)
             self.data_gen.set_state(ckpt["rng"]["data"])
             self._restore_step_generator(ckpt["rng"], config.training.seed, state.step)
+        except UserError:
+            raise
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(
                 f"checkpoint {path} cannot be resumed: it lacks or garbles {exc}"
