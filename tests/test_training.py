@@ -47,7 +47,7 @@ def test_resume_after_whole_epochs_equals_the_straight_run(tmp_path):
 @pytest.mark.parametrize("stop_at", [STEPS_PER_EPOCH, STEPS_PER_EPOCH + 5])
 def test_resume_mid_epoch_equals_the_straight_run(tmp_path, monkeypatch, stop_at):
     """SIGTERM during step ``stop_at``: the step finishes, latest.pt records the position inside
-    the epoch, exit 143; --resume replays the epoch's permutation and skips what is done."""
+    the epoch, TrainingStopped (the CLI: exit 143); --resume replays the epoch's permutation and skips what is done."""
 
     def sigterm_at(step, loss):
         if step == stop_at:
@@ -57,9 +57,9 @@ def test_resume_mid_epoch_equals_the_straight_run(tmp_path, monkeypatch, stop_at
     run = tmp_path / "run"
     with monkeypatch.context() as patch:
         on_training_steps(patch, sigterm_at)
-        with pytest.raises(SystemExit) as exit_info:
+        with pytest.raises(KeyboardInterrupt) as stopped:  # TrainingStopped, after a checkpoint
             train_tiny(run)
-    assert exit_info.value.code == 128 + signal.SIGTERM
+    assert stopped.value.signum == signal.SIGTERM
     ckpt = ckpt_io.load_checkpoint(ckpt_io.latest_path(run))
     epoch = (stop_at - 1) // STEPS_PER_EPOCH  # step 12 is the last of epoch 0: batch 12, not 0
     assert (ckpt["epoch"], ckpt["batch"]) == (epoch, stop_at - epoch * STEPS_PER_EPOCH)

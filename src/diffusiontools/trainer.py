@@ -14,6 +14,7 @@ import logging
 import math
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,15 +100,32 @@ def load_training_data(config: Config, device: torch.device) -> TrainingData:
     )
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after writing a checkpoint.
+
+    A ``KeyboardInterrupt``, so a notebook or script treats it as the interrupt it is; ``signum``
+    says which signal, and the CLI exits with the conventional 128 + signum (130, 143).
+    """
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+
 class StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between steps, so a kill finishes the step,
-    writes a checkpoint and exits with the conventional code (128 + signal number)."""
+    writes a checkpoint and raises :class:`TrainingStopped`. Signal handlers can only be set in
+    the main thread: elsewhere (a training started from a worker thread) signals act as usual."""
 
     def __init__(self):
         self.signum: int | None = None
+        self.previous: dict = {}
 
     def __enter__(self) -> StopRequest:
-        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {
+                s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)
+            }
         return self
 
     def _handle(self, signum, frame) -> None:
@@ -441,15 +459,13 @@ def _train_loop(
             # no validation and no metrics row; the checkpoint holds the position in the epoch.
             save(ckpt_io.latest_path(run_dir))
             if signum:
+                message = (
+                    f"stopped by signal {signum} at step {state.step}; checkpoint written to "
+                    f"{ckpt_io.latest_path(run_dir)}; continue with --resume"
+                )
                 if ranks.is_main:
-                    logger.info(
-                        "stopped by signal %d at step %d; checkpoint written to %s; continue "
-                        "with --resume",
-                        signum,
-                        state.step,
-                        ckpt_io.latest_path(run_dir),
-                    )
-                raise SystemExit(128 + signum)
+                    logger.info(message)
+                raise TrainingStopped(signum, message)
             if ranks.is_main:
                 logger.info(
                     "reached training.max_steps=%d inside epoch %d (%d of %d batches): the epoch "

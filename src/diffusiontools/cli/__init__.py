@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from ..errors import UserError
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or a training stopped by SIGTERM (checkpointed)
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     except UserError as exc:
         if args.debug:
             raise
