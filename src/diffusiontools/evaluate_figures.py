@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .evaluation.report_metrics import GRID_LIMIT, GRID_POINTS, grid_log_densities  # noqa: E402
-from .figures import save_figure, save_image_rows  # noqa: E402
+from .evaluation.report_metrics import GRID_LIMIT, GRID_POINTS, grid_log_densities
+from .figures import save_figure, save_image_rows
 
 
 def save_tsne_by_label(embedding: np.ndarray, labels: np.ndarray, path: Path) -> None:
     """Test-set t-SNE points (K, 2) coloured by digit (K,) — the report's Figure 5."""
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     points = ax.scatter(
         embedding[:, 0], embedding[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5
     )
@@ -40,7 +38,8 @@ def save_tsne_over_density(
     axis = np.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_POINTS)
     log_density = grid_log_densities(test_gmm, GRID_LIMIT, GRID_POINTS)
     density = np.exp(log_density).reshape(GRID_POINTS, GRID_POINTS)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     ax.contour(axis, axis, density, levels=12, cmap="Blues", linewidths=0.8)
     ax.scatter(
         sample_embedding[:, 0], sample_embedding[:, 1], s=6, c="tab:red", label=f"{label} samples"
@@ -58,7 +57,8 @@ def save_tsne_over_density(
 def save_class_histogram(histogram: np.ndarray, label: str, path: Path) -> None:
     """Predicted-class counts (10,) of one sample set, with the uniform count for reference."""
     n = int(np.sum(histogram))
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig = Figure(figsize=(5, 3))
+    ax = fig.subplots()
     ax.bar(range(10), histogram, color="tab:blue")
     ax.axhline(n / 10, color="grey", linestyle="--", linewidth=1, label="uniform")
     ax.set_xticks(range(10))

@@ -1,26 +1,28 @@
-"""All figures, drawn with matplotlib on the Agg backend (no display needed)."""
+"""All figures, drawn with matplotlib's object-oriented API.
+
+Figures are ``matplotlib.figure.Figure`` objects, never pyplot's: no display is needed, pyplot's
+list of open figures never grows, and importing diffusiontools leaves the caller's matplotlib
+backend (a notebook's inline plots) as it was.
+"""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .data import to_uint8  # noqa: E402
+from .data import to_uint8
 
 
-def save_figure(fig, path: Path) -> None:
-    """Write ``fig`` (creating folders) and free it: long evaluations draw many figures."""
+def save_figure(fig: Figure, path: Path) -> None:
+    """Write ``fig`` (creating folders); the PNG is rendered by Agg whatever the backend."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
@@ -45,22 +47,60 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> n
     return grid
 
 
-def save_sample_grid(
-    images: torch.Tensor, path: Path, nrow: int | None = None, title: str | None = None
-) -> None:
+def sample_grid_figure(
+    images: torch.Tensor, nrow: int | None = None, title: str | None = None
+) -> Figure:
+    """A figure of ``images`` (N, 1, 28, 28) in model range or uint8, as one grey mosaic."""
     grid = image_grid(images, nrow)
-    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
+    fig = Figure(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
+    ax = fig.subplots()
     ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
-    save_figure(fig, path)
+    return fig
+
+
+def save_sample_grid(
+    images: torch.Tensor, path: Path, nrow: int | None = None, title: str | None = None
+) -> None:
+    save_figure(sample_grid_figure(images, nrow, title), path)
+
+
+class Shown:
+    """A figure that a notebook displays inline (``_repr_png_``) without pyplot; ``save(path)``
+    writes it, ``figure`` is the matplotlib Figure for further drawing."""
+
+    def __init__(self, figure: Figure):
+        self.figure = figure
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
+
+    def save(self, path: str | Path) -> Path:
+        save_figure(self.figure, Path(path))
+        return Path(path)
+
+
+def show(images: torch.Tensor | np.ndarray, nrow: int | None = None, title: str | None = None):
+    """Images as one grid, displayed inline when it is a notebook cell's value.
+
+    images: (N, 1, 28, 28) or (N, 28, 28), float in model range [-0.5, 0.5] (as ``sample``
+    returns them) or uint8 0..255 (as an NPZ holds them); ``nrow`` images per row (default about
+    sqrt(N)). Returns a :class:`Shown` (``.save(path)``, ``.figure``).
+    """
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    return Shown(sample_grid_figure(images, nrow, title))
 
 
 def save_learning_curve(history: Sequence[dict], path: Path, title: str = "") -> None:
     """Train and validation loss per epoch, log scale (the report's Figures 1, 3, 10, 12)."""
     epochs = [row["epoch"] for row in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.plot(epochs, [row["train_loss"] for row in history], label="train (epoch mean)")
     ax.plot(epochs, [row["val_loss"] for row in history], label="validation (fixed noise)")
     ax.set_xlabel("epoch")
@@ -85,9 +125,8 @@ def save_image_rows(
     ground-truth / direct / diffusion triplets.
     """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(1.2 * n_cols, 1.25 * n_rows + 0.3), squeeze=False
-    )
+    fig = Figure(figsize=(1.2 * n_cols, 1.25 * n_rows + 0.3))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, row in enumerate(rows):
         row = row if row.dtype == torch.uint8 else to_uint8(row)
         for c in range(n_cols):

@@ -1,7 +1,9 @@
-"""A trained model loaded back from a run folder: its config, network and forward process."""
+"""A trained model loaded back from a run folder: its config, network and forward process, and
+the sampling calls a notebook makes on it."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,17 +12,78 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .config import Config, config_from_dict
+from .device import resolve_device
+from .errors import UserError
 from .networks import make_network
 from .processes import make_process
 
 
 @dataclass
 class TrainedModel:
+    """A network with the process it was trained on, as ``diffusiontools.load`` returns it.
+
+    ``config``: the run's resolved config; ``net``: the network (EMA weights where the run kept
+    them), in eval mode on ``device``; ``process``: the forward process (Gaussian or cold);
+    ``epoch``: the last finished epoch whose weights these are (0-based, as the report counts);
+    ``path``: the checkpoint file.
+    """
+
     config: Config
     net: nn.Module
     process: object
-    epoch: int  # the last finished epoch whose weights these are (0-based, like the report)
+    epoch: int
     path: Path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def sampling_config(self, **options) -> Config:
+        """The config with sampling options (``sampling.*`` keys, None = the run's own) replaced;
+        each is checked like the INI key of the same name."""
+        unknown = set(options) - {f.name for f in dataclasses.fields(self.config.sampling)}
+        if unknown:
+            raise UserError(f"unknown sampling option(s) {sorted(unknown)}")
+        given = {k: v for k, v in options.items() if v is not None}
+        sampling = dataclasses.replace(self.config.sampling, **given)
+        return dataclasses.replace(self.config, sampling=sampling).check()
+
+    def sample(
+        self,
+        n: int = 16,
+        seed: int = 0,
+        sampler: str | None = None,
+        steps: int | None = None,
+        digit: int | None = None,
+        guidance: float | None = None,
+        eta: float | None = None,
+        clip_x0: bool | None = None,
+        start: str | None = None,
+    ) -> torch.Tensor:
+        """Draw ``n`` samples: a float tensor (n, 1, 28, 28) in model range [-0.5, 0.5] (values
+        may overshoot slightly; ``diffusiontools.show`` and the NPZ files clamp), on the model's
+        device. Every option left None is the run's ``sampling.*`` setting: ``sampler`` (ancestral,
+        ddim, dpm_solver; naive, improved for cold models), ``steps`` (network evaluations of
+        ddim / dpm_solver), ``digit`` (0-9, class-conditional models), ``guidance`` (classifier-
+        free guidance scale, Ho & Salimans 2022), ``eta`` (DDIM stochasticity, Song et al. 2021),
+        ``clip_x0`` (clamp each step's x0_hat), ``start`` (a cold model's x_T). Seeded: the same
+        call gives the same images. Raises DiffusionToolsError naming an option that does not
+        apply to this model.
+        """
+        from .sampling import generate
+
+        config = self.sampling_config(
+            sampler=sampler, steps=steps, guidance=guidance, eta=eta, clip_x0=clip_x0, start=start
+        )
+        return generate(self.net, self.process, config, n, seed, self.device, digit=digit)
+
+    def trajectory(self, n: int = 8, seed: int = 0, **options) -> list[torch.Tensor]:
+        """The reverse process of ``n`` samples at t = T, T/2, T/10, T/20 and 0: a list of five
+        (n, 1, 28, 28) tensors (the last is the sample). ``options`` as for :meth:`sample`."""
+        from .sampling import trajectory
+
+        config = self.sampling_config(**options)
+        return trajectory(self.net, self.process, config, n, seed, self.device)
 
 
 def load_trained(
@@ -36,3 +99,15 @@ def load_trained(
     net.eval()
     finished = ckpt["epoch"] - 1 if ckpt["batch"] == 0 else ckpt["epoch"]
     return TrainedModel(config, net, make_process(config).to(device), finished, path)
+
+
+def load(
+    run_dir: str | Path, epoch: int | None = None, device: str = "auto", ema: bool = True
+) -> TrainedModel:
+    """The model of a run folder written by ``diffusiontools.train`` (or the CLI).
+
+    ``epoch``: a kept checkpoint's epoch (None: the latest, which may be inside an epoch);
+    ``device``: auto (CUDA when present), cpu, cuda or cuda:N; ``ema``: the EMA weights where the
+    run kept them. Raises DiffusionToolsError naming a missing run, epoch or device.
+    """
+    return load_trained(Path(run_dir), epoch, resolve_device(device), use_ema=ema)
