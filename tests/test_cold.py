@@ -20,6 +20,7 @@ from diffusiontools.data import load_mnist, to_model
 from diffusiontools.degradations import DEGRADATIONS
 from diffusiontools.errors import UserError
 from diffusiontools.networks import make_network
+from diffusiontools.noise import sample_generators
 from diffusiontools.processes import make_process
 from diffusiontools.processes.cold_start import degraded_gmm
 from diffusiontools.reconstruction import reconstruction_study, restore
@@ -166,11 +167,10 @@ def test_direct_reconstruction_is_the_first_x0_hat_and_diffusion_equals_generate
     assert len(outputs) == 1 + model.process.T
     samples = generate(model.net, model.process, model.config, 5, 3, torch.device("cpu"), "naive")
     assert torch.equal(diffusion, samples)
+    # generate seeds one generator per sample from (seed, index): the start uses the same ones.
+    generators = sample_generators(3, 0, 5, torch.device("cpu"))
     assert torch.equal(
-        x_T,
-        model.process.start_state(
-            5, torch.Generator().manual_seed(3), torch.device("cpu"), model.config
-        ),
+        x_T, model.process.start_state(5, generators, torch.device("cpu"), model.config)
     )
 
 

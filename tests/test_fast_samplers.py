@@ -21,6 +21,7 @@ import torch
 
 from diffusiontools.config import Config, DiffusionConfig, SamplingConfig
 from diffusiontools.errors import UserError
+from diffusiontools.noise import randn, sample_generators
 from diffusiontools.processes.gaussian import GaussianDiffusion
 from diffusiontools.samplers import SAMPLERS, get_sampler
 from diffusiontools.samplers.ddim import evenly_spaced_times, sample_ddim
@@ -266,7 +267,8 @@ def test_generate_passes_the_configured_eta_to_ddim():
         with_eta = dataclasses.replace(config, sampling=sampling)
         return generate(ZeroNet(), process, with_eta, 2, seed=0, device=torch.device("cpu"))
 
-    x_T = torch.randn((2, 1, 28, 28), generator=torch.Generator().manual_seed(0))
+    # generate seeds one generator per sample (noise.sample_generators), x_T is drawn from those.
+    x_T = randn((2, 1, 28, 28), sample_generators(0, 0, 2, torch.device("cpu")), "cpu")
     direct = sample_ddim(lambda x, t: torch.zeros_like(x), process, x_T, torch.Generator(), 10)
     assert torch.equal(draw(0.0), direct)
     assert not torch.allclose(draw(0.0), draw(1.0))

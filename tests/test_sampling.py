@@ -43,7 +43,8 @@ def test_the_same_seed_gives_the_same_samples_and_another_seed_others(model):
 
 
 def test_trajectory_ends_in_the_sample(model):
-    states = trajectory(model.net, model.process, model.config, 3, 0, CPU)
+    times, states = trajectory(model.net, model.process, model.config, 3, 0, CPU)
+    assert times == [20, 10, 2, 1, 0]  # the ancestral sampler visits every t: the targets
     assert len(states) == len(TRAJECTORY_FRACTIONS)
     assert all(s.shape == (3, 1, 28, 28) for s in states)
     assert torch.equal(states[-1], draw(model, n=3))
@@ -64,7 +65,10 @@ def test_trajectory_with_colliding_fractions_fills_every_column(T):
     diffusion = DiffusionConfig(T=T, beta1=1e-3, beta2=0.2)
     config = Config(model=ModelConfig(n_hidden=(4, 4)), diffusion=diffusion)
     process = GaussianDiffusion.from_config(config.diffusion)
-    states = trajectory(make_network(config.model), process, config, 2, 0, torch.device("cpu"))
+    times, states = trajectory(
+        make_network(config.model), process, config, 2, 0, torch.device("cpu")
+    )
+    assert times == [round(f * T) for f in TRAJECTORY_FRACTIONS]
     assert len(states) == len(TRAJECTORY_FRACTIONS)
     assert all(s is not None and s.shape == (2, 1, 28, 28) for s in states)
 

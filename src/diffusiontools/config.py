@@ -126,6 +126,9 @@ class Config:
             degradation.check_levels(level_min, level_max)
             if m.num_classes:
                 raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
+        from .sampling import resolve_settings  # late: sampling imports this module
+
+        resolve_settings(self)  # the sampling.* keys agree with each other and with the model
         return self
 
     def levels(self) -> tuple[float, float]:

@@ -22,8 +22,9 @@ import torch
 from .data import load_mnist, to_model
 from .errors import UserError
 from .figures import save_image_rows
+from .noise import sample_generators
 from .samplers import get_sampler
-from .sampling import model_fn
+from .sampling import check_finite, model_fn
 from .trained_model import load_trained
 
 BATCH = 500  # images per sampling batch, as ``sampling.generate``
@@ -61,20 +62,25 @@ def restore(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Degrade x0 (N, 1, 28, 28) at t = T - 1 and restore it; returns (x_T, direct, diffusion).
 
-    Batched and seeded like ``sampling.generate`` (one generator for start keys and sampler), so
-    the diffusion result equals ``generate``'s samples for the same seed and a ``test`` start.
+    Batched and seeded like ``sampling.generate`` (image i's start key and sampler noise from its
+    own generator, seeded from (seed, i)), so the diffusion result equals ``generate``'s samples
+    for the same seed and a ``test`` start. Non-finite results are refused.
     """
     sample = get_sampler(sampler, process.kind)
     model = model_fn(net, process.T)
-    generator = torch.Generator(x0.device).manual_seed(seed)
     starts, directs, finals = [], [], []
     for offset in range(0, len(x0), BATCH):
-        x_T = process.degrade_test_start(x0[offset : offset + BATCH], generator)
+        batch = x0[offset : offset + BATCH]
+        generators = sample_generators(seed, offset, len(batch), x0.device)
+        x_T = process.degrade_test_start(batch, generators)
         t_T = torch.full((len(x_T),), process.T, device=x_T.device, dtype=torch.long)
         starts.append(x_T)
         directs.append(model(x_T, t_T))
-        finals.append(sample(model, process, x_T, generator))
-    return torch.cat(starts), torch.cat(directs), torch.cat(finals)
+        finals.append(sample(model, process, x_T, generators))
+    direct, final = torch.cat(directs), torch.cat(finals)
+    check_finite(direct)
+    check_finite(final)
+    return torch.cat(starts), direct, final
 
 
 def markdown_table(result: dict) -> str:
@@ -118,6 +124,8 @@ def reconstruction_study(
         raise UserError("no sampler given; name at least one of: naive, improved")
     for sampler in samplers:  # fail on a bad name before any work is done
         get_sampler(sampler, process.kind)
+    if len(set(samplers)) != len(samplers):
+        raise UserError(f"--samplers {','.join(samplers)} names a sampler twice; give each once")
     mnist = load_mnist(config.data.dir, config.data.source)
     if not 1 <= n <= len(mnist.test_images):
         raise UserError(f"-n {n} is out of range: use 1..{len(mnist.test_images)} test images")

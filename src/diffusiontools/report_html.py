@@ -97,18 +97,18 @@ def drawn_epochs(run_dir: Path, figures_dir: Path, device: torch.device) -> Path
 def drawn_trajectory(run_dir: Path, figures_dir: Path, device: torch.device) -> Path | None:
     """The latest checkpoint's reverse process at fractions 1, 0.5, 0.1, 0.05, 0 of T."""
     from .checkpoint import latest_path
-    from .sampling import TRAJECTORY_FRACTIONS, trajectory
+    from .sampling import trajectory
     from .trained_model import load_trained
 
     if not latest_path(run_dir).is_file():
         return None
     m = load_trained(run_dir, None, device)
-    states = trajectory(m.net, m.process, m.config, TRAJECTORY_IMAGES, 0, device)
+    times, states = trajectory(m.net, m.process, m.config, TRAJECTORY_IMAGES, 0, device)
     path = figures_dir / f"{run_dir.name}_trajectory.png"
     save_image_rows(
         [torch.stack([s[k] for s in states]) for k in range(TRAJECTORY_IMAGES)],
         [f"#{k}" for k in range(TRAJECTORY_IMAGES)],
-        [f"t={round(f * m.process.T)}" for f in TRAJECTORY_FRACTIONS],
+        [f"t={t}" for t in times],
         path,
         title=f"{run_dir.name}, epoch {m.epoch}: reverse process of "
         f"{TRAJECTORY_IMAGES} samples (seed 0)",

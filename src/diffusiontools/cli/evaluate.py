@@ -86,6 +86,13 @@ def run(args: argparse.Namespace) -> None:
     from ..errors import UserError
     from ..evaluate import evaluate
 
+    if args.reconstruction and (args.sampler or args.steps is not None):
+        raise UserError(
+            "--sampler and --steps do not apply to --reconstruction, which runs the naive and "
+            "improved cold samplers over all T steps"
+        )
+    if not args.run_dirs and (args.sampler or args.steps is not None or args.epoch is not None):
+        raise UserError("--sampler, --steps and --epoch apply to RUN_DIRs; no RUN_DIR was given")
     if args.reconstruction:
         from ..reconstruction import markdown_table, reconstruction_study
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from ..errors import UserError
@@ -10,11 +11,12 @@ from ..errors import UserError
 
 def _epoch_list(text: str) -> list[int]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        epochs = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of epochs"
-        ) from None
+        epochs = []
+    if not epochs:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of epochs")
+    return epochs
 
 
 def add_parser(subparsers) -> None:
@@ -48,11 +50,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     import torch  # here, not at the top: --help and bad flags answer without loading torch
 
+    from ..checkpoint import checkpoint_for
     from ..device import resolve_device
     from ..figures import save_image_rows, save_sample_grid
     from ..run_folder import ensure_writable
     from ..samples_io import save_samples
-    from ..sampling import TRAJECTORY_FRACTIONS, generate, trajectory
+    from ..sampling import generate, resolve_settings, trajectory
     from ..trained_model import load_trained
 
     if args.n < 1:
@@ -62,6 +65,13 @@ def run(args: argparse.Namespace) -> None:
     out_dir = run_dir / "samples"
     # The checkpoint first: a mistyped run folder must not be created by the writability probe.
     model = load_trained(run_dir, args.epoch, device, use_ema=not args.no_ema)
+    for epoch in args.epochs or ():  # before any drawing, so a typo costs no sampling time
+        try:
+            checkpoint_for(run_dir, epoch)
+        except UserError as exc:
+            raise UserError(f"in --epochs, {exc}") from None
+    # Every setting checked before any drawing; the NPZ records these, not the flags as typed.
+    settings = resolve_settings(model.config, args.sampler, args.steps, args.digit)
     ensure_writable(Path(args.out).parent if args.out else out_dir)
 
     def draw(m, n: int) -> torch.Tensor:
@@ -72,39 +82,43 @@ def run(args: argparse.Namespace) -> None:
     images = draw(model, args.n)
     grid_path = Path(args.out) if args.out else out_dir / "sample_grid.png"
     npz_path = Path(args.npz) if args.npz else out_dir / "samples.npz"
-    title = f"{model.config.name}, epoch {model.epoch}, n={args.n}"
-    save_sample_grid(images, grid_path, title=title)
+    title = f"{model.config.name}, epoch {model.epoch}"
+    save_sample_grid(images, grid_path, title=f"{title}, n={args.n}")
     save_samples(
         npz_path,
         images,
         run=str(run_dir),
         epoch=model.epoch,
         seed=args.seed,
-        sampler=args.sampler or model.config.sampling.sampler,
-        steps=args.steps,
-        digit=args.digit,
+        **dataclasses.asdict(settings),
     )
     print(f"samples: {grid_path} and {npz_path}")
     if args.trajectory:
-        n = min(args.n, 8)
-        states = trajectory(
-            model.net, model.process, model.config, n, args.seed, device, args.sampler
+        n = min(args.n, 8)  # samples 0..n-1 of the grid: sample i depends only on seed and i
+        times, states = trajectory(
+            model.net,
+            model.process,
+            model.config,
+            n,
+            args.seed,
+            device,
+            args.sampler,
+            args.steps,
+            args.digit,
         )
-        T = model.process.T
         path = out_dir / "trajectory.png"
-        cols = [f"t={round(f * T)}" for f in TRAJECTORY_FRACTIONS]
         save_image_rows(
             [torch.stack([s[k] for s in states]) for k in range(n)],
             [f"#{k}" for k in range(n)],
-            cols,
+            [f"t={t}" for t in times],
             path,
-            title=title,
+            title=f"{title}, {settings.sampler} sampler, {settings.steps} steps",
         )
         print(f"trajectory: {path}")
     if args.epochs:
+        n = min(args.n, 8)
         rows = [
-            draw(load_trained(run_dir, e, device, use_ema=not args.no_ema), min(args.n, 8))
-            for e in args.epochs
+            draw(load_trained(run_dir, e, device, use_ema=not args.no_ema), n) for e in args.epochs
         ]
         path = out_dir / "epochs.png"
         save_image_rows(
@@ -112,6 +126,6 @@ def run(args: argparse.Namespace) -> None:
             [f"epoch {e}" for e in args.epochs],
             [],
             path,
-            title=f"{model.config.name}: samples at stages of training",
+            title=f"{model.config.name}: samples 0..{n - 1} at stages of training",
         )
         print(f"samples across epochs: {path}")

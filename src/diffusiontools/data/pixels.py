@@ -31,6 +31,13 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """float (B, 1, 28, 28) or (B, 28, 28), nominally in [-0.5, 0.5] -> uint8 (B, 28, 28).
 
     Computes ``round((x + 0.5) * 255)`` clamped to 0..255, the exact inverse of ``to_model`` on
-    uint8 inputs; samples that overshoot the range saturate rather than wrap around.
+    uint8 inputs; samples that overshoot the range saturate rather than wrap around. Non-finite
+    input is refused: NaN would otherwise become a black pixel and inf a saturated one.
     """
+    finite = torch.isfinite(x).flatten(1).all(dim=1)
+    if not finite.all():
+        raise ValueError(
+            f"{int((~finite).sum())} of {len(x)} images hold NaN or inf values; "
+            "they have no pixel values"
+        )
     return ((_drop_channel(x).float() + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8)

@@ -15,6 +15,7 @@ from torch import nn
 from ..config import Config
 from ..degradations import make_degradation
 from ..degradations.base import Degradation
+from ..noise import Generators, randint
 from .schedules import linear_schedule
 
 KEY_RANGE = 2**62  # random keys are drawn uniformly from [0, KEY_RANGE)
@@ -48,12 +49,10 @@ class ColdDiffusion:
     def to(self, device: torch.device) -> ColdDiffusion:
         return ColdDiffusion(self.degradation, self.levels.to(device), self.loss_kind, self.t_per)
 
-    def draw_keys(
-        self, batch: int, generator: torch.Generator, device: torch.device
-    ) -> torch.Tensor:
+    def draw_keys(self, batch: int, generator: Generators, device: torch.device) -> torch.Tensor:
         """One random key per image (one shared key for the batch when ``t_per = batch``)."""
         n = 1 if self.t_per == "batch" else batch
-        return torch.randint(0, KEY_RANGE, (n,), generator=generator, device=device).expand(batch)
+        return randint(KEY_RANGE, n, generator, device).expand(batch)
 
     def degrade(self, x0: torch.Tensor, t: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         """x_t = D(x0, level_t, key); x0 (B,1,28,28), t (B,) int, key (B,) int64."""
@@ -94,7 +93,7 @@ class ColdDiffusion:
     def start_state(
         self,
         n: int,
-        generator: torch.Generator,
+        generator: Generators,
         device: torch.device,
         config: Config,
         offset: int = 0,
@@ -115,7 +114,7 @@ class ColdDiffusion:
         x0 = to_model(test[offset : offset + n]).to(device)
         return self.degrade_test_start(x0, generator)
 
-    def degrade_test_start(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def degrade_test_start(self, x0: torch.Tensor, generator: Generators) -> torch.Tensor:
         """The report's conditional start: x0 (B, 1, 28, 28) degraded at t = T - 1, own keys."""
         t = torch.full((len(x0),), self.T - 1, device=x0.device, dtype=torch.long)
         return self.degrade(x0, t, self.draw_keys(len(x0), generator, x0.device))

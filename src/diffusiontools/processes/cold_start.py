@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from ..config import Config
+from ..noise import Generators, choice, randn
 from .cold import KEY_RANGE, ColdDiffusion
 
 N_FIT = 5000  # degraded training images the mixture is fitted to
@@ -45,11 +46,11 @@ class DegradedGMM:
     means: Tensor  # (K, n_pca)
     cholesky: Tensor  # (K, n_pca, n_pca) lower-triangular L_k, L_k L_k^T = Sigma_k
 
-    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    def sample(self, n: int, generator: Generators, device: torch.device) -> Tensor:
         """n draws of x_T, (n, 1, 28, 28) in [-0.5, 0.5], on ``device`` (the generator's)."""
         weights, means, cholesky = (a.to(device) for a in (self.weights, self.means, self.cholesky))
-        k = torch.multinomial(weights, n, replacement=True, generator=generator)  # (n,)
-        eps = torch.randn((n, means.shape[1], 1), device=device, generator=generator)
+        k = choice(weights, n, generator)  # (n,)
+        eps = randn((n, means.shape[1], 1), generator, device)
         coeffs = means[k] + (cholesky[k] @ eps).squeeze(-1)  # (n, n_pca)
         pixels = self.pixel_mean.to(device) + coeffs @ self.components.to(device)  # (n, 784)
         return pixels.clamp(-0.5, 0.5).reshape(n, 1, 28, 28)

@@ -23,17 +23,23 @@ SAMPLERS: dict[str, tuple[Callable, str]] = {
 DEFAULT_SAMPLER = {"gaussian": "ancestral", "cold": "naive"}
 
 
-def get_sampler(name: str, kind: str) -> Callable:
-    """The sampler called ``name``; ``default`` picks the report's sampler for the process kind."""
+def resolve_sampler(name: str, kind: str) -> str:
+    """The real name of sampler ``name`` for a ``kind`` process (``default``: the report's);
+    refuses an unknown name and a sampler of the other kind."""
     if name == "default":
         name = DEFAULT_SAMPLER[kind]
     if name not in SAMPLERS:
         raise UserError(f"unknown sampler '{name}'; allowed: default, {', '.join(SAMPLERS)}")
-    sampler, sampler_kind = SAMPLERS[name]
+    sampler_kind = SAMPLERS[name][1]
     if sampler_kind != kind:
         fitting = [n for n, (_, k) in SAMPLERS.items() if k == kind]
         raise UserError(
             f"sampler '{name}' is for {sampler_kind} models, this model is {kind}; "
             f"use one of: {', '.join(fitting)}"
         )
-    return sampler
+    return name
+
+
+def get_sampler(name: str, kind: str) -> Callable:
+    """The sampler function called ``name`` (checked by :func:`resolve_sampler`)."""
+    return SAMPLERS[resolve_sampler(name, kind)][0]

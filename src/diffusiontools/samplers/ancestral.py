@@ -4,6 +4,7 @@ Every sampler here shares one signature (k-diffusion style)::
 
     sampler(model, process, x_T, generator, steps=None, on_step=None) -> x0
 
+``generator`` is one ``torch.Generator`` or one per sample of x_T (see ``noise.py``);
 ``model(x_t, t)`` returns the network's output for integer times t (B,); ``on_step(t, x_t)`` is
 called with the starting state and after each step with the state at the new time.
 """
@@ -15,10 +16,20 @@ from collections.abc import Callable
 import torch
 
 from ..errors import UserError
+from ..noise import Generators, randn
 from ..processes.gaussian import GaussianDiffusion
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, torch.Tensor], None]
+
+
+def check_all_steps(steps: int | None, T: int, sampler: str) -> None:
+    """The samplers that take every one of the T steps accept ``steps`` only as None or T."""
+    if steps not in (None, T):
+        raise UserError(
+            f"steps={steps}: the {sampler} sampler takes all T={T} steps; "
+            "ddim and dpm_solver take fewer"
+        )
 
 
 @torch.no_grad()
@@ -26,7 +37,7 @@ def sample_ancestral(
     model: ModelFn,
     process: GaussianDiffusion,
     x_T: torch.Tensor,
-    generator: torch.Generator,
+    generator: Generators,
     steps: int | None = None,
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
@@ -37,11 +48,7 @@ def sample_ancestral(
     3. if i > 1: z += sqrt(beta_i) * N(0, I).  No clamping, as in the original.
     """
     T = process.T
-    if steps not in (None, T):
-        raise UserError(
-            f"--steps {steps}: the ancestral sampler takes all T={T} steps; "
-            "use --sampler ddim or dpm_solver for fewer"
-        )
+    check_all_steps(steps, T, "ancestral")
     z = x_T.clone()
     if on_step:
         on_step(T, z)
@@ -51,7 +58,7 @@ def sample_ancestral(
         beta, alpha_bar = process.beta[i], process.alpha_bar[i]
         z = (z - beta / (1 - alpha_bar).sqrt() * eps) / (1 - beta).sqrt()
         if i > 1:
-            z = z + beta.sqrt() * torch.randn(z.shape, device=z.device, generator=generator)
+            z = z + beta.sqrt() * randn(z.shape, generator, z.device)
         if on_step:
             on_step(i - 1, z)
     return z

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from ..noise import Generators
 from ..processes.cold import ColdDiffusion
-from .ancestral import ModelFn, StepCallback
+from .ancestral import ModelFn, StepCallback, check_all_steps
 
 
 @torch.no_grad()
@@ -13,7 +14,7 @@ def sample_cold_improved(
     model: ModelFn,
     process: ColdDiffusion,
     x_T: torch.Tensor,
-    generator: torch.Generator,
+    generator: Generators,
     steps: int | None = None,
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
@@ -24,6 +25,7 @@ def sample_cold_improved(
        error of x0_hat cancels to first order (Bansal et al., Sec. 3.3).
     Returns z at t = 0 (D at level_0 is the identity for the built-in degradations).
     """
+    check_all_steps(steps, process.T, "improved")
     z = x_T.clone()
     key = process.draw_keys(z.shape[0], generator, z.device)
     if on_step:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from ..noise import Generators
 from ..processes.cold import ColdDiffusion
-from .ancestral import ModelFn, StepCallback
+from .ancestral import ModelFn, StepCallback, check_all_steps
 
 
 @torch.no_grad()
@@ -13,7 +14,7 @@ def sample_cold_naive(
     model: ModelFn,
     process: ColdDiffusion,
     x_T: torch.Tensor,
-    generator: torch.Generator,
+    generator: Generators,
     steps: int | None = None,
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
@@ -23,6 +24,7 @@ def sample_cold_naive(
     2. if t > 1: z = D(x0_hat, t - 1) with a fresh random field (as the original).
     Returns the last x0_hat. The first x0_hat is the "direct" reconstruction.
     """
+    check_all_steps(steps, process.T, "naive")
     z = x_T.clone()
     if on_step:
         on_step(process.T, z)

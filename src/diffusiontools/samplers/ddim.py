@@ -12,6 +12,7 @@ import math
 import torch
 
 from ..errors import UserError
+from ..noise import Generators, randn
 from ..processes.gaussian import GaussianDiffusion
 from .ancestral import ModelFn, StepCallback
 
@@ -38,7 +39,7 @@ def sample_ddim(
     model: ModelFn,
     process: GaussianDiffusion,
     x_T: torch.Tensor,
-    generator: torch.Generator,
+    generator: Generators,
     steps: int | None = None,
     on_step: StepCallback | None = None,
     eta: float = 0.0,
@@ -70,7 +71,7 @@ def sample_ddim(
         # 3. Eq. 12: predicted x0, the direction pointing to x_t, and fresh noise.
         x = math.sqrt(a_next) * x0_hat + math.sqrt(1 - a_next - sigma**2) * eps_hat
         if sigma > 0:
-            x = x + sigma * torch.randn(x.shape, device=x.device, generator=generator)
+            x = x + sigma * randn(x.shape, generator, x.device)
         if on_step:
             on_step(s, x)
     return x

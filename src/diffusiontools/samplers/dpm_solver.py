@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from ..noise import Generators
 from ..processes.gaussian import GaussianDiffusion
 from .ancestral import ModelFn, StepCallback
 from .ddim import alpha_bar_at, evenly_spaced_times
@@ -24,7 +25,7 @@ def sample_dpm_solver(
     model: ModelFn,
     process: GaussianDiffusion,
     x_T: torch.Tensor,
-    generator: torch.Generator,
+    generator: Generators,
     steps: int | None = None,
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:

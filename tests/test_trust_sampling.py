@@ -1,0 +1,483 @@
+"""Runs you can trust, the sampling side: every sampling option takes effect or is refused, the NPZ
+records what was done, non-finite samples never become images, and sample i does not depend on
+how many samples are drawn or how they are batched.
+
+Tables, one row per input, each with its expected outcome written out: errors through the real
+CLI (exit 2, one line, the fragments named), config keys refused at load time, the metadata of
+accepted draws, and the samplers whose sample order is checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
+    copy_run,
+    reference_run,
+    single_thread,
+    tiny_config,
+    train_tiny,
+    write_ini,
+)
+from torch.testing import assert_close
+
+from diffusiontools import checkpoint as ckpt_io
+from diffusiontools import cli
+from diffusiontools.config import load_config
+from diffusiontools.data import to_uint8
+from diffusiontools.errors import UserError
+from diffusiontools.figures import image_grid
+from diffusiontools.networks import make_network
+from diffusiontools.processes import make_process
+from diffusiontools.sampling import check_finite, generate, resolve_settings, trajectory
+from diffusiontools.trained_model import load_trained
+
+CPU = torch.device("cpu")
+SHORT_TRAINING = ("training.epochs=1", "training.max_steps=2")
+
+
+# --- runs the rows use ---------------------------------------------------------------------------
+
+
+@functools.cache
+def cold_run() -> Path:
+    """A tiny cold run (pixel swap, T = 20), two training steps."""
+    run = reference_run().parent / "trust-cold"
+    return train_tiny(run, "diffusion.kind=cold", "diffusion.T=20", *SHORT_TRAINING)
+
+
+@functools.cache
+def conditional_run() -> Path:
+    """A tiny class-conditional Gaussian run (T = 20), two training steps."""
+    return train_tiny(
+        reference_run().parent / "trust-cond", "model.num_classes=10", *SHORT_TRAINING
+    )
+
+
+def edit_latest(run: Path, edit: Callable[[dict], None]) -> Path:
+    path = ckpt_io.latest_path(run)
+    ckpt = torch.load(path, weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, path)
+    return run
+
+
+def nan_weights(ckpt: dict) -> None:
+    for kind in ("model", "ema"):
+        if ckpt.get(kind) is not None:
+            for tensor in ckpt[kind].values():
+                if tensor.is_floating_point():
+                    tensor.fill_(float("nan"))
+
+
+def stored_sampling(**keys) -> Callable[[dict], None]:
+    """A run whose stored config holds ``keys`` (as one written before they were checked)."""
+
+    def edit(ckpt: dict) -> None:
+        ckpt["config"]["sampling"].update(keys)
+
+    return edit
+
+
+def reference(tmp: Path, edit: Callable[[dict], None] | None = None) -> Path:
+    if edit is None:
+        return reference_run()
+    return edit_latest(copy_run(reference_run(), tmp / "run"), edit)
+
+
+def cold(tmp: Path, edit: Callable[[dict], None] | None = None) -> Path:
+    if edit is None:
+        return cold_run()
+    return edit_latest(copy_run(cold_run(), tmp / "run"), edit)
+
+
+# --- refused through the CLI: exit 2, one line naming the flag or key ----------------------------
+
+
+@dataclass
+class Refused:
+    name: str
+    argv: Callable[[Path], list[str]]  # built under tmp; "{npz}" outputs go to tmp / "s.npz"
+    fragments: tuple[str, ...]
+
+
+def sample(run: Callable[[Path], Path], *flags: str) -> Callable[[Path], list[str]]:
+    def argv(tmp: Path) -> list[str]:
+        out = ["--out", str(tmp / "grid.png"), "--npz", str(tmp / "s.npz")]
+        return ["sample", str(run(tmp)), *out, "-n", "16", *flags]
+
+    return argv
+
+
+def evaluate(*args: str, run: Callable[[Path], Path] | None = None) -> Callable:
+    def argv(tmp: Path) -> list[str]:
+        runs = [str(run(tmp))] if run else []
+        return ["evaluate", *runs, "--out", str(tmp / "eval"), "--n-samples", "16", *args]
+
+    return argv
+
+
+def npz_file(tmp: Path) -> str:
+    path = tmp / "given.npz"
+    np.savez(path, images=np.zeros((16, 28, 28), np.uint8))
+    return str(path)
+
+
+REFUSED = [
+    # steps: only the few-step samplers take fewer than T.
+    Refused(
+        "cold --steps 3",
+        sample(cold, "--steps", "3"),
+        ("--steps 3", "ddim and dpm_solver only", "the naive sampler runs all T=20 steps"),
+    ),
+    Refused(
+        "cold improved --steps 3",
+        sample(cold, "--sampler", "improved", "--steps", "3"),
+        ("--steps 3", "the improved sampler runs all T=20 steps"),
+    ),
+    Refused(
+        "ancestral --steps 5",
+        sample(reference, "--steps", "5"),
+        ("--steps 5", "the ancestral sampler runs all T=20 steps"),
+    ),
+    Refused(
+        "ddim --steps 21 > T",
+        sample(reference, "--sampler", "ddim", "--steps", "21"),
+        ("--steps 21", "give 1..20"),
+    ),
+    Refused(
+        "dpm_solver --steps 0",
+        sample(reference, "--sampler", "dpm_solver", "--steps", "0"),
+        ("--steps 0", "give 1..20"),
+    ),
+    Refused(
+        "gaussian sampler on cold",
+        sample(cold, "--sampler", "ddim"),
+        ("'ddim'", "gaussian models", "naive, improved"),
+    ),
+    # digit: class-conditional models only, one of their classes.
+    Refused(
+        "digit on unconditional",
+        sample(reference, "--digit", "3"),
+        ("--digit 3", "class-conditional"),
+    ),
+    Refused("digit on cold", sample(cold, "--digit", "3"), ("--digit 3", "class-conditional")),
+    Refused(
+        "digit out of range",
+        sample(lambda tmp: conditional_run(), "--digit", "10"),
+        ("--digit 10", "0..9"),
+    ),
+    # Keys stored in a run's config that contradict it (runs written before they were checked).
+    Refused(
+        "stored eta with ancestral",
+        sample(lambda tmp: reference(tmp, stored_sampling(eta=0.5))),
+        ("sampling.eta=0.5", "ddim sampler only", "not ancestral"),
+    ),
+    Refused(
+        "stored steps with ancestral",
+        sample(lambda tmp: reference(tmp, stored_sampling(steps=5))),
+        ("sampling.steps=5", "ancestral sampler runs all T=20 steps"),
+    ),
+    Refused(
+        "stored guidance on unconditional",
+        sample(lambda tmp: reference(tmp, stored_sampling(guidance=3.0))),
+        ("sampling.guidance=3.0", "model.num_classes > 0"),
+    ),
+    Refused(
+        "stored gmm start on gaussian",
+        sample(lambda tmp: reference(tmp, stored_sampling(start="gmm"))),
+        ("sampling.start=gmm", "cold models only"),
+    ),
+    Refused(
+        "stored clip_x0 on cold",
+        sample(lambda tmp: cold(tmp, stored_sampling(clip_x0=True))),
+        ("sampling.clip_x0=true", "Gaussian models only"),
+    ),
+    # --epochs: every epoch checked before anything is drawn.
+    Refused(
+        "--epochs with a missing epoch",
+        sample(reference, "--epochs", "0,9"),
+        ("in --epochs", "--epoch 9", "0, 1, 2"),
+    ),
+    # Non-finite samples.
+    Refused(
+        "NaN weights",
+        sample(lambda tmp: reference(tmp, nan_weights)),
+        ("16 of 16 samples are not finite (NaN or inf)", "damaged"),
+    ),
+    Refused(
+        "NaN weights, trajectory",
+        sample(lambda tmp: reference(tmp, nan_weights), "--trajectory"),
+        ("16 of 16 samples are not finite",),
+    ),
+    # evaluate and reconstruct.
+    Refused(
+        "evaluate ancestral --steps 3",
+        evaluate("--steps", "3", run=reference),
+        ("--steps 3", "the ancestral sampler runs all T=20 steps"),
+    ),
+    Refused(
+        "evaluate NaN weights",
+        evaluate(run=lambda tmp: reference(tmp, nan_weights)),
+        ("16 of 16 samples are not finite",),
+    ),
+    Refused(
+        "evaluate NPZ only with --sampler",
+        lambda tmp: [*evaluate("--sampler", "ddim")(tmp), "--npz", npz_file(tmp)],
+        ("--sampler, --steps and --epoch apply to RUN_DIRs",),
+    ),
+    Refused(
+        "evaluate --reconstruction --steps",
+        evaluate("--reconstruction", "--steps", "3", run=cold),
+        ("--sampler and --steps do not apply to --reconstruction",),
+    ),
+    Refused(
+        "reconstruct a sampler twice",
+        lambda tmp: ["reconstruct", str(cold_run()), "-n", "4", "--samplers", "naive,naive"],
+        ("--samplers naive,naive", "twice"),
+    ),
+    Refused(
+        "reconstruct NaN weights",
+        lambda tmp: ["reconstruct", str(cold(tmp, nan_weights)), "-n", "4", "--out", str(tmp)],
+        ("4 of 4 samples are not finite",),
+    ),
+]
+
+
+@pytest.mark.parametrize("row", REFUSED, ids=[row.name for row in REFUSED])
+def test_refused_with_one_named_line_and_nothing_written(row: Refused, tmp_path, capsys):
+    argv = row.argv(tmp_path)
+    capsys.readouterr()
+    assert cli.main([*argv, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    for fragment in row.fragments:
+        assert fragment in errors[0]
+    assert not (tmp_path / "s.npz").exists() and not (tmp_path / "grid.png").exists()
+
+
+def test_an_empty_epoch_list_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sample", str(reference_run()), "--epochs", ","])
+    assert exit_.value.code == 2 and "',' is not a comma-separated list" in capsys.readouterr().err
+
+
+# --- refused when the config is loaded -----------------------------------------------------------
+
+CONFIG_ROWS = [
+    # (overrides, expected error fragments; () = accepted)
+    (("sampling.steps=5",), ("sampling.steps=5", "the ancestral sampler runs all T=20 steps")),
+    (("sampling.sampler=ddim", "sampling.steps=21"), ("sampling.steps=21", "give 1..20")),
+    (("sampling.eta=0.5",), ("sampling.eta=0.5", "ddim sampler only", "not ancestral")),
+    (("sampling.sampler=dpm_solver", "sampling.eta=1"), ("sampling.eta=1.0", "not dpm_solver")),
+    (("sampling.guidance=3",), ("sampling.guidance=3.0", "model.num_classes > 0")),
+    (("sampling.start=gmm",), ("sampling.start=gmm", "cold models only")),
+    (("sampling.sampler=magic",), ("unknown sampler 'magic'", "ancestral")),
+    (("sampling.sampler=naive",), ("sampler 'naive' is for cold models",)),
+    (("diffusion.kind=cold", "sampling.clip_x0=true"), ("sampling.clip_x0=true",)),
+    (("diffusion.kind=cold", "sampling.steps=3"), ("sampling.steps=3", "the naive sampler")),
+    (("diffusion.kind=cold", "sampling.sampler=ddim"), ("sampler 'ddim' is for gaussian",)),
+    (("sampling.sampler=ddim", "sampling.steps=5", "sampling.eta=1"), ()),
+    (("sampling.steps=20",), ()),  # all T steps: what the ancestral sampler does anyway
+    (("model.num_classes=10", "sampling.guidance=3"), ()),
+    (("diffusion.kind=cold", "sampling.start=gmm", "sampling.sampler=improved"), ()),
+]
+
+
+@pytest.mark.parametrize(
+    "overrides, fragments", CONFIG_ROWS, ids=[" ".join(r[0]) for r in CONFIG_ROWS]
+)
+def test_contradictory_sampling_keys_are_refused_at_load_time(overrides, fragments, tmp_path):
+    if not fragments:
+        load_config(write_ini(tmp_path), list(overrides))
+        return
+    with pytest.raises(UserError) as error:
+        load_config(write_ini(tmp_path), list(overrides))
+    for fragment in fragments:
+        assert fragment in str(error.value)
+
+
+# --- the NPZ records what was done ---------------------------------------------------------------
+
+BASE = {"eta": None, "guidance": None, "clip_x0": False, "digit": None, "cold_start": None}
+COLD = {**BASE, "clip_x0": None, "cold_start": "test"}
+METADATA_ROWS = [
+    # (name, run, flags, expected metadata beyond run, epoch and seed)
+    ("default sampler", reference, (), {**BASE, "sampler": "ancestral", "steps": 20}),
+    (
+        "all T steps given",
+        reference,
+        ("--steps", "20"),
+        {**BASE, "sampler": "ancestral", "steps": 20},
+    ),
+    (
+        "ddim",
+        reference,
+        ("--sampler", "ddim"),
+        {**BASE, "sampler": "ddim", "steps": 20, "eta": 0.0},
+    ),
+    (
+        "ddim 5 steps",
+        reference,
+        ("--sampler", "ddim", "--steps", "5"),
+        {**BASE, "sampler": "ddim", "steps": 5, "eta": 0.0},
+    ),
+    (
+        "dpm_solver 4 steps",
+        reference,
+        ("--sampler", "dpm_solver", "--steps", "4"),
+        {**BASE, "sampler": "dpm_solver", "steps": 4},
+    ),
+    (
+        "the run's ddim settings",
+        lambda tmp: reference(tmp, stored_sampling(sampler="ddim", steps=5, eta=1.0)),
+        (),
+        {**BASE, "sampler": "ddim", "steps": 5, "eta": 1.0},
+    ),
+    (
+        "--sampler ancestral over the run's ddim settings",
+        lambda tmp: reference(tmp, stored_sampling(sampler="ddim", steps=5, eta=1.0)),
+        ("--sampler", "ancestral"),
+        {**BASE, "sampler": "ancestral", "steps": 20},
+    ),
+    (
+        "clip_x0 from the run",
+        lambda tmp: reference(tmp, stored_sampling(clip_x0=True)),
+        (),
+        {**BASE, "sampler": "ancestral", "steps": 20, "clip_x0": True},
+    ),
+    ("cold default", cold, (), {**COLD, "sampler": "naive", "steps": 20}),
+    (
+        "cold improved",
+        cold,
+        ("--sampler", "improved"),
+        {**COLD, "sampler": "improved", "steps": 20},
+    ),
+    (
+        "conditional digit 7",
+        lambda tmp: conditional_run(),
+        ("--digit", "7"),
+        {**BASE, "sampler": "ancestral", "steps": 20, "guidance": 1.0, "digit": 7},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "name, run, flags, expected", METADATA_ROWS, ids=[r[0] for r in METADATA_ROWS]
+)
+def test_npz_metadata_records_the_resolved_settings(name, run, flags, expected, tmp_path):
+    run_dir = run(tmp_path)
+    npz = tmp_path / "s.npz"
+    argv = ["sample", str(run_dir), "-n", "4", "--seed", "3", "--npz", str(npz)]
+    assert cli.main([*argv, "--out", str(tmp_path / "g.png"), "--device", "cpu", *flags]) == 0
+    with np.load(npz) as data:
+        meta = json.loads(str(data["meta"]))
+    epoch = load_trained(run_dir, None, CPU).epoch
+    assert meta == {"run": str(run_dir), "epoch": epoch, "seed": 3, **expected}
+
+
+# --- sample i depends only on the seed and i -----------------------------------------------------
+
+
+def gaussian_model(*overrides: str):
+    config = tiny_config(*overrides)
+    torch.manual_seed(0)  # an untrained network: only the sampler's randomness matters here
+    return make_network(config.model), make_process(config), config
+
+
+def cold_model(*overrides: str):
+    return gaussian_model("diffusion.kind=cold", "diffusion.T=6", *overrides)
+
+
+ORDER_ROWS = [
+    ("ancestral", ()),
+    ("ddim eta 0", ("sampling.sampler=ddim", "sampling.steps=5")),
+    ("ddim eta 1", ("sampling.sampler=ddim", "sampling.steps=5", "sampling.eta=1")),
+    ("dpm_solver", ("sampling.sampler=dpm_solver", "sampling.steps=5")),
+    ("guided labels", ("model.num_classes=10", "sampling.guidance=2")),
+    ("cold naive", ("diffusion.kind=cold", "diffusion.T=6")),
+    ("cold improved", ("diffusion.kind=cold", "diffusion.T=6", "sampling.sampler=improved")),
+    ("cold gmm start", ("diffusion.kind=cold", "diffusion.T=6", "sampling.start=gmm")),
+]
+
+
+@pytest.mark.parametrize("name, overrides", ORDER_ROWS, ids=[r[0] for r in ORDER_ROWS])
+def test_sample_i_is_the_same_for_any_n_and_batch_size(name, overrides):
+    net, process, config = gaussian_model(*overrides)
+
+    def draw(n: int, batch_size: int = 500, seed: int = 7) -> torch.Tensor:
+        return generate(net, process, config, n, seed, CPU, batch_size=batch_size)
+
+    eight = draw(8)
+    assert torch.equal(draw(4), eight[:4])
+    # The same random numbers; the network's batched arithmetic may round differently for
+    # another batch size (measured: up to 5e-6 here), far below any change of noise (order 1).
+    assert_close(draw(8, batch_size=3), eight, rtol=0, atol=1e-4)
+    assert not torch.equal(draw(4, seed=8), eight[:4])
+    if name != "dpm_solver" and name != "ddim eta 0":  # distinct streams, not one copied
+        assert not torch.equal(eight[0], eight[1])
+
+
+def test_cold_fields_shared_per_batch_still_keep_the_sample_order():
+    """t_per = batch shares one field per batch of 500, taken from its first sample's stream."""
+    net, process, config = gaussian_model(
+        "diffusion.kind=cold", "diffusion.T=6", "diffusion.t_per=batch"
+    )
+    eight = generate(net, process, config, 8, 0, CPU)
+    assert torch.equal(generate(net, process, config, 4, 0, CPU), eight[:4])
+
+
+def test_six_hundred_samples_begin_with_the_four_hundred():
+    """Across generate's batches of 500: samples 0..399 of 600 are the 400 drawn alone."""
+    model = load_trained(reference_run(), None, CPU)
+
+    def draw(n: int) -> torch.Tensor:
+        return generate(model.net, model.process, model.config, n, 0, CPU)
+
+    assert_close(draw(600)[:400], draw(400), rtol=0, atol=1e-4)  # rounding, as above
+
+
+# --- non-finite values never become pixels -------------------------------------------------------
+
+
+def test_to_uint8_and_the_figures_refuse_non_finite_images():
+    images = torch.zeros(5, 1, 28, 28)
+    images[1, 0, 3, 3], images[4, 0, 0, 0] = float("nan"), float("inf")
+    with pytest.raises(ValueError, match="2 of 5 images hold NaN or inf"):
+        to_uint8(images)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        image_grid(images)
+    with pytest.raises(UserError, match="2 of 5 samples are not finite"):
+        check_finite(images)
+    assert to_uint8(torch.full((1, 28, 28), 2.0)).eq(255).all()  # finite overshoot saturates
+
+
+def test_trajectory_shows_the_times_it_reached_and_ends_in_the_sample():
+    net, process, config = gaussian_model("sampling.sampler=ddim")
+    times, states = trajectory(net, process, config, 3, 0, CPU, steps=3)
+    # ddim 3 steps visits t = 20, 13, 7, 0; the fractions' targets are 20, 10, 2, 1, 0.
+    assert times == [20, 7, 0, 0, 0]
+    final = generate(net, process, config, 3, 0, CPU, steps=3)
+    assert torch.equal(states[-1], final) and not torch.equal(states[1], final)
+
+
+def test_resolve_settings_names_the_flag_or_the_key():
+    config = tiny_config()
+    with pytest.raises(UserError, match="--steps 3 applies to ddim"):
+        resolve_settings(config, steps=3)
+    ddim = dataclasses.replace(config.sampling, sampler="ddim", steps=5)
+    with_ddim = dataclasses.replace(config, sampling=ddim)
+    assert resolve_settings(with_ddim, sampler="ancestral").steps == 20
+    with pytest.raises(UserError, match="sampling.steps=25 is out of range"):
+        resolve_settings(
+            dataclasses.replace(with_ddim, sampling=dataclasses.replace(ddim, steps=25))
+        )
