@@ -47,7 +47,8 @@ def test_resume_after_whole_epochs_equals_the_straight_run(tmp_path):
 @pytest.mark.parametrize("stop_at", [STEPS_PER_EPOCH, STEPS_PER_EPOCH + 5])
 def test_resume_mid_epoch_equals_the_straight_run(tmp_path, monkeypatch, stop_at):
     """SIGTERM during step ``stop_at``: the step finishes, latest.pt records the position inside
-    the epoch, TrainingStopped (the CLI: exit 143); --resume replays the epoch's permutation and skips what is done."""
+    the epoch, TrainingStopped is raised (the CLI: exit 143); --resume replays the epoch's
+    permutation and skips what is done."""
 
     def sigterm_at(step, loss):
         if step == stop_at:

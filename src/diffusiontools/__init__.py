@@ -1,3 +1,47 @@
-"""diffusiontools: train, sample and evaluate Gaussian and cold diffusion models on MNIST."""
+"""diffusiontools: train, sample and evaluate Gaussian and cold diffusion models on MNIST.
+
+In a notebook::
+
+    import diffusiontools as dt
+    cfg = dt.load_config("quickstart", overrides={"training.max_steps": 200})
+    model = dt.train(cfg, "runs/qs")                 # -> dt.TrainedModel
+    x = model.sample(16, seed=0)                     # (16, 1, 28, 28) in [-0.5, 0.5]
+    dt.show(x)                                       # a grid, inline
+    result = dt.evaluate({"quickstart": model}, n_samples=200)
+    result.table()
+
+The public names below are imported on first use, so that ``import diffusiontools`` (and the
+command line's ``--help``) stays fast and loads torch only when a call needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_PUBLIC = {
+    "Config": "config",
+    "DiffusionToolsError": "errors",
+    "TrainedModel": "trained_model",
+    "TrainingStopped": "trainer",
+    "load": "trained_model",
+    "load_config": "config",
+    "packaged_configs": "config",
+    "show": "figures",
+    "train": "api",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'diffusiontools' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

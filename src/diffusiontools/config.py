@@ -14,9 +14,12 @@ import difflib
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from .errors import UserError
+
+_PACKAGED = resources.files("diffusiontools") / "configs"
 
 
 def _choices(*values: str, default: str) -> typing.Any:
@@ -244,14 +247,54 @@ def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> 
         base.setdefault(section, {})[option] = value
 
 
-def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Read an INI file (or start from the defaults when ``path`` is None) and apply ``--set``."""
+def packaged_configs() -> list[str]:
+    """Names of the configs shipped in the package (model1, quickstart, ...)."""
+    return sorted(
+        p.name.removesuffix(".ini") for p in _PACKAGED.iterdir() if p.name.endswith(".ini")
+    )
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """An INI file's path, or the packaged config of that name (``"model1"``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    packaged = _PACKAGED / f"{name_or_path}.ini"
+    if path.suffix == "" and packaged.is_file():
+        return Path(str(packaged))
+    if path.suffix == "":
+        raise UserError(
+            f"config {name_or_path!r} is neither a file nor a packaged config; packaged: "
+            f"{', '.join(packaged_configs())}"
+        )
+    raise UserError(f"config file {path} does not exist")
+
+
+def _override_text(value: typing.Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple | list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def load_config(
+    path: str | Path | None,
+    overrides: typing.Sequence[str] | typing.Mapping[str, typing.Any] = (),
+) -> Config:
+    """Read a config and apply overrides; returns a checked, frozen :class:`Config`.
+
+    ``path``: an INI file, the name of a packaged config (``"model1"``, ``"quickstart"``, see
+    :func:`packaged_configs`), or None for the defaults. ``overrides``: ``{"training.epochs": 1}``
+    or ``["training.epochs=1"]`` (as ``--set``). Raises DiffusionToolsError naming the file, the
+    section or the ``section.key`` and value that is wrong, and what is allowed.
+    """
+    if isinstance(overrides, typing.Mapping):
+        overrides = [f"{key}={_override_text(value)}" for key, value in overrides.items()]
     sections: dict[str, dict[str, str]] = {}
     name = "run"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file {path} does not exist")
+        path = config_path(path)
         parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
         parser.optionxform = str  # keep key case: T is not t
         try:

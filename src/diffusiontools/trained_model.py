@@ -11,11 +11,13 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt_io
-from .config import Config, config_from_dict
+from .config import Config, SamplingConfig, check_field, config_from_dict
 from .device import resolve_device
-from .errors import UserError
 from .networks import make_network
 from .processes import make_process
+from .sampling import generate, trajectory
+
+SAMPLING_FIELDS = {f.name: f for f in dataclasses.fields(SamplingConfig)}
 
 
 @dataclass
@@ -38,14 +40,35 @@ class TrainedModel:
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 
-    def sampling_config(self, **options) -> Config:
-        """The config with sampling options (``sampling.*`` keys, None = the run's own) replaced;
-        each is checked like the INI key of the same name."""
-        unknown = set(options) - {f.name for f in dataclasses.fields(self.config.sampling)}
-        if unknown:
-            raise UserError(f"unknown sampling option(s) {sorted(unknown)}")
-        given = {k: v for k, v in options.items() if v is not None}
-        sampling = dataclasses.replace(self.config.sampling, **given)
+    def sampling_config(
+        self,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        eta: float | None = None,
+        clip_x0: bool | None = None,
+        start: str | None = None,
+    ) -> Config:
+        """The run's config with these ``sampling.*`` keys replaced (None: the run's own), checked
+        as the INI keys would be: an option that cannot take effect is refused, not ignored.
+
+        The run's ``steps`` and ``eta`` belong to the run's sampler: picking another sampler
+        without giving them uses that sampler's defaults.
+        """
+        s = self.config.sampling
+        other_sampler = sampler is not None and sampler != s.sampler
+        given = {
+            "sampler": sampler or s.sampler,
+            "steps": steps if steps is not None or other_sampler else s.steps,
+            "eta": eta if eta is not None else (0.0 if other_sampler else s.eta),
+            "guidance": s.guidance if guidance is None else guidance,
+            "clip_x0": s.clip_x0 if clip_x0 is None else clip_x0,
+            "start": start or s.start,
+        }
+        for key, value in given.items():
+            if value is not None:
+                check_field(f"sampling.{key}", value, SAMPLING_FIELDS[key].metadata)
+        sampling = dataclasses.replace(s, **given)
         return dataclasses.replace(self.config, sampling=sampling).check()
 
     def sample(
@@ -62,28 +85,31 @@ class TrainedModel:
     ) -> torch.Tensor:
         """Draw ``n`` samples: a float tensor (n, 1, 28, 28) in model range [-0.5, 0.5] (values
         may overshoot slightly; ``diffusiontools.show`` and the NPZ files clamp), on the model's
-        device. Every option left None is the run's ``sampling.*`` setting: ``sampler`` (ancestral,
-        ddim, dpm_solver; naive, improved for cold models), ``steps`` (network evaluations of
-        ddim / dpm_solver), ``digit`` (0-9, class-conditional models), ``guidance`` (classifier-
-        free guidance scale, Ho & Salimans 2022), ``eta`` (DDIM stochasticity, Song et al. 2021),
-        ``clip_x0`` (clamp each step's x0_hat), ``start`` (a cold model's x_T). Seeded: the same
-        call gives the same images. Raises DiffusionToolsError naming an option that does not
-        apply to this model.
+        device. Every option left None is the run's ``sampling.*`` setting: ``sampler``
+        (ancestral, ddim, dpm_solver; naive, improved for cold models), ``steps`` (network
+        evaluations of ddim / dpm_solver), ``digit`` (0-9, class-conditional models),
+        ``guidance`` (classifier-free guidance scale, Ho & Salimans 2022), ``eta`` (DDIM
+        stochasticity, Song et al. 2021), ``clip_x0`` (clamp each step's x0_hat), ``start`` (a
+        cold model's x_T). Sample i depends only on ``seed`` and i. Raises DiffusionToolsError
+        naming an option that does not apply to this model or sampler.
         """
-        from .sampling import generate
-
-        config = self.sampling_config(
-            sampler=sampler, steps=steps, guidance=guidance, eta=eta, clip_x0=clip_x0, start=start
-        )
+        config = self.sampling_config(sampler, steps, guidance, eta, clip_x0, start)
         return generate(self.net, self.process, config, n, seed, self.device, digit=digit)
 
-    def trajectory(self, n: int = 8, seed: int = 0, **options) -> list[torch.Tensor]:
-        """The reverse process of ``n`` samples at t = T, T/2, T/10, T/20 and 0: a list of five
-        (n, 1, 28, 28) tensors (the last is the sample). ``options`` as for :meth:`sample`."""
-        from .sampling import trajectory
-
-        config = self.sampling_config(**options)
-        return trajectory(self.net, self.process, config, n, seed, self.device)
+    def trajectory(
+        self,
+        n: int = 8,
+        seed: int = 0,
+        sampler: str | None = None,
+        steps: int | None = None,
+        digit: int | None = None,
+        **options,
+    ) -> tuple[list[int], list[torch.Tensor]]:
+        """The reverse process of ``n`` samples near t = T, T/2, T/10, T/20 and 0: the times
+        reached and one (n, 1, 28, 28) state per time (the last is the sample, the same as
+        :meth:`sample` gives). ``options``: guidance, eta, clip_x0, start as for :meth:`sample`."""
+        config = self.sampling_config(sampler, steps, **options)
+        return trajectory(self.net, self.process, config, n, seed, self.device, digit=digit)
 
 
 def load_trained(
@@ -93,7 +119,7 @@ def load_trained(
     path = ckpt_io.checkpoint_for(Path(run_dir), epoch)
     ckpt = ckpt_io.load_checkpoint(path, map_location=device)
     config = config_from_dict(ckpt["config"])
-    net = make_network(config.model).to(device)
+    net = make_network(config.model, seed=0).to(device)  # weights come from the checkpoint
     weights = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     ckpt_io.load_weights(net, weights, path)
     net.eval()

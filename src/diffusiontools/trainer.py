@@ -285,9 +285,7 @@ class _Trainee:
 
     def __init__(self, config: Config, device: torch.device):
         tc = config.training
-        with torch.random.fork_rng(devices=[]):  # seeded initialisation; the caller's RNG kept
-            torch.manual_seed(tc.seed)
-            self.net = make_network(config.model).to(device)
+        self.net = make_network(config.model, seed=tc.seed).to(device)
         self.process = make_process(config).to(device)
         self.optimizer = _make_optimizer(self.net, config, device)
         self.ema = _make_ema(self.net, tc.ema_decay)

@@ -21,7 +21,6 @@ import json
 import shutil
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -60,11 +59,10 @@ def columns() -> list[tuple[str, str, str | None]]:
 def study_config(run_name: str, scale: Scale):
     """The report's config of ``run_name`` with the scale's overrides (and per-image t)."""
     model = report_model(run_name)
-    path = resources.files("diffusiontools") / "configs" / f"{model}.ini"
     overrides = scale.overrides(model)
     if run_name.endswith(PER_IMAGE_SUFFIX):
         overrides.append("diffusion.t_per=image")
-    return dataclasses.replace(load_config(Path(str(path)), overrides), name=run_name)
+    return dataclasses.replace(load_config(model, overrides), name=run_name)
 
 
 class Study:

@@ -1,0 +1,135 @@
+"""The public API as a notebook user types it, each call in a fresh Python process where it
+matters (imports, matplotlib's backend, the global RNG, stdout)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from tiny_runs import TINY_INI, child_env, reference_run, single_thread  # noqa: F401
+
+import diffusiontools as dt
+
+
+def run_python(code: str, tmp_path) -> subprocess.CompletedProcess:
+    (tmp_path / "tiny.ini").write_text(TINY_INI)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_notebook_session_from_import_to_samples(tmp_path):
+    """import, train tiny, load, sample, show: the backend, the global RNG and stdout untouched,
+    and the loaded model samples the same images as the trained one."""
+    done = run_python(
+        """
+        import json, sys
+        import matplotlib
+        matplotlib.use("svg")  # a caller's backend choice, which we must leave alone
+        import torch
+        torch.manual_seed(123)
+        rng_before = torch.random.get_rng_state()
+        import diffusiontools as dt
+        cfg = dt.load_config("tiny.ini", overrides={"training.epochs": 1})
+        model = dt.train(cfg, "runs/tiny")
+        again = dt.load("runs/tiny", device="cpu")
+        x = model.sample(4, seed=0)
+        y = again.sample(4, seed=0)
+        shown = dt.show(x)
+        png = shown._repr_png_()
+        print(json.dumps({
+            "backend": matplotlib.get_backend(),
+            "rng_kept": bool(torch.equal(rng_before, torch.random.get_rng_state())),
+            "shape": list(x.shape),
+            "same": bool(torch.equal(x, y)),
+            "finite": bool(x.isfinite().all()),
+            "png": png[:8] == b"\\x89PNG\\r\\n\\x1a\\n",
+            "type": type(model).__name__,
+            "epoch": model.epoch,
+        }))
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = done.stdout.splitlines()  # the library printed nothing on stdout
+    assert json.loads(line) == {
+        "backend": "svg",
+        "rng_kept": True,
+        "shape": [4, 1, 28, 28],
+        "same": True,
+        "finite": True,
+        "png": True,
+        "type": "TrainedModel",
+        "epoch": 0,
+    }
+
+
+def test_importing_loads_no_torch_and_lists_every_public_name(tmp_path):
+    done = run_python(
+        """
+        import sys
+        import diffusiontools as dt
+        print("torch" in sys.modules)
+        print(all(callable(getattr(dt, name)) for name in dt.__all__))
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize(
+    "call, fragment",
+    [
+        (lambda: dt.load_config("modl1"), "'modl1' is neither a file nor a packaged config"),
+        (lambda: dt.load_config("quickstart", {"training.lrr": 1}), "did you mean 'lr'"),
+        (lambda: dt.load_config("quickstart", {"training.epochs": 0}), "training.epochs=0"),
+        (lambda: dt.load("no/such/run"), "run folder no/such/run does not exist"),
+        (lambda: dt.load(reference_run(), epoch=9), "epochs with one: 0, 1, 2"),
+        (lambda: dt.load(reference_run(), device="tpu"), "'tpu'"),
+        (lambda: dt.load(reference_run()).sample(2, digit=3), "--digit 3 needs a class-cond"),
+        (lambda: dt.load(reference_run()).sample(2, steps=5), "sampling.steps=5 applies to ddim"),
+        (lambda: dt.load(reference_run()).sample(2, guidance=3), "sampling.guidance=3"),
+        (
+            lambda: dt.load(reference_run()).sample(2, eta=0.5),
+            "sampling.eta=0.5 applies to the ddim",
+        ),
+        (lambda: dt.load(reference_run()).sample(2, sampler="naive"), "'naive' is for cold"),
+        (lambda: dt.load(reference_run()).sample(0), "-n 0"),
+        (lambda: dt.load(reference_run()).sample(2, eta=2.0), "sampling.eta=2.0 is out of range"),
+        (lambda: dt.load(reference_run()).sample(2, sampler="ddim", steps=99), "1..20"),
+    ],
+)
+def test_a_bad_argument_raises_the_library_error_naming_it(call, fragment):
+    with pytest.raises(dt.DiffusionToolsError) as error:
+        call()
+    assert fragment in str(error.value)
+    assert isinstance(error.value, ValueError)
+
+
+def test_sampling_options_override_the_run_and_take_effect():
+    model = dt.load(reference_run(), device="cpu")
+    ancestral = model.sample(3, seed=1)
+    ddim = model.sample(3, seed=1, sampler="ddim", steps=5)
+    ddim_eta = model.sample(3, seed=1, sampler="ddim", steps=5, eta=1.0)
+    clipped = model.sample(3, seed=1, sampler="ddim", steps=5, clip_x0=True)
+    for other in (ddim, ddim_eta, clipped):
+        assert not torch.equal(other, ancestral)
+    assert not torch.equal(ddim, ddim_eta) and not torch.equal(ddim, clipped)
+    assert torch.equal(ddim, model.sample(3, seed=1, sampler="ddim", steps=5))  # seeded
+    assert model.config.sampling.sampler == "default"  # the model's own config is unchanged
+    times, states = model.trajectory(2, seed=1, sampler="ddim", steps=5)
+    assert (
+        times[0] == 20
+        and times[-1] == 0
+        and torch.equal(states[-1], model.sample(2, seed=1, sampler="ddim", steps=5))
+    )
