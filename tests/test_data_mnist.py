@@ -142,11 +142,14 @@ def test_partial_folder_is_skipped(isolated):
         load_mnist(str(folder), source="mnist", download=False)
 
 
-def test_auto_falls_back_to_embedded_loudly(isolated, capsys):
+def test_auto_falls_back_to_embedded_loudly(isolated, caplog):
     (isolated / "empty").mkdir()
-    with pytest.warns(UserWarning, match="embedded 5,000-image MNIST subset"):
+    with caplog.at_level("WARNING", logger="diffusiontools"):
         data = load_mnist(str(isolated / "empty"), source="auto")
-    assert "results are not comparable to full MNIST" in capsys.readouterr().err
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and record.name == "diffusiontools.data.mnist"
+    assert "embedded 5,000-image MNIST subset" in record.getMessage()
+    assert "results are not comparable to full MNIST" in record.getMessage()
     assert data.provenance["source"] == "embedded"
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import os
-import sys
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +28,8 @@ from ..errors import UserError
 from .download import MNIST_MD5, DownloadError, download_mnist, md5sum
 from .embedded import embedded_mnist
 from .idx import read_idx
+
+logger = logging.getLogger(__name__)
 
 SOURCES = ("auto", "mnist", "embedded")
 ENV_VAR = "DIFFUSIONTOOLS_DATA"
@@ -131,8 +132,7 @@ def load_mnist(data_dir: str | None, source: str = "auto", download: bool = True
         f"{ENV_VAR}=/path/to/mnist (a folder with the four IDX files) or data.dir to use the "
         "real data"
     )
-    print(f"WARNING: {message}", file=sys.stderr)
-    warnings.warn(message, stacklevel=2)
+    logger.warning(message)  # the CLI prints it; a notebook shows it as a warning on stderr
     return _embedded()
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -32,6 +32,8 @@ from ..evaluate import evaluate, file_stem, samples_from_run
 from ..run_folder import ensure_writable
 from ..samples_io import save_samples
 from .scales import PER_IMAGE_SUFFIX, REPORT_MODELS, Scale
+
+logger = logging.getLogger(__name__)
 
 STATE_FILE = "reproduce.json"
 COLD_MODELS = ("custom1", "custom2")
@@ -89,7 +91,7 @@ class Study:
     @contextlib.contextmanager
     def stage(self, name: str):
         """Time a stage and record it; on failure say which stage failed and why."""
-        print(f"reproduce: {name} ...", file=sys.stderr)
+        logger.info(f"reproduce: {name} ...")
         started = time.perf_counter()
         try:
             yield
@@ -243,7 +245,7 @@ def reproduce(scale: Scale, out: Path, device: torch.device, seed: int = 0) -> P
     from .summary import write_summary
 
     study = Study(out, scale, device, seed)
-    print(f"reproduce --scale {scale.name}: {scale.summary}", file=sys.stderr)
+    logger.info(f"reproduce --scale {scale.name}: {scale.summary}")
     train_all(study)
     npz_files = sample_all(study)
     results = evaluate_all(study, npz_files)

@@ -7,7 +7,7 @@ metrics.csv), so the page and the numbers it shows can never disagree.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 
 from ..metrics_table import ROWS, cell
@@ -16,6 +16,8 @@ from ..reconstruction import markdown_table as reconstruction_markdown
 from ..run_folder import METRICS_FILE, read_metrics
 from . import published
 from .pipeline import COLD_MODELS, Study, columns, run_names
+
+logger = logging.getLogger(__name__)
 
 # The metrics of the short "beyond the report" table; names and digits come from metrics_table.
 BEYOND_KEYS = (
@@ -180,5 +182,5 @@ def write_summary(
     ]
     path = study.out / "reproduction.md"
     path.write_text("\n".join(parts))
-    print(f"reproduction: {path}", file=sys.stderr)
+    logger.info(f"reproduction: {path}")
     return path
