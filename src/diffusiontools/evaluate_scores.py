@@ -63,7 +63,7 @@ def score(
     ``value`` None that the metric itself could not (``note`` says why); ``interval`` names the
     resampling behind ``ci`` ("half_sample" or "bootstrap")."""
     return {
-        "value": None if value is None else float(value),
+        "value": None if value is None else float(value) + 0.0,  # + 0.0: no -0.0
         "ci": None if ci is None else [float(ci[0]), float(ci[1])],
         "n": int(n),
         "n_boot": n_boot,
