@@ -119,22 +119,8 @@ def file_stem(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", label)
 
 
-def gather_sample_sets(
-    run_dirs: list[Path],
-    npz_files: list[Path],
-    labels: list[str],
-    n: int | None,
-    epoch: int | None,
-    sampler: str | None,
-    steps: int | None,
-    seed: int,
-    device: torch.device,
-    out_dir: Path,
-) -> list[SampleSet]:
-    """Sample every run (saving out_dir/samples_<label>.npz) and read every NPZ.
-
-    n: samples per set; None draws ``RUN_SAMPLES`` per run and takes every image of an NPZ.
-    """
+def set_labels(run_dirs: list[Path], npz_files: list[Path], labels: list[str]) -> list[str]:
+    """One distinct label per run then per NPZ: ``labels``, or folder and file names."""
     names = labels or [Path(p).name for p in run_dirs] + [Path(p).stem for p in npz_files]
     if len(names) != len(run_dirs) + len(npz_files):
         raise UserError(
@@ -143,18 +129,13 @@ def gather_sample_sets(
         )
     if len({file_stem(name) for name in names}) != len(names):
         raise UserError(f"the labels {names} are not distinct as file names; pass --label")
+    return names
+
+
+def read_npz_sets(npz_files: list[Path], labels: list[str], n: int | None) -> list[SampleSet]:
+    """Every NPZ's first n images (None: all of them), checked before any work is done."""
     sets = []
-    for run_dir, label in zip(tqdm(run_dirs, desc="sampling runs"), names, strict=False):
-        n_run = RUN_SAMPLES if n is None else n
-        images, source = samples_from_run(Path(run_dir), n_run, epoch, sampler, steps, seed, device)
-        save_samples(
-            out_dir / f"samples_{file_stem(label)}.npz",
-            torch.from_numpy(images),
-            label=label,
-            **source,
-        )
-        sets.append(SampleSet(label, images, source))
-    for path, label in zip(npz_files, names[len(run_dirs) :], strict=True):
+    for path, label in zip(npz_files, labels, strict=True):
         images, meta = load_samples(Path(path))
         if n is not None and len(images) < n:
             raise UserError(
@@ -169,6 +150,32 @@ def gather_sample_sets(
         used = len(images) if n is None else n
         source = {"npz": str(path), "npz_images": len(images), **meta}
         sets.append(SampleSet(label, images[:used], source))
+    return sets
+
+
+def sample_runs(
+    run_dirs: list[Path],
+    labels: list[str],
+    n: int | None,
+    epoch: int | None,
+    sampler: str | None,
+    steps: int | None,
+    seed: int,
+    device: torch.device,
+    out_dir: Path,
+) -> list[SampleSet]:
+    """Sample every run, n each (None: ``RUN_SAMPLES``), saving out_dir/samples_<label>.npz."""
+    sets = []
+    for run_dir, label in zip(tqdm(run_dirs, desc="sampling runs"), labels, strict=True):
+        n_run = RUN_SAMPLES if n is None else n
+        images, source = samples_from_run(Path(run_dir), n_run, epoch, sampler, steps, seed, device)
+        save_samples(
+            out_dir / f"samples_{file_stem(label)}.npz",
+            torch.from_numpy(images),
+            label=label,
+            **source,
+        )
+        sets.append(SampleSet(label, images, source))
     return sets
 
 
@@ -284,6 +291,8 @@ def evaluate(
                 f"{name} {k} must be between {MIN_SAMPLES} and the "
                 f"{len(data.test_images)} test images"
             )
+    names = set_labels(run_dirs, npz_files, labels)
+    npz_sets = read_npz_sets(npz_files, names[len(run_dirs) :], n_samples)
     ensure_writable(out_dir)
     from .trainer import load_training_data
 
@@ -296,9 +305,11 @@ def evaluate(
     stages = tqdm(total=5, desc="evaluate")
 
     stages.set_description("evaluate: samples")
-    sets = gather_sample_sets(
-        run_dirs, npz_files, labels, n_samples, epoch, sampler, steps, seed, device, out_dir
-    )
+    run_labels = names[: len(run_dirs)]
+    sets = [
+        *sample_runs(run_dirs, run_labels, n_samples, epoch, sampler, steps, seed, device, out_dir),
+        *npz_sets,
+    ]
     stages.update()
 
     stages.set_description("evaluate: classifier features")
