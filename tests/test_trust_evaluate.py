@@ -102,7 +102,7 @@ SIZES = [
 @pytest.mark.parametrize(
     "count, flags, scored, perplexity", [s[1:] for s in SIZES], ids=[s[0] for s in SIZES]
 )
-def test_npz_sizes_and_perplexity(tmp_path, capsys, count, flags, scored, perplexity):
+def test_npz_sizes_and_perplexity(tmp_path, capsys, caplog, count, flags, scored, perplexity):
     save_samples(tmp_path / "digits.npz", mnist_test_images(100, count))
     out = tmp_path / "out"
     code, stdout, _ = evaluate_cli(["--npz", str(tmp_path / "digits.npz"), *SMALL, *flags],
@@ -116,6 +116,8 @@ def test_npz_sizes_and_perplexity(tmp_path, capsys, count, flags, scored, perple
     assert results["settings"]["tsne_perplexity"] == pytest.approx(perplexity)
     lowered = [note for note in results["settings"]["notes"] if "perplexity" in note]
     assert len(lowered) == (perplexity != 30.0)
+    logged = [r.message for r in caplog.records if "perplexity" in r.getMessage()]
+    assert logged == lowered  # the same note through ``logging``
 
 
 # --- data settings and memorisation against the training split ---------------------------------
