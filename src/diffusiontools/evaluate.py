@@ -5,16 +5,18 @@ For each run (or NPZ of samples):
   1. draw ``n`` samples (Gaussian: from noise; cold: as the run's ``sampling.start`` says, by
      default the report's degraded test images 0..n-1) and save them as NPZ;
   2. classifier features and probabilities of the samples and of the first K test images;
-  3. each sample's and each test image's L2 distance to its nearest training image;
+  3. each sample's and each test image's L2 distance to its nearest image of the training
+     split the runs trained on (``trainer.load_training_data``: validation images excluded);
   4. one seeded t-SNE of the first ``tsne_reference`` test images plus ALL sample sets together
      (separate fits would not share coordinates), 10-component mixtures on it;
-  5. every score with its bootstrap interval (``evaluate_scores``);
+  5. every score with its interval (``evaluate_scores``);
   6. metrics.json, metrics.md (rows = metrics, columns = runs) and the figures.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,8 @@ import torch
 from tqdm import tqdm
 
 from . import __version__
+from . import checkpoint as ckpt_io
+from .config import Config, DataConfig, TrainingConfig, config_from_dict
 from .data import load_mnist, to_model, to_uint8
 from .errors import UserError
 from .evaluate_figures import (
@@ -52,7 +56,7 @@ from .evaluation import (
     nearest_neighbour_distances,
 )
 from .evaluation.classifier import WEIGHTS_SHA256
-from .evaluation.report_metrics import GMM_COMPONENTS
+from .evaluation.report_metrics import GMM_COMPONENTS, TSNE_PERPLEXITY, tsne_perplexity
 from .figures import save_sample_grid
 from .metrics_table import markdown_table
 from .run_folder import ensure_writable
@@ -62,6 +66,15 @@ CHUNK = 1000  # images per step of the feature and nearest-neighbour progress ba
 GRID_SHOWN = 100  # samples drawn in each run's grid
 PAIRS_SHOWN = 8  # closest sample / training-image pairs drawn
 MIN_SAMPLES = GMM_COMPONENTS  # the samples' mixture needs at least one point per component
+INTERVALS_NOTE = (
+    "95%; set-level metrics (total variance, Fréchet distance, KID, precision, recall, class "
+    "entropy): value ± 1.96 sd with sd from n_boot_set subsets of N/2 distinct samples "
+    "(half-sampling); per-sample means and medians (confidence, recognisable fraction, "
+    "memorisation): percentile bootstrap with n_boot resamples; KLs: none"
+)
+RUN_SAMPLES = 200  # samples drawn per run when --n-samples is not given (the report's)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,19 +119,8 @@ def file_stem(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", label)
 
 
-def gather_sample_sets(
-    run_dirs: list[Path],
-    npz_files: list[Path],
-    labels: list[str],
-    n: int,
-    epoch: int | None,
-    sampler: str | None,
-    steps: int | None,
-    seed: int,
-    device: torch.device,
-    out_dir: Path,
-) -> list[SampleSet]:
-    """Sample every run (saving out_dir/samples_<label>.npz) and read every NPZ's first n."""
+def set_labels(run_dirs: list[Path], npz_files: list[Path], labels: list[str]) -> list[str]:
+    """One distinct label per run then per NPZ: ``labels``, or folder and file names."""
     names = labels or [Path(p).name for p in run_dirs] + [Path(p).stem for p in npz_files]
     if len(names) != len(run_dirs) + len(npz_files):
         raise UserError(
@@ -127,9 +129,46 @@ def gather_sample_sets(
         )
     if len({file_stem(name) for name in names}) != len(names):
         raise UserError(f"the labels {names} are not distinct as file names; pass --label")
+    return names
+
+
+def read_npz_sets(npz_files: list[Path], labels: list[str], n: int | None) -> list[SampleSet]:
+    """Every NPZ's first n images (None: all of them), checked before any work is done."""
     sets = []
-    for run_dir, label in zip(tqdm(run_dirs, desc="sampling runs"), names, strict=False):
-        images, source = samples_from_run(Path(run_dir), n, epoch, sampler, steps, seed, device)
+    for path, label in zip(npz_files, labels, strict=True):
+        images, meta = load_samples(Path(path))
+        if n is not None and len(images) < n:
+            raise UserError(
+                f"{path} holds {len(images)} samples, fewer than --n-samples {n}; "
+                f"pass --n-samples {len(images)} or fewer"
+            )
+        if len(images) < MIN_SAMPLES:
+            raise UserError(
+                f"{path} holds {len(images)} samples; evaluate needs at least {MIN_SAMPLES} "
+                f"per set (the samples' Gaussian mixture has {GMM_COMPONENTS} components)"
+            )
+        used = len(images) if n is None else n
+        source = {"npz": str(path), "npz_images": len(images), **meta}
+        sets.append(SampleSet(label, images[:used], source))
+    return sets
+
+
+def sample_runs(
+    run_dirs: list[Path],
+    labels: list[str],
+    n: int | None,
+    epoch: int | None,
+    sampler: str | None,
+    steps: int | None,
+    seed: int,
+    device: torch.device,
+    out_dir: Path,
+) -> list[SampleSet]:
+    """Sample every run, n each (None: ``RUN_SAMPLES``), saving out_dir/samples_<label>.npz."""
+    sets = []
+    for run_dir, label in zip(tqdm(run_dirs, desc="sampling runs"), labels, strict=True):
+        n_run = RUN_SAMPLES if n is None else n
+        images, source = samples_from_run(Path(run_dir), n_run, epoch, sampler, steps, seed, device)
         save_samples(
             out_dir / f"samples_{file_stem(label)}.npz",
             torch.from_numpy(images),
@@ -137,14 +176,6 @@ def gather_sample_sets(
             **source,
         )
         sets.append(SampleSet(label, images, source))
-    for path, label in zip(npz_files, names[len(run_dirs) :], strict=True):
-        images, meta = load_samples(Path(path))
-        if len(images) < n:
-            raise UserError(
-                f"{path} holds {len(images)} samples, fewer than --n-samples {n}; "
-                f"pass --n-samples {len(images)} or fewer"
-            )
-        sets.append(SampleSet(label, images[:n], {"npz": str(path), **meta}))
     return sets
 
 
@@ -175,12 +206,50 @@ def distances_in_chunks(
     )
 
 
+def run_data_config(run_dir: Path, epoch: int | None) -> DataConfig:
+    """The ``[data]`` settings stored in a run's checkpoint of ``epoch`` (None: the latest)."""
+    ckpt = ckpt_io.load_checkpoint(ckpt_io.checkpoint_for(Path(run_dir), epoch), "cpu")
+    return config_from_dict(ckpt["config"]).data
+
+
+def shared_data_config(
+    run_dirs: list[Path], epoch: int | None, npz_data: DataConfig | None
+) -> tuple[Config, str]:
+    """The one data setting every set is scored against, and a sentence saying where it is from.
+
+    Runs: their stored ``[data]`` settings, which must agree — the test reference and the
+    training split behind memorisation are shared by all sets, so runs trained on different data
+    are refused rather than scored against data one of them never saw. NPZ-only: ``npz_data``,
+    by default the default settings (MNIST from $DIFFUSIONTOOLS_DATA or the cache, the default
+    80/20 split); NPZ files beside runs are scored against the runs' data.
+    """
+    if not run_dirs:
+        if npz_data is None:
+            return Config(), "default [data] settings (NPZ files only)"
+        return Config(data=npz_data), "given [data] settings (NPZ files only)"
+    if npz_data is not None:
+        raise UserError(
+            f"--data-dir {npz_data.dir} is for NPZ-only evaluations; RUN_DIRs are scored "
+            "against the data settings stored in their checkpoints, so drop --data-dir"
+        )
+    data = {Path(r): run_data_config(Path(r), epoch) for r in run_dirs}
+    first, first_data = next(iter(data.items()))
+    for run_dir, other in data.items():
+        if other != first_data:
+            raise UserError(
+                f"{first} and {run_dir} were trained with different [data] settings "
+                f"({first_data} vs {other}); evaluate them in separate calls, as all sets "
+                "share one test reference and one training split"
+            )
+    return Config(data=first_data), f"[data] settings stored in {first}'s checkpoint"
+
+
 def evaluate(
     run_dirs: list[Path],
     npz_files: list[Path],
     labels: list[str],
     out_dir: Path,
-    n_samples: int = 200,
+    n_samples: int | None = None,
     epoch: int | None = None,
     sampler: str | None = None,
     steps: int | None = None,
@@ -190,40 +259,57 @@ def evaluate(
     n_boot: int = N_BOOT,
     n_boot_set: int = N_BOOT_SET,
     device: torch.device | str = "cpu",
+    npz_data: DataConfig | None = None,
 ) -> dict:
     """Score every run / NPZ and write metrics.json, metrics.md and figures to ``out_dir``.
 
+    n_samples: per set; None draws 200 per run and takes every image of each NPZ;
     tsne_reference: test images in the joint t-SNE (the report: all 10,000);
     test_reference: test images behind the classifier metrics and the memorisation baseline;
-    n_boot: bootstrap resamples of the cheap scores; n_boot_set: of the Fréchet distance, KID and
-    precision/recall, which refit or search neighbours on every resample.
+    n_boot: bootstrap resamples of the per-sample means; n_boot_set: half-samples of the
+    set-level metrics (total variance, Fréchet distance, KID, precision/recall, class entropy);
+    npz_data: the ``[data]`` settings of NPZ-only evaluations (None: the defaults); runs use
+    the settings stored in their checkpoints.
     Returns the metrics.json dict. All randomness (sampling, t-SNE, mixtures, Monte Carlo KL,
-    bootstrap, KID subsets) follows ``seed``.
+    resampling, KID subsets) follows ``seed``.
     """
     if not run_dirs and not npz_files:
         raise UserError("give at least one RUN_DIR or --npz FILE to evaluate")
-    if min(n_boot, n_boot_set) < 1:
-        raise UserError(f"--n-boot {n_boot} and --n-boot-set {n_boot_set} must both be >= 1")
-    if n_samples < MIN_SAMPLES:
+    if n_boot < 1 or n_boot_set < 2:
+        raise UserError(f"--n-boot {n_boot} must be >= 1 and --n-boot-set {n_boot_set} >= 2")
+    if n_samples is not None and n_samples < MIN_SAMPLES:
         raise UserError(
             f"--n-samples {n_samples} is too few: the samples' Gaussian mixture has "
             f"{GMM_COMPONENTS} components, so give at least {MIN_SAMPLES}"
         )
     device, out_dir = torch.device(device), Path(out_dir)
-    ensure_writable(out_dir)
-    data = load_mnist(None)
+    config, data_origin = shared_data_config(run_dirs, epoch, npz_data)
+    data = load_mnist(config.data.dir, config.data.source)
     for name, k in (("--tsne-reference", tsne_reference), ("--test-reference", test_reference)):
         if not MIN_SAMPLES <= k <= len(data.test_images):
             raise UserError(
                 f"{name} {k} must be between {MIN_SAMPLES} and the "
                 f"{len(data.test_images)} test images"
             )
+    names = set_labels(run_dirs, npz_files, labels)
+    npz_sets = read_npz_sets(npz_files, names[len(run_dirs) :], n_samples)
+    ensure_writable(out_dir)
+    from .trainer import load_training_data
+
+    # Memorisation is judged against the images the model trained on: the run's own training
+    # split, without the validation images it never saw (the trainer's own split code).
+    # (batch size 1: only the split is wanted, not the trainer's batch-size check)
+    training = load_training_data(
+        Config(data=config.data, training=TrainingConfig(batch_size=1)), torch.device("cpu")
+    )
     stages = tqdm(total=5, desc="evaluate")
 
     stages.set_description("evaluate: samples")
-    sets = gather_sample_sets(
-        run_dirs, npz_files, labels, n_samples, epoch, sampler, steps, seed, device, out_dir
-    )
+    run_labels = names[: len(run_dirs)]
+    sets = [
+        *sample_runs(run_dirs, run_labels, n_samples, epoch, sampler, steps, seed, device, out_dir),
+        *npz_sets,
+    ]
     stages.update()
 
     stages.set_description("evaluate: classifier features")
@@ -236,16 +322,24 @@ def evaluate(
     stages.update()
 
     stages.set_description("evaluate: nearest training images")
-    train = to_model(data.train_images).to(device)  # (60000, 1, 28, 28)
+    train = to_model(training.train).to(device)  # (n_train_split, 1, 28, 28)
     test_d, _ = distances_in_chunks(test_images[:test_reference], train, "test baseline")
     nearest = [distances_in_chunks(s.images, train, s.label) for s in sets]
     reference = HeldOutReference.build(test_features, test_d)
     stages.update()
 
-    stages.set_description(f"evaluate: joint t-SNE of {tsne_reference + len(sets) * n_samples}")
+    n_points = tsne_reference + sum(len(s.images) for s in sets)
+    stages.set_description(f"evaluate: joint t-SNE of {n_points}")
+    perplexity, notes = tsne_perplexity(n_points), []
+    if perplexity != TSNE_PERPLEXITY:
+        notes.append(
+            f"t-SNE perplexity lowered from {TSNE_PERPLEXITY:g} to (points - 1) / 3 = "
+            f"{perplexity:.2f}, as sklearn needs it below the {n_points} points"
+        )
+        logger.warning(notes[-1])
     as_model = [(s.images.astype(np.float64) / 255 - 0.5) for s in sets]  # (N, 28, 28)
     test_x = test_images[:tsne_reference].astype(np.float64) / 255 - 0.5
-    test_emb, *sample_embs = joint_tsne([test_x, *as_model], seed)
+    test_emb, *sample_embs = joint_tsne([test_x, *as_model], seed, perplexity)
     test_gmm = fit_gmm(test_emb, seed)
     stages.update()
 
@@ -255,10 +349,10 @@ def evaluate(
         sets, as_model, features, nearest, sample_embs, strict=True
     ):
         metrics = {
-            **pixel_scores(x, seed, n_boot),
+            **pixel_scores(x, seed, n_boot_set),
             **density_scores(emb, test_gmm, seed),
             **feature_scores(feats, reference, seed, n_boot_set),
-            **class_scores(probs, seed, n_boot),
+            **class_scores(probs, seed, n_boot, n_boot_set),
             **memorisation_scores(dist, reference, seed, n_boot),
         }
         histogram = class_histogram(probs)
@@ -280,7 +374,7 @@ def evaluate(
         closest = np.argsort(dist, kind="stable")[:PAIRS_SHOWN]
         save_memorisation_pairs(
             torch.from_numpy(s.images[closest]),
-            data.train_images[idx[closest]],
+            training.train[idx[closest]],
             dist[closest],
             s.label,
             len(s.images),
@@ -292,9 +386,13 @@ def evaluate(
 
     results = {
         "settings": {
-            **settings(seed, n_samples, tsne_reference, test_reference, data),
+            **settings(seed, n_samples, tsne_reference, test_reference),
+            "tsne_perplexity": perplexity,
             "n_boot": n_boot,
             "n_boot_set": n_boot_set,
+            "intervals": INTERVALS_NOTE,
+            "data": data_settings(config, data, training, data_origin),
+            "notes": notes,
         },
         "runs": runs,
     }
@@ -305,22 +403,38 @@ def evaluate(
     return results
 
 
-def settings(seed: int, n_samples: int, tsne_reference: int, test_reference: int, data) -> dict:
+def data_settings(config: Config, data, training, origin: str) -> dict:
+    """Which MNIST, and which training images memorisation was measured against."""
+    return {
+        **{k: data.provenance.get(k) for k in ("source", "folder", "n_train", "n_test")},
+        "settings": {**vars(config.data), "from": origin},
+        "memorisation_reference": (
+            f"the {len(training.train)} images of the training split (data.subset "
+            f"{config.data.subset}, val_fraction {config.data.val_fraction}, split_seed "
+            f"{config.data.split_seed}); the {len(training.val)} validation images are left out"
+        ),
+        "n_train_split": len(training.train),
+        "n_val_split": len(training.val),
+    }
+
+
+def settings(seed: int, n_samples: int | None, tsne_reference: int, test_reference: int) -> dict:
     """What a reader needs to reproduce the numbers: seeds, reference sizes, networks, versions."""
     return {
         "seed": seed,
         "seeds_note": "one seed for sampling, t-SNE, mixtures, Monte Carlo KL, KID subsets and "
-        "bootstrap resampling",
+        "interval resampling",
         "n_samples": n_samples,
+        "n_samples_note": "--n-samples as given; null: all images of each NPZ, "
+        f"{RUN_SAMPLES} per run (each run's count is its n_samples)",
         "tsne_reference": tsne_reference,
-        "tsne": "sklearn TSNE(n_components=2, random_state=seed), sklearn defaults otherwise",
+        "tsne": "sklearn TSNE(n_components=2, perplexity=tsne_perplexity, random_state=seed), "
+        "sklearn defaults otherwise",
         "gmm": f"GaussianMixture({GMM_COMPONENTS}, full covariances, random_state=seed)",
         "test_reference": test_reference,
         "test_reference_note": "first test images, for the classifier metrics and the "
         "memorisation baseline",
-        "train_images": len(data.train_images),
         "classifier_sha256": WEIGHTS_SHA256,
-        "data": {k: data.provenance.get(k) for k in ("source", "folder", "n_train", "n_test")},
         "versions": {
             "diffusiontools": __version__,
             "torch": torch.__version__,

@@ -28,7 +28,10 @@ ROWS = [
 
 
 def cell(entry: dict, digits: int) -> str:
-    """'value [low, high]', with '± std' for KID and '(no CI)' where no interval was possible."""
+    """'value [low, high]', with '± std' for KID and '(no CI)' where no interval was possible;
+    'not computed' where the metric itself could not be (metrics.json's note says why)."""
+    if entry["value"] is None:
+        return "not computed"
 
     def number(x: float) -> str:
         return f"{x + 0.0:.{digits}f}"  # + 0.0 turns -0.0 (entropy of one class) into 0.0
@@ -59,7 +62,8 @@ def table(results: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown_table(results: dict) -> str:
-    """The table as GitHub Markdown; [low, high] are bootstrap 95% intervals."""
+    """The table as GitHub Markdown; [low, high] are 95% intervals (half-sampling for the
+    set-level metrics, the bootstrap for per-sample means: docs/evaluation.md)."""
     header, rows = table(results)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -132,7 +132,8 @@ def evaluation_section(label: str, results: dict, eval_dir: Path) -> list[str]:
     body = [
         "<h2>Evaluation</h2>",
         html_table(one),
-        "<p>[low, high]: bootstrap 95% intervals over the samples; see docs/evaluation.md.</p>",
+        "<p>[low, high]: 95% intervals over the samples (half-sampling for set-level metrics, "
+        "the bootstrap for per-sample means); see docs/evaluation.md.</p>",
     ]
     for name, caption in [
         (f"samples_{stem}.png", "evaluated samples"),
@@ -189,7 +190,8 @@ def comparison_page(
         body += [
             "<h2>Metrics</h2>",
             html_table(results),
-            "<p>[low, high]: bootstrap 95% intervals over the samples.</p>",
+            "<p>[low, high]: 95% intervals over the samples (half-sampling for set-level "
+            "metrics, the bootstrap for per-sample means).</p>",
         ]
     curves = [(learning_curve(r, figures_dir), r.name) for r in run_dirs]
     body += ["<h2>Learning curves</h2>", *[figure(p, name) for p, name in curves if p]]

@@ -18,7 +18,10 @@ def add_parser(subparsers) -> None:
         help="run folders written by 'diffusiontools train'",
     )
     p.add_argument(
-        "--n-samples", type=int, default=200, help="samples per run (default 200, as the report)"
+        "--n-samples",
+        type=int,
+        default=None,
+        help="samples per set (default: 200 per run, as the report; every image of an NPZ)",
     )
     p.add_argument("--epoch", type=int, help="checkpoint epoch of every run (default: the latest)")
     p.add_argument("--sampler", help="sampler name (default: each run's config)")
@@ -60,16 +63,23 @@ def add_parser(subparsers) -> None:
         "--n-boot",
         type=int,
         default=1000,
-        help="bootstrap resamples of the cheap scores (default 1000)",
+        help="bootstrap resamples of the per-sample means: confidence, recognisable fraction, "
+        "memorisation (default 1000)",
     )
     p.add_argument(
         "--n-boot-set",
         type=int,
         default=100,
-        help="bootstrap resamples of Fréchet distance, KID, precision/recall (default 100)",
+        help="half-samples (N/2 distinct samples each) of the set-level metrics: total variance, "
+        "Fréchet distance, KID, precision/recall, class entropy (default 100, at least 2)",
     )
     p.add_argument(
         "--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)"
+    )
+    p.add_argument(
+        "--data-dir",
+        help="MNIST folder for NPZ-only evaluations (default: $DIFFUSIONTOOLS_DATA or the cache); "
+        "RUN_DIRs use the [data] settings stored in their checkpoints",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
@@ -82,9 +92,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..config import DataConfig
     from ..device import resolve_device
     from ..errors import UserError
-    from ..evaluate import evaluate
+    from ..evaluate import RUN_SAMPLES, evaluate
 
     if args.reconstruction and (args.sampler or args.steps is not None):
         raise UserError(
@@ -102,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
             out = args.out / f"reconstruction_{run_dir.name}"
             result = reconstruction_study(
                 run_dir,
-                args.n_samples,
+                RUN_SAMPLES if args.n_samples is None else args.n_samples,
                 args.epoch,
                 seed=args.seed,
                 device=resolve_device(args.device),
@@ -110,7 +121,7 @@ def run(args: argparse.Namespace) -> None:
             )
             print(f"{run_dir}:\n{markdown_table(result)}reconstruction: {out}")
         return
-    evaluate(
+    results = evaluate(
         args.run_dirs,
         args.npz,
         args.label,
@@ -125,7 +136,12 @@ def run(args: argparse.Namespace) -> None:
         args.n_boot,
         args.n_boot_set,
         resolve_device(args.device),
+        None if args.data_dir is None else DataConfig(dir=args.data_dir),
     )
+    for label, result in results["runs"].items():
+        source = result["source"]
+        whole = f" of {source['npz_images']} in {source['npz']}" if "npz" in source else ""
+        print(f"{label}: {result['n_samples']} samples{whole}")
     print(
         f"metrics: {args.out / 'metrics.json'} and {args.out / 'metrics.md'}; figures in {args.out}"
     )

@@ -5,7 +5,7 @@ are the principled metrics to set beside them. Orchestration (the ``evaluate`` c
 lives elsewhere and calls these.
 """
 
-from .bootstrap import bootstrap_ci
+from .bootstrap import bootstrap_ci, half_sample_ci
 from .class_metrics import class_entropy, class_histogram, mean_confidence, recognisable_fraction
 from .classifier import MnistClassifier, load_classifier
 from .density_kl import grid_kl_normalised, monte_carlo_kl
@@ -29,6 +29,7 @@ __all__ = [
     "frechet_distance",
     "grid_kl_faithful",
     "grid_kl_normalised",
+    "half_sample_ci",
     "joint_tsne",
     "kernel_inception_distance",
     "load_classifier",

@@ -7,7 +7,6 @@ Every metric is a pure function of two feature arrays, real (N, D) and fake (M, 
 
 import numpy as np
 import torch
-from scipy import linalg
 from torch import nn
 
 from diffusiontools.errors import UserError
@@ -35,19 +34,34 @@ def classifier_features(
     return torch.cat(features).numpy(), torch.cat(probabilities).numpy()
 
 
+def psd_sqrt(cov: np.ndarray) -> np.ndarray:
+    """Symmetric square root (D, D) of a symmetric positive semidefinite matrix (D, D).
+
+    Through its eigendecomposition; eigenvalues that rounding pushed below 0 count as 0.
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)
+    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+
+
 def frechet_distance(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
     """|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of Gaussians fitted to (N, D), (M, D).
 
-    Heusel et al. 2017 (FID), covariances with ddof=1 as torchmetrics. ``sqrtm`` of a product of
-    nearly singular covariances can pick up a tiny imaginary part; only its real part is used.
+    Heusel et al. 2017 (FID), covariances with ddof=1 as torchmetrics. Tr((S_a S_b)^(1/2)) is
+    the sum of the square roots of the eigenvalues of the symmetric PSD matrix
+    S_a^(1/2) S_b S_a^(1/2), which has the same eigenvalues as S_a S_b. Unlike ``sqrtm(S_a S_b)``
+    this needs no inverse, so singular covariances (features that are 0 on every image, a set of
+    identical images) are exact and raise no "matrix is singular" warning.
     """
     a, b = np.asarray(feat_a, np.float64), np.asarray(feat_b, np.float64)
     if len(a) < 2 or len(b) < 2:
         raise UserError(f"The Fréchet distance needs >= 2 rows per set, got {len(a)} and {len(b)}.")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b).real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+    root_a = psd_sqrt(cov_a)
+    product = root_a @ cov_b @ root_a  # (D, D), symmetric PSD up to rounding
+    eigenvalues = np.linalg.eigvalsh((product + product.T) / 2)
+    trace_covmean = np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_covmean)
 
 
 def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:

@@ -10,9 +10,12 @@ import numpy as np
 from sklearn.manifold import TSNE
 from sklearn.mixture import GaussianMixture
 
+from diffusiontools.errors import UserError
+
 GRID_LIMIT = 100.0
 GRID_POINTS = 201
 GMM_COMPONENTS = 10
+TSNE_PERPLEXITY = 30.0  # sklearn's default, the report's
 
 
 def total_variance(x: np.ndarray) -> float:
@@ -26,24 +29,58 @@ def total_variance(x: np.ndarray) -> float:
     return float(flat.var(axis=0, ddof=1).sum())
 
 
-def joint_tsne(arrays: list[np.ndarray], seed: int) -> list[np.ndarray]:
+def tsne_perplexity(n_points: int) -> float:
+    """sklearn's default perplexity 30, lowered for small embeddings to (n_points - 1) / 3.
+
+    t-SNE calibrates each point's neighbourhood to ``perplexity`` effective neighbours and
+    sklearn looks at the 3 * perplexity + 1 nearest; it refuses a perplexity >= n_points, and
+    (n - 1) / 3 keeps that neighbour search within the other n - 1 points.
+    """
+    return min(TSNE_PERPLEXITY, (n_points - 1) / 3)
+
+
+def joint_tsne(
+    arrays: list[np.ndarray], seed: int, perplexity: float = TSNE_PERPLEXITY
+) -> list[np.ndarray]:
     """One 2-D t-SNE of several image sets together, split back into one (N_i, 2) per set.
 
     arrays: each (N_i, 28, 28) or (N_i, 1, 28, 28) float in [-0.5, 0.5], flattened to 784.
     The report embeds the 10,000 test images and all models' samples jointly (sklearn defaults,
     ``TSNE(n_components=2)``); t-SNE coordinates of separate fits are not comparable.
+    perplexity must be below the total number of images (``tsne_perplexity`` picks one).
+    Returned as float64: sklearn computes in float32, and mixtures fitted to float32 points
+    have covariances that are not quite positive semidefinite.
     """
     flat = [np.asarray(a, dtype=np.float32).reshape(len(a), -1) for a in arrays]
-    embedding = TSNE(n_components=2, random_state=seed).fit_transform(np.concatenate(flat))
+    n_points = sum(len(a) for a in flat)
+    if not 0 < perplexity < n_points:
+        raise UserError(
+            f"t-SNE perplexity {perplexity} must be above 0 and below the {n_points} points"
+        )
+    tsne = TSNE(n_components=2, perplexity=perplexity, random_state=seed)
+    embedding = tsne.fit_transform(np.concatenate(flat)).astype(np.float64)  # (sum N_i, 2)
     return np.split(embedding, np.cumsum([len(a) for a in flat])[:-1])
 
 
 def fit_gmm(points: np.ndarray, seed: int) -> GaussianMixture:
     """The report's density model of a 2-D embedding: a 10-component full-covariance mixture.
 
-    points: (N, 2).
+    points: (N, 2), N >= 10 distinct points (``distinct_points``); raises UserError otherwise,
+    as 10 components cannot describe fewer points.
     """
+    points = np.asarray(points, dtype=np.float64)
+    distinct = distinct_points(points)
+    if distinct < GMM_COMPONENTS:
+        raise UserError(
+            f"a {GMM_COMPONENTS}-component mixture needs at least {GMM_COMPONENTS} distinct "
+            f"points, got {distinct} of {len(points)}"
+        )
     return GaussianMixture(n_components=GMM_COMPONENTS, random_state=seed).fit(points)
+
+
+def distinct_points(points: np.ndarray) -> int:
+    """Number of distinct rows of (N, D)."""
+    return len(np.unique(np.asarray(points), axis=0))
 
 
 def grid_log_densities(gmm: GaussianMixture, lim: float, n: int) -> np.ndarray:

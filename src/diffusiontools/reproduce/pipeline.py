@@ -162,6 +162,9 @@ def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
             n_boot=s.n_boot,
             n_boot_set=s.n_boot_set,
             device=study.device,
+            # every model trained on these data settings (the scale's subset): memorisation
+            # is measured against their training split
+            npz_data=study_config(run_names()[0], s).data,
         )
 
 

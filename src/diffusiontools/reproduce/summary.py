@@ -64,7 +64,8 @@ def report_metrics_section(results: dict) -> str:
         rows.append([f"{name}: ours", *(cell(runs[m]["metrics"][key], digits) for m in models)])
     return (
         "## The report's evaluation, its numbers beside ours\n\n"
-        "[low, high]: bootstrap 95% intervals over our samples.\n\n" + table(header, rows)
+        "[low, high]: 95% intervals over our samples (half-sampling for set-level metrics, "
+        "the bootstrap for per-sample means; docs/evaluation.md).\n\n" + table(header, rows)
     )
 
 

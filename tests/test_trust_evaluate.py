@@ -1,0 +1,320 @@
+"""Issue #11, evaluation side: every input below with the outcome ``evaluate`` promises for it.
+
+- library preconditions (t-SNE perplexity, mixture components, KID subsets, k-NN k) are checked
+  or adapted before sklearn is called, never reached as a traceback;
+- the run's own data settings, and memorisation against its training split only;
+- ``--npz`` without ``--n-samples`` scores every image in the file, and says how many;
+- intervals contain their own value and are as wide as the spread over disjoint sets;
+- a degenerate set (copies of one image) gets its scores and a note, and loses no other set;
+- no warning on a normal set; the Fréchet distance equals its closed form.
+
+Tiny inputs throughout (tens of images, a few hundred reference images, few resamples).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_limits
+from tiny_runs import reference_run, single_thread, train_tiny  # noqa: F401
+
+from diffusiontools.cli import main
+from diffusiontools.config import load_config
+from diffusiontools.data import load_mnist, to_model
+from diffusiontools.evaluate_scores import (
+    HeldOutReference,
+    class_scores,
+    feature_scores,
+    pixel_scores,
+)
+from diffusiontools.evaluation import classifier_features, half_sample_ci, load_classifier
+from diffusiontools.evaluation.feature_metrics import frechet_distance
+from diffusiontools.samples_io import save_samples
+from diffusiontools.trainer import load_training_data
+
+SMALL = ["--tsne-reference", "50", "--test-reference", "50", "--n-boot", "20",
+         "--n-boot-set", "5", "--device", "cpu"]  # fmt: skip
+
+
+def evaluate_cli(args: list[str], out: Path, capsys) -> tuple[int, str, str]:
+    """Run ``diffusiontools evaluate`` on one BLAS thread: (exit code, stdout, stderr)."""
+    with threadpool_limits(1):
+        code = main(["evaluate", *args, "--out", str(out)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(stderr: str, fragment: str) -> bool:
+    """stderr holds one line "error: ..." with ``fragment`` (training may print around it)."""
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    return len(errors) == 1 and fragment in errors[0] and "Traceback" not in stderr
+
+
+def mnist_test_images(first: int, count: int) -> torch.Tensor:
+    return load_mnist(None).test_images[first : first + count]
+
+
+# --- inputs refused in one line (exit 2), before any work ---------------------------------------
+
+# (name, NPZ image count, extra flags, expected fragment of the one-line error)
+REFUSED = [
+    ("too few images in the NPZ", 5, [], "holds 5 samples; evaluate needs at least 10"),
+    ("--n-samples above the file", 30, ["--n-samples", "40"], "fewer than --n-samples 40"),
+    ("--n-samples below the mixture", 30, ["--n-samples", "5"], "--n-samples 5 is too few"),
+    ("one half-sample", 30, ["--n-boot-set", "1"], "--n-boot-set 1 >= 2"),
+    ("t-SNE reference below the mixture", 30, ["--tsne-reference", "5"], "--tsne-reference 5"),
+    ("test reference above the test set", 30, ["--test-reference", "10001"], "--test-reference"),
+]
+
+
+@pytest.mark.parametrize(
+    "count, flags, fragment", [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
+)
+def test_refused_in_one_line(tmp_path, capsys, count, flags, fragment):
+    save_samples(tmp_path / "s.npz", mnist_test_images(0, count))
+    # the later flag wins in argparse, so SMALL's defaults are overridden by ``flags``
+    code, _, err = evaluate_cli(["--npz", str(tmp_path / "s.npz"), *SMALL, *flags],
+                                tmp_path / "out", capsys)  # fmt: skip
+    assert code == 2 and one_line_error(err, fragment), err
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+# --- NPZ sizes: every image unless --n-samples, and the count said --------------------------
+
+
+# (name, images in the NPZ, flags, images scored, t-SNE perplexity used). sklearn refuses a
+# perplexity >= the points; below 91 points (30 * 3 + 1) it is lowered to (points - 1) / 3.
+SIZES = [
+    # 10 digits + 10 test images: was sklearn's perplexity ValueError traceback
+    ("ten digits, tiny t-SNE", 10, ["--n-samples", "10", "--tsne-reference", "10"], 10, 19 / 3),
+    ("all 40 images without --n-samples", 40, [], 40, (40 + 50 - 1) / 3),
+    ("the first 20 with --n-samples 20", 40, ["--n-samples", "20", "--tsne-reference", "100"],
+     20, 30.0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "count, flags, scored, perplexity", [s[1:] for s in SIZES], ids=[s[0] for s in SIZES]
+)
+def test_npz_sizes_and_perplexity(tmp_path, capsys, caplog, count, flags, scored, perplexity):
+    save_samples(tmp_path / "digits.npz", mnist_test_images(100, count))
+    out = tmp_path / "out"
+    code, stdout, _ = evaluate_cli(["--npz", str(tmp_path / "digits.npz"), *SMALL, *flags],
+                                   out, capsys)  # fmt: skip
+    assert code == 0
+    results = json.loads((out / "metrics.json").read_text())
+    run = results["runs"]["digits"]
+    assert run["n_samples"] == scored and run["source"]["npz_images"] == count
+    assert sum(run["class_histogram"]) == scored
+    assert f"digits: {scored} samples of {count} in" in stdout
+    assert results["settings"]["tsne_perplexity"] == pytest.approx(perplexity)
+    lowered = [note for note in results["settings"]["notes"] if "perplexity" in note]
+    assert len(lowered) == (perplexity != 30.0)
+    logged = [r.message for r in caplog.records if "perplexity" in r.getMessage()]
+    assert logged == lowered  # the same note through ``logging``
+
+
+# --- data settings and memorisation against the training split ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_and_split():
+    """The tiny reference run (data.subset 256: 205 training, 51 validation images)."""
+    run = reference_run()
+    config = load_config(run / "config.ini", [])
+    return run, load_training_data(config, torch.device("cpu"))
+
+
+def test_memorisation_uses_the_runs_training_split(tmp_path, capsys, run_and_split):
+    """Training-split images are at distance 0 from the reference; validation images, which the
+    model never saw, are not (before: all 60,000 images, validation included, were the
+    reference, so both read 0)."""
+    run, split = run_and_split
+    save_samples(tmp_path / "train.npz", split.train[:12])
+    save_samples(tmp_path / "val.npz", split.val[:12])
+    out = tmp_path / "out"
+    args = [str(run), "--npz", str(tmp_path / "train.npz"), str(tmp_path / "val.npz"),
+            "--n-samples", "12", *SMALL]  # fmt: skip
+    code, _, _ = evaluate_cli(args, out, capsys)
+    assert code == 0
+    results = json.loads((out / "metrics.json").read_text())
+    data = results["settings"]["data"]
+    assert (data["n_train_split"], data["n_val_split"]) == (205, 51)
+    assert data["settings"]["subset"] == 256 and "checkpoint" in data["settings"]["from"]
+    assert "205 images of the training split" in data["memorisation_reference"]
+    median = {label: run["metrics"]["memorisation_median_distance"]["value"]
+              for label, run in results["runs"].items()}  # fmt: skip
+    assert median["train"] == 0.0
+    assert median["val"] > 1.0  # [-0.5, 0.5] units; MNIST neighbours are ~4 apart
+    assert results["runs"]["reference"]["n_samples"] == 12
+
+
+# (name, second run's --set override or None, flags, expected one-line error fragment)
+DATA_REFUSED = [
+    ("runs with different data settings", "data.subset=200", [], "different [data] settings"),
+    ("--data-dir beside a run", None, ["--data-dir", "/tmp"], "--data-dir /tmp is for NPZ-only"),
+]
+
+
+@pytest.mark.parametrize(
+    "override, flags, fragment", [d[1:] for d in DATA_REFUSED], ids=[d[0] for d in DATA_REFUSED]
+)
+def test_data_settings_refused(tmp_path, capsys, run_and_split, override, flags, fragment):
+    run, _ = run_and_split
+    runs = [str(run)]
+    if override is not None:
+        runs.append(str(train_tiny(tmp_path / "other", override, "training.epochs=1")))
+    code, _, err = evaluate_cli([*runs, "--n-samples", "10", *SMALL, *flags], tmp_path / "o",
+                                capsys)  # fmt: skip
+    assert code == 2 and one_line_error(err, fragment), err
+
+
+# --- a degenerate set keeps its scores and loses no other set -----------------------------------
+
+
+def test_degenerate_set_is_scored_beside_a_normal_one(tmp_path, capsys):
+    """30 copies of one training image beside 30 test digits: one metrics.json with both."""
+    data = load_mnist(None)
+    save_samples(tmp_path / "copies.npz", data.train_images[:1].repeat(30, 1, 1))
+    save_samples(tmp_path / "digits.npz", data.test_images[-30:])
+    out = tmp_path / "out"
+    npz = ["--npz", str(tmp_path / "copies.npz"), str(tmp_path / "digits.npz")]
+    code, _, _ = evaluate_cli([*npz, *SMALL], out, capsys)
+    assert code == 0
+    runs = json.loads((out / "metrics.json").read_text())["runs"]
+    copies, digits = runs["copies"]["metrics"], runs["digits"]["metrics"]
+    expected = {  # metric: (value, absolute tolerance) of 30 identical images
+        "total_variance": (0.0, 1e-12),
+        "recall": (0.0, 0.0),
+        "class_entropy": (0.0, 0.0),
+        "memorisation_median_distance": (0.0, 0.0),  # it IS a training image
+        "memorisation_below_test_p1": (1.0, 0.0),
+    }
+    for key, (value, tolerance) in expected.items():
+        assert copies[key]["value"] == pytest.approx(value, abs=tolerance), key
+        low, high = copies[key]["ci"]
+        assert low <= copies[key]["value"] <= high, key
+    for key in ("kl_faithful", "kl_grid_normalised", "kl_monte_carlo"):
+        # t-SNE puts copies of one image on a few points: no 10-component mixture fits them
+        assert copies[key]["value"] is None and "not computed" in copies[key]["note"], key
+        assert math.isfinite(digits[key]["value"]), key
+    assert all(entry["value"] is not None for entry in digits.values())
+    assert "not computed" in (out / "metrics.md").read_text()
+
+
+# --- intervals: contain their value, as wide as the spread over disjoint sets --------------------
+
+N_SETS, SET_SIZE, N_REFERENCE, N_HALF = 20, 100, 300, 20
+# interval sd (half-width / 1.96) over the sd of the value across the 20 disjoint sets, measured
+# with these exact sizes and seeds. Half-sampling is exact to first order (ratio 1); where the
+# first-order term vanishes (samples distributed like the reference: Fréchet distance, KID,
+# near-uniform class entropy of real digits) the second-order term is estimated 3x in variance,
+# so those ratios sit near sqrt(3) = 1.73: conservative. Recall's union-of-balls coverage is the
+# one that reads narrow (0.71 here; 0.86 with 1,000 reference images). The observed sd over 20
+# sets is itself uncertain by about +-16%, hence the ranges.
+EXPECTED_SD_RATIO = {  # metric: (measured ratio, allowed range)
+    "frechet_distance": (1.88, (1.0, 2.5)),
+    "kid": (1.42, (1.0, 2.5)),
+    "precision": (1.23, (0.7, 1.6)),
+    "recall": (0.71, (0.5, 1.4)),
+    "total_variance": (1.06, (0.7, 1.4)),
+    "class_entropy": (1.61, (1.0, 2.5)),
+}
+
+
+@pytest.fixture(scope="module")
+def disjoint_sets():
+    """Scores of 20 disjoint sets of 100 MNIST training images, through the real classifier,
+    against the first 300 test images."""
+    data = load_mnist(None)
+    order = torch.randperm(len(data.train_images), generator=torch.Generator().manual_seed(1))
+    images = data.train_images[order[: N_SETS * SET_SIZE]]  # (2000, 28, 28) uint8
+    classifier = load_classifier("cpu")
+    features, probabilities = classifier_features(classifier, to_model(images), "cpu")
+    test_features, _ = classifier_features(
+        classifier, to_model(data.test_images[:N_REFERENCE]), "cpu"
+    )
+    reference = HeldOutReference.build(test_features, np.zeros(N_REFERENCE))
+    scores = []
+    with threadpool_limits(1):
+        for i in range(N_SETS):
+            rows = slice(i * SET_SIZE, (i + 1) * SET_SIZE)
+            x = images[rows].numpy().astype(np.float64) / 255 - 0.5
+            scores.append({
+                **feature_scores(features[rows], reference, seed=i, n_boot=N_HALF),
+                **pixel_scores(x, seed=i, n_boot=N_HALF),
+                **class_scores(probabilities[rows], seed=i, n_boot=50, n_boot_set=N_HALF),
+            })  # fmt: skip
+    return scores
+
+
+@pytest.mark.parametrize("key", list(EXPECTED_SD_RATIO))
+def test_interval_width_matches_spread_over_disjoint_sets(disjoint_sets, key):
+    values = np.array([s[key]["value"] for s in disjoint_sets])
+    intervals = np.array([s[key]["ci"] for s in disjoint_sets])  # (20, 2)
+    assert all(s[key]["interval"] == "half_sample" for s in disjoint_sets)
+    # every interval contains its own value (the bootstrap's Fréchet interval often did not)
+    assert np.all((intervals[:, 0] <= values) & (values <= intervals[:, 1])), key
+    interval_sd = np.mean(intervals[:, 1] - intervals[:, 0]) / (2 * 1.96)
+    ratio = interval_sd / values.std(ddof=1)
+    _, (low, high) = EXPECTED_SD_RATIO[key]
+    assert low <= ratio <= high, f"{key}: interval sd / observed sd = {ratio:.2f}"
+
+
+def test_half_sampling_of_a_mean_is_the_standard_error():
+    """For a mean the delete-d jackknife is exact: sd = s / sqrt(N), here for N = 101 (odd, so
+    the factor m / (N - m) = 50 / 51 matters) with 4000 half-samples (sd within ~2%)."""
+    values = np.random.default_rng(3).exponential(size=101)
+    value, (low, high) = half_sample_ci(np.mean, values, n_half=4000, seed=0)
+    assert value == values.mean()
+    standard_error = values.std(ddof=1) / np.sqrt(len(values))
+    assert (high - low) / (2 * 1.96) == pytest.approx(standard_error, rel=0.05)
+    assert (low + high) / 2 == pytest.approx(value, abs=1e-12)  # centred on the value
+    # a constant set has no spread, and a bounded metric is clipped to its range
+    assert half_sample_ci(np.mean, np.ones(20), n_half=5)[1] == (1.0, 1.0)
+    assert half_sample_ci(np.mean, values, n_half=50, bounds=(0.0, 1.0))[1][1] == 1.0
+
+
+@pytest.mark.parametrize("key", ["mean_confidence", "recognisable_fraction"])
+def test_per_sample_means_keep_the_bootstrap(disjoint_sets, key):
+    assert all(s[key]["interval"] == "bootstrap" for s in disjoint_sets)
+    assert all(s[key]["ci"][0] <= s[key]["value"] <= s[key]["ci"][1] for s in disjoint_sets)
+
+
+# --- no warnings on a normal set; the Fréchet distance in closed form ---------------------------
+
+
+def test_normal_set_emits_no_warning(tmp_path, capsys):
+    """scipy's "matrix is singular" (59 of the 128 features are 0 on every test image) and
+    numpy's "covariance is not symmetric positive-semidefinite" (float32 t-SNE points) used to
+    fire on every set; now any warning is an error here."""
+    save_samples(tmp_path / "digits.npz", mnist_test_images(200, 40))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, _, err = evaluate_cli(["--npz", str(tmp_path / "digits.npz"), *SMALL],
+                                    tmp_path / "out", capsys)  # fmt: skip
+    assert code == 0, err
+
+
+def test_frechet_distance_closed_form_with_dead_features():
+    """Diagonal covariances: |mu_a - mu_b|^2 + sum(v_a + v_b - 2 sqrt(v_a v_b)). Four rows of
+    orthogonal +-1 contrasts give exactly diagonal sample covariances, variance 4 s^2 / 3; the
+    last two features are 0 in both sets (dead), the third only in set b (singular both)."""
+    contrasts = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=np.float64)
+    s_a, s_b = np.array([1.0, 2.0, 0.5]), np.array([3.0, 0.5, 0.0])
+    mu_a, mu_b = np.array([0.0, 1.0, 2.0, 0.0, 0.0]), np.array([1.0, -1.0, 2.5, 0.0, 0.0])
+    a = np.pad(contrasts * s_a, ((0, 0), (0, 2))) + mu_a  # (4, 5)
+    b = np.pad(contrasts * s_b, ((0, 0), (0, 2))) + mu_b
+    v_a, v_b = 4 * s_a**2 / 3, 4 * s_b**2 / 3
+    expected = ((mu_a - mu_b) ** 2).sum() + (v_a + v_b - 2 * np.sqrt(v_a * v_b)).sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-12)
+        assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-12)
+    assert expected == pytest.approx(1 + 4 + 0.25 + 4 / 3 * (4 + 2.25 + 0.25), rel=1e-12)
