@@ -1,10 +1,25 @@
-"""The calls a notebook or script makes: train a config into a run folder and get the model."""
+"""The calls a notebook or script makes: train a config into a run folder, get the model back,
+score sample sets side by side."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from .config import Config, load_config
+from .device import resolve_device
+from .errors import UserError
+from .evaluate_scores import N_BOOT, N_BOOT_SET
+from .evaluation.comparison import RUN_SAMPLES, file_stem
+from .evaluation.comparison import evaluate as score_sets
+from .run_folder import ensure_writable
+from .samples_io import save_samples
+from .sampling import resolve_settings
 from .trained_model import TrainedModel, load
 
 
@@ -32,3 +47,114 @@ def train(
         config = load_config(config)
     train_run(config, Path(run_dir), resume=resume, overwrite=overwrite)
     return load(run_dir, device=config.training.device)
+
+
+class Table(str):
+    """Markdown text that a notebook renders as a table (``_repr_markdown_``)."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What ``evaluate`` measured: ``metrics`` (the metrics.json dict: ``settings`` and, per set,
+    ``runs[label]["metrics"][name] = {"value", "interval", ...}``) and ``out_dir``, the folder
+    with metrics.json, metrics.md, each set's samples as NPZ and the figures."""
+
+    metrics: dict
+    out_dir: Path
+
+    def table(self) -> Table:
+        """The side-by-side table (rows: metrics, columns: sets), as in metrics.md."""
+        return Table((self.out_dir / "metrics.md").read_text())
+
+    def value(self, label: str, metric: str) -> float:
+        """One set's value of one metric, e.g. ``value("model 1", "frechet_distance")``."""
+        runs = self.metrics["runs"]
+        if label not in runs:
+            raise UserError(f"no set labelled {label!r}; sets: {', '.join(runs)}")
+        scores = runs[label]["metrics"]
+        if metric not in scores:
+            raise UserError(f"no metric {metric!r}; metrics: {', '.join(scores)}")
+        return scores[metric]["value"]
+
+
+SampleSource = TrainedModel | str | Path | np.ndarray | torch.Tensor
+
+
+def evaluate(
+    sets: Mapping[str, SampleSource],
+    n_samples: int | None = None,
+    out: str | Path = "evaluation",
+    seed: int = 0,
+    tsne_reference: int = 10_000,
+    test_reference: int = 10_000,
+    device: str = "auto",
+    n_boot: int = N_BOOT,
+    n_boot_set: int = N_BOOT_SET,
+) -> EvaluationResult:
+    """Score sample sets side by side against the MNIST test set (docs/evaluation.md).
+
+    ``sets``: label -> a :class:`TrainedModel` (``n_samples`` are drawn with its sampling
+    settings, default 200), a run folder (loaded, then the same), an NPZ file of samples, or
+    images as an array / tensor ((N, 28, 28) or (N, 1, 28, 28), uint8 0..255 or model range
+    [-0.5, 0.5]). ``n_samples``: per set (None: 200 per model, every image of a file or array).
+    Models must share their ``[data]`` settings: memorisation is measured against their training
+    split, and the test reference is shared. Writes metrics.json, metrics.md, NPZ files and the
+    figures into ``out``. All randomness follows ``seed``. Raises DiffusionToolsError naming a bad
+    set or setting.
+    """
+    if not sets:
+        raise UserError("sets is empty: give at least one {label: model, run folder or NPZ}")
+    out, device = Path(out), resolve_device(device)
+    ensure_writable(out)
+    npz_files, data_configs = [], {}
+    for label, source in sets.items():
+        if isinstance(source, str | Path) and Path(source).is_dir():
+            source = load(source, device=str(device))
+        path = out / f"samples_{file_stem(label)}.npz"
+        if isinstance(source, TrainedModel):
+            n = RUN_SAMPLES if n_samples is None else n_samples
+            images = source.sample(n, seed=seed)
+            settings = resolve_settings(source.config)
+            meta = {"run_dir": str(source.path.parent.parent), "epoch": source.epoch, "seed": seed}
+            save_samples(path, images, label=label, **meta, **dataclasses.asdict(settings))
+            data_configs[label] = source.config.data
+        elif isinstance(source, np.ndarray | torch.Tensor):
+            images = torch.as_tensor(source)
+            save_samples(
+                path,
+                images.reshape(-1, 28, 28) if images.dtype == torch.uint8 else images,
+                label=label,
+            )
+        elif isinstance(source, str | Path):
+            path = Path(source)
+        else:
+            raise UserError(
+                f"set {label!r} is a {type(source).__name__}: give a TrainedModel, a run folder, "
+                "an NPZ file or an image array"
+            )
+        npz_files.append(path)
+    distinct = set(data_configs.values())
+    if len(distinct) > 1:
+        raise UserError(
+            f"the models {', '.join(data_configs)} were trained with different [data] settings; "
+            "evaluate them in separate calls, as all sets share one test reference and one "
+            "training split"
+        )
+    metrics = score_sets(
+        [],
+        npz_files,
+        list(sets),
+        out,
+        n_samples,
+        seed=seed,
+        tsne_reference=tsne_reference,
+        test_reference=test_reference,
+        n_boot=n_boot,
+        n_boot_set=n_boot_set,
+        device=device,
+        npz_data=distinct.pop() if distinct else None,
+    )
+    return EvaluationResult(metrics, out)

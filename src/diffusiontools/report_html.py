@@ -22,7 +22,7 @@ import torch
 
 from .checkpoint import list_epochs
 from .errors import UserError
-from .evaluate import file_stem
+from .evaluation.comparison import file_stem
 from .figures import save_image_rows, save_learning_curve
 from .metrics_table import html_table
 from .run_folder import CONFIG_FILE, METRICS_FILE, ensure_writable, read_metrics

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> None:
     from ..config import DataConfig
     from ..device import resolve_device
     from ..errors import UserError
-    from ..evaluate import RUN_SAMPLES, evaluate
+    from ..evaluation.comparison import RUN_SAMPLES, evaluate
 
     if args.reconstruction and (args.sampler or args.steps is not None):
         raise UserError(

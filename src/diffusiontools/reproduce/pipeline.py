@@ -28,7 +28,7 @@ import torch
 from ..checkpoint import latest_path
 from ..config import load_config
 from ..errors import UserError
-from ..evaluate import evaluate, file_stem, samples_from_run
+from ..evaluation.comparison import evaluate, file_stem, samples_from_run
 from ..run_folder import ensure_writable
 from ..samples_io import save_samples
 from .scales import PER_IMAGE_SUFFIX, REPORT_MODELS, Scale

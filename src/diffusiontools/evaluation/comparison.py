@@ -15,6 +15,7 @@ For each run (or NPZ of samples):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -26,18 +27,18 @@ import sklearn
 import torch
 from tqdm import tqdm
 
-from . import __version__
-from . import checkpoint as ckpt_io
-from .config import Config, DataConfig, TrainingConfig, config_from_dict
-from .data import load_mnist, to_model, to_uint8
-from .errors import UserError
-from .evaluate_figures import (
+from .. import __version__
+from .. import checkpoint as ckpt_io
+from ..config import Config, DataConfig, TrainingConfig, config_from_dict
+from ..data import load_mnist, to_model, to_uint8
+from ..errors import UserError
+from ..evaluate_figures import (
     save_class_histogram,
     save_memorisation_pairs,
     save_tsne_by_label,
     save_tsne_over_density,
 )
-from .evaluate_scores import (
+from ..evaluate_scores import (
     N_BOOT,
     N_BOOT_SET,
     HeldOutReference,
@@ -47,7 +48,11 @@ from .evaluate_scores import (
     memorisation_scores,
     pixel_scores,
 )
-from .evaluation import (
+from ..figures import save_sample_grid
+from ..metrics_table import markdown_table
+from ..run_folder import ensure_writable
+from ..samples_io import load_samples, save_samples
+from . import (
     class_histogram,
     classifier_features,
     fit_gmm,
@@ -55,12 +60,8 @@ from .evaluation import (
     load_classifier,
     nearest_neighbour_distances,
 )
-from .evaluation.classifier import WEIGHTS_SHA256
-from .evaluation.report_metrics import GMM_COMPONENTS, TSNE_PERPLEXITY, tsne_perplexity
-from .figures import save_sample_grid
-from .metrics_table import markdown_table
-from .run_folder import ensure_writable
-from .samples_io import load_samples, save_samples
+from .classifier import WEIGHTS_SHA256
+from .report_metrics import GMM_COMPONENTS, TSNE_PERPLEXITY, tsne_perplexity
 
 CHUNK = 1000  # images per step of the feature and nearest-neighbour progress bars
 GRID_SHOWN = 100  # samples drawn in each run's grid
@@ -96,20 +97,19 @@ def samples_from_run(
     device: torch.device,
 ) -> tuple[np.ndarray, dict]:
     """Draw n samples from a trained run: uint8 (n, 28, 28) and their provenance."""
-    from .sampling import generate
-    from .trained_model import load_trained
+    from ..sampling import generate, resolve_settings
+    from ..trained_model import load_trained
 
     model = load_trained(run_dir, epoch, device)
     x = generate(model.net, model.process, model.config, n, seed, device, sampler, steps)
     images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
+    done = resolve_settings(model.config, sampler, steps)  # what was drawn, every choice resolved
     source = {
         "run_dir": str(run_dir),
         "epoch": model.epoch,
         "kind": model.process.kind,
-        "sampler": sampler or model.config.sampling.sampler,
-        "steps": steps,
         "seed": seed,
-        "cold_start": model.config.sampling.start if model.process.kind == "cold" else None,
+        **dataclasses.asdict(done),
     }
     return images.cpu().numpy(), source
 
@@ -294,7 +294,7 @@ def evaluate(
     names = set_labels(run_dirs, npz_files, labels)
     npz_sets = read_npz_sets(npz_files, names[len(run_dirs) :], n_samples)
     ensure_writable(out_dir)
-    from .trainer import load_training_data
+    from ..trainer import load_training_data
 
     # Memorisation is judged against the images the model trained on: the run's own training
     # split, without the validation images it never saw (the trainer's own split code).
