@@ -116,7 +116,7 @@ def density_scores(embedding: np.ndarray, test_gmm, seed: int) -> dict[str, dict
     P is a 10-component mixture fitted to ``embedding``, Q (``test_gmm``) to the test set's part
     of the same joint t-SNE. No interval: a resample's KL needs its own joint t-SNE fit (minutes
     on 10,000 images), and re-fitting only the mixture would hide the t-SNE's own variance.
-    A degenerate set (e.g. copies of one image, which t-SNE places on one point) has no density
+    A degenerate set (e.g. copies of one image, which t-SNE places on a few points) has no density
     a mixture can describe: its KLs are None with the reason in the note.
     """
     n = len(embedding)
