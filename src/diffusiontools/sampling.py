@@ -64,11 +64,13 @@ def start_state(
     device: torch.device,
     config: Config,
     offset: int = 0,
-) -> torch.Tensor:
-    """x_T: N(0, I) for a Gaussian process; for a cold one, the process builds it (test images)."""
+    sampler: str = "default",
+):
+    """x_T: N(0, I) for a Gaussian process; for a cold one, the process builds a ``ColdStart``
+    (x_T with its key and time) as ``sampling.start`` says for ``sampler``."""
     if process.kind == "gaussian":
         return torch.randn((n, *IMAGE_SHAPE), device=device, generator=generator)
-    return process.start_state(n, generator, device, config, offset)
+    return process.start_state(n, generator, device, config, offset, sampler)
 
 
 @torch.no_grad()
@@ -112,7 +114,7 @@ def generate(
         model = model_fn(net, process.T, y, config.sampling.guidance)
         if config.sampling.clip_x0 and process.kind == "gaussian":
             model = clip_x0(model, process)
-        x_T = start_state(process, b, generator, device, config, offset)
+        x_T = start_state(process, b, generator, device, config, offset, sampler)
         out.append(sample(model, process, x_T, generator, steps=steps, on_step=on_step))
     net.train(was_training)
     return torch.cat(out)
