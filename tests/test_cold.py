@@ -301,6 +301,16 @@ def test_direct_reconstruction_is_the_first_x0_hat_and_diffusion_equals_generate
         5, torch.Generator().manual_seed(3), torch.device("cpu"), model.config
     )
     assert torch.equal(x_T, start.x) and start.fresh_fields  # custom2: auto -> test for naive
+    # The improved sampler starts on its own trajectory (auto -> test_consistent), in the study
+    # and in generate alike.
+    x_T, _, improved = restore(model.net, model.process, x0, "improved", seed=3)
+    t_T = torch.full((5,), model.process.T)
+    start = model.process.start_from(x0, "test_consistent", torch.Generator().manual_seed(3))
+    assert torch.equal(x_T, model.process.degrade(x0, t_T, start.key))
+    samples = generate(
+        model.net, model.process, model.config, 5, 3, torch.device("cpu"), "improved"
+    )
+    assert torch.equal(improved, samples)
 
 
 # --- configs ---------------------------------------------------------------------------------
@@ -390,6 +400,7 @@ def test_reconstruction_study_writes_finite_tables_and_figures(cold_run, tmp_pat
     )
     result = json.loads((out / "reconstruction.json").read_text())
     assert result["counts"]["All"] == 12 and result["samplers"] == ["naive", "improved"]
+    assert "t = T - 1" in result["start"]["naive"] and "t = T," in result["start"]["improved"]
     for method in ("direct", "naive", "improved"):
         rmse, mse = result["table"][method]["rmse"], result["table"][method]["mse"]
         assert all(v is None or math.isfinite(v) for v in (*rmse.values(), *mse.values()))
