@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffusiontools.degradations.base import check_level_range
+from diffusiontools.degradations.base import apply_repeatedly, check_level_range
 
 KERNEL_SIZE = 11
 KERNEL_STD = 7.0
@@ -59,13 +59,5 @@ class RepeatedBlur:
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
         """x: (B, C, H, W); level: (B,) >= 0; key: (B,) ignored. Returns (B, C, H, W)."""
-        n = torch.floor(level.double() + 0.5).to(torch.int64).cpu()  # (B,) applications
         kernel = bansal_kernel()
-        out = x.clone()
-        current = x
-        # Apply the kernel max(n) times to the whole batch, keeping each image's n-th result.
-        for step in range(1, int(n.max()) + 1):
-            current = blur_circular(current, kernel)
-            rows = (n == step).nonzero().squeeze(1).to(x.device)
-            out[rows] = current[rows]
-        return out
+        return apply_repeatedly(x, level, lambda current, i: blur_circular(current, kernel))

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffusiontools.degradations.base import check_level_range
+from diffusiontools.degradations.base import apply_repeatedly, check_level_range
 
 
 def halve_resolution(x: Tensor, step: int) -> Tensor:
@@ -42,11 +41,4 @@ class Resolution:
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
         """x: (B, C, H, W), square; level: (B,) >= 0; key: (B,) ignored. Returns (B, C, H, W)."""
-        n = torch.floor(level.double() + 0.5).to(torch.int64).cpu()  # (B,) halvings
-        out = x.clone()
-        current = x
-        for step in range(int(n.max())):
-            current = halve_resolution(current, step)
-            rows = (n == step + 1).nonzero().squeeze(1).to(x.device)
-            out[rows] = current[rows]
-        return out
+        return apply_repeatedly(x, level, halve_resolution)
