@@ -89,6 +89,13 @@ def samples_from_run(
     model = load_trained(run_dir, epoch, device)
     x = generate(model.net, model.process, model.config, n, seed, device, sampler, steps)
     images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
+    cold_start = None
+    if model.process.kind == "cold":
+        from .processes.cold import resolve_start
+
+        cold_start = resolve_start(
+            model.config.sampling.start, sampler or model.config.sampling.sampler
+        )
     source = {
         "run_dir": str(run_dir),
         "epoch": model.epoch,
@@ -96,7 +103,7 @@ def samples_from_run(
         "sampler": sampler or model.config.sampling.sampler,
         "steps": steps,
         "seed": seed,
-        "cold_start": model.config.sampling.start if model.process.kind == "cold" else None,
+        "cold_start": cold_start,  # the start mode used, "auto" resolved for the sampler
     }
     return images.cpu().numpy(), source
 
