@@ -1,7 +1,8 @@
 """Benchmark (on demand): Bansal et al.'s cold-diffusion table at CPU scale, and their generation.
 
-Run as ``python -m bench.bench_cold_table RUNS [--n 1000] [--n-gen 1000] [--out FILE.json]``,
-with RUNS a folder holding the trained runs (commands in docs/cold_diffusion.md):
+Run as ``python -m bench.bench_cold_table RUNS [--n 1000] [--n-gen 1000] [--out FILE.json]
+[--only NAME ...]``, with RUNS a folder holding the trained runs (commands in
+docs/cold_diffusion.md):
 
 1. Reconstruction, for ``blur_bansal``, ``pixelate_bansal`` and ``mask_bansal``: MNIST test
    images 0..n-1 degraded to t = T (``test_consistent`` start, seed 0), then the degraded input
@@ -95,7 +96,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-gen", type=int, default=1000, help="samples generated per row")
     parser.add_argument("--seed", type=int, default=0, help="seed of starts and samplers")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="measure only these run names (default: all)"
+    )
     args = parser.parse_args(argv)
+
+    def wanted(name: str) -> bool:
+        return (args.runs / name).is_dir() and (args.only is None or name in args.only)
+
     torch.manual_seed(args.seed)
     test = to_model(load_mnist(None, "mnist").test_images)  # (10000, 1, 28, 28)
     classifier = load_classifier(CPU)
@@ -105,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print("| degradation | method | RMSE | SSIM | Fréchet |\n|---|---|---|---|---|")
     for name in RECONSTRUCTION_RUNS:
-        if not (args.runs / name).is_dir():
+        if not wanted(name):
             continue
         started = time.perf_counter()
         rows = {}
@@ -125,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|")
     settings = [(name, sampler) for name in GENERATION_RUNS for sampler in ("naive", "improved")]
     for name, sampler in [*settings, ("quickstart", None)]:
-        if not (args.runs / name).is_dir():
+        if not wanted(name):
             continue
         model = load_trained(args.runs / name, None, CPU)
         config = model.config
