@@ -12,9 +12,12 @@ import torch
 
 from diffusiontools.degradations import DEGRADATIONS, Degradation, make_degradation
 from diffusiontools.degradations.blur import GaussianBlur
+from diffusiontools.degradations.blur_repeated import RepeatedBlur
+from diffusiontools.degradations.fade import Fade
 from diffusiontools.degradations.mask import Mask, square_mask
 from diffusiontools.degradations.pixelate import Pixelate
 from diffusiontools.degradations.random_fields import uniform_fields
+from diffusiontools.degradations.resolution import Resolution
 from diffusiontools.errors import UserError
 
 MNIST_TEST = Path(__file__).resolve().parents[2] / "shared/data/mnist/t10k-images-idx3-ubyte.gz"
@@ -174,6 +177,53 @@ def test_blur_keeps_background_and_mass() -> None:
     assert ink.sum().item() == pytest.approx(1.0, abs=1e-4)
     assert ink[..., 14, 14] < 0.1 and ink[..., 14, 8] > 0  # reaches ceil(3 * 2) = 6 px
     assert ink[..., 14, 7].abs() < 1e-6  # not beyond (up to rounding)
+
+
+def test_repeated_blur_is_their_circular_conv_applied_n_times(digits: torch.Tensor) -> None:
+    """Against a Conv2d built as Bansal et al.'s ``get_conv``: the 2-D kernel (outer product of
+    the normalised 11-tap Gaussian of std 7), padding_mode='circular', applied n times."""
+    g = torch.exp(-((torch.arange(11.0) - 5) ** 2) / (2 * 7.0**2))
+    g = g / g.sum()
+    conv = torch.nn.Conv2d(1, 1, 11, padding=5, padding_mode="circular", bias=False)
+    with torch.no_grad():
+        conv.weight.copy_((g[:, None] * g[None, :])[None, None])
+    levels = torch.tensor([0.0, 1.0, 3.0, 20.0])
+    out = RepeatedBlur()(digits[:4], levels, torch.arange(4))
+    for b, n in enumerate([0, 1, 3, 20]):
+        expected = digits[b : b + 1]
+        with torch.no_grad():
+            for _ in range(n):
+                expected = conv(expected)
+        torch.testing.assert_close(out[b : b + 1], expected, atol=1e-5, rtol=0)
+    # Circular padding keeps the mean; at n = 20 the digit is almost its mean (contrast 0.4%).
+    torch.testing.assert_close(out.mean((2, 3)), digits[:4].mean((2, 3)), atol=1e-5, rtol=0)
+    assert float(out[3].std() / digits[3].std()) < 0.01
+
+
+def test_resolution_halves_the_side_t_times() -> None:
+    """Level 1: 14 px cells of 2 x 2 (bicubic down, nearest up); level 3: 3 x 3 cells on 28 px."""
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)) - 0.5
+    out = Resolution()(x, torch.tensor([1.0, 3.0]), torch.arange(2))
+    half = out[0, 0]
+    assert torch.equal(half[0::2, 0::2], half[1::2, 1::2])  # constant 2 x 2 blocks
+    assert len(torch.unique(out[1])) <= 9  # at most 3 x 3 distinct values
+    assert torch.equal(Resolution()(x, torch.tensor([0.0, 0.4]), torch.arange(2)), x)
+
+
+def test_fade_centre_goes_to_grey_and_far_pixels_follow_the_product_of_masks() -> None:
+    """After n steps pixel factor = prod_{i<n} (1 - exp(-r^2 / (2 (0.1 (i + 11))^2)))."""
+    x = torch.full((1, 1, 28, 28), 0.5)
+    key = torch.tensor([12345])
+    out = Fade()(x, torch.tensor([2.0]), key)[0, 0]
+    r, c = divmod(int(out.argmin()), 28)
+    assert out[r, c] == 0  # the centre fades to 0 (mid-grey) at the first step
+    d2 = 3.0**2 + 4.0**2
+    factor = (1 - math.exp(-d2 / (2 * 1.1**2))) * (1 - math.exp(-d2 / (2 * 1.2**2)))
+    if 0 <= r + 3 < 28 and 0 <= c + 4 < 28:
+        assert float(out[r + 3, c + 4]) == pytest.approx(0.5 * factor, abs=1e-6)
+    # The hole only widens with n and keeps its centre (one key).
+    more = Fade()(x, torch.tensor([10.0]), key)[0, 0]
+    assert (more <= out + 1e-7).all() and more[r, c] == 0
 
 
 # --- pixelate -----------------------------------------------------------------------------------

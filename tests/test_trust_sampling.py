@@ -134,14 +134,34 @@ def npz_file(tmp: Path) -> str:
 REFUSED = [
     # steps: only the few-step samplers take fewer than T.
     Refused(
-        "cold --steps 3",
-        sample(cold, "--steps", "3"),
-        ("--steps 3", "ddim and dpm_solver only", "the naive sampler runs all T=20 steps"),
+        "cold --steps 21",
+        sample(cold, "--steps", "21"),
+        ("--steps 21", "out of range for this model: give 1..20"),
     ),
     Refused(
-        "cold improved --steps 3",
-        sample(cold, "--sampler", "improved", "--steps", "3"),
-        ("--steps 3", "the improved sampler runs all T=20 steps"),
+        "cold improved from the report's start",
+        sample(cold, "--sampler", "improved", "--start", "test"),
+        ("--start test", "naive sampler only"),
+    ),
+    Refused(
+        "--eta with the ancestral sampler",
+        sample(reference, "--eta", "0.5"),
+        ("--eta 0.5 applies to the ddim sampler only, not ancestral",),
+    ),
+    Refused(
+        "--guidance on an unconditional model",
+        sample(reference, "--guidance", "3"),
+        ("--guidance 3.0 needs a class-conditional model",),
+    ),
+    Refused(
+        "--clip-x0 on a cold model",
+        sample(cold, "--clip-x0"),
+        ("--clip-x0 true applies to Gaussian models only",),
+    ),
+    Refused(
+        "--start on a Gaussian model",
+        sample(reference, "--start", "gmm"),
+        ("--start gmm applies to cold models only",),
     ),
     Refused(
         "ancestral --steps 5",
@@ -284,7 +304,12 @@ CONFIG_ROWS = [
     (("sampling.sampler=magic",), ("unknown sampler 'magic'", "ancestral")),
     (("sampling.sampler=naive",), ("sampler 'naive' is for cold models",)),
     (("diffusion.kind=cold", "sampling.clip_x0=true"), ("sampling.clip_x0=true",)),
-    (("diffusion.kind=cold", "sampling.steps=3"), ("sampling.steps=3", "the naive sampler")),
+    (("diffusion.kind=cold", "sampling.steps=3"), ()),  # a strided grid (Bansal et al.)
+    (("diffusion.kind=cold", "sampling.steps=30"), ("sampling.steps=30", "give 1..20")),
+    (
+        ("diffusion.kind=cold", "sampling.sampler=improved", "sampling.start=test"),
+        ("sampling.start=test", "naive sampler only"),
+    ),
     (("diffusion.kind=cold", "sampling.sampler=ddim"), ("sampler 'ddim' is for gaussian",)),
     (("sampling.sampler=ddim", "sampling.steps=5", "sampling.eta=1"), ()),
     (("sampling.steps=20",), ()),  # all T steps: what the ancestral sampler does anyway
@@ -332,6 +357,18 @@ METADATA_ROWS = [
         {**BASE, "sampler": "ddim", "steps": 5, "eta": 0.0},
     ),
     (
+        "ddim 5 steps, --eta 0.5 --clip-x0",
+        reference,
+        ("--sampler", "ddim", "--steps", "5", "--eta", "0.5", "--clip-x0"),
+        {**BASE, "sampler": "ddim", "steps": 5, "eta": 0.5, "clip_x0": True},
+    ),
+    (
+        "cold, 4 strided steps from the consistent start",
+        cold,
+        ("--steps", "4", "--start", "test_consistent"),
+        {**COLD, "sampler": "naive", "steps": 4, "cold_start": "test_consistent"},
+    ),
+    (
         "dpm_solver 4 steps",
         reference,
         ("--sampler", "dpm_solver", "--steps", "4"),
@@ -360,7 +397,7 @@ METADATA_ROWS = [
         "cold improved",
         cold,
         ("--sampler", "improved"),
-        {**COLD, "sampler": "improved", "steps": 20},
+        {**COLD, "sampler": "improved", "steps": 20, "cold_start": "test_consistent"},
     ),
     (
         "conditional digit 7",

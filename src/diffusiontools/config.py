@@ -66,6 +66,10 @@ class DiffusionConfig:
         "image", "batch", default="image"
     )  # "batch": the report's one t per batch
     loss: str = _choices("mse", "l1", default="mse")
+    # Training levels of a cold process: "notebook" draws t from 1..T-1 (the report's, as the
+    # Gaussian model); "full" from 1..T (Bansal et al.'s code), so R is trained at t = T, the
+    # level every sampler starts from.
+    t_range: str = _choices("notebook", "full", default="notebook")
 
 
 @dataclass(frozen=True)
@@ -93,9 +97,12 @@ class SamplingConfig:
     clip_x0: bool = False  # clamp every step's x0 prediction to [-0.5, 0.5] (not the original's)
     n_samples: int = _bounded(16, min=1)  # images drawn into the per-epoch sample grid
     sample_every: int = _bounded(0, min=0)  # epochs between sample grids during training; 0 = none
-    # Cold x_T: "test" = test images degraded at T-1 (the report, conditional); "gmm" = a draw
-    # from a Gaussian mixture fitted to fully degraded training images (unconditional).
-    start: str = _choices("test", "gmm", default="test")
+    # Cold x_T (processes/cold.py, ColdStart): "test" = test images degraded at T-1 and sampled
+    # as if at T with a fresh field per step (the report's, for the naive sampler only);
+    # "test_consistent" = test images degraded at T, the sampler re-applying their field;
+    # "gmm" = a draw from a Gaussian mixture fitted to fully degraded training images
+    # (unconditional); "auto" = test for the naive sampler, test_consistent for the improved.
+    start: str = _choices("auto", "test", "test_consistent", "gmm", default="auto")
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,11 @@ class Config:
             raise UserError(f"model.n_hidden={m.n_hidden} has a non-positive channel count")
         if m.network == "unet" and (not m.channel_mults or any(c < 1 for c in m.channel_mults)):
             raise UserError(f"model.channel_mults={m.channel_mults} needs positive entries")
+        if d.kind == "gaussian" and d.t_range != "notebook":
+            raise UserError(
+                f"diffusion.t_range={d.t_range!r} applies to cold processes only; the Gaussian "
+                "process draws t from 1..T-1: leave it at notebook"
+            )
         if d.kind == "cold":
             from .degradations import make_degradation  # late: degradations import nothing of ours
 

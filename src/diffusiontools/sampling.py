@@ -12,6 +12,7 @@ from torch import nn
 from .config import Config
 from .errors import UserError
 from .noise import Generators, randn, sample_generators
+from .processes.cold import resolve_start
 from .samplers import get_sampler, resolve_sampler
 from .samplers.dpm_solver import DEFAULT_STEPS as DPM_SOLVER_STEPS
 
@@ -67,14 +68,18 @@ def start_state(
     device: torch.device,
     config: Config,
     offset: int = 0,
-) -> torch.Tensor:
-    """x_T: N(0, I) for a Gaussian process; for a cold one, the process builds it (test images)."""
+    sampler: str = "default",
+):
+    """x_T: N(0, I) for a Gaussian process; for a cold one, the process builds a ``ColdStart``
+    (x_T with its key and time) as ``sampling.start`` says for ``sampler``."""
     if process.kind == "gaussian":
         return randn((n, *IMAGE_SHAPE), generator, device)
-    return process.start_state(n, generator, device, config, offset)
+    return process.start_state(n, generator, device, config, offset, sampler)
 
 
-FEW_STEP_SAMPLERS = ("ddim", "dpm_solver")  # the samplers that take ``steps``; the rest take T
+# The samplers that take ``steps`` (the cold ones on Bansal et al.'s strided time grid); the
+# ancestral sampler always takes all T.
+FEW_STEP_SAMPLERS = ("ddim", "dpm_solver", "naive", "improved")
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class SamplingSettings:
     guidance: float | None  # class-conditional models only
     clip_x0: bool | None  # Gaussian models only
     digit: int | None
-    cold_start: str | None  # cold models only: "test" or "gmm"
+    cold_start: str | None  # cold models only: test, test_consistent or gmm ("auto" resolved)
 
 
 def resolve_settings(
@@ -110,7 +115,8 @@ def resolve_settings(
         steps, label = s.steps, f"sampling.steps={s.steps}"
     if steps is not None and not few_step and steps != T:
         raise UserError(
-            f"{label} applies to ddim and dpm_solver only; the {name} sampler runs all T={T} steps"
+            f"{label} applies to ddim, dpm_solver and the cold samplers only; the {name} sampler "
+            f"runs all T={T} steps"
         )
     if steps is not None and not 1 <= steps <= T:
         raise UserError(f"{label} is out of range for this model: give 1..{T}")
@@ -126,8 +132,15 @@ def resolve_settings(
         )
     if s.clip_x0 and kind != "gaussian":
         raise UserError("sampling.clip_x0=true applies to Gaussian models only, not cold ones")
-    if s.start != "test" and kind != "cold":
+    if s.start != "auto" and kind != "cold":
         raise UserError(f"sampling.start={s.start} applies to cold models only")
+    cold_start = resolve_start(s.start, name) if kind == "cold" else None
+    if cold_start == "test" and name == "improved":
+        raise UserError(
+            "sampling.start=test (the report's start, degraded at T - 1 and sampled from T) is for "
+            "the naive sampler only; Algorithm 2 needs a start on its own trajectory: use "
+            "test_consistent, gmm or auto"
+        )
     if digit is not None and not conditional:
         raise UserError(f"--digit {digit} needs a class-conditional model (model.num_classes = 10)")
     if digit is not None and not 0 <= digit < config.model.num_classes:
@@ -139,7 +152,7 @@ def resolve_settings(
         guidance=s.guidance if conditional else None,
         clip_x0=s.clip_x0 if kind == "gaussian" else None,
         digit=digit,
-        cold_start=s.start if kind == "cold" else None,
+        cold_start=cold_start,
     )
 
 
@@ -197,7 +210,7 @@ def generate(
         model = model_fn(net, process.T, y, config.sampling.guidance)
         if settings.clip_x0:
             model = clip_x0(model, process)
-        x_T = start_state(process, b, generators, device, config, offset)
+        x_T = start_state(process, b, generators, device, config, offset, settings.sampler)
         out.append(sample(model, process, x_T, generators, steps=settings.steps, on_step=on_step))
     net.train(was_training)
     samples = torch.cat(out)

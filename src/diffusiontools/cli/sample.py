@@ -19,6 +19,15 @@ def _epoch_list(text: str) -> list[int]:
     return epochs
 
 
+def _as_flags(message: str, options: dict) -> str:
+    """``sampling.eta=0.5 ...`` -> ``--eta 0.5 ...`` for the options given as flags."""
+    for key, value in options.items():
+        if value is not None:
+            flag = "--" + key.replace("_", "-")
+            message = message.replace(f"sampling.{key}=", f"{flag} ")
+    return message
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("sample", help="draw samples from a trained run")
     p.add_argument("run_dir", help="run folder written by 'diffusiontools train'")
@@ -28,6 +37,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sampler", help="sampler name (default: the run's config, else the report's)")
     p.add_argument("--steps", type=int, help="network evaluations for few-step samplers")
     p.add_argument("--digit", type=int, help="class to draw (class-conditional models only)")
+    p.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1] (ddim only)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = none)")
+    p.add_argument(
+        "--clip-x0",
+        action=argparse.BooleanOptionalAction,
+        help="clamp every step's x0 prediction to the pixel range (Gaussian models)",
+    )
+    p.add_argument(
+        "--start",
+        choices=("auto", "test", "test_consistent", "gmm"),
+        help="a cold model's x_T (default: the run's sampling.start)",
+    )
     p.add_argument(
         "--no-ema", action="store_true", help="use raw weights even if the run kept EMA weights"
     )
@@ -71,12 +92,23 @@ def run(args: argparse.Namespace) -> None:
         except UserError as exc:
             raise UserError(f"in --epochs, {exc}") from None
     # Every setting checked before any drawing; the NPZ records these, not the flags as typed.
-    settings = resolve_settings(model.config, args.sampler, args.steps, args.digit)
+    options = {"sampler": args.sampler, "guidance": args.guidance, "eta": args.eta}
+    options.update(clip_x0=args.clip_x0, start=args.start)
+    try:
+        config = model.sampling_config(**options)
+        settings = resolve_settings(config, args.sampler, args.steps, args.digit)
+    except UserError as exc:  # name the flag the user typed, not the config key it sets
+        raise UserError(_as_flags(str(exc), options)) from None
+    if args.eta is not None and settings.eta is None:
+        raise UserError(
+            f"--eta {args.eta} applies to the ddim sampler only, not {settings.sampler}"
+        )
     ensure_writable(Path(args.out).parent if args.out else out_dir)
 
     def draw(m, n: int) -> torch.Tensor:
+        c = m.sampling_config(**options)
         return generate(
-            m.net, m.process, m.config, n, args.seed, device, args.sampler, args.steps, args.digit
+            m.net, m.process, c, n, args.seed, device, args.sampler, args.steps, args.digit
         )
 
     images = draw(model, args.n)
@@ -98,7 +130,7 @@ def run(args: argparse.Namespace) -> None:
         times, states = trajectory(
             model.net,
             model.process,
-            model.config,
+            config,
             n,
             args.seed,
             device,

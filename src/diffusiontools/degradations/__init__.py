@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from diffusiontools.degradations.base import Degradation
 from diffusiontools.degradations.blur import GaussianBlur
+from diffusiontools.degradations.blur_repeated import RepeatedBlur
+from diffusiontools.degradations.fade import Fade
 from diffusiontools.degradations.mask import Mask
 from diffusiontools.degradations.pixel_swap import PixelSwap
 from diffusiontools.degradations.pixelate import Pixelate
+from diffusiontools.degradations.resolution import Resolution
 from diffusiontools.errors import UserError
 
 DEGRADATIONS: dict[str, type] = {
@@ -18,6 +21,10 @@ DEGRADATIONS: dict[str, type] = {
     "blur": GaussianBlur,
     "pixelate": Pixelate,
     "mask": Mask,
+    # Bansal et al.'s MNIST operators, exactly as their public code (configs/*_bansal.ini).
+    "blur_repeated": RepeatedBlur,
+    "resolution": Resolution,
+    "fade": Fade,
 }
 
 

@@ -8,8 +8,10 @@ process's schedule assigns to t) rather than t, so a degradation knows nothing a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
 from diffusiontools.errors import UserError
@@ -58,3 +60,20 @@ def check_level_range(
             f"{name} levels ({level_min}, {level_max}) are not allowed; "
             f"use {low} <= level_min < level_max <= {high}."
         )
+
+
+def apply_repeatedly(x: Tensor, level: Tensor, step: Callable[[Tensor, int], Tensor]) -> Tensor:
+    """x_t of Bansal et al.'s iterated operators: ``step`` applied n = round(level) times.
+
+    x: (B, C, H, W); level: (B,) >= 0, one count per image; ``step(x, i)`` is the i-th
+    application (i = 0, 1, ...). The whole batch goes through max(n) applications and each
+    image keeps its own n-th result (n = 0: a copy of x). Returns (B, C, H, W).
+    """
+    n = torch.floor(level.double() + 0.5).to(torch.int64).cpu()  # (B,) applications
+    out = x.clone()
+    current = x
+    for i in range(int(n.max())):
+        current = step(current, i)
+        rows = (n == i + 1).nonzero().squeeze(1).to(x.device)
+        out[rows] = current[rows]
+    return out
