@@ -32,8 +32,8 @@ from ..noise import Generators, randint, randn
 from .schedules import linear_schedule
 
 KEY_RANGE = 2**62  # random keys are drawn uniformly from [0, KEY_RANGE)
-# Bansal et al.'s generation adds N(0, 0.002^2) in [-1, 1] units to the mixture's x_T, so that
-# the nearly constant fully blurred images lead to different samples: 0.001 in our units.
+# Bansal et al.'s blur generation adds Gaussian noise of std 0.001-0.004 ([-1, 1] units) to the
+# mixture's nearly constant x_T, so that samples differ; we take 0.002, i.e. 0.001 in ours.
 GMM_NOISE_STD = 0.001
 
 

@@ -89,7 +89,9 @@ def table1_section(tables: dict[str, dict]) -> str:
     text = (
         "## Table 1: reconstruction error, all digits\n\n"
         "Mean over images of the per-image RMSE ([-0.5, 0.5] units), test images 0..n-1 degraded "
-        "at t = T - 1, as the report's Table 1 (which calls it MSE).\n\n" + table(header, rows)
+        "at t = T - 1, as the report's Table 1 (which calls it MSE); the improved sampler starts "
+        "on its own trajectory instead (degraded at t = T, its random field re-applied).\n\n"
+        + table(header, rows)
     )
     for run_name, result in tables.items():
         text += (
@@ -127,7 +129,9 @@ def beyond_section(results: dict, tables: dict[str, dict]) -> str:
     ]
     text = (
         "## Beyond the report: the improved cold sampler and per-image t and fields\n\n"
-        "`<model> improved`: the same checkpoint sampled with Bansal et al.'s Algorithm 2; "
+        "`<model> improved`: the same checkpoint sampled with Bansal et al.'s Algorithm 2, "
+        "started from test images degraded at t = T with the field it re-applies "
+        "(`sampling.start = test_consistent`); "
         "`<model>_per_image`: the same config trained with one t and one random field per "
         "image (`diffusion.t_per = image`) instead of per batch.\n\n" + table(["", *labels], rows)
     )
