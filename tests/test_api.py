@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from tiny_runs import TINY_INI, child_env, reference_run, single_thread  # noqa: F401
@@ -133,3 +134,34 @@ def test_sampling_options_override_the_run_and_take_effect():
         and times[-1] == 0
         and torch.equal(states[-1], model.sample(2, seed=1, sampler="ddim", steps=5))
     )
+
+
+@pytest.mark.parametrize(
+    "call, fragment",
+    [
+        (lambda: dt.load_config(5), "config=5 is not a config"),
+        (lambda: dt.load_config("quickstart", "training.epochs=2"), "is one string"),
+        (lambda: dt.train({"training.epochs": 1}, "d"), "is not a config"),
+        (lambda: dt.load(reference_run(), epoch="0"), "epoch='0' is not an epoch number"),
+        (lambda: dt.load(reference_run() / "config.ini"), "is a file: give the run folder"),
+        (lambda: dt.load(reference_run()).sample(2.5), "n=2.5 is not an int"),
+        (lambda: dt.load(reference_run()).sample(2, steps=True), "steps=True is not an int"),
+        (lambda: dt.load(reference_run()).sample(2, guidance=float("nan")), "not a finite"),
+        (lambda: dt.show(torch.zeros(28, 28)), "(N, 28, 28) or (N, 1, 28, 28), not (28, 28)"),
+        (lambda: dt.show(torch.zeros(4, 3, 28, 28)), "not (4, 3, 28, 28)"),
+        (lambda: dt.show(torch.zeros(0, 1, 28, 28)), "no images"),
+        (lambda: dt.show([1, 2]), "not list"),
+        (lambda: dt.show(torch.full((2, 28, 28), float("nan"))), "NaN or inf"),
+        (lambda: dt.evaluate([1]), "non-empty dict"),
+        (lambda: dt.evaluate({1: torch.zeros(20, 28, 28)}), "labels must be strings"),
+        (lambda: dt.evaluate({"x": np.zeros((20, 3, 28, 28), np.uint8)}), "not (20, 3, 28, 28)"),
+        (lambda: dt.evaluate({"x": np.zeros((20, 28, 28), np.int64)}), "torch.int64"),
+        (lambda: dt.evaluate({"x": np.full((20, 28, 28), 200.0)}), "reach 200"),
+        (lambda: dt.evaluate({"x": np.zeros((20, 32, 32), np.uint8)}), "not (20, 32, 32)"),
+    ],
+)
+def test_a_wrongly_typed_argument_raises_the_library_error(call, fragment, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # dt.evaluate's default output folder
+    with pytest.raises(dt.DiffusionToolsError) as error:
+        call()
+    assert fragment in str(error.value)

@@ -92,7 +92,7 @@ def test_an_overwrite_that_fails_a_check_deletes_nothing(row, tmp_path, capsys):
 
 def test_an_overwrite_leaves_nothing_of_the_old_run(tmp_path):
     run = copy_run(reference_run(), tmp_path / "run")
-    for leftover in ("samples/sample_grid.png", "reconstruction/table.md", "report.html"):
+    for leftover in ("samples/sample_grid.png", "reconstruction/reconstruction.md"):
         (run / leftover).parent.mkdir(exist_ok=True)
         (run / leftover).write_text("from the old run")
     train_tiny(run, "training.epochs=1", overwrite=True)
@@ -272,3 +272,84 @@ def test_a_cuda_checkpoint_resumes_on_the_cpu_reseeded_from_the_step(
     assert losses(runs[0])[0] == losses(reference_run())[0]  # epoch 0 was before the move
     assert losses(runs[0])[1] != losses(reference_run())[1]  # then other noise, as warned
     assert reseeded(42, 12) == 43 * 1_000_003 + 12  # the documented seed: (seed + 1) * p + step
+
+
+# --- found by trying the tool as a new user ------------------------------------------------------
+
+
+def test_an_overwrite_never_touches_files_the_tool_did_not_write(tmp_path):
+    """A project folder used as the run folder: the user's own files survive an overwrite."""
+    run = tmp_path / "project"
+    run.mkdir()
+    (run / "analysis.py").write_text("the user's code")
+    (run / "tiny.ini").write_text("the user's config")
+    train_tiny(run, "training.epochs=1")
+    train_tiny(run, "training.epochs=1", overwrite=True)
+    assert (run / "analysis.py").read_text() == "the user's code"
+    assert (run / "tiny.ini").read_text() == "the user's config"
+    assert not (run / run_folder.PREVIOUS).exists()
+
+
+def test_a_killed_overwrite_reads_as_the_old_run_until_a_training_runs(tmp_path):
+    """After a SIGKILL before the new run's first checkpoint, loading the run gives the old run
+    (it is put back), not "no checkpoint yet"."""
+    run = copy_run(reference_run(), tmp_path / "run")
+    before = folder_bytes(run)
+    run_folder.move_aside(run)
+    (run / "config.ini").write_text("[training]\nlr = 1\n")
+    import diffusiontools as dt
+
+    assert dt.load(run, device="cpu").epoch == 2
+    assert folder_bytes(run) == before
+
+
+RESUME_BELOW = [
+    Refused("max_steps below the steps done", ("training.max_steps=3",), ("max_steps=3", "36")),
+    Refused("epochs below the epochs done", ("training.epochs=1",), ("epochs=1", "3 epochs")),
+    Refused("amp on the CPU", ("training.amp=bf16",), ("training.amp=bf16 applies on CUDA",)),
+]
+
+
+@pytest.mark.parametrize("row", RESUME_BELOW, ids=[r.name for r in RESUME_BELOW])
+def test_a_resume_cannot_record_settings_the_run_did_not_use(row, tmp_path, capsys):
+    run = copy_run(reference_run(), tmp_path / "run")
+    before = folder_bytes(run)
+    error = cli_error(train_argv(tmp_path, run, *row.overrides, flag="--resume"), capsys)
+    for fragment in row.fragments:
+        assert fragment in error
+    assert folder_bytes(run) == before
+
+
+def test_a_finished_run_resumed_with_new_sampling_settings_records_them_in_its_checkpoint(
+    tmp_path,
+):
+    run = copy_run(reference_run(), tmp_path / "run")
+    train_tiny(run, "sampling.sampler=ddim", "sampling.steps=5", resume=True)
+    stored = ckpt_io.load_checkpoint(ckpt_io.latest_path(run))
+    assert (stored["config"]["sampling"]["sampler"], stored["config"]["sampling"]["steps"]) == (
+        "ddim",
+        5,
+    )
+    assert stored["step"] == 36 and ini_value(run, "sampling.sampler") == "ddim"
+    assert_same_final_weights(run, reference_run())  # nothing was trained
+
+
+def test_amp_on_the_cpu_is_refused_not_recorded(tmp_path, capsys):
+    error = cli_error(
+        train_argv(tmp_path, tmp_path / "amp", "training.amp=bf16", flag="--overwrite"), capsys
+    )
+    assert "training.amp=bf16 applies on CUDA only; this run trains on cpu" in error
+    assert not (tmp_path / "amp" / "config.ini").exists()
+
+
+def test_evaluate_and_reconstruct_refuse_other_data_than_the_run_trained_on(tmp_path, capsys):
+    run = copy_run(reference_run(), tmp_path / "run")
+    if ckpt_io.load_checkpoint(ckpt_io.latest_path(run))["data"]["source"] != "mnist":
+        pytest.skip("needs the real MNIST files: the reference run trained on the embedded set")
+    ckpt = torch.load(ckpt_io.latest_path(run), weights_only=True)
+    ckpt["data"]["md5"] = {k: "0" * 32 for k in ckpt["data"]["md5"]}  # trained on other files
+    torch.save(ckpt, ckpt_io.latest_path(run))
+    argv = ["evaluate", str(run), "--n-samples", "10", "--tsne-reference", "40"]
+    argv += ["--test-reference", "40", "--out", str(tmp_path / "ev")]
+    error = cli_error(argv, capsys)
+    assert error.startswith(f"error: evaluate: the data found now is not the data the run in {run}")

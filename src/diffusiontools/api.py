@@ -83,6 +83,28 @@ class EvaluationResult:
 SampleSource = TrainedModel | str | Path | np.ndarray | torch.Tensor
 
 
+def checked_images(label: str, images: torch.Tensor) -> torch.Tensor:
+    """Images given as an array: uint8 0..255 or float in model range, (N, 28, 28) or
+    (N, 1, 28, 28); anything else is refused rather than guessed at."""
+    shape = tuple(images.shape)
+    if not (len(shape) in (3, 4) and shape[-2:] == (28, 28) and (len(shape) == 3 or shape[1] == 1)):
+        raise UserError(f"set {label!r}: images must be (N, 28, 28) or (N, 1, 28, 28), not {shape}")
+    if images.dtype == torch.uint8:
+        return images.reshape(-1, 28, 28)
+    if not images.dtype.is_floating_point:
+        raise UserError(
+            f"set {label!r}: images are {images.dtype}; give uint8 0..255 or float in [-0.5, 0.5]"
+        )
+    if not bool(images.isfinite().all()):
+        raise UserError(f"set {label!r}: images hold NaN or inf")
+    if float(images.abs().max()) > 1.0:
+        raise UserError(
+            f"set {label!r}: float images reach {float(images.abs().max()):g}, outside the model "
+            "range [-0.5, 0.5]; give 0..255 pixels as uint8"
+        )
+    return images
+
+
 def evaluate(
     sets: Mapping[str, SampleSource],
     n_samples: int | None = None,
@@ -105,8 +127,10 @@ def evaluate(
     figures into ``out``. All randomness follows ``seed``. Raises DiffusionToolsError naming a bad
     set or setting.
     """
-    if not sets:
-        raise UserError("sets is empty: give at least one {label: model, run folder or NPZ}")
+    if not isinstance(sets, Mapping) or not sets:
+        raise UserError("sets must be a non-empty dict {label: model, run folder, NPZ or images}")
+    if not all(isinstance(label, str) for label in sets):
+        raise UserError(f"set labels must be strings, not {[type(k).__name__ for k in sets]}")
     out, device = Path(out), resolve_device(device)
     ensure_writable(out)
     npz_files, data_configs = [], {}
@@ -122,12 +146,7 @@ def evaluate(
             save_samples(path, images, label=label, **meta, **dataclasses.asdict(settings))
             data_configs[label] = source.config.data
         elif isinstance(source, np.ndarray | torch.Tensor):
-            images = torch.as_tensor(source)
-            save_samples(
-                path,
-                images.reshape(-1, 28, 28) if images.dtype == torch.uint8 else images,
-                label=label,
-            )
+            save_samples(path, checked_images(label, torch.as_tensor(source)), label=label)
         elif isinstance(source, str | Path):
             path = Path(source)
         else:

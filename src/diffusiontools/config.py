@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -216,9 +217,11 @@ def _parse_value(key: str, text: str, annotation: typing.Any) -> typing.Any:
 
 
 def check_field(key: str, value: typing.Any, meta: typing.Mapping) -> None:
-    """Apply a field's ``choices``/``min``/``max``/``gt`` metadata."""
+    """Apply a field's ``choices``/``min``/``max``/``gt`` metadata; NaN and inf are refused."""
     if value is None:
         return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{key}={value} is not a finite number")
     if "choices" in meta and value not in meta["choices"]:
         raise UserError(
             f"{key}={value!r} is not allowed: choose one of {', '.join(meta['choices'])}"
@@ -301,6 +304,13 @@ def load_config(
     or ``["training.epochs=1"]`` (as ``--set``). Raises DiffusionToolsError naming the file, the
     section or the ``section.key`` and value that is wrong, and what is allowed.
     """
+    if isinstance(overrides, str):
+        raise UserError(
+            f"overrides={overrides!r} is one string: give a dict {{'section.key': value}} or a "
+            "list of 'section.key=value' strings"
+        )
+    if path is not None and not isinstance(path, str | Path):
+        raise UserError(f"config={path!r} is not a config: give a packaged name or an INI path")
     if isinstance(overrides, typing.Mapping):
         overrides = [f"{key}={_override_text(value)}" for key, value in overrides.items()]
     sections: dict[str, dict[str, str]] = {}
@@ -310,10 +320,12 @@ def load_config(
         parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
         parser.optionxform = str  # keep key case: T is not t
         try:
-            parser.read(path)
+            parser.read(path, encoding="utf-8")
         except configparser.Error as exc:
             first_line = str(exc).splitlines()[0]
             raise UserError(f"config file {path} cannot be parsed: {first_line}") from None
+        except UnicodeDecodeError:
+            raise UserError(f"config file {path} is not a text (UTF-8) INI file") from None
         sections = {s: dict(parser[s]) for s in parser.sections()}
         name = path.stem
     _merge(sections, overrides)

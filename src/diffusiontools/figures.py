@@ -16,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .data import to_uint8
+from .errors import UserError
 
 
 def save_figure(fig: Figure, path: Path) -> None:
@@ -93,6 +94,19 @@ def show(images: torch.Tensor | np.ndarray, nrow: int | None = None, title: str 
     """
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise UserError(f"show() takes a tensor or array of images, not {type(images).__name__}")
+    shape = tuple(images.shape)
+    if not (len(shape) in (3, 4) and shape[-2:] == (28, 28) and (len(shape) == 3 or shape[1] == 1)):
+        raise UserError(f"show() takes images (N, 28, 28) or (N, 1, 28, 28), not {shape}")
+    if shape[0] == 0:
+        raise UserError("show() was given no images (N = 0)")
+    if images.dtype != torch.uint8 and not images.dtype.is_floating_point:
+        raise UserError(
+            f"show() takes uint8 0..255 or float [-0.5, 0.5] images, not {images.dtype}"
+        )
+    if images.dtype.is_floating_point and not bool(images.isfinite().all()):
+        raise UserError("show() was given images with NaN or inf")
     return Shown(sample_grid_figure(images, nrow, title))
 
 

@@ -28,6 +28,7 @@ from .errors import UserError
 from .figures import save_image_rows
 from .noise import sample_generators
 from .processes.cold import resolve_start
+from .resume_rules import check_same_data
 from .samplers import get_sampler
 from .sampling import check_finite, model_fn
 from .trained_model import load_trained
@@ -135,6 +136,7 @@ def reconstruction_study(
     if len(set(samplers)) != len(samplers):
         raise UserError(f"--samplers {','.join(samplers)} names a sampler twice; give each once")
     mnist = load_mnist(config.data.dir, config.data.source)
+    check_same_data(trained.data, mnist.provenance, run_dir, "reconstruct", ("source", "md5"))
     if not 1 <= n <= len(mnist.test_images):
         raise UserError(f"-n {n} is out of range: use 1..{len(mnist.test_images)} test images")
     out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "reconstruction"

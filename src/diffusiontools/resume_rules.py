@@ -68,17 +68,18 @@ def resumed_config(stored: Config, requested: Config, run_dir: Any) -> Config:
     return dataclasses.replace(requested, name=stored.name)
 
 
-def check_same_data(stored: dict | None, found: dict, run_dir: Any) -> None:
-    """Refuse to resume on other training data than the run's (``stored``: its provenance)."""
+def check_same_data(
+    stored: dict | None, found: dict, run_dir: Any, action: str = "--resume", keys=DATA_IDENTITY
+) -> None:
+    """Refuse to ``action`` (resume, evaluate, reconstruct) a run on other data than it trained
+    on: ``stored`` is its provenance, ``found`` the data's now; ``keys`` are compared."""
     if not stored:
         return  # a run from before data provenance was checkpointed
     differing = [
-        f"{k} {stored.get(k)!r} -> {found.get(k)!r}"
-        for k in DATA_IDENTITY
-        if stored.get(k) != found.get(k)
+        f"{k} {stored.get(k)!r} -> {found.get(k)!r}" for k in keys if stored.get(k) != found.get(k)
     ]
     if differing:
         raise UserError(
-            f"--resume: the data found now is not the data the run in {run_dir} trained on "
+            f"{action}: the data found now is not the data the run in {run_dir} trained on "
             f"({'; '.join(differing)}); point data.dir or DIFFUSIONTOOLS_DATA at the run's data"
         )

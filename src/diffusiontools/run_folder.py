@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .checkpoint import latest_path
+from .checkpoint import CHECKPOINT_DIR, latest_path
 from .errors import UserError
 
 CONFIG_FILE = "config.ini"
@@ -44,10 +44,10 @@ def holds_run(run_dir: Path) -> bool:
 
 
 def move_aside(run_dir: Path) -> None:
-    """Move everything of the run in ``run_dir`` into ``run_dir/.previous`` (renames in one
-    file system, so nothing is copied or lost); :func:`discard_previous` deletes it once the new
-    run has written its first checkpoint, :func:`recover` puts it back if the new run dies first.
-    Call while holding the run's lock.
+    """Move the run in ``run_dir`` (the ``RUN_ENTRIES`` it has; the user's own files stay) into
+    ``run_dir/.previous`` (renames in one file system, so nothing is copied or lost).
+    :func:`discard_previous` deletes it once the new run has written its first checkpoint;
+    :func:`recover` puts it back if the new run dies first. Call while holding the run's lock.
     """
     run_dir = Path(run_dir)
     previous = run_dir / PREVIOUS
@@ -80,9 +80,35 @@ def recover(run_dir: Path) -> None:
     previous.rmdir()
 
 
+# What diffusiontools writes into a run folder (train, sample, reconstruct): all that an
+# overwrite replaces. Anything else in the folder is the user's and is never moved or deleted.
+RUN_ENTRIES = (
+    CONFIG_FILE,
+    DATA_FILE,
+    METRICS_FILE,
+    "learning_curve.png",
+    CHECKPOINT_DIR,
+    "samples",
+    "reconstruction",
+)
+
+
 def _run_entries(run_dir: Path) -> list[Path]:
-    """Every file and folder in ``run_dir`` but the lock and a run moved aside."""
-    return [p for p in run_dir.iterdir() if p.name not in (LOCK_FILE, PREVIOUS)]
+    """The entries of ``run_dir`` that diffusiontools wrote (``RUN_ENTRIES``) and that exist."""
+    return [run_dir / name for name in RUN_ENTRIES if (run_dir / name).exists()]
+
+
+def recover_if_idle(run_dir: Path) -> None:
+    """:func:`recover` unless a training holds the folder's lock (its overwrite is under way):
+    a run read after a killed overwrite is the old run, not the half-written new one."""
+    run_dir = Path(run_dir)
+    if not (run_dir / PREVIOUS).is_dir():
+        return
+    try:
+        with RunLock(run_dir):
+            recover(run_dir)
+    except UserError:
+        pass  # a training is running in the folder: its own recovery is in charge
 
 
 def ensure_writable(folder: Path) -> None:

@@ -29,7 +29,10 @@ def load_samples(path: Path) -> tuple[np.ndarray, dict]:
     if not path.is_file():
         raise UserError(f"samples file {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise ValueError("it holds one array, not an NPZ archive")
+        with loaded as npz:
             images = npz["images"]
             meta = json.loads(str(npz["meta"])) if "meta" in npz else {}
     except (ValueError, KeyError, OSError) as exc:

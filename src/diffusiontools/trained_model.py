@@ -13,11 +13,22 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from .config import Config, SamplingConfig, check_field, config_from_dict
 from .device import resolve_device
+from .errors import UserError
 from .networks import make_network
 from .processes import make_process
+from .run_folder import recover_if_idle
 from .sampling import generate, trajectory
 
 SAMPLING_FIELDS = {f.name: f for f in dataclasses.fields(SamplingConfig)}
+SAMPLING_TYPES = {"sampler": str, "steps": int, "eta": float, "guidance": float}
+SAMPLING_TYPES.update(clip_x0=bool, start=str)
+
+
+def _check_type(name: str, value, kind: type) -> None:
+    """Refuse an argument of the wrong type in one line (a bool is no number here)."""
+    number = kind in (int, float) and isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and (kind is float or isinstance(value, int)) or type(value) is kind):
+        raise UserError(f"{name}={value!r} is not {'an' if kind is int else 'a'} {kind.__name__}")
 
 
 @dataclass
@@ -27,7 +38,7 @@ class TrainedModel:
     ``config``: the run's resolved config; ``net``: the network (EMA weights where the run kept
     them), in eval mode on ``device``; ``process``: the forward process (Gaussian or cold);
     ``epoch``: the last finished epoch whose weights these are (0-based, as the report counts);
-    ``path``: the checkpoint file.
+    ``path``: the checkpoint file; ``data``: where its training data came from (source, md5).
     """
 
     config: Config
@@ -35,6 +46,7 @@ class TrainedModel:
     process: object
     epoch: int
     path: Path
+    data: dict | None = None  # provenance of the training data (None: a run from before it)
 
     @property
     def device(self) -> torch.device:
@@ -67,6 +79,7 @@ class TrainedModel:
         }
         for key, value in given.items():
             if value is not None:
+                _check_type(key, value, SAMPLING_TYPES[key])
                 check_field(f"sampling.{key}", value, SAMPLING_FIELDS[key].metadata)
         sampling = dataclasses.replace(s, **given)
         return dataclasses.replace(self.config, sampling=sampling).check()
@@ -93,6 +106,10 @@ class TrainedModel:
         cold model's x_T). Sample i depends only on ``seed`` and i. Raises DiffusionToolsError
         naming an option that does not apply to this model or sampler.
         """
+        _check_type("n", n, int)
+        _check_type("seed", seed, int)
+        if digit is not None:
+            _check_type("digit", digit, int)
         config = self.sampling_config(sampler, steps, guidance, eta, clip_x0, start)
         return generate(self.net, self.process, config, n, seed, self.device, digit=digit)
 
@@ -116,6 +133,9 @@ def load_trained(
     run_dir: Path, epoch: int | None, device: torch.device, use_ema: bool = True
 ) -> TrainedModel:
     """Load the checkpoint of ``epoch`` (None: latest); EMA weights when the run kept them."""
+    if Path(run_dir).is_file():
+        raise UserError(f"{run_dir} is a file: give the run folder that holds checkpoints/")
+    recover_if_idle(Path(run_dir))  # an overwrite killed before its first checkpoint: old run
     path = ckpt_io.checkpoint_for(Path(run_dir), epoch)
     ckpt = ckpt_io.load_checkpoint(path, map_location=device)
     config = config_from_dict(ckpt["config"])
@@ -124,7 +144,8 @@ def load_trained(
     ckpt_io.load_weights(net, weights, path)
     net.eval()
     finished = ckpt["epoch"] - 1 if ckpt["batch"] == 0 else ckpt["epoch"]
-    return TrainedModel(config, net, make_process(config).to(device), finished, path)
+    process = make_process(config).to(device)
+    return TrainedModel(config, net, process, finished, path, ckpt.get("data"))
 
 
 def load(
@@ -136,4 +157,6 @@ def load(
     ``device``: auto (CUDA when present), cpu, cuda or cuda:N; ``ema``: the EMA weights where the
     run kept them. Raises DiffusionToolsError naming a missing run, epoch or device.
     """
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+        raise UserError(f"epoch={epoch!r} is not an epoch number: give an int, or None (latest)")
     return load_trained(Path(run_dir), epoch, resolve_device(device), use_ema=ema)

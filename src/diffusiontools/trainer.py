@@ -242,6 +242,11 @@ def train(
     device = resolve_device(config.training.device)
     ranks = distributed.from_environment(device)
     try:
+        if config.training.amp == "bf16" and device.type != "cuda":
+            raise UserError(
+                f"training.amp=bf16 applies on CUDA only; this run trains on {device.type}: "
+                "set training.amp=off"
+            )
         ranks.check_batch(config.training.batch_size)
         device = ranks.device(device)
         data = load_training_data(config, device)
@@ -292,6 +297,7 @@ class _Trainee:
         self.data_gen = torch.Generator().manual_seed(tc.seed)  # batch order: CPU everywhere
         self.step_gen = torch.Generator(device).manual_seed(tc.seed + 1)  # t and noise
         self.state = TrainState()
+        self.changed = False  # resumed with settings other than the checkpoint's
 
     def restore(self, path: Path, requested: Config, data: TrainingData, run_dir: Path) -> Config:
         """Load a checkpoint in place and return the config the run goes on with.
@@ -322,12 +328,14 @@ class _Trainee:
                 self.ema.n_averaged.fill_(state.step)
             self.data_gen.set_state(ckpt["rng"]["data"])
             self._restore_step_generator(ckpt["rng"], config.training.seed, state.step)
+            self.changed = config != config_from_dict(ckpt["config"])
         except UserError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(
                 f"checkpoint {path} cannot be resumed: it lacks or garbles {exc}"
             ) from None
+        _check_not_below(config, state)
         logger.info("resuming %s at epoch %d, step %d", run_dir, state.epoch, state.step)
         return config
 
@@ -351,6 +359,21 @@ class _Trainee:
             here,
             step,
             saved_on,
+        )
+
+
+def _check_not_below(config: Config, state: TrainState) -> None:
+    """A resumed run cannot be told to have stopped before where it already is."""
+    tc, finished = config.training, state.epoch  # state.epoch: the epochs already finished
+    if tc.max_steps is not None and tc.max_steps < state.step:
+        raise UserError(
+            f"training.max_steps={tc.max_steps} is below the {state.step} steps this run has "
+            f"done; give at least {state.step}"
+        )
+    if tc.epochs < finished:
+        raise UserError(
+            f"training.epochs={tc.epochs} is below the {finished} epochs this run has finished; "
+            f"give at least {finished}"
         )
 
 
@@ -387,6 +410,9 @@ def _train_loop(
         if ranks.is_main:
             _save(path, config, state, net, ema, optimizer, data_gen, step_gen, data)
             run_folder.discard_previous(run_dir)  # a checkpoint of the new run exists now
+
+    if trainee.changed:  # the settings changed on resume hold from now: latest.pt says so too
+        save(ckpt_io.latest_path(run_dir))
 
     while state.epoch < tc.epochs and not _reached_max_steps(state, tc):
         if state.batch == 0:

@@ -50,6 +50,7 @@ from ..evaluate_scores import (
 )
 from ..figures import save_sample_grid
 from ..metrics_table import markdown_table
+from ..resume_rules import check_same_data
 from ..run_folder import ensure_writable
 from ..samples_io import load_samples, save_samples
 from . import (
@@ -302,6 +303,9 @@ def evaluate(
     training = load_training_data(
         Config(data=config.data, training=TrainingConfig(batch_size=1)), torch.device("cpu")
     )
+    for run_dir in run_dirs:  # e.g. data.source = auto fell back to the embedded subset here
+        ckpt = ckpt_io.load_checkpoint(ckpt_io.checkpoint_for(Path(run_dir), epoch), "cpu")
+        check_same_data(ckpt.get("data"), training.provenance, run_dir, "evaluate")
     stages = tqdm(total=5, desc="evaluate")
 
     stages.set_description("evaluate: samples")
