@@ -52,7 +52,11 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--no-ema", action="store_true", help="use raw weights even if the run kept EMA weights"
     )
-    p.add_argument("--out", help="grid PNG path (default: RUN_DIR/samples/sample_grid.png)")
+    p.add_argument(
+        "--out",
+        help="grid PNG path (default: RUN_DIR/samples/sample_grid.png); trajectory.png and "
+        "epochs.png go beside it",
+    )
     p.add_argument("--npz", help="NPZ path for the images (default: RUN_DIR/samples/samples.npz)")
     p.add_argument(
         "--trajectory",
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> None:
         raise UserError(f"-n {args.n} is not a number of samples: give at least 1")
     device = resolve_device(args.device)
     run_dir = Path(args.run_dir)
-    out_dir = run_dir / "samples"
+    # Every figure goes beside the grid: RUN_DIR/samples, or the folder of --out.
+    out_dir = Path(args.out).parent if args.out else run_dir / "samples"
     # The checkpoint first: a mistyped run folder must not be created by the writability probe.
     model = load_trained(run_dir, args.epoch, device, use_ema=not args.no_ema)
     for epoch in args.epochs or ():  # before any drawing, so a typo costs no sampling time
@@ -103,7 +108,7 @@ def run(args: argparse.Namespace) -> None:
         raise UserError(
             f"--eta {args.eta} applies to the ddim sampler only, not {settings.sampler}"
         )
-    ensure_writable(Path(args.out).parent if args.out else out_dir)
+    ensure_writable(out_dir)
 
     def draw(m, n: int) -> torch.Tensor:
         c = m.sampling_config(**options)
