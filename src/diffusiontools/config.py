@@ -134,21 +134,23 @@ class Config:
                 "process draws t from 1..T-1: leave it at notebook"
             )
         if d.kind == "cold":
-            from .degradations import make_degradation  # late: degradations import nothing of ours
+            from .diffusion.degradations import (
+                make_degradation,  # late: degradations import nothing of ours
+            )
 
             degradation = make_degradation(d.degradation)
             level_min, level_max = self.levels()
             degradation.check_levels(level_min, level_max)
             if m.num_classes:
                 raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
-        from .sampling import resolve_settings  # late: sampling imports this module
+        from .sampling.generation import resolve_settings  # late: sampling imports this module
 
         resolve_settings(self)  # the sampling.* keys agree with each other and with the model
         return self
 
     def levels(self) -> tuple[float, float]:
         """The cold degradation's (level at t=0, level at t=T), defaults filled in."""
-        from .degradations import make_degradation
+        from .diffusion.degradations import make_degradation
 
         lo, hi = make_degradation(self.diffusion.degradation).default_levels
         d = self.diffusion

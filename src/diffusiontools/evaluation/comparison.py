@@ -28,30 +28,14 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from .. import checkpoint as ckpt_io
 from ..config import Config, DataConfig, TrainingConfig, config_from_dict
 from ..data import load_mnist, to_model, to_uint8
 from ..errors import UserError
-from ..evaluate_figures import (
-    save_class_histogram,
-    save_memorisation_pairs,
-    save_tsne_by_label,
-    save_tsne_over_density,
-)
-from ..evaluate_scores import (
-    N_BOOT,
-    N_BOOT_SET,
-    HeldOutReference,
-    class_scores,
-    density_scores,
-    feature_scores,
-    memorisation_scores,
-    pixel_scores,
-)
-from ..figures import save_sample_grid
-from ..metrics_table import markdown_table
-from ..run_folder import ensure_writable
-from ..samples_io import load_samples, save_samples
+from ..reporting.figures import save_sample_grid
+from ..reporting.samples_io import load_samples, save_samples
+from ..reporting.tables import markdown_table
+from ..training import checkpoint as ckpt_io
+from ..training.run_folder import ensure_writable
 from . import (
     class_histogram,
     classifier_features,
@@ -61,7 +45,23 @@ from . import (
     nearest_neighbour_distances,
 )
 from .classifier import WEIGHTS_SHA256
+from .figures import (
+    save_class_histogram,
+    save_memorisation_pairs,
+    save_tsne_by_label,
+    save_tsne_over_density,
+)
 from .report_metrics import GMM_COMPONENTS, TSNE_PERPLEXITY, tsne_perplexity
+from .scores import (
+    N_BOOT,
+    N_BOOT_SET,
+    HeldOutReference,
+    class_scores,
+    density_scores,
+    feature_scores,
+    memorisation_scores,
+    pixel_scores,
+)
 
 CHUNK = 1000  # images per step of the feature and nearest-neighbour progress bars
 GRID_SHOWN = 100  # samples drawn in each run's grid
@@ -97,8 +97,8 @@ def samples_from_run(
     device: torch.device,
 ) -> tuple[np.ndarray, dict]:
     """Draw n samples from a trained run: uint8 (n, 28, 28) and their provenance."""
-    from ..sampling import generate, resolve_settings
-    from ..trained_model import load_trained
+    from ..sampling.generation import generate, resolve_settings
+    from ..training.trained_model import load_trained
 
     model = load_trained(run_dir, epoch, device)
     x = generate(model.net, model.process, model.config, n, seed, device, sampler, steps)
@@ -294,7 +294,7 @@ def evaluate(
     names = set_labels(run_dirs, npz_files, labels)
     npz_sets = read_npz_sets(npz_files, names[len(run_dirs) :], n_samples)
     ensure_writable(out_dir)
-    from ..trainer import load_training_data
+    from ..training.trainer import load_training_data
 
     # Memorisation is judged against the images the model trained on: the run's own training
     # split, without the validation images it never saw (the trainer's own split code).

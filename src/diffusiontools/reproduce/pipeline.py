@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import latest_path
 from ..config import load_config
 from ..errors import UserError
 from ..evaluation.comparison import evaluate, file_stem, samples_from_run
-from ..run_folder import ensure_writable
-from ..samples_io import save_samples
+from ..reporting.samples_io import save_samples
+from ..training.checkpoint import latest_path
+from ..training.run_folder import ensure_writable
 from .scales import PER_IMAGE_SUFFIX, REPORT_MODELS, Scale
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class Study:
 
 
 def train_all(study: Study) -> None:
-    from ..trainer import train
+    from ..training.trainer import train
 
     for run_name in run_names():
         run_dir = study.run_dir(run_name)
@@ -170,7 +170,7 @@ def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
 
 def reconstruct_all(study: Study) -> dict[str, dict]:
     """Table 1 for every cold run (naive and improved samplers), keyed by run name."""
-    from ..reconstruction import reconstruction_study
+    from ..evaluation.reconstruction import reconstruction_study
 
     results = {}
     for run_name in run_names():
@@ -194,7 +194,7 @@ def reconstruct_all(study: Study) -> dict[str, dict]:
 
 
 def degrade_all(study: Study) -> None:
-    from ..degradation_figure import degradation_figure
+    from ..reporting.degradation_figure import degradation_figure
 
     for model in COLD_MODELS:
         path = study.out / "figures" / f"degradation_{model}.png"
@@ -204,7 +204,7 @@ def degrade_all(study: Study) -> None:
 
 
 def report_all(study: Study) -> None:
-    from ..report_html import write_reports
+    from ..evaluation.report_html import write_reports
 
     if (study.out / "report" / "comparison.html").is_file():
         return

@@ -10,10 +10,10 @@ import json
 import logging
 from pathlib import Path
 
-from ..metrics_table import ROWS, cell
-from ..metrics_table import markdown_table as metrics_markdown
-from ..reconstruction import markdown_table as reconstruction_markdown
-from ..run_folder import METRICS_FILE, read_metrics
+from ..evaluation.reconstruction import markdown_table as reconstruction_markdown
+from ..reporting.tables import ROWS, cell
+from ..reporting.tables import markdown_table as metrics_markdown
+from ..training.run_folder import METRICS_FILE, read_metrics
 from . import published
 from .pipeline import COLD_MODELS, Study, columns, run_names
 
