@@ -15,7 +15,7 @@ from ..reporting.tables import ROWS, cell
 from ..reporting.tables import markdown_table as metrics_markdown
 from ..training.run_folder import METRICS_FILE, read_metrics
 from . import published
-from .pipeline import COLD_MODELS, Study, columns, run_names
+from .study import COLD_MODELS, Study, columns, run_names
 
 logger = logging.getLogger(__name__)
 
