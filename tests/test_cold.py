@@ -18,7 +18,7 @@ from diffusiontools import cli
 from diffusiontools.config import load_config
 from diffusiontools.data import load_mnist, to_model
 from diffusiontools.diffusion import make_process
-from diffusiontools.diffusion.cold_start import degraded_gmm
+from diffusiontools.diffusion.cold import degraded_gmm
 from diffusiontools.diffusion.degradations import DEGRADATIONS
 from diffusiontools.diffusion.noise import sample_generators
 from diffusiontools.errors import UserError

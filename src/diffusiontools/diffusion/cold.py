@@ -18,7 +18,9 @@ construction. Start modes (``sampling.start``):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -27,11 +29,13 @@ from torch import nn
 from ..config import Config
 from ..errors import UserError
 from .degradations import make_degradation
-from .degradations.base import Degradation
+from .degradations.base import KEY_RANGE, Degradation
 from .noise import Generators, randint, randn
 from .schedules import linear_schedule
 
-KEY_RANGE = 2**62  # random keys are drawn uniformly from [0, KEY_RANGE)
+if TYPE_CHECKING:  # an annotation only; the mixture is fitted on first use (sklearn loads slowly)
+    from .cold_start import DegradedGMM
+
 # Bansal et al.'s generation adds N(0, 0.002^2) in [-1, 1] units to the mixture's x_T, so that
 # the nearly constant fully blurred images lead to different samples: 0.001 in our units.
 GMM_NOISE_STD = 0.001
@@ -167,8 +171,6 @@ class ColdDiffusion:
         """
         mode = resolve_start(config.sampling.start, sampler)
         if mode == "gmm":
-            from .cold_start import degraded_gmm
-
             x = degraded_gmm(config).sample(n, generator, device)
             x = x + GMM_NOISE_STD * randn(x.shape, generator, device)
             return ColdStart(x, self.draw_keys(n, generator, device), self.T)
@@ -191,3 +193,22 @@ class ColdDiffusion:
             )
         t = torch.full((len(x0),), self.T, device=x0.device, dtype=torch.long)
         return ColdStart(self.degrade(x0, t, key), key, self.T)
+
+
+@functools.lru_cache(maxsize=4)
+def degraded_gmm(config: Config) -> DegradedGMM:
+    """``cold_start.py``'s mixture for ``config``'s degradation and data, fitted once per process.
+
+    Fitted to the training split (``data.subset`` and the 80/20 split respected), seeded with
+    ``training.seed``, so the same config always gives the same mixture.
+    """
+    from ..data import load_mnist, to_model, train_val_split
+    from .cold_start import N_FIT, N_PCA, fit_degraded_gmm  # late: sklearn loads slowly
+
+    images = load_mnist(config.data.dir, config.data.source).train_images
+    if config.data.subset is not None:
+        images = images[: config.data.subset]
+    train_idx, _ = train_val_split(len(images), config.data.val_fraction, config.data.split_seed)
+    x0 = to_model(images[train_idx[:N_FIT]])
+    n_pca = min(N_PCA, len(x0) - 1)  # PCA needs more samples than components
+    return fit_degraded_gmm(ColdDiffusion.from_config(config), x0, config.training.seed, n_pca)

@@ -17,8 +17,8 @@ Step 4 uses the caller's ``torch.Generator``, so a sampling seed gives the same 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,9 +27,11 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
-from ..config import Config
-from .cold import KEY_RANGE, ColdDiffusion
+from .degradations.base import KEY_RANGE
 from .noise import Generators, choice, randn
+
+if TYPE_CHECKING:  # an annotation only: cold.py imports this module
+    from .cold import ColdDiffusion
 
 N_FIT = 5000  # degraded training images the mixture is fitted to
 N_PCA = 50  # principal components kept
@@ -88,21 +90,3 @@ def fit_degraded_gmm(
         means=torch.from_numpy(gmm.means_).float(),
         cholesky=torch.from_numpy(np.linalg.cholesky(gmm.covariances_)).float(),
     )
-
-
-@functools.lru_cache(maxsize=4)
-def degraded_gmm(config: Config) -> DegradedGMM:
-    """The mixture for ``config``'s degradation and data, fitted once per Python process.
-
-    Fitted to the training split (``data.subset`` and the 80/20 split respected), seeded with
-    ``training.seed``, so the same config always gives the same mixture.
-    """
-    from ..data import load_mnist, to_model, train_val_split
-
-    images = load_mnist(config.data.dir, config.data.source).train_images
-    if config.data.subset is not None:
-        images = images[: config.data.subset]
-    train_idx, _ = train_val_split(len(images), config.data.val_fraction, config.data.split_seed)
-    x0 = to_model(images[train_idx[:N_FIT]])
-    n_pca = min(N_PCA, len(x0) - 1)  # PCA needs more samples than components
-    return fit_degraded_gmm(ColdDiffusion.from_config(config), x0, config.training.seed, n_pca)

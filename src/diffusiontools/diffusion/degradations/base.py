@@ -18,6 +18,7 @@ from diffusiontools.errors import UserError
 
 BACKGROUND = -0.5
 """Value of an empty MNIST pixel in [-0.5, 0.5] units: what padding and masks fill in."""
+KEY_RANGE = 2**62  # random keys are drawn uniformly from [0, KEY_RANGE)
 
 
 @runtime_checkable
