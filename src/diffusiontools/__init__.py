@@ -25,7 +25,7 @@ _PUBLIC = {
     "Config": "config",
     "DiffusionToolsError": "errors",
     "TrainedModel": "training.trained_model",
-    "TrainingStopped": "training.trainer",
+    "TrainingStopped": "training.signals",
     "EvaluationResult": "api",
     "evaluate": "api",
     "load": "training.trained_model",

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from ..config import Config, DataConfig, TrainingConfig, config_from_dict
+from ..config import Config, DataConfig, TrainingConfig
 from ..data import load_mnist, to_model, to_uint8
 from ..errors import UserError
 from ..reporting.figures import save_sample_grid
@@ -209,7 +209,7 @@ def distances_in_chunks(
 def run_data_config(run_dir: Path, epoch: int | None) -> DataConfig:
     """The ``[data]`` settings stored in a run's checkpoint of ``epoch`` (None: the latest)."""
     ckpt = ckpt_io.load_checkpoint(ckpt_io.checkpoint_for(Path(run_dir), epoch), "cpu")
-    return config_from_dict(ckpt["config"]).data
+    return ckpt_io.stored_config(ckpt).data
 
 
 def shared_data_config(

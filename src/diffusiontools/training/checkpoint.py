@@ -1,8 +1,11 @@
 """Reading and writing checkpoints: plain dicts of tensors and plain data, written atomically.
+The one module that knows the schema: the training writes it with :func:`training_checkpoint`,
+and every reader goes through :func:`stored_config`, :func:`stored_state`, :func:`stored_weights`.
 
-A checkpoint is ``{"format_version", "config", "epoch", "step", "model", "ema", "optimizer",
-"rng", "history"}``. Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never run
-code, and every failure is a one-line :class:`UserError`.
+A checkpoint is ``{"format_version", "config", "data", "epoch", "batch", "step", "loss_sum",
+"epoch_seconds", "data_rng_at_epoch_start", "model", "ema", "optimizer", "rng", "history"}``.
+Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never run code, and every
+failure is a one-line :class:`UserError`.
 """
 
 from __future__ import annotations
@@ -11,16 +14,90 @@ import os
 import pickle
 import re
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..config import Config, config_from_dict
 from ..errors import UserError
 
 FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest.pt"
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training and must survive a resume."""
+
+    epoch: int = 0  # the epoch in progress (or the next to start when batch == 0)
+    batch: int = 0  # batches of ``epoch`` already done
+    step: int = 0  # optimiser steps so far
+    loss_sum: float = 0.0  # sum of this epoch's batch losses so far
+    epoch_seconds: float = 0.0  # time spent in this epoch so far
+    data_rng_at_epoch_start: torch.Tensor | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+def rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
+    """Both generators' states, and the device kind of the t/noise one."""
+    return {
+        "data": data_gen.get_state(),
+        "step": step_gen.get_state(),
+        "step_device": step_gen.device.type,
+    }
+
+
+def training_checkpoint(
+    config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen, data
+) -> dict:
+    """The dict a training writes: the schema of the module doc, ``format_version`` first."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "data": data.provenance,
+        "epoch": state.epoch,
+        "batch": state.batch,
+        "step": state.step,
+        "loss_sum": state.loss_sum,
+        "epoch_seconds": state.epoch_seconds,
+        "data_rng_at_epoch_start": state.data_rng_at_epoch_start,
+        "model": net.state_dict(),
+        "ema": None if ema is None else ema.module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_state(data_gen, step_gen),
+        "history": state.history,
+    }
+
+
+def stored_config(ckpt: dict) -> Config:
+    """The resolved config a checkpoint carries."""
+    return config_from_dict(ckpt["config"])
+
+
+def stored_state(ckpt: dict) -> TrainState:
+    """The training position a checkpoint carries (a KeyError names a missing entry)."""
+    return TrainState(
+        ckpt["epoch"],
+        ckpt["batch"],
+        ckpt["step"],
+        ckpt["loss_sum"],
+        ckpt["epoch_seconds"],
+        ckpt["data_rng_at_epoch_start"],
+        ckpt["history"],
+    )
+
+
+def stored_weights(ckpt: dict, use_ema: bool) -> dict:
+    """The network's weights: the EMA average when asked for and kept, else the raw ones."""
+    return ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+
+
+def finished_epochs(ckpt: dict) -> int:
+    """Epochs completed at this checkpoint (one written inside an epoch counts that epoch)."""
+    return ckpt["epoch"] - 1 if ckpt["batch"] == 0 else ckpt["epoch"]
 
 
 def epoch_path(run_dir: Path, epoch: int) -> Path:

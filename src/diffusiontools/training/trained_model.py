@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import Config, SamplingConfig, check_field, config_from_dict
+from ..config import Config, SamplingConfig, check_field
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..models import make_network
@@ -118,12 +118,11 @@ def load_trained(
     """Load the checkpoint of ``epoch`` (None: latest); EMA weights when the run kept them."""
     path = ckpt_io.checkpoint_for(Path(run_dir), epoch)
     ckpt = ckpt_io.load_checkpoint(path, map_location=device)
-    config = config_from_dict(ckpt["config"])
+    config = ckpt_io.stored_config(ckpt)
     net = make_network(config.model, seed=0).to(device)  # weights come from the checkpoint
-    weights = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
-    ckpt_io.load_weights(net, weights, path)
+    ckpt_io.load_weights(net, ckpt_io.stored_weights(ckpt, use_ema), path)
     net.eval()
-    finished = ckpt["epoch"] - 1 if ckpt["batch"] == 0 else ckpt["epoch"]
+    finished = ckpt_io.finished_epochs(ckpt)
     return TrainedModel(config, net, make_process(config).to(device), finished, path)
 
 

@@ -12,18 +12,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import signal
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..config import Config, config_from_dict, to_ini
+from ..config import Config, to_ini
 from ..data import load_mnist, shuffled_batches, to_model, train_val_split
 from ..device import resolve_device
 from ..diffusion import make_process
@@ -33,7 +31,9 @@ from ..reporting.figures import save_learning_curve, save_sample_grid
 from ..sampling.generation import IMAGE_SHAPE, generate
 from . import checkpoint as ckpt_io
 from . import distributed, run_folder
+from .checkpoint import TrainState
 from .resume_rules import check_same_data, resumed_config
+from .signals import StopRequest, TrainingStopped
 
 logger = logging.getLogger(__name__)
 VALIDATION_SEED_OFFSET = 1_000_003  # validation randomness is fixed, and apart from training's
@@ -41,19 +41,6 @@ VALIDATION_SEED_OFFSET = 1_000_003  # validation randomness is fixed, and apart 
 
 class NonFiniteLoss(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class TrainState:
-    """Everything that changes during training and must survive a resume."""
-
-    epoch: int = 0  # the epoch in progress (or the next to start when batch == 0)
-    batch: int = 0  # batches of ``epoch`` already done
-    step: int = 0  # optimiser steps so far
-    loss_sum: float = 0.0  # sum of this epoch's batch losses so far
-    epoch_seconds: float = 0.0  # time spent in this epoch so far
-    data_rng_at_epoch_start: torch.Tensor | None = None
-    history: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -100,42 +87,6 @@ def load_training_data(config: Config, device: torch.device) -> TrainingData:
     )
 
 
-class TrainingStopped(KeyboardInterrupt):
-    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after writing a checkpoint.
-
-    A ``KeyboardInterrupt``, so a notebook or script treats it as the interrupt it is; ``signum``
-    says which signal, and the CLI exits with the conventional 128 + signum (130, 143).
-    """
-
-    def __init__(self, signum: int, message: str):
-        super().__init__(message)
-        self.signum = signum
-
-
-class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag checked between steps, so a kill finishes the step,
-    writes a checkpoint and raises :class:`TrainingStopped`. Signal handlers can only be set in
-    the main thread: elsewhere (a training started from a worker thread) signals act as usual."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self.previous: dict = {}
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {
-                s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)
-            }
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.signum = signum
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
 def _labels_for_guidance(
     y: torch.Tensor, config: Config, generator: torch.Generator
 ) -> torch.Tensor | None:
@@ -179,14 +130,6 @@ def _make_ema(net: nn.Module, decay: float):
     )
 
 
-def _rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
-    return {
-        "data": data_gen.get_state(),
-        "step": step_gen.get_state(),
-        "step_device": step_gen.device.type,
-    }
-
-
 def _save(
     path: Path, config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen, data
 ) -> None:
@@ -194,34 +137,16 @@ def _save(
     atomic write leaves the previous checkpoint under ``path`` as it was."""
     try:
         ckpt_io.save_atomic(
-            _checkpoint(config, state, net, ema, optimizer, data_gen, step_gen, data), path
+            ckpt_io.training_checkpoint(
+                config, state, net, ema, optimizer, data_gen, step_gen, data
+            ),
+            path,
         )
     except OSError as exc:
         raise UserError(
             f"could not write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
             f"(if any) is kept; free space or fix the folder, then continue with --resume"
         ) from None
-
-
-def _checkpoint(
-    config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen, data
-) -> dict:
-    return {
-        "format_version": ckpt_io.FORMAT_VERSION,
-        "config": config.to_dict(),
-        "data": data.provenance,
-        "epoch": state.epoch,
-        "batch": state.batch,
-        "step": state.step,
-        "loss_sum": state.loss_sum,
-        "epoch_seconds": state.epoch_seconds,
-        "data_rng_at_epoch_start": state.data_rng_at_epoch_start,
-        "model": net.state_dict(),
-        "ema": None if ema is None else ema.module.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "rng": _rng_state(data_gen, step_gen),
-        "history": state.history,
-    }
 
 
 def train(
@@ -302,19 +227,11 @@ class _Trainee:
         """
         ckpt = ckpt_io.load_checkpoint(path, map_location="cpu")
         try:
-            config = resumed_config(config_from_dict(ckpt["config"]), requested, run_dir)
+            config = resumed_config(ckpt_io.stored_config(ckpt), requested, run_dir)
             check_same_data(ckpt.get("data"), data.provenance, run_dir)
             ckpt_io.load_weights(self.net, ckpt["model"], path)
             self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.state = state = TrainState(
-                ckpt["epoch"],
-                ckpt["batch"],
-                ckpt["step"],
-                ckpt["loss_sum"],
-                ckpt["epoch_seconds"],
-                ckpt["data_rng_at_epoch_start"],
-                ckpt["history"],
-            )
+            self.state = state = ckpt_io.stored_state(ckpt)
             if self.ema is not None and ckpt["ema"] is not None:  # else the average starts now
                 self.ema.module.load_state_dict(ckpt["ema"])
                 # AveragedModel copies the weights on its first update (n_averaged == 0): restore
