@@ -28,6 +28,7 @@ from ..diffusion.cold import resolve_start
 from ..diffusion.noise import sample_generators
 from ..errors import UserError
 from ..reporting.figures import save_image_rows
+from ..reporting.tables import markdown
 from ..sampling.generation import check_finite, model_fn
 from ..sampling.registry import get_sampler
 from ..training.trained_model import load_trained
@@ -97,15 +98,15 @@ def markdown_table(result: dict) -> str:
     methods = ["direct", *samplers]
     names = ["direct", *(f"diffusion ({s})" for s in samplers)]
     header = ["digit", "n", *(f"{m} RMSE" for m in names), *(f"{m} MSE" for m in names)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for digit in (*DIGITS, "All"):
         cells = [digit, str(result["counts"][digit])]
         for statistic in ("rmse", "mse"):
             for m in methods:
                 value = result["table"][m][statistic][digit]
                 cells.append("–" if value is None else f"{value:.5f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return markdown(header, rows)
 
 
 def reconstruction_study(

@@ -61,13 +61,17 @@ def table(results: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def markdown_table(results: dict) -> str:
-    """The table as GitHub Markdown; [low, high] are 95% intervals (half-sampling for the
-    set-level metrics, the bootstrap for per-sample means: docs/evaluation.md)."""
-    header, rows = table(results)
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """Any header and rows of cell strings as a GitHub Markdown table, one line per row."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def markdown_table(results: dict) -> str:
+    """The table as GitHub Markdown; [low, high] are 95% intervals (half-sampling for the
+    set-level metrics, the bootstrap for per-sample means: docs/evaluation.md)."""
+    return markdown(*table(results))
 
 
 def html_table(results: dict) -> str:

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from ..evaluation.reconstruction import markdown_table as reconstruction_markdown
-from ..reporting.tables import ROWS, cell
+from ..reporting.tables import ROWS, cell, markdown
 from ..reporting.tables import markdown_table as metrics_markdown
 from ..training.run_folder import METRICS_FILE, read_metrics
 from . import published
@@ -42,15 +42,6 @@ FIGURE_CAPTIONS = {
 }
 
 
-def row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = [row(header), "|" + "---|" * len(header), *[row(r) for r in rows]]
-    return "\n".join(lines) + "\n"
-
-
 def report_metrics_section(results: dict) -> str:
     runs = results["runs"]
     models = list(published.REPORT_NAMES)
@@ -65,7 +56,7 @@ def report_metrics_section(results: dict) -> str:
     return (
         "## The report's evaluation, its numbers beside ours\n\n"
         "[low, high]: 95% intervals over our samples (half-sampling for set-level metrics, "
-        "the bootstrap for per-sample means; docs/evaluation.md).\n\n" + table(header, rows)
+        "the bootstrap for per-sample means; docs/evaluation.md).\n\n" + markdown(header, rows)
     )
 
 
@@ -89,7 +80,7 @@ def table1_section(tables: dict[str, dict]) -> str:
     text = (
         "## Table 1: reconstruction error, all digits\n\n"
         "Mean over images of the per-image RMSE ([-0.5, 0.5] units), test images 0..n-1 degraded "
-        "at t = T - 1, as the report's Table 1 (which calls it MSE).\n\n" + table(header, rows)
+        "at t = T - 1, as the report's Table 1 (which calls it MSE).\n\n" + markdown(header, rows)
     )
     for run_name, result in tables.items():
         text += (
@@ -113,7 +104,7 @@ def landmarks_section(study: Study) -> str:
     return (
         "## Validation-loss landmarks\n\n"
         "Ours: the validation loss on a fixed seed after each epoch (metrics.csv).\n\n"
-        + table(["model", "epoch", "report", "ours"], rows)
+        + markdown(["model", "epoch", "report", "ours"], rows)
     )
 
 
@@ -129,7 +120,8 @@ def beyond_section(results: dict, tables: dict[str, dict]) -> str:
         "## Beyond the report: the improved cold sampler and per-image t and fields\n\n"
         "`<model> improved`: the same checkpoint sampled with Bansal et al.'s Algorithm 2; "
         "`<model>_per_image`: the same config trained with one t and one random field per "
-        "image (`diffusion.t_per = image`) instead of per batch.\n\n" + table(["", *labels], rows)
+        "image (`diffusion.t_per = image`) instead of per batch.\n\n"
+        + markdown(["", *labels], rows)
     )
     rmse_rows = [
         [
@@ -140,7 +132,7 @@ def beyond_section(results: dict, tables: dict[str, dict]) -> str:
     ]
     return text + (
         "\nReconstruction RMSE, all digits:\n\n"
-        + table(["run", "direct", "diffusion (naive)", "diffusion (improved)"], rmse_rows)
+        + markdown(["run", "direct", "diffusion (naive)", "diffusion (improved)"], rmse_rows)
     )
 
 
