@@ -40,6 +40,7 @@ from . import (
 )
 from .class_metrics import N_CLASSES
 from .feature_metrics import fraction_inside, kth_neighbour_radii
+from .memorisation import memorisation_statistics
 
 N_BOOT = 1000  # bootstrap resamples of a per-sample mean of a few hundred samples
 N_BOOT_SET = 100  # half-samples of a set-level metric (fits a covariance or searches neighbours)
@@ -209,12 +210,11 @@ def memorisation_scores(
     """
     test_d = ref.nn_distances
     median_test, test_p1 = float(np.median(test_d)), float(np.percentile(test_d, 1))
-    stats = {
-        "memorisation_median_distance": np.median,
-        "memorisation_ratio": lambda d: np.median(d) / median_test,
-        "memorisation_below_test_p1": lambda d: np.mean(d < test_p1),
+    stats = memorisation_statistics(test_d)
+    out = {
+        f"memorisation_{name}": bootstrapped(fn, sample_distances, seed, n_boot)
+        for name, fn in stats.items()
     }
-    out = {name: bootstrapped(fn, sample_distances, seed, n_boot) for name, fn in stats.items()}
     out["memorisation_ratio"]["note"] = (
         f"median sample / median test ({median_test:.4f}, K={len(test_d)})"
     )
