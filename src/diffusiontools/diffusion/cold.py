@@ -202,13 +202,12 @@ def degraded_gmm(config: Config) -> DegradedGMM:
     Fitted to the training split (``data.subset`` and the 80/20 split respected), seeded with
     ``training.seed``, so the same config always gives the same mixture.
     """
-    from ..data import load_mnist, to_model, train_val_split
+    from ..data import load_mnist, subset_split, to_model
     from .cold_start import N_FIT, N_PCA, fit_degraded_gmm  # late: sklearn loads slowly
 
-    images = load_mnist(config.data.dir, config.data.source).train_images
-    if config.data.subset is not None:
-        images = images[: config.data.subset]
-    train_idx, _ = train_val_split(len(images), config.data.val_fraction, config.data.split_seed)
+    d = config.data
+    images = load_mnist(d.dir, d.source).train_images
+    train_idx, _ = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
     x0 = to_model(images[train_idx[:N_FIT]])
     n_pca = min(N_PCA, len(x0) - 1)  # PCA needs more samples than components
     return fit_degraded_gmm(ColdDiffusion.from_config(config), x0, config.training.seed, n_pca)

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..config import Config, to_ini
-from ..data import load_mnist, shuffled_batches, to_model, train_val_split
+from ..data import load_mnist, shuffled_batches, subset_split, to_model
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
@@ -54,17 +54,14 @@ class TrainingData:
 
 def load_training_data(config: Config, device: torch.device) -> TrainingData:
     """MNIST training images (optionally the first ``data.subset``), split 80/20 as the report."""
-    mnist = load_mnist(config.data.dir, config.data.source)
+    d = config.data
+    mnist = load_mnist(d.dir, d.source)
     images, labels = mnist.train_images, mnist.train_labels
-    if config.data.subset is not None:
-        images, labels = images[: config.data.subset], labels[: config.data.subset]
-    train_idx, val_idx = train_val_split(
-        len(images), config.data.val_fraction, config.data.split_seed
-    )
+    train_idx, val_idx = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
     if len(val_idx) == 0:
         raise UserError(
             f"data.subset={config.data.subset} with data.val_fraction="
-            f"{config.data.val_fraction} leaves no validation images (of {len(images)}); "
+            f"{config.data.val_fraction} leaves no validation images (of {len(train_idx)}); "
             "raise data.subset or data.val_fraction"
         )
     if config.training.batch_size > len(train_idx):
