@@ -25,15 +25,13 @@ import torch
 
 from ..data import load_mnist, to_model
 from ..diffusion.cold import resolve_start
-from ..diffusion.noise import sample_generators
 from ..errors import UserError
 from ..reporting.figures import save_image_rows
 from ..reporting.tables import markdown
-from ..sampling.generation import check_finite, model_fn
+from ..sampling.generation import check_finite, model_fn, seeded_batches
 from ..sampling.registry import get_sampler
 from ..training.trained_model import load_trained
 
-BATCH = 500  # images per sampling batch, as ``sampling.generate``
 N_FIGURE = 8  # images in each triplet figure
 DIGITS = tuple(str(d) for d in range(10))
 
@@ -78,9 +76,8 @@ def restore(
     sample = get_sampler(sampler, process.kind)
     model = model_fn(net, process.T)
     starts, directs, finals = [], [], []
-    for offset in range(0, len(x0), BATCH):
-        batch = x0[offset : offset + BATCH]
-        generators = sample_generators(seed, offset, len(batch), x0.device)
+    for offset, b, generators in seeded_batches(len(x0), seed, x0.device):
+        batch = x0[offset : offset + b]
         x_T = process.start_from(batch, mode, generators)
         t_T = torch.full((len(x_T.x),), x_T.t, device=x0.device, dtype=torch.long)
         starts.append(x_T.x)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -166,6 +166,19 @@ def check_finite(samples: torch.Tensor) -> None:
         )
 
 
+BATCH_SIZE = 500  # images per sampling batch
+
+
+def seeded_batches(
+    n: int, seed: int, device: torch.device, batch_size: int = BATCH_SIZE
+) -> Iterator[tuple[int, int, Generators]]:
+    """(offset, size, generators) of each batch of ``n`` images, sample i's generator seeded
+    from (seed, i): the batching every seeded draw shares, so i's numbers never depend on n."""
+    for offset in range(0, n, batch_size):
+        b = min(batch_size, n - offset)
+        yield offset, b, sample_generators(seed, offset, b, device)
+
+
 @torch.no_grad()
 def generate(
     net: nn.Module,
@@ -178,7 +191,7 @@ def generate(
     steps: int | None = None,
     digit: int | None = None,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
-    batch_size: int = 500,
+    batch_size: int = BATCH_SIZE,
 ) -> torch.Tensor:
     """Draw ``n`` samples (n, 1, 28, 28) in [-0.5, 0.5]-ish model units, in batches, seeded.
 
@@ -203,9 +216,7 @@ def generate(
     was_training = net.training
     net.eval()
     out = []
-    for offset in range(0, n, batch_size):
-        b = min(batch_size, n - offset)
-        generators = sample_generators(seed, offset, b, device)
+    for offset, b, generators in seeded_batches(n, seed, device, batch_size):
         y = class_labels(config.model.num_classes, digit, offset, b, device)
         model = model_fn(net, process.T, y, config.sampling.guidance)
         if settings.clip_x0:
