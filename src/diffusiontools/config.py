@@ -97,7 +97,7 @@ class SamplingConfig:
     clip_x0: bool = False  # clamp every step's x0 prediction to [-0.5, 0.5] (not the original's)
     n_samples: int = _bounded(16, min=1)  # images drawn into the per-epoch sample grid
     sample_every: int = _bounded(0, min=0)  # epochs between sample grids during training; 0 = none
-    # Cold x_T (processes/cold.py, ColdStart): "test" = test images degraded at T-1 and sampled
+    # Cold x_T (diffusion/cold.py, ColdStart): "test" = test images degraded at T-1 and sampled
     # as if at T with a fresh field per step (the report's, for the naive sampler only);
     # "test_consistent" = test images degraded at T, the sampler re-applying their field;
     # "gmm" = a draw from a Gaussian mixture fitted to fully degraded training images

@@ -1,7 +1,7 @@
 """The evaluation's figures: t-SNE maps (the report's Figures 5, 6 and 14), class histograms and
 memorisation pairs. Every title states how many images the figure shows.
 
-Kept beside ``figures.py`` (training and sampling figures) rather than in it, so the evaluation
+Kept apart from ``reporting/figures.py`` (training and sampling figures), so the evaluation
 command can change without touching the training code path.
 """
 

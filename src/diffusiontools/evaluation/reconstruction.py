@@ -8,7 +8,7 @@ then restored two ways:
 
 The naive sampler starts as the report did (``test``: degraded at t = T - 1, fresh fields), and
 the "direct" column is the report's, from that start; the improved sampler starts on its own
-trajectory (``test_consistent``: degraded at t = T, its key re-applied), see ``processes/cold.py``.
+trajectory (``test_consistent``: degraded at t = T, its key re-applied), see ``diffusion/cold.py``.
 
 Each is scored per digit (test labels) and over all images by two statistics in [-0.5, 0.5]
 units: the report's Table 1 number, the mean over images of the per-image root-mean-square error

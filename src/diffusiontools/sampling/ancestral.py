@@ -4,7 +4,7 @@ Every sampler here shares one signature (k-diffusion style)::
 
     sampler(model, process, x_T, generator, steps=None, on_step=None) -> x0
 
-``generator`` is one ``torch.Generator`` or one per sample of x_T (see ``noise.py``);
+``generator`` is one ``torch.Generator`` or one per sample of x_T (see ``diffusion/noise.py``);
 ``model(x_t, t)`` returns the network's output for integer times t (B,); ``on_step(t, x_t)`` is
 called with the starting state and after each step with the state at the new time.
 """
