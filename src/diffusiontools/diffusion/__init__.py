@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ..config import Config
 from .gaussian import GaussianDiffusion
+from .process import Process
 
 
-def make_process(config: Config):
+def make_process(config: Config) -> Process:
     """The forward process that ``config.diffusion.kind`` names."""
     if config.diffusion.kind == "gaussian":
         return GaussianDiffusion.from_config(config.diffusion)
