@@ -36,7 +36,7 @@ from diffusiontools.evaluation.scores import (
     pixel_scores,
 )
 from diffusiontools.reporting.samples_io import save_samples
-from diffusiontools.training.trainer import load_training_data
+from diffusiontools.training.training_data import load_training_data
 
 SMALL = ["--tsne-reference", "50", "--test-reference", "50", "--n-boot", "20",
          "--n-boot-set", "5", "--device", "cpu"]  # fmt: skip

@@ -6,7 +6,7 @@ For each run (or NPZ of samples):
      default the report's degraded test images 0..n-1) and save them as NPZ;
   2. classifier features and probabilities of the samples and of the first K test images;
   3. each sample's and each test image's L2 distance to its nearest image of the training
-     split the runs trained on (``trainer.load_training_data``: validation images excluded);
+     split the runs trained on (``training_data.load_training_data``: validation images excluded);
   4. one seeded t-SNE of the first ``tsne_reference`` test images plus ALL sample sets together
      (separate fits would not share coordinates), 10-component mixtures on it;
   5. every score with its interval (``evaluate_scores``);
@@ -294,7 +294,7 @@ def evaluate(
     names = set_labels(run_dirs, npz_files, labels)
     npz_sets = read_npz_sets(npz_files, names[len(run_dirs) :], n_samples)
     ensure_writable(out_dir)
-    from ..training.trainer import load_training_data
+    from ..training.training_data import load_training_data
 
     # Memorisation is judged against the images the model trained on: the run's own training
     # split, without the validation images it never saw (the trainer's own split code).

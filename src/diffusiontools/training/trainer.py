@@ -14,7 +14,6 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..config import Config, to_ini
-from ..data import load_mnist, shuffled_batches, subset_split, to_model
+from ..data import shuffled_batches, to_model
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
@@ -34,6 +33,7 @@ from . import distributed, run_folder
 from .checkpoint import TrainState
 from .resume_rules import check_same_data, resumed_config
 from .signals import StopRequest, TrainingStopped
+from .training_data import TrainingData, load_training_data
 
 logger = logging.getLogger(__name__)
 VALIDATION_SEED_OFFSET = 1_000_003  # validation randomness is fixed, and apart from training's
@@ -41,47 +41,6 @@ VALIDATION_SEED_OFFSET = 1_000_003  # validation randomness is fixed, and apart 
 
 class NonFiniteLoss(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class TrainingData:
-    train: torch.Tensor  # (N, 28, 28) uint8 on the device
-    train_labels: torch.Tensor  # (N,) int64 on the device
-    val: torch.Tensor
-    val_labels: torch.Tensor
-    provenance: dict
-
-
-def load_training_data(config: Config, device: torch.device) -> TrainingData:
-    """MNIST training images (optionally the first ``data.subset``), split 80/20 as the report."""
-    d = config.data
-    mnist = load_mnist(d.dir, d.source)
-    images, labels = mnist.train_images, mnist.train_labels
-    train_idx, val_idx = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
-    if len(val_idx) == 0:
-        raise UserError(
-            f"data.subset={config.data.subset} with data.val_fraction="
-            f"{config.data.val_fraction} leaves no validation images (of {len(train_idx)}); "
-            "raise data.subset or data.val_fraction"
-        )
-    if config.training.batch_size > len(train_idx):
-        raise UserError(
-            f"training.batch_size={config.training.batch_size} is larger than the "
-            f"{len(train_idx)} training images; lower it or raise data.subset"
-        )
-    provenance = {
-        **mnist.provenance,
-        "subset": config.data.subset,
-        "n_train_split": len(train_idx),
-        "n_val_split": len(val_idx),
-    }
-    return TrainingData(
-        images[train_idx].to(device),
-        labels[train_idx].to(device),
-        images[val_idx].to(device),
-        labels[val_idx].to(device),
-        provenance,
-    )
 
 
 def _labels_for_guidance(
