@@ -105,7 +105,7 @@ def test_every_module_imports_in_layer_order_in_a_fresh_interpreter():
         (m for m in module_files() if "." in m and not m.endswith("__main__")),
         key=lambda m: (layer_of(m), m),
     )
-    assert len(modules) == 81  # every module but __init__ and __main__ of the package
+    assert len(modules) == 84  # every module but __init__ and __main__ of the package
     code = f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\nprint('ok')"
     done = subprocess.run(
         [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=300
@@ -152,3 +152,13 @@ def test_the_graph_reader_sees_late_imports_and_skips_type_checking_ones():
     # the two halves of the reproduction read one study module, not each other
     assert "diffusiontools.reproduce.study" in graph["diffusiontools.reproduce.summary"]
     assert "diffusiontools.reproduce.pipeline" not in graph["diffusiontools.reproduce.summary"]
+
+
+def test_every_folder_of_modules_is_a_regular_package():
+    """setuptools' find_packages ships only folders with an __init__.py; a namespace folder
+    would import here and be missing from the wheel."""
+    folders = {path.parent for path in PACKAGE.rglob("*.py")}
+    assert (
+        sorted(str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").is_file())
+        == []
+    )
