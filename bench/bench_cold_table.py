@@ -37,9 +37,9 @@ from diffusiontools.evaluation.feature_metrics import (
     frechet_distance,
     precision_recall,
 )
-from diffusiontools.samplers import get_sampler
-from diffusiontools.sampling import generate, model_fn
-from diffusiontools.trained_model import load_trained
+from diffusiontools.sampling.generation import generate, model_fn
+from diffusiontools.sampling.registry import get_sampler
+from diffusiontools.training.trained_model import load_trained
 
 RECONSTRUCTION_RUNS = ("blur_bansal", "pixelate_bansal", "mask_bansal")
 GENERATION_RUNS = ("blur_bansal", "pixel_swap_unet")

@@ -22,7 +22,7 @@ from functools import partial
 
 import torch
 
-from diffusiontools.degradations.pixel_swap import (
+from diffusiontools.diffusion.degradations.pixel_swap import (
     PixelSwap,
     swap_offsets,
     swap_pixels_reference,

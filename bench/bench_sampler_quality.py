@@ -18,8 +18,8 @@ import torch
 from diffusiontools.data import load_mnist, to_model
 from diffusiontools.evaluation.classifier import load_classifier
 from diffusiontools.evaluation.feature_metrics import frechet_distance
-from diffusiontools.sampling import generate
-from diffusiontools.trained_model import load_trained
+from diffusiontools.sampling.generation import generate
+from diffusiontools.training.trained_model import load_trained
 
 from .bench_time_to_quality import features
 

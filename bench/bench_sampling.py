@@ -15,10 +15,10 @@ import time
 import torch
 
 from diffusiontools.config import Config, DiffusionConfig
-from diffusiontools.networks import make_network
-from diffusiontools.processes.gaussian import GaussianDiffusion
-from diffusiontools.samplers import SAMPLERS
-from diffusiontools.sampling import model_fn
+from diffusiontools.diffusion.gaussian import GaussianDiffusion
+from diffusiontools.models import make_network
+from diffusiontools.sampling.generation import model_fn
+from diffusiontools.sampling.registry import SAMPLERS
 
 # (sampler, network evaluations used for 1,000 samples at the project's default settings)
 SETTINGS = [("ancestral", 1000), ("ddim", 50), ("dpm_solver", 20)]

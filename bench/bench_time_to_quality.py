@@ -23,9 +23,9 @@ from diffusiontools.config import load_config
 from diffusiontools.data import load_mnist, to_model
 from diffusiontools.evaluation.classifier import load_classifier
 from diffusiontools.evaluation.feature_metrics import frechet_distance
-from diffusiontools.sampling import generate
-from diffusiontools.trained_model import load_trained
-from diffusiontools.trainer import train
+from diffusiontools.sampling.generation import generate
+from diffusiontools.training.trained_model import load_trained
+from diffusiontools.training.trainer import train
 
 CONFIGS = {"faithful (model1)": "configs/model1.ini", "quickstart": "configs/quickstart.ini"}
 PROBE_STEPS = 30  # the first chunk, which also measures seconds per step

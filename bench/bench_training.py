@@ -26,8 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from diffusiontools.config import Config, DiffusionConfig
 from diffusiontools.data import load_mnist, shuffled_batches, to_model
-from diffusiontools.networks import make_network
-from diffusiontools.processes.gaussian import GaussianDiffusion
+from diffusiontools.diffusion.gaussian import GaussianDiffusion
+from diffusiontools.models import make_network
 
 BATCH = 128
 

@@ -27,10 +27,10 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     write_ini,
 )
 
-from diffusiontools import checkpoint as ckpt_io
 from diffusiontools import cli
 from diffusiontools.data import mnist
 from diffusiontools.errors import UserError
+from diffusiontools.training import checkpoint as ckpt_io
 
 
 @dataclass

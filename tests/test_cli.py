@@ -10,7 +10,7 @@ from PIL import Image
 from tiny_runs import single_thread, write_ini  # noqa: F401 (single_thread: autouse fixture)
 
 from diffusiontools import cli
-from diffusiontools.run_folder import read_metrics
+from diffusiontools.training.run_folder import read_metrics
 
 
 def assert_png(path) -> None:

@@ -17,15 +17,15 @@ from torch import nn
 from diffusiontools import cli
 from diffusiontools.config import load_config
 from diffusiontools.data import load_mnist, to_model
-from diffusiontools.degradations import DEGRADATIONS
+from diffusiontools.diffusion import make_process
+from diffusiontools.diffusion.cold import degraded_gmm
+from diffusiontools.diffusion.degradations import DEGRADATIONS
+from diffusiontools.diffusion.noise import sample_generators
 from diffusiontools.errors import UserError
-from diffusiontools.networks import make_network
-from diffusiontools.noise import sample_generators
-from diffusiontools.processes import make_process
-from diffusiontools.processes.cold_start import degraded_gmm
-from diffusiontools.reconstruction import reconstruction_study, restore
-from diffusiontools.samplers import get_sampler
-from diffusiontools.sampling import generate
+from diffusiontools.evaluation.reconstruction import reconstruction_study, restore
+from diffusiontools.models import make_network
+from diffusiontools.sampling.generation import generate
+from diffusiontools.sampling.registry import get_sampler
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEGRADATION_CONFIGS = (
@@ -283,7 +283,7 @@ def test_algorithm_2_reduces_a_smooth_error_of_the_restorer_on_blur(
 
 
 def test_direct_reconstruction_is_the_first_x0_hat_and_diffusion_equals_generate(cold_run):
-    from diffusiontools.trained_model import load_trained
+    from diffusiontools.training.trained_model import load_trained
 
     model = load_trained(cold_run, None, torch.device("cpu"))
     outputs: list[torch.Tensor] = []

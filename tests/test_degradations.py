@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from diffusiontools.degradations import DEGRADATIONS, Degradation, make_degradation
-from diffusiontools.degradations.blur import GaussianBlur
-from diffusiontools.degradations.blur_repeated import RepeatedBlur
-from diffusiontools.degradations.fade import Fade
-from diffusiontools.degradations.mask import Mask, square_mask
-from diffusiontools.degradations.pixelate import Pixelate
-from diffusiontools.degradations.random_fields import uniform_fields
-from diffusiontools.degradations.resolution import Resolution
+from diffusiontools.diffusion.degradations import DEGRADATIONS, Degradation, make_degradation
+from diffusiontools.diffusion.degradations.blur import GaussianBlur
+from diffusiontools.diffusion.degradations.blur_repeated import RepeatedBlur
+from diffusiontools.diffusion.degradations.fade import Fade
+from diffusiontools.diffusion.degradations.mask import Mask, square_mask
+from diffusiontools.diffusion.degradations.pixelate import Pixelate
+from diffusiontools.diffusion.degradations.random_fields import uniform_fields
+from diffusiontools.diffusion.degradations.resolution import Resolution
 from diffusiontools.errors import UserError
 
 MNIST_TEST = Path(__file__).resolve().parents[2] / "shared/data/mnist/t10k-images-idx3-ubyte.gz"

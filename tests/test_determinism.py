@@ -11,10 +11,10 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     train_tiny,
 )
 
-from diffusiontools import checkpoint as ckpt_io
 from diffusiontools.evaluation import total_variance
-from diffusiontools.sampling import generate
-from diffusiontools.trained_model import load_trained
+from diffusiontools.sampling.generation import generate
+from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.trained_model import load_trained
 
 CPU = torch.device("cpu")
 

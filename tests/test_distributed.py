@@ -11,9 +11,9 @@ import pytest
 import torch
 from tiny_runs import child_env, losses, single_thread, train_tiny, write_ini  # noqa: F401
 
-from diffusiontools import checkpoint as ckpt_io
-from diffusiontools.distributed import Ranks
 from diffusiontools.errors import UserError
+from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.distributed import Ranks
 
 # One epoch, 12 steps of a global batch of 16 (8 per rank), class-conditional, with EMA: labels,
 # label dropout, t and noise are all sliced from the global batch's draws.
@@ -80,7 +80,7 @@ if os.environ.get("DT_EXIT_DIR") and "RANK" in os.environ:
     import signal
     import torch
     import diffusiontools.cli
-    from diffusiontools.processes.gaussian import GaussianDiffusion
+    from diffusiontools.diffusion.gaussian import GaussianDiffusion
 
     at, count = int(os.environ.get("DT_SIGTERM_AT_STEP", "0")), 0
     original_loss, original_main = GaussianDiffusion.loss, diffusiontools.cli.main

@@ -17,10 +17,10 @@ from threadpoolctl import threadpool_limits
 
 from diffusiontools.cli import main
 from diffusiontools.data import load_mnist, to_model
-from diffusiontools.evaluate_scores import HeldOutReference, memorisation_scores
 from diffusiontools.evaluation import memorisation_summary, nearest_neighbour_distances
-from diffusiontools.metrics_table import ROWS
-from diffusiontools.samples_io import load_samples, save_samples
+from diffusiontools.evaluation.scores import HeldOutReference, memorisation_scores
+from diffusiontools.reporting.samples_io import load_samples, save_samples
+from diffusiontools.reporting.tables import ROWS
 
 N = 32
 

@@ -32,11 +32,12 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 )
 from tqdm import tqdm
 
-from diffusiontools import checkpoint as ckpt_io
-from diffusiontools import cli, trainer
+from diffusiontools import cli
+from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.errors import UserError
-from diffusiontools.processes.gaussian import GaussianDiffusion
-from diffusiontools.run_folder import RunLock
+from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training import trainer
+from diffusiontools.training.run_folder import RunLock
 
 
 def checkpoint_files(run: Path) -> dict[str, bytes]:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from diffusiontools.config import DiffusionConfig
-from diffusiontools.networks.cnn import CNN
-from diffusiontools.processes.gaussian import GaussianDiffusion
-from diffusiontools.processes.schedules import alpha_bar_from_beta, cosine_schedule, linear_schedule
+from diffusiontools.diffusion.gaussian import GaussianDiffusion
+from diffusiontools.diffusion.schedules import alpha_bar_from_beta, cosine_schedule, linear_schedule
+from diffusiontools.models.cnn import CNN
 
 
 def test_notebook_cnn_has_146961_parameters():

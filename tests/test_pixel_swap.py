@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffusiontools.degradations.pixel_swap import (
+from diffusiontools.diffusion.degradations.pixel_swap import (
     PixelSwap,
     swap_offsets,
     swap_pixels,

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from diffusiontools.cli import main
-from diffusiontools.evaluate_figures import save_tsne_by_label
-from diffusiontools.evaluate_scores import score
-from diffusiontools.metrics_table import ROWS
+from diffusiontools.evaluation.figures import save_tsne_by_label
+from diffusiontools.evaluation.scores import score
+from diffusiontools.reporting.tables import ROWS
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",

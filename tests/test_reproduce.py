@@ -11,8 +11,8 @@ from tiny_runs import single_thread  # noqa: F401  (autouse: one thread per test
 
 from diffusiontools.errors import UserError
 from diffusiontools.reproduce import get_scale, reproduce
-from diffusiontools.reproduce.pipeline import Study, columns, run_names, study_config
 from diffusiontools.reproduce.scales import REPORT_MODELS, SCALES
+from diffusiontools.reproduce.study import Study, columns, run_names, study_config
 
 
 def test_full_scale_keeps_the_report_settings_and_analysed_checkpoints():

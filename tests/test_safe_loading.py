@@ -8,9 +8,9 @@ import pytest
 import torch
 from tiny_runs import reference_run, single_thread  # noqa: F401 (single_thread: autouse fixture)
 
-from diffusiontools import checkpoint as ckpt_io
 from diffusiontools.config import config_from_dict
 from diffusiontools.errors import UserError
+from diffusiontools.training import checkpoint as ckpt_io
 
 PLAIN = (dict, list, tuple, str, int, float, bool, type(None))
 

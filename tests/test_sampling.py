@@ -9,11 +9,11 @@ from tiny_runs import reference_run, single_thread  # noqa: F401 (single_thread:
 
 from diffusiontools.config import Config, DiffusionConfig, ModelConfig
 from diffusiontools.data import to_uint8
-from diffusiontools.networks import make_network
-from diffusiontools.processes.gaussian import GaussianDiffusion
-from diffusiontools.samples_io import load_samples, save_samples
-from diffusiontools.sampling import TRAJECTORY_FRACTIONS, generate, trajectory
-from diffusiontools.trained_model import load_trained
+from diffusiontools.diffusion.gaussian import GaussianDiffusion
+from diffusiontools.models import make_network
+from diffusiontools.reporting.samples_io import load_samples, save_samples
+from diffusiontools.sampling.generation import TRAJECTORY_FRACTIONS, generate, trajectory
+from diffusiontools.training.trained_model import load_trained
 
 CPU = torch.device("cpu")
 
@@ -74,7 +74,7 @@ def test_trajectory_with_colliding_fractions_fills_every_column(T):
 
 
 def test_class_labels_cycle_through_the_digits_across_batches():
-    from diffusiontools.sampling import class_labels
+    from diffusiontools.sampling.generation import class_labels
 
     assert class_labels(10, None, 8, 5, torch.device("cpu")).tolist() == [8, 9, 0, 1, 2]
     assert class_labels(10, 7, 0, 3, torch.device("cpu")).tolist() == [7, 7, 7]

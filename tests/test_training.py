@@ -20,9 +20,9 @@ from tiny_runs import (
     write_ini,
 )
 
-from diffusiontools import checkpoint as ckpt_io
 from diffusiontools import cli
-from diffusiontools.run_folder import read_metrics
+from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.run_folder import read_metrics
 
 
 def test_training_lowers_the_loss():

@@ -27,16 +27,16 @@ from tiny_runs import reference_run, single_thread, train_tiny  # noqa: F401
 from diffusiontools.cli import main
 from diffusiontools.config import load_config
 from diffusiontools.data import load_mnist, to_model
-from diffusiontools.evaluate_scores import (
+from diffusiontools.evaluation import classifier_features, half_sample_ci, load_classifier
+from diffusiontools.evaluation.feature_metrics import frechet_distance
+from diffusiontools.evaluation.scores import (
     HeldOutReference,
     class_scores,
     feature_scores,
     pixel_scores,
 )
-from diffusiontools.evaluation import classifier_features, half_sample_ci, load_classifier
-from diffusiontools.evaluation.feature_metrics import frechet_distance
-from diffusiontools.samples_io import save_samples
-from diffusiontools.trainer import load_training_data
+from diffusiontools.reporting.samples_io import save_samples
+from diffusiontools.training.training_data import load_training_data
 
 SMALL = ["--tsne-reference", "50", "--test-reference", "50", "--n-boot", "20",
          "--n-boot-set", "5", "--device", "cpu"]  # fmt: skip

@@ -29,16 +29,16 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 )
 from torch.testing import assert_close
 
-from diffusiontools import checkpoint as ckpt_io
 from diffusiontools import cli
 from diffusiontools.config import load_config
 from diffusiontools.data import to_uint8
+from diffusiontools.diffusion import make_process
 from diffusiontools.errors import UserError
-from diffusiontools.figures import image_grid
-from diffusiontools.networks import make_network
-from diffusiontools.processes import make_process
-from diffusiontools.sampling import check_finite, generate, resolve_settings, trajectory
-from diffusiontools.trained_model import load_trained
+from diffusiontools.models import make_network
+from diffusiontools.reporting.figures import image_grid
+from diffusiontools.sampling.generation import check_finite, generate, resolve_settings, trajectory
+from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.trained_model import load_trained
 
 CPU = torch.device("cpu")
 SHORT_TRAINING = ("training.epochs=1", "training.max_steps=2")

@@ -27,10 +27,11 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     write_ini,
 )
 
-from diffusiontools import checkpoint as ckpt_io
-from diffusiontools import cli, run_folder
+from diffusiontools import cli
 from diffusiontools.errors import UserError
-from diffusiontools.trainer import reseeded
+from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training import run_folder
+from diffusiontools.training.trainer import reseeded
 
 
 def folder_bytes(run: Path) -> dict[str, bytes]:

@@ -9,9 +9,9 @@ import torch
 
 from diffusiontools.config import ModelConfig
 from diffusiontools.errors import UserError
-from diffusiontools.networks import make_network
-from diffusiontools.networks.cnn import CNN
-from diffusiontools.networks.unet import UNet
+from diffusiontools.models import make_network
+from diffusiontools.models.cnn import CNN
+from diffusiontools.models.unet import UNet
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusiontools import checkpoint as ckpt_io
 from diffusiontools.config import Config, load_config
-from diffusiontools.run_folder import read_metrics
+from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.run_folder import read_metrics
 
 # 256 images -> 204 train / 52 val; batch 16 -> 12 steps per epoch.
 TINY_INI = """
@@ -85,7 +85,7 @@ def single_thread():
 def train_tiny(
     run_dir: Path, *overrides: str, resume: bool = False, overwrite: bool = False
 ) -> Path:
-    from diffusiontools.trainer import train
+    from diffusiontools.training.trainer import train
 
     with one_thread():
         return train(tiny_config(*overrides), run_dir, resume=resume, overwrite=overwrite)
@@ -129,7 +129,7 @@ def on_training_steps(monkeypatch, action) -> None:
     ``step`` counts this process's optimiser steps from 1; validation (run without gradients)
     is left alone. Used to send a signal, or to poison the loss, at an exact step.
     """
-    from diffusiontools.processes.gaussian import GaussianDiffusion
+    from diffusiontools.diffusion.gaussian import GaussianDiffusion
 
     original = GaussianDiffusion.loss
     count = 0

@@ -24,15 +24,15 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Config": "config",
     "DiffusionToolsError": "errors",
-    "TrainedModel": "trained_model",
-    "TrainingStopped": "trainer",
+    "TrainedModel": "training.trained_model",
+    "TrainingStopped": "training.signals",
     "EvaluationResult": "api",
     "evaluate": "api",
-    "load": "trained_model",
+    "load": "training.trained_model",
     "load_config": "config",
     "load_mnist": "data",
     "packaged_configs": "config",
-    "show": "figures",
+    "show": "reporting.figures",
     "train": "api",
 }
 __all__ = sorted(_PUBLIC)

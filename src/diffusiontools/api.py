@@ -14,13 +14,13 @@ import torch
 from .config import Config, load_config
 from .device import resolve_device
 from .errors import UserError
-from .evaluate_scores import N_BOOT, N_BOOT_SET
 from .evaluation.comparison import RUN_SAMPLES, file_stem
 from .evaluation.comparison import evaluate as score_sets
-from .run_folder import ensure_writable
-from .samples_io import save_samples
-from .sampling import resolve_settings
-from .trained_model import TrainedModel, load
+from .evaluation.scores import N_BOOT, N_BOOT_SET
+from .reporting.samples_io import save_samples
+from .sampling.generation import resolve_settings
+from .training.run_folder import ensure_writable
+from .training.trained_model import TrainedModel, load
 
 
 def train(
@@ -41,7 +41,7 @@ def train(
     or ``overwrite``), or a non-finite loss. Progress goes to tqdm bars and the
     ``diffusiontools`` logger.
     """
-    from .trainer import train as train_run  # torch-heavy: imported when training starts
+    from .training.trainer import train as train_run  # torch-heavy: imported when training starts
 
     if not isinstance(config, Config):
         config = load_config(config)

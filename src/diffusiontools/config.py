@@ -98,7 +98,7 @@ class SamplingConfig:
     clip_x0: bool = False  # clamp every step's x0 prediction to [-0.5, 0.5] (not the original's)
     n_samples: int = _bounded(16, min=1)  # images drawn into the per-epoch sample grid
     sample_every: int = _bounded(0, min=0)  # epochs between sample grids during training; 0 = none
-    # Cold x_T (processes/cold.py, ColdStart): "test" = test images degraded at T-1 and sampled
+    # Cold x_T (diffusion/cold.py, ColdStart): "test" = test images degraded at T-1 and sampled
     # as if at T with a fresh field per step (the report's, for the naive sampler only);
     # "test_consistent" = test images degraded at T, the sampler re-applying their field;
     # "gmm" = a draw from a Gaussian mixture fitted to fully degraded training images
@@ -135,21 +135,23 @@ class Config:
                 "process draws t from 1..T-1: leave it at notebook"
             )
         if d.kind == "cold":
-            from .degradations import make_degradation  # late: degradations import nothing of ours
+            from .diffusion.degradations import (
+                make_degradation,  # late: degradations import nothing of ours
+            )
 
             degradation = make_degradation(d.degradation)
             level_min, level_max = self.levels()
             degradation.check_levels(level_min, level_max)
             if m.num_classes:
                 raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
-        from .sampling import resolve_settings  # late: sampling imports this module
+        from .sampling.generation import resolve_settings  # late: sampling imports this module
 
         resolve_settings(self)  # the sampling.* keys agree with each other and with the model
         return self
 
     def levels(self) -> tuple[float, float]:
         """The cold degradation's (level at t=0, level at t=T), defaults filled in."""
-        from .degradations import make_degradation
+        from .diffusion.degradations import make_degradation
 
         lo, hi = make_degradation(self.diffusion.degradation).default_levels
         d = self.diffusion

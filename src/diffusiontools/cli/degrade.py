@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..config import load_config
-    from ..degradation_figure import degradation_figure
+    from ..reporting.degradation_figure import degradation_figure
 
     if args.degradation is None and args.config is None:
         raise UserError("name a degradation with --degradation NAME or give --config INI")

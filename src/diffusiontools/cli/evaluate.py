@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> None:
     if not args.run_dirs and (args.sampler or args.steps is not None or args.epoch is not None):
         raise UserError("--sampler, --steps and --epoch apply to RUN_DIRs; no RUN_DIR was given")
     if args.reconstruction:
-        from ..reconstruction import markdown_table, reconstruction_study
+        from ..evaluation.reconstruction import markdown_table, reconstruction_study
 
         if not args.run_dirs or args.npz:
             raise UserError("--reconstruction needs RUN_DIRs of cold runs and no --npz")

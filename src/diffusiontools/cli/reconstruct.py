@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
-    from ..reconstruction import markdown_table, reconstruction_study
+    from ..evaluation.reconstruction import markdown_table, reconstruction_study
 
     out = args.out if args.out else args.run_dir / "reconstruction"
     result = reconstruction_study(

@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
-    from ..report_html import write_reports
+    from ..evaluation.report_html import write_reports
 
     for path in write_reports(args.run_dirs, args.out, args.eval, resolve_device(args.device)):
         print(f"report: {path}")

@@ -75,13 +75,13 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     import torch  # here, not at the top: --help and bad flags answer without loading torch
 
-    from ..checkpoint import checkpoint_for
     from ..device import resolve_device
-    from ..figures import save_image_rows, save_sample_grid
-    from ..run_folder import ensure_writable
-    from ..samples_io import save_samples
-    from ..sampling import generate, resolve_settings, trajectory
-    from ..trained_model import load_trained
+    from ..reporting.figures import save_image_rows, save_sample_grid
+    from ..reporting.samples_io import save_samples
+    from ..sampling.generation import generate, resolve_settings, trajectory
+    from ..training.checkpoint import checkpoint_for
+    from ..training.run_folder import ensure_writable
+    from ..training.trained_model import load_trained
 
     if args.n < 1:
         raise UserError(f"-n {args.n} is not a number of samples: give at least 1")

@@ -31,7 +31,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides)
-    from ..trainer import train  # after the config: a bad config answers without loading torch
+    from ..training.trainer import (
+        train,  # after the config: a bad config answers without loading torch
+    )
 
     run_dir = Path(args.out) if args.out else Path("runs") / config.name
     train(config, run_dir, resume=args.resume, overwrite=args.overwrite)

@@ -3,13 +3,14 @@
 from .idx import read_idx
 from .mnist import MnistData, load_mnist
 from .pixels import to_model, to_uint8
-from .split import shuffled_batches, train_val_split
+from .split import shuffled_batches, subset_split, train_val_split
 
 __all__ = [
     "MnistData",
     "load_mnist",
     "read_idx",
     "shuffled_batches",
+    "subset_split",
     "to_model",
     "to_uint8",
     "train_val_split",

@@ -34,6 +34,16 @@ def train_val_split(
     return perm[:n_train], perm[n_train:]
 
 
+def subset_split(
+    n: int, subset: int | None, val_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) indices into the first ``subset`` of ``n`` training images (None: all n),
+    split by :func:`train_val_split`: the ``data.subset`` / ``data.val_fraction`` /
+    ``data.split_seed`` split that training and the cold prior share."""
+    used = n if subset is None else min(subset, n)  # as images[:subset]; config keeps subset >= 1
+    return train_val_split(used, val_fraction, seed)
+
+
 def shuffled_batches(
     indices: torch.Tensor, batch_size: int, generator: torch.Generator, drop_last: bool = True
 ) -> Iterator[torch.Tensor]:

@@ -6,7 +6,7 @@ For each run (or NPZ of samples):
      default the report's degraded test images 0..n-1) and save them as NPZ;
   2. classifier features and probabilities of the samples and of the first K test images;
   3. each sample's and each test image's L2 distance to its nearest image of the training
-     split the runs trained on (``trainer.load_training_data``: validation images excluded);
+     split the runs trained on (``training_data.load_training_data``: validation images excluded);
   4. one seeded t-SNE of the first ``tsne_reference`` test images plus ALL sample sets together
      (separate fits would not share coordinates), 10-component mixtures on it;
   5. every score with its interval (``evaluate_scores``);
@@ -28,31 +28,15 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from .. import checkpoint as ckpt_io
-from ..config import Config, DataConfig, TrainingConfig, config_from_dict
+from ..config import Config, DataConfig, TrainingConfig
 from ..data import load_mnist, to_model, to_uint8
 from ..errors import UserError
-from ..evaluate_figures import (
-    save_class_histogram,
-    save_memorisation_pairs,
-    save_tsne_by_label,
-    save_tsne_over_density,
-)
-from ..evaluate_scores import (
-    N_BOOT,
-    N_BOOT_SET,
-    HeldOutReference,
-    class_scores,
-    density_scores,
-    feature_scores,
-    memorisation_scores,
-    pixel_scores,
-)
-from ..figures import save_sample_grid
-from ..metrics_table import markdown_table
-from ..resume_rules import check_same_data
-from ..run_folder import ensure_writable
-from ..samples_io import load_samples, save_samples
+from ..reporting.figures import save_sample_grid
+from ..reporting.samples_io import load_samples, save_samples
+from ..reporting.tables import markdown_table
+from ..training import checkpoint as ckpt_io
+from ..training.resume_rules import check_same_data
+from ..training.run_folder import ensure_writable
 from . import (
     class_histogram,
     classifier_features,
@@ -62,7 +46,23 @@ from . import (
     nearest_neighbour_distances,
 )
 from .classifier import WEIGHTS_SHA256
+from .figures import (
+    save_class_histogram,
+    save_memorisation_pairs,
+    save_tsne_by_label,
+    save_tsne_over_density,
+)
 from .report_metrics import GMM_COMPONENTS, TSNE_PERPLEXITY, tsne_perplexity
+from .scores import (
+    N_BOOT,
+    N_BOOT_SET,
+    HeldOutReference,
+    class_scores,
+    density_scores,
+    feature_scores,
+    memorisation_scores,
+    pixel_scores,
+)
 
 CHUNK = 1000  # images per step of the feature and nearest-neighbour progress bars
 GRID_SHOWN = 100  # samples drawn in each run's grid
@@ -98,8 +98,8 @@ def samples_from_run(
     device: torch.device,
 ) -> tuple[np.ndarray, dict]:
     """Draw n samples from a trained run: uint8 (n, 28, 28) and their provenance."""
-    from ..sampling import generate, resolve_settings
-    from ..trained_model import load_trained
+    from ..sampling.generation import generate, resolve_settings
+    from ..training.trained_model import load_trained
 
     model = load_trained(run_dir, epoch, device)
     x = generate(model.net, model.process, model.config, n, seed, device, sampler, steps)
@@ -210,7 +210,7 @@ def distances_in_chunks(
 def run_data_config(run_dir: Path, epoch: int | None) -> DataConfig:
     """The ``[data]`` settings stored in a run's checkpoint of ``epoch`` (None: the latest)."""
     ckpt = ckpt_io.load_checkpoint(ckpt_io.checkpoint_for(Path(run_dir), epoch), "cpu")
-    return config_from_dict(ckpt["config"]).data
+    return ckpt_io.stored_config(ckpt).data
 
 
 def shared_data_config(
@@ -295,7 +295,7 @@ def evaluate(
     names = set_labels(run_dirs, npz_files, labels)
     npz_sets = read_npz_sets(npz_files, names[len(run_dirs) :], n_samples)
     ensure_writable(out_dir)
-    from ..trainer import load_training_data
+    from ..training.training_data import load_training_data
 
     # Memorisation is judged against the images the model trained on: the run's own training
     # split, without the validation images it never saw (the trainer's own split code).

@@ -6,6 +6,7 @@ memorises has samples much closer to the training set than test images are (rati
 many samples below the test set's 1st percentile).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,19 @@ def nearest_neighbour_distances(
     return (q - r[indices]).norm(dim=1), indices
 
 
+def memorisation_statistics(test_distances: np.ndarray) -> dict[str, Callable]:
+    """The statistics of sample distances d (N,) to their nearest training image, measured
+    against the test images' own distances (K,): median, median / test median, and the fraction
+    below the test set's 1st percentile. Functions of d, so a caller can resample the samples."""
+    median_test = float(np.median(test_distances))
+    test_p1 = float(np.percentile(test_distances, 1))
+    return {
+        "median_distance": np.median,
+        "ratio": lambda d: np.median(d) / median_test,
+        "below_test_p1": lambda d: np.mean(d < test_p1),
+    }
+
+
 def memorisation_summary(
     samples: torch.Tensor,
     train: torch.Tensor,
@@ -66,13 +80,13 @@ def memorisation_summary(
         sample_i.cpu().numpy(),
         test_d.cpu().numpy(),
     )
-    median_sample, median_test = float(np.median(sample_d)), float(np.median(test_d))
+    stats = memorisation_statistics(test_d)
     closest = np.argsort(sample_d, kind="stable")[:n_pairs]
     return MemorisationSummary(
-        median_sample_distance=median_sample,
-        median_test_distance=median_test,
-        ratio=median_sample / median_test,
-        fraction_below_test_p1=float((sample_d < np.percentile(test_d, 1)).mean()),
+        median_sample_distance=float(stats["median_distance"](sample_d)),
+        median_test_distance=float(np.median(test_d)),
+        ratio=float(stats["ratio"](sample_d)),
+        fraction_below_test_p1=float(stats["below_test_p1"](sample_d)),
         closest_samples=closest,
         closest_train=sample_i[closest],
     )

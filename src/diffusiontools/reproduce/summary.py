@@ -10,12 +10,12 @@ import json
 import logging
 from pathlib import Path
 
-from ..metrics_table import ROWS, cell
-from ..metrics_table import markdown_table as metrics_markdown
-from ..reconstruction import markdown_table as reconstruction_markdown
-from ..run_folder import METRICS_FILE, read_metrics
+from ..evaluation.reconstruction import markdown_table as reconstruction_markdown
+from ..reporting.tables import ROWS, cell, markdown
+from ..reporting.tables import markdown_table as metrics_markdown
+from ..training.run_folder import METRICS_FILE, read_metrics
 from . import published
-from .pipeline import COLD_MODELS, Study, columns, run_names
+from .study import COLD_MODELS, Study, columns, run_names
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +42,6 @@ FIGURE_CAPTIONS = {
 }
 
 
-def row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = [row(header), "|" + "---|" * len(header), *[row(r) for r in rows]]
-    return "\n".join(lines) + "\n"
-
-
 def report_metrics_section(results: dict) -> str:
     runs = results["runs"]
     models = list(published.REPORT_NAMES)
@@ -65,7 +56,7 @@ def report_metrics_section(results: dict) -> str:
     return (
         "## The report's evaluation, its numbers beside ours\n\n"
         "[low, high]: 95% intervals over our samples (half-sampling for set-level metrics, "
-        "the bootstrap for per-sample means; docs/evaluation.md).\n\n" + table(header, rows)
+        "the bootstrap for per-sample means; docs/evaluation.md).\n\n" + markdown(header, rows)
     )
 
 
@@ -91,7 +82,7 @@ def table1_section(tables: dict[str, dict]) -> str:
         "Mean over images of the per-image RMSE ([-0.5, 0.5] units), test images 0..n-1 degraded "
         "at t = T - 1, as the report's Table 1 (which calls it MSE); the improved sampler starts "
         "on its own trajectory instead (degraded at t = T, its random field re-applied).\n\n"
-        + table(header, rows)
+        + markdown(header, rows)
     )
     for run_name, result in tables.items():
         text += (
@@ -115,7 +106,7 @@ def landmarks_section(study: Study) -> str:
     return (
         "## Validation-loss landmarks\n\n"
         "Ours: the validation loss on a fixed seed after each epoch (metrics.csv).\n\n"
-        + table(["model", "epoch", "report", "ours"], rows)
+        + markdown(["model", "epoch", "report", "ours"], rows)
     )
 
 
@@ -133,7 +124,8 @@ def beyond_section(results: dict, tables: dict[str, dict]) -> str:
         "started from test images degraded at t = T with the field it re-applies "
         "(`sampling.start = test_consistent`); "
         "`<model>_per_image`: the same config trained with one t and one random field per "
-        "image (`diffusion.t_per = image`) instead of per batch.\n\n" + table(["", *labels], rows)
+        "image (`diffusion.t_per = image`) instead of per batch.\n\n"
+        + markdown(["", *labels], rows)
     )
     rmse_rows = [
         [
@@ -144,7 +136,7 @@ def beyond_section(results: dict, tables: dict[str, dict]) -> str:
     ]
     return text + (
         "\nReconstruction RMSE, all digits:\n\n"
-        + table(["run", "direct", "diffusion (naive)", "diffusion (improved)"], rmse_rows)
+        + markdown(["run", "direct", "diffusion (naive)", "diffusion (improved)"], rmse_rows)
     )
 
 

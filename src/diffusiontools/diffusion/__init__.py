@@ -1,0 +1,16 @@
+"""Forward processes: a Gaussian noise schedule or a cold degradation. They hold no network."""
+
+from __future__ import annotations
+
+from ..config import Config
+from .gaussian import GaussianDiffusion
+from .process import Process
+
+
+def make_process(config: Config) -> Process:
+    """The forward process that ``config.diffusion.kind`` names."""
+    if config.diffusion.kind == "gaussian":
+        return GaussianDiffusion.from_config(config.diffusion)
+    from .cold import ColdDiffusion
+
+    return ColdDiffusion.from_config(config)

@@ -1,0 +1,239 @@
+"""``diffusiontools report``: one self-contained HTML page per run, and a comparison page.
+
+Every image is embedded as a base64 data URI, so a page can be mailed or archived as one file.
+A run page shows, as far as the run folder and an evaluation folder provide them:
+  1. the learning curve (RUN_DIR/learning_curve.png, else drawn from metrics.csv);
+  2. samples across training (RUN_DIR/samples/*.png, else drawn from the kept checkpoints);
+  3. the reverse-process trajectory (RUN_DIR/samples/trajectory.png, else drawn);
+  4. the evaluation's metrics table and its figures for this run (``--eval``: a folder written
+     by ``diffusiontools evaluate``).
+Plain HTML and a few lines of inline CSS; no scripts.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..reporting.figures import save_image_rows, save_learning_curve
+from ..reporting.tables import html_table
+from ..training.checkpoint import list_epochs
+from ..training.run_folder import CONFIG_FILE, METRICS_FILE, ensure_writable, read_metrics
+from .comparison import file_stem
+
+EPOCHS_SHOWN = 5  # checkpoints drawn when the run kept no sample grids
+SAMPLES_PER_EPOCH = 8
+TRAJECTORY_IMAGES = 4
+STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: left; }
+th { background: #eee; }
+img { max-width: 100%; margin: 0.5em 0; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+pre { background: #f6f6f6; padding: 0.8em; font-size: 0.85em; }
+"""
+
+
+def data_uri(path: Path) -> str:
+    """A PNG file as a ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def figure(path: Path, caption: str) -> str:
+    alt = html.escape(caption)
+    return (
+        f'<figure><img src="{data_uri(path)}" alt="{alt}"><figcaption>{alt}</figcaption></figure>'
+    )
+
+
+def page(title: str, body: list[str]) -> str:
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def learning_curve(run_dir: Path, figures_dir: Path) -> Path | None:
+    """The run's learning curve PNG, drawn from metrics.csv when the run folder lacks one."""
+    if (run_dir / "learning_curve.png").is_file():
+        return run_dir / "learning_curve.png"
+    if not (run_dir / METRICS_FILE).is_file():
+        return None
+    path = figures_dir / f"{run_dir.name}_learning_curve.png"
+    save_learning_curve(read_metrics(run_dir), path, title=run_dir.name)
+    return path
+
+
+def drawn_epochs(run_dir: Path, figures_dir: Path, device: torch.device) -> Path | None:
+    """Samples (seed 0) at up to EPOCHS_SHOWN kept checkpoints, evenly spread, as one figure."""
+    from ..sampling.generation import generate
+    from ..training.trained_model import load_trained
+
+    kept = list_epochs(run_dir)
+    if not kept:
+        return None
+    chosen = [kept[int(i)] for i in np.unique(np.linspace(0, len(kept) - 1, EPOCHS_SHOWN).round())]
+    models = [load_trained(run_dir, epoch, device) for epoch in chosen]
+    rows = [generate(m.net, m.process, m.config, SAMPLES_PER_EPOCH, 0, device) for m in models]
+    path = figures_dir / f"{run_dir.name}_epochs.png"
+    save_image_rows(
+        rows,
+        [f"epoch {m.epoch}" for m in models],
+        [],
+        path,
+        title=f"{run_dir.name}: {SAMPLES_PER_EPOCH} samples per kept checkpoint (seed 0)",
+    )
+    return path
+
+
+def drawn_trajectory(run_dir: Path, figures_dir: Path, device: torch.device) -> Path | None:
+    """The latest checkpoint's reverse process at fractions 1, 0.5, 0.1, 0.05, 0 of T."""
+    from ..sampling.generation import trajectory
+    from ..training.checkpoint import latest_path
+    from ..training.trained_model import load_trained
+
+    if not latest_path(run_dir).is_file():
+        return None
+    m = load_trained(run_dir, None, device)
+    times, states = trajectory(m.net, m.process, m.config, TRAJECTORY_IMAGES, 0, device)
+    path = figures_dir / f"{run_dir.name}_trajectory.png"
+    save_image_rows(
+        [torch.stack([s[k] for s in states]) for k in range(TRAJECTORY_IMAGES)],
+        [f"#{k}" for k in range(TRAJECTORY_IMAGES)],
+        [f"t={t}" for t in times],
+        path,
+        title=f"{run_dir.name}, epoch {m.epoch}: reverse process of "
+        f"{TRAJECTORY_IMAGES} samples (seed 0)",
+    )
+    return path
+
+
+def evaluated_label(run_dir: Path, results: dict) -> str | None:
+    """The run's column in an evaluation: the one sampled from this folder, else its name."""
+    for label, run in results["runs"].items():
+        source = run["source"].get("run_dir")
+        if source and Path(source).resolve() == run_dir.resolve():
+            return label
+    return run_dir.name if run_dir.name in results["runs"] else None
+
+
+def evaluation_section(label: str, results: dict, eval_dir: Path) -> list[str]:
+    """This run's metrics table and evaluation figures."""
+    one = {**results, "runs": {label: results["runs"][label]}}
+    stem = file_stem(label)
+    body = [
+        "<h2>Evaluation</h2>",
+        html_table(one),
+        "<p>[low, high]: 95% intervals over the samples (half-sampling for set-level metrics, "
+        "the bootstrap for per-sample means); see docs/evaluation.md.</p>",
+    ]
+    for name, caption in [
+        (f"samples_{stem}.png", "evaluated samples"),
+        ("tsne_test_labels.png", "t-SNE of the test set (report Figure 5)"),
+        (f"tsne_{stem}.png", "t-SNE of the samples over the test density"),
+        (f"class_histogram_{stem}.png", "predicted digits"),
+        (f"memorisation_{stem}.png", "closest samples to training images"),
+    ]:
+        if (eval_dir / name).is_file():
+            body.append(figure(eval_dir / name, caption))
+    return body
+
+
+def run_page(
+    run_dir: Path,
+    results: dict | None,
+    eval_dir: Path | None,
+    figures_dir: Path,
+    device: torch.device,
+) -> str:
+    """The HTML of one run's page."""
+    body = []
+    if (run_dir / CONFIG_FILE).is_file():
+        config = html.escape((run_dir / CONFIG_FILE).read_text())
+        body += ["<h2>Configuration</h2>", f"<pre>{config}</pre>"]
+    curve = learning_curve(run_dir, figures_dir)
+    if curve:
+        body += ["<h2>Learning curve</h2>", figure(curve, "train and validation loss per epoch")]
+    kept = sorted((run_dir / "samples").glob("*.png"))
+    shown = [(p, p.stem.replace("_", " ")) for p in kept]
+    if not any(p.name.startswith("epoch") for p in kept):
+        shown.append((drawn_epochs(run_dir, figures_dir, device), "samples across training"))
+    if not any(p.name == "trajectory.png" for p in kept):
+        shown.append((drawn_trajectory(run_dir, figures_dir, device), "reverse process"))
+    shown = [(p, caption) for p, caption in shown if p is not None]
+    if shown:
+        body += ["<h2>Samples</h2>", *[figure(p, caption) for p, caption in shown]]
+    label = evaluated_label(run_dir, results) if results else None
+    if label is not None:
+        body += evaluation_section(label, results, eval_dir)
+    elif results:
+        body.append(
+            f"<p>The evaluation in {html.escape(str(eval_dir))} has no column for this run.</p>"
+        )
+    return page(f"diffusiontools run: {run_dir.name}", body)
+
+
+def comparison_page(
+    run_dirs: list[Path], results: dict | None, eval_dir: Path | None, figures_dir: Path
+) -> str:
+    """Several runs side by side: the evaluation table, then learning curves and t-SNE maps."""
+    body = []
+    if results:
+        body += [
+            "<h2>Metrics</h2>",
+            html_table(results),
+            "<p>[low, high]: 95% intervals over the samples (half-sampling for set-level "
+            "metrics, the bootstrap for per-sample means).</p>",
+        ]
+    curves = [(learning_curve(r, figures_dir), r.name) for r in run_dirs]
+    body += ["<h2>Learning curves</h2>", *[figure(p, name) for p, name in curves if p]]
+    if results:
+        maps = [(eval_dir / f"tsne_{file_stem(label)}.png", label) for label in results["runs"]]
+        body += ["<h2>t-SNE maps</h2>", *[figure(p, label) for p, label in maps if p.is_file()]]
+    return page("diffusiontools: " + ", ".join(r.name for r in run_dirs), body)
+
+
+def write_reports(
+    run_dirs: list[Path],
+    out_dir: Path,
+    eval_dir: Path | None = None,
+    device: torch.device | str = "cpu",
+) -> list[Path]:
+    """Write OUT/<run name>.html per run (and OUT/comparison.html for several); return paths."""
+    run_dirs, out_dir = [Path(r) for r in run_dirs], Path(out_dir)
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise UserError(f"run folder {run_dir} does not exist")
+    if len({r.name for r in run_dirs}) != len(run_dirs):
+        raise UserError(
+            f"the run folders {[str(r) for r in run_dirs]} share names; their pages "
+            "would overwrite each other, so report them separately"
+        )
+    results = None
+    if eval_dir is not None:
+        eval_dir = Path(eval_dir)
+        if not (eval_dir / "metrics.json").is_file():
+            raise UserError(
+                f"--eval {eval_dir} holds no metrics.json from 'diffusiontools evaluate'"
+            )
+        results = json.loads((eval_dir / "metrics.json").read_text())
+    figures_dir = out_dir / "figures"
+    ensure_writable(figures_dir)
+    written = []
+    for run_dir in run_dirs:
+        path = out_dir / f"{run_dir.name}.html"
+        path.write_text(run_page(run_dir, results, eval_dir, figures_dir, torch.device(device)))
+        written.append(path)
+    if len(run_dirs) > 1:
+        path = out_dir / "comparison.html"
+        path.write_text(comparison_page(run_dirs, results, eval_dir, figures_dir))
+        written.append(path)
+    return written

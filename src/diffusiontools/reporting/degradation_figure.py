@@ -1,0 +1,41 @@
+"""The report's Figure 9: a cold degradation at five strengths on four MNIST test digits.
+
+One row per image (test images 2, 1, 18, 4: the digits 1, 2, 3, 4), one column per
+t in (T, 0.75 T, 0.5 T, 0.25 T, 0), labelled with t and the level the schedule gives it. Each
+image keeps one random key across its row, so the row shows one random field growing with t
+(for pixel swap: the same swap partners, further apart).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..config import Config
+from ..data import load_mnist, to_model
+from ..diffusion.cold import KEY_RANGE, ColdDiffusion
+from .figures import save_image_rows
+
+FIGURE_IMAGES = (2, 1, 18, 4)  # MNIST test indices of the digits 1, 2, 3, 4
+FIGURE_FRACTIONS = (1.0, 0.75, 0.5, 0.25, 0.0)
+
+
+def degradation_figure(config: Config, path: Path, seed: int = 0) -> Path:
+    """Draw ``config``'s cold degradation and level schedule as the report's Figure 9 at ``path``.
+
+    ``config.diffusion`` gives the degradation, its levels and T; ``config.data`` the MNIST copy.
+    Returns the path written.
+    """
+    process = ColdDiffusion.from_config(config)
+    test = load_mnist(config.data.dir, config.data.source)
+    x0 = to_model(test.test_images[list(FIGURE_IMAGES)])  # (4, 1, 28, 28)
+    keys = torch.randint(0, KEY_RANGE, (len(x0),), generator=torch.Generator().manual_seed(seed))
+    ts = [round(f * process.T) for f in FIGURE_FRACTIONS]
+    columns = [process.degrade(x0, torch.full((len(x0),), t), keys) for t in ts]  # each (4,1,28,28)
+    rows = [torch.stack([column[i] for column in columns]) for i in range(len(x0))]
+    labels = [f"test #{index}\ndigit {int(test.test_labels[index])}" for index in FIGURE_IMAGES]
+    col_labels = [f"t={t}\nlevel={float(process.levels[t]):.3g}" for t in ts]
+    title = f"{config.diffusion.degradation}, T={process.T}"
+    save_image_rows(rows, labels, col_labels, Path(path), title=title)
+    return Path(path)

@@ -1,0 +1,156 @@
+"""All figures, drawn with matplotlib's object-oriented API.
+
+Figures are ``matplotlib.figure.Figure`` objects, never pyplot's: no display is needed, pyplot's
+list of open figures never grows, and importing diffusiontools leaves the caller's matplotlib
+backend (a notebook's inline plots) as it was.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ..data import to_uint8
+from ..errors import UserError
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Write ``fig`` (creating folders); the PNG is rendered by Agg whatever the backend."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """(N, 1 or none, 28, 28) model-range or uint8 images -> one uint8 (H, W) mosaic.
+
+    Model-range images are mapped with x -> round((x + 0.5) * 255), clamped (the original saved
+    them without the +0.5 shift, at half brightness).
+    """
+    if images.dtype != torch.uint8:
+        images = to_uint8(images)
+    images = images.reshape(-1, 28, 28).cpu().numpy()
+    n = len(images)
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    ncol = int(np.ceil(n / nrow))
+    grid = np.zeros((ncol * (28 + pad) + pad, nrow * (28 + pad) + pad), dtype=np.uint8)
+    for k, image in enumerate(images):
+        r, c = divmod(k, nrow)
+        grid[
+            pad + r * (28 + pad) : pad + r * (28 + pad) + 28,
+            pad + c * (28 + pad) : pad + c * (28 + pad) + 28,
+        ] = image
+    return grid
+
+
+def sample_grid_figure(
+    images: torch.Tensor, nrow: int | None = None, title: str | None = None
+) -> Figure:
+    """A figure of ``images`` (N, 1, 28, 28) in model range or uint8, as one grey mosaic."""
+    grid = image_grid(images, nrow)
+    fig = Figure(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
+    ax = fig.subplots()
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def save_sample_grid(
+    images: torch.Tensor, path: Path, nrow: int | None = None, title: str | None = None
+) -> None:
+    save_figure(sample_grid_figure(images, nrow, title), path)
+
+
+class Shown:
+    """A figure that a notebook displays inline (``_repr_png_``) without pyplot; ``save(path)``
+    writes it, ``figure`` is the matplotlib Figure for further drawing."""
+
+    def __init__(self, figure: Figure):
+        self.figure = figure
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
+
+    def save(self, path: str | Path) -> Path:
+        save_figure(self.figure, Path(path))
+        return Path(path)
+
+
+def show(images: torch.Tensor | np.ndarray, nrow: int | None = None, title: str | None = None):
+    """Images as one grid, displayed inline when it is a notebook cell's value.
+
+    images: (N, 1, 28, 28) or (N, 28, 28), float in model range [-0.5, 0.5] (as ``sample``
+    returns them) or uint8 0..255 (as an NPZ holds them); ``nrow`` images per row (default about
+    sqrt(N)). Returns a :class:`Shown` (``.save(path)``, ``.figure``).
+    """
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise UserError(f"show() takes a tensor or array of images, not {type(images).__name__}")
+    shape = tuple(images.shape)
+    if not (len(shape) in (3, 4) and shape[-2:] == (28, 28) and (len(shape) == 3 or shape[1] == 1)):
+        raise UserError(f"show() takes images (N, 28, 28) or (N, 1, 28, 28), not {shape}")
+    if shape[0] == 0:
+        raise UserError("show() was given no images (N = 0)")
+    if images.dtype != torch.uint8 and not images.dtype.is_floating_point:
+        raise UserError(
+            f"show() takes uint8 0..255 or float [-0.5, 0.5] images, not {images.dtype}"
+        )
+    if images.dtype.is_floating_point and not bool(images.isfinite().all()):
+        raise UserError("show() was given images with NaN or inf")
+    return Shown(sample_grid_figure(images, nrow, title))
+
+
+def save_learning_curve(history: Sequence[dict], path: Path, title: str = "") -> None:
+    """Train and validation loss per epoch, log scale (the report's Figures 1, 3, 10, 12)."""
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.plot(epochs, [row["train_loss"] for row in history], label="train (epoch mean)")
+    ax.plot(epochs, [row["val_loss"] for row in history], label="validation (fixed noise)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(f"learning curve {title}".strip())
+    ax.legend()
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def save_image_rows(
+    rows: Sequence[torch.Tensor],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    path: Path,
+    title: str = "",
+) -> None:
+    """A table of images: one row per entry of ``rows`` (each (K, ..., 28, 28)), labelled.
+
+    Used for the reverse-process trajectory, samples across epochs, degradation sweeps and
+    ground-truth / direct / diffusion triplets.
+    """
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig = Figure(figsize=(1.2 * n_cols, 1.25 * n_rows + 0.3))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for r, row in enumerate(rows):
+        row = row if row.dtype == torch.uint8 else to_uint8(row)
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(row):
+                ax.imshow(row[c].reshape(28, 28).cpu().numpy(), cmap="gray", vmin=0, vmax=255)
+            if r == 0 and c < len(col_labels):
+                ax.set_title(col_labels[c], fontsize=8)
+        axes[r][0].text(-4, 14, row_labels[r], fontsize=8, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, path)

@@ -1,0 +1,84 @@
+"""One side-by-side table of an evaluation's metrics: rows = metrics, columns = runs.
+
+Read from the dict that ``evaluate`` writes to metrics.json, so that the Markdown table
+(metrics.md) and the HTML report show exactly the same cells.
+"""
+
+from __future__ import annotations
+
+import html
+
+# (key in metrics.json, row name shown, digits after the point)
+ROWS = [
+    ("total_variance", "total variance (report)", 2),
+    ("kl_faithful", "KL, report's grid sum", 3),
+    ("kl_grid_normalised", "KL, normalised grid", 3),
+    ("kl_monte_carlo", "KL, Monte Carlo", 3),
+    ("frechet_distance", "Fréchet distance (classifier features)", 2),
+    ("kid", "KID (mean ± std over subsets)", 4),
+    ("precision", "precision (k=3)", 3),
+    ("recall", "recall (k=3)", 3),
+    ("class_entropy", "class entropy (nats, max 2.303)", 3),
+    ("mean_confidence", "mean classifier confidence", 3),
+    ("recognisable_fraction", "recognisable fraction (conf. >= 0.9)", 3),
+    ("memorisation_median_distance", "median distance to nearest train image", 3),
+    ("memorisation_ratio", "memorisation ratio (sample / test median)", 3),
+    ("memorisation_below_test_p1", "fraction below test 1st percentile", 3),
+]
+
+
+def cell(entry: dict, digits: int) -> str:
+    """'value [low, high]', with '± std' for KID and '(no CI)' where no interval was possible;
+    'not computed' where the metric itself could not be (metrics.json's note says why)."""
+    if entry["value"] is None:
+        return "not computed"
+
+    def number(x: float) -> str:
+        return f"{x + 0.0:.{digits}f}"  # + 0.0 turns -0.0 (entropy of one class) into 0.0
+
+    text = number(entry["value"])
+    if "std" in entry:
+        text += f" ± {number(entry['std'])}"
+    if entry["ci"] is None:
+        return text + " (no CI)"
+    low, high = entry["ci"]
+    return f"{text} [{number(low)}, {number(high)}]"
+
+
+def table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Header (metric column + one per run) and rows of cell strings, n first."""
+    runs = results["runs"]
+    header = ["metric", *runs]
+    rows = [["samples (n)", *[str(run["n_samples"]) for run in runs.values()]]]
+    for key, name, digits in ROWS:
+        rows.append([name, *[cell(run["metrics"][key], digits) for run in runs.values()]])
+    rows.append(
+        [
+            "class histogram (digits 0-9)",
+            *[" ".join(map(str, run["class_histogram"])) for run in runs.values()],
+        ]
+    )
+    return header, rows
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """Any header and rows of cell strings as a GitHub Markdown table, one line per row."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(results: dict) -> str:
+    """The table as GitHub Markdown; [low, high] are 95% intervals (half-sampling for the
+    set-level metrics, the bootstrap for per-sample means: docs/evaluation.md)."""
+    return markdown(*table(results))
+
+
+def html_table(results: dict) -> str:
+    """The same table as an HTML <table> (escaped; no styling beyond the page's CSS)."""
+    header, rows = table(results)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

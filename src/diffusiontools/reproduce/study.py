@@ -1,0 +1,92 @@
+"""The reproduction's study: which runs and sample sets it holds, their configs, and its folder.
+
+Shared by ``pipeline.py`` (the stages) and ``summary.py`` (reproduction.md), which both read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import load_config
+from ..errors import UserError
+from ..training.run_folder import ensure_writable
+from .scales import PER_IMAGE_SUFFIX, REPORT_MODELS, Scale
+
+logger = logging.getLogger("diffusiontools.reproduce.pipeline")  # the stages log under one name
+
+STATE_FILE = "reproduce.json"
+COLD_MODELS = ("custom1", "custom2")
+
+
+def run_names() -> list[str]:
+    """Every trained run: the report's four, then the per-image variants of the cold two."""
+    return [*REPORT_MODELS, *(m + PER_IMAGE_SUFFIX for m in COLD_MODELS)]
+
+
+def report_model(run_name: str) -> str:
+    """The report config a run is built from (custom1_per_image -> custom1)."""
+    return run_name.removesuffix(PER_IMAGE_SUFFIX)
+
+
+def columns() -> list[tuple[str, str, str | None]]:
+    """Evaluated sample sets: (label, run name, sampler or None for the config's)."""
+    cols = [(m, m, None) for m in REPORT_MODELS]
+    cols += [(f"{m} improved", m, "improved") for m in COLD_MODELS]
+    cols += [(m + PER_IMAGE_SUFFIX, m + PER_IMAGE_SUFFIX, None) for m in COLD_MODELS]
+    return cols
+
+
+def study_config(run_name: str, scale: Scale):
+    """The report's config of ``run_name`` with the scale's overrides (and per-image t)."""
+    model = report_model(run_name)
+    overrides = scale.overrides(model)
+    if run_name.endswith(PER_IMAGE_SUFFIX):
+        overrides.append("diffusion.t_per=image")
+    return dataclasses.replace(load_config(model, overrides), name=run_name)
+
+
+class Study:
+    """One reproduction folder: its scale, its record of finished stages and their times."""
+
+    def __init__(self, out: Path, scale: Scale, device: torch.device, seed: int):
+        self.out, self.scale, self.device, self.seed = Path(out), scale, device, seed
+        ensure_writable(self.out)
+        self.state_path = self.out / STATE_FILE
+        self.state = {"scale": scale.name, "seed": seed, "stages": {}}
+        if self.state_path.is_file():
+            recorded = json.loads(self.state_path.read_text())
+            if (recorded.get("scale"), recorded.get("seed")) != (scale.name, seed):
+                raise UserError(
+                    f"{self.out} holds a reproduction at scale {recorded.get('scale')!r}, "
+                    f"seed {recorded.get('seed')}; use another --out for scale "
+                    f"{scale.name!r}, seed {seed}"
+                )
+            self.state = recorded
+
+    def run_dir(self, run_name: str) -> Path:
+        return self.out / "runs" / run_name
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        """Time a stage and record it; on failure say which stage failed and why."""
+        logger.info(f"reproduce: {name} ...")
+        started = time.perf_counter()
+        try:
+            yield
+        except UserError as exc:
+            raise UserError(f"reproduce stage '{name}' failed: {exc}") from exc
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise UserError(
+                f"reproduce stage '{name}' failed: {type(exc).__name__}: {exc} "
+                "(re-run with --debug for the traceback; finished stages are kept)"
+            ) from exc
+        seconds = time.perf_counter() - started
+        self.state["stages"][name] = round(seconds + self.state["stages"].get(name, 0.0), 1)
+        self.state_path.write_text(json.dumps(self.state, indent=2) + "\n")

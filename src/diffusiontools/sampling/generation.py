@@ -1,0 +1,269 @@
+"""Drawing samples: build the start state and the model function, then run a sampler."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..diffusion.cold import resolve_start
+from ..diffusion.noise import Generators, randn, sample_generators
+from ..errors import UserError
+from .dpm_solver import DEFAULT_STEPS as DPM_SOLVER_STEPS
+from .registry import get_sampler, resolve_sampler
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+def model_fn(
+    net: nn.Module, T: int, y: torch.Tensor | None = None, guidance: float = 1.0
+) -> Callable:
+    """Wrap ``net`` as ``model(x_t, t_int)``: scales t to t/T and applies classifier-free guidance.
+
+    With labels and ``guidance`` w != 1: out = uncond + w (cond - uncond) (Ho & Salimans 2022).
+    """
+
+    def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t_unit = t.to(x.dtype) / T
+        if y is None:
+            return net(x, t_unit)
+        cond = net(x, t_unit, y)
+        if guidance == 1.0:
+            return cond
+        uncond = net(x, t_unit)
+        return uncond + guidance * (cond - uncond)
+
+    return model
+
+
+def class_labels(
+    num_classes: int, digit: int | None, offset: int, n: int, device: torch.device
+) -> torch.Tensor | None:
+    """Labels of samples offset..offset+n-1: ``digit``, else every class in turn (0, 1, ..., 9,
+    0, ...) for a class-conditional model, so its samples are balanced; None if unconditional."""
+    if digit is not None:
+        return torch.full((n,), digit, device=device, dtype=torch.long)
+    if not num_classes:
+        return None
+    return torch.arange(offset, offset + n, device=device) % num_classes
+
+
+def clip_x0(model: Callable, process) -> Callable:
+    """``model`` with its x0 prediction clamped to the data range at every step (Gaussian)."""
+
+    def clipped(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return process.clip_output(model(x, t), x, t)
+
+    return clipped
+
+
+def start_state(
+    process,
+    n: int,
+    generator: Generators,
+    device: torch.device,
+    config: Config,
+    offset: int = 0,
+    sampler: str = "default",
+):
+    """x_T: N(0, I) for a Gaussian process; for a cold one, the process builds a ``ColdStart``
+    (x_T with its key and time) as ``sampling.start`` says for ``sampler``."""
+    if process.kind == "gaussian":
+        return randn((n, *IMAGE_SHAPE), generator, device)
+    return process.start_state(n, generator, device, config, offset, sampler)
+
+
+# The samplers that take ``steps`` (the cold ones on Bansal et al.'s strided time grid); the
+# ancestral sampler always takes all T.
+FEW_STEP_SAMPLERS = ("ddim", "dpm_solver", "naive", "improved")
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """What a draw does, every choice resolved; ``None`` marks a setting that does not apply."""
+
+    sampler: str  # the real name, never "default"
+    steps: int  # sampler steps taken (T for the ancestral and cold samplers)
+    eta: float | None  # DDIM only
+    guidance: float | None  # class-conditional models only
+    clip_x0: bool | None  # Gaussian models only
+    digit: int | None
+    cold_start: str | None  # cold models only: test, test_consistent or gmm ("auto" resolved)
+
+
+def resolve_settings(
+    config: Config, sampler: str | None = None, steps: int | None = None, digit: int | None = None
+) -> SamplingSettings:
+    """Check the sampling settings against each other and the model; return what will be done.
+
+    ``sampler``, ``steps`` and ``digit`` are the caller's choices (the CLI's ``--sampler``,
+    ``--steps``, ``--digit``), None meaning the config's. A setting that cannot take effect is
+    refused, naming the flag or the ``sampling.*`` key it came from. The config's ``steps`` and
+    ``eta`` belong to the config's sampler: when the caller picks another sampler, they apply
+    only if that sampler takes them (the returned settings say whether they did).
+    """
+    s, kind, T = config.sampling, config.diffusion.kind, config.diffusion.T
+    name = resolve_sampler(sampler or s.sampler, kind)
+    few_step = name in FEW_STEP_SAMPLERS
+    if steps is not None:
+        label = f"--steps {steps}"
+    elif s.steps is not None and (sampler is None or few_step):
+        steps, label = s.steps, f"sampling.steps={s.steps}"
+    if steps is not None and not few_step and steps != T:
+        raise UserError(
+            f"{label} applies to ddim, dpm_solver and the cold samplers only; the {name} sampler "
+            f"runs all T={T} steps"
+        )
+    if steps is not None and not 1 <= steps <= T:
+        raise UserError(f"{label} is out of range for this model: give 1..{T}")
+    if steps is None:
+        steps = min(DPM_SOLVER_STEPS, T) if name == "dpm_solver" else T
+    if s.eta != 0 and name != "ddim" and sampler is None:
+        raise UserError(f"sampling.eta={s.eta} applies to the ddim sampler only, not {name}")
+    conditional = config.model.num_classes > 0
+    if s.guidance != 1 and not conditional:
+        raise UserError(
+            f"sampling.guidance={s.guidance} needs a class-conditional model "
+            "(model.num_classes > 0); give 1 (no guidance)"
+        )
+    if s.clip_x0 and kind != "gaussian":
+        raise UserError("sampling.clip_x0=true applies to Gaussian models only, not cold ones")
+    if s.start != "auto" and kind != "cold":
+        raise UserError(f"sampling.start={s.start} applies to cold models only")
+    cold_start = resolve_start(s.start, name) if kind == "cold" else None
+    if cold_start == "test" and name == "improved":
+        raise UserError(
+            "sampling.start=test (the report's start, degraded at T - 1 and sampled from T) is for "
+            "the naive sampler only; Algorithm 2 needs a start on its own trajectory: use "
+            "test_consistent, gmm or auto"
+        )
+    if digit is not None and not conditional:
+        raise UserError(f"--digit {digit} needs a class-conditional model (model.num_classes = 10)")
+    if digit is not None and not 0 <= digit < config.model.num_classes:
+        raise UserError(f"--digit {digit} is out of range: 0..{config.model.num_classes - 1}")
+    return SamplingSettings(
+        sampler=name,
+        steps=steps,
+        eta=s.eta if name == "ddim" else None,
+        guidance=s.guidance if conditional else None,
+        clip_x0=s.clip_x0 if kind == "gaussian" else None,
+        digit=digit,
+        cold_start=cold_start,
+    )
+
+
+def check_finite(samples: torch.Tensor) -> None:
+    """Refuse samples (N, ...) holding NaN or inf: no image can show them honestly."""
+    bad = int((~torch.isfinite(samples).flatten(1).all(dim=1)).sum())
+    if bad:
+        raise UserError(
+            f"{bad} of {len(samples)} samples are not finite (NaN or inf); the checkpoint's "
+            "weights may be damaged or its training diverged"
+        )
+
+
+BATCH_SIZE = 500  # images per sampling batch
+
+
+def seeded_batches(
+    n: int, seed: int, device: torch.device, batch_size: int = BATCH_SIZE
+) -> Iterator[tuple[int, int, Generators]]:
+    """(offset, size, generators) of each batch of ``n`` images, sample i's generator seeded
+    from (seed, i): the batching every seeded draw shares, so i's numbers never depend on n."""
+    for offset in range(0, n, batch_size):
+        b = min(batch_size, n - offset)
+        yield offset, b, sample_generators(seed, offset, b, device)
+
+
+@torch.no_grad()
+def generate(
+    net: nn.Module,
+    process,
+    config: Config,
+    n: int,
+    seed: int,
+    device: torch.device,
+    sampler: str | None = None,
+    steps: int | None = None,
+    digit: int | None = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> torch.Tensor:
+    """Draw ``n`` samples (n, 1, 28, 28) in [-0.5, 0.5]-ish model units, in batches, seeded.
+
+    The settings are checked by :func:`resolve_settings` (see there). Sample i draws all its
+    randomness from its own generator, seeded from (seed, i): it gets the same random numbers
+    whether 4 or 4000 samples are drawn and whatever ``batch_size`` is, for every sampler. (The
+    network may round differently in batches of another size, so results then agree to float
+    rounding, not always bit for bit.) The one exception is a cold process with
+    ``diffusion.t_per = batch``, whose samples share one random field per batch (the report's
+    setting): there sample i also depends on ``batch_size``.
+    Non-finite samples are refused (:func:`check_finite`). ``on_step`` (for trajectories) needs
+    ``n <= batch_size`` so that it sees the whole set.
+    """
+    if n < 1:
+        raise UserError(f"-n {n} is not a number of samples: give at least 1")
+    if on_step is not None and n > batch_size:
+        raise UserError(f"a trajectory is drawn for at most {batch_size} images, not {n}")
+    settings = resolve_settings(config, sampler, steps, digit)
+    sample = get_sampler(settings.sampler, process.kind)
+    if settings.eta is not None:  # ddim, the one sampler with a setting of its own
+        sample = functools.partial(sample, eta=settings.eta)
+    was_training = net.training
+    net.eval()
+    out = []
+    for offset, b, generators in seeded_batches(n, seed, device, batch_size):
+        y = class_labels(config.model.num_classes, digit, offset, b, device)
+        model = model_fn(net, process.T, y, config.sampling.guidance)
+        if settings.clip_x0:
+            model = clip_x0(model, process)
+        x_T = start_state(process, b, generators, device, config, offset, settings.sampler)
+        out.append(sample(model, process, x_T, generators, steps=settings.steps, on_step=on_step))
+    net.train(was_training)
+    samples = torch.cat(out)
+    check_finite(samples)
+    return samples
+
+
+TRAJECTORY_FRACTIONS = (1.0, 0.5, 0.1, 0.05, 0.0)
+
+
+def trajectory(
+    net: nn.Module,
+    process,
+    config: Config,
+    n: int,
+    seed: int,
+    device: torch.device,
+    sampler: str | None = None,
+    steps: int | None = None,
+    digit: int | None = None,
+    fractions=TRAJECTORY_FRACTIONS,
+) -> tuple[list[int], list[torch.Tensor]]:
+    """States of the reverse process near ``fractions`` of T (the report's "diffusion process").
+
+    Returns the times actually shown and one (n, 1, 28, 28) state per fraction: the first state
+    the sampler reaches at or below round(fraction * T) (few-step samplers skip times, and for
+    small T fractions collide). The last (fraction 0) is the final sample, the same as
+    :func:`generate`'s for the same arguments.
+    """
+    targets = [round(f * process.T) for f in fractions]
+    times: list[int | None] = [None] * len(fractions)
+    states: list[torch.Tensor | None] = [None] * len(fractions)
+
+    def record(t: int, x: torch.Tensor) -> None:
+        for k, target in enumerate(targets):
+            if states[k] is None and t <= target:
+                times[k], states[k] = t, x.clone()
+
+    final = generate(net, process, config, n, seed, device, sampler, steps, digit, on_step=record)
+    for k, target in enumerate(targets):
+        if target == 0:
+            times[k], states[k] = 0, final
+    for state in states:
+        check_finite(state)
+    return times, states

@@ -1,0 +1,228 @@
+"""Reading and writing checkpoints: plain dicts of tensors and plain data, written atomically.
+The one module that knows the schema: the training writes it with :func:`training_checkpoint`,
+and every reader goes through :func:`stored_config`, :func:`stored_state`, :func:`stored_weights`.
+
+A checkpoint is ``{"format_version", "config", "data", "epoch", "batch", "step", "loss_sum",
+"epoch_seconds", "data_rng_at_epoch_start", "model", "ema", "optimizer", "rng", "history"}``.
+Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never run code, and every
+failure is a one-line :class:`UserError`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import Config, config_from_dict
+from ..errors import UserError
+
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+LATEST = "latest.pt"
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training and must survive a resume."""
+
+    epoch: int = 0  # the epoch in progress (or the next to start when batch == 0)
+    batch: int = 0  # batches of ``epoch`` already done
+    step: int = 0  # optimiser steps so far
+    loss_sum: float = 0.0  # sum of this epoch's batch losses so far
+    epoch_seconds: float = 0.0  # time spent in this epoch so far
+    data_rng_at_epoch_start: torch.Tensor | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+def rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
+    """Both generators' states, and the device kind of the t/noise one."""
+    return {
+        "data": data_gen.get_state(),
+        "step": step_gen.get_state(),
+        "step_device": step_gen.device.type,
+    }
+
+
+def training_checkpoint(
+    config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen, data
+) -> dict:
+    """The dict a training writes: the schema of the module doc, ``format_version`` first."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "data": data.provenance,
+        "epoch": state.epoch,
+        "batch": state.batch,
+        "step": state.step,
+        "loss_sum": state.loss_sum,
+        "epoch_seconds": state.epoch_seconds,
+        "data_rng_at_epoch_start": state.data_rng_at_epoch_start,
+        "model": net.state_dict(),
+        "ema": None if ema is None else ema.module.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_state(data_gen, step_gen),
+        "history": state.history,
+    }
+
+
+def stored_config(ckpt: dict) -> Config:
+    """The resolved config a checkpoint carries."""
+    return config_from_dict(ckpt["config"])
+
+
+def stored_state(ckpt: dict) -> TrainState:
+    """The training position a checkpoint carries (a KeyError names a missing entry)."""
+    return TrainState(
+        ckpt["epoch"],
+        ckpt["batch"],
+        ckpt["step"],
+        ckpt["loss_sum"],
+        ckpt["epoch_seconds"],
+        ckpt["data_rng_at_epoch_start"],
+        ckpt["history"],
+    )
+
+
+def stored_weights(ckpt: dict, use_ema: bool) -> dict:
+    """The network's weights: the EMA average when asked for and kept, else the raw ones."""
+    return ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+
+
+def finished_epochs(ckpt: dict) -> int:
+    """Epochs completed at this checkpoint (one written inside an epoch counts that epoch)."""
+    return ckpt["epoch"] - 1 if ckpt["batch"] == 0 else ckpt["epoch"]
+
+
+def epoch_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"epoch_{epoch:04d}.pt"
+
+
+def latest_path(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / LATEST
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A kill or a full disk at any moment leaves either the old file or the new one, never a
+    half-written file under the real name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete temporary files that a kill during :func:`save_atomic` left behind.
+
+    Call only while holding the run's lock: then no one else can be writing them.
+    """
+    for tmp in (Path(run_dir) / CHECKPOINT_DIR).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load and sanity-check a checkpoint without ever unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        blocked = re.search(r"GLOBAL (\S+)", str(exc))
+        if blocked:
+            raise UserError(
+                f"checkpoint {path} was refused: it would import {blocked.group(1)}, and "
+                "checkpoints are loaded as plain data only (never trust one that asks to run code)"
+            ) from None
+        raise UserError(f"checkpoint {path} is not a checkpoint: {_torch_reason(exc)}") from None
+    except Exception as exc:  # a damaged file makes torch.load raise almost anything (KeyError too)
+        raise UserError(
+            f"checkpoint {path} is truncated or not a checkpoint: {_torch_reason(exc)}"
+        ) from None
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt or "model" not in ckpt:
+        raise UserError(f"{path} is not a diffusiontools checkpoint (no format_version/model)")
+    if not isinstance(ckpt["format_version"], int):
+        raise UserError(
+            f"checkpoint {path} has format_version={ckpt['format_version']!r}, not an integer"
+        )
+    if ckpt["format_version"] > FORMAT_VERSION:
+        raise UserError(
+            f"checkpoint {path} has format version {ckpt['format_version']}, newer than this "
+            f"diffusiontools reads ({FORMAT_VERSION}); upgrade diffusiontools"
+        )
+    return ckpt
+
+
+def _torch_reason(exc: Exception) -> str:
+    """The informative part of torch.load's message, on one line (it adds paragraphs of advice)."""
+    text = str(exc)
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if detail:
+        text = detail.group(1)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first.split(". ")[0][:160]
+
+
+def load_weights(net: nn.Module, state: dict, source: Path) -> None:
+    """``net.load_state_dict`` with a one-line error naming the mismatched tensors."""
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(
+                "shape differs for "
+                + ", ".join(
+                    f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes[:3]
+                )
+            )
+        if missing:
+            parts.append("missing " + ", ".join(missing[:3]))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(unexpected[:3]))
+        raise UserError(f"checkpoint {source} is from another architecture: {'; '.join(parts)}")
+    net.load_state_dict(state)
+
+
+def list_epochs(run_dir: Path) -> list[int]:
+    """Epochs that have a kept checkpoint in ``run_dir``, ascending."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    found = (re.fullmatch(r"epoch_(\d+)\.pt", p.name) for p in folder.glob("epoch_*.pt"))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def checkpoint_for(run_dir: Path, epoch: int | None) -> Path:
+    """The checkpoint of ``epoch`` (None: the latest), or an error listing the ones that exist."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} does not exist")
+    if epoch is None:
+        path = latest_path(run_dir)
+        if not path.is_file():
+            raise UserError(f"{run_dir} holds no checkpoint yet (expected {path})")
+        return path
+    path = epoch_path(run_dir, epoch)
+    if not path.is_file():
+        epochs = list_epochs(run_dir)
+        have = ", ".join(map(str, epochs)) if epochs else "none"
+        raise UserError(f"--epoch {epoch} has no checkpoint in {run_dir}; epochs with one: {have}")
+    return path

@@ -1,0 +1,85 @@
+"""What a resumed run may change, and the one-line refusal of every other change.
+
+A checkpoint carries the config it was trained with. Resuming with a config that differs in a key
+that shapes the optimisation (lr, T, schedule, network, batch, degradation, seed, ...) would
+continue one run under the settings of another while the run folder claimed the new ones, so such
+a difference is refused. The keys below only say how long to train, how often to save or
+validate, where to run, where to find the same data, or how to sample: they may change, and the
+resumed run uses the new values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..config import SECTIONS, Config
+from ..errors import UserError
+
+MAY_CHANGE_ON_RESUME = frozenset(
+    {
+        "training.epochs",
+        "training.max_steps",
+        "training.save_every",
+        "training.val_batches",
+        "training.device",
+        "training.compile",
+        "training.channels_last",
+        "data.dir",  # the data itself must be the same: see check_same_data
+        "data.source",
+    }
+)
+MAY_CHANGE_SECTIONS = frozenset({"sampling"})
+
+# The provenance entries that identify the training data (data.json, and every checkpoint).
+DATA_IDENTITY = ("source", "md5", "subset", "n_train_split", "n_val_split")
+
+
+def flat(config: Config) -> dict[str, Any]:
+    """``{"section.key": value}`` for every key of every section."""
+    return {
+        f"{section}.{key}": value
+        for section in SECTIONS
+        for key, value in dataclasses.asdict(getattr(config, section)).items()
+    }
+
+
+def may_change(key: str) -> bool:
+    return key in MAY_CHANGE_ON_RESUME or key.partition(".")[0] in MAY_CHANGE_SECTIONS
+
+
+def resumed_config(stored: Config, requested: Config, run_dir: Any) -> Config:
+    """The config a resumed run goes on with: ``requested``, whose differences from ``stored``
+    (the checkpoint's) must all be keys that may change on resume; the run keeps its name.
+
+    Raises UserError listing every other differing key with its old and new value.
+    """
+    old, new = flat(stored), flat(requested)
+    refused = [
+        f"{k} {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k] and not may_change(k)
+    ]
+    if refused:
+        allowed = ", ".join(sorted(MAY_CHANGE_ON_RESUME)) + ", sampling.*"
+        raise UserError(
+            f"--resume: the run in {run_dir} was trained with other settings: "
+            f"{'; '.join(refused)}; only {allowed} may change on resume (start a new run with "
+            "another --out, or --overwrite, to change the others)"
+        )
+    return dataclasses.replace(requested, name=stored.name)
+
+
+def check_same_data(
+    stored: dict | None, found: dict, run_dir: Any, action: str = "--resume", keys=DATA_IDENTITY
+) -> None:
+    """Refuse to ``action`` (resume, evaluate, reconstruct) a run on other data than it trained
+    on: ``stored`` is its provenance, ``found`` the data's now; ``keys`` are compared."""
+    if not stored:
+        return  # a run from before data provenance was checkpointed
+    differing = [
+        f"{k} {stored.get(k)!r} -> {found.get(k)!r}" for k in keys if stored.get(k) != found.get(k)
+    ]
+    if differing:
+        raise UserError(
+            f"{action}: the data found now is not the data the run in {run_dir} trained on "
+            f"({'; '.join(differing)}); point data.dir or DIFFUSIONTOOLS_DATA at the run's data"
+        )

@@ -1,0 +1,172 @@
+"""The run folder: its files, the guard against clobbering a run, and the one-trainer lock."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import UserError
+from .checkpoint import CHECKPOINT_DIR, latest_path
+
+CONFIG_FILE = "config.ini"
+DATA_FILE = "data.json"
+METRICS_FILE = "metrics.csv"
+LOCK_FILE = ".lock"
+METRICS_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "images_per_s", "epoch_seconds")
+
+
+PREVIOUS = ".previous"  # an overwritten run, kept until the new run's first checkpoint
+
+
+def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a training whose ``resume``/``overwrite`` does not fit what ``run_dir`` holds.
+
+    Only reads the folder: every check of a training runs before anything in it is changed.
+    """
+    run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other: give one of them")
+    if resume and not latest_path(run_dir).is_file():
+        raise UserError(f"--resume given but {run_dir} holds no checkpoint to resume from")
+    if holds_run(run_dir) and not (resume or overwrite):
+        raise UserError(
+            f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to "
+            "replace it"
+        )
+
+
+def holds_run(run_dir: Path) -> bool:
+    return latest_path(run_dir).is_file() or (Path(run_dir) / METRICS_FILE).is_file()
+
+
+def move_aside(run_dir: Path) -> None:
+    """Move the run in ``run_dir`` (the ``RUN_ENTRIES`` it has; the user's own files stay) into
+    ``run_dir/.previous`` (renames in one file system, so nothing is copied or lost).
+    :func:`discard_previous` deletes it once the new run has written its first checkpoint;
+    :func:`recover` puts it back if the new run dies first. Call while holding the run's lock.
+    """
+    run_dir = Path(run_dir)
+    previous = run_dir / PREVIOUS
+    previous.mkdir()
+    for entry in _run_entries(run_dir):
+        os.replace(entry, previous / entry.name)
+
+
+def discard_previous(run_dir: Path) -> None:
+    """Delete the run that an overwrite moved aside (the new run has its first checkpoint)."""
+    shutil.rmtree(Path(run_dir) / PREVIOUS, ignore_errors=True)
+
+
+def recover(run_dir: Path) -> None:
+    """Finish or undo an overwrite that was interrupted: if the new run wrote a checkpoint, the
+    old run goes; otherwise the new run's first files go and the old run comes back as it was.
+    Call while holding the run's lock, before anything else looks at the folder.
+    """
+    run_dir = Path(run_dir)
+    previous = run_dir / PREVIOUS
+    if not previous.is_dir():
+        return
+    if latest_path(run_dir).is_file():
+        discard_previous(run_dir)
+        return
+    for entry in _run_entries(run_dir):
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for entry in previous.iterdir():
+        os.replace(entry, run_dir / entry.name)
+    previous.rmdir()
+
+
+# What diffusiontools writes into a run folder (train, sample, reconstruct): all that an
+# overwrite replaces. Anything else in the folder is the user's and is never moved or deleted.
+RUN_ENTRIES = (
+    CONFIG_FILE,
+    DATA_FILE,
+    METRICS_FILE,
+    "learning_curve.png",
+    CHECKPOINT_DIR,
+    "samples",
+    "reconstruction",
+)
+
+
+def _run_entries(run_dir: Path) -> list[Path]:
+    """The entries of ``run_dir`` that diffusiontools wrote (``RUN_ENTRIES``) and that exist."""
+    return [run_dir / name for name in RUN_ENTRIES if (run_dir / name).exists()]
+
+
+def recover_if_idle(run_dir: Path) -> None:
+    """:func:`recover` unless a training holds the folder's lock (its overwrite is under way):
+    a run read after a killed overwrite is the old run, not the half-written new one."""
+    run_dir = Path(run_dir)
+    if not (run_dir / PREVIOUS).is_dir():
+        return
+    try:
+        with RunLock(run_dir):
+            recover(run_dir)
+    except UserError:
+        pass  # a training is running in the folder: its own recovery is in charge
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` and prove it takes a file now, before any work that would be lost."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"output folder {folder} is not writable: {exc.strerror}") from None
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``run_dir/.lock``: a second training in the same folder fails fast.
+
+    The kernel drops the lock when the process dies, so a killed run never leaves a stale lock.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise UserError(
+                f"another training is running in {self.path.parent} (it holds {self.path})"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def write_metrics(run_dir: Path, rows: list[dict]) -> None:
+    """Rewrite ``metrics.csv`` from the checkpointed history (so resume never duplicates rows)."""
+    path = Path(run_dir) / METRICS_FILE
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: row[k] for k in METRICS_COLUMNS} for row in rows)
+    os.replace(tmp, path)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    with open(Path(run_dir) / METRICS_FILE, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]

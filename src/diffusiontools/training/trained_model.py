@@ -1,0 +1,161 @@
+"""A trained model loaded back from a run folder: its config, network and forward process, and
+the sampling calls a notebook makes on it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import Config, SamplingConfig, check_field
+from ..device import resolve_device
+from ..diffusion import make_process
+from ..errors import UserError
+from ..models import make_network
+from ..sampling.generation import generate, trajectory
+from . import checkpoint as ckpt_io
+from .run_folder import recover_if_idle
+
+SAMPLING_FIELDS = {f.name: f for f in dataclasses.fields(SamplingConfig)}
+SAMPLING_TYPES = {"sampler": str, "steps": int, "eta": float, "guidance": float}
+SAMPLING_TYPES.update(clip_x0=bool, start=str)
+
+
+def _check_type(name: str, value, kind: type) -> None:
+    """Refuse an argument of the wrong type in one line (a bool is no number here)."""
+    number = kind in (int, float) and isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and (kind is float or isinstance(value, int)) or type(value) is kind):
+        raise UserError(f"{name}={value!r} is not {'an' if kind is int else 'a'} {kind.__name__}")
+
+
+@dataclass
+class TrainedModel:
+    """A network with the process it was trained on, as ``diffusiontools.load`` returns it.
+
+    ``config``: the run's resolved config; ``net``: the network (EMA weights where the run kept
+    them), in eval mode on ``device``; ``process``: the forward process (Gaussian or cold);
+    ``epoch``: the last finished epoch whose weights these are (0-based, as the report counts);
+    ``path``: the checkpoint file; ``data``: where its training data came from (source, md5).
+    """
+
+    config: Config
+    net: nn.Module
+    process: object
+    epoch: int
+    path: Path
+    data: dict | None = None  # provenance of the training data (None: a run from before it)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def sampling_config(
+        self,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        eta: float | None = None,
+        clip_x0: bool | None = None,
+        start: str | None = None,
+    ) -> Config:
+        """The run's config with these ``sampling.*`` keys replaced (None: the run's own), checked
+        as the INI keys would be: an option that cannot take effect is refused, not ignored.
+
+        The run's ``steps`` and ``eta`` belong to the run's sampler: picking another sampler
+        without giving them uses that sampler's defaults.
+        """
+        s = self.config.sampling
+        other_sampler = sampler is not None and sampler != s.sampler
+        given = {
+            "sampler": sampler or s.sampler,
+            "steps": steps if steps is not None or other_sampler else s.steps,
+            "eta": eta if eta is not None else (0.0 if other_sampler else s.eta),
+            "guidance": s.guidance if guidance is None else guidance,
+            "clip_x0": s.clip_x0 if clip_x0 is None else clip_x0,
+            "start": start or s.start,
+        }
+        for key, value in given.items():
+            if value is not None:
+                _check_type(key, value, SAMPLING_TYPES[key])
+                check_field(f"sampling.{key}", value, SAMPLING_FIELDS[key].metadata)
+        sampling = dataclasses.replace(s, **given)
+        return dataclasses.replace(self.config, sampling=sampling).check()
+
+    def sample(
+        self,
+        n: int = 16,
+        seed: int = 0,
+        sampler: str | None = None,
+        steps: int | None = None,
+        digit: int | None = None,
+        guidance: float | None = None,
+        eta: float | None = None,
+        clip_x0: bool | None = None,
+        start: str | None = None,
+    ) -> torch.Tensor:
+        """Draw ``n`` samples: a float tensor (n, 1, 28, 28) in model range [-0.5, 0.5] (values
+        may overshoot slightly; ``diffusiontools.show`` and the NPZ files clamp), on the model's
+        device. Every option left None is the run's ``sampling.*`` setting: ``sampler``
+        (ancestral, ddim, dpm_solver; naive, improved for cold models), ``steps`` (network
+        evaluations of ddim / dpm_solver), ``digit`` (0-9, class-conditional models),
+        ``guidance`` (classifier-free guidance scale, Ho & Salimans 2022), ``eta`` (DDIM
+        stochasticity, Song et al. 2021), ``clip_x0`` (clamp each step's x0_hat), ``start`` (a
+        cold model's x_T). Sample i depends only on ``seed`` and i. Raises DiffusionToolsError
+        naming an option that does not apply to this model or sampler.
+        """
+        _check_type("n", n, int)
+        _check_type("seed", seed, int)
+        if digit is not None:
+            _check_type("digit", digit, int)
+        config = self.sampling_config(sampler, steps, guidance, eta, clip_x0, start)
+        return generate(self.net, self.process, config, n, seed, self.device, digit=digit)
+
+    def trajectory(
+        self,
+        n: int = 8,
+        seed: int = 0,
+        sampler: str | None = None,
+        steps: int | None = None,
+        digit: int | None = None,
+        **options,
+    ) -> tuple[list[int], list[torch.Tensor]]:
+        """The reverse process of ``n`` samples near t = T, T/2, T/10, T/20 and 0: the times
+        reached and one (n, 1, 28, 28) state per time (the last is the sample, the same as
+        :meth:`sample` gives). ``options``: guidance, eta, clip_x0, start as for :meth:`sample`."""
+        config = self.sampling_config(sampler, steps, **options)
+        return trajectory(self.net, self.process, config, n, seed, self.device, digit=digit)
+
+
+def load_trained(
+    run_dir: Path, epoch: int | None, device: torch.device, use_ema: bool = True
+) -> TrainedModel:
+    """Load the checkpoint of ``epoch`` (None: latest); EMA weights when the run kept them."""
+    if Path(run_dir).is_file():
+        raise UserError(f"{run_dir} is a file: give the run folder that holds checkpoints/")
+    recover_if_idle(Path(run_dir))  # an overwrite killed before its first checkpoint: old run
+    path = ckpt_io.checkpoint_for(Path(run_dir), epoch)
+    ckpt = ckpt_io.load_checkpoint(path, map_location=device)
+    config = ckpt_io.stored_config(ckpt)
+    net = make_network(config.model, seed=0).to(device)  # weights come from the checkpoint
+    ckpt_io.load_weights(net, ckpt_io.stored_weights(ckpt, use_ema), path)
+    net.eval()
+    finished = ckpt_io.finished_epochs(ckpt)
+    process = make_process(config).to(device)
+    return TrainedModel(config, net, process, finished, path, ckpt.get("data"))
+
+
+def load(
+    run_dir: str | Path, epoch: int | None = None, device: str = "auto", ema: bool = True
+) -> TrainedModel:
+    """The model of a run folder written by ``diffusiontools.train`` (or the CLI).
+
+    ``epoch``: a kept checkpoint's epoch (None: the latest, which may be inside an epoch);
+    ``device``: auto (CUDA when present), cpu, cuda or cuda:N; ``ema``: the EMA weights where the
+    run kept them. Raises DiffusionToolsError naming a missing run, epoch or device.
+    """
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+        raise UserError(f"epoch={epoch!r} is not an epoch number: give an int, or None (latest)")
+    return load_trained(Path(run_dir), epoch, resolve_device(device), use_ema=ema)

@@ -1,0 +1,447 @@
+"""The training loop: it takes a forward process and a network and knows nothing else about either.
+
+One epoch = one pass over the in-memory training split in shuffled batches (drop_last), each a
+single index into a uint8 tensor. After each epoch: a validation loss on fixed randomness (so
+epochs are comparable), a row in ``metrics.csv``, the learning curve, and an atomic checkpoint. A
+checkpoint also records the position inside an epoch, so an interrupted run resumes at the exact
+step and, on CPU with the same seed, reproduces the uninterrupted run's losses and weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..config import Config, to_ini
+from ..data import shuffled_batches, to_model
+from ..device import resolve_device
+from ..diffusion import make_process
+from ..errors import UserError
+from ..models import make_network
+from ..reporting.figures import save_learning_curve, save_sample_grid
+from ..sampling.generation import IMAGE_SHAPE, generate
+from . import checkpoint as ckpt_io
+from . import distributed, run_folder
+from .checkpoint import TrainState
+from .resume_rules import check_same_data, resumed_config
+from .signals import StopRequest, TrainingStopped
+from .training_data import TrainingData, load_training_data
+
+logger = logging.getLogger(__name__)
+VALIDATION_SEED_OFFSET = 1_000_003  # validation randomness is fixed, and apart from training's
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def _labels_for_guidance(
+    y: torch.Tensor, config: Config, generator: torch.Generator
+) -> torch.Tensor | None:
+    """Class labels with a fraction dropped to the null label (classifier-free guidance)."""
+    m = config.model
+    if not m.num_classes:
+        return None
+    drop = torch.rand(y.shape, device=y.device, generator=generator) < m.class_dropout
+    return torch.where(drop, torch.full_like(y, m.num_classes), y)
+
+
+@torch.no_grad()
+def validation_loss(process, net: nn.Module, data: TrainingData, config: Config, device) -> float:
+    """Mean loss over the validation split with the same t and noise every epoch."""
+    net.eval()
+    generator = torch.Generator(device).manual_seed(config.training.seed + VALIDATION_SEED_OFFSET)
+    batch_size = config.training.batch_size
+    n_batches = max(1, len(data.val) // batch_size)
+    if config.training.val_batches:
+        n_batches = min(n_batches, config.training.val_batches)
+    total = torch.zeros((), device=device)
+    for b in range(n_batches):
+        sl = slice(b * batch_size, (b + 1) * batch_size)
+        y = _labels_for_guidance(data.val_labels[sl], config, generator)
+        total += process.training_loss(net, to_model(data.val[sl]), generator, y)
+    net.train()
+    return float(total) / n_batches
+
+
+def _make_optimizer(net: nn.Module, config: Config, device: torch.device) -> torch.optim.Optimizer:
+    """Adam with default betas, no weight decay (the notebook); fused kernels on CUDA."""
+    fused = device.type == "cuda"
+    return torch.optim.Adam(net.parameters(), lr=config.training.lr, fused=fused)
+
+
+def _make_ema(net: nn.Module, decay: float):
+    if not decay:
+        return None
+    return torch.optim.swa_utils.AveragedModel(
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+    )
+
+
+def _save(
+    path: Path, config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen, data
+) -> None:
+    """Write a checkpoint; a full disk or a vanished folder becomes a one-line error, and the
+    atomic write leaves the previous checkpoint under ``path`` as it was."""
+    try:
+        ckpt_io.save_atomic(
+            ckpt_io.training_checkpoint(
+                config, state, net, ema, optimizer, data_gen, step_gen, data
+            ),
+            path,
+        )
+    except OSError as exc:
+        raise UserError(
+            f"could not write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
+            f"(if any) is kept; free space or fix the folder, then continue with --resume"
+        ) from None
+
+
+def train(
+    config: Config,
+    run_dir: Path,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Train ``config`` into ``run_dir``; returns the run folder. See the module docstring.
+
+    Every check (config, device, world size, batch, data, the folder's state and, on resume, the
+    checkpoint's config and data) runs before anything in ``run_dir`` changes. ``overwrite`` moves
+    the old run aside and deletes it only once the new run has written its first checkpoint; if
+    the new run dies before that, the next training in the folder puts the old run back.
+    Under torchrun, every process calls this; rank 0 owns the folder (see ``distributed``).
+    """
+    run_dir = Path(run_dir)
+    device = resolve_device(config.training.device)
+    ranks = distributed.from_environment(device)
+    try:
+        if config.training.amp == "bf16" and device.type != "cuda":
+            raise UserError(
+                f"training.amp=bf16 applies on CUDA only; this run trains on {device.type}: "
+                "set training.amp=off"
+            )
+        ranks.check_batch(config.training.batch_size)
+        device = ranks.device(device)
+        data = load_training_data(config, device)
+        with contextlib.ExitStack() as stack:
+
+            def check_folder() -> None:
+                if ranks.is_main:
+                    run_folder.ensure_writable(run_dir)
+                    # Lock first: --overwrite must never touch the files of a running training.
+                    stack.enter_context(run_folder.RunLock(run_dir))
+                    run_folder.recover(run_dir)  # an overwrite killed before its first checkpoint
+                    run_folder.check_intent(run_dir, resume, overwrite)
+
+            ranks.all_succeed(check_folder, device)  # the others read the folder once it is checked
+            trainee = _Trainee(config, device)
+            if resume:
+                path = ckpt_io.latest_path(run_dir)
+                config = ranks.all_succeed(
+                    lambda: trainee.restore(path, config, data, run_dir), device
+                )
+            # Every rank has passed every check: only now may the folder change.
+            stop = stack.enter_context(StopRequest())
+            if ranks.is_main:
+                if overwrite and run_folder.holds_run(run_dir):
+                    run_folder.move_aside(run_dir)
+                ckpt_io.remove_stale_temporaries(run_dir)  # left by a kill mid-write
+                (run_dir / run_folder.CONFIG_FILE).write_text(to_ini(config))
+                run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
+            try:
+                return _train_loop(config, run_dir, trainee, data, stop, ranks, device)
+            finally:
+                if ranks.is_main:
+                    run_folder.recover(run_dir)  # died before its first checkpoint: old run back
+    finally:
+        distributed.shutdown(ranks)
+
+
+class _Trainee:
+    """What training changes: the network, its average, the optimiser, the two generators and
+    the position (``state``); built from the config alone, or restored from a checkpoint."""
+
+    def __init__(self, config: Config, device: torch.device):
+        tc = config.training
+        self.net = make_network(config.model, seed=tc.seed).to(device)
+        self.process = make_process(config).to(device)
+        self.optimizer = _make_optimizer(self.net, config, device)
+        self.ema = _make_ema(self.net, tc.ema_decay)
+        self.data_gen = torch.Generator().manual_seed(tc.seed)  # batch order: CPU everywhere
+        self.step_gen = torch.Generator(device).manual_seed(tc.seed + 1)  # t and noise
+        self.state = TrainState()
+        self.changed = False  # resumed with settings other than the checkpoint's
+
+    def restore(self, path: Path, requested: Config, data: TrainingData, run_dir: Path) -> Config:
+        """Load a checkpoint in place and return the config the run goes on with.
+
+        The checkpoint's config and data must match the requested ones except for the keys that
+        may change on resume (``resume_rules``). Loaded onto the CPU: generator states are CPU
+        byte tensors even for a CUDA generator; ``load_state_dict`` copies the rest over.
+        """
+        ckpt = ckpt_io.load_checkpoint(path, map_location="cpu")
+        try:
+            config = resumed_config(ckpt_io.stored_config(ckpt), requested, run_dir)
+            check_same_data(ckpt.get("data"), data.provenance, run_dir)
+            ckpt_io.load_weights(self.net, ckpt["model"], path)
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.state = state = ckpt_io.stored_state(ckpt)
+            if self.ema is not None and ckpt["ema"] is not None:  # else the average starts now
+                self.ema.module.load_state_dict(ckpt["ema"])
+                # AveragedModel copies the weights on its first update (n_averaged == 0): restore
+                # the count, one update per step, or the average would restart from the weights.
+                self.ema.n_averaged.fill_(state.step)
+            self.data_gen.set_state(ckpt["rng"]["data"])
+            self._restore_step_generator(ckpt["rng"], config.training.seed, state.step)
+            self.changed = config != ckpt_io.stored_config(ckpt)
+        except UserError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(
+                f"checkpoint {path} cannot be resumed: it lacks or garbles {exc}"
+            ) from None
+        _check_not_below(config, state)
+        logger.info("resuming %s at epoch %d, step %d", run_dir, state.epoch, state.step)
+        return config
+
+    def _restore_step_generator(self, rng: dict, seed: int, step: int) -> None:
+        """The t/noise generator's state, or, when it was saved by another kind of device (a
+        CUDA generator's state does not fit a CPU one), a deterministic re-seed from the step."""
+        saved_on = rng.get("step_device")
+        here = self.step_gen.device.type
+        if saved_on in (None, here):
+            try:
+                self.step_gen.set_state(rng["step"])
+                return
+            except RuntimeError:  # a checkpoint from before step_device was recorded
+                saved_on = "another device"
+        self.step_gen.manual_seed(reseeded(seed, step))
+        logger.warning(
+            "the checkpoint's noise generator comes from %s and this run trains on %s: it is "
+            "re-seeded from step %d, so the run goes on deterministically but no longer draws "
+            "the noise an uninterrupted run on %s would",
+            saved_on,
+            here,
+            step,
+            saved_on,
+        )
+
+
+def _check_not_below(config: Config, state: TrainState) -> None:
+    """A resumed run cannot be told to have stopped before where it already is."""
+    tc, finished = config.training, state.epoch  # state.epoch: the epochs already finished
+    if tc.max_steps is not None and tc.max_steps < state.step:
+        raise UserError(
+            f"training.max_steps={tc.max_steps} is below the {state.step} steps this run has "
+            f"done; give at least {state.step}"
+        )
+    if tc.epochs < finished:
+        raise UserError(
+            f"training.epochs={tc.epochs} is below the {finished} epochs this run has finished; "
+            f"give at least {finished}"
+        )
+
+
+def reseeded(seed: int, step: int) -> int:
+    """The seed of a noise generator re-seeded at ``step`` (a resume on another device)."""
+    return (seed + 1) * 1_000_003 + step
+
+
+def _train_loop(
+    config: Config,
+    run_dir: Path,
+    trainee: _Trainee,
+    data: TrainingData,
+    stop: StopRequest,
+    ranks: distributed.Ranks,
+    device: torch.device,
+) -> Path:
+    tc = config.training
+    net, ema, optimizer, process = trainee.net, trainee.ema, trainee.optimizer, trainee.process
+    data_gen, step_gen, state = trainee.data_gen, trainee.step_gen, trainee.state
+    if tc.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    step_net = ranks.wrap(net, device)
+    step_net = torch.compile(step_net) if tc.compile else step_net
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if tc.amp == "bf16" and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    train_idx = torch.arange(len(data.train))
+    steps_per_epoch = len(train_idx) // tc.batch_size
+
+    def save(path: Path) -> None:
+        if ranks.is_main:
+            _save(path, config, state, net, ema, optimizer, data_gen, step_gen, data)
+            run_folder.discard_previous(run_dir)  # a checkpoint of the new run exists now
+
+    if trainee.changed:  # the settings changed on resume hold from now: latest.pt says so too
+        save(ckpt_io.latest_path(run_dir))
+
+    while state.epoch < tc.epochs and not _reached_max_steps(state, tc):
+        if state.batch == 0:
+            state.data_rng_at_epoch_start = data_gen.get_state()
+        else:  # resuming mid-epoch: replay this epoch's permutation and skip what is done
+            data_gen.set_state(state.data_rng_at_epoch_start)
+        batches = list(shuffled_batches(train_idx, tc.batch_size, data_gen))
+        recent = torch.zeros(min(100, steps_per_epoch), device=device)  # last-100 running mean
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)  # step of the first NaN/inf
+        loss_sum = torch.tensor(state.loss_sum, device=device, dtype=torch.float64)
+        started, first_batch, signum = time.perf_counter(), state.batch, 0
+        bar = tqdm(
+            total=steps_per_epoch,
+            initial=state.batch,
+            desc=f"epoch {state.epoch}",
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=not ranks.is_main,
+        )
+        with bar:  # closed on an error too, so that the error line is the last thing printed
+            for idx in batches[state.batch :]:
+                # The global batch's labels and noise, drawn whole on every rank, then sliced.
+                y = _labels_for_guidance(data.train_labels[idx], config, step_gen)
+                noise = process.draw_noise((len(idx), *IMAGE_SHAPE), step_gen, device)
+                x0 = to_model(data.train[ranks.shard(idx)])
+                if tc.channels_last:
+                    x0 = x0.contiguous(memory_format=torch.channels_last)
+                y = None if y is None else ranks.shard(y)
+                noise = {name: ranks.shard(value) for name, value in noise.items()}
+                with autocast:
+                    loss = process.loss(step_net, x0, noise, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(net)
+                detached = loss.detach()
+                # Tracked on the device, read every 20 steps: a sync per step would cost GPU speed.
+                first_bad = torch.where(
+                    (first_bad < 0) & ~torch.isfinite(detached), state.step + 1, first_bad
+                )
+                loss_sum += detached
+                recent[state.batch % len(recent)] = detached
+                state.batch += 1
+                state.step += 1
+                bar.update(1)
+                end_of_epoch = state.batch == steps_per_epoch
+                if state.batch % 20 == 0 or end_of_epoch:
+                    _check_finite(first_bad, state, run_dir)
+                    elapsed = time.perf_counter() - started
+                    n_recent = min(state.batch, len(recent))
+                    bar.set_postfix(
+                        loss=f"{float(recent[:n_recent].mean()):.4f}",
+                        img_s=f"{(state.batch - first_batch) * tc.batch_size / elapsed:.0f}",
+                    )
+                # Ranks agree on a stop: a collective, so every 20 steps and at the epoch's end
+                # when several train (a signal seen during the last steps stops before validation).
+                if not ranks.active or state.batch % 20 == 0 or end_of_epoch:
+                    signum = ranks.max(stop.signum or 0, device)
+                if signum or _reached_max_steps(state, tc):
+                    break
+        _check_finite(first_bad, state, run_dir)
+        state.loss_sum = float(ranks.mean(loss_sum))
+        state.epoch_seconds += time.perf_counter() - started
+        if signum or state.batch < steps_per_epoch:
+            # Stopped inside the epoch (a signal, or max_steps): the epoch is not finished, so
+            # no validation and no metrics row; the checkpoint holds the position in the epoch.
+            save(ckpt_io.latest_path(run_dir))
+            if signum:
+                message = (
+                    f"stopped by signal {signum} at step {state.step}; checkpoint written to "
+                    f"{ckpt_io.latest_path(run_dir)}; continue with --resume"
+                )
+                if ranks.is_main:
+                    logger.info(message)
+                raise TrainingStopped(signum, message)
+            if ranks.is_main:
+                logger.info(
+                    "reached training.max_steps=%d inside epoch %d (%d of %d batches): the epoch "
+                    "is not finished; raise training.max_steps with --resume to go on",
+                    tc.max_steps,
+                    state.epoch,
+                    state.batch,
+                    steps_per_epoch,
+                )
+            break
+        _finish_epoch(config, state, process, net, ema, data, device, run_dir, save, ranks)
+    if ranks.is_main:
+        logger.info("done: %s (%d steps)", run_dir, state.step)
+    return run_dir
+
+
+def _reached_max_steps(state: TrainState, tc) -> bool:
+    return tc.max_steps is not None and state.step >= tc.max_steps
+
+
+def _check_finite(first_bad: torch.Tensor, state: TrainState, run_dir: Path) -> None:
+    step = int(first_bad)
+    if step >= 0:
+        raise NonFiniteLoss(
+            f"the training loss became non-finite at step {step} (epoch {state.epoch}); "
+            f"the last good checkpoint in {run_dir} is kept; try a lower training.lr"
+        )
+
+
+def _finish_epoch(
+    config, state: TrainState, process, net, ema, data, device, run_dir, save, ranks
+) -> None:
+    """Validation, metrics row, learning curve, sample grid and checkpoints for one epoch.
+
+    Every rank validates (the same numbers) and keeps the history; only rank 0 writes.
+    """
+    tc = config.training
+    batches_done = max(state.batch, 1)
+    eval_net = net if ema is None else ema.module
+    val = validation_loss(process, eval_net, data, config, device)
+    if not math.isfinite(val):
+        raise NonFiniteLoss(
+            f"the validation loss is non-finite after epoch {state.epoch}; "
+            f"the last good checkpoint in {run_dir} is kept"
+        )
+    row = {
+        "epoch": state.epoch,
+        "step": state.step,
+        "train_loss": state.loss_sum / batches_done,
+        "val_loss": val,
+        "images_per_s": batches_done * tc.batch_size / max(state.epoch_seconds, 1e-9),
+        "epoch_seconds": state.epoch_seconds,
+    }
+    state.history.append(row)
+    finished_epoch = state.epoch
+    state.epoch, state.batch, state.loss_sum, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
+    if not ranks.is_main:
+        return
+    logger.info(
+        "epoch %d: train %.5f val %.5f (%.0f img/s)",
+        finished_epoch,
+        row["train_loss"],
+        val,
+        row["images_per_s"],
+    )
+    run_folder.write_metrics(run_dir, state.history)
+    save_learning_curve(state.history, run_dir / "learning_curve.png", title=config.name)
+    last = state.epoch >= tc.epochs or _reached_max_steps(state, tc)
+    if finished_epoch % tc.save_every == 0 or last:
+        save(ckpt_io.epoch_path(run_dir, finished_epoch))
+    save(ckpt_io.latest_path(run_dir))
+    every = config.sampling.sample_every
+    if every and (finished_epoch % every == 0 or last):
+        images = generate(
+            eval_net,
+            make_process(config).to(device),
+            config,
+            config.sampling.n_samples,
+            seed=tc.seed,
+            device=device,
+        )
+        save_sample_grid(images, run_dir / "samples" / f"epoch_{finished_epoch:04d}.png")
