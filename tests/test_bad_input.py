@@ -255,3 +255,19 @@ def test_missing_data_folder_is_refused_before_anything_else(tmp_path):
     """An explicit data.dir that does not exist never falls through to $DIFFUSIONTOOLS_DATA."""
     with pytest.raises(UserError, match="does not exist"):
         mnist.load_mnist(str(tmp_path / "nowhere"), source="auto")
+
+
+@pytest.mark.parametrize(
+    "library, command_line",
+    [
+        ("steps=5 applies to ddim", "--steps 5 applies to ddim"),
+        ("n=0 is not a number of samples", "-n 0 is not a number of samples"),
+        ("resume=True and overwrite=True contradict", "--resume and --overwrite contradict"),
+        ("override='x' is not of the form", "--set 'x' is not of the form"),
+        ("sampling.steps=5 applies", "sampling.steps=5 applies"),  # a config key stays
+        ("training.max_steps=3 is below", "training.max_steps=3 is below"),
+        ("n_samples=5 is too few", "--n-samples 5 is too few"),
+    ],
+)
+def test_the_cli_names_its_flags_where_the_library_names_arguments(library, command_line):
+    assert cli.as_flags(library) == command_line

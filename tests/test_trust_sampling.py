@@ -509,7 +509,7 @@ def test_trajectory_shows_the_times_it_reached_and_ends_in_the_sample():
 
 def test_resolve_settings_names_the_flag_or_the_key():
     config = tiny_config()
-    with pytest.raises(UserError, match="--steps 3 applies to ddim"):
+    with pytest.raises(UserError, match="steps=3 applies to ddim"):  # the CLI: --steps 3
         resolve_settings(config, steps=3)
     ddim = dataclasses.replace(config.sampling, sampler="ddim", steps=5)
     with_ddim = dataclasses.replace(config, sampling=ddim)

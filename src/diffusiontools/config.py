@@ -260,7 +260,7 @@ def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> 
         key, sep, value = item.partition("=")
         section, dot, option = key.strip().partition(".")
         if not sep or not dot or not option:
-            raise UserError(f"--set {item!r} is not of the form section.key=value")
+            raise UserError(f"override={item!r} is not of the form section.key=value")
         base.setdefault(section, {})[option] = value
 
 

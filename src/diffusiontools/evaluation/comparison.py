@@ -125,8 +125,8 @@ def set_labels(run_dirs: list[Path], npz_files: list[Path], labels: list[str]) -
     names = labels or [Path(p).name for p in run_dirs] + [Path(p).stem for p in npz_files]
     if len(names) != len(run_dirs) + len(npz_files):
         raise UserError(
-            f"--label was given {len(labels)} times for "
-            f"{len(run_dirs) + len(npz_files)} runs and NPZ files; give one per set"
+            f"labels={' '.join(labels)} names {len(labels)} sets, but there are "
+            f"{len(run_dirs) + len(npz_files)} runs and NPZ files; give one label per set"
         )
     if len({file_stem(name) for name in names}) != len(names):
         raise UserError(f"the labels {names} are not distinct as file names; pass --label")
@@ -230,7 +230,7 @@ def shared_data_config(
         return Config(data=npz_data), "given [data] settings (NPZ files only)"
     if npz_data is not None:
         raise UserError(
-            f"--data-dir {npz_data.dir} is for NPZ-only evaluations; RUN_DIRs are scored "
+            f"data_dir={npz_data.dir} is for NPZ-only evaluations; RUN_DIRs are scored "
             "against the data settings stored in their checkpoints, so drop --data-dir"
         )
     data = {Path(r): run_data_config(Path(r), epoch) for r in run_dirs}
@@ -277,19 +277,19 @@ def evaluate(
     if not run_dirs and not npz_files:
         raise UserError("give at least one RUN_DIR or --npz FILE to evaluate")
     if n_boot < 1 or n_boot_set < 2:
-        raise UserError(f"--n-boot {n_boot} must be >= 1 and --n-boot-set {n_boot_set} >= 2")
+        raise UserError(f"n_boot={n_boot} must be >= 1 and n_boot_set={n_boot_set} >= 2")
     if n_samples is not None and n_samples < MIN_SAMPLES:
         raise UserError(
-            f"--n-samples {n_samples} is too few: the samples' Gaussian mixture has "
+            f"n_samples={n_samples} is too few: the samples' Gaussian mixture has "
             f"{GMM_COMPONENTS} components, so give at least {MIN_SAMPLES}"
         )
     device, out_dir = torch.device(device), Path(out_dir)
     config, data_origin = shared_data_config(run_dirs, epoch, npz_data)
     data = load_mnist(config.data.dir, config.data.source)
-    for name, k in (("--tsne-reference", tsne_reference), ("--test-reference", test_reference)):
+    for name, k in (("tsne_reference", tsne_reference), ("test_reference", test_reference)):
         if not MIN_SAMPLES <= k <= len(data.test_images):
             raise UserError(
-                f"{name} {k} must be between {MIN_SAMPLES} and the "
+                f"{name}={k} must be between {MIN_SAMPLES} and the "
                 f"{len(data.test_images)} test images"
             )
     names = set_labels(run_dirs, npz_files, labels)

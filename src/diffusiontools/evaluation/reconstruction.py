@@ -132,11 +132,11 @@ def reconstruction_study(
     for sampler in samplers:  # fail on a bad name before any work is done
         get_sampler(sampler, process.kind)
     if len(set(samplers)) != len(samplers):
-        raise UserError(f"--samplers {','.join(samplers)} names a sampler twice; give each once")
+        raise UserError(f"samplers={','.join(samplers)} names a sampler twice; give each once")
     mnist = load_mnist(config.data.dir, config.data.source)
     check_same_data(trained.data, mnist.provenance, run_dir, "reconstruct", ("source", "md5"))
     if not 1 <= n <= len(mnist.test_images):
-        raise UserError(f"-n {n} is out of range: use 1..{len(mnist.test_images)} test images")
+        raise UserError(f"n={n} is out of range: use 1..{len(mnist.test_images)} test images")
     out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "reconstruction"
     x0 = to_model(mnist.test_images[:n]).to(device)  # (n, 1, 28, 28)
     labels = mnist.test_labels[:n].cpu()

@@ -222,7 +222,7 @@ def write_reports(
         eval_dir = Path(eval_dir)
         if not (eval_dir / "metrics.json").is_file():
             raise UserError(
-                f"--eval {eval_dir} holds no metrics.json from 'diffusiontools evaluate'"
+                f"eval_dir={eval_dir} holds no metrics.json from 'diffusiontools evaluate'"
             )
         results = json.loads((eval_dir / "metrics.json").read_text())
     figures_dir = out_dir / "figures"

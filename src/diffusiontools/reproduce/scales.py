@@ -106,5 +106,5 @@ SCALES = {
 
 def get_scale(name: str) -> Scale:
     if name not in SCALES:
-        raise UserError(f"--scale {name!r} is not known; use one of: {', '.join(SCALES)}")
+        raise UserError(f"scale={name!r} is not known; use one of: {', '.join(SCALES)}")
     return SCALES[name]

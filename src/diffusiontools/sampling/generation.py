@@ -110,7 +110,7 @@ def resolve_settings(
     name = resolve_sampler(sampler or s.sampler, kind)
     few_step = name in FEW_STEP_SAMPLERS
     if steps is not None:
-        label = f"--steps {steps}"
+        label = f"steps={steps}"
     elif s.steps is not None and (sampler is None or few_step):
         steps, label = s.steps, f"sampling.steps={s.steps}"
     if steps is not None and not few_step and steps != T:
@@ -142,9 +142,9 @@ def resolve_settings(
             "test_consistent, gmm or auto"
         )
     if digit is not None and not conditional:
-        raise UserError(f"--digit {digit} needs a class-conditional model (model.num_classes = 10)")
+        raise UserError(f"digit={digit} needs a class-conditional model (model.num_classes = 10)")
     if digit is not None and not 0 <= digit < config.model.num_classes:
-        raise UserError(f"--digit {digit} is out of range: 0..{config.model.num_classes - 1}")
+        raise UserError(f"digit={digit} is out of range: 0..{config.model.num_classes - 1}")
     return SamplingSettings(
         sampler=name,
         steps=steps,
@@ -206,7 +206,7 @@ def generate(
     ``n <= batch_size`` so that it sees the whole set.
     """
     if n < 1:
-        raise UserError(f"-n {n} is not a number of samples: give at least 1")
+        raise UserError(f"n={n} is not a number of samples: give at least 1")
     if on_step is not None and n > batch_size:
         raise UserError(f"a trajectory is drawn for at most {batch_size} images, not {n}")
     settings = resolve_settings(config, sampler, steps, digit)

@@ -224,5 +224,5 @@ def checkpoint_for(run_dir: Path, epoch: int | None) -> Path:
     if not path.is_file():
         epochs = list_epochs(run_dir)
         have = ", ".join(map(str, epochs)) if epochs else "none"
-        raise UserError(f"--epoch {epoch} has no checkpoint in {run_dir}; epochs with one: {have}")
+        raise UserError(f"epoch={epoch} has no checkpoint in {run_dir}; epochs with one: {have}")
     return path

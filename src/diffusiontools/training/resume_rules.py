@@ -61,7 +61,7 @@ def resumed_config(stored: Config, requested: Config, run_dir: Any) -> Config:
     if refused:
         allowed = ", ".join(sorted(MAY_CHANGE_ON_RESUME)) + ", sampling.*"
         raise UserError(
-            f"--resume: the run in {run_dir} was trained with other settings: "
+            f"resume=True: the run in {run_dir} was trained with other settings: "
             f"{'; '.join(refused)}; only {allowed} may change on resume (start a new run with "
             "another --out, or --overwrite, to change the others)"
         )
@@ -69,7 +69,7 @@ def resumed_config(stored: Config, requested: Config, run_dir: Any) -> Config:
 
 
 def check_same_data(
-    stored: dict | None, found: dict, run_dir: Any, action: str = "--resume", keys=DATA_IDENTITY
+    stored: dict | None, found: dict, run_dir: Any, action: str = "resume=True", keys=DATA_IDENTITY
 ) -> None:
     """Refuse to ``action`` (resume, evaluate, reconstruct) a run on other data than it trained
     on: ``stored`` is its provenance, ``found`` the data's now; ``keys`` are compared."""

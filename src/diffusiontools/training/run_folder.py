@@ -29,9 +29,9 @@ def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """
     run_dir = Path(run_dir)
     if resume and overwrite:
-        raise UserError("--resume and --overwrite contradict each other: give one of them")
+        raise UserError("resume=True and overwrite=True contradict each other: give one of them")
     if resume and not latest_path(run_dir).is_file():
-        raise UserError(f"--resume given but {run_dir} holds no checkpoint to resume from")
+        raise UserError(f"resume=True given but {run_dir} holds no checkpoint to resume from")
     if holds_run(run_dir) and not (resume or overwrite):
         raise UserError(
             f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to "
