@@ -78,31 +78,34 @@ def train_classifier(
     """
     if epochs < 1:
         raise UserError(f"The classifier needs epochs >= 1, got {epochs}.")
-    torch.manual_seed(seed)  # initialisation and dropout
-    generator = torch.Generator().manual_seed(seed)  # shuffling and shifts
-    model = MnistClassifier().to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    steps_per_epoch = math.ceil(len(data.train_images) / BATCH_SIZE)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * steps_per_epoch)
+    # initialisation and dropout draw from the global RNG: seeded here, restored afterwards
+    devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)  # shuffling and shifts
+        model = MnistClassifier().to(device)
+        optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+        steps_per_epoch = math.ceil(len(data.train_images) / BATCH_SIZE)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * steps_per_epoch)
 
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(data.train_images), generator=generator)
-        progress = tqdm(range(steps_per_epoch), desc=f"classifier epoch {epoch + 1}/{epochs}")
-        for step in progress:
-            batch = order[step * BATCH_SIZE : (step + 1) * BATCH_SIZE]
-            images = random_shift(data.train_images[batch], MAX_SHIFT, generator)
-            loss = F.cross_entropy(
-                model(to_model(images).to(device)), data.train_labels[batch].to(device)
-            )
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            progress.set_postfix(loss=f"{loss.item():.4f}")
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(data.train_images), generator=generator)
+            progress = tqdm(range(steps_per_epoch), desc=f"classifier epoch {epoch + 1}/{epochs}")
+            for step in progress:
+                batch = order[step * BATCH_SIZE : (step + 1) * BATCH_SIZE]
+                images = random_shift(data.train_images[batch], MAX_SHIFT, generator)
+                loss = F.cross_entropy(
+                    model(to_model(images).to(device)), data.train_labels[batch].to(device)
+                )
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                progress.set_postfix(loss=f"{loss.item():.4f}")
 
-    test_accuracy = accuracy(model, data.test_images, data.test_labels, device)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out_path)
-    return test_accuracy
+        test_accuracy = accuracy(model, data.test_images, data.test_labels, device)
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out_path)
+        return test_accuracy
