@@ -1,7 +1,5 @@
 """``python -m diffusiontools`` (also what ``torchrun -m diffusiontools`` runs)."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

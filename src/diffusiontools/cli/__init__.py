@@ -91,3 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {as_flags(str(exc))}", file=sys.stderr)
         return 2
     return 0
+
+
+def run() -> None:
+    """The process entry of ``python -m diffusiontools``: exit with :func:`main`'s status."""
+    sys.exit(main())

@@ -2,16 +2,14 @@
 
 The committed weights ``diffusiontools/assets/mnist_classifier.pt`` were made with
 
-    DIFFUSIONTOOLS_DATA=/work/shared/data/mnist .venv/bin/python -c "from diffusiontools.data \
-import load_mnist; from diffusiontools.evaluation.classifier_training import train_classifier; \
-print(train_classifier(load_mnist(None), epochs=3, seed=0, device='cpu', \
-out_path='src/diffusiontools/assets/mnist_classifier.pt'))"
+    DIFFUSIONTOOLS_DATA=/work/shared/data/mnist diffusiontools classifier train --epochs 3 \
+        --seed 0 --device cpu --out src/diffusiontools/assets/mnist_classifier.pt
 
 on CPU (torch 2.13, 2 shared cores; about 15 minutes on a loaded machine, 3 when idle): seed 0,
 3 epochs over all 60,000 training images, test accuracy 0.9913 on the full 10,000-image MNIST
 test set. CPU kernels are not bit-for-bit reproducible across machines, so a retrained file may
-differ in its last digits and in its sha256. The CLI equivalent is
-``diffusiontools classifier train --epochs 3 --seed 0``. After retraining, update
+differ in its last digits and in its sha256. (The command
+calls :func:`train_classifier`.) After retraining, update
 ``classifier.WEIGHTS_SHA256``.
 """
 
