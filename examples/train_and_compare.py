@@ -21,6 +21,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="samples scored per model")
     parser.add_argument("--out", default="runs/compare", help="folder for the runs and the table")
     parser.add_argument("--tsne-reference", type=int, default=2000, help="test images in t-SNE")
+    parser.add_argument(
+        "--test-reference", type=int, default=10_000, help="test images behind classifier metrics"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the library's progress lines
 
@@ -36,6 +39,7 @@ def main() -> None:
         models,
         n_samples=args.n,
         tsne_reference=args.tsne_reference,
+        test_reference=args.test_reference,
         out=f"{args.out}/evaluation",
     )
     print(result.table())

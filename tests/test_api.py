@@ -156,7 +156,8 @@ def test_sampling_options_override_the_run_and_take_effect():
         (lambda: dt.evaluate({1: torch.zeros(20, 28, 28)}), "labels must be strings"),
         (lambda: dt.evaluate({"x": np.zeros((20, 3, 28, 28), np.uint8)}), "not (20, 3, 28, 28)"),
         (lambda: dt.evaluate({"x": np.zeros((20, 28, 28), np.int64)}), "torch.int64"),
-        (lambda: dt.evaluate({"x": np.full((20, 28, 28), 200.0)}), "reach 200"),
+        (lambda: dt.evaluate({"x": np.full((20, 28, 28), 200.0)}), "look like 0..255 pixels"),
+        (lambda: dt.evaluate({"x": np.zeros((20, 28, 28))}, n_samples=0), "n_samples=0"),
         (lambda: dt.evaluate({"x": np.zeros((20, 32, 32), np.uint8)}), "not (20, 32, 32)"),
     ],
 )

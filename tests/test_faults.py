@@ -64,7 +64,9 @@ def back_to_epoch_0(tmp_path: Path) -> Path:
 def test_training_into_a_run_needs_resume_or_overwrite(tmp_path):
     run = copy_run(reference_run(), tmp_path / "run")
     before = checkpoint_files(run)
-    with pytest.raises(UserError, match="already holds a run; pass --resume .* or --overwrite"):
+    with pytest.raises(
+        UserError, match="already holds a run; pass resume=True .* or overwrite=True"
+    ):
         train_tiny(run)
     assert checkpoint_files(run) == before
     train_tiny(run, "training.epochs=1", overwrite=True)

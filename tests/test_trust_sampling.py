@@ -507,6 +507,22 @@ def test_trajectory_shows_the_times_it_reached_and_ends_in_the_sample():
     assert torch.equal(states[-1], final) and not torch.equal(states[1], final)
 
 
+def test_a_strided_cold_trajectory_fills_every_column():
+    """Cold, 4 of T=6 steps: targets 6, 3, 1, 0, 0; a target the grid passes only at the end
+    shows the sample (was None -> TypeError)."""
+    net, process, config = gaussian_model("diffusion.kind=cold", "diffusion.T=6")
+    times, states = trajectory(net, process, config, 2, 0, CPU, steps=4)
+    assert all(s is not None and s.shape == (2, 1, 28, 28) for s in states)
+    assert times[0] == 6 and times[-1] == 0
+    assert torch.equal(states[-1], generate(net, process, config, 2, 0, CPU, steps=4))
+
+
+def test_a_grid_path_with_no_image_ending_is_refused_before_drawing(tmp_path, capsys):
+    argv = ["sample", str(reference_run()), "-n", "2", "--out", str(tmp_path / "x.jpgg")]
+    assert cli.main(argv) == 2
+    assert "error: --out" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
 def test_resolve_settings_names_the_flag_or_the_key():
     config = tiny_config()
     with pytest.raises(UserError, match="steps=3 applies to ddim"):  # the CLI: --steps 3

@@ -19,6 +19,9 @@ def _epoch_list(text: str) -> list[int]:
     return epochs
 
 
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg")  # what the grid may be saved as
+
+
 def _as_flags(message: str, options: dict) -> str:
     """``sampling.eta=0.5 ...`` -> ``--eta 0.5 ...`` for the options given as flags."""
     for key, value in options.items():
@@ -107,6 +110,11 @@ def run(args: argparse.Namespace) -> None:
     if args.eta is not None and settings.eta is None:
         raise UserError(
             f"--eta {args.eta} applies to the ddim sampler only, not {settings.sampler}"
+        )
+    if args.out and Path(args.out).suffix.lower().lstrip(".") not in IMAGE_FORMATS:
+        raise UserError(
+            f"--out {args.out}: the grid is an image; end the name in one of "
+            f"{', '.join('.' + f for f in sorted(IMAGE_FORMATS))}"
         )
     ensure_writable(out_dir)
 

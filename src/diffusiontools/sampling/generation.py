@@ -261,8 +261,8 @@ def trajectory(
                 times[k], states[k] = t, x.clone()
 
     final = generate(net, process, config, n, seed, device, sampler, steps, digit, on_step=record)
-    for k, target in enumerate(targets):
-        if target == 0:
+    for k in range(len(targets)):
+        if states[k] is None:  # reached at or below its target only by the end: the sample
             times[k], states[k] = 0, final
     for state in states:
         check_finite(state)

@@ -34,7 +34,7 @@ def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
         raise UserError(f"resume=True given but {run_dir} holds no checkpoint to resume from")
     if holds_run(run_dir) and not (resume or overwrite):
         raise UserError(
-            f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to "
+            f"{run_dir} already holds a run; pass resume=True to continue it or overwrite=True to "
             "replace it"
         )
 
