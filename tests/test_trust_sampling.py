@@ -120,7 +120,8 @@ def sample(run: Callable[[Path], Path], *flags: str) -> Callable[[Path], list[st
 def evaluate(*args: str, run: Callable[[Path], Path] | None = None) -> Callable:
     def argv(tmp: Path) -> list[str]:
         runs = [str(run(tmp))] if run else []
-        return ["evaluate", *runs, "--out", str(tmp / "eval"), "--n-samples", "16", *args]
+        small = ["--tsne-reference", "50", "--test-reference", "50"]  # fits the embedded set too
+        return ["evaluate", *runs, "--out", str(tmp / "eval"), "--n-samples", "16", *small, *args]
 
     return argv
 
