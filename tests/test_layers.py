@@ -19,7 +19,8 @@ PACKAGE = Path(diffusiontools.__file__).parent
 # Lowest first. A module may import its own layer and any layer below, never one above. The
 # top-level __init__ loads its public names through importlib (the _PUBLIC map), not an import.
 LAYERS = [
-    ("errors", "device", "config"),  # leaves: the error type, the device choice, the settings
+    ("errors", "device", "config", "optional"),  # leaves: the error type, the device choice,
+    # the settings, the optional dependencies
     ("data",),  # MNIST files -> one uint8 tensor, the split, pixel mapping
     ("models", "diffusion"),  # networks; processes, schedules, degradations, the cold prior
     ("sampling",),  # the sampler registry, one file per sampler, batched generation
@@ -105,7 +106,7 @@ def test_every_module_imports_in_layer_order_in_a_fresh_interpreter():
         (m for m in module_files() if "." in m and not m.endswith("__main__")),
         key=lambda m: (layer_of(m), m),
     )
-    assert len(modules) == 84  # every module but __init__ and __main__ of the package
+    assert len(modules) == 85  # every module but __init__ and __main__ of the package
     code = f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\nprint('ok')"
     done = subprocess.run(
         [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=300
