@@ -165,9 +165,9 @@ REFUSED = [
         ("--start gmm applies to cold models only",),
     ),
     Refused(
-        "ancestral --steps 5",
-        sample(reference, "--steps", "5"),
-        ("--steps 5", "the ancestral sampler runs all T=20 steps"),
+        "ancestral --steps 21 > T",
+        sample(reference, "--steps", "21"),
+        ("--steps 21", "give 1..20"),
     ),
     Refused(
         "ddim --steps 21 > T",
@@ -203,9 +203,9 @@ REFUSED = [
         ("sampling.eta=0.5", "ddim sampler only", "not ancestral"),
     ),
     Refused(
-        "stored steps with ancestral",
-        sample(lambda tmp: reference(tmp, stored_sampling(steps=5))),
-        ("sampling.steps=5", "ancestral sampler runs all T=20 steps"),
+        "stored steps with ancestral > T",
+        sample(lambda tmp: reference(tmp, stored_sampling(steps=25))),
+        ("sampling.steps=25", "give 1..20"),
     ),
     Refused(
         "stored guidance on unconditional",
@@ -241,9 +241,9 @@ REFUSED = [
     ),
     # evaluate and reconstruct.
     Refused(
-        "evaluate ancestral --steps 3",
-        evaluate("--steps", "3", run=reference),
-        ("--steps 3", "the ancestral sampler runs all T=20 steps"),
+        "evaluate ancestral --steps 0",
+        evaluate("--steps", "0", run=reference),
+        ("--steps 0",),
     ),
     Refused(
         "evaluate NaN weights",
@@ -296,7 +296,8 @@ def test_an_empty_epoch_list_is_refused_by_the_parser(capsys):
 
 CONFIG_ROWS = [
     # (overrides, expected error fragments; () = accepted)
-    (("sampling.steps=5",), ("sampling.steps=5", "the ancestral sampler runs all T=20 steps")),
+    (("sampling.steps=5",), ()),  # the ancestral sampler respaced (Nichol & Dhariwal 2021)
+    (("sampling.steps=21",), ("sampling.steps=21", "give 1..20")),
     (("sampling.sampler=ddim", "sampling.steps=21"), ("sampling.steps=21", "give 1..20")),
     (("sampling.eta=0.5",), ("sampling.eta=0.5", "ddim sampler only", "not ancestral")),
     (("sampling.sampler=dpm_solver", "sampling.eta=1"), ("sampling.eta=1.0", "not dpm_solver")),
@@ -526,8 +527,9 @@ def test_a_grid_path_with_no_image_ending_is_refused_before_drawing(tmp_path, ca
 
 def test_resolve_settings_names_the_flag_or_the_key():
     config = tiny_config()
-    with pytest.raises(UserError, match="steps=3 applies to ddim"):  # the CLI: --steps 3
-        resolve_settings(config, steps=3)
+    assert resolve_settings(config, steps=3).steps == 3  # the ancestral sampler, respaced
+    with pytest.raises(UserError, match="steps=0 is out of range"):  # the CLI: --steps 0
+        resolve_settings(config, steps=0)
     ddim = dataclasses.replace(config.sampling, sampler="ddim", steps=5)
     with_ddim = dataclasses.replace(config, sampling=ddim)
     assert resolve_settings(with_ddim, sampler="ancestral").steps == 20

@@ -14,15 +14,7 @@ import torch
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators, randn
 from ..errors import UserError
-from .ancestral import ModelFn, StepCallback
-
-
-def evenly_spaced_times(T: int, steps: int | None) -> list[int]:
-    """[T, ..., 0]: ``steps`` + 1 integer times, evenly spaced, ``steps`` None meaning T."""
-    steps = T if steps is None else steps
-    if not 1 <= steps <= T:
-        raise UserError(f"steps={steps} is out of range for this model: give 1..{T}")
-    return torch.linspace(T, 0, steps + 1, dtype=torch.float64).round().long().tolist()
+from .time_grid import ModelFn, StepCallback, evenly_spaced_times
 
 
 def alpha_bar_at(process: GaussianDiffusion, t: int) -> float:

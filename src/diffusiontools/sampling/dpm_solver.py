@@ -14,8 +14,8 @@ import torch
 
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators
-from .ancestral import ModelFn, StepCallback
-from .ddim import alpha_bar_at, evenly_spaced_times
+from .ddim import alpha_bar_at
+from .time_grid import ModelFn, StepCallback, evenly_spaced_times
 
 DEFAULT_STEPS = 20  # the paper's "high quality in 15 to 20 steps" regime
 

@@ -77,8 +77,10 @@ def start_state(
     return process.start_state(n, generator, device, config, offset, sampler)
 
 
-# The samplers that take ``steps`` (the cold ones on Bansal et al.'s strided time grid); the
-# ancestral sampler always takes all T.
+# Every sampler takes ``steps`` (the ancestral one on a respaced grid, the cold ones on Bansal et
+# al.'s strided grid). A config's ``sampling.steps`` carries over to a sampler the caller picks
+# only if that sampler is one of these, run with few steps as a rule; the ancestral sampler
+# picked by the caller keeps its default of all T steps, the report's.
 FEW_STEP_SAMPLERS = ("ddim", "dpm_solver", "naive", "improved")
 
 
@@ -87,7 +89,7 @@ class SamplingSettings:
     """What a draw does, every choice resolved; ``None`` marks a setting that does not apply."""
 
     sampler: str  # the real name, never "default"
-    steps: int  # sampler steps taken (T for the ancestral and cold samplers)
+    steps: int  # sampler steps taken (network evaluations per sample, without guidance)
     eta: float | None  # DDIM only
     guidance: float | None  # class-conditional models only
     clip_x0: bool | None  # Gaussian models only
@@ -108,16 +110,10 @@ def resolve_settings(
     """
     s, kind, T = config.sampling, config.diffusion.kind, config.diffusion.T
     name = resolve_sampler(sampler or s.sampler, kind)
-    few_step = name in FEW_STEP_SAMPLERS
     if steps is not None:
         label = f"steps={steps}"
-    elif s.steps is not None and (sampler is None or few_step):
+    elif s.steps is not None and (sampler is None or name in FEW_STEP_SAMPLERS):
         steps, label = s.steps, f"sampling.steps={s.steps}"
-    if steps is not None and not few_step and steps != T:
-        raise UserError(
-            f"{label} applies to ddim, dpm_solver and the cold samplers only; the {name} sampler "
-            f"runs all T={T} steps"
-        )
     if steps is not None and not 1 <= steps <= T:
         raise UserError(f"{label} is out of range for this model: give 1..{T}")
     if steps is None:
