@@ -49,6 +49,10 @@ def test_resolved_ini_round_trips(tiny_ini, tmp_path):
             "training.channels_last=maybe",
             "training.channels_last='maybe' is not valid: expected bool",
         ),
+        (
+            "training.log=wandb",
+            "training.log='wandb' is not allowed: choose one of csv, tensorboard",
+        ),
         ("training", "is not of the form section.key=value"),
     ],
 )

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import UserError
+from .optional import require
 
 _PACKAGED = resources.files("diffusiontools") / "configs"
 
@@ -87,6 +88,9 @@ class TrainingConfig:
     compile: bool = False  # torch.compile the network (pays off on GPU for long runs)
     amp: str = _choices("off", "bf16", default="off")  # autocast dtype on CUDA
     val_batches: int | None = _bounded(None, min=1)  # cap on validation batches per epoch
+    # Progress log beside metrics.csv (always written): "tensorboard" adds event files in
+    # RUN/tensorboard/ (training/tensorboard_log.py); it needs the [tensorboard] extra.
+    log: str = _choices("csv", "tensorboard", default="csv")
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class Config:
             degradation.check_levels(level_min, level_max)
             if m.num_classes:
                 raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
+        if self.training.log == "tensorboard":  # refused here, before any run folder changes
+            require("tensorboard", "tensorboard", "training.log = tensorboard")
         from .sampling.generation import resolve_settings  # late: sampling imports this module
 
         resolve_settings(self)  # the sampling.* keys agree with each other and with the model

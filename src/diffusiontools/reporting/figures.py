@@ -26,6 +26,13 @@ def save_figure(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
+def figure_png(fig: Figure) -> bytes:
+    """``fig`` as the PNG bytes :func:`save_figure` writes (Agg, 100 dpi, tight box)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
     """(N, 1 or none, 28, 28) model-range or uint8 images -> one uint8 (H, W) mosaic.
 
@@ -76,9 +83,7 @@ class Shown:
         self.figure = figure
 
     def _repr_png_(self) -> bytes:
-        buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        return buffer.getvalue()
+        return figure_png(self.figure)
 
     def save(self, path: str | Path) -> Path:
         save_figure(self.figure, Path(path))
@@ -111,7 +116,12 @@ def show(images: torch.Tensor | np.ndarray, nrow: int | None = None, title: str 
 
 
 def save_learning_curve(history: Sequence[dict], path: Path, title: str = "") -> None:
-    """Train and validation loss per epoch, log scale (the report's Figures 1, 3, 10, 12)."""
+    save_figure(learning_curve_figure(history, title), path)
+
+
+def learning_curve_figure(history: Sequence[dict], title: str = "") -> Figure:
+    """Train and validation loss per epoch, log scale (the report's Figures 1, 3, 10, 12);
+    ``history``: metrics.csv rows (``epoch``, ``train_loss``, ``val_loss``)."""
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
@@ -123,7 +133,7 @@ def save_learning_curve(history: Sequence[dict], path: Path, title: str = "") ->
     ax.set_title(f"learning curve {title}".strip())
     ax.legend()
     ax.grid(alpha=0.3)
-    save_figure(fig, path)
+    return fig
 
 
 def save_image_rows(

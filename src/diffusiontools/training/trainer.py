@@ -5,6 +5,8 @@ single index into a uint8 tensor. After each epoch: a validation loss on fixed r
 epochs are comparable), a row in ``metrics.csv``, the learning curve, and an atomic checkpoint. A
 checkpoint also records the position inside an epoch, so an interrupted run resumes at the exact
 step and, on CPU with the same seed, reproduces the uninterrupted run's losses and weights.
+With ``training.log = tensorboard`` the same numbers and figures also go to TensorBoard
+(``tensorboard_log``).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
 from ..models import make_network
-from ..reporting.figures import save_learning_curve, save_sample_grid
+from ..reporting.figures import learning_curve_figure, save_figure, save_sample_grid
 from ..sampling.generation import IMAGE_SHAPE, generate
 from . import checkpoint as ckpt_io
 from . import distributed, run_folder
 from .checkpoint import TrainState
 from .resume_rules import check_same_data, resumed_config
 from .signals import StopRequest, TrainingStopped
+from .tensorboard_log import TensorBoardLog
 from .training_data import TrainingData, load_training_data
 
 logger = logging.getLogger(__name__)
@@ -123,6 +126,7 @@ def train(
     device = resolve_device(config.training.device)
     ranks = distributed.from_environment(device)
     try:
+        board = TensorBoardLog(config, ranks.is_main)  # refuses a missing package now
         if config.training.amp == "bf16" and device.type != "cuda":
             raise UserError(
                 f"training.amp=bf16 applies on CUDA only; this run trains on {device.type}: "
@@ -157,7 +161,8 @@ def train(
                 (run_dir / run_folder.CONFIG_FILE).write_text(to_ini(config))
                 run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
             try:
-                return _train_loop(config, run_dir, trainee, data, stop, ranks, device)
+                with board.open(run_dir, trainee.state.step):  # closed before a recovery
+                    return _train_loop(config, run_dir, trainee, data, stop, ranks, device, board)
             finally:
                 if ranks.is_main:
                     run_folder.recover(run_dir)  # died before its first checkpoint: old run back
@@ -263,6 +268,7 @@ def _train_loop(
     stop: StopRequest,
     ranks: distributed.Ranks,
     device: torch.device,
+    board: TensorBoardLog,
 ) -> Path:
     tc = config.training
     net, ema, optimizer, process = trainee.net, trainee.ema, trainee.optimizer, trainee.process
@@ -281,6 +287,7 @@ def _train_loop(
 
     def save(path: Path) -> None:
         if ranks.is_main:
+            board.flush()  # the event files hold every step this checkpoint holds
             _save(path, config, state, net, ema, optimizer, data_gen, step_gen, data)
             run_folder.discard_previous(run_dir)  # a checkpoint of the new run exists now
 
@@ -332,16 +339,18 @@ def _train_loop(
                 recent[state.batch % len(recent)] = detached
                 state.batch += 1
                 state.step += 1
+                board.step_loss(state.step, detached)
                 bar.update(1)
                 end_of_epoch = state.batch == steps_per_epoch
                 if state.batch % 20 == 0 or end_of_epoch:
                     _check_finite(first_bad, state, run_dir)
                     elapsed = time.perf_counter() - started
                     n_recent = min(state.batch, len(recent))
+                    images_per_s = (state.batch - first_batch) * tc.batch_size / elapsed
                     bar.set_postfix(
-                        loss=f"{float(recent[:n_recent].mean()):.4f}",
-                        img_s=f"{(state.batch - first_batch) * tc.batch_size / elapsed:.0f}",
+                        loss=f"{float(recent[:n_recent].mean()):.4f}", img_s=f"{images_per_s:.0f}"
                     )
+                    board.progress(state.step, images_per_s, optimizer.param_groups[0]["lr"])
                 # Ranks agree on a stop: a collective, so every 20 steps and at the epoch's end
                 # when several train (a signal seen during the last steps stops before validation).
                 if not ranks.active or state.batch % 20 == 0 or end_of_epoch:
@@ -373,7 +382,7 @@ def _train_loop(
                     steps_per_epoch,
                 )
             break
-        _finish_epoch(config, state, process, net, ema, data, device, run_dir, save, ranks)
+        _finish_epoch(config, state, process, net, ema, data, device, run_dir, save, ranks, board)
     if ranks.is_main:
         logger.info("done: %s (%d steps)", run_dir, state.step)
     return run_dir
@@ -393,7 +402,7 @@ def _check_finite(first_bad: torch.Tensor, state: TrainState, run_dir: Path) -> 
 
 
 def _finish_epoch(
-    config, state: TrainState, process, net, ema, data, device, run_dir, save, ranks
+    config, state: TrainState, process, net, ema, data, device, run_dir, save, ranks, board
 ) -> None:
     """Validation, metrics row, learning curve, sample grid and checkpoints for one epoch.
 
@@ -429,9 +438,12 @@ def _finish_epoch(
         row["images_per_s"],
     )
     run_folder.write_metrics(run_dir, state.history)
-    save_learning_curve(state.history, run_dir / "learning_curve.png", title=config.name)
+    board.epoch(row)
+    curve = learning_curve_figure(state.history, title=config.name)
+    save_figure(curve, run_dir / "learning_curve.png")
     last = state.epoch >= tc.epochs or _reached_max_steps(state, tc)
     if finished_epoch % tc.save_every == 0 or last:
+        board.figure("learning_curve", curve, state.step)
         save(ckpt_io.epoch_path(run_dir, finished_epoch))
     save(ckpt_io.latest_path(run_dir))
     every = config.sampling.sample_every
@@ -445,3 +457,4 @@ def _finish_epoch(
             device=device,
         )
         save_sample_grid(images, run_dir / "samples" / f"epoch_{finished_epoch:04d}.png")
+        board.samples(images, state.step)
