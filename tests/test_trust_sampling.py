@@ -170,7 +170,7 @@ REFUSED = [
     Refused(
         "diffusers' trailing grid holding t = -1",
         sample(reference, "--sampler", "ddim", "--steps", "15", "--timestep-spacing", "trailing"),
-        ("--timestep-spacing trailing with steps=15 and T=20", "holds 16 times"),
+        ("--timestep-spacing trailing with --steps 15 and T=20", "holds 16 times"),
     ),
     Refused(
         "--guidance on an unconditional model",
