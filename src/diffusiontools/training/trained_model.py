@@ -78,7 +78,8 @@ class TrainedModel:
             "clip_x0": s.clip_x0 if clip_x0 is None else clip_x0,
             "start": start or s.start,
             "timestep_spacing": timestep_spacing
-            or ("ours" if other_sampler else s.timestep_spacing),
+            if timestep_spacing is not None
+            else ("ours" if other_sampler else s.timestep_spacing),
         }
         for key, value in given.items():
             if value is not None:
