@@ -27,7 +27,7 @@ from diffusiontools.sampling.ddim import sample_ddim
 from diffusiontools.sampling.dpm_solver import sample_dpm_solver
 from diffusiontools.sampling.generation import generate
 from diffusiontools.sampling.registry import SAMPLERS, get_sampler
-from diffusiontools.sampling.time_grid import evenly_spaced_times
+from diffusiontools.sampling.timesteps import evenly_spaced_times
 
 NOTEBOOK = DiffusionConfig(T=1000, beta1=1e-4, beta2=0.02)  # report model 1
 SHORT = DiffusionConfig(T=100, beta1=1e-3, beta2=0.2)  # report model 2

@@ -98,6 +98,10 @@ class SamplingConfig:
     sampler: str = "default"  # default: ancestral (Gaussian) or naive (cold), the report's choices
     steps: int | None = _bounded(None, min=1)  # network evaluations for DDIM / DPM-Solver
     eta: float = _bounded(0.0, min=0.0, max=1.0)  # DDIM stochasticity
+    # The time grid of ddim and dpm_solver: "ours" (round(linspace(T, 0, steps + 1)), the last
+    # step to the clean image), or diffusers' "trailing", "leading", "linspace" to reproduce its
+    # DDIMScheduler / DPMSolverMultistepScheduler run exactly (sampling/timesteps.py).
+    timestep_spacing: str = _choices("ours", "trailing", "leading", "linspace", default="ours")
     guidance: float = _bounded(1.0, min=0.0)  # classifier-free guidance scale (1 = none)
     clip_x0: bool = False  # clamp every step's x0 prediction to [-0.5, 0.5] (not the original's)
     n_samples: int = _bounded(16, min=1)  # images drawn into the per-epoch sample grid

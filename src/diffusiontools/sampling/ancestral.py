@@ -12,11 +12,16 @@ called with the starting state and after each step with the state at the new tim
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators, randn
-from .time_grid import ModelFn, StepCallback, evenly_spaced_times
+from .timesteps import evenly_spaced_times
+
+ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+StepCallback = Callable[[int, torch.Tensor], None]
 
 
 @torch.no_grad()

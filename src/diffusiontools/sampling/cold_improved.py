@@ -7,7 +7,7 @@ import torch
 from ..diffusion.cold import ColdDiffusion, ColdStart
 from ..diffusion.noise import Generators
 from ..errors import UserError
-from .time_grid import ModelFn, StepCallback
+from .ancestral import ModelFn, StepCallback
 
 
 @torch.no_grad()
