@@ -60,6 +60,12 @@ class DiffusionConfig:
     beta1: float = _bounded(1e-4, gt=0.0, max=1.0)
     beta2: float = _bounded(0.02, gt=0.0, max=1.0)
     prediction: str = _choices("eps", "x0", "v", default="eps")
+    # Loss weight per t: "none" is the notebook's plain MSE; "min_snr" weighs each sample by
+    # min(SNR_t, gamma) relative to its prediction's natural weight (Hang et al. 2023, "Efficient
+    # Diffusion Training via Min-SNR Weighting Strategy"), so the easy low-noise times stop
+    # dominating the gradient.
+    loss_weighting: str = _choices("none", "min_snr", default="none")
+    min_snr_gamma: float = _bounded(5.0, gt=0.0)
     # Cold process (Bansal et al. 2022): a degradation and its level schedule.
     degradation: str = "pixel_swap"
     level_min: float | None = None  # level at t=0; None: the degradation's default
@@ -79,6 +85,13 @@ class TrainingConfig:
     epochs: int = _bounded(100, min=1)
     batch_size: int = _bounded(128, min=1)
     lr: float = _bounded(2e-4, gt=0.0)
+    # Learning rate over the optimiser steps: "constant" (the notebook's) or "cosine", a linear
+    # warm-up over warmup_steps then a half cosine from lr to 0 at lr_decay_steps (Loshchilov &
+    # Hutter 2017, without restarts), 0 after; both fixed at the start, so a resumed run follows
+    # the same curve whatever max_steps says.
+    lr_schedule: str = _choices("constant", "cosine", default="constant")
+    lr_decay_steps: int | None = _bounded(None, min=1)
+    warmup_steps: int = _bounded(0, min=0)
     seed: int = 42
     max_steps: int | None = _bounded(None, min=1)  # stop after N optimiser steps (smoke runs)
     save_every: int = _bounded(10, min=1)  # epochs between kept checkpoints (latest is always kept)
@@ -141,6 +154,26 @@ class Config:
             raise UserError(
                 f"diffusion.t_range={d.t_range!r} applies to cold processes only; the Gaussian "
                 "process draws t from 1..T-1: leave it at notebook"
+            )
+        if d.kind == "cold" and d.loss_weighting != "none":
+            raise UserError(
+                f"diffusion.loss_weighting={d.loss_weighting} applies to Gaussian processes only"
+            )
+        t = self.training
+        if t.lr_schedule == "cosine" and t.lr_decay_steps is None:
+            raise UserError(
+                "training.lr_schedule = cosine needs training.lr_decay_steps, the step at which "
+                "the learning rate reaches 0 (e.g. the run's max_steps)"
+            )
+        if t.lr_schedule == "constant" and (t.lr_decay_steps is not None or t.warmup_steps):
+            raise UserError(
+                "training.lr_decay_steps and training.warmup_steps apply to training.lr_schedule "
+                "= cosine only; the constant schedule would ignore them"
+            )
+        if t.lr_decay_steps is not None and t.warmup_steps >= t.lr_decay_steps:
+            raise UserError(
+                f"training.warmup_steps={t.warmup_steps} must be below training.lr_decay_steps="
+                f"{t.lr_decay_steps}"
             )
         if d.kind == "cold":
             from .diffusion.degradations import (

@@ -33,6 +33,7 @@ from ..sampling.generation import IMAGE_SHAPE, generate
 from . import checkpoint as ckpt_io
 from . import distributed, run_folder
 from .checkpoint import TrainState
+from .lr_schedule import lr_at, set_lr
 from .resume_rules import check_same_data, resumed_config
 from .signals import StopRequest, TrainingStopped
 from .tensorboard_log import TensorBoardLog
@@ -327,6 +328,7 @@ def _train_loop(
                     loss = process.loss(step_net, x0, noise, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                set_lr(optimizer, lr_at(tc, state.step))
                 optimizer.step()
                 if ema is not None:
                     ema.update_parameters(net)
