@@ -73,10 +73,14 @@ def _network(channels_last: bool = False) -> nn.Module:
 
 
 def _optimizer(net: nn.Module, adam: str) -> torch.optim.Optimizer:
-    """``trainer``: the trainer's own choice; ``plain``: torch's CPU default (a for-loop)."""
+    """``trainer``: the trainer's own choice; ``plain``: torch's CPU default, a per-tensor loop
+    (the notebook's); ``fused``: torch's fused CPU kernel (rounds differently from plain)."""
     if adam == "trainer":
         return _make_optimizer(net, Config(), CPU)
-    return torch.optim.Adam(net.parameters(), lr=Config().training.lr, foreach=False)
+    lr = Config().training.lr
+    if adam == "fused":
+        return torch.optim.Adam(net.parameters(), lr=lr, fused=True)
+    return torch.optim.Adam(net.parameters(), lr=lr, foreach=False)
 
 
 def step_fn(
@@ -118,9 +122,11 @@ def notebook_loop(images: torch.Tensor, steps: int) -> float:
 
 
 def our_batches(images: torch.Tensor) -> Iterable[torch.Tensor]:
+    """The trainer's batches, epoch after epoch: one index into the uint8 tensor each."""
     generator = torch.Generator().manual_seed(0)
-    for idx in shuffled_batches(torch.arange(len(images)), BATCH, generator):
-        yield to_model(images[idx])
+    while True:
+        for idx in shuffled_batches(torch.arange(len(images)), BATCH, generator):
+            yield to_model(images[idx])
 
 
 def ready_made(channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -209,8 +215,9 @@ def convolutions_seconds(net: nn.Module, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def step_parts_ms(images: torch.Tensor, steps: int) -> dict[str, float]:
-    """Milliseconds per step of what a faithful step adds to the ceiling's forward + backward."""
+def step_parts_ms(images: torch.Tensor, steps: int, repeats: int) -> dict[str, float]:
+    """Milliseconds per step (median of alternating repeats) of what a faithful step adds to
+    the ceiling's forward + backward: the batch and its noise, and the optimiser step."""
     process = GaussianDiffusion.from_config(DiffusionConfig())
     generator = torch.Generator().manual_seed(0)
     batches = our_batches(images)
@@ -220,21 +227,23 @@ def step_parts_ms(images: torch.Tensor, steps: int) -> dict[str, float]:
         noise = process.draw_noise(x0.shape, generator, CPU)
         process.q_sample(x0, noise["t"], noise["eps"])
 
-    out = {"batch, noise and x_t": data}
-    for adam in ("trainer", "plain"):
+    parts = {"batch, noise and x_t": data}
+    for adam in ("trainer", "plain", "fused"):
         net = _network()
         optimizer = _optimizer(net, adam)
         for p in net.parameters():
             p.grad = torch.randn_like(p)
-        out[f"Adam step ({adam})"] = optimizer.step
-    ms = {}
-    for name, fn in out.items():
-        fn()
-        start = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        ms[name] = (time.perf_counter() - start) / steps * 1e3
-    return ms
+        parts[f"Adam step ({adam})"] = optimizer.step
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for fn in parts.values():
+        fn()  # warm-up
+    for _ in range(repeats):
+        for name, fn in parts.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[name].append((time.perf_counter() - start) / steps * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def validation_seconds_per_batch(images: torch.Tensor, n_batches: int = 3) -> float:
@@ -294,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         net = _network()
         flops = training_flops(net)
         conv_s = convolutions_seconds(net, max(2, args.steps // 4))
-        parts = step_parts_ms(images, args.steps)
+        parts = step_parts_ms(images, args.steps, args.repeats)
         val_s = validation_seconds_per_batch(images)
 
         settings = sweeps[0].keys()

@@ -77,9 +77,16 @@ def validation_loss(process, net: nn.Module, data: TrainingData, config: Config,
 
 
 def _make_optimizer(net: nn.Module, config: Config, device: torch.device) -> torch.optim.Optimizer:
-    """Adam with default betas, no weight decay (the notebook); fused kernels on CUDA."""
-    fused = device.type == "cuda"
-    return torch.optim.Adam(net.parameters(), lr=config.training.lr, fused=fused)
+    """Adam with default betas, no weight decay (the notebook); fused kernels on CUDA.
+
+    Elsewhere the multi-tensor (``foreach``) path: it computes bit for bit what torch's default
+    per-tensor loop computes, with a few calls for all tensors instead of a dozen per tensor
+    (docs/benchmarks.md#training-throughput). The fused CPU kernel is faster still but rounds
+    differently, so it is not used: the faithful runs keep the notebook's numbers exactly.
+    """
+    if device.type == "cuda":
+        return torch.optim.Adam(net.parameters(), lr=config.training.lr, fused=True)
+    return torch.optim.Adam(net.parameters(), lr=config.training.lr, foreach=True)
 
 
 def _make_ema(net: nn.Module, decay: float):
