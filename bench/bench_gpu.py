@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
@@ -113,6 +114,8 @@ def training_step(
     net = make_network(model, seed=0).to(device)
     process = GaussianDiffusion.from_config(DiffusionConfig()).to(device)
     optimizer = _make_optimizer(net, Config(model=model), device)
+    if mode:
+        torch._dynamo.reset()  # each variant compiles afresh, never hitting the recompile limit
     step_net = torch.compile(net, mode=mode) if mode else net
     generator = torch.Generator(device).manual_seed(0)
     images = torch.randint(0, 256, (batch, 28, 28), dtype=torch.uint8, device=device)
@@ -220,7 +223,8 @@ def train_model1(sizes: Sizes, device: torch.device, run_dir: Path, deadline: fl
             target = done + int(0.9 * left / epoch_s) if left > 2 * epoch_s else done + 1
         config = load_config(path, [*overrides, f"training.epochs={target}"])
         chunk_start = time.monotonic()
-        train(config, run_dir, resume=done > 0, overwrite=done == 0)
+        with contextlib.redirect_stderr(io.StringIO()):  # the progress bar; the log lines stay
+            train(config, run_dir, resume=done > 0, overwrite=done == 0)
         epoch_s = (time.monotonic() - chunk_start) / (target - done)
         done = target
         print(f"  model 1: {done} epochs, {epoch_s:.1f} s per epoch in the last chunk", flush=True)

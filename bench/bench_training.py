@@ -7,10 +7,11 @@ min-max spread beside it.
 
 - ceiling: what this network can do on this machine — its forward + backward on ready-made
   tensors (a batch of 128 x_t, its t/T and eps target, the MSE loss), with no data pipeline and
-  no optimiser, at thread counts 1, 2, 4, ... up to the cores and in both memory formats; the
-  best of all of them, over all repeats, is the ceiling. Every loop below runs the same
-  forward + backward and more (batching, noise, optimiser), so none can honestly exceed it: a
-  loop measured above its ceiling is reported as a mis-measured ceiling, never as a share > 100%.
+  no optimiser, at thread counts 1, 2, 4, ... up to the cores and in both memory formats (and,
+  with ``--compile``, compiled, at the loops' thread count); the best of all of them, over all
+  repeats, is the ceiling. Every loop below runs the same forward + backward and more
+  (batching, noise, optimiser), so none can honestly exceed it: a loop measured above its
+  ceiling is reported as a mis-measured ceiling, never as a share above 100%.
 - loops: notebook — a plain re-creation of the starter notebook's loop: a ``Dataset`` that
   converts each image with a per-item transform (``ToTensor`` + ``Normalize((0.5,), (1.0,))``,
   written out here because torchvision is not a dependency), a ``DataLoader`` (batch 128,
@@ -157,14 +158,25 @@ def thread_settings(n_cores: int) -> list[int]:
     return [*powers, n_cores]
 
 
-def ceiling_sweep(steps: int) -> dict[tuple[int, bool], float]:
-    """Forward + backward images/s at every (threads, channels_last) setting."""
+def ceiling_networks(compiled: bool) -> dict[str, nn.Module]:
+    """The network in each form the ceiling is measured in (``torch.compile`` only if asked)."""
+    nets = {"contiguous": _network(), "channels_last": _network(channels_last=True)}
+    if compiled:
+        nets["torch.compile"] = torch.compile(_network())
+    return nets
+
+
+def ceiling_sweep(
+    nets: dict[str, nn.Module], steps: int, compiled_threads: int
+) -> dict[tuple[int, str], float]:
+    """Forward + backward images/s at every (threads, form) setting; the compiled network at
+    the loops' thread count only (its code is generated for one)."""
     rates = {}
-    for channels_last in (False, True):
-        net = _network(channels_last)
-        for threads in thread_settings(cores()):
+    for form, net in nets.items():
+        tried = [compiled_threads] if form == "torch.compile" else thread_settings(cores())
+        for threads in tried:
             with torch_threads(threads):
-                rates[threads, channels_last] = forward_backward_rate(net, channels_last, steps)
+                rates[threads, form] = forward_backward_rate(net, form == "channels_last", steps)
     return rates
 
 
@@ -292,12 +304,13 @@ def main(argv: list[str] | None = None) -> None:
         loops["ours, torch.compile"] = lambda: _images_per_s(
             our_batches(images), compiled, args.steps
         )
+    nets = ceiling_networks(args.compile)
     # The loops use 4 loader workers + the threads; the ceiling sweep up to every core.
     with torch_threads(args.threads), recorded("training", own=max(args.threads, cores())):
         results: dict[str, list[float]] = {name: [] for name in loops}
-        sweeps: list[dict[tuple[int, bool], float]] = []
+        sweeps: list[dict[tuple[int, str], float]] = []
         for _ in range(args.repeats):  # alternate so that machine noise hits every variant alike
-            sweeps.append(ceiling_sweep(max(2, args.steps // 4)))
+            sweeps.append(ceiling_sweep(nets, max(2, args.steps // 4), args.threads))
             for name, loop in loops.items():
                 results[name].append(loop())
         net = _network()
@@ -306,22 +319,21 @@ def main(argv: list[str] | None = None) -> None:
         parts = step_parts_ms(images, args.steps, args.repeats)
         val_s = validation_seconds_per_batch(images)
 
-        settings = sweeps[0].keys()
-        best = {s: max(sweep[s] for sweep in sweeps) for s in settings}
-        (ceil_threads, ceil_cl), ceiling = max(best.items(), key=lambda kv: kv[1])
+        best = {s: max(sweep[s] for sweep in sweeps) for s in sweeps[0]}
+        (ceil_threads, ceil_form), ceiling = max(best.items(), key=lambda kv: kv[1])
         print(
             f"training, faithful CNN (16,32,32,16), batch {BATCH}, loops at {args.threads} "
             f"threads, {args.steps} steps x {args.repeats} alternating repeats; "
             "median (min-max):\n  " + describe()
         )
         print(
-            f"  ceiling (forward + backward alone, best of threads {list(thread_settings(cores()))}"
-            f" x memory formats): {ceiling:.1f} img/s at {ceil_threads} threads"
-            f"{', channels_last' if ceil_cl else ''}; = {ceiling * flops['total'] / 1e9:.1f} "
-            f"GFLOP/s ({flops['total'] / 1e6:.1f} MFLOP per image, forward + backward)"
+            f"  ceiling (forward + backward alone, best of threads {thread_settings(cores())} x "
+            f"{', '.join(nets)}): {ceiling:.1f} img/s at {ceil_threads} threads, {ceil_form}; "
+            f"= {ceiling * flops['total'] / 1e9:.1f} GFLOP/s ({flops['total'] / 1e6:.1f} MFLOP "
+            "per image, forward + backward)"
         )
-        for (threads, cl), rate in best.items():
-            print(f"    {threads} threads{', channels_last' if cl else '':16s} {rate:7.1f} img/s")
+        for (threads, form), rate in best.items():
+            print(f"    {threads} threads, {form:16s} {rate:7.1f} img/s")
         base = results["notebook"]
         for name, values in results.items():
             ratios = [v / b for v, b in zip(values, base, strict=True)]
@@ -338,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{flops['convolutions'] / flops['total']:.2%} of the network's FLOPs)"
         )
         ours_ms = BATCH / statistics.median(results["ours"]) * 1e3
-        fwd_bwd_ms = BATCH / best[args.threads, False] * 1e3
+        fwd_bwd_ms = BATCH / best[args.threads, "contiguous"] * 1e3
         print(
             f"  one step of ours, {ours_ms:.0f} ms: forward + backward {fwd_bwd_ms:.0f} ms "
             f"(of which convolutions {conv_s * 1e3:.0f} ms), "
