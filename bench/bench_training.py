@@ -183,7 +183,7 @@ def ceiling_sweep(
 def share_of_ceiling(rate: float, ceiling: float) -> str:
     """``rate`` as a share of ``ceiling``; a rate above the ceiling means the ceiling is wrong."""
     if rate > ceiling:
-        return f"above the ceiling by {rate / ceiling - 1:.0%}: ceiling mis-measured"
+        return f"above the ceiling by {rate / ceiling - 1:.1%}: ceiling mis-measured"
     return f"{rate / ceiling:.1%} of ceiling"
 
 
@@ -310,12 +310,12 @@ def main(argv: list[str] | None = None) -> None:
         results: dict[str, list[float]] = {name: [] for name in loops}
         sweeps: list[dict[tuple[int, str], float]] = []
         for _ in range(args.repeats):  # alternate so that machine noise hits every variant alike
-            sweeps.append(ceiling_sweep(nets, max(2, args.steps // 4), args.threads))
+            sweeps.append(ceiling_sweep(nets, max(3, args.steps // 2), args.threads))
             for name, loop in loops.items():
                 results[name].append(loop())
         net = _network()
         flops = training_flops(net)
-        conv_s = convolutions_seconds(net, max(2, args.steps // 4))
+        conv_s = convolutions_seconds(net, max(3, args.steps // 2))
         parts = step_parts_ms(images, args.steps, args.repeats)
         val_s = validation_seconds_per_batch(images)
 

@@ -28,7 +28,7 @@ def test_spread_is_median_min_max():
 def test_a_loop_above_its_ceiling_is_a_mis_measured_ceiling_not_a_share_over_100():
     assert share_of_ceiling(50.0, 200.0) == "25.0% of ceiling"
     assert share_of_ceiling(200.0, 200.0) == "100.0% of ceiling"
-    assert share_of_ceiling(220.0, 200.0) == "above the ceiling by 10%: ceiling mis-measured"
+    assert share_of_ceiling(220.0, 200.0) == "above the ceiling by 10.0%: ceiling mis-measured"
 
 
 def test_thread_settings_are_powers_of_two_then_all_cores():
