@@ -16,6 +16,7 @@ CONFIG_FILE = "config.ini"
 DATA_FILE = "data.json"
 METRICS_FILE = "metrics.csv"
 LOCK_FILE = ".lock"
+EXPORTS = "exports"  # diffusiontools export's default place for the run's exports
 METRICS_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "images_per_s", "epoch_seconds")
 
 
@@ -90,6 +91,7 @@ RUN_ENTRIES = (
     CHECKPOINT_DIR,
     "samples",
     "reconstruction",
+    EXPORTS,
 )
 
 
