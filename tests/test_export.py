@@ -73,6 +73,16 @@ def test_a_safetensors_export_holds_the_ema_weights_and_samples_as_the_run(tmp_p
         assert torch.equal(*same_seed)
 
 
+def test_a_cold_run_exports_its_levels_and_samples_as_the_run(tmp_path):
+    run = train_tiny(tmp_path / "cold", "diffusion.kind=cold", "training.max_steps=2")
+    out = export_run(run, tmp_path / "st")
+    exported, original = dt.load(out, device="cpu"), dt.load(run, device="cpu")
+    levels = description(out)["schedule"]["levels"]
+    lo, hi = original.config.levels()  # level_t = lo + (hi - lo) t / T, t = 0..T
+    assert levels == pytest.approx([lo + (hi - lo) * t / 20 for t in range(21)], rel=1e-6)
+    assert torch.equal(exported.sample(3, seed=2), original.sample(3, seed=2))
+
+
 def test_ema_none_true_false_choose_the_weights_and_true_is_refused_without_ema(tmp_path):
     run = reference_run()
     raw = export_run(run, tmp_path / "raw", ema=False)
