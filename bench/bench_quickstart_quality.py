@@ -1,0 +1,100 @@
+"""Benchmark (on demand): does a Gaussian run's output look like MNIST? Sampling variants side by side.
+
+Run as ``python -m bench.bench_quickstart_quality RUN_DIR --n 500 [NAME=KEY:VALUE,...] ...``.
+Each variant draws ``--n`` samples from seed 0 with the run's sampling settings, overridden by its
+keys (``sampler``, ``steps``, ``guidance``, ``eta``, ``clip_x0`` 0/1, ``ema`` 0/1, ``epoch``), and
+is scored by the frame statistics (docs/evaluation.md) and the classifier metrics against the
+10,000 MNIST test images: Fréchet distance, class entropy, recognisable fraction, precision and
+recall (k = 3). ``test`` as a variant prints the first ``--n`` test images' frame statistics.
+No variant: the run's own settings. docs/benchmarks.md#quickstart records the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+import diffusiontools as dt
+from diffusiontools.data import load_mnist
+from diffusiontools.evaluation.class_metrics import (
+    class_entropy,
+    class_histogram,
+    recognisable_fraction,
+)
+from diffusiontools.evaluation.classifier import load_classifier
+from diffusiontools.evaluation.feature_metrics import (
+    classifier_features,
+    frechet_distance,
+    precision_recall,
+)
+from diffusiontools.evaluation.frame_metrics import frame_statistics
+
+from .machine import describe, recorded
+
+SAMPLE_KEYS = {
+    "sampler": str,
+    "steps": int,
+    "guidance": float,
+    "eta": float,
+    "clip_x0": lambda text: text == "1",
+}
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """'name=key:value,key:value' -> (name, {key: value})."""
+    name, _, options = text.partition("=")
+    return name, dict(item.split(":", 1) for item in options.split(",") if item)
+
+
+def to_uint8(images: torch.Tensor):
+    """Model-range samples (N, 1, 28, 28) -> uint8 (N, 28, 28), as the NPZ files store them."""
+    return ((images.clamp(-0.5, 0.5) + 0.5) * 255).round().to(torch.uint8).squeeze(1).numpy()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="a trained Gaussian run folder")
+    parser.add_argument("variants", nargs="*", default=["run="], help="NAME=KEY:VALUE,...")
+    parser.add_argument("--n", type=int, default=500, help="samples per variant")
+    args = parser.parse_args(argv)
+    classifier = load_classifier("cpu")
+    test_u8 = load_mnist(None, "mnist").test_images.numpy()
+    test_features, _ = classifier_features(classifier, torch.as_tensor(test_u8) / 255.0 - 0.5, "cpu")
+    models = {}
+    print(describe())
+    with recorded("quickstart quality"):
+        for text in args.variants:
+            name, options = parse_variant(text)
+            if name == "test":
+                print(json.dumps({"name": "MNIST test", **frame_statistics(test_u8[: args.n])}))
+                continue
+            key = (options.pop("ema", "1") == "1", options.pop("epoch", None))
+            if key not in models:
+                epoch = None if key[1] is None else int(key[1])
+                models[key] = dt.load(args.run_dir, epoch=epoch, device="cpu", ema=key[0])
+            kwargs = {k: SAMPLE_KEYS[k](v) for k, v in options.items()}
+            started = time.perf_counter()
+            images = to_uint8(models[key].sample(args.n, seed=0, **kwargs))
+            seconds = time.perf_counter() - started
+            features, probabilities = classifier_features(
+                classifier, torch.as_tensor(images) / 255.0 - 0.5, "cpu"
+            )
+            precision, recall = precision_recall(test_features, features)
+            row = {
+                "name": name,
+                **frame_statistics(images),
+                "frechet": frechet_distance(test_features, features),
+                "class_entropy": class_entropy(class_histogram(probabilities)),
+                "recognisable": recognisable_fraction(probabilities),
+                "precision": precision,
+                "recall": recall,
+                "seconds": seconds,
+            }
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+
+
+if __name__ == "__main__":
+    main()
