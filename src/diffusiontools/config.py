@@ -87,6 +87,11 @@ class TrainingConfig:
     compile: bool = False  # torch.compile the network (pays off on GPU for long runs)
     amp: str = _choices("off", "bf16", default="off")  # autocast dtype on CUDA
     val_batches: int | None = _bounded(None, min=1)  # cap on validation batches per epoch
+    # The quality curve (evaluation/quality_probe.py): after every eval_every-th epoch (epochs
+    # 0, N, 2N, ... and the last) eval_samples samples of a fixed seed, drawn with a fast
+    # sampler, are scored by the classifier into metrics.csv; 0 = off (the faithful setting).
+    eval_every: int = _bounded(0, min=0)
+    eval_samples: int = _bounded(200, min=2)  # 200: evaluate's default n (the Fréchet bias)
 
 
 @dataclass(frozen=True)
