@@ -37,6 +37,7 @@ def train(
     in docs/reliability.md may differ from the run's config); ``overwrite``: replace the run in
     ``run_dir`` (checked first, deleted only once the new run has a checkpoint). Ctrl-C writes a
     checkpoint and raises ``KeyboardInterrupt`` (``TrainingStopped``); ``resume=True`` continues.
+    ``training.eval_every`` > 0 adds the quality curve to metrics.csv (``quality_probe.py``).
     Raises DiffusionToolsError for bad settings, a folder that holds a run (without ``resume``
     or ``overwrite``), or a non-finite loss. Progress goes to tqdm bars and the
     ``diffusiontools`` logger.

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..data import to_uint8
 from ..errors import UserError
@@ -158,20 +159,23 @@ def save_learning_curve(
     fig = Figure(figsize=(15, 6), layout="constrained")
     grid = fig.add_gridspec(2, 4, width_ratios=(2, 1, 1, 1))
     _loss_panel(fig.add_subplot(grid[:, 0]), history, title)
+    legend_drawn = False
     for k, (key, label, log) in enumerate(quality):
         ax = fig.add_subplot(grid[k // 3, 1 + k % 3])
         points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
         ax.plot(*zip(*points, strict=True), "o-", markersize=3, label="samples")
         if reference and reference.get(key) is not None:
             ax.axhline(reference[key], color="grey", linestyle="--", label="test images")
+            if not legend_drawn:  # once: the same two lines in every panel
+                ax.legend(fontsize=7)
+                legend_drawn = True
         if log and all(value > 0 for _, value in points):
             ax.set_yscale("log")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-        if k == 0:
-            ax.legend(fontsize=7)
     save_figure(fig, path)
 
 
