@@ -1,7 +1,10 @@
 """``python -m bench`` (``make bench``): every benchmark, each printing side-by-side ratios.
 
 ``--time-to-quality`` adds the long time-to-quality comparison (minutes to hours). The sampler
-quality comparison needs a trained run: ``python -m bench.bench_sampler_quality RUN_DIR``.
+quality comparison needs a trained run: ``python -m bench.bench_sampler_quality RUN_DIR``. The
+GPU figures come from one prepared script, ``bash bench/gpu.sh`` (docs/benchmarks.md#gpu). Every
+bench prints the load average around its measurement and warns when the machine was busy
+(``bench/machine.py``).
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ from diffusiontools.sampling.generation import generate, model_fn
 from diffusiontools.sampling.registry import get_sampler
 from diffusiontools.training.trained_model import load_trained
 
+from .machine import describe, recorded
+
 RECONSTRUCTION_RUNS = ("blur_bansal", "pixelate_bansal", "mask_bansal")
 GENERATION_RUNS = ("blur_bansal", "pixel_swap_unet")
 BATCH = 500
@@ -111,44 +113,50 @@ def main(argv: list[str] | None = None) -> None:
     x0 = test[: args.n]
     results: dict = {"n": args.n, "n_gen": args.n_gen, "seed": args.seed, "table": {}, "gen": {}}
 
-    print("| degradation | method | RMSE | SSIM | Fréchet |\n|---|---|---|---|---|")
-    for name in RECONSTRUCTION_RUNS:
-        if not wanted(name):
-            continue
-        started = time.perf_counter()
-        rows = {}
-        for method, x in reconstruct(args.runs / name, x0, args.seed).items():
-            feats, _ = classifier_features(classifier, x, CPU)
-            rows[method] = {
-                "rmse": float(per_image_rmse(x, x0).mean()),
-                "ssim": ssim(x, x0),
-                "frechet": frechet_distance(feats, test_feats),
-            }
-            r = rows[method]
-            print(f"| {name} | {method} | {r['rmse']:.4f} | {r['ssim']:.3f} | {r['frechet']:.1f} |")
-        rows["seconds"] = round(time.perf_counter() - started, 1)
-        results["table"][name] = rows
+    print(describe())
+    with recorded("cold table") as load:
+        print("| degradation | method | RMSE | SSIM | Fréchet |\n|---|---|---|---|---|")
+        for name in RECONSTRUCTION_RUNS:
+            if not wanted(name):
+                continue
+            started = time.perf_counter()
+            rows = {}
+            for method, x in reconstruct(args.runs / name, x0, args.seed).items():
+                feats, _ = classifier_features(classifier, x, CPU)
+                rows[method] = {
+                    "rmse": float(per_image_rmse(x, x0).mean()),
+                    "ssim": ssim(x, x0),
+                    "frechet": frechet_distance(feats, test_feats),
+                }
+                r = rows[method]
+                scores = f"{r['rmse']:.4f} | {r['ssim']:.3f} | {r['frechet']:.1f}"
+                print(f"| {name} | {method} | {scores} |")
+            rows["seconds"] = round(time.perf_counter() - started, 1)
+            results["table"][name] = rows
 
-    print("\n| run | start, sampler | Fréchet | class entropy | precision | recall |")
-    print("|---|---|---|---|---|---|")
-    settings = [(name, sampler) for name in GENERATION_RUNS for sampler in ("naive", "improved")]
-    for name, sampler in [*settings, ("quickstart", None)]:
-        if not wanted(name):
-            continue
-        model = load_trained(args.runs / name, None, CPU)
-        config = model.config
-        if model.process.kind == "cold":
-            config = dataclasses.replace(
-                config, sampling=dataclasses.replace(config.sampling, start="gmm")
+        print("\n| run | start, sampler | Fréchet | class entropy | precision | recall |")
+        print("|---|---|---|---|---|---|")
+        settings = [
+            (name, sampler) for name in GENERATION_RUNS for sampler in ("naive", "improved")
+        ]
+        for name, sampler in [*settings, ("quickstart", None)]:
+            if not wanted(name):
+                continue
+            model = load_trained(args.runs / name, None, CPU)
+            config = model.config
+            if model.process.kind == "cold":
+                config = dataclasses.replace(
+                    config, sampling=dataclasses.replace(config.sampling, start="gmm")
+                )
+            images = generate(model.net, model.process, config, args.n_gen, args.seed, CPU, sampler)
+            label = f"gmm, {sampler}" if sampler else "noise, its own settings"
+            scores = class_scores(classifier, images, test_feats)
+            results["gen"][f"{name} ({label})"] = scores
+            print(
+                f"| {name} | {label} | {scores['frechet']:.1f} | {scores['class_entropy']:.3f} | "
+                f"{scores['precision']:.3f} | {scores['recall']:.3f} |"
             )
-        images = generate(model.net, model.process, config, args.n_gen, args.seed, CPU, sampler)
-        label = f"gmm, {sampler}" if sampler else "noise, its own settings"
-        scores = class_scores(classifier, images, test_feats)
-        results["gen"][f"{name} ({label})"] = scores
-        print(
-            f"| {name} | {label} | {scores['frechet']:.1f} | {scores['class_entropy']:.3f} | "
-            f"{scores['precision']:.3f} | {scores['recall']:.3f} |"
-        )
+    results["load_average"] = {"before": load.before, "after": load.after, "busy": load.busy}
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -1,7 +1,7 @@
 """Benchmark: vectorised pixel swap against the original's per-pixel loop.
 
-Run as ``python bench/bench_pixel_swap.py [--batch 64] [--repeats 5] [--threads N]``. Two cases,
-timed side by side in one run (median of the repeats):
+Run as ``python -m bench.bench_pixel_swap [--batch 64] [--repeats 5] [--threads N]``. Two cases,
+timed side by side in one run, in alternating repeats (median, with the min-max spread):
 
 - per-image fields: every image has its own field, so the loop must do batch x 784 swaps, one
   image at a time (what the original would need to give each image its own field);
@@ -28,15 +28,14 @@ from diffusiontools.diffusion.degradations.pixel_swap import (
     swap_pixels_reference,
 )
 
+from .machine import describe, recorded, spread
 
-def _median_ms(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
-    """Median wall time of ``fn`` in ms over ``repeats`` calls, and its last output."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), out
+
+def _ms(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
+    """Wall time of one call of ``fn`` in ms, and its output."""
+    start = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - start) * 1e3, out
 
 
 def _loop_per_image(x: torch.Tensor, dr: torch.Tensor, dc: torch.Tensor) -> torch.Tensor:
@@ -52,6 +51,9 @@ def _loop_shared(x: torch.Tensor, dr: torch.Tensor, dc: torch.Tensor) -> torch.T
 def bench(batch: int, repeats: int, level: float = 0.2) -> list[str]:
     """Time both cases on a random batch; return one report line per case.
 
+    The loop and the vectorised version alternate, ``repeats`` times each, so that a busy spell
+    of the machine hits both; each repeat gives one speed-up, and the line reports the median
+    times and the median speed-up with its min-max spread.
     Raises AssertionError if the two implementations disagree (they must be bit-identical).
     """
     x = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)) - 0.5
@@ -63,12 +65,19 @@ def bench(batch: int, repeats: int, level: float = 0.2) -> list[str]:
         ("shared field", torch.zeros(batch, dtype=torch.int64), _loop_shared),
     ):
         dr, dc = swap_offsets(levels, key)  # (B, 28, 28) each
-        loop_ms, expected = _median_ms(partial(loop, x, dr, dc), repeats)
-        fast_ms, got = _median_ms(partial(swap, x, levels, key), repeats)
-        assert torch.equal(got, expected), f"vectorised pixel swap disagrees with the loop ({case})"
+        swap(x, levels, key)  # warm-up
+        loop_ms, fast_ms = [], []
+        for _ in range(repeats):
+            ms, expected = _ms(partial(loop, x, dr, dc))
+            loop_ms.append(ms)
+            ms, got = _ms(partial(swap, x, levels, key))
+            fast_ms.append(ms)
+            assert torch.equal(got, expected), f"vectorised pixel swap disagrees ({case})"
+        speedups = [a / b for a, b in zip(loop_ms, fast_ms, strict=True)]
         lines.append(
-            f"pixel_swap batch={batch}, {case}: reference loop {loop_ms:.1f} ms, "
-            f"vectorised {fast_ms:.2f} ms, speed-up {loop_ms / fast_ms:.0f}x"
+            f"pixel_swap batch={batch}, {case}: reference loop {statistics.median(loop_ms):.1f} ms,"
+            f" vectorised {statistics.median(fast_ms):.2f} ms, speed-up "
+            f"{spread(speedups, '{:.0f}')}x (median (min-max) of {repeats} alternating repeats)"
         )
     return lines
 
@@ -77,16 +86,19 @@ def main(argv: list[str] | None = None) -> None:
     """Parse flags, run the benchmark, print one line per case."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64, help="images per batch")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per case (median)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="alternating timed calls per case (median)"
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for line in bench(args.batch, args.repeats):
-        print(line)
+    print(describe())
+    with recorded("pixel swap"):
+        for line in bench(args.batch, args.repeats):
+            print(line)
 
 
 if __name__ == "__main__":

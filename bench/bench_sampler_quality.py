@@ -22,6 +22,7 @@ from diffusiontools.sampling.generation import generate
 from diffusiontools.training.trained_model import load_trained
 
 from .bench_time_to_quality import features
+from .machine import describe, recorded
 
 SETTINGS = [("ancestral", None), ("ddim", 50), ("dpm_solver", 50), ("dpm_solver", 20)]
 
@@ -36,12 +37,16 @@ def main(argv: list[str] | None = None) -> None:
     classifier = load_classifier(device)
     test = features(classifier, to_model(load_mnist(None, "mnist").test_images)).numpy()
     rows = []
-    for sampler, steps in SETTINGS:
-        started = time.perf_counter()
-        images = generate(model.net, model.process, model.config, args.n, 0, device, sampler, steps)
-        seconds = time.perf_counter() - started
-        fd = frechet_distance(features(classifier, images.clamp(-0.5, 0.5)).numpy(), test)
-        rows.append((sampler, steps or model.process.T, seconds, fd))
+    print(describe())
+    with recorded("sampler quality"):
+        for sampler, steps in SETTINGS:
+            started = time.perf_counter()
+            images = generate(
+                model.net, model.process, model.config, args.n, 0, device, sampler, steps
+            )
+            seconds = time.perf_counter() - started
+            fd = frechet_distance(features(classifier, images.clamp(-0.5, 0.5)).numpy(), test)
+            rows.append((sampler, steps or model.process.T, seconds, fd))
     _, _, base_seconds, base_fd = rows[0]
     header = ("sampler", "steps", "seconds", "speed-up", "Fréchet", "vs ancestral")
     print("{:>10} {:>5} {:>8} {:>8} {:>8} {:>12}".format(*header))

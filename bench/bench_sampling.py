@@ -1,6 +1,6 @@
 """Benchmark: sampling cost per sampler — network evaluations per second and time for 1,000 samples.
 
-Run as ``python bench/bench_sampling.py [--batch 1000] [--evals 3]``. Sampling time is dominated by
+Run as ``python -m bench.bench_sampling [--batch 1000] [--evals 3]``. Sampling time is dominated by
 network evaluations (each sampler's own arithmetic is a few element-wise ops), so each sampler
 is run for a few real steps on a batch of ``--batch`` images, its per-evaluation time measured,
 and the time for 1,000 samples reported as evaluations x that time. The faithful notebook CNN
@@ -19,6 +19,8 @@ from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.models import make_network
 from diffusiontools.sampling.generation import model_fn
 from diffusiontools.sampling.registry import SAMPLERS
+
+from .machine import describe, recorded
 
 # (sampler, network evaluations used for 1,000 samples at the project's default settings)
 SETTINGS = [("ancestral", 1000), ("ddim", 50), ("dpm_solver", 20)]
@@ -54,16 +56,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"sampling, faithful CNN, batch {args.batch}, {args.threads} threads:")
+    print(f"sampling, faithful CNN, batch {args.batch}, {args.threads} threads:\n  {describe()}")
     base = None
-    for name, evals_for_1000 in SETTINGS:
-        per_eval = seconds_per_evaluation(name, args.batch, args.evals)
-        wall = evals_for_1000 * per_eval * 1000 / args.batch
-        base = base or wall
-        print(
-            f"  {name:11s} {evals_for_1000:5d} evals  {args.batch / per_eval:8.0f} image-evals/s  "
-            f"1,000 samples in {wall:7.1f} s  ({base / wall:5.1f}x faster than ancestral)"
-        )
+    with recorded("sampling"):
+        for name, evals_for_1000 in SETTINGS:
+            per_eval = seconds_per_evaluation(name, args.batch, args.evals)
+            wall = evals_for_1000 * per_eval * 1000 / args.batch
+            base = base or wall
+            print(
+                f"  {name:11s} {evals_for_1000:5d} evals  {args.batch / per_eval:8.0f} "
+                f"image-evals/s  1,000 samples in {wall:7.1f} s  "
+                f"({base / wall:5.1f}x faster than ancestral)"
+            )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from diffusiontools.sampling.generation import generate
 from diffusiontools.training.trained_model import load_trained
 from diffusiontools.training.trainer import train
 
+from .machine import describe, recorded
+
 CONFIGS = {"faithful (model1)": "configs/model1.ini", "quickstart": "configs/quickstart.ini"}
 PROBE_STEPS = 30  # the first chunk, which also measures seconds per step
 
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     classifier = load_classifier("cpu")
     test_features = features(classifier, to_model(load_mnist(None, "mnist").test_images)).numpy()
-    with tempfile.TemporaryDirectory(prefix="bench-ttq-") as scratch:
+    print(describe())
+    with tempfile.TemporaryDirectory(prefix="bench-ttq-") as scratch, recorded("time to quality"):
         curves = {
             name: curve(name, path, args, Path(scratch), classifier, test_features)
             for name, path in CONFIGS.items()

@@ -192,7 +192,7 @@ ROWS = [
     Row("-n 0", sample("-n", "0"), ("-n 0",)),
     Row("sampler for cold on gaussian", sample("--sampler", "naive"), ("'naive'", "gaussian")),
     Row("unknown sampler", sample("--sampler", "magic"), ("'magic'", "ancestral")),
-    Row("steps with ancestral", sample("--steps", "5"), ("--steps 5", "ddim")),
+    Row("steps above T", sample("--steps", "500"), ("--steps 500", "give 1..")),
     Row("digit on unconditional", sample("--digit", "3"), ("--digit",)),
     # Data.
     Row("missing data folder", train("data.dir=/no/such/mnist"), ("data.dir=/no/such/mnist",)),

@@ -6,6 +6,7 @@ import pytest
 
 from diffusiontools.config import Config, config_from_dict, load_config, to_ini
 from diffusiontools.errors import UserError
+from diffusiontools.training.resume_rules import resumed_config
 
 
 def test_report_configs_resolve_to_the_reference_settings():
@@ -49,7 +50,16 @@ def test_resolved_ini_round_trips(tiny_ini, tmp_path):
             "training.channels_last=maybe",
             "training.channels_last='maybe' is not valid: expected bool",
         ),
+        (
+            "training.log=wandb",
+            "training.log='wandb' is not allowed: choose one of csv, tensorboard",
+        ),
         ("training", "is not of the form section.key=value"),
+        (
+            "sampling.timestep_spacing=diffusers",
+            "sampling.timestep_spacing='diffusers' is not allowed: choose one of ours, trailing, "
+            "leading, linspace",
+        ),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(tiny_ini, override, fragment):
@@ -76,3 +86,13 @@ def test_defaults_are_the_notebook():
         1e-4,
         0.02,
     )
+
+
+def test_a_resumed_run_may_change_its_timestep_spacing(tiny_ini):
+    """sampling.* only says how to sample, so a resume may change it (resume_rules)."""
+    stored = load_config(tiny_ini, ["sampling.sampler=ddim"])
+    requested = load_config(
+        tiny_ini, ["sampling.sampler=ddim", "sampling.timestep_spacing=leading"]
+    )
+    assert resumed_config(stored, requested, "run").sampling.timestep_spacing == "leading"
+    assert Config().sampling.timestep_spacing == "ours"

@@ -23,10 +23,11 @@ from diffusiontools.config import Config, DiffusionConfig, SamplingConfig
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.diffusion.noise import randn, sample_generators
 from diffusiontools.errors import UserError
-from diffusiontools.sampling.ddim import evenly_spaced_times, sample_ddim
+from diffusiontools.sampling.ddim import sample_ddim
 from diffusiontools.sampling.dpm_solver import sample_dpm_solver
 from diffusiontools.sampling.generation import generate
 from diffusiontools.sampling.registry import SAMPLERS, get_sampler
+from diffusiontools.sampling.timesteps import evenly_spaced_times
 
 NOTEBOOK = DiffusionConfig(T=1000, beta1=1e-4, beta2=0.02)  # report model 1
 SHORT = DiffusionConfig(T=100, beta1=1e-3, beta2=0.2)  # report model 2
@@ -99,16 +100,23 @@ def test_dpm_solver_default_is_20_steps_and_ddim_default_is_all(name, n_states):
 # --- Distributions against closed forms ---------------------------------------------------------
 
 
-def ancestral_moments(process: GaussianDiffusion, m: float, s: float) -> tuple[float, float]:
-    """Mean and variance of Prince Alg. 18.2's output per pixel, from x_T ~ N(0, 1)."""
-    beta, alpha_bar = process.beta.double().tolist(), process.alpha_bar.double().tolist()
+def ancestral_moments(
+    process: GaussianDiffusion, m: float, s: float, steps: int | None = None
+) -> tuple[float, float]:
+    """Mean and variance of Prince Alg. 18.2's output per pixel, from x_T ~ N(0, 1), on the
+    times round(linspace(T, 0, steps + 1)) with beta = 1 - alpha_bar_t / alpha_bar_s per step
+    (Nichol & Dhariwal's respacing; all T steps when ``steps`` is None)."""
+    alpha_bar = process.alpha_bar.double().tolist()
+    n = process.T if steps is None else steps
+    times = [round(process.T * (1 - k / n)) for k in range(n + 1)]
     mean, var = 0.0, 1.0
-    for i in range(process.T, 0, -1):
-        b, a = beta[i], alpha_bar[i]
+    for t, t_next in zip(times[:-1], times[1:], strict=True):
+        a = alpha_bar[t]
+        b = 1 - a / alpha_bar[t_next]
         g = math.sqrt(1 - a) / (a * s**2 + 1 - a)  # eps_hat = g (x - sqrt(a) m)
         coef = (1 - b / math.sqrt(1 - a) * g) / math.sqrt(1 - b)
         shift = b / math.sqrt(1 - a) * g * math.sqrt(a) * m / math.sqrt(1 - b)
-        mean, var = coef * mean + shift, coef**2 * var + (b if i > 1 else 0.0)
+        mean, var = coef * mean + shift, coef**2 * var + (b if t_next > 0 else 0.0)
     return mean, var
 
 
@@ -152,6 +160,8 @@ def test_ancestral_residual_on_a_single_point_is_small_and_as_derived(config, st
     "name, eta, closed_form",
     [
         ("ancestral", None, lambda p, m, s, eta: ancestral_moments(p, m, s)),
+        ("ancestral-10", None, lambda p, m, s, eta: ancestral_moments(p, m, s, 10)),
+        ("ancestral-3", None, lambda p, m, s, eta: ancestral_moments(p, m, s, 3)),
         ("ddim", 1.0, ddim_moments),
         ("ddim", 0.5, ddim_moments),
         ("ddim", 0.0, ddim_moments),
@@ -161,9 +171,14 @@ def test_output_mean_and_variance_match_the_closed_form_for_gaussian_data(name, 
     # DDIM with eta = 1 and all T steps is the DDPM posterior sampler with sigma^2 = beta_tilde
     # and a final x0_hat; the notebook's sampler uses sigma^2 = beta and no final x0_hat. Their
     # outputs differ slightly, so each is checked against its own recursion.
+    # The ancestral sampler on 10 or 3 of the T = 100 steps is improved-diffusion's respacing:
+    # the same walk with beta_t replaced by 1 - alpha_bar_t / alpha_bar_s.
     process = GaussianDiffusion.from_config(SHORT)
     m, s, n = 0.3, 0.5, 80_000
     kwargs = {} if eta is None else {"eta": eta}
+    name, _, steps = name.partition("-")
+    if steps:
+        kwargs["steps"] = int(steps)
     x_T = torch.randn(n // 4, 1, 2, 2, generator=torch.Generator().manual_seed(1))
     x0 = run(name, process, x_T, model=gaussian_data_oracle(process, m, s), **kwargs)
     mean, var = closed_form(process, m, s, eta)
@@ -231,7 +246,7 @@ def test_contract_gaussian_sampler_is_refused_for_a_cold_model(name):
         get_sampler(name, "cold")
 
 
-@pytest.mark.parametrize("name", ["ddim", "dpm_solver"])
+@pytest.mark.parametrize("name", ["ancestral", "ddim", "dpm_solver"])
 def test_fast_samplers_visit_evenly_spaced_times_and_reject_bad_steps(name):
     process = GaussianDiffusion.from_config(SHORT)
     times = []

@@ -138,6 +138,19 @@ def test_a_resumed_run_continues_the_curve_through_the_cli(tmp_path):
     assert_same_final_weights(run, probed_run())
 
 
+def test_the_curve_goes_to_tensorboard_too(tmp_path):
+    reader = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    run = tmp_path / "run"
+    dt.train(tiny_config(*PROBE, "training.epochs=2", "training.log=tensorboard"), run)
+    events = reader.EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    fd = events.Scalars("quality/frechet_distance")
+    assert [e.step for e in fd] == [12, 24]  # epochs 0 and 1 (the last)
+    assert [e.value for e in fd] == pytest.approx(
+        [r["frechet_distance"] for r in read_metrics(run)]
+    )
+
+
 def test_the_last_row_equals_evaluate_on_the_run(tmp_path):
     """Same n (10), seed (0), sampler (the run's ancestral, 20 steps) and test set: the same
     numbers as ``diffusiontools evaluate``, which draws and scores along its own code path."""

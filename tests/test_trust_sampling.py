@@ -87,6 +87,9 @@ def stored_sampling(**keys) -> Callable[[dict], None]:
     return edit
 
 
+run_ddim_trailing = stored_sampling(sampler="ddim", steps=5, eta=1.0, timestep_spacing="trailing")
+
+
 def reference(tmp: Path, edit: Callable[[dict], None] | None = None) -> Path:
     if edit is None:
         return reference_run()
@@ -150,6 +153,26 @@ REFUSED = [
         ("--eta 0.5 applies to the ddim sampler only, not ancestral",),
     ),
     Refused(
+        "--timestep-spacing with the ancestral sampler",
+        sample(reference, "--timestep-spacing", "trailing"),
+        ("--timestep-spacing trailing applies to the ddim and dpm_solver samplers only",),
+    ),
+    Refused(
+        "--timestep-spacing ours with the ancestral sampler",
+        sample(reference, "--timestep-spacing", "ours"),
+        ("--timestep-spacing ours applies to the ddim and dpm_solver samplers only",),
+    ),
+    Refused(
+        "--timestep-spacing on a cold model",
+        sample(cold, "--timestep-spacing", "leading"),
+        ("--timestep-spacing leading applies to the ddim and dpm_solver", "not naive"),
+    ),
+    Refused(
+        "diffusers' trailing grid holding t = -1",
+        sample(reference, "--sampler", "ddim", "--steps", "15", "--timestep-spacing", "trailing"),
+        ("--timestep-spacing trailing with --steps 15 and T=20", "holds 16 times"),
+    ),
+    Refused(
         "--guidance on an unconditional model",
         sample(reference, "--guidance", "3"),
         ("--guidance 3.0 needs a class-conditional model",),
@@ -165,9 +188,9 @@ REFUSED = [
         ("--start gmm applies to cold models only",),
     ),
     Refused(
-        "ancestral --steps 5",
-        sample(reference, "--steps", "5"),
-        ("--steps 5", "the ancestral sampler runs all T=20 steps"),
+        "ancestral --steps 21 > T",
+        sample(reference, "--steps", "21"),
+        ("--steps 21", "give 1..20"),
     ),
     Refused(
         "ddim --steps 21 > T",
@@ -203,9 +226,9 @@ REFUSED = [
         ("sampling.eta=0.5", "ddim sampler only", "not ancestral"),
     ),
     Refused(
-        "stored steps with ancestral",
-        sample(lambda tmp: reference(tmp, stored_sampling(steps=5))),
-        ("sampling.steps=5", "ancestral sampler runs all T=20 steps"),
+        "stored steps with ancestral > T",
+        sample(lambda tmp: reference(tmp, stored_sampling(steps=25))),
+        ("sampling.steps=25", "give 1..20"),
     ),
     Refused(
         "stored guidance on unconditional",
@@ -241,9 +264,9 @@ REFUSED = [
     ),
     # evaluate and reconstruct.
     Refused(
-        "evaluate ancestral --steps 3",
-        evaluate("--steps", "3", run=reference),
-        ("--steps 3", "the ancestral sampler runs all T=20 steps"),
+        "evaluate ancestral --steps 0",
+        evaluate("--steps", "0", run=reference),
+        ("--steps 0",),
     ),
     Refused(
         "evaluate NaN weights",
@@ -296,7 +319,8 @@ def test_an_empty_epoch_list_is_refused_by_the_parser(capsys):
 
 CONFIG_ROWS = [
     # (overrides, expected error fragments; () = accepted)
-    (("sampling.steps=5",), ("sampling.steps=5", "the ancestral sampler runs all T=20 steps")),
+    (("sampling.steps=5",), ()),  # the ancestral sampler respaced (Nichol & Dhariwal 2021)
+    (("sampling.steps=21",), ("sampling.steps=21", "give 1..20")),
     (("sampling.sampler=ddim", "sampling.steps=21"), ("sampling.steps=21", "give 1..20")),
     (("sampling.eta=0.5",), ("sampling.eta=0.5", "ddim sampler only", "not ancestral")),
     (("sampling.sampler=dpm_solver", "sampling.eta=1"), ("sampling.eta=1.0", "not dpm_solver")),
@@ -313,6 +337,27 @@ CONFIG_ROWS = [
     ),
     (("diffusion.kind=cold", "sampling.sampler=ddim"), ("sampler 'ddim' is for gaussian",)),
     (("sampling.sampler=ddim", "sampling.steps=5", "sampling.eta=1"), ()),
+    (("sampling.timestep_spacing=trailing",), ("sampling.timestep_spacing=trailing", "ancestral")),
+    (("sampling.timestep_spacing=diffusers",), ("choose one of ours, trailing, leading",)),
+    (("sampling.sampler=dpm_solver", "sampling.timestep_spacing=leading"), ()),
+    (("sampling.sampler=ddim", "sampling.timestep_spacing=linspace", "sampling.steps=3"), ()),
+    (
+        ("diffusion.kind=cold", "sampling.timestep_spacing=linspace"),
+        ("sampling.timestep_spacing=linspace", "not naive"),
+    ),
+    (
+        ("diffusion.schedule=cosine", "sampling.sampler=ddim", "sampling.timestep_spacing=leading"),
+        ("sampling.timestep_spacing=leading evaluates the network at t=0", "alpha_bar = 1"),
+    ),
+    (
+        (
+            "diffusion.schedule=cosine",
+            "sampling.sampler=ddim",
+            "sampling.timestep_spacing=trailing",
+            "sampling.steps=5",
+        ),
+        (),
+    ),
     (("sampling.steps=20",), ()),  # all T steps: what the ancestral sampler does anyway
     (("model.num_classes=10", "sampling.guidance=3"), ()),
     (("diffusion.kind=cold", "sampling.start=gmm", "sampling.sampler=improved"), ()),
@@ -335,6 +380,7 @@ def test_contradictory_sampling_keys_are_refused_at_load_time(overrides, fragmen
 # --- the NPZ records what was done ---------------------------------------------------------------
 
 BASE = {"eta": None, "guidance": None, "clip_x0": False, "digit": None, "cold_start": None}
+BASE["timestep_spacing"] = None
 COLD = {**BASE, "clip_x0": None, "cold_start": "test"}
 METADATA_ROWS = [
     # (name, run, flags, expected metadata beyond run, epoch and seed)
@@ -349,19 +395,26 @@ METADATA_ROWS = [
         "ddim",
         reference,
         ("--sampler", "ddim"),
-        {**BASE, "sampler": "ddim", "steps": 20, "eta": 0.0},
+        {**BASE, "sampler": "ddim", "steps": 20, "eta": 0.0, "timestep_spacing": "ours"},
     ),
     (
         "ddim 5 steps",
         reference,
         ("--sampler", "ddim", "--steps", "5"),
-        {**BASE, "sampler": "ddim", "steps": 5, "eta": 0.0},
+        {**BASE, "sampler": "ddim", "steps": 5, "eta": 0.0, "timestep_spacing": "ours"},
     ),
     (
         "ddim 5 steps, --eta 0.5 --clip-x0",
         reference,
         ("--sampler", "ddim", "--steps", "5", "--eta", "0.5", "--clip-x0"),
-        {**BASE, "sampler": "ddim", "steps": 5, "eta": 0.5, "clip_x0": True},
+        {
+            **BASE,
+            "sampler": "ddim",
+            "steps": 5,
+            "eta": 0.5,
+            "clip_x0": True,
+            "timestep_spacing": "ours",
+        },
     ),
     (
         "cold, 4 strided steps from the consistent start",
@@ -373,19 +426,31 @@ METADATA_ROWS = [
         "dpm_solver 4 steps",
         reference,
         ("--sampler", "dpm_solver", "--steps", "4"),
-        {**BASE, "sampler": "dpm_solver", "steps": 4},
+        {**BASE, "sampler": "dpm_solver", "steps": 4, "timestep_spacing": "ours"},
+    ),
+    (
+        "dpm_solver 4 steps, diffusers' leading grid",
+        reference,
+        ("--sampler", "dpm_solver", "--steps", "4", "--timestep-spacing", "leading"),
+        {**BASE, "sampler": "dpm_solver", "steps": 4, "timestep_spacing": "leading"},
     ),
     (
         "the run's ddim settings",
         lambda tmp: reference(tmp, stored_sampling(sampler="ddim", steps=5, eta=1.0)),
         (),
-        {**BASE, "sampler": "ddim", "steps": 5, "eta": 1.0},
+        {**BASE, "sampler": "ddim", "steps": 5, "eta": 1.0, "timestep_spacing": "ours"},
     ),
     (
         "--sampler ancestral over the run's ddim settings",
-        lambda tmp: reference(tmp, stored_sampling(sampler="ddim", steps=5, eta=1.0)),
+        lambda tmp: reference(tmp, run_ddim_trailing),
         ("--sampler", "ancestral"),
         {**BASE, "sampler": "ancestral", "steps": 20},
+    ),
+    (
+        "the run's ddim trailing grid",
+        lambda tmp: reference(tmp, run_ddim_trailing),
+        (),
+        {**BASE, "sampler": "ddim", "steps": 5, "eta": 1.0, "timestep_spacing": "trailing"},
     ),
     (
         "clip_x0 from the run",
@@ -526,8 +591,9 @@ def test_a_grid_path_with_no_image_ending_is_refused_before_drawing(tmp_path, ca
 
 def test_resolve_settings_names_the_flag_or_the_key():
     config = tiny_config()
-    with pytest.raises(UserError, match="steps=3 applies to ddim"):  # the CLI: --steps 3
-        resolve_settings(config, steps=3)
+    assert resolve_settings(config, steps=3).steps == 3  # the ancestral sampler, respaced
+    with pytest.raises(UserError, match="steps=0 is out of range"):  # the CLI: --steps 0
+        resolve_settings(config, steps=0)
     ddim = dataclasses.replace(config.sampling, sampler="ddim", steps=5)
     with_ddim = dataclasses.replace(config, sampling=ddim)
     assert resolve_settings(with_ddim, sampler="ancestral").steps == 20

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import UserError
+from .optional import require
 
 _PACKAGED = resources.files("diffusiontools") / "configs"
 
@@ -59,6 +60,12 @@ class DiffusionConfig:
     beta1: float = _bounded(1e-4, gt=0.0, max=1.0)
     beta2: float = _bounded(0.02, gt=0.0, max=1.0)
     prediction: str = _choices("eps", "x0", "v", default="eps")
+    # Loss weight per t: "none" is the notebook's plain MSE; "min_snr" weighs each sample by
+    # min(SNR_t, gamma) relative to its prediction's natural weight (Hang et al. 2023, "Efficient
+    # Diffusion Training via Min-SNR Weighting Strategy"), so the easy low-noise times stop
+    # dominating the gradient.
+    loss_weighting: str = _choices("none", "min_snr", default="none")
+    min_snr_gamma: float = _bounded(5.0, gt=0.0)
     # Cold process (Bansal et al. 2022): a degradation and its level schedule.
     degradation: str = "pixel_swap"
     level_min: float | None = None  # level at t=0; None: the degradation's default
@@ -78,6 +85,13 @@ class TrainingConfig:
     epochs: int = _bounded(100, min=1)
     batch_size: int = _bounded(128, min=1)
     lr: float = _bounded(2e-4, gt=0.0)
+    # Learning rate over the optimiser steps: "constant" (the notebook's) or "cosine", a linear
+    # warm-up over warmup_steps then a half cosine from lr to 0 at lr_decay_steps (Loshchilov &
+    # Hutter 2017, without restarts), 0 after; both fixed at the start, so a resumed run follows
+    # the same curve whatever max_steps says.
+    lr_schedule: str = _choices("constant", "cosine", default="constant")
+    lr_decay_steps: int | None = _bounded(None, min=1)
+    warmup_steps: int = _bounded(0, min=0)
     seed: int = 42
     max_steps: int | None = _bounded(None, min=1)  # stop after N optimiser steps (smoke runs)
     save_every: int = _bounded(10, min=1)  # epochs between kept checkpoints (latest is always kept)
@@ -87,6 +101,9 @@ class TrainingConfig:
     compile: bool = False  # torch.compile the network (pays off on GPU for long runs)
     amp: str = _choices("off", "bf16", default="off")  # autocast dtype on CUDA
     val_batches: int | None = _bounded(None, min=1)  # cap on validation batches per epoch
+    # Progress log beside metrics.csv (always written): "tensorboard" adds event files in
+    # RUN/tensorboard/ (training/tensorboard_log.py); it needs the [tensorboard] extra.
+    log: str = _choices("csv", "tensorboard", default="csv")
     # The quality curve (evaluation/quality_probe.py): after every eval_every-th epoch (epochs
     # 0, N, 2N, ... and the last) eval_samples samples of a fixed seed, drawn with a fast
     # sampler, are scored by the classifier into metrics.csv; 0 = off (the faithful setting).
@@ -99,6 +116,10 @@ class SamplingConfig:
     sampler: str = "default"  # default: ancestral (Gaussian) or naive (cold), the report's choices
     steps: int | None = _bounded(None, min=1)  # network evaluations for DDIM / DPM-Solver
     eta: float = _bounded(0.0, min=0.0, max=1.0)  # DDIM stochasticity
+    # The time grid of ddim and dpm_solver: "ours" (round(linspace(T, 0, steps + 1)), the last
+    # step to the clean image), or diffusers' "trailing", "leading", "linspace" to reproduce its
+    # DDIMScheduler / DPMSolverMultistepScheduler run exactly (sampling/timesteps.py).
+    timestep_spacing: str = _choices("ours", "trailing", "leading", "linspace", default="ours")
     guidance: float = _bounded(1.0, min=0.0)  # classifier-free guidance scale (1 = none)
     clip_x0: bool = False  # clamp every step's x0 prediction to [-0.5, 0.5] (not the original's)
     n_samples: int = _bounded(16, min=1)  # images drawn into the per-epoch sample grid
@@ -139,6 +160,26 @@ class Config:
                 f"diffusion.t_range={d.t_range!r} applies to cold processes only; the Gaussian "
                 "process draws t from 1..T-1: leave it at notebook"
             )
+        if d.kind == "cold" and d.loss_weighting != "none":
+            raise UserError(
+                f"diffusion.loss_weighting={d.loss_weighting} applies to Gaussian processes only"
+            )
+        t = self.training
+        if t.lr_schedule == "cosine" and t.lr_decay_steps is None:
+            raise UserError(
+                "training.lr_schedule = cosine needs training.lr_decay_steps, the step at which "
+                "the learning rate reaches 0 (e.g. the run's max_steps)"
+            )
+        if t.lr_schedule == "constant" and (t.lr_decay_steps is not None or t.warmup_steps):
+            raise UserError(
+                "training.lr_decay_steps and training.warmup_steps apply to training.lr_schedule "
+                "= cosine only; the constant schedule would ignore them"
+            )
+        if t.lr_decay_steps is not None and t.warmup_steps >= t.lr_decay_steps:
+            raise UserError(
+                f"training.warmup_steps={t.warmup_steps} must be below training.lr_decay_steps="
+                f"{t.lr_decay_steps}"
+            )
         if d.kind == "cold":
             from .diffusion.degradations import (
                 make_degradation,  # late: degradations import nothing of ours
@@ -149,6 +190,8 @@ class Config:
             degradation.check_levels(level_min, level_max)
             if m.num_classes:
                 raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
+        if self.training.log == "tensorboard":  # refused here, before any run folder changes
+            require("tensorboard", "tensorboard", "training.log = tensorboard")
         from .sampling.generation import resolve_settings  # late: sampling imports this module
 
         resolve_settings(self)  # the sampling.* keys agree with each other and with the model

@@ -41,6 +41,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=int, help="network evaluations for few-step samplers")
     p.add_argument("--digit", type=int, help="class to draw (class-conditional models only)")
     p.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1] (ddim only)")
+    p.add_argument(
+        "--timestep-spacing",
+        choices=("ours", "trailing", "leading", "linspace"),
+        help="time grid of ddim / dpm_solver: ours, or diffusers' spacing of that name (to "
+        "reproduce its scheduler's run exactly)",
+    )
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = none)")
     p.add_argument(
         "--clip-x0",
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> None:
             raise UserError(f"in --epochs, {exc}") from None
     # Every setting checked before any drawing; the NPZ records these, not the flags as typed.
     options = {"sampler": args.sampler, "guidance": args.guidance, "eta": args.eta}
-    options.update(clip_x0=args.clip_x0, start=args.start)
+    options.update(clip_x0=args.clip_x0, start=args.start, timestep_spacing=args.timestep_spacing)
     try:
         config = model.sampling_config(**options)
         settings = resolve_settings(config, args.sampler, args.steps, args.digit)
@@ -110,6 +116,11 @@ def run(args: argparse.Namespace) -> None:
     if args.eta is not None and settings.eta is None:
         raise UserError(
             f"--eta {args.eta} applies to the ddim sampler only, not {settings.sampler}"
+        )
+    if args.timestep_spacing is not None and settings.timestep_spacing is None:
+        raise UserError(
+            f"--timestep-spacing {args.timestep_spacing} applies to the ddim and dpm_solver "
+            f"samplers only, not {settings.sampler}"
         )
     if args.out and Path(args.out).suffix.lower().lstrip(".") not in IMAGE_FORMATS:
         raise UserError(

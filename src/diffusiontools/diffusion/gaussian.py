@@ -5,6 +5,7 @@ Not an ``nn.Module``: it holds schedules, no parameters, and takes the network a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,8 @@ class GaussianDiffusion:
     beta: torch.Tensor  # (T+1,)
     alpha_bar: torch.Tensor  # (T+1,)
     prediction: str = "eps"
+    loss_weighting: str = "none"  # or "min_snr" (Hang et al. 2023)
+    min_snr_gamma: float = 5.0
     kind: str = "gaussian"
 
     @classmethod
@@ -34,14 +37,22 @@ class GaussianDiffusion:
             beta = linear_schedule(config.beta1, config.beta2, config.T)
         else:
             beta = cosine_schedule(config.T)
-        return cls(beta, alpha_bar_from_beta(beta), config.prediction)
+        return cls(
+            beta,
+            alpha_bar_from_beta(beta),
+            config.prediction,
+            config.loss_weighting,
+            config.min_snr_gamma,
+        )
 
     @property
     def T(self) -> int:
         return self.beta.shape[0] - 1
 
     def to(self, device: torch.device) -> GaussianDiffusion:
-        return GaussianDiffusion(self.beta.to(device), self.alpha_bar.to(device), self.prediction)
+        return dataclasses.replace(
+            self, beta=self.beta.to(device), alpha_bar=self.alpha_bar.to(device)
+        )
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps (Ho et al. eq. 4); t (B,) int."""
@@ -99,11 +110,30 @@ class GaussianDiffusion:
     def loss(
         self, net: nn.Module, x0: torch.Tensor, noise: dict, y: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The notebook's objective: MSE(target, net(x_t, t/T)) with x_t from q(x_t | x0)."""
+        """The notebook's objective: MSE(target, net(x_t, t/T)) with x_t from q(x_t | x0);
+        with ``loss_weighting = min_snr`` each sample's MSE is weighted by :meth:`snr_weight`."""
         t, eps = noise["t"], noise["eps"]
         x_t = self.q_sample(x0, t, eps)
         output = net(x_t, t / self.T) if y is None else net(x_t, t / self.T, y)
-        return F.mse_loss(output, self.target(x0, eps, t))
+        if self.loss_weighting == "none":
+            return F.mse_loss(output, self.target(x0, eps, t))
+        per_sample = (output - self.target(x0, eps, t)).pow(2).flatten(1).mean(dim=1)  # (B,)
+        return (self.snr_weight(t) * per_sample).mean()
+
+    def snr_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """Min-SNR-gamma loss weights (B,) for times t (B,) (Hang et al. 2023, eq. 9-10).
+
+        With SNR_t = alpha_bar_t / (1 - alpha_bar_t), the x0-MSE weight min(SNR_t, gamma) is
+        expressed in this process's prediction: divided by SNR_t for eps, by SNR_t + 1 for v.
+        """
+        a = self.alpha_bar[t]
+        snr = a / (1 - a)
+        weight = snr.clamp(max=self.min_snr_gamma)
+        if self.prediction == "eps":
+            return weight / snr
+        if self.prediction == "v":
+            return weight / (snr + 1)
+        return weight
 
     def training_loss(
         self,

@@ -28,6 +28,13 @@ def save_figure(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
+def figure_png(fig: Figure) -> bytes:
+    """``fig`` as the PNG bytes :func:`save_figure` writes (Agg, 100 dpi, tight box)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
     """(N, 1 or none, 28, 28) model-range or uint8 images -> one uint8 (H, W) mosaic.
 
@@ -78,9 +85,7 @@ class Shown:
         self.figure = figure
 
     def _repr_png_(self) -> bytes:
-        buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        return buffer.getvalue()
+        return figure_png(self.figure)
 
     def save(self, path: str | Path) -> Path:
         save_figure(self.figure, Path(path))
@@ -124,6 +129,12 @@ QUALITY_PANELS = (
 )
 
 
+def save_learning_curve(
+    history: Sequence[dict], path: Path, title: str = "", reference: dict | None = None
+) -> None:
+    save_figure(learning_curve_figure(history, title, reference), path)
+
+
 def _loss_panel(ax, history: Sequence[dict], title: str) -> None:
     epochs = [row["epoch"] for row in history]
     ax.plot(epochs, [row["train_loss"] for row in history], label="train (epoch mean)")
@@ -136,10 +147,11 @@ def _loss_panel(ax, history: Sequence[dict], title: str) -> None:
     ax.grid(alpha=0.3)
 
 
-def save_learning_curve(
-    history: Sequence[dict], path: Path, title: str = "", reference: dict | None = None
-) -> None:
-    """Train and validation loss per epoch, log scale (the report's Figures 1, 3, 10, 12).
+def learning_curve_figure(
+    history: Sequence[dict], title: str = "", reference: dict | None = None
+) -> Figure:
+    """Train and validation loss per epoch, log scale (the report's Figures 1, 3, 10, 12);
+    ``history``: metrics.csv rows (``epoch``, ``train_loss``, ``val_loss``).
 
     Where rows hold the quality probe's values (``QUALITY_PANELS``; None or absent on the epochs
     it did not run), one small panel per value to the right of the loss, with ``reference``
@@ -154,8 +166,7 @@ def save_learning_curve(
     if not quality:
         fig = Figure(figsize=(6, 4))
         _loss_panel(fig.subplots(), history, title)
-        save_figure(fig, path)
-        return
+        return fig
     fig = Figure(figsize=(15, 6), layout="constrained")
     grid = fig.add_gridspec(2, 4, width_ratios=(2, 1, 1, 1))
     _loss_panel(fig.add_subplot(grid[:, 0]), history, title)
@@ -176,7 +187,7 @@ def save_learning_curve(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-    save_figure(fig, path)
+    return fig
 
 
 def save_image_rows(

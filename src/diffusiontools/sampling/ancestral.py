@@ -1,4 +1,5 @@
-"""Ancestral DDPM sampling: Prince, Understanding Deep Learning, Algorithm 18.2 (the notebook's).
+"""Ancestral DDPM sampling: Prince, Understanding Deep Learning, Algorithm 18.2 (the notebook's),
+on all T steps or on a respaced sub-sequence of them (Nichol & Dhariwal 2021, sec. 4).
 
 Every sampler here shares one signature (k-diffusion style)::
 
@@ -17,19 +18,10 @@ import torch
 
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators, randn
-from ..errors import UserError
+from .timesteps import evenly_spaced_times
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, torch.Tensor], None]
-
-
-def check_all_steps(steps: int | None, T: int, sampler: str) -> None:
-    """The samplers that take every one of the T steps accept ``steps`` only as None or T."""
-    if steps not in (None, T):
-        raise UserError(
-            f"steps={steps}: the {sampler} sampler takes all T={T} steps; "
-            "ddim and dpm_solver take fewer"
-        )
 
 
 @torch.no_grad()
@@ -41,24 +33,34 @@ def sample_ancestral(
     steps: int | None = None,
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
-    """Prince Alg. 18.2, for i = T..1 (all T steps; ``steps`` must be None or T):
+    """Prince Alg. 18.2 from x_T (B, C, H, W) ~ N(0, I), over the times [T, ..., 0] of
+    ``evenly_spaced_times(T, steps)`` (``steps`` None or T: every step, the notebook's sampler).
 
-    1. eps_hat = model(z, i)  (converted from x0 / v predictions when the model predicts those);
-    2. z = (z - beta_i / sqrt(1 - alpha_bar_i) * eps_hat) / sqrt(1 - beta_i);
-    3. if i > 1: z += sqrt(beta_i) * N(0, I).  No clamping, as in the original.
+    For each pair (t, s) of consecutive times, with beta = 1 - alpha_bar_t / alpha_bar_s (the
+    schedule's own beta_t when s = t - 1, so that all T steps are the notebook's arithmetic):
+
+    1. eps_hat = model(z, t)  (converted from x0 / v predictions when the model predicts those);
+    2. z = (z - beta / sqrt(1 - alpha_bar_t) * eps_hat) / sqrt(1 - beta);
+    3. if s > 0: z += sqrt(beta) * N(0, I).  No clamping, as in the original.
+
+    Fewer steps is the "respacing" of improved-diffusion (Nichol & Dhariwal 2021, sec. 4): the
+    same process restricted to a sub-sequence of times, with the larger of its two variances
+    (beta, as Alg. 18.2; DDIM with eta = 1 is the same walk with the posterior variance). It
+    keeps the fresh noise of every step, which corrects a young network's errors where the
+    deterministic DDIM / DPM-Solver compound them (Karras et al. 2022, sec. 4).
     """
-    T = process.T
-    check_all_steps(steps, T, "ancestral")
+    times = evenly_spaced_times(process.T, steps)
     z = x_T.clone()
     if on_step:
-        on_step(T, z)
-    for i in range(T, 0, -1):
-        t = torch.full((z.shape[0],), i, device=z.device, dtype=torch.long)
-        eps, _ = process.predict_eps_x0(model(z, t), z, t)
-        beta, alpha_bar = process.beta[i], process.alpha_bar[i]
+        on_step(times[0], z)
+    for t, s in zip(times[:-1], times[1:], strict=True):
+        t_vec = torch.full((z.shape[0],), t, device=z.device, dtype=torch.long)
+        eps, _ = process.predict_eps_x0(model(z, t_vec), z, t_vec)
+        alpha_bar = process.alpha_bar[t]
+        beta = process.beta[t] if s == t - 1 else 1 - alpha_bar / process.alpha_bar[s]
         z = (z - beta / (1 - alpha_bar).sqrt() * eps) / (1 - beta).sqrt()
-        if i > 1:
+        if s > 0:
             z = z + beta.sqrt() * randn(z.shape, generator, z.device)
         if on_step:
-            on_step(i - 1, z)
+            on_step(s, z)
     return z

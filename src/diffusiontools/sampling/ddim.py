@@ -1,8 +1,9 @@
 """DDIM sampling (Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models", eq. 12 and 16).
 
-Runs on an evenly spaced sub-sequence of the training times, so ``steps`` network evaluations
-replace the T of the ancestral sampler. eta = 0 is the deterministic probability-flow sampler;
-eta = 1 draws from the DDPM posterior q(x_{t-1} | x_t, x0_hat) at every step.
+Runs on a sub-sequence of the training times, so ``steps`` network evaluations replace the T of
+the ancestral sampler: ours (evenly spaced, ending on the clean image) or one of diffusers'
+``DDIMScheduler`` spacings (``timesteps.py``). eta = 0 is the deterministic probability-flow
+sampler; eta = 1 draws from the DDPM posterior q(x_{t-1} | x_t, x0_hat) at every step.
 """
 
 from __future__ import annotations
@@ -15,23 +16,7 @@ from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators, randn
 from ..errors import UserError
 from .ancestral import ModelFn, StepCallback
-
-
-def evenly_spaced_times(T: int, steps: int | None) -> list[int]:
-    """[T, ..., 0]: ``steps`` + 1 integer times, evenly spaced, ``steps`` None meaning T."""
-    steps = T if steps is None else steps
-    if not 1 <= steps <= T:
-        raise UserError(f"steps={steps} is out of range for this model: give 1..{T}")
-    return torch.linspace(T, 0, steps + 1, dtype=torch.float64).round().long().tolist()
-
-
-def alpha_bar_at(process: GaussianDiffusion, t: int) -> float:
-    """alpha_bar_t in float64; the final target t = 0 is the clean image, alpha_bar = 1.
-
-    The notebook's schedule has alpha_bar_0 = 1 - beta_1 < 1; treating 0 as clean makes the last
-    step return x0_hat, as in DDIM's own implementation (alpha_0 := 1).
-    """
-    return 1.0 if t == 0 else process.alpha_bar[t].item()
+from .timesteps import alpha_bar_at, check_noisy, ddim_grid
 
 
 @torch.no_grad()
@@ -43,25 +28,31 @@ def sample_ddim(
     steps: int | None = None,
     on_step: StepCallback | None = None,
     eta: float = 0.0,
+    timestep_spacing: str = "ours",
 ) -> torch.Tensor:
     """DDIM from x_T (B, C, H, W) ~ N(0, I) to x0 (B, C, H, W) in ``steps`` steps (None: all T).
 
-    For each pair (t, s) of consecutive times in [T, ..., 0], with a = alpha_bar_t and
-    a' = alpha_bar_s (1 at s = 0):
+    For each step (t, s) of the grid of ``timestep_spacing`` (``ours``: consecutive times of
+    round(linspace(T, 0, steps + 1)); ``trailing``, ``leading``, ``linspace``: diffusers'
+    ``DDIMScheduler``, see ``timesteps.py``), with a = alpha_bar_t and a' = alpha_bar_s (1 on the
+    clean image, the last step of ``ours``):
 
     1. eps_hat, x0_hat from model(x_t, t)  (converted from x0 / v predictions when needed);
     2. sigma = eta sqrt((1 - a') / (1 - a)) sqrt(1 - a / a')  (eq. 16);
     3. x_s = sqrt(a') x0_hat + sqrt(1 - a' - sigma^2) eps_hat + sigma N(0, I)  (eq. 12).
 
-    The last step has a' = 1, hence sigma = 0 and x_0 = x0_hat. No clamping of x0_hat.
+    A last step to a' = 1 has sigma = 0 and gives x_0 = x0_hat. No clamping of x0_hat.
+    ``on_step`` sees the clean image as t = 0. Raises UserError for eta outside [0, 1], steps
+    outside 1..T, an unknown spacing, and a grid that evaluates the network at alpha_bar = 1.
     """
     if not 0.0 <= eta <= 1.0:
         raise UserError(f"eta={eta} is out of range: give a value in [0, 1]")
-    times = evenly_spaced_times(process.T, steps)
+    grid = ddim_grid(process.T, steps, timestep_spacing)
+    check_noisy(grid, process.alpha_bar, timestep_spacing)
     x = x_T.clone()
     if on_step:
-        on_step(times[0], x)
-    for t, s in zip(times[:-1], times[1:], strict=True):
+        on_step(grid[0][0], x)
+    for t, s in grid:
         # 1. The network's estimate of the noise and of the clean image.
         t_vec = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         eps_hat, x0_hat = process.predict_eps_x0(model(x, t_vec), x, t_vec)
@@ -73,5 +64,5 @@ def sample_ddim(
         if sigma > 0:
             x = x + sigma * randn(x.shape, generator, x.device)
         if on_step:
-            on_step(s, x)
+            on_step(max(s, 0), x)  # the clean image shows as t = 0
     return x

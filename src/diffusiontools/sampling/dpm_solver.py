@@ -15,7 +15,7 @@ import torch
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators
 from .ancestral import ModelFn, StepCallback
-from .ddim import alpha_bar_at, evenly_spaced_times
+from .timesteps import CLEAN, alpha_bar_at, check_noisy, dpm_solver_grid
 
 DEFAULT_STEPS = 20  # the paper's "high quality in 15 to 20 steps" regime
 
@@ -28,11 +28,15 @@ def sample_dpm_solver(
     generator: Generators,
     steps: int | None = None,
     on_step: StepCallback | None = None,
+    timestep_spacing: str = "ours",
 ) -> torch.Tensor:
     """DPM-Solver++(2M) from x_T (B, C, H, W) ~ N(0, I) to x0 (B, C, H, W), deterministic.
 
-    ``steps`` (None: min(20, T)) network evaluations on evenly spaced integer times [T, ..., 0];
-    ``generator`` is unused (the ODE draws no noise). For each pair (t, s) of consecutive times:
+    ``steps`` (None: min(20, T)) network evaluations on the integer times of
+    ``timestep_spacing`` (``ours``: round(linspace(T, 0, steps + 1)), nearly always the grid of
+    diffusers' ``DPMSolverMultistepScheduler`` default, ``linspace``; ``trailing``, ``leading``,
+    ``linspace``: its spacings, see ``timesteps.py``), the last step landing on the clean image;
+    ``generator`` is unused (the ODE draws no noise). For each step (t, s) of that grid:
 
     1. x0_hat = D(x_t, t) from the model (converted from eps / v predictions when needed);
     2. h = lambda_s - lambda_t;
@@ -40,21 +44,23 @@ def sample_dpm_solver(
        r = h_prev / h: D = (1 + 1 / (2r)) x0_hat - 1 / (2r) x0_hat_prev  (Alg. 2, line 5);
     4. x_s = (sigma_s / sigma_t) x_t - alpha_s (exp(-h) - 1) D  (Alg. 2, line 6).
 
-    The final step to s = 0 (alpha_bar = 1, lambda = +inf) is first order, which gives
-    x_0 = x0_hat (the "lower order final" choice of the authors' code). No clamping of x0_hat.
+    The final step to the clean image (alpha_bar = 1, lambda = +inf) is first order, which gives
+    x_0 = x0_hat (the "lower order final" choice of the authors' code and diffusers'). No
+    clamping of x0_hat; ``on_step`` sees the clean image as t = 0. Raises UserError for steps
+    outside 1..T, an unknown spacing, and a grid that evaluates the network at alpha_bar = 1.
     """
-    times = evenly_spaced_times(
-        process.T, min(DEFAULT_STEPS, process.T) if steps is None else steps
-    )
+    steps = min(DEFAULT_STEPS, process.T) if steps is None else steps
+    grid = dpm_solver_grid(process.T, steps, timestep_spacing)
+    check_noisy(grid, process.alpha_bar, timestep_spacing)
     x = x_T.clone()
     if on_step:
-        on_step(times[0], x)
+        on_step(grid[0][0], x)
     x0_hat_prev, h_prev = None, None
-    for t, s in zip(times[:-1], times[1:], strict=True):
+    for t, s in grid:
         # 1. Data prediction at the current time.
         t_vec = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         _, x0_hat = process.predict_eps_x0(model(x, t_vec), x, t_vec)
-        if s == 0:
+        if s == CLEAN:
             x = x0_hat
         else:
             # 2. Step size in log-SNR.
@@ -71,7 +77,7 @@ def sample_dpm_solver(
             x = math.sqrt((1 - a_next) / (1 - a)) * x - math.sqrt(a_next) * math.expm1(-h) * D
             x0_hat_prev, h_prev = x0_hat, h
         if on_step:
-            on_step(s, x)
+            on_step(max(s, 0), x)  # the clean image shows as t = 0
     return x
 
 

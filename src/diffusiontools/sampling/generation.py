@@ -11,10 +11,12 @@ from torch import nn
 
 from ..config import Config
 from ..diffusion.cold import resolve_start
+from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators, randn, sample_generators
 from ..errors import UserError
 from .dpm_solver import DEFAULT_STEPS as DPM_SOLVER_STEPS
 from .registry import get_sampler, resolve_sampler
+from .timesteps import check_noisy, ddim_grid, dpm_solver_grid
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -77,9 +79,13 @@ def start_state(
     return process.start_state(n, generator, device, config, offset, sampler)
 
 
-# The samplers that take ``steps`` (the cold ones on Bansal et al.'s strided time grid); the
-# ancestral sampler always takes all T.
+# Every sampler takes ``steps`` (the ancestral one on a respaced grid, the cold ones on Bansal et
+# al.'s strided grid). A config's ``sampling.steps`` carries over to a sampler the caller picks
+# only if that sampler is one of these, run with few steps as a rule; the ancestral sampler
+# picked by the caller keeps its default of all T steps, the report's.
 FEW_STEP_SAMPLERS = ("ddim", "dpm_solver", "naive", "improved")
+# The samplers that take ``sampling.timestep_spacing``, with the time grid each builds.
+SPACED_SAMPLERS = {"ddim": ddim_grid, "dpm_solver": dpm_solver_grid}
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,9 @@ class SamplingSettings:
     """What a draw does, every choice resolved; ``None`` marks a setting that does not apply."""
 
     sampler: str  # the real name, never "default"
-    steps: int  # sampler steps taken (T for the ancestral and cold samplers)
+    steps: int  # sampler steps taken (network evaluations per sample, without guidance)
     eta: float | None  # DDIM only
+    timestep_spacing: str | None  # ddim and dpm_solver only
     guidance: float | None  # class-conditional models only
     clip_x0: bool | None  # Gaussian models only
     digit: int | None
@@ -102,28 +109,35 @@ def resolve_settings(
 
     ``sampler``, ``steps`` and ``digit`` are the caller's choices (the CLI's ``--sampler``,
     ``--steps``, ``--digit``), None meaning the config's. A setting that cannot take effect is
-    refused, naming the flag or the ``sampling.*`` key it came from. The config's ``steps`` and
-    ``eta`` belong to the config's sampler: when the caller picks another sampler, they apply
-    only if that sampler takes them (the returned settings say whether they did).
+    refused, naming the flag or the ``sampling.*`` key it came from. The config's ``steps``,
+    ``eta`` and ``timestep_spacing`` belong to the config's sampler: when the caller picks
+    another sampler, they apply only if that sampler takes them (the returned settings say
+    whether they did).
     """
     s, kind, T = config.sampling, config.diffusion.kind, config.diffusion.T
     name = resolve_sampler(sampler or s.sampler, kind)
-    few_step = name in FEW_STEP_SAMPLERS
     if steps is not None:
         label = f"steps={steps}"
-    elif s.steps is not None and (sampler is None or few_step):
+    elif s.steps is not None and (sampler is None or name in FEW_STEP_SAMPLERS):
         steps, label = s.steps, f"sampling.steps={s.steps}"
-    if steps is not None and not few_step and steps != T:
-        raise UserError(
-            f"{label} applies to ddim, dpm_solver and the cold samplers only; the {name} sampler "
-            f"runs all T={T} steps"
-        )
     if steps is not None and not 1 <= steps <= T:
         raise UserError(f"{label} is out of range for this model: give 1..{T}")
     if steps is None:
         steps = min(DPM_SOLVER_STEPS, T) if name == "dpm_solver" else T
     if s.eta != 0 and name != "ddim" and sampler is None:
         raise UserError(f"sampling.eta={s.eta} applies to the ddim sampler only, not {name}")
+    spacing = s.timestep_spacing if name in SPACED_SAMPLERS else None
+    if s.timestep_spacing != "ours" and spacing is None and sampler is None:
+        raise UserError(
+            f"sampling.timestep_spacing={s.timestep_spacing} applies to the ddim and dpm_solver "
+            f"samplers only, not {name}"
+        )
+    if spacing not in (None, "ours"):
+        try:  # diffusers' grids: one may hold t = -1, or t = 0 where the cosine alpha_bar is 1
+            grid = SPACED_SAMPLERS[name](T, steps, spacing)
+            check_noisy(grid, GaussianDiffusion.from_config(config.diffusion).alpha_bar, spacing)
+        except UserError as exc:
+            raise UserError(f"sampling.{exc}") from None
     conditional = config.model.num_classes > 0
     if s.guidance != 1 and not conditional:
         raise UserError(
@@ -149,6 +163,7 @@ def resolve_settings(
         sampler=name,
         steps=steps,
         eta=s.eta if name == "ddim" else None,
+        timestep_spacing=spacing,
         guidance=s.guidance if conditional else None,
         clip_x0=s.clip_x0 if kind == "gaussian" else None,
         digit=digit,
@@ -211,8 +226,8 @@ def generate(
         raise UserError(f"a trajectory is drawn for at most {batch_size} images, not {n}")
     settings = resolve_settings(config, sampler, steps, digit)
     sample = get_sampler(settings.sampler, process.kind)
-    if settings.eta is not None:  # ddim, the one sampler with a setting of its own
-        sample = functools.partial(sample, eta=settings.eta)
+    own = {"eta": settings.eta, "timestep_spacing": settings.timestep_spacing}  # ddim, dpm_solver
+    sample = functools.partial(sample, **{k: v for k, v in own.items() if v is not None})
     was_training = net.training
     net.eval()
     out = []

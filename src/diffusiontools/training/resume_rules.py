@@ -4,8 +4,8 @@ A checkpoint carries the config it was trained with. Resuming with a config that
 that shapes the optimisation (lr, T, schedule, network, batch, degradation, seed, ...) would
 continue one run under the settings of another while the run folder claimed the new ones, so such
 a difference is refused. The keys below only say how long to train, how often to save or
-validate or measure sample quality, where to run, where to find the same data, or how to sample:
-they may change, and the resumed run uses the new values.
+validate or measure sample quality, where to run, where to find the same data, how to report
+progress, or how to sample: they may change, and the resumed run uses the new values.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ MAY_CHANGE_ON_RESUME = frozenset(
         "training.device",
         "training.compile",
         "training.channels_last",
+        # Only adds a progress log (metrics.csv is always written): switching TensorBoard on for
+        # a long run is what a resume is for; its event files start at the resumed step.
+        "training.log",
         "data.dir",  # the data itself must be the same: see check_same_data
         "data.source",
     }

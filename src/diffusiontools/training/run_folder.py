@@ -15,6 +15,7 @@ from .checkpoint import CHECKPOINT_DIR, latest_path
 CONFIG_FILE = "config.ini"
 DATA_FILE = "data.json"
 METRICS_FILE = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"  # event files, with training.log = tensorboard
 LOCK_FILE = ".lock"
 METRICS_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "images_per_s", "epoch_seconds")
 
@@ -86,6 +87,7 @@ RUN_ENTRIES = (
     CONFIG_FILE,
     DATA_FILE,
     METRICS_FILE,
+    TENSORBOARD_DIR,
     "learning_curve.png",
     CHECKPOINT_DIR,
     "samples",

@@ -21,7 +21,7 @@ from .run_folder import recover_if_idle
 
 SAMPLING_FIELDS = {f.name: f for f in dataclasses.fields(SamplingConfig)}
 SAMPLING_TYPES = {"sampler": str, "steps": int, "eta": float, "guidance": float}
-SAMPLING_TYPES.update(clip_x0=bool, start=str)
+SAMPLING_TYPES.update(clip_x0=bool, start=str, timestep_spacing=str)
 
 
 def _check_type(name: str, value, kind: type) -> None:
@@ -60,12 +60,13 @@ class TrainedModel:
         eta: float | None = None,
         clip_x0: bool | None = None,
         start: str | None = None,
+        timestep_spacing: str | None = None,
     ) -> Config:
         """The run's config with these ``sampling.*`` keys replaced (None: the run's own), checked
         as the INI keys would be: an option that cannot take effect is refused, not ignored.
 
-        The run's ``steps`` and ``eta`` belong to the run's sampler: picking another sampler
-        without giving them uses that sampler's defaults.
+        The run's ``steps``, ``eta`` and ``timestep_spacing`` belong to the run's sampler:
+        picking another sampler without giving them uses that sampler's defaults.
         """
         s = self.config.sampling
         other_sampler = sampler is not None and sampler != s.sampler
@@ -76,6 +77,9 @@ class TrainedModel:
             "guidance": s.guidance if guidance is None else guidance,
             "clip_x0": s.clip_x0 if clip_x0 is None else clip_x0,
             "start": start or s.start,
+            "timestep_spacing": timestep_spacing
+            if timestep_spacing is not None
+            else ("ours" if other_sampler else s.timestep_spacing),
         }
         for key, value in given.items():
             if value is not None:
@@ -95,6 +99,7 @@ class TrainedModel:
         eta: float | None = None,
         clip_x0: bool | None = None,
         start: str | None = None,
+        timestep_spacing: str | None = None,
     ) -> torch.Tensor:
         """Draw ``n`` samples: a float tensor (n, 1, 28, 28) in model range [-0.5, 0.5] (values
         may overshoot slightly; ``diffusiontools.show`` and the NPZ files clamp), on the model's
@@ -103,14 +108,18 @@ class TrainedModel:
         evaluations of ddim / dpm_solver), ``digit`` (0-9, class-conditional models),
         ``guidance`` (classifier-free guidance scale, Ho & Salimans 2022), ``eta`` (DDIM
         stochasticity, Song et al. 2021), ``clip_x0`` (clamp each step's x0_hat), ``start`` (a
-        cold model's x_T). Sample i depends only on ``seed`` and i. Raises DiffusionToolsError
-        naming an option that does not apply to this model or sampler.
+        cold model's x_T), ``timestep_spacing`` (the time grid of ddim / dpm_solver: ours, or
+        diffusers' trailing, leading, linspace, to reproduce its scheduler's run exactly).
+        Sample i depends only on ``seed`` and i. Raises DiffusionToolsError naming an option
+        that does not apply to this model or sampler.
         """
         _check_type("n", n, int)
         _check_type("seed", seed, int)
         if digit is not None:
             _check_type("digit", digit, int)
-        config = self.sampling_config(sampler, steps, guidance, eta, clip_x0, start)
+        config = self.sampling_config(
+            sampler, steps, guidance, eta, clip_x0, start, timestep_spacing
+        )
         return generate(self.net, self.process, config, n, seed, self.device, digit=digit)
 
     def trajectory(
@@ -124,7 +133,8 @@ class TrainedModel:
     ) -> tuple[list[int], list[torch.Tensor]]:
         """The reverse process of ``n`` samples near t = T, T/2, T/10, T/20 and 0: the times
         reached and one (n, 1, 28, 28) state per time (the last is the sample, the same as
-        :meth:`sample` gives). ``options``: guidance, eta, clip_x0, start as for :meth:`sample`."""
+        :meth:`sample` gives). ``options``: guidance, eta, clip_x0, start, timestep_spacing as
+        for :meth:`sample`."""
         config = self.sampling_config(sampler, steps, **options)
         return trajectory(self.net, self.process, config, n, seed, self.device, digit=digit)
 

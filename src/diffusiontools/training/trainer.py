@@ -5,6 +5,8 @@ single index into a uint8 tensor. After each epoch: a validation loss on fixed r
 epochs are comparable), a row in ``metrics.csv``, the learning curve, and an atomic checkpoint. A
 checkpoint also records the position inside an epoch, so an interrupted run resumes at the exact
 step and, on CPU with the same seed, reproduces the uninterrupted run's losses and weights.
+With ``training.log = tensorboard`` the same numbers and figures also go to TensorBoard
+(``tensorboard_log``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
 from ..models import make_network
-from ..reporting.figures import save_learning_curve, save_sample_grid
+from ..reporting.figures import learning_curve_figure, save_figure, save_sample_grid
 from ..sampling.generation import IMAGE_SHAPE, generate
 from . import checkpoint as ckpt_io
 from . import distributed, run_folder
 from .checkpoint import TrainState
+from .lr_schedule import lr_at, set_lr
 from .resume_rules import check_same_data, resumed_config
 from .signals import StopRequest, TrainingStopped
+from .tensorboard_log import TensorBoardLog
 from .training_data import TrainingData, load_training_data
 
 logger = logging.getLogger(__name__)
@@ -74,9 +78,16 @@ def validation_loss(process, net: nn.Module, data: TrainingData, config: Config,
 
 
 def _make_optimizer(net: nn.Module, config: Config, device: torch.device) -> torch.optim.Optimizer:
-    """Adam with default betas, no weight decay (the notebook); fused kernels on CUDA."""
-    fused = device.type == "cuda"
-    return torch.optim.Adam(net.parameters(), lr=config.training.lr, fused=fused)
+    """Adam with default betas, no weight decay (the notebook); fused kernels on CUDA.
+
+    Elsewhere the multi-tensor (``foreach``) path: it computes bit for bit what torch's default
+    per-tensor loop computes, with a few calls for all tensors instead of a dozen per tensor
+    (docs/benchmarks.md#training-throughput). The fused CPU kernel is faster still but rounds
+    differently, so it is not used: the faithful runs keep the notebook's numbers exactly.
+    """
+    if device.type == "cuda":
+        return torch.optim.Adam(net.parameters(), lr=config.training.lr, fused=True)
+    return torch.optim.Adam(net.parameters(), lr=config.training.lr, foreach=True)
 
 
 def _make_ema(net: nn.Module, decay: float):
@@ -144,6 +155,7 @@ def train(
     device = resolve_device(config.training.device)
     ranks = distributed.from_environment(device)
     try:
+        board = TensorBoardLog(config, ranks.is_main)  # refuses a missing package now
         if config.training.amp == "bf16" and device.type != "cuda":
             raise UserError(
                 f"training.amp=bf16 applies on CUDA only; this run trains on {device.type}: "
@@ -178,7 +190,10 @@ def train(
                 (run_dir / run_folder.CONFIG_FILE).write_text(to_ini(config))
                 run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
             try:
-                return _train_loop(config, run_dir, trainee, data, stop, ranks, device, probe)
+                with board.open(run_dir, trainee.state.step):  # closed before a recovery
+                    return _train_loop(
+                        config, run_dir, trainee, data, stop, ranks, device, board, probe
+                    )
             finally:
                 if ranks.is_main:
                     run_folder.recover(run_dir)  # died before its first checkpoint: old run back
@@ -284,6 +299,7 @@ def _train_loop(
     stop: StopRequest,
     ranks: distributed.Ranks,
     device: torch.device,
+    board: TensorBoardLog,
     probe: QualityProbe | None = None,
 ) -> Path:
     tc = config.training
@@ -303,6 +319,7 @@ def _train_loop(
 
     def save(path: Path) -> None:
         if ranks.is_main:
+            board.flush()  # the event files hold every step this checkpoint holds
             _save(path, config, state, net, ema, optimizer, data_gen, step_gen, data)
             run_folder.discard_previous(run_dir)  # a checkpoint of the new run exists now
 
@@ -342,6 +359,7 @@ def _train_loop(
                     loss = process.loss(step_net, x0, noise, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                set_lr(optimizer, lr_at(tc, state.step))
                 optimizer.step()
                 if ema is not None:
                     ema.update_parameters(net)
@@ -354,16 +372,18 @@ def _train_loop(
                 recent[state.batch % len(recent)] = detached
                 state.batch += 1
                 state.step += 1
+                board.step_loss(state.step, detached)
                 bar.update(1)
                 end_of_epoch = state.batch == steps_per_epoch
                 if state.batch % 20 == 0 or end_of_epoch:
                     _check_finite(first_bad, state, run_dir)
                     elapsed = time.perf_counter() - started
                     n_recent = min(state.batch, len(recent))
+                    images_per_s = (state.batch - first_batch) * tc.batch_size / elapsed
                     bar.set_postfix(
-                        loss=f"{float(recent[:n_recent].mean()):.4f}",
-                        img_s=f"{(state.batch - first_batch) * tc.batch_size / elapsed:.0f}",
+                        loss=f"{float(recent[:n_recent].mean()):.4f}", img_s=f"{images_per_s:.0f}"
                     )
+                    board.progress(state.step, images_per_s, optimizer.param_groups[0]["lr"])
                 # Ranks agree on a stop: a collective, so every 20 steps and at the epoch's end
                 # when several train (a signal seen during the last steps stops before validation).
                 if not ranks.active or state.batch % 20 == 0 or end_of_epoch:
@@ -395,7 +415,9 @@ def _train_loop(
                     steps_per_epoch,
                 )
             break
-        _finish_epoch(config, state, process, net, ema, data, device, run_dir, save, ranks, probe)
+        _finish_epoch(
+            config, state, process, net, ema, data, device, run_dir, save, ranks, board, probe
+        )
     if ranks.is_main:
         logger.info("done: %s (%d steps)", run_dir, state.step)
     return run_dir
@@ -415,7 +437,7 @@ def _check_finite(first_bad: torch.Tensor, state: TrainState, run_dir: Path) -> 
 
 
 def _finish_epoch(
-    config, state: TrainState, process, net, ema, data, device, run_dir, save, ranks, probe=None
+    config, state: TrainState, process, net, ema, data, device, run_dir, save, ranks, board, probe
 ) -> None:
     """Validation, quality probe, metrics row, learning curve, sample grid and checkpoints.
 
@@ -456,9 +478,12 @@ def _finish_epoch(
         row["images_per_s"],
     )
     run_folder.write_metrics(run_dir, state.history)
+    board.epoch(row)
     reference = None if probe is None else probe.reference
-    save_learning_curve(state.history, run_dir / "learning_curve.png", config.name, reference)
+    curve = learning_curve_figure(state.history, config.name, reference)
+    save_figure(curve, run_dir / "learning_curve.png")
     if finished_epoch % tc.save_every == 0 or last:
+        board.figure("learning_curve", curve, state.step)
         save(ckpt_io.epoch_path(run_dir, finished_epoch))
     save(ckpt_io.latest_path(run_dir))
     every = config.sampling.sample_every
@@ -472,3 +497,4 @@ def _finish_epoch(
             device=device,
         )
         save_sample_grid(images, run_dir / "samples" / f"epoch_{finished_epoch:04d}.png")
+        board.samples(images, state.step)

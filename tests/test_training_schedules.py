@@ -1,0 +1,126 @@
+"""The learning-rate schedule and the min-SNR loss weights: hand-computed values, the refusals,
+and a cosine run stopped and resumed equal to the straight run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from tiny_runs import assert_same_final_weights, tiny_config, train_tiny
+
+from diffusiontools.config import DiffusionConfig, TrainingConfig
+from diffusiontools.diffusion.gaussian import GaussianDiffusion
+from diffusiontools.errors import UserError
+from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.lr_schedule import lr_at
+
+COSINE = TrainingConfig(lr=1e-3, lr_schedule="cosine", warmup_steps=10, lr_decay_steps=110)
+
+
+@pytest.mark.parametrize(
+    "step, lr",
+    [
+        (0, 1e-4),
+        (4, 5e-4),
+        (9, 1e-3),
+        (10, 1e-3),
+        (60, 5e-4),
+        (85, 1.4644660940672625e-4),
+        (110, 0.0),
+        (500, 0.0),
+    ],
+)
+def test_cosine_learning_rate_by_hand(step, lr):
+    # step 85: p = 75 / 100, (1 + cos(0.75 pi)) / 2 = (1 - 0.70711) / 2 = 0.146447.
+    assert lr_at(COSINE, step) == pytest.approx(lr, rel=1e-12, abs=1e-18)
+
+
+def test_constant_learning_rate_is_the_configured_one():
+    assert lr_at(TrainingConfig(lr=3e-4), 0) == lr_at(TrainingConfig(lr=3e-4), 10**6) == 3e-4
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (("training.lr_schedule=cosine",), "needs training.lr_decay_steps"),
+        (("training.lr_decay_steps=100",), "apply to training.lr_schedule = cosine only"),
+        (("training.warmup_steps=5",), "apply to training.lr_schedule = cosine only"),
+        (
+            (
+                "training.lr_schedule=cosine",
+                "training.lr_decay_steps=10",
+                "training.warmup_steps=10",
+            ),
+            "training.warmup_steps=10 must be below training.lr_decay_steps=10",
+        ),
+        (
+            ("diffusion.kind=cold", "diffusion.loss_weighting=min_snr"),
+            "diffusion.loss_weighting=min_snr applies to Gaussian processes only",
+        ),
+    ],
+)
+def test_settings_that_could_not_take_effect_are_refused(overrides, fragment):
+    with pytest.raises(UserError, match=fragment):
+        tiny_config(*overrides)
+
+
+@pytest.mark.parametrize(
+    "prediction, alpha_bar, weight",
+    [
+        ("eps", 0.9, 5 / 9),  # SNR 9 > gamma 5: min(9, 5) / 9
+        ("eps", 0.5, 1.0),  # SNR 1: min(1, 5) / 1
+        ("v", 0.9, 5 / 10),  # min(9, 5) / (9 + 1)
+        ("v", 0.5, 1 / 2),
+        ("x0", 0.9, 5.0),
+        ("x0", 0.5, 1.0),
+    ],
+)
+def test_min_snr_weights_by_hand(prediction, alpha_bar, weight):
+    process = GaussianDiffusion(
+        beta=torch.zeros(3, dtype=torch.float64),
+        alpha_bar=torch.tensor([1.0, alpha_bar, 0.1], dtype=torch.float64),
+        prediction=prediction,
+        loss_weighting="min_snr",
+    )
+    assert process.snr_weight(torch.tensor([1])).item() == pytest.approx(weight, rel=1e-12)
+
+
+def test_min_snr_loss_is_the_weighted_mean_of_per_sample_errors():
+    config = DiffusionConfig(T=20, beta1=1e-3, beta2=0.2, loss_weighting="min_snr")
+    process = GaussianDiffusion.from_config(config)
+    plain = GaussianDiffusion.from_config(dataclasses.replace(config, loss_weighting="none"))
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 1, 28, 28, generator=g) - 0.5
+    noise = {"t": torch.tensor([1, 5, 12, 19]), "eps": torch.randn(4, 1, 28, 28, generator=g)}
+
+    def net(x_t, t):  # a fixed wrong guess: the per-sample errors differ
+        return 0.5 * x_t
+
+    per_sample = torch.stack(
+        [
+            plain.loss(net, x0[i : i + 1], {k: v[i : i + 1] for k, v in noise.items()})
+            for i in range(4)
+        ]
+    )
+    expected = (process.snr_weight(noise["t"]) * per_sample).mean()
+    assert process.loss(net, x0, noise).item() == pytest.approx(expected.item(), rel=1e-6)
+    weights = process.snr_weight(noise["t"])
+    assert weights[0] < 1 and weights[-1] == 1  # low t (high SNR) is weighted down
+
+
+def test_cosine_run_stopped_and_resumed_equals_the_straight_run(tmp_path):
+    schedule = (
+        "training.lr_schedule=cosine",
+        "training.lr_decay_steps=20",
+        "training.warmup_steps=3",
+    )
+    straight = train_tiny(tmp_path / "straight", *schedule, "training.max_steps=17")
+    run = tmp_path / "stopped"
+    train_tiny(run, *schedule, "training.max_steps=5")
+    train_tiny(run, *schedule, "training.max_steps=17", resume=True)
+    assert_same_final_weights(run, straight)
+    optimizer = ckpt_io.load_checkpoint(ckpt_io.latest_path(run))["optimizer"]
+    assert optimizer["param_groups"][0]["lr"] == pytest.approx(
+        lr_at(tiny_config(*schedule).training, 16)
+    )
