@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine: `make run` (quickstart) and `make test`. Each creates or
 # refreshes .venv and installs the package first. torch==2.13.0 is pinned because that CPU build
-# is what this project's machines provide (a bare `torch` may pull a multi-GB CUDA build).
+# is what this project's machines provide (a bare `torch` may pull a multi-GB CUDA build). The
+# optional extras (diffusers, tensorboard) are installed too, so that make test runs their tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,diffusers,tensorboard]"
 	touch $(STAMP)
 
 install: $(STAMP)

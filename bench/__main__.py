@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import sys
 
-from . import bench_pixel_swap, bench_sampling, bench_training
+from . import bench_networks, bench_pixel_swap, bench_sampling, bench_training
 
 
 def main() -> None:
     bench_pixel_swap.main([])
     bench_training.main([])
+    bench_networks.main([])
     bench_sampling.main([])
     if "--time-to-quality" in sys.argv:
         from . import bench_time_to_quality

@@ -149,7 +149,7 @@ def evaluate(
             n = RUN_SAMPLES if n_samples is None else n_samples
             images = source.sample(n, seed=seed)
             settings = resolve_settings(source.config)
-            meta = {"run_dir": str(source.path.parent.parent), "epoch": source.epoch, "seed": seed}
+            meta = {"run_dir": str(source.folder), "epoch": source.epoch, "seed": seed}
             save_samples(path, images, label=label, **meta, **dataclasses.asdict(settings))
             data_configs[label] = source.config.data
         elif isinstance(source, np.ndarray | torch.Tensor):

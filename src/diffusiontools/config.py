@@ -43,7 +43,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    network: str = _choices("cnn", "unet", default="cnn")
+    # unet2d_diffusers: diffusers' UNet2DModel, trained directly (exports to diffusers; needs
+    # the diffusers extra); it takes base_channels and channel_mults as the UNet does.
+    network: str = _choices("cnn", "unet", "unet2d_diffusers", default="cnn")
     n_hidden: tuple[int, ...] = (16, 32, 32, 16)  # CNN channels per block (the notebook's default)
     base_channels: int = _bounded(32, min=4)  # UNet width at full resolution
     channel_mults: tuple[int, ...] = (1, 2, 2)  # UNet width multipliers per resolution (28, 14, 7)
@@ -153,8 +155,13 @@ class Config:
             raise UserError("model.n_hidden is empty; give at least one channel count, e.g. 16, 32")
         if any(c < 1 for c in m.n_hidden):
             raise UserError(f"model.n_hidden={m.n_hidden} has a non-positive channel count")
-        if m.network == "unet" and (not m.channel_mults or any(c < 1 for c in m.channel_mults)):
+        if m.network != "cnn" and (not m.channel_mults or any(c < 1 for c in m.channel_mults)):
             raise UserError(f"model.channel_mults={m.channel_mults} needs positive entries")
+        if m.network != "cnn" and len(m.channel_mults) > 3:
+            raise UserError(
+                f"model.channel_mults={m.channel_mults} has {len(m.channel_mults)} entries; "
+                f"the {m.network} takes 1 to 3, one per resolution 28, 14, 7"
+            )
         if d.kind == "gaussian" and d.t_range != "notebook":
             raise UserError(
                 f"diffusion.t_range={d.t_range!r} applies to cold processes only; the Gaussian "

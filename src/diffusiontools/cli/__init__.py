@@ -13,9 +13,19 @@ import signal
 import sys
 
 from ..errors import UserError
-from . import classifier, degrade, evaluate, reconstruct, report, reproduce, sample, train
+from . import (
+    classifier,
+    degrade,
+    evaluate,
+    export,
+    reconstruct,
+    report,
+    reproduce,
+    sample,
+    train,
+)
 
-COMMANDS = [train, sample, classifier, reconstruct, degrade, evaluate, report, reproduce]
+COMMANDS = [train, sample, export, classifier, reconstruct, degrade, evaluate, report, reproduce]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +74,9 @@ ARGUMENT_FLAGS = {
     "data_dir": "--data-dir",
     "scale": "--scale",
     "eval_dir": "--eval",
+    "format": "--format",
+    "ema": "--ema",
+    "out": "--out",
 }
 
 

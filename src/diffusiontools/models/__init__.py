@@ -8,14 +8,17 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import UserError
 from .cnn import CNN
 
 
-def make_network(config: ModelConfig, seed: int | None = None) -> nn.Module:
+def make_network(config: ModelConfig, seed: int | None = None, T: int | None = None) -> nn.Module:
     """Build the network named by ``config.network`` (on the CPU).
 
     ``seed``: initialise the weights from this seed, leaving torch's global RNG as it was (what
     library code does); None: draw them from the global RNG, as any ``nn.Module`` does.
+    ``T``: the process's number of steps, which ``unet2d_diffusers`` needs (it feeds diffusers'
+    UNet the integer timestep t * T); the other networks take t in [0, 1] and ignore it.
     """
     seeded = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
     with seeded:
@@ -23,6 +26,14 @@ def make_network(config: ModelConfig, seed: int | None = None) -> nn.Module:
             torch.manual_seed(seed)
         if config.network == "cnn":
             return CNN(config.n_hidden, num_classes=config.num_classes)
+        if config.network == "unet2d_diffusers":
+            from .unet2d_diffusers import UNet2DDiffusers  # late: needs the diffusers extra
+
+            if T is None:
+                raise UserError("make_network needs T= (the process's steps) for unet2d_diffusers")
+            return UNet2DDiffusers(
+                T, config.base_channels, config.channel_mults, config.num_classes
+            )
         from .unet import UNet
 
         return UNet(config.base_channels, config.channel_mults, num_classes=config.num_classes)

@@ -17,6 +17,7 @@ DATA_FILE = "data.json"
 METRICS_FILE = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"  # event files, with training.log = tensorboard
 LOCK_FILE = ".lock"
+EXPORTS = "exports"  # diffusiontools export's default place for the run's exports
 METRICS_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "images_per_s", "epoch_seconds")
 
 
@@ -92,6 +93,7 @@ RUN_ENTRIES = (
     CHECKPOINT_DIR,
     "samples",
     "reconstruction",
+    EXPORTS,
 )
 
 

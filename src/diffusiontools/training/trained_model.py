@@ -17,7 +17,16 @@ from ..errors import UserError
 from ..models import make_network
 from ..sampling.generation import generate, trajectory
 from . import checkpoint as ckpt_io
-from .run_folder import recover_if_idle
+from .export import (
+    UNET,
+    WEIGHTS,
+    check_format,
+    check_schedule,
+    is_export,
+    read_export,
+    write_export,
+)
+from .run_folder import EXPORTS, recover_if_idle
 
 SAMPLING_FIELDS = {f.name: f for f in dataclasses.fields(SamplingConfig)}
 SAMPLING_TYPES = {"sampler": str, "steps": int, "eta": float, "guidance": float}
@@ -38,7 +47,8 @@ class TrainedModel:
     ``config``: the run's resolved config; ``net``: the network (EMA weights where the run kept
     them), in eval mode on ``device``; ``process``: the forward process (Gaussian or cold);
     ``epoch``: the last finished epoch whose weights these are (0-based, as the report counts);
-    ``path``: the checkpoint file; ``data``: where its training data came from (source, md5).
+    ``path``: the checkpoint file (or an export's weights file); ``data``: where its training
+    data came from (source, md5); ``ema``: whether ``net`` holds the run's EMA average.
     """
 
     config: Config
@@ -47,10 +57,29 @@ class TrainedModel:
     epoch: int
     path: Path
     data: dict | None = None  # provenance of the training data (None: a run from before it)
+    ema: bool = False
 
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
+
+    @property
+    def folder(self) -> Path:
+        """The run folder of the checkpoint, or the export folder the model was read from."""
+        return self.path.parent.parent if self.path.suffix == ".pt" else self.path.parent
+
+    def export(self, out: str | Path, format: str = "safetensors") -> Path:
+        """Write this model's weights (as held: EMA where ``ema``) for use elsewhere; returns the
+        folder ``out``.
+
+        ``format``: ``safetensors`` (``model.safetensors`` + ``diffusiontools.json``, the resolved
+        config and the schedule; any run; ``diffusiontools.load(out)`` reads it back) or
+        ``diffusers`` (``unet/`` and ``scheduler/`` for diffusers' ``from_pretrained``, pixels
+        in [-0.5, 0.5]; Gaussian runs of ``model.network = unet2d_diffusers`` only, and the
+        ``diffusers`` extra). ``out`` must be new, empty or an earlier export, which is replaced.
+        Raises DiffusionToolsError naming a format or a run that cannot be exported so.
+        """
+        return write_export(self, Path(out), format)
 
     def sampling_config(
         self,
@@ -139,6 +168,11 @@ class TrainedModel:
         return trajectory(self.net, self.process, config, n, seed, self.device, digit=digit)
 
 
+def _check_epoch(epoch) -> None:
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+        raise UserError(f"epoch={epoch!r} is not an epoch number: give an int, or None (latest)")
+
+
 def load_trained(
     run_dir: Path, epoch: int | None, device: torch.device, use_ema: bool = True
 ) -> TrainedModel:
@@ -149,23 +183,78 @@ def load_trained(
     path = ckpt_io.checkpoint_for(Path(run_dir), epoch)
     ckpt = ckpt_io.load_checkpoint(path, map_location=device)
     config = ckpt_io.stored_config(ckpt)
-    net = make_network(config.model, seed=0).to(device)  # weights come from the checkpoint
+    net = make_network(config.model, seed=0, T=config.diffusion.T).to(device)  # weights below
     ckpt_io.load_weights(net, ckpt_io.stored_weights(ckpt, use_ema), path)
     net.eval()
     finished = ckpt_io.finished_epochs(ckpt)
     process = make_process(config).to(device)
-    return TrainedModel(config, net, process, finished, path, ckpt.get("data"))
+    ema = use_ema and ckpt.get("ema") is not None
+    return TrainedModel(config, net, process, finished, path, ckpt.get("data"), ema)
+
+
+def load_export(folder: Path, device: torch.device, use_ema: bool = True) -> TrainedModel:
+    """The model of an export folder written by :meth:`TrainedModel.export`."""
+    description, config, weights = read_export(folder, device)
+    if not use_ema and description["weights"] == "ema":
+        raise UserError(f"ema=False asks for raw weights, but {folder} holds the EMA weights only")
+    net = make_network(config.model, seed=0, T=config.diffusion.T).to(device)
+    ckpt_io.load_weights(net, weights, folder)
+    net.eval()
+    process = make_process(config).to(device)
+    check_schedule(description, process, folder)
+    path = folder / (WEIGHTS if description["format"].endswith("safetensors") else UNET)
+    ema = description["weights"] == "ema"
+    data = description.get("data")
+    return TrainedModel(config, net, process, description["epoch"], path, data, ema)
 
 
 def load(
     run_dir: str | Path, epoch: int | None = None, device: str = "auto", ema: bool = True
 ) -> TrainedModel:
-    """The model of a run folder written by ``diffusiontools.train`` (or the CLI).
+    """The model of a run folder written by ``diffusiontools.train`` (or the CLI), or of an
+    export folder written by :meth:`TrainedModel.export`.
 
-    ``epoch``: a kept checkpoint's epoch (None: the latest, which may be inside an epoch);
-    ``device``: auto (CUDA when present), cpu, cuda or cuda:N; ``ema``: the EMA weights where the
-    run kept them. Raises DiffusionToolsError naming a missing run, epoch or device.
+    ``epoch``: a kept checkpoint's epoch (None: the latest, which may be inside an epoch; an
+    export holds one set of weights and takes None only); ``device``: auto (CUDA when present),
+    cpu, cuda or cuda:N; ``ema``: the EMA weights where the run kept them (False: the raw ones,
+    which an export of EMA weights does not hold). Raises DiffusionToolsError naming a missing
+    run, epoch or device, or an export that does not match.
     """
-    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
-        raise UserError(f"epoch={epoch!r} is not an epoch number: give an int, or None (latest)")
+    _check_epoch(epoch)
+    if is_export(Path(run_dir)):
+        if epoch is not None:
+            raise UserError(f"epoch={epoch} applies to run folders; the export {run_dir} holds one")
+        return load_export(Path(run_dir), resolve_device(device), use_ema=ema)
     return load_trained(Path(run_dir), epoch, resolve_device(device), use_ema=ema)
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    format: str = "safetensors",
+    epoch: int | None = None,
+    ema: bool | None = None,
+) -> Path:
+    """Export the model of a run folder (``diffusiontools export``); returns the export folder.
+
+    ``format``: safetensors or diffusers (see :meth:`TrainedModel.export`); ``epoch``: a kept
+    checkpoint's epoch (None: the latest); ``ema``: None writes the EMA weights where the run
+    kept them, else the raw ones; True insists on the EMA weights (refused for a run without
+    them); False writes the raw weights. ``out``: None means ``RUN_DIR/exports/FORMAT`` (with
+    ``_epoch_NNNN`` for an epoch). Raises DiffusionToolsError naming the bad argument.
+    """
+    check_format(format)
+    if ema is not None and not isinstance(ema, bool):
+        raise UserError(f"ema={ema!r} is not a choice of weights: give True, False or None")
+    _check_epoch(epoch)
+    run_dir = Path(run_dir)
+    model = load_trained(run_dir, epoch, torch.device("cpu"), use_ema=ema is not False)
+    if ema and not model.ema:
+        raise UserError(
+            f"ema=True asks for EMA weights, but {model.path} holds none (the run trained "
+            "with training.ema_decay = 0); leave out ema=True to export its raw weights"
+        )
+    if out is None:
+        name = format if epoch is None else f"{format}_epoch_{epoch:04d}"
+        out = run_dir / EXPORTS / name
+    return model.export(out, format)

@@ -207,7 +207,7 @@ class _Trainee:
 
     def __init__(self, config: Config, device: torch.device):
         tc = config.training
-        self.net = make_network(config.model, seed=tc.seed).to(device)
+        self.net = make_network(config.model, seed=tc.seed, T=config.diffusion.T).to(device)
         self.process = make_process(config).to(device)
         self.optimizer = _make_optimizer(self.net, config, device)
         self.ema = _make_ema(self.net, tc.ema_decay)
