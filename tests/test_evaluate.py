@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from diffusiontools.cli import main
 from diffusiontools.data import load_mnist, to_model
 from diffusiontools.evaluation import memorisation_summary, nearest_neighbour_distances
+from diffusiontools.evaluation.frame_metrics import frame_statistics
 from diffusiontools.evaluation.scores import HeldOutReference, memorisation_scores
 from diffusiontools.reporting.samples_io import load_samples, save_samples
 from diffusiontools.reporting.tables import ROWS
@@ -79,11 +80,17 @@ def test_real_digits_beat_noise(evaluation):
 
 
 def test_table_and_figures(evaluation):
-    out, _ = evaluation
+    out, results = evaluation
     lines = (out / "metrics.md").read_text().splitlines()
-    assert lines[0] == "| metric | real digits | noise |"
-    assert all(line.count("|") == 4 for line in lines)
+    assert lines[0] == "| metric | real digits | noise | test images |"
+    assert all(line.count("|") == 5 for line in lines)
     assert len(lines) == 2 + 1 + len(ROWS) + 1  # header, rule, n, metrics, histogram
+    # the test images' own frame statistics beside the samples' (the 300 reference images)
+    reference = frame_statistics(load_mnist(None).test_images[:300].numpy())
+    assert results["reference"]["n"] == 300
+    assert results["reference"]["values"]["frame_mean"] == pytest.approx(reference["frame_mean"])
+    (row,) = [line for line in lines if line.startswith("| frame mean")]
+    assert row.endswith(f"| {reference['frame_mean']:.2f} |")
     for name in ["tsne_test_labels", "tsne_real_digits", "tsne_noise", "samples_noise",
                  "class_histogram_real_digits", "memorisation_noise"]:  # fmt: skip
         assert (out / f"{name}.png").stat().st_size > 1000, name

@@ -37,15 +37,18 @@ def train(
     in docs/reliability.md may differ from the run's config); ``overwrite``: replace the run in
     ``run_dir`` (checked first, deleted only once the new run has a checkpoint). Ctrl-C writes a
     checkpoint and raises ``KeyboardInterrupt`` (``TrainingStopped``); ``resume=True`` continues.
+    ``training.eval_every`` > 0 adds the quality curve to metrics.csv (``quality_probe.py``).
     Raises DiffusionToolsError for bad settings, a folder that holds a run (without ``resume``
     or ``overwrite``), or a non-finite loss. Progress goes to tqdm bars and the
     ``diffusiontools`` logger.
     """
-    from .training.trainer import train as train_run  # torch-heavy: imported when training starts
+    from .evaluation.quality_probe import quality_probe  # torch-heavy: imported when training
+    from .training.trainer import train as train_run  # starts
 
     if not isinstance(config, Config):
         config = load_config(config)
-    train_run(config, Path(run_dir), resume=resume, overwrite=overwrite)
+    probe = quality_probe(config)  # training.eval_every: the quality curve, None when off
+    train_run(config, Path(run_dir), resume=resume, overwrite=overwrite, probe=probe)
     return load(run_dir, device=config.training.device)
 
 

@@ -106,6 +106,11 @@ class TrainingConfig:
     # Progress log beside metrics.csv (always written): "tensorboard" adds event files in
     # RUN/tensorboard/ (training/tensorboard_log.py); it needs the [tensorboard] extra.
     log: str = _choices("csv", "tensorboard", default="csv")
+    # The quality curve (evaluation/quality_probe.py): after every eval_every-th epoch (epochs
+    # 0, N, 2N, ... and the last) eval_samples samples of a fixed seed, drawn with a fast
+    # sampler, are scored by the classifier into metrics.csv; 0 = off (the faithful setting).
+    eval_every: int = _bounded(0, min=0)
+    eval_samples: int = _bounded(200, min=2)  # 200: evaluate's default n (the Fréchet bias)
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,11 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides)
-    from ..training.trainer import (
-        train,  # after the config: a bad config answers without loading torch
-    )
+    # after the config: a bad config answers without loading torch
+    from ..evaluation.quality_probe import quality_probe
+    from ..training.trainer import train
 
     run_dir = Path(args.out) if args.out else Path("runs") / config.name
-    train(config, run_dir, resume=args.resume, overwrite=args.overwrite)
+    probe = quality_probe(config)  # training.eval_every: the quality curve, None when off
+    train(config, run_dir, resume=args.resume, overwrite=args.overwrite, probe=probe)
     print(f"run folder: {run_dir}")

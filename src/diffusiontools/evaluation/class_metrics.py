@@ -20,7 +20,7 @@ def class_entropy(histogram: np.ndarray) -> float:
     """Entropy in nats of the normalised class histogram: 0 (one digit) to ln 10 (uniform)."""
     p = np.asarray(histogram, dtype=np.float64) / np.sum(histogram)
     p = p[p > 0]  # 0 log 0 = 0
-    return float(-(p * np.log(p)).sum())
+    return float(-(p * np.log(p)).sum()) + 0.0  # + 0.0: one class gives 0.0, not -0.0
 
 
 def mean_confidence(probabilities: np.ndarray) -> float:

@@ -84,6 +84,7 @@ def load_classifier(device: torch.device | str) -> MnistClassifier:
         )
     with resources.as_file(weights) as path:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    model = MnistClassifier()
+    with torch.random.fork_rng(devices=[]):  # the layers' random init, overwritten below,
+        model = MnistClassifier()  # must not move the caller's global RNG (a training's)
     model.load_state_dict(state)
     return model.to(device).eval()

@@ -10,7 +10,8 @@ For each run (or NPZ of samples):
   4. one seeded t-SNE of the first ``tsne_reference`` test images plus ALL sample sets together
      (separate fits would not share coordinates), 10-component mixtures on it;
   5. every score with its interval (``evaluate_scores``);
-  6. metrics.json, metrics.md (rows = metrics, columns = runs) and the figures.
+  6. metrics.json, metrics.md (rows = metrics, columns = runs, then the test images' own values
+     where a metric needs no reference set: frame statistics, class metrics) and the figures.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ from .scores import (
     class_scores,
     density_scores,
     feature_scores,
+    frame_scores,
     memorisation_scores,
     pixel_scores,
+    reference_values,
 )
 
 CHUNK = 1000  # images per step of the feature and nearest-neighbour progress bars
@@ -319,7 +322,7 @@ def evaluate(
     stages.set_description("evaluate: classifier features")
     classifier = load_classifier(device)
     test_images = data.test_images.numpy()
-    test_features, _ = features_in_chunks(
+    test_features, test_probabilities = features_in_chunks(
         classifier, test_images[:test_reference], device, "test features"
     )
     features = [features_in_chunks(classifier, s.images, device, s.label) for s in sets]
@@ -357,6 +360,7 @@ def evaluate(
             **density_scores(emb, test_gmm, seed),
             **feature_scores(feats, reference, seed, n_boot_set),
             **class_scores(probs, seed, n_boot, n_boot_set),
+            **frame_scores(s.images, seed, n_boot),
             **memorisation_scores(dist, reference, seed, n_boot),
         }
         histogram = class_histogram(probs)
@@ -399,6 +403,13 @@ def evaluate(
             "notes": notes,
         },
         "runs": runs,
+        "reference": {
+            "label": "test images",
+            "n": test_reference,
+            "note": "the first test_reference test images themselves, on the metrics that "
+            "need no reference set: what a generator of MNIST-like digits should score",
+            "values": reference_values(test_images[:test_reference], test_probabilities),
+        },
     }
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     (out_dir / "metrics.md").write_text(markdown_table(results))

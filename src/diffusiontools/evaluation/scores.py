@@ -8,8 +8,8 @@ samples only. Two kinds of interval (``evaluation/bootstrap.py``):
 - set-level metrics (total variance, Fréchet distance, KID, precision, recall, class entropy)
   are functions of the whole set, which a duplicated row distorts: ``half_sample_ci``, subsets
   of N/2 distinct samples, value ± 1.96 sd around the full-set value;
-- per-sample means and medians (confidence, recognisable fraction, the memorisation
-  distances): the ordinary percentile bootstrap ``bootstrap_ci``.
+- per-sample means and medians (confidence, recognisable fraction, the frame statistics, the
+  memorisation distances): the ordinary percentile bootstrap ``bootstrap_ci``.
 
 Each score is a dict ``{"value", "ci", "n", "n_boot", "interval", "note"}`` so that metrics.json
 says how it was obtained; ``value`` None says the score could not be computed, and ``note`` why.
@@ -40,6 +40,7 @@ from . import (
 )
 from .class_metrics import N_CLASSES
 from .feature_metrics import fraction_inside, kth_neighbour_radii
+from .frame_metrics import FRAME_STATISTICS, frame_statistics
 from .memorisation import memorisation_statistics
 
 N_BOOT = 1000  # bootstrap resamples of a per-sample mean of a few hundred samples
@@ -109,6 +110,27 @@ class HeldOutReference:
 def pixel_scores(x: np.ndarray, seed: int, n_boot: int = N_BOOT_SET) -> dict[str, dict]:
     """Total variance of x (N, 28, 28) float in [-0.5, 0.5] (the report's diversity number)."""
     return {"total_variance": half_sampled(total_variance, x, seed, n_boot, bounds=(0, np.inf))}
+
+
+def frame_scores(images: np.ndarray, seed: int, n_boot: int = N_BOOT) -> dict[str, dict]:
+    """Frame mean (/255), fraction of frames above 5/255 and mid-grey pixel fraction of uint8
+    images (N, 28, 28) (``frame_metrics``): means over images, so the ordinary bootstrap."""
+    return {
+        name: bootstrapped(statistic, per_image(images), seed, n_boot)
+        for name, (per_image, statistic) in FRAME_STATISTICS.items()
+    }
+
+
+def reference_values(images: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    """What real images score on the metrics that need no reference set: the frame statistics
+    of uint8 images (K, 28, 28) and the class metrics of their probabilities (K, 10). For the
+    test images, it is the value a perfect generator would reach, shown beside the samples'."""
+    return {
+        **frame_statistics(images),
+        "class_entropy": class_entropy(class_histogram(probabilities)),
+        "mean_confidence": mean_confidence(probabilities),
+        "recognisable_fraction": recognisable_fraction(probabilities),
+    }
 
 
 def density_scores(embedding: np.ndarray, test_gmm, seed: int) -> dict[str, dict]:

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..data import to_uint8
 from ..errors import UserError
+from .tables import ROWS
 
 
 def save_figure(fig: Figure, path: Path) -> None:
@@ -115,16 +117,26 @@ def show(images: torch.Tensor | np.ndarray, nrow: int | None = None, title: str 
     return Shown(sample_grid_figure(images, nrow, title))
 
 
-def save_learning_curve(history: Sequence[dict], path: Path, title: str = "") -> None:
-    save_figure(learning_curve_figure(history, title), path)
+# The quality probe's columns of metrics.csv (training.eval_every) drawn beside the loss, with
+# whether their axis is logarithmic; they are named as in metrics.json and labelled as in its table.
+QUALITY_PANELS = (
+    ("frechet_distance", True),
+    ("class_entropy", False),
+    ("recognisable_fraction", False),
+    ("frame_mean", False),
+    ("frame_above_5", False),
+    ("mid_grey_fraction", False),
+)
 
 
-def learning_curve_figure(history: Sequence[dict], title: str = "") -> Figure:
-    """Train and validation loss per epoch, log scale (the report's Figures 1, 3, 10, 12);
-    ``history``: metrics.csv rows (``epoch``, ``train_loss``, ``val_loss``)."""
+def save_learning_curve(
+    history: Sequence[dict], path: Path, title: str = "", reference: dict | None = None
+) -> None:
+    save_figure(learning_curve_figure(history, title, reference), path)
+
+
+def _loss_panel(ax, history: Sequence[dict], title: str) -> None:
     epochs = [row["epoch"] for row in history]
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
     ax.plot(epochs, [row["train_loss"] for row in history], label="train (epoch mean)")
     ax.plot(epochs, [row["val_loss"] for row in history], label="validation (fixed noise)")
     ax.set_xlabel("epoch")
@@ -133,6 +145,48 @@ def learning_curve_figure(history: Sequence[dict], title: str = "") -> Figure:
     ax.set_title(f"learning curve {title}".strip())
     ax.legend()
     ax.grid(alpha=0.3)
+
+
+def learning_curve_figure(
+    history: Sequence[dict], title: str = "", reference: dict | None = None
+) -> Figure:
+    """Train and validation loss per epoch, log scale (the report's Figures 1, 3, 10, 12);
+    ``history``: metrics.csv rows (``epoch``, ``train_loss``, ``val_loss``).
+
+    Where rows hold the quality probe's values (``QUALITY_PANELS``; None or absent on the epochs
+    it did not run), one small panel per value to the right of the loss, with ``reference``
+    (the test images' own values, by the same keys) as a dashed line.
+    """
+    labels = {key: name for key, name, _ in ROWS}
+    quality = [
+        (key, labels[key], log)
+        for key, log in QUALITY_PANELS
+        if any(row.get(key) is not None for row in history)
+    ]
+    if not quality:
+        fig = Figure(figsize=(6, 4))
+        _loss_panel(fig.subplots(), history, title)
+        return fig
+    fig = Figure(figsize=(15, 6), layout="constrained")
+    grid = fig.add_gridspec(2, 4, width_ratios=(2, 1, 1, 1))
+    _loss_panel(fig.add_subplot(grid[:, 0]), history, title)
+    legend_drawn = False
+    for k, (key, label, log) in enumerate(quality):
+        ax = fig.add_subplot(grid[k // 3, 1 + k % 3])
+        points = [(row["epoch"], row[key]) for row in history if row.get(key) is not None]
+        ax.plot(*zip(*points, strict=True), "o-", markersize=3, label="samples")
+        if reference and reference.get(key) is not None:
+            ax.axhline(reference[key], color="grey", linestyle="--", label="test images")
+            if not legend_drawn:  # once: the same two lines in every panel
+                ax.legend(fontsize=7)
+                legend_drawn = True
+        if log and all(value > 0 for _, value in points):
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
     return fig
 
 

@@ -21,6 +21,9 @@ ROWS = [
     ("class_entropy", "class entropy (nats, max 2.303)", 3),
     ("mean_confidence", "mean classifier confidence", 3),
     ("recognisable_fraction", "recognisable fraction (conf. >= 0.9)", 3),
+    ("frame_mean", "frame mean (outer 3 px, /255)", 2),
+    ("frame_above_5", "fraction of frames above 5/255", 3),
+    ("mid_grey_fraction", "mid-grey pixel fraction (25..230)", 3),
     ("memorisation_median_distance", "median distance to nearest train image", 3),
     ("memorisation_ratio", "memorisation ratio (sample / test median)", 3),
     ("memorisation_below_test_p1", "fraction below test 1st percentile", 3),
@@ -46,18 +49,33 @@ def cell(entry: dict, digits: int) -> str:
 
 
 def table(results: dict) -> tuple[list[str], list[list[str]]]:
-    """Header (metric column + one per run) and rows of cell strings, n first."""
+    """Header (metric column + one per run) and rows of cell strings, n first; then, where
+    ``results`` has a ``reference`` (the test images' own values), a column of those values for
+    the metrics that need no reference set and "" for the others. A metric that an older
+    metrics.json lacks shows "–"."""
     runs = results["runs"]
-    header = ["metric", *runs]
-    rows = [["samples (n)", *[str(run["n_samples"]) for run in runs.values()]]]
+    reference = results.get("reference")
+    header = ["metric", *runs, *([reference["label"]] if reference else [])]
+
+    def row(name: str, cells: list[str], ref: str) -> list[str]:
+        return [name, *cells, *([ref] if reference else [])]
+
+    rows = [
+        row(
+            "samples (n)",
+            [str(run["n_samples"]) for run in runs.values()],
+            str(reference["n"]) if reference else "",
+        )
+    ]
     for key, name, digits in ROWS:
-        rows.append([name, *[cell(run["metrics"][key], digits) for run in runs.values()]])
-    rows.append(
-        [
-            "class histogram (digits 0-9)",
-            *[" ".join(map(str, run["class_histogram"])) for run in runs.values()],
+        cells = [
+            cell(run["metrics"][key], digits) if key in run["metrics"] else "–"
+            for run in runs.values()
         ]
-    )
+        value = reference["values"].get(key) if reference else None
+        rows.append(row(name, cells, "" if value is None else f"{value + 0.0:.{digits}f}"))
+    histograms = [" ".join(map(str, run["class_histogram"])) for run in runs.values()]
+    rows.append(row("class histogram (digits 0-9)", histograms, ""))
     return header, rows
 
 

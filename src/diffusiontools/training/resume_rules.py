@@ -4,8 +4,8 @@ A checkpoint carries the config it was trained with. Resuming with a config that
 that shapes the optimisation (lr, T, schedule, network, batch, degradation, seed, ...) would
 continue one run under the settings of another while the run folder claimed the new ones, so such
 a difference is refused. The keys below only say how long to train, how often to save or
-validate, where to run, where to find the same data, how to report progress, or how to sample:
-they may change, and the resumed run uses the new values.
+validate or measure sample quality, where to run, where to find the same data, how to report
+progress, or how to sample: they may change, and the resumed run uses the new values.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ MAY_CHANGE_ON_RESUME = frozenset(
         "training.max_steps",
         "training.save_every",
         "training.val_batches",
+        "training.eval_every",  # measured with the network in eval mode: training is unchanged
+        "training.eval_samples",
         "training.device",
         "training.compile",
         "training.channels_last",

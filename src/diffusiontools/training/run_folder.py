@@ -161,16 +161,25 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
-    """Rewrite ``metrics.csv`` from the checkpointed history (so resume never duplicates rows)."""
+    """Rewrite ``metrics.csv`` from the checkpointed history (so resume never duplicates rows).
+
+    ``METRICS_COLUMNS``, then any other column some row has (the quality probe's, on the epochs
+    it ran: ``training.eval_every``), in the order they first appear; empty where a row has none.
+    """
     path = Path(run_dir) / METRICS_FILE
     tmp = path.with_suffix(".csv.tmp")
+    columns = list(dict.fromkeys([*METRICS_COLUMNS, *(k for row in rows for k in row)]))
     with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
-        writer.writerows({k: row[k] for k in METRICS_COLUMNS} for row in rows)
+        writer.writerows(rows)
     os.replace(tmp, path)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv as one dict per epoch of floats; an empty cell (an epoch the quality probe
+    did not run) is None."""
     with open(Path(run_dir) / METRICS_FILE, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [
+            {k: None if v == "" else float(v) for k, v in row.items()} for row in csv.DictReader(f)
+        ]

@@ -9,6 +9,8 @@
   as the progress bar shows);
 - ``epoch/train_loss``, ``epoch/val_loss``, ``epoch/images_per_s``: each ``metrics.csv`` row, at
   the epoch's last step;
+- ``quality/frechet_distance``, ``quality/class_entropy``, ...: the quality probe's columns of
+  that row, on the epochs it ran (``training.eval_every``);
 - ``learning_curve``: the figure of ``learning_curve.png``, at each epoch whose checkpoint is kept;
 - ``samples``: the grid of ``samples/epoch_NNNN.png``, whenever the trainer draws one.
 
@@ -33,7 +35,7 @@ from matplotlib.image import imread
 from ..config import Config
 from ..optional import require
 from ..reporting.figures import figure_png, image_grid
-from .run_folder import TENSORBOARD_DIR
+from .run_folder import METRICS_COLUMNS, TENSORBOARD_DIR
 
 logger = logging.getLogger(__name__)
 EVENT_FILE_PREFIX = "events.out.tfevents."
@@ -81,11 +83,15 @@ class TensorBoardLog:
         self.writer.add_scalar("train/images_per_s", images_per_s, step)
 
     def epoch(self, row: dict) -> None:
-        """One ``metrics.csv`` row (``step``, ``train_loss``, ``val_loss``, ``images_per_s``)."""
+        """One ``metrics.csv`` row (``step``, ``train_loss``, ``val_loss``, ``images_per_s``,
+        and the quality probe's columns on the epochs it ran: ``training.eval_every``)."""
         if self.writer is None:
             return
         for key in ("train_loss", "val_loss", "images_per_s"):
             self.writer.add_scalar(f"epoch/{key}", row[key], row["step"])
+        for key, value in row.items():
+            if key not in METRICS_COLUMNS and value is not None:
+                self.writer.add_scalar(f"quality/{key}", value, row["step"])
 
     def figure(self, tag: str, fig: Figure, step: int) -> None:
         """``fig`` as the image its PNG file shows (same renderer, size and crop)."""

@@ -17,6 +17,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -116,13 +117,27 @@ def _save(
         ) from None
 
 
+class QualityProbe(Protocol):
+    """Scores a network's samples after an epoch (``training.eval_every``). Built above the
+    trainer (``evaluation/quality_probe.py``): the trainer knows nothing of classifiers, it only
+    decides when the probe runs and adds what it returns to that epoch's metrics row."""
+
+    reference: dict[str, float]  # the test images' own values, drawn beside the curve
+
+    def __call__(self, net: nn.Module, device: torch.device) -> dict[str, float]: ...
+
+
 def train(
     config: Config,
     run_dir: Path,
     resume: bool = False,
     overwrite: bool = False,
+    probe: QualityProbe | None = None,
 ) -> Path:
     """Train ``config`` into ``run_dir``; returns the run folder. See the module docstring.
+
+    ``probe``: what ``training.eval_every`` runs (``evaluation.quality_probe.quality_probe``
+    builds it; ``dt.train`` and ``diffusiontools train`` pass it); required when that key is on.
 
     Every check (config, device, world size, batch, data, the folder's state and, on resume, the
     checkpoint's config and data) runs before anything in ``run_dir`` changes. ``overwrite`` moves
@@ -131,6 +146,12 @@ def train(
     Under torchrun, every process calls this; rank 0 owns the folder (see ``distributed``).
     """
     run_dir = Path(run_dir)
+    if config.training.eval_every and probe is None:
+        raise UserError(
+            f"training.eval_every={config.training.eval_every} needs the quality probe that "
+            "dt.train and `diffusiontools train` build; pass probe=quality_probe(config) "
+            "(diffusiontools.evaluation.quality_probe) or set training.eval_every=0"
+        )
     device = resolve_device(config.training.device)
     ranks = distributed.from_environment(device)
     try:
@@ -170,7 +191,9 @@ def train(
                 run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
             try:
                 with board.open(run_dir, trainee.state.step):  # closed before a recovery
-                    return _train_loop(config, run_dir, trainee, data, stop, ranks, device, board)
+                    return _train_loop(
+                        config, run_dir, trainee, data, stop, ranks, device, board, probe
+                    )
             finally:
                 if ranks.is_main:
                     run_folder.recover(run_dir)  # died before its first checkpoint: old run back
@@ -277,6 +300,7 @@ def _train_loop(
     ranks: distributed.Ranks,
     device: torch.device,
     board: TensorBoardLog,
+    probe: QualityProbe | None = None,
 ) -> Path:
     tc = config.training
     net, ema, optimizer, process = trainee.net, trainee.ema, trainee.optimizer, trainee.process
@@ -391,7 +415,9 @@ def _train_loop(
                     steps_per_epoch,
                 )
             break
-        _finish_epoch(config, state, process, net, ema, data, device, run_dir, save, ranks, board)
+        _finish_epoch(
+            config, state, process, net, ema, data, device, run_dir, save, ranks, board, probe
+        )
     if ranks.is_main:
         logger.info("done: %s (%d steps)", run_dir, state.step)
     return run_dir
@@ -411,11 +437,12 @@ def _check_finite(first_bad: torch.Tensor, state: TrainState, run_dir: Path) -> 
 
 
 def _finish_epoch(
-    config, state: TrainState, process, net, ema, data, device, run_dir, save, ranks, board
+    config, state: TrainState, process, net, ema, data, device, run_dir, save, ranks, board, probe
 ) -> None:
-    """Validation, metrics row, learning curve, sample grid and checkpoints for one epoch.
+    """Validation, quality probe, metrics row, learning curve, sample grid and checkpoints.
 
-    Every rank validates (the same numbers) and keeps the history; only rank 0 writes.
+    Every rank validates (the same numbers) and keeps the history; only rank 0 runs the probe
+    (its own seeded generators: the training generators are untouched) and writes.
     """
     tc = config.training
     batches_done = max(state.batch, 1)
@@ -434,6 +461,10 @@ def _finish_epoch(
         "images_per_s": batches_done * tc.batch_size / max(state.epoch_seconds, 1e-9),
         "epoch_seconds": state.epoch_seconds,
     }
+    last = state.epoch + 1 >= tc.epochs or _reached_max_steps(state, tc)
+    every = tc.eval_every
+    if probe is not None and every and ranks.is_main and (state.epoch % every == 0 or last):
+        row.update(probe(eval_net, device))
     state.history.append(row)
     finished_epoch = state.epoch
     state.epoch, state.batch, state.loss_sum, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
@@ -448,9 +479,9 @@ def _finish_epoch(
     )
     run_folder.write_metrics(run_dir, state.history)
     board.epoch(row)
-    curve = learning_curve_figure(state.history, title=config.name)
+    reference = None if probe is None else probe.reference
+    curve = learning_curve_figure(state.history, config.name, reference)
     save_figure(curve, run_dir / "learning_curve.png")
-    last = state.epoch >= tc.epochs or _reached_max_steps(state, tc)
     if finished_epoch % tc.save_every == 0 or last:
         board.figure("learning_curve", curve, state.step)
         save(ckpt_io.epoch_path(run_dir, finished_epoch))

@@ -1,0 +1,171 @@
+"""The quality curve during training: what ``training.eval_every`` measures.
+
+After epochs 0, N, 2N, ... and the last (N = ``training.eval_every``), the trainer calls the probe
+built here with the network it validates (the EMA weights where the run keeps them). The probe
+
+  1. draws ``training.eval_samples`` samples with seed 0, sample i from its own generator
+     (``generation.generate``), with the sampler of :func:`probe_config`;
+  2. rounds them to uint8 pixels, as every saved sample is;
+  3. scores them with the project's classifier against the test set, with the functions
+     ``evaluate`` uses: Fréchet distance (classifier features), class entropy, recognisable
+     fraction, and the frame statistics (``frame_metrics``);
+  4. returns them with its own wall time (``eval_seconds``): columns of that epoch's metrics.csv
+     row, drawn beside the loss in learning_curve.png.
+
+Seed 0 and 200 samples are ``evaluate``'s defaults (the Fréchet distance is biased upwards at
+small n, so only values at the same n compare): where the probe draws with the run's own sampling
+settings, its last row equals ``diffusiontools evaluate RUN`` on the same test set.
+
+The test set's features are computed once per process, on the CPU, and kept in memory keyed by
+the test images' sha256 (``_TEST_REFERENCE``): a run computes them once, and a notebook training
+several runs on the same data computes them once. No cache file: 10,000 images take a few
+seconds, once, which a file would save only across processes, at the price of a cache to keep
+consistent with the data and the classifier.
+
+Why a probe object passed into the trainer (docs/design.md): training sits below evaluation, so
+the trainer cannot import the classifier; it only decides when the probe runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from ..config import Config
+from ..data import load_mnist, to_model, to_uint8
+from ..diffusion import make_process
+from ..sampling.generation import generate, resolve_settings
+from . import (
+    class_entropy,
+    class_histogram,
+    classifier_features,
+    frechet_distance,
+    load_classifier,
+    recognisable_fraction,
+)
+from .frame_metrics import frame_statistics
+from .scores import reference_values
+
+logger = logging.getLogger(__name__)
+
+PROBE_SEED = 0  # the default seed of `sample` and `evaluate`
+FAST_STEPS = 100  # a run's own sampler is used when it takes at most this many steps
+# Otherwise (the 1000-step ancestral sampler of model 1, or a DDIM without `steps`), a Gaussian
+# run is probed with DPM-Solver++(2M), 20 steps, x0 clipped: on model 1 at epoch 60 (issue 15's
+# measurements, Fréchet distance of 200 samples) it scored 703, DDIM-50 clipped 689, DDIM-50
+# unclipped 1,383, the 1000-step ancestral sampler 322: as good as the best fast sampler at 2.5x
+# fewer evaluations. Its cost: docs/benchmarks.md#quality-curve-during-training.
+FALLBACK = {"sampler": "dpm_solver", "steps": 20, "eta": 0.0, "clip_x0": True}
+COLUMNS = (
+    "frechet_distance",
+    "class_entropy",
+    "recognisable_fraction",
+    "frame_mean",
+    "frame_above_5",
+    "mid_grey_fraction",
+    "eval_seconds",
+)
+
+_TEST_REFERENCE: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
+
+
+def probe_config(config: Config) -> Config:
+    """``config`` with the ``[sampling]`` the probe draws with.
+
+    The run's own settings when their sampler takes at most ``FAST_STEPS`` steps (the
+    quickstart's DDIM-50 with guidance, model 2's 100-step ancestral sampler, every cold run's
+    own sampler and start, as ``evaluate`` samples them); otherwise a Gaussian run gets
+    ``FALLBACK`` (guidance kept) and a cold run its own sampler on a strided grid of
+    ``FAST_STEPS`` steps.
+    """
+    if resolve_settings(config).steps <= FAST_STEPS:
+        return config
+    s = config.sampling
+    if config.diffusion.kind == "cold":
+        sampling = dataclasses.replace(s, steps=FAST_STEPS)
+    else:
+        sampling = dataclasses.replace(s, **FALLBACK)
+    return dataclasses.replace(config, sampling=sampling)
+
+
+def cached_reference(classifier: nn.Module, test_images: np.ndarray):
+    """Classifier features (K, 128) of uint8 test images (K, 28, 28) and their own values of
+    the probe's other metrics (``reference_values``); cached by the images' sha256."""
+    key = hashlib.sha256(np.ascontiguousarray(test_images).tobytes()).hexdigest()
+    if key not in _TEST_REFERENCE:
+        x = to_model(torch.from_numpy(test_images))
+        features, probabilities = classifier_features(classifier, x, "cpu")
+        _TEST_REFERENCE[key] = (features, reference_values(test_images, probabilities))
+    return _TEST_REFERENCE[key]
+
+
+class QualityProbe:
+    """Scores a network's samples against the test set of ``config.data`` (see the module
+    docstring); ``probe(net, device) -> {column: value}``. ``reference``: the test images' own
+    frame statistics and class metrics, drawn beside the curve."""
+
+    def __init__(self, config: Config):
+        self.config = probe_config(config)
+        self.settings = resolve_settings(self.config)  # what is drawn, every choice resolved
+        self.n = config.training.eval_samples
+        self.classifier = load_classifier("cpu")
+        test = load_mnist(config.data.dir, config.data.source).test_images.numpy()
+        self.test_features, self.reference = cached_reference(self.classifier, test)
+        s = self.settings
+        logger.info(
+            "quality probe every %d epochs: %d samples (seed %d), %s with %d steps%s%s, "
+            "against %d test images",
+            config.training.eval_every,
+            self.n,
+            PROBE_SEED,
+            s.sampler,
+            s.steps,
+            f", guidance {s.guidance:g}" if s.guidance not in (None, 1.0) else "",
+            ", x0 clipped" if s.clip_x0 else "",
+            len(test),
+        )
+
+    def __call__(self, net: nn.Module, device: torch.device) -> dict[str, float]:
+        """Draw and score ``n`` samples of ``net`` (on ``device``); one metrics row's columns."""
+        started = time.perf_counter()
+        process = make_process(self.config).to(device)
+        x = generate(net, process, self.config, self.n, PROBE_SEED, device)
+        images = to_uint8(x).cpu().numpy()  # (n, 28, 28), as a saved sample
+        features, probabilities = classifier_features(
+            self.classifier, to_model(torch.from_numpy(images)), "cpu"
+        )
+        # One BLAS thread: 128x128 eigen-decompositions gain nothing from more, and right after
+        # torch's ops OpenBLAS threads fight its spinning OpenMP threads (measured 20x slower).
+        with threadpool_limits(1):
+            row = {
+                "frechet_distance": frechet_distance(self.test_features, features),
+                "class_entropy": class_entropy(class_histogram(probabilities)),
+                "recognisable_fraction": recognisable_fraction(probabilities),
+                **frame_statistics(images),
+            }
+        row["eval_seconds"] = time.perf_counter() - started
+        logger.info(
+            "quality: Fréchet %.1f, class entropy %.3f, recognisable %.3f, frame %.2f/255, "
+            "%.1f%% of frames above 5/255, %.1f%% mid-grey (%.1f s)",
+            row["frechet_distance"],
+            row["class_entropy"],
+            row["recognisable_fraction"],
+            row["frame_mean"],
+            100 * row["frame_above_5"],
+            100 * row["mid_grey_fraction"],
+            row["eval_seconds"],
+        )
+        return row
+
+
+def quality_probe(config: Config) -> QualityProbe | None:
+    """The probe ``training.eval_every`` asks for, None when it is 0 (off): what ``dt.train``,
+    ``diffusiontools train`` and ``reproduce`` pass to the trainer."""
+    return QualityProbe(config) if config.training.eval_every else None

@@ -1,0 +1,206 @@
+"""The quality curve (``training.eval_every``) and the frame statistics.
+
+- the frame statistics on a hand-computed case and on the real MNIST test set;
+- a run with the probe on trains bit for bit as the same run with it off, fills the probe's
+  columns on epochs 0, N, ... and the last (empty on the others), and a resumed run (through the
+  CLI) continues the curve without duplicate rows;
+- the probe's last row equals ``evaluate`` on the same run (same n, seed, sampler, test set);
+- the sampler the probe draws with, per config; a cold run is probed; the global RNG is left as
+  it was; the trainer refuses the key without a probe.
+All on the tiny config of tiny_runs (notebook CNN (8, 8), T = 20, 256 images, 12 steps per
+epoch, 3 epochs) with 10 probe samples.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.image import imread
+from threadpoolctl import threadpool_limits
+from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
+    _scratch,
+    assert_same_final_weights,
+    losses,
+    reference_run,
+    single_thread,
+    tiny_config,
+    write_ini,
+)
+
+import diffusiontools as dt
+from diffusiontools import cli
+from diffusiontools.config import load_config
+from diffusiontools.data import load_mnist
+from diffusiontools.errors import UserError
+from diffusiontools.evaluation.frame_metrics import frame_statistics
+from diffusiontools.evaluation.quality_probe import COLUMNS, QualityProbe, probe_config
+from diffusiontools.models import make_network
+from diffusiontools.sampling.generation import resolve_settings
+from diffusiontools.training.run_folder import METRICS_COLUMNS, read_metrics
+from diffusiontools.training.trainer import train
+
+PROBE = ("training.eval_every=2", "training.eval_samples=10")
+TIMINGS = ("images_per_s", "epoch_seconds", "eval_seconds")  # wall-clock: differ run to run
+
+
+# --- the frame statistics ------------------------------------------------------------------------
+
+
+def test_frame_statistics_of_a_hand_computed_set():
+    a = np.zeros((28, 28), np.uint8)
+    a[0, :] = 255  # 28 frame pixels at 255 ...
+    a[1, :2] = 255  # ... and 2 more: 30 of the 300 frame pixels, mean 30 * 255 / 300 = 25.5
+    b = np.full((28, 28), 25, np.uint8)  # frame mean 25; 25 is not mid-grey (exclusive bound)
+    c = np.zeros((28, 28), np.uint8)
+    c[3:-3, 3:-3] = 26  # black frame; the inner 22 x 22 = 484 pixels are mid-grey
+    d = np.full((28, 28), 5, np.uint8)  # frame mean exactly 5: not above 5
+    d[14, 14] = 230  # 230 is not mid-grey either
+    stats = frame_statistics(np.stack([a, b, c, d]))
+    assert stats["frame_mean"] == pytest.approx((25.5 + 25 + 0 + 5) / 4)
+    assert stats["frame_above_5"] == 0.5  # a and b
+    assert stats["mid_grey_fraction"] == pytest.approx(484 / 784 / 4)
+
+
+def test_frame_statistics_refuse_float_images():
+    with pytest.raises(UserError, match=r"uint8 images \(N, 28, 28\)"):
+        frame_statistics(np.zeros((2, 28, 28), np.float32))
+
+
+def test_frame_statistics_of_the_mnist_test_set():
+    """MNIST's own values, the reference the samples are read against. The issue's figures
+    (0.8/255, 1.4%, 8.4%) are those of the first 500 test images; all 10,000 read a little
+    higher (240 images have a frame mean above 5/255)."""
+    data = load_mnist(None)
+    if data.provenance["source"] != "mnist":
+        pytest.skip("needs the real MNIST test images (set DIFFUSIONTOOLS_DATA)")
+    images = data.test_images.numpy()
+    every = frame_statistics(images)
+    assert every["frame_mean"] == pytest.approx(0.8648163333, abs=1e-9)
+    assert every["frame_above_5"] == 0.024
+    assert every["mid_grey_fraction"] == pytest.approx(0.0859102041, abs=1e-9)
+    first = frame_statistics(images[:500])
+    assert first["frame_mean"] == pytest.approx(0.7762066667, abs=1e-9)
+    assert first["frame_above_5"] == 0.014
+    assert first["mid_grey_fraction"] == pytest.approx(0.0840153061, abs=1e-9)
+
+
+# --- the probe during training -------------------------------------------------------------------
+
+
+@functools.cache
+def probed_run() -> Path:
+    """The reference run of tiny_runs, trained through dt.train with the probe every 2 epochs."""
+    run = _scratch / "probed"
+    dt.train(tiny_config(*PROBE), run)
+    return run
+
+
+def without_timings(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
+
+
+def test_the_probe_leaves_the_training_bit_identical():
+    assert losses(probed_run()) == losses(reference_run())
+    assert_same_final_weights(probed_run(), reference_run())
+
+
+def test_the_probe_fills_its_columns_on_epochs_0_n_and_the_last():
+    header = (probed_run() / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header == [*METRICS_COLUMNS, *COLUMNS]
+    rows = read_metrics(probed_run())
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    for row, probed in zip(rows, (True, False, True), strict=True):  # every 2: 0, then 2 (last)
+        assert all((row[c] is not None) == probed for c in COLUMNS), row
+    for row in (rows[0], rows[2]):
+        assert row["frechet_distance"] > 0 and 0 <= row["class_entropy"] <= np.log(10)
+        assert 0 <= row["recognisable_fraction"] <= 1 and 0 <= row["frame_mean"] <= 255
+        assert 0 <= row["frame_above_5"] <= 1 and 0 <= row["mid_grey_fraction"] <= 1
+        assert row["eval_seconds"] > 0
+    assert rows[2]["frechet_distance"] < rows[0]["frechet_distance"]  # noise at epoch 0
+    # the learning curve gains the quality panels (15 x 6 inches instead of 6 x 4)
+    assert imread(probed_run() / "learning_curve.png").shape[1] > 1000
+    assert imread(reference_run() / "learning_curve.png").shape[1] < 1000
+
+
+def test_a_resumed_run_continues_the_curve_through_the_cli(tmp_path):
+    run = tmp_path / "run"
+    ini = str(write_ini(tmp_path))
+    sets = [x for o in PROBE for x in ("--set", o)]
+    assert cli.main(["train", ini, "--out", str(run), *sets, "--set", "training.epochs=1"]) == 0
+    assert [r["epoch"] for r in read_metrics(run)] == [0]
+    assert cli.main(["train", ini, "--out", str(run), *sets, "--resume"]) == 0
+    assert without_timings(read_metrics(run)) == without_timings(read_metrics(probed_run()))
+    assert_same_final_weights(run, probed_run())
+
+
+def test_the_curve_goes_to_tensorboard_too(tmp_path):
+    reader = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    run = tmp_path / "run"
+    dt.train(tiny_config(*PROBE, "training.epochs=2", "training.log=tensorboard"), run)
+    events = reader.EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    fd = events.Scalars("quality/frechet_distance")
+    assert [e.step for e in fd] == [12, 24]  # epochs 0 and 1 (the last)
+    assert [e.value for e in fd] == pytest.approx(
+        [r["frechet_distance"] for r in read_metrics(run)]
+    )
+
+
+def test_the_last_row_equals_evaluate_on_the_run(tmp_path):
+    """Same n (10), seed (0), sampler (the run's ancestral, 20 steps) and test set: the same
+    numbers as ``diffusiontools evaluate``, which draws and scores along its own code path."""
+    n_test = len(load_mnist(None).test_images)
+    out = tmp_path / "eval"
+    args = ["evaluate", str(probed_run()), "--n-samples", "10", "--tsne-reference", "10",
+            "--test-reference", str(n_test), "--n-boot", "2", "--n-boot-set", "2",
+            "--out", str(out), "--device", "cpu"]  # fmt: skip
+    with threadpool_limits(1):
+        assert cli.main(args) == 0
+    (scores,) = [
+        r["metrics"] for r in json.loads((out / "metrics.json").read_text())["runs"].values()
+    ]
+    last = read_metrics(probed_run())[-1]
+    for column in COLUMNS:
+        if column != "eval_seconds":
+            assert last[column] == pytest.approx(scores[column]["value"], rel=1e-9), column
+
+
+def test_eval_every_without_a_probe_is_refused_before_the_folder_changes(tmp_path):
+    with pytest.raises(UserError, match=r"training.eval_every=2 needs the quality probe"):
+        train(tiny_config(*PROBE), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+# --- which sampler, cold runs, the global RNG ----------------------------------------------------
+
+# config, overrides -> (sampler, steps, clip_x0, guidance) the probe draws with
+SAMPLERS = [
+    ("model1", (), ("dpm_solver", 20, True, None)),  # 1000-step ancestral: the fallback
+    ("model2", (), ("ancestral", 100, False, None)),  # T = 100: its own sampler
+    ("quickstart", (), ("ddim", 50, True, 3.0)),  # its own DDIM-50, guidance kept
+    ("quickstart", ("sampling.steps=none",), ("dpm_solver", 20, True, 3.0)),  # DDIM over all T
+    ("custom1", (), ("naive", 100, None, None)),  # cold: its own sampler and start
+    ("custom1", ("diffusion.T=300",), ("naive", 100, None, None)),  # on a strided grid
+]
+
+
+@pytest.mark.parametrize("name, overrides, expected", SAMPLERS)
+def test_the_probe_draws_with_a_fast_sampler(name, overrides, expected):
+    s = resolve_settings(probe_config(load_config(name, list(overrides))))
+    assert (s.sampler, s.steps, s.clip_x0, s.guidance) == expected
+
+
+def test_a_cold_run_is_probed_from_its_own_start_and_the_global_rng_is_untouched():
+    config = tiny_config("diffusion.kind=cold", "diffusion.T=5", "training.eval_samples=10")
+    before = torch.get_rng_state()
+    probe = QualityProbe(config)
+    row = probe(make_network(config.model, seed=0), torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert probe.settings.cold_start == "test"  # the report's start: degraded test images
+    assert set(row) == set(COLUMNS) and all(np.isfinite(v) for v in row.values())
+    assert set(probe.reference) >= {"frame_mean", "class_entropy", "recognisable_fraction"}
