@@ -1,4 +1,4 @@
-"""Benchmark (on demand): does a Gaussian run's output look like MNIST? Sampling variants side by side.
+"""Benchmark (on demand): does a Gaussian run's output look like MNIST? Variants side by side.
 
 Run as ``python -m bench.bench_quickstart_quality RUN_DIR --n 500 [NAME=KEY:VALUE,...] ...``.
 Each variant draws ``--n`` samples from seed 0 with the run's sampling settings, overridden by its
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     classifier = load_classifier("cpu")
     test_u8 = load_mnist(None, "mnist").test_images.numpy()
-    test_features, _ = classifier_features(classifier, torch.as_tensor(test_u8) / 255.0 - 0.5, "cpu")
+    test_x = torch.as_tensor(test_u8) / 255.0 - 0.5
+    test_features, _ = classifier_features(classifier, test_x, "cpu")
     models = {}
     print(describe())
     with recorded("quickstart quality"):
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
                 "recall": recall,
                 "seconds": seconds,
             }
-            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+            rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+            print(json.dumps(rounded))
 
 
 if __name__ == "__main__":
