@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run_dir", help="a trained Gaussian run folder")
     parser.add_argument("variants", nargs="*", default=["run="], help="NAME=KEY:VALUE,...")
     parser.add_argument("--n", type=int, default=500, help="samples per variant")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # --n may stand between the positionals
     classifier = load_classifier("cpu")
     test_u8 = load_mnist(None, "mnist").test_images.numpy()
     test_x = torch.as_tensor(test_u8) / 255.0 - 0.5
