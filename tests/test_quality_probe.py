@@ -196,7 +196,9 @@ def test_the_probe_draws_with_a_fast_sampler(name, overrides, expected):
 
 
 def test_a_cold_run_is_probed_from_its_own_start_and_the_global_rng_is_untouched():
-    config = tiny_config("diffusion.kind=cold", "diffusion.T=5", "training.eval_samples=10")
+    config = tiny_config(
+        "diffusion.kind=cold", "diffusion.T=5", "training.eval_every=1", "training.eval_samples=10"
+    )
     before = torch.get_rng_state()
     probe = QualityProbe(config)
     row = probe(make_network(config.model, seed=0), torch.device("cpu"))

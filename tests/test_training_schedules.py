@@ -55,6 +55,15 @@ def test_constant_learning_rate_is_the_configured_one():
             "training.warmup_steps=10 must be below training.lr_decay_steps=10",
         ),
         (
+            ("diffusion.min_snr_gamma=0.5",),
+            "diffusion.min_snr_gamma=0.5 applies to diffusion.loss_weighting = min_snr only",
+        ),
+        (
+            ("training.eval_samples=50",),
+            "training.eval_samples=50 applies only with training.eval_every > 0",
+        ),
+        (("training.eval_every=1", "training.eval_samples=10001"), "training.eval_samples"),
+        (
             ("diffusion.kind=cold", "diffusion.loss_weighting=min_snr"),
             "diffusion.loss_weighting=min_snr applies to Gaussian processes only",
         ),

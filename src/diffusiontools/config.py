@@ -110,7 +110,9 @@ class TrainingConfig:
     # 0, N, 2N, ... and the last) eval_samples samples of a fixed seed, drawn with a fast
     # sampler, are scored by the classifier into metrics.csv; 0 = off (the faithful setting).
     eval_every: int = _bounded(0, min=0)
-    eval_samples: int = _bounded(200, min=2)  # 200: evaluate's default n (the Fréchet bias)
+    # 200: evaluate's default n (the Fréchet bias); at most the 10,000 test images' worth, so a
+    # probe stays short enough for a stop signal's grace period (it is not interrupted)
+    eval_samples: int = _bounded(200, min=2, max=10_000)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,17 @@ class Config:
             raise UserError(
                 f"diffusion.loss_weighting={d.loss_weighting} applies to Gaussian processes only"
             )
+        if d.loss_weighting == "none" and d.min_snr_gamma != DiffusionConfig.min_snr_gamma:
+            raise UserError(
+                f"diffusion.min_snr_gamma={d.min_snr_gamma} applies to diffusion.loss_weighting "
+                "= min_snr only; the plain loss would ignore it"
+            )
         t = self.training
+        if t.eval_every == 0 and t.eval_samples != TrainingConfig.eval_samples:
+            raise UserError(
+                f"training.eval_samples={t.eval_samples} applies only with training.eval_every "
+                "> 0; with the quality probe off it would be ignored"
+            )
         if t.lr_schedule == "cosine" and t.lr_decay_steps is None:
             raise UserError(
                 "training.lr_schedule = cosine needs training.lr_decay_steps, the step at which "
