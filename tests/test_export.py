@@ -125,6 +125,28 @@ def test_the_cli_exports_into_the_run_folder_and_names_its_flags(tmp_path, capsy
     assert "this run's cnn has no diffusers counterpart" in err and err.count("\n") == 1
 
 
+def test_exports_and_checkpoints_follow_the_umask_and_the_cli_names_an_export(tmp_path, capsys):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        run = copy_run(reference_run(), tmp_path / "run")
+        out = export_run(run, tmp_path / "ex", format="safetensors")
+        train_tiny(tmp_path / "fresh", "training.max_steps=2")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [out, *out.iterdir()]}
+    assert modes == {"ex": 0o755, "model.safetensors": 0o644, "diffusiontools.json": 0o644}
+    latest = ckpt_io.latest_path(tmp_path / "fresh")
+    assert latest.stat().st_mode & 0o777 == 0o644
+    capsys.readouterr()  # the training's progress bars
+    assert cli.main(["sample", str(out), "-n", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out} is an export, not a run folder: load it in Python with "
+        "diffusiontools.load; the command line samples and evaluates run folders\n"
+    )
+
+
 def test_a_cold_run_is_refused_by_the_diffusers_format(tmp_path):
     # the report's cold model 3, on the one network diffusers could take
     config = dt.load_config("custom1", {"model.network": "unet2d_diffusers"})

@@ -108,6 +108,18 @@ def latest_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / LATEST
 
 
+def follow_umask(root: Path) -> None:
+    """Give ``root`` (a file, or a folder and everything in it) the modes a plain ``open`` or
+    ``mkdir`` would: ``tempfile`` makes its files 0600 and folders 0700, which would keep what we
+    write by rename from the user's group on a shared machine."""
+    umask = os.umask(0)
+    os.umask(umask)  # read without changing it: there is no getter
+    root = Path(root)
+    paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for path in paths:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def save_atomic(obj: dict, path: Path) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``.
 
@@ -122,6 +134,7 @@ def save_atomic(obj: dict, path: Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        follow_umask(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -217,6 +230,11 @@ def checkpoint_for(run_dir: Path, epoch: int | None) -> Path:
         raise UserError(f"run folder {run_dir} does not exist")
     if epoch is None:
         path = latest_path(run_dir)
+        if not path.is_file() and (run_dir / "diffusiontools.json").is_file():
+            raise UserError(
+                f"{run_dir} is an export, not a run folder: load it in Python with "
+                "diffusiontools.load; the command line samples and evaluates run folders"
+            )
         if not path.is_file():
             raise UserError(f"{run_dir} holds no checkpoint yet (expected {path})")
         return path

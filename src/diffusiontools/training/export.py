@@ -37,6 +37,7 @@ from .. import __version__
 from ..config import Config, config_from_dict
 from ..errors import UserError
 from ..optional import require
+from .checkpoint import follow_umask
 
 if TYPE_CHECKING:  # an annotation only: trained_model imports this module
     from .trained_model import TrainedModel
@@ -100,6 +101,7 @@ def write_export(model: TrainedModel, out: Path, format: str) -> Path:
             _write_diffusers(model, staging)
         description = _describe(model, format)
         (staging / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
+        follow_umask(staging)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
