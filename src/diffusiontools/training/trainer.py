@@ -113,7 +113,7 @@ def _save(
     except OSError as exc:
         raise UserError(
             f"could not write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
-            f"(if any) is kept; free space or fix the folder, then continue with --resume (resume=True in Python)"
+            f"(if any) is kept; free space or fix the folder, then continue with resume=True"
         ) from None
 
 
@@ -400,7 +400,8 @@ def _train_loop(
             if signum:
                 message = (
                     f"stopped by signal {signum} at step {state.step}; checkpoint written to "
-                    f"{ckpt_io.latest_path(run_dir)}; continue with --resume (resume=True in Python)"
+                    f"{ckpt_io.latest_path(run_dir)}; continue with --resume "
+                    "(resume=True in Python)"
                 )
                 if ranks.is_main:
                     logger.info(message)
