@@ -53,6 +53,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.utils.torch_utils import randn_tensor
+from tiny_runs import single_thread  # noqa: F401 (autouse: thousands of tiny steps)
 from torch.nn import functional as F
 from torch.testing import assert_close
 
@@ -76,15 +77,6 @@ DIFFUSERS_SPACINGS = ("trailing", "leading", "linspace")
 SHAPE = (2, 1, 8, 8)  # two samples, each with its own generator
 ROUNDING_64 = 1e-12  # float64 on both sides
 ROUNDING_32 = 2e-6  # DPMSolverMultistepScheduler, which steps in float32
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Thousands of tiny steps, which two threads only slow down on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
