@@ -112,7 +112,8 @@ def test_the_cli_exports_into_the_run_folder_and_names_its_flags(tmp_path, capsy
     assert f"export folder: {out}" in capsys.readouterr().out
     about = description(out)
     assert (about["epoch"], about["weights"]) == (1, "raw")
-    assert about["checkpoint"].endswith("epoch_0001.pt")
+    assert about["checkpoint"] == str((run / "checkpoints" / "epoch_0001.pt").resolve())
+    assert about["step"] == 24  # epochs 0 and 1 of 12 steps: a finished epoch, not a mid-epoch one
 
     assert cli.main(["export", str(run), "--format", "onnx"]) == 2
     err = capsys.readouterr().err
@@ -139,6 +140,9 @@ def test_exports_and_checkpoints_follow_the_umask_and_the_cli_names_an_export(tm
     assert modes == {"ex": 0o755, "model.safetensors": 0o644, "diffusiontools.json": 0o644}
     latest = ckpt_io.latest_path(tmp_path / "fresh")
     assert latest.stat().st_mode & 0o777 == 0o644
+    mid_epoch = description(export_run(tmp_path / "fresh", tmp_path / "mid"))
+    assert (mid_epoch["epoch"], mid_epoch["step"]) == (0, 2)  # inside epoch 0: step says so
+    assert dt.load(tmp_path / "mid", device="cpu").step == 2
     capsys.readouterr()  # the training's progress bars
     assert cli.main(["sample", str(out), "-n", "2"]) == 2
     assert capsys.readouterr().err == (

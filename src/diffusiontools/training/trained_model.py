@@ -58,6 +58,7 @@ class TrainedModel:
     path: Path
     data: dict | None = None  # provenance of the training data (None: a run from before it)
     ema: bool = False
+    step: int | None = None  # optimiser steps taken (None: an export from before it was kept)
 
     @property
     def device(self) -> torch.device:
@@ -189,7 +190,9 @@ def load_trained(
     finished = ckpt_io.finished_epochs(ckpt)
     process = make_process(config).to(device)
     ema = use_ema and ckpt.get("ema") is not None
-    return TrainedModel(config, net, process, finished, path, ckpt.get("data"), ema)
+    return TrainedModel(
+        config, net, process, finished, path, ckpt.get("data"), ema, step=ckpt.get("step")
+    )
 
 
 def load_export(folder: Path, device: torch.device, use_ema: bool = True) -> TrainedModel:
@@ -205,7 +208,8 @@ def load_export(folder: Path, device: torch.device, use_ema: bool = True) -> Tra
     path = folder / (WEIGHTS if description["format"].endswith("safetensors") else UNET)
     ema = description["weights"] == "ema"
     data = description.get("data")
-    return TrainedModel(config, net, process, description["epoch"], path, data, ema)
+    step = description.get("step")
+    return TrainedModel(config, net, process, description["epoch"], path, data, ema, step=step)
 
 
 def load(
