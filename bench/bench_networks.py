@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from diffusiontools.config import DiffusionConfig, ModelConfig
 from diffusiontools.data import load_mnist, shuffled_batches, to_model
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
+from diffusiontools.diffusion.process import training_loss
 from diffusiontools.models import make_network
 
 BATCH = 128
@@ -42,7 +43,7 @@ def seconds_per_step(name: str, base: int, images: torch.Tensor, steps: int) -> 
     for k, idx in enumerate(batches):
         if k == 2:  # two warm-up steps
             start = time.perf_counter()
-        loss = process.training_loss(net, to_model(images[idx]), generator, labels)
+        loss = training_loss(process, net, to_model(images[idx]), generator, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -42,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from diffusiontools.config import Config, DiffusionConfig
 from diffusiontools.data import load_mnist, shuffled_batches, to_model
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
+from diffusiontools.diffusion.process import training_loss
 from diffusiontools.models import make_network
 from diffusiontools.training.trainer import _make_optimizer, validation_loss
 from diffusiontools.training.training_data import TrainingData
@@ -97,7 +98,7 @@ def step_fn(
     def step(x0: torch.Tensor) -> None:
         if channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
-        loss = process.training_loss(step_net, x0, generator)
+        loss = training_loss(process, step_net, x0, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -21,6 +21,7 @@ from diffusiontools.diffusion import make_process
 from diffusiontools.diffusion.cold import degraded_gmm
 from diffusiontools.diffusion.degradations import DEGRADATIONS
 from diffusiontools.diffusion.noise import sample_generators
+from diffusiontools.diffusion.process import training_loss
 from diffusiontools.errors import UserError
 from diffusiontools.evaluation.reconstruction import reconstruction_study, restore
 from diffusiontools.models import make_network
@@ -95,12 +96,12 @@ def test_training_loss_decreases_on_a_small_subset():
 
     def held_out_loss() -> float:  # same images, t and fields every time
         with torch.no_grad():
-            return float(process.training_loss(net, x0[:64], torch.Generator().manual_seed(1)))
+            return float(training_loss(process, net, x0[:64], torch.Generator().manual_seed(1)))
 
     before = held_out_loss()
     for step in range(100):
         batch = x0[(step * 32) % 256 :][:32]
-        loss = process.training_loss(net, batch, generator)
+        loss = training_loss(process, net, batch, generator)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -123,7 +124,7 @@ class SpyNet(nn.Module):
 def test_t_per_batch_shares_one_t_and_t_per_image_draws_several(t_per, distinct):
     process = make_process(cold_config(f"diffusion.t_per={t_per}"))
     spy = SpyNet()
-    process.training_loss(spy, first_test_images(16), torch.Generator().manual_seed(0))
+    training_loss(process, spy, first_test_images(16), torch.Generator().manual_seed(0))
     (t,) = spy.ts
     assert t.shape == (16,)
     if distinct is None:  # 16 draws from 1..9 agreeing by chance: probability 9**-15

@@ -129,16 +129,6 @@ class ColdDiffusion:
         criterion = F.l1_loss if self.loss_kind == "l1" else F.mse_loss
         return criterion(x0_hat, x0)
 
-    def training_loss(
-        self,
-        net: nn.Module,
-        x0: torch.Tensor,
-        generator: torch.Generator,
-        y: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """One batch's loss with fresh randomness: ``loss(net, x0, draw_noise(...), y)``."""
-        return self.loss(net, x0, self.draw_noise(x0.shape, generator, x0.device), y)
-
     def time_grid(self, t_start: int, steps: int | None) -> list[int]:
         """The times a sampler visits: t_start = t_0 > t_1 > ... > t_steps = 0.
 

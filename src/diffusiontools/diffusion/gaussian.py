@@ -134,13 +134,3 @@ class GaussianDiffusion:
         if self.prediction == "v":
             return weight / (snr + 1)
         return weight
-
-    def training_loss(
-        self,
-        net: nn.Module,
-        x0: torch.Tensor,
-        generator: torch.Generator,
-        y: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """One batch's loss with fresh randomness: ``loss(net, x0, draw_noise(...), y)``."""
-        return self.loss(net, x0, self.draw_noise(x0.shape, generator, x0.device), y)

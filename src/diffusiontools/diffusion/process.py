@@ -37,12 +37,14 @@ class Process(Protocol):
         """The training objective of x0 (B, 1, 28, 28) under ``noise`` (a slice of one draw)."""
         ...
 
-    def training_loss(
-        self,
-        net: nn.Module,
-        x0: torch.Tensor,
-        generator: torch.Generator,
-        y: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """One batch's loss with fresh randomness: ``loss(net, x0, draw_noise(...), y)``."""
-        ...
+
+def training_loss(
+    process: Process,
+    net: nn.Module,
+    x0: torch.Tensor,
+    generator: torch.Generator,
+    y: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One batch's loss with fresh randomness, for any process:
+    ``process.loss(net, x0, process.draw_noise(...), y)``; x0 (B, 1, 28, 28)."""
+    return process.loss(net, x0, process.draw_noise(x0.shape, generator, x0.device), y)

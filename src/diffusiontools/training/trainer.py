@@ -27,6 +27,7 @@ from ..config import Config, to_ini
 from ..data import shuffled_batches, to_model
 from ..device import resolve_device
 from ..diffusion import make_process
+from ..diffusion.process import training_loss
 from ..errors import UserError
 from ..models import make_network
 from ..reporting.figures import learning_curve_figure, save_figure, save_sample_grid
@@ -72,7 +73,7 @@ def validation_loss(process, net: nn.Module, data: TrainingData, config: Config,
     for b in range(n_batches):
         sl = slice(b * batch_size, (b + 1) * batch_size)
         y = _labels_for_guidance(data.val_labels[sl], config, generator)
-        total += process.training_loss(net, to_model(data.val[sl]), generator, y)
+        total += training_loss(process, net, to_model(data.val[sl]), generator, y)
     net.train()
     return float(total) / n_batches
 
