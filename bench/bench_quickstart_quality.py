@@ -2,10 +2,11 @@
 
 Run as ``python -m bench.bench_quickstart_quality RUN_DIR --n 500 [NAME=KEY:VALUE,...] ...``.
 Each variant draws ``--n`` samples from seed 0 with the run's sampling settings, overridden by its
-keys (``sampler``, ``steps``, ``guidance``, ``eta``, ``clip_x0`` 0/1, ``ema`` 0/1, ``epoch``), and
-is scored by the frame statistics (docs/evaluation.md) and the classifier metrics against the
-10,000 MNIST test images: Fréchet distance, class entropy, recognisable fraction, precision and
-recall (k = 3). ``test`` as a variant prints the first ``--n`` test images' frame statistics.
+keys (``sampler``, ``steps``, ``guidance``, ``eta``, ``clip_x0`` 0/1, ``timestep_spacing``,
+``ema`` 0/1, ``epoch``), and is scored by the frame statistics (docs/evaluation.md) and the
+classifier metrics against the 10,000 MNIST test images: Fréchet distance, class entropy,
+recognisable fraction, precision and recall (k = 3). ``test`` as a variant prints the first
+``--n`` test images' frame statistics.
 No variant: the run's own settings. docs/benchmarks.md#quickstart records the figures.
 """
 
@@ -40,6 +41,7 @@ SAMPLE_KEYS = {
     "guidance": float,
     "eta": float,
     "clip_x0": lambda text: text == "1",
+    "timestep_spacing": str,
 }
 
 

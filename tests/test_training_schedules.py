@@ -67,6 +67,14 @@ def test_constant_learning_rate_is_the_configured_one():
             ("diffusion.kind=cold", "diffusion.loss_weighting=min_snr"),
             "diffusion.loss_weighting=min_snr applies to Gaussian processes only",
         ),
+        (
+            ("diffusion.t_lognormal_std=2",),
+            "apply to diffusion.t_sampling = lognormal only",
+        ),
+        (
+            ("diffusion.kind=cold", "diffusion.t_sampling=lognormal"),
+            "diffusion.t_sampling=lognormal applies to Gaussian processes only",
+        ),
     ],
 )
 def test_settings_that_could_not_take_effect_are_refused(overrides, fragment):
@@ -116,6 +124,37 @@ def test_min_snr_loss_is_the_weighted_mean_of_per_sample_errors():
     assert process.loss(net, x0, noise).item() == pytest.approx(expected.item(), rel=1e-6)
     weights = process.snr_weight(noise["t"])
     assert weights[0] < 1 and weights[-1] == 1  # low t (high SNR) is weighted down
+
+
+def test_lognormal_times_are_the_nearest_noise_level_by_brute_force():
+    process = GaussianDiffusion.from_config(DiffusionConfig(t_sampling="lognormal"))
+    a = process.alpha_bar.double()
+    log_sigma_t = 0.5 * ((1 - a) / a).log()  # (T+1,)
+    log_sigma = torch.tensor([-9.0, -4.25, -1.2, 0.0, 0.2147, 1.0, 4.9, 9.0])
+    distance = (log_sigma[:, None].double() - log_sigma_t[None, 1:1000]).abs()
+    expected = distance.argmin(dim=1) + 1  # t in 1..999
+    assert process.nearest_t(log_sigma).tolist() == expected.tolist()
+    assert expected[0] == 1 and expected[-1] == 999  # beyond the table: its ends
+
+
+def test_lognormal_times_follow_their_distribution():
+    # ln sigma ~ N(-0.5, 1.5^2): its median -0.5 is sigma 0.607, t = 172 on the linear schedule,
+    # and P(ln sigma > ln sigma_500 = 1.235) = P(z > 1.157) = 0.124 (normal table).
+    process = GaussianDiffusion.from_config(DiffusionConfig(t_sampling="lognormal"))
+    g = torch.Generator().manual_seed(0)
+    t = process.draw_noise(torch.Size([40_000, 1, 2, 2]), g, torch.device("cpu"))["t"]
+    assert 1 <= t.min() and t.max() <= 999
+    assert abs(t.median().item() - 172) <= 4
+    assert (t > 500).float().mean().item() == pytest.approx(0.124, abs=0.006)
+
+
+def test_lognormal_run_stopped_and_resumed_equals_the_straight_run(tmp_path):
+    times = ("diffusion.t_sampling=lognormal",)
+    straight = train_tiny(tmp_path / "straight", *times, "training.max_steps=9")
+    run = tmp_path / "stopped"
+    train_tiny(run, *times, "training.max_steps=4")
+    train_tiny(run, *times, "training.max_steps=9", resume=True)
+    assert_same_final_weights(run, straight)
 
 
 def test_cosine_run_stopped_and_resumed_equals_the_straight_run(tmp_path):

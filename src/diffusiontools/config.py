@@ -68,6 +68,14 @@ class DiffusionConfig:
     # dominating the gradient.
     loss_weighting: str = _choices("none", "min_snr", default="none")
     min_snr_gamma: float = _bounded(5.0, gt=0.0)
+    # Training times of a Gaussian process: "uniform" draws t from 1..T-1 (the notebook's);
+    # "lognormal" draws the noise level sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) as
+    # ln sigma ~ N(t_lognormal_mean, t_lognormal_std^2) and takes the t of the nearest sigma_t
+    # (Karras et al. 2022, "Elucidating the Design Space...", sec. 5: p_train), so that training
+    # is spent on the noise levels that shape strokes and backgrounds, not on near-pure noise.
+    t_sampling: str = _choices("uniform", "lognormal", default="uniform")
+    t_lognormal_mean: float = -0.5
+    t_lognormal_std: float = _bounded(1.5, gt=0.0)
     # Cold process (Bansal et al. 2022): a degradation and its level schedule.
     degradation: str = "pixel_swap"
     level_min: float | None = None  # level at t=0; None: the degradation's default
@@ -177,6 +185,19 @@ class Config:
             raise UserError(
                 f"diffusion.min_snr_gamma={d.min_snr_gamma} applies to diffusion.loss_weighting "
                 "= min_snr only; the plain loss would ignore it"
+            )
+        if d.kind == "cold" and d.t_sampling != "uniform":
+            raise UserError(
+                f"diffusion.t_sampling={d.t_sampling} applies to Gaussian processes only; a cold "
+                "process chooses its training levels with diffusion.t_range"
+            )
+        lognormal_defaults = (DiffusionConfig.t_lognormal_mean, DiffusionConfig.t_lognormal_std)
+        if d.t_sampling == "uniform" and (d.t_lognormal_mean, d.t_lognormal_std) != (
+            lognormal_defaults
+        ):
+            raise UserError(
+                "diffusion.t_lognormal_mean and diffusion.t_lognormal_std apply to "
+                "diffusion.t_sampling = lognormal only; uniform training times would ignore them"
             )
         t = self.training
         if t.eval_every == 0 and t.eval_samples != TrainingConfig.eval_samples:

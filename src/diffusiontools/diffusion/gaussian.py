@@ -29,6 +29,9 @@ class GaussianDiffusion:
     prediction: str = "eps"
     loss_weighting: str = "none"  # or "min_snr" (Hang et al. 2023)
     min_snr_gamma: float = 5.0
+    t_sampling: str = "uniform"  # or "lognormal" (Karras et al. 2022)
+    t_lognormal_mean: float = -0.5
+    t_lognormal_std: float = 1.5
     kind: str = "gaussian"
 
     @classmethod
@@ -43,6 +46,9 @@ class GaussianDiffusion:
             config.prediction,
             config.loss_weighting,
             config.min_snr_gamma,
+            config.t_sampling,
+            config.t_lognormal_mean,
+            config.t_lognormal_std,
         )
 
     @property
@@ -98,14 +104,29 @@ class GaussianDiffusion:
     def draw_noise(
         self, shape: torch.Size, generator: torch.Generator, device: torch.device
     ) -> dict:
-        """The randomness of one training batch of ``shape``: t ~ U{1..T-1} and eps ~ N(0, I).
+        """The randomness of one training batch of ``shape``: t (B,) in 1..T-1 and eps ~ N(0, I).
 
+        t ~ U{1..T-1} (the notebook's), or with ``t_sampling = lognormal`` the t whose noise
+        level sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) is nearest (in ln sigma) to a draw
+        of ln sigma ~ N(t_lognormal_mean, t_lognormal_std^2) (Karras et al. 2022, sec. 5).
         Drawn for the whole (global) batch so that data-parallel ranks, each taking a slice, see
         exactly the numbers a single process would.
         """
-        t = torch.randint(1, self.T, (shape[0],), device=device, generator=generator)
+        if self.t_sampling == "uniform":
+            t = torch.randint(1, self.T, (shape[0],), device=device, generator=generator)
+        else:
+            z = torch.randn(shape[0], device=device, generator=generator)
+            t = self.nearest_t(self.t_lognormal_mean + self.t_lognormal_std * z)
         eps = torch.randn(shape, device=device, generator=generator)
         return {"t": t, "eps": eps}
+
+    def nearest_t(self, log_sigma: torch.Tensor) -> torch.Tensor:
+        """The t in 1..T-1 (int64, shape of ``log_sigma``) whose ln sigma_t is nearest."""
+        a = self.alpha_bar[1 : self.T]
+        table = 0.5 * ((1 - a) / a).log()  # ln sigma_t for t = 1..T-1, increasing
+        above = torch.searchsorted(table, log_sigma.contiguous()).clamp(1, table.numel() - 1)
+        nearer_below = (log_sigma - table[above - 1]) < (table[above] - log_sigma)
+        return above + 1 - nearer_below.long()
 
     def loss(
         self, net: nn.Module, x0: torch.Tensor, noise: dict, y: torch.Tensor | None = None
