@@ -35,7 +35,7 @@ from ..sampling.generation import IMAGE_SHAPE, generate
 from . import checkpoint as ckpt_io
 from . import distributed, run_folder
 from .checkpoint import TrainState
-from .lr_schedule import lr_at, set_lr
+from .lr_schedule import check_schedule_covers, lr_at, set_lr
 from .resume_rules import check_same_data, resumed_config
 from .signals import StopRequest, TrainingStopped
 from .tensorboard_log import TensorBoardLog
@@ -165,6 +165,8 @@ def train(
         ranks.check_batch(config.training.batch_size)
         device = ranks.device(device)
         data = load_training_data(config, device)
+        # The run's length is known once the data is: refuse a schedule that ends before it.
+        check_schedule_covers(config.training, len(data.train) // config.training.batch_size)
         with contextlib.ExitStack() as stack:
 
             def check_folder() -> None:
