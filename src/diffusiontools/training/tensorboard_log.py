@@ -15,10 +15,14 @@
 - ``samples``: the grid of ``samples/epoch_NNNN.png``, whenever the trainer draws one.
 
 Resume. A checkpoint is written only after the step losses it covers are written and the file is
-flushed, so the event files hold every step the latest checkpoint holds. A killed run may have
-logged steps past its last checkpoint: the session that resumes at step S opens its writer with
-``purge_step = S + 1``, whose mark tells TensorBoard to drop the earlier files' events from step
-S + 1 on, so every step is shown once, with the value of the run that went on. Only rank 0 writes.
+flushed, so the event files hold every step the latest checkpoint holds; the checkpoint records
+that step (``tensorboard_step``: its own step when the log is on; a session with the log off
+passes on the one it resumed from). A killed run may have logged steps past its last checkpoint,
+and a later session with the log off may have redone those steps without logging them: the
+session that resumes with the log on opens its writer with ``purge_step = tensorboard_step + 1``,
+whose mark tells TensorBoard to drop the earlier files' events from there on. Every step is shown
+once, with the value of the run that went on, or not at all where the log was off; never the
+value of a killed session. Only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ class TensorBoardLog:
         self.step_losses: list[tuple[int, torch.Tensor]] = []  # on the device until written
 
     def open(self, run_dir: Path, step: int) -> TensorBoardLog:
-        """Start writing into ``run_dir/tensorboard``; ``step``: the steps the run has done (0
-        for a new run). Events from an earlier session past ``step`` are purged (module doc).
+        """Start writing into ``run_dir/tensorboard``; ``step``: the checkpoint's
+        ``tensorboard_step``, the step through which the files hold the run's own events (0 for
+        a new run). Earlier sessions' events past ``step`` are purged (module doc).
         Returns self, a context manager that closes the writer."""
         if self.enabled:
             from torch.utils.tensorboard import SummaryWriter

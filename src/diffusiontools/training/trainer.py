@@ -193,7 +193,8 @@ def train(
                 (run_dir / run_folder.CONFIG_FILE).write_text(to_ini(config))
                 run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
             try:
-                with board.open(run_dir, trainee.state.step):  # closed before a recovery
+                # closed before a recovery
+                with board.open(run_dir, trainee.state.tensorboard_step):
                     return _train_loop(
                         config, run_dir, trainee, data, stop, ranks, device, board, probe
                     )
@@ -323,6 +324,8 @@ def _train_loop(
     def save(path: Path) -> None:
         if ranks.is_main:
             board.flush()  # the event files hold every step this checkpoint holds
+            if board.enabled:
+                state.tensorboard_step = state.step
             _save(path, config, state, net, ema, optimizer, data_gen, step_gen, data)
             run_folder.discard_previous(run_dir)  # a checkpoint of the new run exists now
 
