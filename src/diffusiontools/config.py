@@ -111,8 +111,8 @@ class TrainingConfig:
     # 0, N, 2N, ... and the last) eval_samples samples of a fixed seed, drawn with a fast
     # sampler, are scored by the classifier into metrics.csv; 0 = off (the faithful setting).
     eval_every: int = _bounded(0, min=0)
-    # 200: evaluate's default n (the Fréchet bias); at most the 10,000 test images' worth, so a
-    # probe stays short enough for a stop signal's grace period (it is not interrupted)
+    # 200: evaluate's default n (the Fréchet bias); at most the 10,000 test images' worth. A
+    # stop signal abandons a running probe (the epoch's checkpoint is written before it).
     eval_samples: int = _bounded(200, min=2, max=10_000)
 
 

@@ -4,7 +4,8 @@ and every reader goes through :func:`stored_config`, :func:`stored_state`, :func
 
 A checkpoint is ``{"format_version", "config", "data", "epoch", "batch", "step", "loss_sum",
 "epoch_seconds", "data_rng_at_epoch_start", "model", "ema", "optimizer", "rng", "history",
-"tensorboard_step"}`` (the last one is absent from checkpoints written before it existed).
+"tensorboard_step", "probe_pending"}`` (the last two are absent from checkpoints written before
+they existed, and read as the behaviour of then).
 Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never run code, and every
 failure is a one-line :class:`UserError`.
 """
@@ -44,6 +45,9 @@ class TrainState:
     # the step of the last checkpoint written with training.log = tensorboard. A session with
     # the log off leaves it as it was, so a later session with it on purges what lies past it.
     tensorboard_step: int = 0
+    # The quality probe of the last finished epoch was due and a stop came during it (the
+    # epoch's checkpoint is written before the probe): a resume probes that epoch first.
+    probe_pending: bool = False
 
 
 def rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
@@ -75,6 +79,7 @@ def training_checkpoint(
         "rng": rng_state(data_gen, step_gen),
         "history": state.history,
         "tensorboard_step": state.tensorboard_step,
+        "probe_pending": state.probe_pending,
     }
 
 
@@ -95,6 +100,7 @@ def stored_state(ckpt: dict) -> TrainState:
         ckpt["history"],
         # Before the key existed, every session purged past its own resumed step.
         tensorboard_step=ckpt.get("tensorboard_step", ckpt["step"]),
+        probe_pending=ckpt.get("probe_pending", False),
     )
 
 

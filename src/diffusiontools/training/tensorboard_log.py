@@ -10,7 +10,8 @@
 - ``epoch/train_loss``, ``epoch/val_loss``, ``epoch/images_per_s``: each ``metrics.csv`` row, at
   the epoch's last step;
 - ``quality/frechet_distance``, ``quality/class_entropy``, ...: the quality probe's columns of
-  that row, on the epochs it ran (``training.eval_every``);
+  that row, on the epochs it ran (``training.eval_every``), once it has run (it runs after the
+  epoch's checkpoint);
 - ``learning_curve``: the figure of ``learning_curve.png``, at each epoch whose checkpoint is kept;
 - ``samples``: the grid of ``samples/epoch_NNNN.png``, whenever the trainer draws one.
 
@@ -39,7 +40,7 @@ from matplotlib.image import imread
 from ..config import Config
 from ..optional import require
 from ..reporting.figures import figure_png, image_grid
-from .run_folder import METRICS_COLUMNS, TENSORBOARD_DIR
+from .run_folder import TENSORBOARD_DIR
 
 logger = logging.getLogger(__name__)
 EVENT_FILE_PREFIX = "events.out.tfevents."
@@ -88,15 +89,20 @@ class TensorBoardLog:
         self.writer.add_scalar("train/images_per_s", images_per_s, step)
 
     def epoch(self, row: dict) -> None:
-        """One ``metrics.csv`` row (``step``, ``train_loss``, ``val_loss``, ``images_per_s``,
-        and the quality probe's columns on the epochs it ran: ``training.eval_every``)."""
+        """One ``metrics.csv`` row's ``train_loss``, ``val_loss``, ``images_per_s``, at its
+        ``step``."""
         if self.writer is None:
             return
         for key in ("train_loss", "val_loss", "images_per_s"):
             self.writer.add_scalar(f"epoch/{key}", row[key], row["step"])
-        for key, value in row.items():
-            if key not in METRICS_COLUMNS and value is not None:
-                self.writer.add_scalar(f"quality/{key}", value, row["step"])
+
+    def quality(self, values: dict[str, float], step: int) -> None:
+        """The quality probe's values (``training.eval_every``), added to the row of ``step``
+        once the probe has run (after the epoch's checkpoint)."""
+        if self.writer is None:
+            return
+        for key, value in values.items():
+            self.writer.add_scalar(f"quality/{key}", value, step)
 
     def figure(self, tag: str, fig: Figure, step: int) -> None:
         """``fig`` as the image its PNG file shows (same renderer, size and crop)."""
