@@ -4,6 +4,8 @@
 - a run with the probe on trains bit for bit as the same run with it off, fills the probe's
   columns on epochs 0, N, ... and the last (empty on the others), and a resumed run (through the
   CLI) continues the curve without duplicate rows;
+- a finished run resumed to more epochs drops the probe of its former last epoch: its
+  metrics.csv and learning curve equal the straight run's;
 - a stop (SIGTERM, SIGINT) sent from inside the probe abandons it after the epoch's checkpoint,
   leaves no half row, and the resumed run probes that epoch again: the straight run's metrics;
 - the probe's last row equals ``evaluate`` on the same run (same n, seed, sampler, test set);
@@ -142,6 +144,22 @@ def test_a_resumed_run_continues_the_curve_through_the_cli(tmp_path):
     assert cli.main(["train", ini, "--out", str(run), *sets, "--resume"]) == 0
     assert without_timings(read_metrics(run)) == without_timings(read_metrics(probed_run()))
     assert_same_final_weights(run, probed_run())
+
+
+@pytest.mark.parametrize("first_end", ["training.epochs=2", "training.max_steps=24"])
+def test_a_finished_run_resumed_to_more_epochs_equals_the_straight_run(first_end, tmp_path):
+    """The first session ends after epoch 1 and probes it, as its last; resumed to 3 epochs,
+    epoch 1 is not the last any more and loses its probe: metrics.csv and the learning curve
+    are the straight run's (probes on epochs 0 and 2 only), value for value."""
+    run = tmp_path / "run"
+    dt.train(tiny_config(*PROBE, first_end), run)
+    assert [r["frechet_distance"] is not None for r in read_metrics(run)] == [True, True]
+    dt.train(tiny_config(*PROBE), run, resume=True)
+    assert without_timings(read_metrics(run)) == without_timings(read_metrics(probed_run()))
+    assert_same_final_weights(run, probed_run())
+    assert np.array_equal(
+        imread(run / "learning_curve.png"), imread(probed_run() / "learning_curve.png")
+    )
 
 
 @pytest.mark.parametrize("probe_call, signum", [(1, signal.SIGTERM), (2, signal.SIGINT)])

@@ -4,8 +4,8 @@ and every reader goes through :func:`stored_config`, :func:`stored_state`, :func
 
 A checkpoint is ``{"format_version", "config", "data", "epoch", "batch", "step", "loss_sum",
 "epoch_seconds", "data_rng_at_epoch_start", "model", "ema", "optimizer", "rng", "history",
-"tensorboard_step", "probe_pending"}`` (the last two are absent from checkpoints written before
-they existed, and read as the behaviour of then).
+"tensorboard_step", "probe_pending", "probed_as_last"}`` (the last three are absent from
+checkpoints written before they existed, and read as the behaviour of then).
 Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never run code, and every
 failure is a one-line :class:`UserError`.
 """
@@ -48,6 +48,9 @@ class TrainState:
     # The quality probe of the last finished epoch was due and a stop came during it (the
     # epoch's checkpoint is written before the probe): a resume probes that epoch first.
     probe_pending: bool = False
+    # The last history row's probe ran only because its epoch was the run's last: a later
+    # finished epoch drops those values, as a straight run to the later end never measured them.
+    probed_as_last: bool = False
 
 
 def rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
@@ -80,6 +83,7 @@ def training_checkpoint(
         "history": state.history,
         "tensorboard_step": state.tensorboard_step,
         "probe_pending": state.probe_pending,
+        "probed_as_last": state.probed_as_last,
     }
 
 
@@ -101,6 +105,7 @@ def stored_state(ckpt: dict) -> TrainState:
         # Before the key existed, every session purged past its own resumed step.
         tensorboard_step=ckpt.get("tensorboard_step", ckpt["step"]),
         probe_pending=ckpt.get("probe_pending", False),
+        probed_as_last=ckpt.get("probed_as_last", False),
     )
 
 

@@ -38,6 +38,7 @@ from . import distributed, run_folder
 from .checkpoint import TrainState
 from .lr_schedule import check_schedule_covers, lr_at, set_lr
 from .resume_rules import check_same_data, resumed_config
+from .run_folder import METRICS_COLUMNS
 from .signals import Interrupted, StopRequest, TrainingStopped
 from .tensorboard_log import TensorBoardLog
 from .training_data import TrainingData, load_training_data
@@ -456,7 +457,9 @@ class _EpochEnd:
     The checkpoints come before the probe, so a stop request during the probe abandons it at
     once (``StopRequest.interrupting``) and loses nothing else: the checkpoint says the probe is
     pending (``probe_pending``), and the resumed run probes that epoch and draws its grid before
-    it trains on. Every rank validates (the same numbers) and keeps the history; only rank
+    it trains on. A probe that ran only because its epoch was the run's last is dropped once a
+    later epoch is finished (``probed_as_last``: a resume to more epochs), so metrics.csv equals
+    the straight run's. Every rank validates (the same numbers) and keeps the history; only rank
     0 probes (its own seeded generators: the training generators are untouched) and writes, and
     the ranks agree on a stop after the probe.
     """
@@ -483,6 +486,10 @@ class _EpochEnd:
             "images_per_s": batches_done * tc.batch_size / max(state.epoch_seconds, 1e-9),
             "epoch_seconds": state.epoch_seconds,
         }
+        if state.probed_as_last:  # its epoch is not the run's last any more
+            previous = state.history[-1]
+            state.history[-1] = {k: v for k, v in previous.items() if k in METRICS_COLUMNS}
+            state.probed_as_last = False
         state.history.append(row)
         finished = state.epoch
         state.epoch, state.batch, state.loss_sum, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
@@ -546,6 +553,7 @@ class _EpochEnd:
                 logger.info(message)
             raise TrainingStopped(signum, message)
         state.probe_pending = False
+        state.probed_as_last = row["epoch"] % self.config.training.eval_every != 0
         if self.ranks.is_main:
             row.update(values)
             self.board.quality(values, row["step"])
