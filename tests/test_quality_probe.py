@@ -169,7 +169,9 @@ def test_a_stop_during_the_probe_abandons_it_and_the_resumed_run_probes_again(
     """The signal is sent as the probe starts drawing its samples, in its ``probe_call``-th run
     (epoch 0, or epoch 2: the last). The drawing never finishes; the epoch's checkpoints were
     written before the probe and say it is pending; metrics.csv has the epoch's row without
-    probe values. The resumed run probes that epoch first and ends as the straight run."""
+    probe values. The resumed run probes that epoch first, draws the sample grid that came after
+    the probe, and ends as the straight run."""
+    grids = ("sampling.sample_every=2", "sampling.n_samples=4")  # after the probe: epochs 0, 2
     real_generate, calls, returned = quality_probe.generate, [], []
 
     def signal_then_generate(*args, **kwargs):
@@ -184,7 +186,7 @@ def test_a_stop_during_the_probe_abandons_it_and_the_resumed_run_probes_again(
     with monkeypatch.context() as patch:
         patch.setattr(quality_probe, "generate", signal_then_generate)
         with pytest.raises(KeyboardInterrupt) as stopped:  # TrainingStopped
-            dt.train(tiny_config(*PROBE), run)
+            dt.train(tiny_config(*PROBE, *grids), run)
     assert stopped.value.signum == signum
     assert returned == list(range(1, probe_call))  # the stopped probe never got its samples
     epoch = 2 * (probe_call - 1)  # the probed epochs are 0 and 2
@@ -195,11 +197,14 @@ def test_a_stop_during_the_probe_abandons_it_and_the_resumed_run_probes_again(
     rows = read_metrics(run)
     assert [r["epoch"] for r in rows] == list(range(epoch + 1))
     assert all(rows[-1].get(c) is None for c in COLUMNS)  # no half row
+    grid_files = ["epoch_0000.png", "epoch_0002.png"]
+    assert sorted(p.name for p in run.glob("samples/*.png")) == grid_files[: probe_call - 1]
 
-    dt.train(tiny_config(*PROBE), run, resume=True)
+    dt.train(tiny_config(*PROBE, *grids), run, resume=True)
     assert without_timings(read_metrics(run)) == without_timings(read_metrics(probed_run()))
     assert_same_final_weights(run, probed_run())
     assert ckpt_io.load_checkpoint(ckpt_io.latest_path(run))["probe_pending"] is False
+    assert sorted(p.name for p in run.glob("samples/*.png")) == grid_files
 
 
 def test_the_curve_goes_to_tensorboard_too(tmp_path):
