@@ -4,6 +4,10 @@
 - a run with the probe on trains bit for bit as the same run with it off, fills the probe's
   columns on epochs 0, N, ... and the last (empty on the others), and a resumed run (through the
   CLI) continues the curve without duplicate rows;
+- a finished run resumed to more epochs drops the probe of its former last epoch: its
+  metrics.csv and learning curve equal the straight run's;
+- a stop (SIGTERM, SIGINT) sent from inside the probe abandons it after the epoch's checkpoint,
+  leaves no half row, and the resumed run probes that epoch again: the straight run's metrics;
 - the probe's last row equals ``evaluate`` on the same run (same n, seed, sampler, test set);
 - the sampler the probe draws with, per config; a cold run is probed; the global RNG is left as
   it was; the trainer refuses the key without a probe.
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +43,12 @@ from diffusiontools import cli
 from diffusiontools.config import load_config
 from diffusiontools.data import load_mnist
 from diffusiontools.errors import UserError
+from diffusiontools.evaluation import quality_probe
 from diffusiontools.evaluation.frame_metrics import frame_statistics
 from diffusiontools.evaluation.quality_probe import COLUMNS, QualityProbe, probe_config
 from diffusiontools.models import make_network
 from diffusiontools.sampling.generation import resolve_settings
+from diffusiontools.training import checkpoint as ckpt_io
 from diffusiontools.training.run_folder import METRICS_COLUMNS, read_metrics
 from diffusiontools.training.trainer import train
 
@@ -136,6 +144,67 @@ def test_a_resumed_run_continues_the_curve_through_the_cli(tmp_path):
     assert cli.main(["train", ini, "--out", str(run), *sets, "--resume"]) == 0
     assert without_timings(read_metrics(run)) == without_timings(read_metrics(probed_run()))
     assert_same_final_weights(run, probed_run())
+
+
+@pytest.mark.parametrize("first_end", ["training.epochs=2", "training.max_steps=24"])
+def test_a_finished_run_resumed_to_more_epochs_equals_the_straight_run(first_end, tmp_path):
+    """The first session ends after epoch 1 and probes it, as its last; resumed to 3 epochs,
+    epoch 1 is not the last any more and loses its probe: metrics.csv and the learning curve
+    are the straight run's (probes on epochs 0 and 2 only), value for value."""
+    run = tmp_path / "run"
+    dt.train(tiny_config(*PROBE, first_end), run)
+    assert [r["frechet_distance"] is not None for r in read_metrics(run)] == [True, True]
+    dt.train(tiny_config(*PROBE), run, resume=True)
+    assert without_timings(read_metrics(run)) == without_timings(read_metrics(probed_run()))
+    assert_same_final_weights(run, probed_run())
+    assert np.array_equal(
+        imread(run / "learning_curve.png"), imread(probed_run() / "learning_curve.png")
+    )
+
+
+@pytest.mark.parametrize("probe_call, signum", [(1, signal.SIGTERM), (2, signal.SIGINT)])
+def test_a_stop_during_the_probe_abandons_it_and_the_resumed_run_probes_again(
+    probe_call, signum, tmp_path, monkeypatch
+):
+    """The signal is sent as the probe starts drawing its samples, in its ``probe_call``-th run
+    (epoch 0, or epoch 2: the last). The drawing never finishes; the epoch's checkpoints were
+    written before the probe and say it is pending; metrics.csv has the epoch's row without
+    probe values. The resumed run probes that epoch first, draws the sample grid that came after
+    the probe, and ends as the straight run."""
+    grids = ("sampling.sample_every=2", "sampling.n_samples=4")  # after the probe: epochs 0, 2
+    real_generate, calls, returned = quality_probe.generate, [], []
+
+    def signal_then_generate(*args, **kwargs):
+        calls.append(len(calls) + 1)
+        if len(calls) == probe_call:
+            os.kill(os.getpid(), signum)
+        images = real_generate(*args, **kwargs)
+        returned.append(len(calls))
+        return images
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(quality_probe, "generate", signal_then_generate)
+        with pytest.raises(KeyboardInterrupt) as stopped:  # TrainingStopped
+            dt.train(tiny_config(*PROBE, *grids), run)
+    assert stopped.value.signum == signum
+    assert returned == list(range(1, probe_call))  # the stopped probe never got its samples
+    epoch = 2 * (probe_call - 1)  # the probed epochs are 0 and 2
+    latest = ckpt_io.load_checkpoint(ckpt_io.latest_path(run))
+    assert (latest["epoch"], latest["batch"], latest["step"]) == (epoch + 1, 0, 12 * (epoch + 1))
+    assert latest["probe_pending"] is True
+    assert ckpt_io.list_epochs(run) == list(range(epoch + 1))
+    rows = read_metrics(run)
+    assert [r["epoch"] for r in rows] == list(range(epoch + 1))
+    assert all(rows[-1].get(c) is None for c in COLUMNS)  # no half row
+    grid_files = ["epoch_0000.png", "epoch_0002.png"]
+    assert sorted(p.name for p in run.glob("samples/*.png")) == grid_files[: probe_call - 1]
+
+    dt.train(tiny_config(*PROBE, *grids), run, resume=True)
+    assert without_timings(read_metrics(run)) == without_timings(read_metrics(probed_run()))
+    assert_same_final_weights(run, probed_run())
+    assert ckpt_io.load_checkpoint(ckpt_io.latest_path(run))["probe_pending"] is False
+    assert sorted(p.name for p in run.glob("samples/*.png")) == grid_files
 
 
 def test_the_curve_goes_to_tensorboard_too(tmp_path):

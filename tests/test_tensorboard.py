@@ -1,6 +1,7 @@
 """training.log = tensorboard: the event files, read back with TensorBoard's own reader, hold the
-tags at the expected steps, each step once after a resume; without the package the option is
-refused before anything is written, and the csv default needs no tensorboard."""
+tags at the expected steps, each step once after a resume (a killed session's steps past its
+checkpoint never show, even when a session with the log off came between); without the package
+the option is refused before anything is written, and the csv default needs no tensorboard."""
 
 from __future__ import annotations
 
@@ -105,6 +106,30 @@ def test_a_resume_after_a_kill_past_the_checkpoint_shows_each_step_once(tmp_path
     for tag in ("train/lr", "epoch/val_loss", "epoch/train_loss", "learning_curve"):
         assert steps(events, tag) == [24, 36], tag  # step 24 logged twice, shown once
     assert [row["step"] for row in read_metrics(run)] == [12, 24, 36]
+
+
+def test_a_kill_past_the_checkpoint_then_a_resume_with_the_log_off_leaves_no_stale_step(tmp_path):
+    """Session A logs to step 30 and is killed with its checkpoint at step 18 (put back as in the
+    test above); session B redoes steps 19 to 24 with the log off; session C resumes at 24 with
+    the log on. A's steps 19 to 24 are not the run's (B redid them): C purges them although B
+    wrote no event file. TensorBoard shows steps 1 to 18 (A) and 25 to 36 (C), each once."""
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    train_tiny(run, "training.max_steps=18", "training.log=tensorboard")
+    killed_at_18 = tmp_path / "latest_18.pt"
+    shutil.copy(ckpt_io.latest_path(run), killed_at_18)
+    train_tiny(run, "training.max_steps=30", "training.log=tensorboard", resume=True)
+    shutil.copy(killed_at_18, ckpt_io.latest_path(run))
+    train_tiny(run, "training.max_steps=24", "training.log=csv", resume=True)
+    assert ckpt_io.load_checkpoint(ckpt_io.latest_path(run))["tensorboard_step"] == 18
+
+    train_tiny(run, "training.max_steps=36", "training.log=tensorboard", resume=True)
+    events = read_events(run)
+    assert steps(events, "train/loss") == [*range(1, 19), *range(25, 37)]
+    for tag in ("train/lr", "epoch/val_loss", "epoch/train_loss", "learning_curve"):
+        assert steps(events, tag) == [12, 36], tag  # A's epoch end at 24 was redone by B
+    assert [row["step"] for row in read_metrics(run)] == [12, 24, 36]
+    assert ckpt_io.load_checkpoint(ckpt_io.latest_path(run))["tensorboard_step"] == 36
 
 
 def test_only_rank_0_writes(tmp_path):

@@ -1,13 +1,24 @@
-"""The learning-rate schedule and the min-SNR loss weights: hand-computed values, the refusals,
-and a cosine run stopped and resumed equal to the straight run."""
+"""The learning-rate schedule and the min-SNR loss weights: hand-computed values, the refusals
+(a cosine decay shorter than the run among them, before the folder changes), and a cosine run
+stopped and resumed equal to the straight run."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import assert_same_final_weights, tiny_config, train_tiny
+from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
+    assert_same_final_weights,
+    copy_run,
+    reference_run,
+    single_thread,
+    tiny_config,
+    train_tiny,
+)
 
 from diffusiontools.config import DiffusionConfig, TrainingConfig
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
@@ -172,3 +183,61 @@ def test_cosine_run_stopped_and_resumed_equals_the_straight_run(tmp_path):
     assert optimizer["param_groups"][0]["lr"] == pytest.approx(
         lr_at(tiny_config(*schedule).training, 16)
     )
+
+
+# --- a cosine decay shorter than the run: refused before anything changes ------------------------
+
+COSINE_20 = ("training.lr_schedule=cosine", "training.lr_decay_steps=20")
+
+
+def folder_bytes(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (  # 3 epochs of 12 steps: steps 20 to 35 would take lr 0
+            (),
+            "training.lr_decay_steps=20 is below this run's 36 optimiser steps (3 epochs of 12), "
+            "whose last 16 would train at learning rate 0: give training.lr_decay_steps of at "
+            "least 36, or fewer steps (training.epochs, training.max_steps)",
+        ),
+        (  # max_steps ends the run first
+            ("training.max_steps=30",),
+            "training.lr_decay_steps=20 is below this run's 30 optimiser steps "
+            "(training.max_steps=30), whose last 10 would train at learning rate 0: give "
+            "training.lr_decay_steps of at least 30, or fewer steps (training.epochs, "
+            "training.max_steps)",
+        ),
+    ],
+)
+def test_a_decay_shorter_than_the_run_is_refused_before_an_overwrite_moves_anything(
+    overrides, message, tmp_path
+):
+    run = copy_run(reference_run(), tmp_path / "run")
+    before = folder_bytes(run)
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        train_tiny(run, *COSINE_20, *overrides, overwrite=True)
+    assert folder_bytes(run) == before
+
+
+def test_a_resume_to_more_steps_than_the_decay_is_refused_before_it_trains(tmp_path):
+    run = train_tiny(tmp_path / "run", *COSINE_20, "training.max_steps=20")
+    before = folder_bytes(run)
+    with pytest.raises(UserError, match=r"^training.lr_decay_steps=20 is below this run's 24 "):
+        train_tiny(run, *COSINE_20, "training.max_steps=24", resume=True)
+    assert folder_bytes(run) == before
+
+
+def test_a_decay_as_long_as_the_run_trains_its_last_step_above_0(tmp_path):
+    run = train_tiny(
+        tmp_path / "run", "training.lr_schedule=cosine", "training.lr_decay_steps=24",
+        "training.epochs=2",
+    )  # fmt: skip
+    optimizer = ckpt_io.load_checkpoint(ckpt_io.latest_path(run))["optimizer"]
+    # step 23 of 24, no warm-up: 2e-3 * (1 + cos(23 pi / 24)) / 2 = 8.555e-6
+    assert optimizer["param_groups"][0]["lr"] == pytest.approx(
+        2e-3 * (1 + math.cos(23 * math.pi / 24)) / 2, rel=1e-12
+    )
+    assert optimizer["param_groups"][0]["lr"] == pytest.approx(8.5551386e-6, rel=1e-7)

@@ -97,8 +97,9 @@ class TrainingConfig:
     lr: float = _bounded(2e-4, gt=0.0)
     # Learning rate over the optimiser steps: "constant" (the notebook's) or "cosine", a linear
     # warm-up over warmup_steps then a half cosine from lr to 0 at lr_decay_steps (Loshchilov &
-    # Hutter 2017, without restarts), 0 after; both fixed at the start, so a resumed run follows
-    # the same curve whatever max_steps says.
+    # Hutter 2017, without restarts); both fixed at the start, so a resumed run follows the same
+    # curve whatever max_steps says. A run longer than lr_decay_steps is refused once its length
+    # is known (the trainer: lr_schedule.check_schedule_covers): it would train at lr 0.
     lr_schedule: str = _choices("constant", "cosine", default="constant")
     lr_decay_steps: int | None = _bounded(None, min=1)
     warmup_steps: int = _bounded(0, min=0)
@@ -118,8 +119,8 @@ class TrainingConfig:
     # 0, N, 2N, ... and the last) eval_samples samples of a fixed seed, drawn with a fast
     # sampler, are scored by the classifier into metrics.csv; 0 = off (the faithful setting).
     eval_every: int = _bounded(0, min=0)
-    # 200: evaluate's default n (the Fréchet bias); at most the 10,000 test images' worth, so a
-    # probe stays short enough for a stop signal's grace period (it is not interrupted)
+    # 200: evaluate's default n (the Fréchet bias); at most the 10,000 test images' worth. A
+    # stop signal abandons a running probe (the epoch's checkpoint is written before it).
     eval_samples: int = _bounded(200, min=2, max=10_000)
 
 

@@ -3,7 +3,9 @@ The one module that knows the schema: the training writes it with :func:`trainin
 and every reader goes through :func:`stored_config`, :func:`stored_state`, :func:`stored_weights`.
 
 A checkpoint is ``{"format_version", "config", "data", "epoch", "batch", "step", "loss_sum",
-"epoch_seconds", "data_rng_at_epoch_start", "model", "ema", "optimizer", "rng", "history"}``.
+"epoch_seconds", "data_rng_at_epoch_start", "model", "ema", "optimizer", "rng", "history",
+"tensorboard_step", "probe_pending", "probed_as_last"}`` (the last three are absent from
+checkpoints written before they existed, and read as the behaviour of then).
 Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never run code, and every
 failure is a one-line :class:`UserError`.
 """
@@ -39,6 +41,16 @@ class TrainState:
     epoch_seconds: float = 0.0  # time spent in this epoch so far
     data_rng_at_epoch_start: torch.Tensor | None = None
     history: list[dict] = field(default_factory=list)
+    # The step through which RUN/tensorboard's event files hold this run's own events (0: none):
+    # the step of the last checkpoint written with training.log = tensorboard. A session with
+    # the log off leaves it as it was, so a later session with it on purges what lies past it.
+    tensorboard_step: int = 0
+    # The quality probe of the last finished epoch was due and a stop came during it (the
+    # epoch's checkpoint is written before the probe): a resume probes that epoch first.
+    probe_pending: bool = False
+    # The last history row's probe ran only because its epoch was the run's last: a later
+    # finished epoch drops those values, as a straight run to the later end never measured them.
+    probed_as_last: bool = False
 
 
 def rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
@@ -69,6 +81,9 @@ def training_checkpoint(
         "optimizer": optimizer.state_dict(),
         "rng": rng_state(data_gen, step_gen),
         "history": state.history,
+        "tensorboard_step": state.tensorboard_step,
+        "probe_pending": state.probe_pending,
+        "probed_as_last": state.probed_as_last,
     }
 
 
@@ -87,6 +102,10 @@ def stored_state(ckpt: dict) -> TrainState:
         ckpt["epoch_seconds"],
         ckpt["data_rng_at_epoch_start"],
         ckpt["history"],
+        # Before the key existed, every session purged past its own resumed step.
+        tensorboard_step=ckpt.get("tensorboard_step", ckpt["step"]),
+        probe_pending=ckpt.get("probe_pending", False),
+        probed_as_last=ckpt.get("probed_as_last", False),
     )
 
 

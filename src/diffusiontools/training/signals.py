@@ -1,8 +1,11 @@
 """How a training stops on request: SIGINT/SIGTERM become a flag checked between steps, and the
-loop raises :class:`TrainingStopped` once its checkpoint is written."""
+loop raises :class:`TrainingStopped` once its checkpoint is written. Work that may be dropped
+(the quality probe after an epoch's checkpoint) runs inside :meth:`StopRequest.interrupting`,
+where a signal abandons it at once."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
@@ -19,6 +22,11 @@ class TrainingStopped(KeyboardInterrupt):
         self.signum = signum
 
 
+class Interrupted(BaseException):
+    """Raised inside :meth:`StopRequest.interrupting` by a stop request: the work in hand is
+    abandoned. A ``BaseException``, so no ``except Exception`` on the way swallows it."""
+
+
 class StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between steps, so a kill finishes the step,
     writes a checkpoint and raises :class:`TrainingStopped`. Signal handlers can only be set in
@@ -27,6 +35,7 @@ class StopRequest:
     def __init__(self):
         self.signum: int | None = None
         self.previous: dict = {}
+        self.interrupt = False  # inside interrupting(): a signal raises Interrupted
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
@@ -37,6 +46,22 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         self.signum = signum
+        if self.interrupt:
+            self.interrupt = False  # once: a second signal must not break the unwinding
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def interrupting(self):
+        """Within: a stop request (one already made, or a signal now) raises
+        :class:`Interrupted` at once, between two Python operations (a running torch op
+        finishes first). For work whose results nothing depends on until it is complete."""
+        if self.signum:
+            raise Interrupted(self.signum)
+        self.interrupt = True
+        try:
+            yield
+        finally:
+            self.interrupt = False
 
     def __exit__(self, *exc) -> None:
         for s, handler in self.previous.items():

@@ -10,15 +10,20 @@
 - ``epoch/train_loss``, ``epoch/val_loss``, ``epoch/images_per_s``: each ``metrics.csv`` row, at
   the epoch's last step;
 - ``quality/frechet_distance``, ``quality/class_entropy``, ...: the quality probe's columns of
-  that row, on the epochs it ran (``training.eval_every``);
+  that row, on the epochs it ran (``training.eval_every``), once it has run (it runs after the
+  epoch's checkpoint);
 - ``learning_curve``: the figure of ``learning_curve.png``, at each epoch whose checkpoint is kept;
 - ``samples``: the grid of ``samples/epoch_NNNN.png``, whenever the trainer draws one.
 
 Resume. A checkpoint is written only after the step losses it covers are written and the file is
-flushed, so the event files hold every step the latest checkpoint holds. A killed run may have
-logged steps past its last checkpoint: the session that resumes at step S opens its writer with
-``purge_step = S + 1``, whose mark tells TensorBoard to drop the earlier files' events from step
-S + 1 on, so every step is shown once, with the value of the run that went on. Only rank 0 writes.
+flushed, so the event files hold every step the latest checkpoint holds; the checkpoint records
+that step (``tensorboard_step``: its own step when the log is on; a session with the log off
+passes on the one it resumed from). A killed run may have logged steps past its last checkpoint,
+and a later session with the log off may have redone those steps without logging them: the
+session that resumes with the log on opens its writer with ``purge_step = tensorboard_step + 1``,
+whose mark tells TensorBoard to drop the earlier files' events from there on. Every step is shown
+once, with the value of the run that went on, or not at all where the log was off; never the
+value of a killed session. Only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from matplotlib.image import imread
 from ..config import Config
 from ..optional import require
 from ..reporting.figures import figure_png, image_grid
-from .run_folder import METRICS_COLUMNS, TENSORBOARD_DIR
+from .run_folder import TENSORBOARD_DIR
 
 logger = logging.getLogger(__name__)
 EVENT_FILE_PREFIX = "events.out.tfevents."
@@ -58,8 +63,9 @@ class TensorBoardLog:
         self.step_losses: list[tuple[int, torch.Tensor]] = []  # on the device until written
 
     def open(self, run_dir: Path, step: int) -> TensorBoardLog:
-        """Start writing into ``run_dir/tensorboard``; ``step``: the steps the run has done (0
-        for a new run). Events from an earlier session past ``step`` are purged (module doc).
+        """Start writing into ``run_dir/tensorboard``; ``step``: the checkpoint's
+        ``tensorboard_step``, the step through which the files hold the run's own events (0 for
+        a new run). Earlier sessions' events past ``step`` are purged (module doc).
         Returns self, a context manager that closes the writer."""
         if self.enabled:
             from torch.utils.tensorboard import SummaryWriter
@@ -83,15 +89,20 @@ class TensorBoardLog:
         self.writer.add_scalar("train/images_per_s", images_per_s, step)
 
     def epoch(self, row: dict) -> None:
-        """One ``metrics.csv`` row (``step``, ``train_loss``, ``val_loss``, ``images_per_s``,
-        and the quality probe's columns on the epochs it ran: ``training.eval_every``)."""
+        """One ``metrics.csv`` row's ``train_loss``, ``val_loss``, ``images_per_s``, at its
+        ``step``."""
         if self.writer is None:
             return
         for key in ("train_loss", "val_loss", "images_per_s"):
             self.writer.add_scalar(f"epoch/{key}", row[key], row["step"])
-        for key, value in row.items():
-            if key not in METRICS_COLUMNS and value is not None:
-                self.writer.add_scalar(f"quality/{key}", value, row["step"])
+
+    def quality(self, values: dict[str, float], step: int) -> None:
+        """The quality probe's values (``training.eval_every``), added to the row of ``step``
+        once the probe has run (after the epoch's checkpoint)."""
+        if self.writer is None:
+            return
+        for key, value in values.items():
+            self.writer.add_scalar(f"quality/{key}", value, step)
 
     def figure(self, tag: str, fig: Figure, step: int) -> None:
         """``fig`` as the image its PNG file shows (same renderer, size and crop)."""

@@ -2,9 +2,10 @@
 
 One epoch = one pass over the in-memory training split in shuffled batches (drop_last), each a
 single index into a uint8 tensor. After each epoch: a validation loss on fixed randomness (so
-epochs are comparable), a row in ``metrics.csv``, the learning curve, and an atomic checkpoint. A
-checkpoint also records the position inside an epoch, so an interrupted run resumes at the exact
-step and, on CPU with the same seed, reproduces the uninterrupted run's losses and weights.
+epochs are comparable), a row in ``metrics.csv``, the learning curve, and an atomic checkpoint;
+then, on their epochs, the quality probe and a sample grid (``_EpochEnd``). A checkpoint also
+records the position inside an epoch, so an interrupted run resumes at the exact step and, on
+CPU with the same seed, reproduces the uninterrupted run's losses, weights and metrics.csv.
 With ``training.log = tensorboard`` the same numbers and figures also go to TensorBoard
 (``tensorboard_log``).
 """
@@ -35,9 +36,10 @@ from ..sampling.generation import IMAGE_SHAPE, generate
 from . import checkpoint as ckpt_io
 from . import distributed, run_folder
 from .checkpoint import TrainState
-from .lr_schedule import lr_at, set_lr
+from .lr_schedule import check_schedule_covers, lr_at, set_lr
 from .resume_rules import check_same_data, resumed_config
-from .signals import StopRequest, TrainingStopped
+from .run_folder import METRICS_COLUMNS
+from .signals import Interrupted, StopRequest, TrainingStopped
 from .tensorboard_log import TensorBoardLog
 from .training_data import TrainingData, load_training_data
 
@@ -121,7 +123,9 @@ def _save(
 class QualityProbe(Protocol):
     """Scores a network's samples after an epoch (``training.eval_every``). Built above the
     trainer (``evaluation/quality_probe.py``): the trainer knows nothing of classifiers, it only
-    decides when the probe runs and adds what it returns to that epoch's metrics row."""
+    decides when the probe runs and adds what it returns to that epoch's metrics row. It runs
+    after the epoch's checkpoint, and a stop request abandons it midway (an exception raised
+    wherever it is), so it must change nothing outside itself: only what it returns counts."""
 
     reference: dict[str, float]  # the test images' own values, drawn beside the curve
 
@@ -165,6 +169,8 @@ def train(
         ranks.check_batch(config.training.batch_size)
         device = ranks.device(device)
         data = load_training_data(config, device)
+        # The run's length is known once the data is: refuse a schedule that ends before it.
+        check_schedule_covers(config.training, len(data.train) // config.training.batch_size)
         with contextlib.ExitStack() as stack:
 
             def check_folder() -> None:
@@ -191,7 +197,8 @@ def train(
                 (run_dir / run_folder.CONFIG_FILE).write_text(to_ini(config))
                 run_folder.write_json(run_dir / run_folder.DATA_FILE, data.provenance)
             try:
-                with board.open(run_dir, trainee.state.step):  # closed before a recovery
+                # closed before a recovery
+                with board.open(run_dir, trainee.state.tensorboard_step):
                     return _train_loop(
                         config, run_dir, trainee, data, stop, ranks, device, board, probe
                     )
@@ -321,11 +328,17 @@ def _train_loop(
     def save(path: Path) -> None:
         if ranks.is_main:
             board.flush()  # the event files hold every step this checkpoint holds
+            if board.enabled:
+                state.tensorboard_step = state.step
             _save(path, config, state, net, ema, optimizer, data_gen, step_gen, data)
             run_folder.discard_previous(run_dir)  # a checkpoint of the new run exists now
 
+    eval_net = net if ema is None else ema.module  # what validation, probe and grids use
+    epoch_end = _EpochEnd(config, run_dir, state, save, ranks, board, probe, stop, device)
     if trainee.changed:  # the settings changed on resume hold from now: latest.pt says so too
         save(ckpt_io.latest_path(run_dir))
+    if state.probe_pending:  # stopped during the last finished epoch's probe: finish that epoch
+        epoch_end.finish_pending(eval_net)
 
     while state.epoch < tc.epochs and not _reached_max_steps(state, tc):
         if state.batch == 0:
@@ -417,9 +430,7 @@ def _train_loop(
                     steps_per_epoch,
                 )
             break
-        _finish_epoch(
-            config, state, process, net, ema, data, device, run_dir, save, ranks, board, probe
-        )
+        epoch_end(process, eval_net, data)
     if ranks.is_main:
         logger.info("done: %s (%d steps)", run_dir, state.step)
     return run_dir
@@ -438,65 +449,146 @@ def _check_finite(first_bad: torch.Tensor, state: TrainState, run_dir: Path) -> 
         )
 
 
-def _finish_epoch(
-    config, state: TrainState, process, net, ema, data, device, run_dir, save, ranks, board, probe
-) -> None:
-    """Validation, quality probe, metrics row, learning curve, sample grid and checkpoints.
+class _EpochEnd:
+    """What follows an epoch's last step, in this order: validation, the metrics row
+    (metrics.csv, learning_curve.png, TensorBoard), the epoch's checkpoints; then the quality
+    probe and the sample grid.
 
-    Every rank validates (the same numbers) and keeps the history; only rank 0 runs the probe
-    (its own seeded generators: the training generators are untouched) and writes.
+    The checkpoints come before the probe, so a stop request during the probe abandons it at
+    once (``StopRequest.interrupting``) and loses nothing else: the checkpoint says the probe is
+    pending (``probe_pending``), and the resumed run probes that epoch and draws its grid before
+    it trains on. A probe that ran only because its epoch was the run's last is dropped once a
+    later epoch is finished (``probed_as_last``: a resume to more epochs), so metrics.csv equals
+    the straight run's. Every rank validates (the same numbers) and keeps the history; only rank
+    0 probes (its own seeded generators: the training generators are untouched) and writes, and
+    the ranks agree on a stop after the probe.
     """
-    tc = config.training
-    batches_done = max(state.batch, 1)
-    eval_net = net if ema is None else ema.module
-    val = validation_loss(process, eval_net, data, config, device)
-    if not math.isfinite(val):
-        raise NonFiniteLoss(
-            f"the validation loss is non-finite after epoch {state.epoch}; "
-            f"the last good checkpoint in {run_dir} is kept"
-        )
-    row = {
-        "epoch": state.epoch,
-        "step": state.step,
-        "train_loss": state.loss_sum / batches_done,
-        "val_loss": val,
-        "images_per_s": batches_done * tc.batch_size / max(state.epoch_seconds, 1e-9),
-        "epoch_seconds": state.epoch_seconds,
-    }
-    last = state.epoch + 1 >= tc.epochs or _reached_max_steps(state, tc)
-    every = tc.eval_every
-    if probe is not None and every and ranks.is_main and (state.epoch % every == 0 or last):
-        row.update(probe(eval_net, device))
-    state.history.append(row)
-    finished_epoch = state.epoch
-    state.epoch, state.batch, state.loss_sum, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
-    if not ranks.is_main:
-        return
-    logger.info(
-        "epoch %d: train %.5f val %.5f (%.0f img/s)",
-        finished_epoch,
-        row["train_loss"],
-        val,
-        row["images_per_s"],
-    )
-    run_folder.write_metrics(run_dir, state.history)
-    board.epoch(row)
-    reference = None if probe is None else probe.reference
-    curve = learning_curve_figure(state.history, config.name, reference)
-    save_figure(curve, run_dir / "learning_curve.png")
-    if finished_epoch % tc.save_every == 0 or last:
-        board.figure("learning_curve", curve, state.step)
-        save(ckpt_io.epoch_path(run_dir, finished_epoch))
-    save(ckpt_io.latest_path(run_dir))
-    every = config.sampling.sample_every
-    if every and (finished_epoch % every == 0 or last):
-        images = generate(
-            eval_net,
-            make_process(config).to(device),
-            config,
-            config.sampling.n_samples,
-            seed=tc.seed,
-            device=device,
-        )
-        save_sample_grid(images, run_dir / "samples" / f"epoch_{finished_epoch:04d}.png")
-        board.samples(images, state.step)
+
+    def __init__(self, config, run_dir, state, save, ranks, board, probe, stop, device):
+        self.config, self.run_dir, self.state, self.save = config, run_dir, state, save
+        self.ranks, self.board, self.probe, self.stop = ranks, board, probe, stop
+        self.device = device
+
+    def __call__(self, process, eval_net: nn.Module, data: TrainingData) -> None:
+        state, tc = self.state, self.config.training
+        batches_done = max(state.batch, 1)
+        val = validation_loss(process, eval_net, data, self.config, self.device)
+        if not math.isfinite(val):
+            raise NonFiniteLoss(
+                f"the validation loss is non-finite after epoch {state.epoch}; "
+                f"the last good checkpoint in {self.run_dir} is kept"
+            )
+        row = {
+            "epoch": state.epoch,
+            "step": state.step,
+            "train_loss": state.loss_sum / batches_done,
+            "val_loss": val,
+            "images_per_s": batches_done * tc.batch_size / max(state.epoch_seconds, 1e-9),
+            "epoch_seconds": state.epoch_seconds,
+        }
+        if state.probed_as_last:  # its epoch is not the run's last any more
+            previous = state.history[-1]
+            state.history[-1] = {k: v for k, v in previous.items() if k in METRICS_COLUMNS}
+            state.probed_as_last = False
+        state.history.append(row)
+        finished = state.epoch
+        state.epoch, state.batch, state.loss_sum, state.epoch_seconds = state.epoch + 1, 0, 0.0, 0.0
+        state.probe_pending = self._probe_due()
+        if self.ranks.is_main:
+            logger.info(
+                "epoch %d: train %.5f val %.5f (%.0f img/s)",
+                finished,
+                row["train_loss"],
+                val,
+                row["images_per_s"],
+            )
+            self.board.epoch(row)
+            self._record(figure=not state.probe_pending)  # else drawn with the probe's values
+            if finished % tc.save_every == 0 or self._last():
+                self.save(ckpt_io.epoch_path(self.run_dir, finished))
+            self.save(ckpt_io.latest_path(self.run_dir))
+        self._after_checkpoint(eval_net)
+
+    def finish_pending(self, eval_net: nn.Module) -> None:
+        """At a resume from a checkpoint whose probe is pending: the probe, if the settings
+        resumed with still call for it (a resume to more epochs does not probe an epoch that is
+        no longer the last), then the epoch's grid, as the stopped run would have done."""
+        if not self._probe_due():
+            self.state.probe_pending = False
+            if self.ranks.is_main:
+                self._record(figure=True)
+        self._after_checkpoint(eval_net)
+
+    def _after_checkpoint(self, eval_net: nn.Module) -> None:
+        if self.state.probe_pending:
+            self._probe(eval_net)
+        every = self.config.sampling.sample_every
+        finished = self.state.history[-1]["epoch"]
+        if self.ranks.is_main and every and (finished % every == 0 or self._last()):
+            images = generate(
+                eval_net,
+                make_process(self.config).to(self.device),
+                self.config,
+                self.config.sampling.n_samples,
+                seed=self.config.training.seed,
+                device=self.device,
+            )
+            save_sample_grid(images, self.run_dir / "samples" / f"epoch_{finished:04d}.png")
+            self.board.samples(images, self.state.step)
+
+    def _probe(self, eval_net: nn.Module) -> None:
+        """Run the probe on rank 0 and add its values to the last row; a stop request during
+        it abandons it and raises TrainingStopped (the epoch's checkpoint is written)."""
+        state, row = self.state, self.state.history[-1]
+        values = self._run_probe(eval_net) if self.ranks.is_main else {}
+        signum = self.ranks.max(self.stop.signum or 0, self.device)  # every rank: one decision
+        if signum or values is None:
+            latest = ckpt_io.latest_path(self.run_dir)
+            message = (
+                f"stopped by signal {signum} during the quality probe of epoch {row['epoch']}; "
+                f"the epoch's checkpoint is {latest}; continue with --resume (resume=True in "
+                f"Python), which probes epoch {row['epoch']} first"
+            )
+            if self.ranks.is_main:
+                logger.info(message)
+            raise TrainingStopped(signum, message)
+        state.probe_pending = False
+        state.probed_as_last = row["epoch"] % self.config.training.eval_every != 0
+        if self.ranks.is_main:
+            row.update(values)
+            self.board.quality(values, row["step"])
+            self._record(figure=True)
+            self.save(ckpt_io.latest_path(self.run_dir))
+
+    def _run_probe(self, eval_net: nn.Module) -> dict[str, float] | None:
+        """The probe's values, or None when a stop request abandoned it."""
+        was_training = eval_net.training
+        try:
+            with self.stop.interrupting():
+                return self.probe(eval_net, self.device)
+        except Interrupted:
+            return None
+        finally:
+            eval_net.train(was_training)  # an abandoned sampler may not have restored it
+
+    def _record(self, figure: bool) -> None:
+        """metrics.csv and learning_curve.png from the history; the curve to TensorBoard too
+        when ``figure`` and the epoch's checkpoint is kept."""
+        state, tc = self.state, self.config.training
+        run_folder.write_metrics(self.run_dir, state.history)
+        reference = None if self.probe is None else self.probe.reference
+        curve = learning_curve_figure(state.history, self.config.name, reference)
+        save_figure(curve, self.run_dir / "learning_curve.png")
+        finished = state.history[-1]["epoch"]
+        if figure and (finished % tc.save_every == 0 or self._last()):
+            self.board.figure("learning_curve", curve, state.step)
+
+    def _last(self) -> bool:
+        """Whether the finished epoch is the run's last (``state`` is past it)."""
+        tc = self.config.training
+        return self.state.epoch >= tc.epochs or _reached_max_steps(self.state, tc)
+
+    def _probe_due(self) -> bool:
+        """The quality curve's epochs: 0, N, 2N, ... and the last (N = training.eval_every)."""
+        every, finished = self.config.training.eval_every, self.state.history[-1]["epoch"]
+        return bool(every) and (finished % every == 0 or self._last())
