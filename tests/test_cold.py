@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -504,3 +505,18 @@ def test_degrade_replaces_a_named_figure_but_never_its_default(tmp_path, monkeyp
     assert figure.read_bytes() == first
     assert cli.main([*argv, "--seed", "1", "--out", str(figure)]) == 0  # named: replaced
     assert figure.read_bytes() != first  # seed 1 draws other swap fields
+
+
+def test_reconstructions_of_two_runs_into_one_folder_are_refused_before_either_runs(
+    cold_run, tmp_path, capsys
+):
+    first, second = (shutil.copytree(cold_run, tmp_path / side / "run") for side in "ab")
+    out = tmp_path / "ev"
+    argv = ["evaluate", str(first), str(second), "--reconstruction", "--n-samples", "4"]
+    capsys.readouterr()
+    assert cli.main([*argv, "--out", str(out), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out / 'reconstruction_run' / 'reconstruction.json'} would be both the study "
+        f"of {first} and the study of {second}: give each its own path\n"
+    )
+    assert not out.exists()

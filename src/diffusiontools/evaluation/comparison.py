@@ -402,7 +402,7 @@ def evaluate_sets(
 
     stages.set_description("evaluate: samples")
     sample_sets = []
-    for label, src in tqdm(sets, desc="sampling runs"):
+    for label, src in tqdm(sets, desc="samples"):
         path = out_dir / f"samples_{file_stem(label)}.npz"
         if isinstance(src, TrainedModel):
             n = RUN_SAMPLES if n_samples is None else n_samples

@@ -28,7 +28,7 @@ from ..data import MnistData, load_mnist, to_model
 from ..diffusion.cold import resolve_start
 from ..errors import UserError
 from ..reporting.figures import save_image_rows
-from ..reporting.outputs import refuse_existing
+from ..reporting.outputs import check_distinct, refuse_existing
 from ..reporting.tables import markdown
 from ..sampling.generation import check_finite, model_fn, seeded_batches
 from ..sampling.registry import get_sampler
@@ -175,6 +175,16 @@ def reconstruction_studies(
     own), every one checked before the first is run."""
     out_dirs = [None] * len(run_dirs) if out_dirs is None else list(out_dirs)
     device = torch.device(device)
+    folders = [
+        Path(r) / OWN_FOLDER if o is None else Path(o)
+        for r, o in zip(run_dirs, out_dirs, strict=True)
+    ]
+    check_distinct(
+        {
+            f"the study of {r}": o / "reconstruction.json"
+            for r, o in zip(run_dirs, folders, strict=True)
+        }
+    )
     studies = [
         _prepare(run_dir, n, epoch, samplers, device, out_dir, overwrite)
         for run_dir, out_dir in zip(run_dirs, out_dirs, strict=True)
