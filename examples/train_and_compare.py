@@ -41,6 +41,7 @@ def main() -> None:
         tsne_reference=args.tsne_reference,
         test_reference=args.test_reference,
         out=f"{args.out}/evaluation",
+        overwrite=True,  # as dt.train above: a re-run replaces the evaluation
     )
     print(result.table())
 

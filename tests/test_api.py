@@ -166,3 +166,21 @@ def test_a_wrongly_typed_argument_raises_the_library_error(call, fragment, tmp_p
     with pytest.raises(dt.DiffusionToolsError) as error:
         call()
     assert fragment in str(error.value)
+
+
+def test_evaluate_checks_everything_before_it_writes_and_keeps_an_earlier_evaluation(tmp_path):
+    model = dt.load(reference_run(), device="cpu")
+    out = tmp_path / "new" / "evaluation"
+    with pytest.raises(dt.DiffusionToolsError, match="tsne_reference=5 must be between 10"):
+        dt.evaluate({"m": model}, n_samples=10, out=out, tsne_reference=5, device="cpu")
+    assert not (tmp_path / "new").exists()  # not even the model's samples were written
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "metrics.json").write_text("{}")
+    with pytest.raises(dt.DiffusionToolsError) as refused:
+        dt.evaluate({"m": model}, 10, earlier, tsne_reference=50, test_reference=50, device="cpu")
+    assert str(refused.value) == (
+        f"{earlier / 'metrics.json'} already exists; choose another folder with out=DIR, or "
+        "replace the evaluation there with overwrite=True"
+    )
+    assert sorted(p.name for p in earlier.iterdir()) == ["metrics.json"]

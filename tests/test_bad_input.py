@@ -257,9 +257,125 @@ def test_missing_data_folder_is_refused_before_anything_else(tmp_path):
         mnist.load_mnist(str(tmp_path / "nowhere"), source="auto")
 
 
+# --- errors name the flag typed, never the config key or argument it sets ------------------------
+
+
+FLAG_ROWS = [
+    # (name, argv under tmp, the whole error line)
+    (
+        "degrade --T 0",
+        lambda tmp: ["degrade", "--degradation", "blur", "--T", "0", "--out", str(tmp / "d.png")],
+        "error: --T 0 is out of range: must be >= 2",
+    ),
+    (
+        "degrade --levels above the degradation's range",
+        lambda tmp: [
+            "degrade",
+            "--degradation",
+            "blur",
+            "--levels",
+            "0.1,50",
+            "--out",
+            str(tmp / "d.png"),
+        ],  # fmt: skip
+        "error: --levels 0.1,50.0 are not levels of blur: give 0.0 <= MIN < MAX <= 10.0",
+    ),
+    (
+        "sample --device banana",
+        lambda tmp: ["sample", str(reference_run()), "--device", "banana"],
+        "error: --device 'banana' is not a device: use auto, cpu, cuda or cuda:N",
+    ),
+    (
+        "evaluate --data-dir that does not exist",
+        lambda tmp: [
+            "evaluate",
+            "--npz",
+            str(tmp / "s.npz"),
+            "--data-dir",
+            "/no/such/mnist",
+            "--out",
+            str(tmp / "ev"),
+        ],  # fmt: skip
+        "error: --data-dir /no/such/mnist does not exist; fix the path or leave --data-dir unset",
+    ),
+    (
+        "classifier train --data-dir that does not exist",
+        lambda tmp: [
+            "classifier",
+            "train",
+            "--data-dir",
+            "/no/such/mnist",
+            "--out",
+            str(tmp / "c.pt"),
+        ],  # fmt: skip
+        "error: --data-dir /no/such/mnist does not exist; fix the path or leave --data-dir unset",
+    ),
+]
+
+
+@pytest.mark.parametrize("argv, line", [r[1:] for r in FLAG_ROWS], ids=[r[0] for r in FLAG_ROWS])
+def test_errors_name_the_flags_typed(argv, line, tmp_path, capsys):
+    capsys.readouterr()
+    assert cli.main(argv(tmp_path)) == 2
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_a_config_key_set_from_no_flag_keeps_its_name():
+    from diffusiontools.cli.flags import keys_as_flags
+
+    flags = {"diffusion.T": "--T", "data.dir": "--data-dir"}
+    message = "diffusion.T=0 is out of range; diffusion.Tx, model.T=3 and data.dir stay keys"
+    assert keys_as_flags(message, flags) == (
+        "--T 0 is out of range; diffusion.Tx, model.T=3 and --data-dir stay keys"
+    )
+
+
+# --- a refused command leaves nothing behind: every input is checked before a folder is made ---
+
+NOTHING_WRITTEN = [
+    ("evaluate, unknown sampler", lambda tmp: ["evaluate", str(reference_run()), "--sampler",
+                                              "magic", "--out", str(tmp / "new" / "ev")]),
+    ("evaluate, steps above T", lambda tmp: ["evaluate", str(reference_run()), "--steps", "500",
+                                             "--out", str(tmp / "new" / "ev")]),
+    ("evaluate, t-SNE reference too small", lambda tmp: ["evaluate", str(reference_run()),
+                                                         "--tsne-reference", "5", "--out",
+                                                         str(tmp / "new" / "ev")]),
+    ("sample, steps above T", lambda tmp: ["sample", str(reference_run()), "--steps", "500",
+                                           "--out", str(tmp / "new" / "g.png")]),
+    ("sample, an epoch without checkpoint", lambda tmp: ["sample", str(reference_run()),
+                                                         "--epochs", "0,9", "--out",
+                                                         str(tmp / "new" / "g.png")]),
+    ("reconstruct, a Gaussian run", lambda tmp: ["reconstruct", str(reference_run()), "--out",
+                                                 str(tmp / "new" / "rec")]),
+    ("report, a folder without checkpoints", lambda tmp: ["report", str(tmp), "--out",
+                                                          str(tmp / "new" / "rep")]),
+    ("export, an unknown format", lambda tmp: ["export", str(reference_run()), "--format", "onnx",
+                                               "--out", str(tmp / "new" / "ex")]),
+    ("degrade, T = 1", lambda tmp: ["degrade", "--degradation", "blur", "--T", "1", "--out",
+                                    str(tmp / "new" / "d.png")]),
+    ("reproduce, an unknown scale", lambda tmp: ["reproduce", "--scale", "huge", "--out",
+                                                 str(tmp / "new" / "rp")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv", [r[1] for r in NOTHING_WRITTEN], ids=[r[0] for r in NOTHING_WRITTEN]
+)
+def test_a_refused_command_creates_no_folder(argv, tmp_path):
+    assert cli.main(argv(tmp_path)) == 2
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize(
     "library, command_line",
     [
+        ("ema=False asks for raw weights", "--no-ema asks for raw weights"),
+        ("device='tpu' is not a device", "--device 'tpu' is not a device"),
+        ("epochs=0 is not a number of passes", "--epochs 0 is not a number of passes"),
+        (
+            "npz=x.npz, eta=0.5 and timestep_spacing=ours",
+            "--npz x.npz, --eta 0.5 and --timestep-spacing ours",
+        ),  # fmt: skip
         ("steps=5 applies to ddim", "--steps 5 applies to ddim"),
         ("n=0 is not a number of samples", "-n 0 is not a number of samples"),
         ("resume=True and overwrite=True contradict", "--resume and --overwrite contradict"),

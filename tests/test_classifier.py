@@ -74,5 +74,5 @@ def test_training_runs_and_saves(tmp_path):
     test_accuracy = train_classifier(fake, epochs=1, seed=0, device="cpu", out_path=out)
     assert 0.0 <= test_accuracy <= 1.0
     assert set(torch.load(out, weights_only=True)) == set(classifier.MnistClassifier().state_dict())
-    with pytest.raises(UserError, match="epochs >= 1, got 0"):
+    with pytest.raises(UserError, match="epochs=0 is not a number of passes: give at least 1"):
         train_classifier(fake, epochs=0, seed=0, device="cpu", out_path=out)

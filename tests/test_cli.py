@@ -1,16 +1,28 @@
-"""The command line end to end: train a tiny run, then sample grids, trajectories and epochs."""
+"""The command line end to end: train a tiny run, then sample grids, trajectories and epochs;
+where sample writes and how many it may draw."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
+import torch
 from PIL import Image
-from tiny_runs import single_thread, write_ini  # noqa: F401 (single_thread: autouse fixture)
+from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
+    copy_run,
+    reference_run,
+    single_thread,
+    write_ini,
+)
 
 from diffusiontools import cli
+from diffusiontools.data import to_uint8
+from diffusiontools.sampling.generation import generate
 from diffusiontools.training.run_folder import read_metrics
+from diffusiontools.training.trained_model import load_trained
 
 
 def assert_png(path) -> None:
@@ -60,3 +72,93 @@ def test_python_dash_m_runs_the_cli():
     )
     assert result.returncode == 0
     assert "train" in result.stdout and "sample" in result.stdout
+
+
+# --- where sample writes: what it is told, and never over what it was not told -----------------
+
+
+def test_sample_writes_the_files_named_and_keeps_those_it_was_not_told_to_write(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "samples.npz").write_bytes(b"the user's own")
+    base = ["sample", str(reference_run()), "-n", "3", "--device", "cpu"]
+    capsys.readouterr()
+    # an --out grid beside an NPZ sample would name itself: refused before anything is drawn
+    assert cli.main([*base, "--out", str(mine / "x.png")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {mine / 'samples.npz'} already exists; it is no file you named, so sample keeps "
+        "it: name the NPZ with --npz PATH, put the grid in another folder with --out PATH, or "
+        "replace it with --overwrite\n"
+    )
+    assert sorted(p.name for p in mine.iterdir()) == ["samples.npz"]
+    # the files named are written, replacing what was there; the NPZ not named stays
+    (mine / "x.png").write_bytes(b"an older grid")
+    (mine / "y.npz").write_bytes(b"an older NPZ")
+    assert cli.main([*base, "--out", str(mine / "x.png"), "--npz", str(mine / "y.npz")]) == 0
+    assert (mine / "samples.npz").read_bytes() == b"the user's own"
+    assert_png(mine / "x.png")
+    with np.load(mine / "y.npz") as npz:
+        assert npz["images"].shape == (3, 28, 28)
+    # a trajectory.png beside the grid is not named either: kept, unless --overwrite
+    (mine / "trajectory.png").write_bytes(b"the user's figure")
+    argv = [*base, "--out", str(mine / "x.png"), "--npz", str(mine / "y.npz"), "--trajectory"]
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {mine / 'trajectory.png'} already exists; it is no file you named, so sample "
+        "keeps it: put the grid in another folder with --out PATH, or replace it with "
+        "--overwrite\n"
+    )
+    assert (mine / "trajectory.png").read_bytes() == b"the user's figure"
+    assert cli.main([*argv, "--overwrite"]) == 0
+    assert_png(mine / "trajectory.png")
+    assert (mine / "samples.npz").read_bytes() == b"the user's own"  # --npz named another
+
+
+def test_sample_replaces_its_own_files_in_the_run_folder(tmp_path):
+    run = copy_run(reference_run(), tmp_path / "run")
+    argv = ["sample", str(run), "-n", "2", "--trajectory", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    assert cli.main([*argv[:3], "3", *argv[4:]]) == 0  # RUN_DIR/samples: sample's own folder
+    with np.load(run / "samples" / "samples.npz") as npz:
+        assert npz["images"].shape == (3, 28, 28)
+
+
+def test_two_outputs_at_one_path_are_refused(tmp_path, capsys):
+    grid = tmp_path / "x.png"
+    argv = ["sample", str(reference_run()), "--out", str(grid), "--npz", str(grid)]
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {grid} would be both the grid and the NPZ: give each its own path\n"
+    )
+    assert not grid.exists()
+
+
+# --- how many: -n is drawn and written a batch at a time, and bounded by the disk ----------------
+
+
+def test_sample_writes_more_than_a_batch_as_generate_draws_them(tmp_path):
+    """600 samples cross the 500-image batch: the NPZ written batch by batch holds exactly what
+    drawing all 600 at once gives."""
+    npz = tmp_path / "s.npz"
+    argv = ["sample", str(reference_run()), "-n", "600", "--seed", "2", "--npz", str(npz)]
+    assert cli.main([*argv, "--out", str(tmp_path / "g.png"), "--device", "cpu"]) == 0
+    model = load_trained(reference_run(), None, torch.device("cpu"))
+    whole = generate(model.net, model.process, model.config, 600, 2, torch.device("cpu"))
+    with np.load(npz) as data:
+        assert np.array_equal(data["images"], to_uint8(whole).numpy())
+
+
+def test_sample_n_beyond_the_disk_is_refused_before_anything_is_drawn(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=784_000_000))
+    argv = ["sample", str(reference_run()), "-n", "1000001", "--out", str(tmp_path / "g.png")]
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: -n 1000001 samples take up to 784 MB in {tmp_path / 'samples.npz'}, but "
+        f"{tmp_path} has 784 MB free: give -n 1000000 or fewer\n"
+    )
+    assert sorted(tmp_path.iterdir()) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -479,10 +480,43 @@ def test_degrade_cli_refuses_bad_levels(tmp_path, capsys):
         str(tmp_path / "x.png"),
     ]
     assert cli.main(argv) == 2
-    assert "pixel_swap levels (0.3, 0.1)" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: --levels 0.3,0.1 are not levels of pixel_swap: give 0.0 <= MIN < MAX <= 1.0\n"
+    )
 
 
 def assert_png(path: Path) -> None:
     with Image.open(path) as image:
         image.load()
         assert image.format == "PNG" and image.width > 50 and image.height > 50
+
+
+def test_degrade_replaces_a_named_figure_but_never_its_default(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default, degradation_<name>.png, is in the current folder
+    argv = ["degrade", "--degradation", "pixel_swap", "--T", "20"]
+    assert cli.main(argv) == 0
+    figure = tmp_path / "degradation_pixel_swap.png"
+    first = figure.read_bytes()
+    capsys.readouterr()
+    assert cli.main([*argv, "--seed", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "error: degradation_pixel_swap.png already exists; name the file with --out to replace it\n"
+    )
+    assert figure.read_bytes() == first
+    assert cli.main([*argv, "--seed", "1", "--out", str(figure)]) == 0  # named: replaced
+    assert figure.read_bytes() != first  # seed 1 draws other swap fields
+
+
+def test_reconstructions_of_two_runs_into_one_folder_are_refused_before_either_runs(
+    cold_run, tmp_path, capsys
+):
+    first, second = (shutil.copytree(cold_run, tmp_path / side / "run") for side in "ab")
+    out = tmp_path / "ev"
+    argv = ["evaluate", str(first), str(second), "--reconstruction", "--n-samples", "4"]
+    capsys.readouterr()
+    assert cli.main([*argv, "--out", str(out), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out / 'reconstruction_run' / 'reconstruction.json'} would be both the study "
+        f"of {first} and the study of {second}: give each its own path\n"
+    )
+    assert not out.exists()

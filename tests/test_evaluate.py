@@ -149,3 +149,52 @@ def test_runs_are_sampled_saved_and_reconstructed(tmp_path):
     args = ["evaluate", str(cold), "--reconstruction", "--n-samples", "8", "--out", str(out)]
     assert main([*args, "--device", "cpu"]) == 0
     assert (out / "reconstruction_cold" / "reconstruction.json").is_file()
+
+
+def test_an_earlier_evaluation_is_refused_and_replaced_only_with_overwrite(
+    tmp_path, capsys, monkeypatch
+):
+    """./evaluation, the default, holds the last evaluate's results: a second evaluate refuses
+    to write over them; --overwrite replaces that evaluation's files and leaves other files."""
+    monkeypatch.chdir(tmp_path)
+    save_samples(tmp_path / "digits.npz", load_mnist(None).test_images[:20])
+    small = ["--tsne-reference", "50", "--test-reference", "50", "--n-boot", "5",
+             "--n-boot-set", "3", "--device", "cpu"]  # fmt: skip
+    argv = ["evaluate", "--npz", "digits.npz", *small]
+    with threadpool_limits(1):
+        assert main(argv) == 0
+    folder = tmp_path / "evaluation"
+    first = (folder / "metrics.json").read_text()
+    (folder / "notes.txt").write_text("the user's own")
+    capsys.readouterr()
+    with threadpool_limits(1):
+        assert main([*argv, "--seed", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "error: evaluation/metrics.json already exists (and 6 more of the files it would "
+        "write); choose another folder with --out DIR, or replace the evaluation there with "
+        "--overwrite\n"
+    )
+    assert (folder / "metrics.json").read_text() == first
+    with threadpool_limits(1):
+        assert main([*argv, "--label", "test digits", "--overwrite"]) == 0
+    assert list(json.loads((folder / "metrics.json").read_text())["runs"]) == ["test digits"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "class_histogram_test_digits.png",
+        "memorisation_test_digits.png",
+        "metrics.json",
+        "metrics.md",
+        "notes.txt",  # not evaluate's: kept
+        "samples_test_digits.png",
+        "tsne_test_digits.png",
+        "tsne_test_labels.png",
+    ]  # the replaced evaluation's digits figures are gone with it
+
+
+def test_a_refused_evaluation_creates_no_folder(tmp_path, capsys):
+    """The NPZ is read and checked before the output folder (two levels deep) is made."""
+    save_samples(tmp_path / "s.npz", torch.zeros(12, 28, 28, dtype=torch.uint8))
+    out = tmp_path / "new" / "out"
+    argv = ["evaluate", "--npz", str(tmp_path / "s.npz"), "--n-samples", "13", "--out", str(out)]
+    assert main(argv) == 2
+    assert "holds 12 samples, fewer than --n-samples 13" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

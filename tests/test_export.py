@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -144,10 +145,10 @@ def test_exports_and_checkpoints_follow_the_umask_and_the_cli_names_an_export(tm
     assert (mid_epoch["epoch"], mid_epoch["step"]) == (0, 2)  # inside epoch 0: step says so
     assert dt.load(tmp_path / "mid", device="cpu").step == 2
     capsys.readouterr()  # the training's progress bars
-    assert cli.main(["sample", str(out), "-n", "2"]) == 2
+    assert cli.main(["export", str(out), "--format", "safetensors"]) == 2  # needs a run folder
     assert capsys.readouterr().err == (
-        f"error: {out} is an export, not a run folder: load it in Python with "
-        "diffusiontools.load; the command line samples and evaluates run folders\n"
+        f"error: {out} is an export, which holds no checkpoints: this needs the run folder it "
+        "came from (sample, evaluate, reconstruct and diffusiontools.load read exports)\n"
     )
 
 
@@ -315,3 +316,36 @@ def test_without_diffusers_the_package_works_and_names_the_extra(tmp_path):
     )
     assert load == train == missing
     assert export.startswith("format='diffusers' needs a run of model.network = unet2d_diffusers")
+
+
+def test_the_cli_samples_and_evaluates_an_export_as_the_run_itself(tmp_path, capsys):
+    """An export folder is a model to the command line as to ``dt.load``: the same seed gives
+    the same samples from the export as from the run it came from."""
+    run = copy_run(reference_run(), tmp_path / "run")
+    assert cli.main(["export", str(run), "--format", "safetensors"]) == 0
+    export = run / "exports" / "safetensors"
+    drawn = {}
+    for name, folder in (("run", run), ("export", export)):
+        npz = tmp_path / f"{name}.npz"
+        argv = ["sample", str(folder), "-n", "6", "--seed", "4", "--sampler", "ddim", "--steps"]
+        assert cli.main([*argv, "5", "--npz", str(npz), "--device", "cpu"]) == 0
+        with np.load(npz) as data:
+            drawn[name] = torch.from_numpy(data["images"])
+    assert drawn["run"].shape == (6, 28, 28) and torch.equal(drawn["run"], drawn["export"])
+    assert (export / "samples" / "sample_grid.png").is_file()  # its own folder, as a run's
+
+    out = tmp_path / "evaluation"
+    argv = ["evaluate", str(run), str(export), "--label", "run", "export", "--n-samples", "10",
+            "--tsne-reference", "50", "--test-reference", "50", "--n-boot", "5",
+            "--n-boot-set", "3", "--out", str(out), "--device", "cpu"]  # fmt: skip
+    assert cli.main(argv) == 0
+    sets = [np.load(out / f"samples_{label}.npz")["images"] for label in ("run", "export")]
+    assert sets[0].shape == (10, 28, 28) and np.array_equal(*sets)
+    source = json.loads((out / "metrics.json").read_text())["runs"]["export"]["source"]
+    assert (source["run_dir"], source["epoch"]) == (str(export), 2)
+
+    capsys.readouterr()
+    assert cli.main(["sample", str(export), "--epoch", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --epoch 1 applies to run folders; the export {export} holds one\n"
+    )

@@ -109,3 +109,31 @@ def test_pages_render_in_chromium(report, tmp_path):
             assert len(rows) == len(ROWS) + 2, name  # n, metrics, class histogram
     finally:
         chrome.quit()
+
+
+def test_a_folder_without_checkpoints_is_refused_and_nothing_is_written(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.ini").write_text("[training]\nepochs = 1\n")  # and nothing else
+    out = tmp_path / "html"
+    assert main(["report", str(tmp_path / "run"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'run'} holds no checkpoint yet (expected "
+        f"{tmp_path / 'run' / 'checkpoints' / 'latest.pt'})\n"
+    )
+    assert not out.exists()
+
+
+def test_pages_already_written_are_replaced_only_with_overwrite(report, tmp_path, capsys):
+    out = tmp_path / "html"
+    shutil.copytree(report, out)
+    gauss = report.parent / "gauss"
+    before = (out / "gauss.html").read_text()
+    capsys.readouterr()
+    assert main(["report", str(gauss), "--out", str(out), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out / 'gauss.html'} already exists (and 3 more of the files it would write); "
+        "choose another folder with --out DIR, or replace the pages with --overwrite\n"
+    )
+    assert (out / "gauss.html").read_text() == before
+    assert main(["report", str(gauss), "--out", str(out), "--device", "cpu", "--overwrite"]) == 0
+    assert (out / "gauss.html").read_text() != before  # without --eval: no metrics section

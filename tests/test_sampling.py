@@ -11,8 +11,13 @@ from diffusiontools.config import Config, DiffusionConfig, ModelConfig
 from diffusiontools.data import to_uint8
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.models import make_network
-from diffusiontools.reporting.samples_io import load_samples, save_samples
-from diffusiontools.sampling.generation import TRAJECTORY_FRACTIONS, generate, trajectory
+from diffusiontools.reporting.samples_io import load_samples, save_samples, write_samples
+from diffusiontools.sampling.generation import (
+    TRAJECTORY_FRACTIONS,
+    generate,
+    generate_batches,
+    trajectory,
+)
 from diffusiontools.training.trained_model import load_trained
 
 CPU = torch.device("cpu")
@@ -57,6 +62,45 @@ def test_npz_holds_uint8_images_and_the_metadata(model, tmp_path):
     images, meta = load_samples(path)
     assert images.dtype == np.uint8 and images.shape == (4, 28, 28)
     assert meta == {"seed": 0, "sampler": "ancestral"}
+
+
+def test_batches_are_the_samples_in_order_one_batch_at_a_time(model):
+    batches = list(
+        generate_batches(model.net, model.process, model.config, 7, 0, CPU, batch_size=3)
+    )
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert torch.equal(
+        torch.cat(batches),
+        generate(model.net, model.process, model.config, 7, 0, CPU, batch_size=3),
+    )
+
+
+def test_an_npz_written_batch_by_batch_is_the_one_savez_writes(tmp_path):
+    """``write_samples`` streams batches into the zip: np.load reads the same images and
+    metadata as from ``np.savez_compressed`` of the whole array."""
+    images = torch.randint(
+        0, 256, (7, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    write_samples(tmp_path / "streamed.npz", [images[:3], images[3:6], images[6:]], 7, seed=5)
+    np.savez_compressed(tmp_path / "whole.npz", images=images.numpy(), meta='{"seed": 5}')
+    with np.load(tmp_path / "streamed.npz") as streamed, np.load(tmp_path / "whole.npz") as whole:
+        assert sorted(streamed.files) == sorted(whole.files) == ["images", "meta"]
+        assert np.array_equal(streamed["images"], whole["images"])
+        assert str(streamed["meta"]) == str(whole["meta"])
+
+
+def test_a_failed_batch_leaves_the_earlier_npz_as_it_was(tmp_path):
+    path = tmp_path / "samples.npz"
+    path.write_bytes(b"earlier samples")
+
+    def batches():
+        yield torch.zeros(2, 28, 28, dtype=torch.uint8)
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the drawing
+
+    with pytest.raises(KeyboardInterrupt):
+        write_samples(path, batches(), 4)
+    assert path.read_bytes() == b"earlier samples"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.npz"]  # no half-written file
 
 
 @pytest.mark.parametrize("T", [5, 10])

@@ -85,6 +85,26 @@ def test_refused_in_one_line(tmp_path, capsys, count, flags, fragment):
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
+def test_more_than_10000_samples_a_set_are_refused(tmp_path, capsys):
+    """Every set joins one t-SNE with the test images: at most the test set's 10,000 each."""
+    big = tmp_path / "big.npz"
+    save_samples(big, torch.zeros(10_001, 28, 28, dtype=torch.uint8))
+    code, _, err = evaluate_cli(["--npz", str(big), *SMALL], tmp_path / "out", capsys)
+    assert code == 2 and err == (
+        f"error: {big} holds 10001 samples, more than evaluate scores per set (10000); pass "
+        "--n-samples 10000 or fewer to score its first ones\n"
+    )
+    run = reference_run()
+    capsys.readouterr()  # its training's progress bars
+    code, _, err = evaluate_cli([str(run), "--n-samples", "10001", *SMALL], tmp_path / "out",
+                                capsys)  # fmt: skip
+    assert code == 2 and err == (
+        "error: --n-samples 10001 is more than evaluate scores per set: give 10..10000 (every "
+        "set joins one t-SNE with the test images)\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 # --- NPZ sizes: every image unless --n-samples, and the count said --------------------------
 
 

@@ -3,7 +3,6 @@ score sample sets side by side."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +11,12 @@ import numpy as np
 import torch
 
 from .config import Config, load_config
+from .data import to_uint8
 from .device import resolve_device
 from .errors import UserError
-from .evaluation.comparison import RUN_SAMPLES, file_stem
-from .evaluation.comparison import evaluate as score_sets
+from .evaluation.comparison import check_counts, evaluate_sets
 from .evaluation.scores import N_BOOT, N_BOOT_SET
-from .reporting.samples_io import save_samples
-from .sampling.generation import resolve_settings
-from .training.run_folder import ensure_writable
-from .training.trained_model import TrainedModel, load
+from .training.trained_model import TrainedModel, load, load_model
 
 
 def train(
@@ -86,14 +82,15 @@ class EvaluationResult:
 SampleSource = TrainedModel | str | Path | np.ndarray | torch.Tensor
 
 
-def checked_images(label: str, images: torch.Tensor) -> torch.Tensor:
+def checked_images(label: str, images: torch.Tensor) -> np.ndarray:
     """Images given as an array: uint8 0..255 or float in model range, (N, 28, 28) or
-    (N, 1, 28, 28); anything else is refused rather than guessed at."""
+    (N, 1, 28, 28); anything else is refused rather than guessed at. Returns uint8 (N, 28, 28)
+    (values beyond [-0.5, 0.5] saturate to black or white, as for every sample)."""
     shape = tuple(images.shape)
     if not (len(shape) in (3, 4) and shape[-2:] == (28, 28) and (len(shape) == 3 or shape[1] == 1)):
         raise UserError(f"set {label!r}: images must be (N, 28, 28) or (N, 1, 28, 28), not {shape}")
     if images.dtype == torch.uint8:
-        return images.reshape(-1, 28, 28)
+        return images.reshape(-1, 28, 28).cpu().numpy()
     if not images.dtype.is_floating_point:
         raise UserError(
             f"set {label!r}: images are {images.dtype}; give uint8 0..255 or float in [-0.5, 0.5]"
@@ -105,7 +102,7 @@ def checked_images(label: str, images: torch.Tensor) -> torch.Tensor:
             f"set {label!r}: float images span {float(images.min()):g}..{float(images.max()):g}, "
             "which look like 0..255 pixels, not the model range [-0.5, 0.5]; give them as uint8"
         )
-    return images  # values beyond [-0.5, 0.5] saturate to black or white, as for every sample
+    return to_uint8(images).reshape(-1, 28, 28).cpu().numpy()
 
 
 def evaluate(
@@ -118,62 +115,44 @@ def evaluate(
     device: str = "auto",
     n_boot: int = N_BOOT,
     n_boot_set: int = N_BOOT_SET,
+    overwrite: bool = False,
 ) -> EvaluationResult:
     """Score sample sets side by side against the MNIST test set (docs/evaluation.md).
 
     ``sets``: label -> a :class:`TrainedModel` (``n_samples`` are drawn with its sampling
-    settings, default 200), a run folder (loaded, then the same), an NPZ file of samples, or
-    images as an array / tensor ((N, 28, 28) or (N, 1, 28, 28), uint8 0..255 or model range
-    [-0.5, 0.5]). ``n_samples``: per set (None: 200 per model, every image of a file or array).
-    Models must share their ``[data]`` settings: memorisation is measured against their training
-    split, and the test reference is shared. Writes metrics.json, metrics.md, NPZ files and the
-    figures into ``out``. All randomness follows ``seed``. Raises DiffusionToolsError naming a bad
-    set or setting.
+    settings, default 200), a run or export folder (loaded, then the same), an NPZ file of
+    samples, or images as an array / tensor ((N, 28, 28) or (N, 1, 28, 28), uint8 0..255 or
+    model range [-0.5, 0.5]). ``n_samples``: per set, 10..10,000 (None: 200 per model, every
+    image of a file or array, at most 10,000). Models must share their ``[data]`` settings:
+    memorisation is measured against their training split, and the test reference is shared.
+    Writes metrics.json, metrics.md, NPZ files and the figures into ``out``; an evaluation
+    already there is refused unless ``overwrite`` (which replaces its files, and leaves other
+    files be). Every input is checked before ``out`` is created. All randomness follows
+    ``seed``. Raises DiffusionToolsError naming a bad set or setting.
     """
-    if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int)):
-        raise UserError(f"n_samples={n_samples!r} is not a whole number of samples")
-    if n_samples is not None and n_samples < 1:
-        raise UserError(f"n_samples={n_samples} is not a number of samples: give at least 1")
     if not isinstance(sets, Mapping) or not sets:
         raise UserError("sets must be a non-empty dict {label: model, run folder, NPZ or images}")
     if not all(isinstance(label, str) for label in sets):
         raise UserError(f"set labels must be strings, not {[type(k).__name__ for k in sets]}")
-    out, device = Path(out), resolve_device(device)
-    ensure_writable(out)
-    npz_files, data_configs = [], {}
+    check_counts(n_samples, n_boot, n_boot_set)
+    device = resolve_device(device)
+    sources = []
     for label, source in sets.items():
         if isinstance(source, str | Path) and Path(source).is_dir():
-            source = load(source, device=str(device))
-        path = out / f"samples_{file_stem(label)}.npz"
-        if isinstance(source, TrainedModel):
-            n = RUN_SAMPLES if n_samples is None else n_samples
-            images = source.sample(n, seed=seed)
-            settings = resolve_settings(source.config)
-            meta = {"run_dir": str(source.folder), "epoch": source.epoch, "seed": seed}
-            save_samples(path, images, label=label, **meta, **dataclasses.asdict(settings))
-            data_configs[label] = source.config.data
+            source = load_model(Path(source), None, device)
         elif isinstance(source, np.ndarray | torch.Tensor):
-            save_samples(path, checked_images(label, torch.as_tensor(source)), label=label)
+            source = checked_images(label, torch.as_tensor(source))
         elif isinstance(source, str | Path):
-            path = Path(source)
-        else:
+            source = Path(source)
+        elif not isinstance(source, TrainedModel):
             raise UserError(
                 f"set {label!r} is a {type(source).__name__}: give a TrainedModel, a run folder, "
                 "an NPZ file or an image array"
             )
-        npz_files.append(path)
-    distinct = set(data_configs.values())
-    if len(distinct) > 1:
-        raise UserError(
-            f"the models {', '.join(data_configs)} were trained with different [data] settings; "
-            "evaluate them in separate calls, as all sets share one test reference and one "
-            "training split"
-        )
-    metrics = score_sets(
-        [],
-        npz_files,
-        list(sets),
-        out,
+        sources.append((label, source))
+    metrics = evaluate_sets(
+        sources,
+        Path(out),
         n_samples,
         seed=seed,
         tsne_reference=tsne_reference,
@@ -181,6 +160,6 @@ def evaluate(
         n_boot=n_boot,
         n_boot_set=n_boot_set,
         device=device,
-        npz_data=distinct.pop() if distinct else None,
+        overwrite=overwrite,
     )
-    return EvaluationResult(metrics, out)
+    return EvaluationResult(metrics, Path(out))

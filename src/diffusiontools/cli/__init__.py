@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import signal
 import sys
 
@@ -24,6 +23,7 @@ from . import (
     sample,
     train,
 )
+from .flags import as_flags
 
 COMMANDS = [train, sample, export, classifier, reconstruct, degrade, evaluate, report, reproduce]
 
@@ -53,41 +53,6 @@ def _show_library_log() -> None:
     if not any(isinstance(h, _Stderr) for h in logger.handlers):
         logger.addHandler(_Stderr())
         logger.setLevel(logging.INFO)
-
-
-# The library names its arguments (``steps=5``); the command line names its flags (``--steps 5``).
-ARGUMENT_FLAGS = {
-    "steps": "--steps",
-    "digit": "--digit",
-    "n": "-n",
-    "epoch": "--epoch",
-    "resume": "--resume",
-    "overwrite": "--overwrite",
-    "override": "--set",
-    "samplers": "--samplers",
-    "labels": "--label",
-    "n_samples": "--n-samples",
-    "n_boot": "--n-boot",
-    "n_boot_set": "--n-boot-set",
-    "tsne_reference": "--tsne-reference",
-    "test_reference": "--test-reference",
-    "data_dir": "--data-dir",
-    "scale": "--scale",
-    "eval_dir": "--eval",
-    "format": "--format",
-    "ema": "--ema",
-    "out": "--out",
-}
-
-
-def as_flags(message: str) -> str:
-    """A library message with its argument names (``steps=5``, ``resume=True``) as the flags
-    a command-line user typed (``--steps 5``, ``--resume``); config keys (``sampling.steps=``)
-    stay as they are."""
-    for name, flag in ARGUMENT_FLAGS.items():
-        message = re.sub(rf"(?<![\w.\-]){name}=True\b", flag, message)
-        message = re.sub(rf"(?<![\w.\-]){name}=", f"{flag} ", message)
-    return message
 
 
 def main(argv: list[str] | None = None) -> int:

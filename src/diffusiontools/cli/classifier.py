@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from .flags import keys_given_as_flags
 
 
 def add_parser(subparsers) -> None:
@@ -19,8 +22,9 @@ def add_parser(subparsers) -> None:
     )
     t.add_argument(
         "--out",
-        default="mnist_classifier.pt",
-        help="where to write the weights (the committed copy is diffusiontools/assets/)",
+        help="where to write the weights, replaced if it exists (default mnist_classifier.pt in "
+        "the current folder, which is never replaced: name it with --out to replace it; the "
+        "committed copy is diffusiontools/assets/)",
     )
     t.add_argument(
         "--data-dir", help="MNIST folder (default: $DIFFUSIONTOOLS_DATA, then the cache)"
@@ -33,12 +37,15 @@ def run(args: argparse.Namespace) -> None:
     from ..data import load_mnist
     from ..device import resolve_device
     from ..evaluation.classifier_training import train_classifier
+    from ..reporting.outputs import refuse_existing
 
-    accuracy = train_classifier(
-        load_mnist(args.data_dir, "mnist"),
-        args.epochs,
-        args.seed,
-        resolve_device(args.device),
-        args.out,
-    )
-    print(f"test accuracy {accuracy:.4f}; weights written to {args.out}")
+    out = args.out
+    if out is None:  # a default in the current folder: never replaces earlier weights
+        out = Path("mnist_classifier.pt")
+        refuse_existing([out], "name the file with --out to replace it")
+    given = {"data.dir": "--data-dir"} if args.data_dir is not None else {}
+    with keys_given_as_flags(given):  # name the flag typed, not the key it sets
+        data = load_mnist(args.data_dir, "mnist")
+    device = resolve_device(args.device)
+    accuracy = train_classifier(data, args.epochs, args.seed, device, out)
+    print(f"test accuracy {accuracy:.4f}; weights written to {out}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from ..errors import UserError
+from .flags import keys_as_flags
 
 
 def _levels(text: str) -> tuple[float, float]:
@@ -30,13 +32,33 @@ def add_parser(subparsers) -> None:
     p.add_argument("--T", type=int, help="number of steps (default: --config's, else 100)")
     p.add_argument("--config", type=Path, help="take degradation, levels, T and data from this INI")
     p.add_argument("--seed", type=int, default=0, help="seed of the random fields (default 0)")
-    p.add_argument("--out", type=Path, help="PNG path (default degradation_<name>.png)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="PNG path, replaced if it exists (default degradation_<name>.png in the current "
+        "folder, which is never replaced: name it with --out to replace it)",
+    )
     p.set_defaults(run=run)
+
+
+def _as_flags(message: str, args: argparse.Namespace) -> str:
+    """A config error in the flags given: ``diffusion.T=0`` -> ``--T 0``, the two levels ->
+    ``--levels MIN,MAX``."""
+    if args.levels is not None:
+        message = re.sub(
+            r"diffusion\.level_min=(\S+), diffusion\.level_max=(\S+) are",
+            r"--levels \1,\2 are",
+            message,
+        ).replace("level_min < level_max", "MIN < MAX")
+    flags = {"diffusion.T": "--T", "diffusion.degradation": "--degradation"}
+    given = {key: flag for key, flag in flags.items() if getattr(args, flag[2:]) is not None}
+    return keys_as_flags(message, given)
 
 
 def run(args: argparse.Namespace) -> None:
     from ..config import load_config
     from ..reporting.degradation_figure import degradation_figure
+    from ..reporting.outputs import refuse_existing
 
     if args.degradation is None and args.config is None:
         raise UserError("name a degradation with --degradation NAME or give --config INI")
@@ -50,6 +72,12 @@ def run(args: argparse.Namespace) -> None:
         ]
     if args.T is not None or args.config is None:
         overrides.append(f"diffusion.T={100 if args.T is None else args.T}")
-    config = load_config(args.config, overrides)
-    out = args.out or Path(f"degradation_{config.diffusion.degradation}.png")
+    try:
+        config = load_config(args.config, overrides)
+    except UserError as exc:  # name the flags typed, not the config keys they set
+        raise UserError(_as_flags(str(exc), args)) from None
+    out = args.out
+    if out is None:  # a default in the current folder: never replaces an earlier figure
+        out = Path(f"degradation_{config.diffusion.degradation}.png")
+        refuse_existing([out], "name the file with --out to replace it")
     print(f"degradation figure: {degradation_figure(config, out, args.seed)}")

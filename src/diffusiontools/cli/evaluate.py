@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .flags import keys_given_as_flags
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -15,13 +17,15 @@ def add_parser(subparsers) -> None:
         nargs="*",
         type=Path,
         metavar="RUN_DIR",
-        help="run folders written by 'diffusiontools train'",
+        help="run folders written by 'diffusiontools train', or export folders written by "
+        "'diffusiontools export'",
     )
     p.add_argument(
         "--n-samples",
         type=int,
         default=None,
-        help="samples per set (default: 200 per run, as the report; every image of an NPZ)",
+        help="samples per set, 10..10000 (default: 200 per run, as the report; every image of "
+        "an NPZ, at most 10000)",
     )
     p.add_argument("--epoch", type=int, help="checkpoint epoch of every run (default: the latest)")
     p.add_argument("--sampler", help="sampler name (default: each run's config)")
@@ -74,7 +78,17 @@ def add_parser(subparsers) -> None:
         "Fréchet distance, KID, precision/recall, class entropy (default 100, at least 2)",
     )
     p.add_argument(
-        "--out", type=Path, default=Path("evaluation"), help="output folder (default ./evaluation)"
+        "--out",
+        type=Path,
+        default=Path("evaluation"),
+        help="output folder (default ./evaluation); one that holds an evaluation is refused "
+        "unless --overwrite",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the evaluation (or --reconstruction study) in --out: its files are "
+        "replaced, other files stay",
     )
     p.add_argument(
         "--data-dir",
@@ -105,39 +119,43 @@ def run(args: argparse.Namespace) -> None:
     if not args.run_dirs and (args.sampler or args.steps is not None or args.epoch is not None):
         raise UserError("--sampler, --steps and --epoch apply to RUN_DIRs; no RUN_DIR was given")
     if args.reconstruction:
-        from ..evaluation.reconstruction import markdown_table, reconstruction_study
+        from ..evaluation.reconstruction import markdown_table, reconstruction_studies
 
         if not args.run_dirs or args.npz:
             raise UserError("--reconstruction needs RUN_DIRs of cold runs and no --npz")
-        for run_dir in args.run_dirs:
-            out = args.out / f"reconstruction_{run_dir.name}"
-            result = reconstruction_study(
-                run_dir,
-                RUN_SAMPLES if args.n_samples is None else args.n_samples,
-                args.epoch,
-                seed=args.seed,
-                device=resolve_device(args.device),
-                out_dir=out,
-            )
+        outs = [args.out / f"reconstruction_{run_dir.name}" for run_dir in args.run_dirs]
+        results = reconstruction_studies(
+            args.run_dirs,
+            RUN_SAMPLES if args.n_samples is None else args.n_samples,
+            args.epoch,
+            seed=args.seed,
+            device=resolve_device(args.device),
+            out_dirs=outs,
+            overwrite=args.overwrite,
+        )
+        for run_dir, out, result in zip(args.run_dirs, outs, results, strict=True):
             print(f"{run_dir}:\n{markdown_table(result)}reconstruction: {out}")
         return
-    results = evaluate(
-        args.run_dirs,
-        args.npz,
-        args.label,
-        args.out,
-        args.n_samples,
-        args.epoch,
-        args.sampler,
-        args.steps,
-        args.seed,
-        args.tsne_reference,
-        args.test_reference,
-        args.n_boot,
-        args.n_boot_set,
-        resolve_device(args.device),
-        None if args.data_dir is None else DataConfig(dir=args.data_dir),
-    )
+    given = {"data.dir": "--data-dir"} if args.data_dir is not None else {}
+    with keys_given_as_flags(given):  # name the flag typed, not the key it sets
+        results = evaluate(
+            args.run_dirs,
+            args.npz,
+            args.label,
+            args.out,
+            args.n_samples,
+            args.epoch,
+            args.sampler,
+            args.steps,
+            args.seed,
+            args.tsne_reference,
+            args.test_reference,
+            args.n_boot,
+            args.n_boot_set,
+            resolve_device(args.device),
+            None if args.data_dir is None else DataConfig(dir=args.data_dir),
+            args.overwrite,
+        )
     for label, result in results["runs"].items():
         source = result["source"]
         whole = f" of {source['npz_images']} in {source['npz']}" if "npz" in source else ""

@@ -16,7 +16,9 @@ def add_parser(subparsers) -> None:
         help="degrade test images at t = T-1 and score direct and diffusion reconstructions",
     )
     p.add_argument(
-        "run_dir", type=Path, help="cold-diffusion run folder from 'diffusiontools train'"
+        "run_dir",
+        type=Path,
+        help="cold-diffusion run folder from 'diffusiontools train' (or its export folder)",
     )
     p.add_argument(
         "-n", type=int, default=200, help="test images 0..n-1 (default 200, the report's)"
@@ -29,7 +31,13 @@ def add_parser(subparsers) -> None:
         help="comma-separated cold samplers (default naive,improved)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random fields (default 0)")
-    p.add_argument("--out", type=Path, help="output folder (default RUN_DIR/reconstruction)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default RUN_DIR/reconstruction, the study's own, replaced by each "
+        "study); another that holds a study is refused unless --overwrite",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace the study already in --out")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 
@@ -39,8 +47,9 @@ def run(args: argparse.Namespace) -> None:
     from ..evaluation.reconstruction import markdown_table, reconstruction_study
 
     out = args.out if args.out else args.run_dir / "reconstruction"
+    device = resolve_device(args.device)
     result = reconstruction_study(
-        args.run_dir, args.n, args.epoch, args.samplers, args.seed, resolve_device(args.device), out
+        args.run_dir, args.n, args.epoch, args.samplers, args.seed, device, out, args.overwrite
     )
     print(markdown_table(result), end="")
     print(

@@ -22,7 +22,13 @@ def add_parser(subparsers) -> None:
         help="folder written by 'diffusiontools evaluate': adds its metrics and t-SNE",
     )
     p.add_argument(
-        "--out", type=Path, default=Path("report"), help="output folder (default ./report)"
+        "--out",
+        type=Path,
+        default=Path("report"),
+        help="output folder (default ./report); pages already there are refused unless --overwrite",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the pages (and their figures) in --out"
     )
     p.add_argument(
         "--device",
@@ -36,5 +42,6 @@ def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
     from ..evaluation.report_html import write_reports
 
-    for path in write_reports(args.run_dirs, args.out, args.eval, resolve_device(args.device)):
+    device = resolve_device(args.device)
+    for path in write_reports(args.run_dirs, args.out, args.eval, device, args.overwrite):
         print(f"report: {path}")

@@ -75,7 +75,7 @@ def train_classifier(
     ``seed``. Saves the state dict to ``out_path`` (parent folders created).
     """
     if epochs < 1:
-        raise UserError(f"The classifier needs epochs >= 1, got {epochs}.")
+        raise UserError(f"epochs={epochs} is not a number of passes: give at least 1")
     # initialisation and dropout draw from the global RNG: seeded here, restored afterwards
     devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices):

@@ -33,11 +33,13 @@ from ..config import Config, DataConfig, TrainingConfig
 from ..data import load_mnist, to_model, to_uint8
 from ..errors import UserError
 from ..reporting.figures import save_sample_grid
+from ..reporting.outputs import refuse_existing
 from ..reporting.samples_io import load_samples, save_samples
 from ..reporting.tables import markdown_table
-from ..training import checkpoint as ckpt_io
+from ..sampling.generation import generate, resolve_settings
 from ..training.resume_rules import check_same_data
 from ..training.run_folder import ensure_writable
+from ..training.trained_model import TrainedModel, load_model
 from . import (
     class_histogram,
     classifier_features,
@@ -78,6 +80,9 @@ INTERVALS_NOTE = (
     "memorisation): percentile bootstrap with n_boot resamples; KLs: none"
 )
 RUN_SAMPLES = 200  # samples drawn per run when --n-samples is not given (the report's)
+# At most per set: the test set's size, which the metrics compare against; every set joins one
+# t-SNE with the test images, so more would swell its fit past what a CPU does in minutes.
+MAX_SAMPLES = 10_000
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +96,23 @@ class SampleSet:
     source: dict
 
 
+def samples_from_model(
+    model: TrainedModel, n: int, sampler: str | None, steps: int | None, seed: int
+) -> tuple[np.ndarray, dict]:
+    """Draw n samples of a trained model: uint8 (n, 28, 28) and their provenance."""
+    x = generate(model.net, model.process, model.config, n, seed, model.device, sampler, steps)
+    images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
+    done = resolve_settings(model.config, sampler, steps)  # what was drawn, every choice resolved
+    source = {
+        "run_dir": str(model.folder),
+        "epoch": model.epoch,
+        "kind": model.process.kind,
+        "seed": seed,
+        **dataclasses.asdict(done),
+    }
+    return images.cpu().numpy(), source
+
+
 def samples_from_run(
     run_dir: Path,
     n: int,
@@ -100,22 +122,9 @@ def samples_from_run(
     seed: int,
     device: torch.device,
 ) -> tuple[np.ndarray, dict]:
-    """Draw n samples from a trained run: uint8 (n, 28, 28) and their provenance."""
-    from ..sampling.generation import generate, resolve_settings
-    from ..training.trained_model import load_trained
-
-    model = load_trained(run_dir, epoch, device)
-    x = generate(model.net, model.process, model.config, n, seed, device, sampler, steps)
-    images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
-    done = resolve_settings(model.config, sampler, steps)  # what was drawn, every choice resolved
-    source = {
-        "run_dir": str(run_dir),
-        "epoch": model.epoch,
-        "kind": model.process.kind,
-        "seed": seed,
-        **dataclasses.asdict(done),
-    }
-    return images.cpu().numpy(), source
+    """Draw n samples from a run (or export) folder: uint8 (n, 28, 28) and their provenance."""
+    model = load_model(Path(run_dir), epoch, device)
+    return samples_from_model(model, n, sampler, steps, seed)
 
 
 def file_stem(label: str) -> str:
@@ -124,63 +133,107 @@ def file_stem(label: str) -> str:
 
 
 def set_labels(run_dirs: list[Path], npz_files: list[Path], labels: list[str]) -> list[str]:
-    """One distinct label per run then per NPZ: ``labels``, or folder and file names."""
+    """One label per run then per NPZ: ``labels``, or folder and file names."""
     names = labels or [Path(p).name for p in run_dirs] + [Path(p).stem for p in npz_files]
     if len(names) != len(run_dirs) + len(npz_files):
         raise UserError(
             f"labels={' '.join(labels)} names {len(labels)} sets, but there are "
             f"{len(run_dirs) + len(npz_files)} runs and NPZ files; give one label per set"
         )
-    if len({file_stem(name) for name in names}) != len(names):
-        raise UserError(f"the labels {names} are not distinct as file names; pass --label")
     return names
 
 
-def read_npz_sets(npz_files: list[Path], labels: list[str], n: int | None) -> list[SampleSet]:
-    """Every NPZ's first n images (None: all of them), checked before any work is done."""
-    sets = []
-    for path, label in zip(npz_files, labels, strict=True):
-        images, meta = load_samples(Path(path))
-        if n is not None and len(images) < n:
-            raise UserError(
-                f"{path} holds {len(images)} samples, fewer than --n-samples {n}; "
-                f"pass --n-samples {len(images)} or fewer"
-            )
-        if len(images) < MIN_SAMPLES:
-            raise UserError(
-                f"{path} holds {len(images)} samples; evaluate needs at least {MIN_SAMPLES} "
-                f"per set (the samples' Gaussian mixture has {GMM_COMPONENTS} components)"
-            )
-        used = len(images) if n is None else n
-        source = {"npz": str(path), "npz_images": len(images), **meta}
-        sets.append(SampleSet(label, images[:used], source))
-    return sets
-
-
-def sample_runs(
-    run_dirs: list[Path],
-    labels: list[str],
-    n: int | None,
-    epoch: int | None,
-    sampler: str | None,
-    steps: int | None,
-    seed: int,
-    device: torch.device,
-    out_dir: Path,
-) -> list[SampleSet]:
-    """Sample every run, n each (None: ``RUN_SAMPLES``), saving out_dir/samples_<label>.npz."""
-    sets = []
-    for run_dir, label in zip(tqdm(run_dirs, desc="sampling runs"), labels, strict=True):
-        n_run = RUN_SAMPLES if n is None else n
-        images, source = samples_from_run(Path(run_dir), n_run, epoch, sampler, steps, seed, device)
-        save_samples(
-            out_dir / f"samples_{file_stem(label)}.npz",
-            torch.from_numpy(images),
-            label=label,
-            **source,
+def check_counts(n_samples: int | None, n_boot: int, n_boot_set: int) -> None:
+    """Refuse a sample count or resample count that evaluate cannot honour."""
+    if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int)):
+        raise UserError(f"n_samples={n_samples!r} is not a whole number of samples")
+    if n_samples is not None and n_samples < MIN_SAMPLES:
+        raise UserError(
+            f"n_samples={n_samples} is too few: the samples' Gaussian mixture has "
+            f"{GMM_COMPONENTS} components, so give at least {MIN_SAMPLES}"
         )
-        sets.append(SampleSet(label, images, source))
-    return sets
+    if n_samples is not None and n_samples > MAX_SAMPLES:
+        raise UserError(
+            f"n_samples={n_samples} is more than evaluate scores per set: give "
+            f"{MIN_SAMPLES}..{MAX_SAMPLES} (every set joins one t-SNE with the test images)"
+        )
+    if n_boot < 1 or n_boot_set < 2:
+        raise UserError(f"n_boot={n_boot} must be >= 1 and n_boot_set={n_boot_set} >= 2")
+
+
+def image_set(label: str, images: np.ndarray, source: dict, n: int | None, where: str) -> SampleSet:
+    """The first n of ``images`` (uint8 (N, 28, 28); None: all of them) as a set, checked."""
+    if n is not None and len(images) < n:
+        raise UserError(
+            f"{where} holds {len(images)} samples, fewer than n_samples={n}; "
+            f"pass n_samples={len(images)} or fewer"
+        )
+    if len(images) < MIN_SAMPLES:
+        raise UserError(
+            f"{where} holds {len(images)} samples; evaluate needs at least {MIN_SAMPLES} "
+            f"per set (the samples' Gaussian mixture has {GMM_COMPONENTS} components)"
+        )
+    if n is None and len(images) > MAX_SAMPLES:
+        raise UserError(
+            f"{where} holds {len(images)} samples, more than evaluate scores per set "
+            f"({MAX_SAMPLES}); pass n_samples={MAX_SAMPLES} or fewer to score its first ones"
+        )
+    used = len(images) if n is None else n
+    return SampleSet(label, images[:used], {**source, "npz_images": len(images)})
+
+
+def shared_data_config(
+    models: dict[str, TrainedModel], npz_data: DataConfig | None
+) -> tuple[Config, str]:
+    """The one data setting every set is scored against, and a sentence saying where it is from.
+
+    Models: their stored ``[data]`` settings, which must agree — the test reference and the
+    training split behind memorisation are shared by all sets, so models trained on different
+    data are refused rather than scored against data one of them never saw. Images only:
+    ``npz_data``, by default the default settings (MNIST from $DIFFUSIONTOOLS_DATA or the cache,
+    the default 80/20 split); image sets beside models are scored against the models' data.
+    """
+    if not models:
+        if npz_data is None:
+            return Config(), "default [data] settings (NPZ files only)"
+        return Config(data=npz_data), "given [data] settings (NPZ files only)"
+    if npz_data is not None:
+        raise UserError(
+            f"data_dir={npz_data.dir} is for NPZ-only evaluations; RUN_DIRs are scored "
+            "against the data settings stored in their checkpoints, so drop --data-dir"
+        )
+    first = next(iter(models.values()))
+    for model in models.values():
+        if model.config.data != first.config.data:
+            raise UserError(
+                f"{first.folder} and {model.folder} were trained with different [data] settings "
+                f"({first.config.data} vs {model.config.data}); evaluate them in separate calls, "
+                "as all sets share one test reference and one training split"
+            )
+    stored = "checkpoint" if first.path.suffix == ".pt" else "export"
+    return Config(data=first.config.data), f"[data] settings stored in {first.folder}'s {stored}"
+
+
+EVALUATION_FILES = ("metrics.json", "metrics.md", "tsne_test_labels.png")
+SET_FILES = ("samples_{}.png", "tsne_{}.png", "class_histogram_{}.png", "memorisation_{}.png")
+
+
+def evaluation_files(out_dir: Path, labels: list[str], npz_labels: list[str]) -> list[Path]:
+    """Every file evaluate writes into ``out_dir`` for sets ``labels``, of which it draws or is
+    given as images (and saves as samples_<label>.npz) those in ``npz_labels``."""
+    files = [out_dir / name for name in EVALUATION_FILES]
+    for label in labels:
+        files += [out_dir / name.format(file_stem(label)) for name in SET_FILES]
+    return files + [out_dir / f"samples_{file_stem(label)}.npz" for label in npz_labels]
+
+
+def earlier_evaluation(out_dir: Path) -> list[Path]:
+    """The files of the evaluation already in ``out_dir`` (those its metrics.json names)."""
+    try:
+        labels = list(json.loads((out_dir / "metrics.json").read_text())["runs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [p for p in evaluation_files(out_dir, labels, labels) if p.exists()]
 
 
 def features_in_chunks(
@@ -210,42 +263,7 @@ def distances_in_chunks(
     )
 
 
-def run_data_config(run_dir: Path, epoch: int | None) -> DataConfig:
-    """The ``[data]`` settings stored in a run's checkpoint of ``epoch`` (None: the latest)."""
-    ckpt = ckpt_io.load_checkpoint(ckpt_io.checkpoint_for(Path(run_dir), epoch), "cpu")
-    return ckpt_io.stored_config(ckpt).data
-
-
-def shared_data_config(
-    run_dirs: list[Path], epoch: int | None, npz_data: DataConfig | None
-) -> tuple[Config, str]:
-    """The one data setting every set is scored against, and a sentence saying where it is from.
-
-    Runs: their stored ``[data]`` settings, which must agree — the test reference and the
-    training split behind memorisation are shared by all sets, so runs trained on different data
-    are refused rather than scored against data one of them never saw. NPZ-only: ``npz_data``,
-    by default the default settings (MNIST from $DIFFUSIONTOOLS_DATA or the cache, the default
-    80/20 split); NPZ files beside runs are scored against the runs' data.
-    """
-    if not run_dirs:
-        if npz_data is None:
-            return Config(), "default [data] settings (NPZ files only)"
-        return Config(data=npz_data), "given [data] settings (NPZ files only)"
-    if npz_data is not None:
-        raise UserError(
-            f"data_dir={npz_data.dir} is for NPZ-only evaluations; RUN_DIRs are scored "
-            "against the data settings stored in their checkpoints, so drop --data-dir"
-        )
-    data = {Path(r): run_data_config(Path(r), epoch) for r in run_dirs}
-    first, first_data = next(iter(data.items()))
-    for run_dir, other in data.items():
-        if other != first_data:
-            raise UserError(
-                f"{first} and {run_dir} were trained with different [data] settings "
-                f"({first_data} vs {other}); evaluate them in separate calls, as all sets "
-                "share one test reference and one training split"
-            )
-    return Config(data=first_data), f"[data] settings stored in {first}'s checkpoint"
+Source = TrainedModel | Path | np.ndarray  # a model to sample, an NPZ file, uint8 images
 
 
 def evaluate(
@@ -264,30 +282,85 @@ def evaluate(
     n_boot_set: int = N_BOOT_SET,
     device: torch.device | str = "cpu",
     npz_data: DataConfig | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Score every run / NPZ and write metrics.json, metrics.md and figures to ``out_dir``.
+    """``diffusiontools evaluate``: score run (or export) folders, then NPZ files, labelled
+    ``labels`` (default: folder and file names); see :func:`evaluate_sets`.
 
-    n_samples: per set; None draws 200 per run and takes every image of each NPZ;
+    ``epoch``: every run's checkpoint (None: the latest).
+    """
+    if not run_dirs and not npz_files:
+        raise UserError("give at least one RUN_DIR or --npz FILE to evaluate")
+    check_counts(n_samples, n_boot, n_boot_set)
+    names = set_labels(run_dirs, npz_files, labels)
+    device = torch.device(device)
+    models = [load_model(Path(r), epoch, device) for r in run_dirs]
+    sets = list(zip(names, [*models, *(Path(p) for p in npz_files)], strict=True))
+    return evaluate_sets(
+        sets,
+        out_dir,
+        n_samples,
+        sampler,
+        steps,
+        seed,
+        tsne_reference,
+        test_reference,
+        n_boot,
+        n_boot_set,
+        device,
+        npz_data,
+        overwrite,
+    )
+
+
+def evaluate_sets(
+    sets: list[tuple[str, Source]],
+    out_dir: Path,
+    n_samples: int | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    tsne_reference: int = 10_000,
+    test_reference: int = 10_000,
+    n_boot: int = N_BOOT,
+    n_boot_set: int = N_BOOT_SET,
+    device: torch.device | str = "cpu",
+    npz_data: DataConfig | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Score every set and write metrics.json, metrics.md, figures and the samples drawn (or
+    given as images) as samples_<label>.npz into ``out_dir``.
+
+    sets: (label, source) in column order; a source is a :class:`TrainedModel` (``n_samples``
+    drawn with ``sampler`` and ``steps``, None: its own), an NPZ file or uint8 images (N, 28, 28);
+    n_samples: per set, MIN_SAMPLES..MAX_SAMPLES; None draws 200 per model and takes every image
+    of a file or array (at most MAX_SAMPLES);
     tsne_reference: test images in the joint t-SNE (the report: all 10,000);
     test_reference: test images behind the classifier metrics and the memorisation baseline;
     n_boot: bootstrap resamples of the per-sample means; n_boot_set: half-samples of the
     set-level metrics (total variance, Fréchet distance, KID, precision/recall, class entropy);
-    npz_data: the ``[data]`` settings of NPZ-only evaluations (None: the defaults); runs use
-    the settings stored in their checkpoints.
-    Returns the metrics.json dict. All randomness (sampling, t-SNE, mixtures, Monte Carlo KL,
-    resampling, KID subsets) follows ``seed``.
+    npz_data: the ``[data]`` settings when no set is a model (None: the defaults); models use
+    the settings stored with their weights;
+    overwrite: replace the evaluation already in ``out_dir`` (its files; other files stay),
+    which is otherwise refused.
+    Every input is checked before anything is written, ``out_dir`` created included. Returns the
+    metrics.json dict. All randomness (sampling, t-SNE, mixtures, Monte Carlo KL, resampling,
+    KID subsets) follows ``seed``.
     """
-    if not run_dirs and not npz_files:
-        raise UserError("give at least one RUN_DIR or --npz FILE to evaluate")
-    if n_boot < 1 or n_boot_set < 2:
-        raise UserError(f"n_boot={n_boot} must be >= 1 and n_boot_set={n_boot_set} >= 2")
-    if n_samples is not None and n_samples < MIN_SAMPLES:
+    if not sets:
+        raise UserError("give at least one set to evaluate")
+    check_counts(n_samples, n_boot, n_boot_set)
+    names = [label for label, _ in sets]
+    if len({file_stem(name) for name in names}) != len(names):
         raise UserError(
-            f"n_samples={n_samples} is too few: the samples' Gaussian mixture has "
-            f"{GMM_COMPONENTS} components, so give at least {MIN_SAMPLES}"
+            f"the labels {names} are not distinct as file names; set them apart with "
+            "labels=NAME ..."
         )
     device, out_dir = torch.device(device), Path(out_dir)
-    config, data_origin = shared_data_config(run_dirs, epoch, npz_data)
+    models = {label: src for label, src in sets if isinstance(src, TrainedModel)}
+    for model in models.values():  # a sampler or steps the model cannot take: refused now
+        resolve_settings(model.config, sampler, steps)
+    config, data_origin = shared_data_config(models, npz_data)
     data = load_mnist(config.data.dir, config.data.source)
     for name, k in (("tsne_reference", tsne_reference), ("test_reference", test_reference)):
         if not MIN_SAMPLES <= k <= len(data.test_images):
@@ -295,9 +368,16 @@ def evaluate(
                 f"{name}={k} must be between {MIN_SAMPLES} and the "
                 f"{len(data.test_images)} test images"
             )
-    names = set_labels(run_dirs, npz_files, labels)
-    npz_sets = read_npz_sets(npz_files, names[len(run_dirs) :], n_samples)
-    ensure_writable(out_dir)
+    given, inputs = {}, []  # the image sets, read and checked; the files they came from
+    for label, src in sets:
+        if isinstance(src, np.ndarray):
+            source = {"npz": str(out_dir / f"samples_{file_stem(label)}.npz")}
+            given[label] = image_set(label, src, source, n_samples, f"set {label!r}")
+        elif not isinstance(src, TrainedModel):
+            images, meta = load_samples(Path(src))
+            source = {"npz": str(src), **meta}
+            given[label] = image_set(label, images, source, n_samples, str(src))
+            inputs.append(Path(src))
     from ..training.training_data import load_training_data
 
     # Memorisation is judged against the images the model trained on: the run's own training
@@ -306,17 +386,34 @@ def evaluate(
     training = load_training_data(
         Config(data=config.data, training=TrainingConfig(batch_size=1)), torch.device("cpu")
     )
-    for run_dir in run_dirs:  # e.g. data.source = auto fell back to the embedded subset here
-        ckpt = ckpt_io.load_checkpoint(ckpt_io.checkpoint_for(Path(run_dir), epoch), "cpu")
-        check_same_data(ckpt.get("data"), training.provenance, run_dir, "evaluate")
+    for model in models.values():  # e.g. data.source = auto fell back to the embedded subset
+        check_same_data(model.data, training.provenance, model.folder, "evaluate")
+    saved = [label for label, src in sets if not isinstance(src, Path)]  # written as NPZ
+    written = evaluation_files(out_dir, names, saved)
+    earlier = earlier_evaluation(out_dir)
+    if not overwrite:
+        refuse_existing(
+            [*earlier, *written],
+            "choose another folder with out=DIR, or replace the evaluation there with "
+            "overwrite=True",
+        )
+    ensure_writable(out_dir)
     stages = tqdm(total=5, desc="evaluate")
 
     stages.set_description("evaluate: samples")
-    run_labels = names[: len(run_dirs)]
-    sets = [
-        *sample_runs(run_dirs, run_labels, n_samples, epoch, sampler, steps, seed, device, out_dir),
-        *npz_sets,
-    ]
+    sample_sets = []
+    for label, src in tqdm(sets, desc="samples"):
+        path = out_dir / f"samples_{file_stem(label)}.npz"
+        if isinstance(src, TrainedModel):
+            n = RUN_SAMPLES if n_samples is None else n_samples
+            images, source = samples_from_model(src, n, sampler, steps, seed)
+            save_samples(path, torch.from_numpy(images), label=label, **source)
+            sample_sets.append(SampleSet(label, images, source))
+            continue
+        if isinstance(src, np.ndarray):
+            save_samples(path, torch.from_numpy(given[label].images), label=label)
+        sample_sets.append(given[label])
+    sets = sample_sets
     stages.update()
 
     stages.set_description("evaluate: classifier features")
@@ -413,6 +510,10 @@ def evaluate(
     }
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     (out_dir / "metrics.md").write_text(markdown_table(results))
+    kept = {p.absolute() for p in [*written, *inputs]}
+    for path in earlier:  # the replaced evaluation's files that this one did not write again
+        if path.absolute() not in kept:
+            path.unlink(missing_ok=True)
     stages.update()
     stages.close()
     return results

@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..data import load_mnist, to_model
+from ..data import MnistData, load_mnist, to_model
 from ..diffusion.cold import resolve_start
 from ..errors import UserError
 from ..reporting.figures import save_image_rows
+from ..reporting.outputs import check_distinct, refuse_existing
 from ..reporting.tables import markdown
 from ..sampling.generation import check_finite, model_fn, seeded_batches
 from ..sampling.registry import get_sampler
 from ..training.resume_rules import check_same_data
-from ..training.trained_model import load_trained
+from ..training.run_folder import ensure_writable
+from ..training.trained_model import TrainedModel, load_model
 
 N_FIGURE = 8  # images in each triplet figure
 DIGITS = tuple(str(d) for d in range(10))
@@ -107,23 +110,32 @@ def markdown_table(result: dict) -> str:
     return markdown(header, rows)
 
 
-def reconstruction_study(
-    run_dir: Path,
-    n: int = 200,
-    epoch: int | None = None,
-    samplers: Sequence[str] = ("naive", "improved"),
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    out_dir: Path | None = None,
-) -> dict:
-    """Run the study on ``run_dir``'s checkpoint of ``epoch`` (None: latest); see the module doc.
+OWN_FOLDER = "reconstruction"  # the study's own folder in a run folder
 
-    Writes ``reconstruction.json``, ``reconstruction.md`` and one triplet figure per sampler
-    (ground truth / x_T / direct / diffusion, first 8 images) into ``out_dir`` (default
-    RUN_DIR/reconstruction) and returns the JSON's content.
-    """
-    device = torch.device(device)
-    trained = load_trained(Path(run_dir), epoch, device)
+
+@dataclass(frozen=True)
+class _Study:
+    """One study's inputs, every one checked: what :func:`_run` needs and nothing else."""
+
+    run_dir: Path
+    trained: TrainedModel
+    mnist: MnistData
+    n: int
+    samplers: tuple[str, ...]
+    out_dir: Path
+
+
+def _prepare(
+    run_dir: Path,
+    n: int,
+    epoch: int | None,
+    samplers: Sequence[str],
+    device: torch.device,
+    out_dir: Path | None,
+    overwrite: bool,
+) -> _Study:
+    """Load and check everything one study needs; reads only, writes nothing."""
+    trained = load_model(Path(run_dir), epoch, device)
     config, process = trained.config, trained.process
     if process.kind != "cold":
         raise UserError(f"{run_dir} is a {process.kind} model; the reconstruction study needs cold")
@@ -137,11 +149,82 @@ def reconstruction_study(
     check_same_data(trained.data, mnist.provenance, run_dir, "reconstruct", ("source", "md5"))
     if not 1 <= n <= len(mnist.test_images):
         raise UserError(f"n={n} is out of range: use 1..{len(mnist.test_images)} test images")
-    out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "reconstruction"
+    own = Path(run_dir) / OWN_FOLDER
+    out_dir = Path(out_dir) if out_dir is not None else own
+    if not overwrite and out_dir.resolve() != own.resolve():  # the run's own: each study's
+        written = ["reconstruction.json", "reconstruction.md"]
+        written += [f"triplets_{sampler}.png" for sampler in samplers]
+        refuse_existing(
+            [out_dir / name for name in written],
+            "choose another folder with out=DIR, or replace the study there with overwrite=True",
+        )
+    return _Study(Path(run_dir), trained, mnist, n, tuple(samplers), out_dir)
+
+
+def reconstruction_studies(
+    run_dirs: Sequence[Path],
+    n: int = 200,
+    epoch: int | None = None,
+    samplers: Sequence[str] = ("naive", "improved"),
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    out_dirs: Sequence[Path | None] | None = None,
+    overwrite: bool = False,
+) -> list[dict]:
+    """:func:`reconstruction_study` of several runs (``out_dirs``: one each, None: the run's
+    own), every one checked before the first is run."""
+    out_dirs = [None] * len(run_dirs) if out_dirs is None else list(out_dirs)
+    device = torch.device(device)
+    folders = [
+        Path(r) / OWN_FOLDER if o is None else Path(o)
+        for r, o in zip(run_dirs, out_dirs, strict=True)
+    ]
+    check_distinct(
+        {
+            f"the study of {r}": o / "reconstruction.json"
+            for r, o in zip(run_dirs, folders, strict=True)
+        }
+    )
+    studies = [
+        _prepare(run_dir, n, epoch, samplers, device, out_dir, overwrite)
+        for run_dir, out_dir in zip(run_dirs, out_dirs, strict=True)
+    ]
+    return [_run(study, seed) for study in studies]
+
+
+def reconstruction_study(
+    run_dir: Path,
+    n: int = 200,
+    epoch: int | None = None,
+    samplers: Sequence[str] = ("naive", "improved"),
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    out_dir: Path | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Run the study on the model of a run folder (its checkpoint of ``epoch``, None: latest)
+    or of an export folder; see the module doc.
+
+    Writes ``reconstruction.json``, ``reconstruction.md`` and one triplet figure per sampler
+    (ground truth / x_T / direct / diffusion, first 8 images) into ``out_dir`` and returns the
+    JSON's content. The default, RUN_DIR/reconstruction, is the study's own folder, replaced by
+    each study; another folder that holds a study is refused unless ``overwrite``. Everything
+    is checked before anything is written.
+    """
+    return reconstruction_studies(
+        [run_dir], n, epoch, samplers, seed, device, [out_dir], overwrite
+    )[0]
+
+
+def _run(study: _Study, seed: int) -> dict:
+    """Restore, score, then write the study's files (only once every sampler has run)."""
+    trained, mnist, n, samplers = study.trained, study.mnist, study.n, study.samplers
+    config, process, device = trained.config, trained.process, trained.device
     x0 = to_model(mnist.test_images[:n]).to(device)  # (n, 1, 28, 28)
     labels = mnist.test_labels[:n].cpu()
 
     restored: dict[str, torch.Tensor] = {}
+    figures = []
     for sampler in samplers:
         x_T, direct, diffusion = restore(trained.net, process, x0, sampler, seed)
         # Same seed, same keys: a start mode gives the same x_T and direct reconstruction for
@@ -153,13 +236,7 @@ def reconstruction_study(
         rows = [torch.stack([x0[i], x_T[i], direct[i], diffusion[i]]) for i in range(k)]
         level = process.T - 1 if resolve_start("auto", sampler) == "test" else process.T
         cols = ["ground truth", f"x_T (t={level})", "direct", f"diffusion ({sampler})"]
-        save_image_rows(
-            rows,
-            [f"digit {int(labels[i])}" for i in range(k)],
-            cols,
-            out_dir / f"triplets_{sampler}.png",
-            title=f"{config.name}, epoch {trained.epoch}",
-        )
+        figures.append((sampler, rows, cols))
 
     table = {
         method: {
@@ -169,7 +246,7 @@ def reconstruction_study(
         for method, x in restored.items()
     }
     result = {
-        "run": str(run_dir),
+        "run": str(study.run_dir),
         "checkpoint": str(trained.path),
         "epoch": trained.epoch,
         "n": n,
@@ -188,7 +265,16 @@ def reconstruction_study(
         "counts": {**{d: int((labels == int(d)).sum()) for d in DIGITS}, "All": n},
         "table": table,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = study.out_dir
+    ensure_writable(out_dir)
+    for sampler, rows, cols in figures:
+        save_image_rows(
+            rows,
+            [f"digit {int(labels[i])}" for i in range(len(rows))],
+            cols,
+            out_dir / f"triplets_{sampler}.png",
+            title=f"{config.name}, epoch {trained.epoch}",
+        )
     (out_dir / "reconstruction.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / "reconstruction.md").write_text(markdown_table(result))
     return result

@@ -22,14 +22,16 @@ import torch
 
 from ..errors import UserError
 from ..reporting.figures import save_image_rows, save_learning_curve
+from ..reporting.outputs import refuse_existing
 from ..reporting.tables import html_table
-from ..training.checkpoint import list_epochs
+from ..training.checkpoint import checkpoint_for, list_epochs
 from ..training.run_folder import CONFIG_FILE, METRICS_FILE, ensure_writable, read_metrics
 from .comparison import file_stem
 
 EPOCHS_SHOWN = 5  # checkpoints drawn when the run kept no sample grids
 SAMPLES_PER_EPOCH = 8
 TRAJECTORY_IMAGES = 4
+FIGURE_KINDS = ("learning_curve", "epochs", "trajectory")  # figures/<run>_<kind>.png
 STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
@@ -206,12 +208,17 @@ def write_reports(
     out_dir: Path,
     eval_dir: Path | None = None,
     device: torch.device | str = "cpu",
+    overwrite: bool = False,
 ) -> list[Path]:
-    """Write OUT/<run name>.html per run (and OUT/comparison.html for several); return paths."""
+    """Write OUT/<run name>.html per run (and OUT/comparison.html for several), with the figures
+    they draw in OUT/figures; return the pages' paths.
+
+    Every run folder must hold a checkpoint. Pages (and figures) already in ``out_dir`` are
+    refused unless ``overwrite``; everything is checked before anything is written.
+    """
     run_dirs, out_dir = [Path(r) for r in run_dirs], Path(out_dir)
     for run_dir in run_dirs:
-        if not run_dir.is_dir():
-            raise UserError(f"run folder {run_dir} does not exist")
+        checkpoint_for(run_dir, None)  # says what is missing: the folder, or its checkpoints
     if len({r.name for r in run_dirs}) != len(run_dirs):
         raise UserError(
             f"the run folders {[str(r) for r in run_dirs]} share names; their pages "
@@ -226,14 +233,18 @@ def write_reports(
             )
         results = json.loads((eval_dir / "metrics.json").read_text())
     figures_dir = out_dir / "figures"
+    pages = [out_dir / f"{r.name}.html" for r in run_dirs]
+    pages += [out_dir / "comparison.html"] * (len(run_dirs) > 1)
+    figures = [figures_dir / f"{r.name}_{kind}.png" for r in run_dirs for kind in FIGURE_KINDS]
+    if not overwrite:
+        refuse_existing(
+            [*pages, *figures],
+            "choose another folder with out=DIR, or replace the pages with overwrite=True",
+        )
     ensure_writable(figures_dir)
-    written = []
-    for run_dir in run_dirs:
-        path = out_dir / f"{run_dir.name}.html"
+    for run_dir, path in zip(run_dirs, pages, strict=False):
         path.write_text(run_page(run_dir, results, eval_dir, figures_dir, torch.device(device)))
-        written.append(path)
     if len(run_dirs) > 1:
         path = out_dir / "comparison.html"
         path.write_text(comparison_page(run_dirs, results, eval_dir, figures_dir))
-        written.append(path)
-    return written
+    return pages

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +15,63 @@ import torch
 from ..data import to_uint8
 from ..errors import UserError
 
+IMAGE_BYTES = 28 * 28  # one uint8 image in the NPZ, uncompressed
+
 
 def save_samples(path: Path, images: torch.Tensor, **meta) -> None:
     """Write samples (model range or uint8) and JSON metadata (seed, sampler, epoch, ...)."""
+    write_samples(path, [images], len(images), **meta)
+
+
+def write_samples(path: Path, batches: Iterable[torch.Tensor], n: int, **meta) -> None:
+    """Write ``n`` samples that arrive in ``batches`` (each (b, 28, 28) or (b, 1, 28, 28), model
+    range or uint8) into the NPZ at ``path`` as they come, so memory holds one batch whatever n.
+
+    The file is the one ``np.savez_compressed(path, images=..., meta=json)`` writes: ``images``
+    uint8 (n, 28, 28), ``meta`` the JSON of ``meta``. It is written beside ``path`` and renamed
+    into place once whole: a failure (or Ctrl-C) in any batch leaves no file and the old one, if
+    any, as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    array = (images if images.dtype == torch.uint8 else to_uint8(images)).reshape(-1, 28, 28)
     tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, images=array.cpu().numpy(), meta=json.dumps(meta, sort_keys=True))
-    os.replace(tmp, path)
+    header = {"descr": "|u1", "fortran_order": False, "shape": (n, 28, 28)}
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            written = 0
+            with archive.open("images.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_1_0(f, header)
+                for batch in batches:
+                    array = batch if batch.dtype == torch.uint8 else to_uint8(batch)
+                    array = array.reshape(-1, 28, 28).cpu().numpy()
+                    written += len(array)
+                    if written > n:
+                        break
+                    f.write(array.tobytes())
+            if written != n:
+                raise RuntimeError(f"write_samples was promised {n} images and given {written}")
+            with archive.open("meta.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(json.dumps(meta, sort_keys=True)))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_room(path: Path, n: int) -> None:
+    """Refuse ``n`` samples for the NPZ at ``path`` where its disk could not hold them.
+
+    An NPZ of n images takes at most n * 784 bytes (compression only shrinks it): refused when
+    that exceeds the free space of the folder (or of its nearest existing parent)."""
+    folder = Path(path).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if n * IMAGE_BYTES > free:
+        raise UserError(
+            f"n={n} samples take up to {n * IMAGE_BYTES / 1e6:,.0f} MB in {path}, but {folder} "
+            f"has {free / 1e6:,.0f} MB free: give n={free // IMAGE_BYTES} or fewer"
+        )
 
 
 def load_samples(path: Path) -> tuple[np.ndarray, dict]:

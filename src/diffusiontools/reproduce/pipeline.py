@@ -91,6 +91,7 @@ def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
             # every model trained on these data settings (the scale's subset): memorisation
             # is measured against their training split
             npz_data=study_config(run_names()[0], s).data,
+            overwrite=True,  # the study's own folder: what an interrupted evaluate left there
         )
 
 
@@ -114,6 +115,7 @@ def reconstruct_all(study: Study) -> dict[str, dict]:
                     study.seed,
                     study.device,
                     out_dir,
+                    overwrite=True,  # the study's own folder
                 )
         results[run_name] = json.loads(path.read_text())
     return results
@@ -136,7 +138,8 @@ def report_all(study: Study) -> None:
         return
     with study.stage("report"):
         run_dirs = [study.run_dir(r) for r in run_names()]
-        write_reports(run_dirs, study.out / "report", study.out / "evaluation", study.device)
+        evaluation = study.out / "evaluation"
+        write_reports(run_dirs, study.out / "report", evaluation, study.device, overwrite=True)
 
 
 def gather_figures(study: Study, results: dict) -> dict[str, Path]:

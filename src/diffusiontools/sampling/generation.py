@@ -171,13 +171,18 @@ def resolve_settings(
     )
 
 
-def check_finite(samples: torch.Tensor) -> None:
-    """Refuse samples (N, ...) holding NaN or inf: no image can show them honestly."""
+def check_finite(samples: torch.Tensor, offset: int = 0, n: int | None = None) -> None:
+    """Refuse samples (N, ...) holding NaN or inf: no image can show them honestly.
+
+    ``samples`` may be one batch, samples offset..offset+N-1 of ``n``: the message says so."""
     bad = int((~torch.isfinite(samples).flatten(1).all(dim=1)).sum())
     if bad:
+        which = f"{len(samples)} samples"
+        if n is not None and n != len(samples):
+            which = f"samples {offset}..{offset + len(samples) - 1} (of {n})"
         raise UserError(
-            f"{bad} of {len(samples)} samples are not finite (NaN or inf); the checkpoint's "
-            "weights may be damaged or its training diverged"
+            f"{bad} of {which} are not finite (NaN or inf); the checkpoint's weights may be "
+            "damaged or its training diverged"
         )
 
 
@@ -194,7 +199,6 @@ def seeded_batches(
         yield offset, b, sample_generators(seed, offset, b, device)
 
 
-@torch.no_grad()
 def generate(
     net: nn.Module,
     process,
@@ -218,30 +222,69 @@ def generate(
     ``diffusion.t_per = batch``, whose samples share one random field per batch (the report's
     setting): there sample i also depends on ``batch_size``.
     Non-finite samples are refused (:func:`check_finite`). ``on_step`` (for trajectories) needs
-    ``n <= batch_size`` so that it sees the whole set.
+    ``n <= batch_size`` so that it sees the whole set. All n samples are held at once: for
+    more than memory holds, take them batch by batch from :func:`generate_batches`.
     """
+    batches = generate_batches(
+        net, process, config, n, seed, device, sampler, steps, digit, on_step, batch_size
+    )
+    return torch.cat(list(batches))
+
+
+def generate_batches(
+    net: nn.Module,
+    process,
+    config: Config,
+    n: int,
+    seed: int,
+    device: torch.device,
+    sampler: str | None = None,
+    steps: int | None = None,
+    digit: int | None = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> Iterator[torch.Tensor]:
+    """:func:`generate`'s samples as they are drawn: one (b, 1, 28, 28) tensor per batch of
+    ``batch_size`` (the last may be smaller), samples 0..n-1 in order, each batch checked to be
+    finite. Memory holds one batch at a time, whatever ``n``. Arguments as for :func:`generate`;
+    the settings are checked before the first batch is drawn."""
     if n < 1:
         raise UserError(f"n={n} is not a number of samples: give at least 1")
     if on_step is not None and n > batch_size:
         raise UserError(f"a trajectory is drawn for at most {batch_size} images, not {n}")
     settings = resolve_settings(config, sampler, steps, digit)
+    return _batches(net, process, config, n, seed, device, settings, on_step, batch_size)
+
+
+@torch.no_grad()
+def _batches(
+    net: nn.Module,
+    process,
+    config: Config,
+    n: int,
+    seed: int,
+    device: torch.device,
+    settings: SamplingSettings,
+    on_step: Callable[[int, torch.Tensor], None] | None,
+    batch_size: int,
+) -> Iterator[torch.Tensor]:
     sample = get_sampler(settings.sampler, process.kind)
     own = {"eta": settings.eta, "timestep_spacing": settings.timestep_spacing}  # ddim, dpm_solver
     sample = functools.partial(sample, **{k: v for k, v in own.items() if v is not None})
     was_training = net.training
     net.eval()
-    out = []
-    for offset, b, generators in seeded_batches(n, seed, device, batch_size):
-        y = class_labels(config.model.num_classes, digit, offset, b, device)
-        model = model_fn(net, process.T, y, config.sampling.guidance)
-        if settings.clip_x0:
-            model = clip_x0(model, process)
-        x_T = start_state(process, b, generators, device, config, offset, settings.sampler)
-        out.append(sample(model, process, x_T, generators, steps=settings.steps, on_step=on_step))
-    net.train(was_training)
-    samples = torch.cat(out)
-    check_finite(samples)
-    return samples
+    try:
+        for offset, b, generators in seeded_batches(n, seed, device, batch_size):
+            y = class_labels(config.model.num_classes, settings.digit, offset, b, device)
+            model = model_fn(net, process.T, y, config.sampling.guidance)
+            if settings.clip_x0:
+                model = clip_x0(model, process)
+            x_T = start_state(process, b, generators, device, config, offset, settings.sampler)
+            x = sample(model, process, x_T, generators, steps=settings.steps, on_step=on_step)
+            check_finite(x, offset, n)
+            yield x
+    finally:
+        net.train(was_training)
 
 
 TRAJECTORY_FRACTIONS = (1.0, 0.5, 0.1, 0.05, 0.0)

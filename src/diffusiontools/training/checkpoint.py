@@ -251,8 +251,9 @@ def checkpoint_for(run_dir: Path, epoch: int | None) -> Path:
         path = latest_path(run_dir)
         if not path.is_file() and (run_dir / "diffusiontools.json").is_file():
             raise UserError(
-                f"{run_dir} is an export, not a run folder: load it in Python with "
-                "diffusiontools.load; the command line samples and evaluates run folders"
+                f"{run_dir} is an export, which holds no checkpoints: this needs the run "
+                "folder it came from (sample, evaluate, reconstruct and diffusiontools.load "
+                "read exports)"
             )
         if not path.is_file():
             raise UserError(f"{run_dir} holds no checkpoint yet (expected {path})")

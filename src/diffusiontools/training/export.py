@@ -117,8 +117,10 @@ def _check_replaceable(out: Path) -> None:
     if out.is_dir():
         entries = {p.name for p in out.iterdir()}
         if entries and not (DESCRIPTION in entries and entries <= ENTRIES):
+            foreign = ", ".join(sorted((entries - ENTRIES) or entries)[:3])
             raise UserError(
-                f"out={out} holds files that are not an export: give a new or empty folder"
+                f"out={out} holds files that are not an export ({foreign}), which replacing it "
+                "would delete: give a new or empty folder"
             )
 
 

@@ -225,11 +225,20 @@ def load(
     run, epoch or device, or an export that does not match.
     """
     _check_epoch(epoch)
-    if is_export(Path(run_dir)):
+    return load_model(Path(run_dir), epoch, resolve_device(device), use_ema=ema)
+
+
+def load_model(
+    folder: Path, epoch: int | None, device: torch.device, use_ema: bool = True
+) -> TrainedModel:
+    """:func:`load` on a device already chosen: a run folder's checkpoint of ``epoch`` (None:
+    the latest) or an export folder's weights (``epoch`` None only); the EMA weights where
+    there are some and ``use_ema``."""
+    if is_export(Path(folder)):
         if epoch is not None:
-            raise UserError(f"epoch={epoch} applies to run folders; the export {run_dir} holds one")
-        return load_export(Path(run_dir), resolve_device(device), use_ema=ema)
-    return load_trained(Path(run_dir), epoch, resolve_device(device), use_ema=ema)
+            raise UserError(f"epoch={epoch} applies to run folders; the export {folder} holds one")
+        return load_export(Path(folder), device, use_ema=use_ema)
+    return load_trained(Path(folder), epoch, device, use_ema=use_ema)
 
 
 def export_run(

@@ -157,7 +157,7 @@ def train(
             "dt.train and `diffusiontools train` build; pass probe=quality_probe(config) "
             "(diffusiontools.evaluation.quality_probe) or set training.eval_every=0"
         )
-    device = resolve_device(config.training.device)
+    device = resolve_device(config.training.device, key="training.device")
     ranks = distributed.from_environment(device)
     try:
         board = TensorBoardLog(config, ranks.is_main)  # refuses a missing package now

@@ -58,8 +58,8 @@ def check_level_range(
     )
     if not ok:
         raise UserError(
-            f"{name} levels ({level_min}, {level_max}) are not allowed; "
-            f"use {low} <= level_min < level_max <= {high}."
+            f"diffusion.level_min={level_min}, diffusion.level_max={level_max} are not levels "
+            f"of {name}: give {low} <= level_min < level_max <= {high}"
         )
 
 

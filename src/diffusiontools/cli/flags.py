@@ -1,0 +1,70 @@
+"""The library names its arguments (``steps=5``) and config keys (``diffusion.T=0``); a command
+line user typed flags (``--steps 5``, ``--T 0``). Every error a command prints names the flags."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+from ..errors import UserError
+
+# Library argument -> the flag that sets it, in every command that has one.
+ARGUMENT_FLAGS = {
+    "steps": "--steps",
+    "digit": "--digit",
+    "n": "-n",
+    "epoch": "--epoch",
+    "epochs": "--epochs",
+    "resume": "--resume",
+    "overwrite": "--overwrite",
+    "override": "--set",
+    "samplers": "--samplers",
+    "labels": "--label",
+    "n_samples": "--n-samples",
+    "n_boot": "--n-boot",
+    "n_boot_set": "--n-boot-set",
+    "tsne_reference": "--tsne-reference",
+    "test_reference": "--test-reference",
+    "data_dir": "--data-dir",
+    "scale": "--scale",
+    "eval_dir": "--eval",
+    "format": "--format",
+    "ema": "--ema",
+    "out": "--out",
+    "device": "--device",
+    "npz": "--npz",
+    "eta": "--eta",
+    "timestep_spacing": "--timestep-spacing",
+}
+FALSE_FLAGS = {"ema": "--no-ema"}  # a boolean argument whose False has a flag of its own
+
+
+def as_flags(message: str) -> str:
+    """A library message with its argument names (``steps=5``, ``resume=True``, ``ema=False``)
+    as the flags a command-line user typed (``--steps 5``, ``--resume``, ``--no-ema``); config
+    keys (``sampling.steps=``) stay as they are (see :func:`keys_as_flags`)."""
+    for name, flag in FALSE_FLAGS.items():
+        message = re.sub(rf"(?<![\w.\-]){name}=False\b", flag, message)
+    for name, flag in ARGUMENT_FLAGS.items():
+        message = re.sub(rf"(?<![\w.\-]){name}=True\b", flag, message)
+        message = re.sub(rf"(?<![\w.\-]){name}=", f"{flag} ", message)
+    return message
+
+
+def keys_as_flags(message: str, flags: dict[str, str]) -> str:
+    """``message`` with each config key of ``flags`` (``{"diffusion.T": "--T"}``) named as its
+    flag: ``diffusion.T=0`` -> ``--T 0``, a bare ``diffusion.T`` -> ``--T``."""
+    for key, flag in flags.items():
+        message = re.sub(rf"(?<![\w.]){re.escape(key)}=", f"{flag} ", message)
+        message = re.sub(rf"(?<![\w.]){re.escape(key)}(?![\w.])", flag, message)
+    return message
+
+
+@contextlib.contextmanager
+def keys_given_as_flags(flags: dict[str, str]):
+    """Around a command's library calls: an error naming a config key that the command set from
+    a flag (``flags``: key -> flag, only for the flags the user gave) names the flag instead."""
+    try:
+        yield
+    except UserError as exc:
+        raise UserError(keys_as_flags(str(exc), flags)) from None

@@ -1,0 +1,177 @@
+"""Samples of a trained model written to files (``diffusiontools sample``): an NPZ of all n, a
+grid of the first ones, the reverse process, samples across epochs.
+
+Where (the rule of ``reporting/outputs.py``):
+  1. a path the caller names is written, replacing a file that is there: ``out`` (the grid) and
+     ``npz`` (the NPZ);
+  2. what is not named goes beside the grid: ``samples.npz`` (without ``npz``),
+     ``trajectory.png``, ``epochs.png``; the grid's default is FOLDER/samples/sample_grid.png,
+     FOLDER being the run (or export) folder;
+  3. FOLDER/samples is sample's own folder, whose files each call replaces; beside a grid
+     anywhere else, a file of rule 2 that exists is refused before anything is drawn, unless
+     ``overwrite``.
+
+How much: the n samples are drawn and written one batch at a time
+(``sampling.generation.generate_batches``, ``reporting.samples_io.write_samples``), so memory
+holds one batch and the first ``GRID_MAX`` samples, whatever n; n is bounded only by the disk,
+which is checked first (``check_room``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..reporting.figures import save_image_rows, save_sample_grid
+from ..reporting.outputs import check_distinct, refuse_existing
+from ..reporting.samples_io import check_room, write_samples
+from ..sampling.generation import generate, generate_batches, resolve_settings, trajectory
+from .run_folder import ensure_writable
+from .trained_model import TrainedModel
+
+SAMPLES_DIR = "samples"  # sample's own folder in a run or export folder
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg")  # what the grid may be saved as
+GRID_MAX = 256  # samples drawn in the grid (16 x 16); the NPZ holds all n
+ROW_MAX = 8  # samples per row of the trajectory and epochs figures
+
+
+@dataclass(frozen=True)
+class SampleFiles:
+    """The paths one call writes; ``trajectory`` and ``epochs`` are None when not asked for."""
+
+    grid: Path
+    npz: Path
+    trajectory: Path | None = None
+    epochs: Path | None = None
+
+
+def sample_files(
+    folder: Path,
+    out: str | Path | None = None,
+    npz: str | Path | None = None,
+    trajectory: bool = False,
+    epochs: bool = False,
+    overwrite: bool = False,
+) -> SampleFiles:
+    """The files a call writes for the model in ``folder``, by the module doc's rule.
+
+    Reads only. Raises DiffusionToolsError for a grid name that is not an image, two outputs at
+    one path, or an unnamed output outside FOLDER/samples that exists (without ``overwrite``).
+    """
+    own = Path(folder) / SAMPLES_DIR
+    grid = Path(out) if out is not None else own / "sample_grid.png"
+    if grid.suffix.lower().lstrip(".") not in IMAGE_FORMATS:
+        raise UserError(
+            f"out={out}: the grid is an image; end the name in one of "
+            f"{', '.join('.' + f for f in sorted(IMAGE_FORMATS))}"
+        )
+    beside = grid.parent
+    unnamed = {
+        "the NPZ": beside / "samples.npz" if npz is None else None,
+        "the trajectory": beside / "trajectory.png" if trajectory else None,
+        "the epochs figure": beside / "epochs.png" if epochs else None,
+    }
+    unnamed = {what: path for what, path in unnamed.items() if path is not None}
+    files = SampleFiles(
+        grid,
+        Path(npz) if npz is not None else unnamed["the NPZ"],
+        unnamed.get("the trajectory"),
+        unnamed.get("the epochs figure"),
+    )
+    outputs = {"the grid": files.grid, "the NPZ": files.npz}
+    check_distinct({**outputs, **unnamed})
+    if not overwrite and beside.resolve() != own.resolve():
+        name_npz = "name the NPZ with npz=PATH, " if "the NPZ" in unnamed else ""
+        refuse_existing(
+            unnamed.values(),
+            f"it is no file you named, so sample keeps it: {name_npz}put the grid in another "
+            "folder with out=PATH, or replace it with overwrite=True",
+        )
+    return files
+
+
+def sample_to_files(
+    model: TrainedModel,
+    files: SampleFiles,
+    n: int,
+    seed: int = 0,
+    sampler: str | None = None,
+    steps: int | None = None,
+    digit: int | None = None,
+    epoch_models: Sequence[TrainedModel] = (),
+    **options,
+) -> SampleFiles:
+    """Draw ``n`` samples of ``model`` into ``files`` (from :func:`sample_files`); returns them.
+
+    ``files.npz``: all n, uint8 (n, 28, 28), with the settings used as its metadata;
+    ``files.grid``: the first ``GRID_MAX``; ``files.trajectory``: the reverse process of the first
+    8 (``TrainedModel.trajectory``); ``files.epochs``: the first 8 drawn from each of
+    ``epoch_models`` (the same run's other checkpoints), one row each. ``sampler``, ``steps``,
+    ``digit`` and ``options`` (guidance, eta, clip_x0, start, timestep_spacing) are
+    :meth:`TrainedModel.sample`'s; an option that would not take effect is refused. Everything
+    is checked before the first file is written, the disk's room for the NPZ included.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"n={n} is not a number of samples: give at least 1")
+    if files.epochs is not None and not epoch_models:
+        raise UserError("an epochs figure needs the checkpoints to draw: give epoch_models")
+    config = model.sampling_config(sampler, **options)
+    settings = resolve_settings(config, sampler, steps, digit)
+    name = settings.sampler
+    if options.get("eta") is not None and settings.eta is None:
+        raise UserError(f"eta={options['eta']} applies to the ddim sampler only, not {name}")
+    if options.get("timestep_spacing") is not None and settings.timestep_spacing is None:
+        raise UserError(
+            f"timestep_spacing={options['timestep_spacing']} applies to the ddim and dpm_solver "
+            f"samplers only, not {name}"
+        )
+    for other in epoch_models:  # their settings too, before anything is drawn
+        resolve_settings(other.sampling_config(sampler, **options), sampler, steps, digit)
+    check_room(files.npz, n)
+    for folder in {files.grid.parent, files.npz.parent}:
+        ensure_writable(folder)
+
+    shown: list[torch.Tensor] = []  # the grid's samples, kept while the NPZ is written
+
+    def keep_first(batches: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+        for x in batches:
+            wanted = GRID_MAX - sum(len(s) for s in shown)
+            if wanted > 0:
+                shown.append(x[:wanted].cpu())
+            yield x
+
+    draws = (model.net, model.process, config)
+    batches = generate_batches(*draws, n, seed, model.device, sampler, steps, digit)
+    meta = {"run": str(model.folder), "epoch": model.epoch, "seed": seed}
+    write_samples(files.npz, keep_first(batches), n, **meta, **dataclasses.asdict(settings))
+    title = f"{model.config.name}, epoch {model.epoch}"
+    first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "
+    save_sample_grid(torch.cat(shown), files.grid, title=f"{title}, {first}n={n}")
+    k = min(n, ROW_MAX)  # samples 0..k-1 of the grid: sample i depends only on seed and i
+    if files.trajectory is not None:
+        times, states = trajectory(*draws, k, seed, model.device, sampler, steps, digit)
+        save_image_rows(
+            [torch.stack([s[i] for s in states]) for i in range(k)],
+            [f"#{i}" for i in range(k)],
+            [f"t={t}" for t in times],
+            files.trajectory,
+            title=f"{title}, {name} sampler, {settings.steps} steps",
+        )
+    if files.epochs is not None:
+        rows = []
+        for m in epoch_models:
+            c = m.sampling_config(sampler, **options)
+            rows.append(generate(m.net, m.process, c, k, seed, m.device, sampler, steps, digit))
+        save_image_rows(
+            rows,
+            [f"epoch {m.epoch}" for m in epoch_models],
+            [],
+            files.epochs,
+            title=f"{model.config.name}: samples 0..{k - 1} at stages of training",
+        )
+    return files
