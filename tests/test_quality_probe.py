@@ -251,8 +251,8 @@ def test_eval_every_without_a_probe_is_refused_before_the_folder_changes(tmp_pat
 SAMPLERS = [
     ("model1", (), ("ancestral", 100, False, None)),  # 1000-step ancestral: respaced to 100
     ("model2", (), ("ancestral", 100, False, None)),  # T = 100: its own sampler
-    ("quickstart", (), ("ddim", 50, True, 3.0)),  # its own DDIM-50, guidance kept
-    ("quickstart", ("sampling.steps=none",), ("ddim", 100, True, 3.0)),  # DDIM over all T
+    ("quickstart", (), ("ddim", 50, True, 1.25)),  # its own DDIM-50, guidance kept
+    ("quickstart", ("sampling.steps=none",), ("ddim", 100, True, 1.25)),  # DDIM over all T
     ("custom1", (), ("naive", 100, None, None)),  # cold: its own sampler and start
     ("custom1", ("diffusion.T=300",), ("naive", 100, None, None)),  # on a strided grid
 ]
