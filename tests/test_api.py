@@ -117,6 +117,17 @@ def test_a_bad_argument_raises_the_library_error_naming_it(call, fragment):
     assert isinstance(error.value, ValueError)
 
 
+def test_numpy_and_tensor_integers_are_numbers_as_a_notebook_passes_them():
+    model = dt.load(reference_run(), device="cpu")
+    expected = model.sample(2, seed=3, sampler="ddim", steps=5)
+    labels = np.array([2, 3])  # e.g. a count and a seed taken from arrays
+    assert torch.equal(
+        model.sample(labels[0], seed=torch.tensor(3), sampler="ddim", steps=np.int64(5)), expected
+    )
+    with pytest.raises(dt.DiffusionToolsError, match="n=np.True_ is not an int"):
+        model.sample(np.bool_(True))
+
+
 def test_sampling_options_override_the_run_and_take_effect():
     model = dt.load(reference_run(), device="cpu")
     ancestral = model.sample(3, seed=1)

@@ -4,6 +4,8 @@ the sampling calls a notebook makes on it."""
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +35,25 @@ SAMPLING_TYPES = {"sampler": str, "steps": int, "eta": float, "guidance": float}
 SAMPLING_TYPES.update(clip_x0=bool, start=str, timestep_spacing=str)
 
 
-def _check_type(name: str, value, kind: type) -> None:
-    """Refuse an argument of the wrong type in one line (a bool is no number here)."""
-    number = kind in (int, float) and isinstance(value, int | float) and not isinstance(value, bool)
-    if not (number and (kind is float or isinstance(value, int)) or type(value) is kind):
-        raise UserError(f"{name}={value!r} is not {'an' if kind is int else 'a'} {kind.__name__}")
+def _as_type(name: str, value, kind: type):
+    """``value`` as ``kind`` (int, float, str or bool), or a one-line refusal.
+
+    An int may come from numpy or a 0-dim integer tensor (a label taken from an array); a float
+    is any real number; a bool (Python, numpy or tensor) is no number here.
+    """
+    boolean = isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool")
+    if kind in (int, float) and not boolean:
+        if kind is float and isinstance(value, numbers.Real):
+            return float(value)
+        try:
+            whole = operator.index(value)  # int, numpy integer, 0-dim integer tensor
+        except TypeError:
+            pass
+        else:
+            return whole if kind is int else float(whole)
+    elif type(value) is kind:
+        return value
+    raise UserError(f"{name}={value!r} is not {'an' if kind is int else 'a'} {kind.__name__}")
 
 
 @dataclass
@@ -113,7 +129,7 @@ class TrainedModel:
         }
         for key, value in given.items():
             if value is not None:
-                _check_type(key, value, SAMPLING_TYPES[key])
+                given[key] = value = _as_type(key, value, SAMPLING_TYPES[key])
                 check_field(f"sampling.{key}", value, SAMPLING_FIELDS[key].metadata)
         sampling = dataclasses.replace(s, **given)
         return dataclasses.replace(self.config, sampling=sampling).check()
@@ -143,10 +159,10 @@ class TrainedModel:
         Sample i depends only on ``seed`` and i. Raises DiffusionToolsError naming an option
         that does not apply to this model or sampler.
         """
-        _check_type("n", n, int)
-        _check_type("seed", seed, int)
+        n = _as_type("n", n, int)
+        seed = _as_type("seed", seed, int)
         if digit is not None:
-            _check_type("digit", digit, int)
+            digit = _as_type("digit", digit, int)
         config = self.sampling_config(
             sampler, steps, guidance, eta, clip_x0, start, timestep_spacing
         )
