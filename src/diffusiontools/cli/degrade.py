@@ -35,8 +35,9 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--out",
         type=Path,
-        help="PNG path, replaced if it exists (default degradation_<name>.png in the current "
-        "folder, which is never replaced: name it with --out to replace it)",
+        help="image path (.png, .jpg, .jpeg, .pdf or .svg), replaced if it exists (default "
+        "degradation_<name>.png in the current folder, which is never replaced: name it with "
+        "--out to replace it)",
     )
     p.set_defaults(run=run)
 
@@ -58,7 +59,7 @@ def _as_flags(message: str, args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> None:
     from ..config import load_config
     from ..reporting.degradation_figure import degradation_figure
-    from ..reporting.outputs import refuse_existing
+    from ..reporting.outputs import check_output_file, refuse_existing
 
     if args.degradation is None and args.config is None:
         raise UserError("name a degradation with --degradation NAME or give --config INI")
@@ -80,4 +81,5 @@ def run(args: argparse.Namespace) -> None:
     if out is None:  # a default in the current folder: never replaces an earlier figure
         out = Path(f"degradation_{config.diffusion.degradation}.png")
         refuse_existing([out], "name the file with --out to replace it")
+    check_output_file(out, "out", "the figure", image=True)  # before MNIST is read
     print(f"degradation figure: {degradation_figure(config, out, args.seed)}")

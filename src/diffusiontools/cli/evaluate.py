@@ -33,14 +33,16 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--npz",
         nargs="+",
+        action="extend",
         type=Path,
         default=[],
         metavar="FILE",
-        help="score samples from NPZ files (images uint8 (N, 28, 28)) instead of runs",
+        help="score samples from NPZ files (images uint8 (N, 28, 28)) instead of runs; repeatable",
     )
     p.add_argument(
         "--label",
         nargs="+",
+        action="extend",
         default=[],
         metavar="NAME",
         help="column names, one per RUN_DIR then per NPZ (default: folder/file names)",

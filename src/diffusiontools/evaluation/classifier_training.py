@@ -24,6 +24,7 @@ from tqdm import tqdm
 from diffusiontools.data import MnistData, to_model
 from diffusiontools.errors import UserError
 from diffusiontools.evaluation.classifier import MnistClassifier
+from diffusiontools.reporting.outputs import check_output_file
 
 BATCH_SIZE = 128
 LEARNING_RATE = 2e-3
@@ -72,10 +73,12 @@ def train_classifier(
 
     Adam with a cosine-decayed learning rate (so that 3 epochs suffice for >= 99%), batch 128,
     random shifts of up to 2 px. Shuffling, shifts, initialisation and dropout all follow
-    ``seed``. Saves the state dict to ``out_path`` (parent folders created).
+    ``seed``. Saves the state dict to ``out_path`` (parent folders created); a path that is a
+    folder, or whose folder cannot be created, is refused before training.
     """
     if epochs < 1:
         raise UserError(f"epochs={epochs} is not a number of passes: give at least 1")
+    check_output_file(out_path, "out_path", "the weights")  # not after the training
     # initialisation and dropout draw from the global RNG: seeded here, restored afterwards
     devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices):

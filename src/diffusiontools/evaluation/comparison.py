@@ -140,7 +140,17 @@ def set_labels(run_dirs: list[Path], npz_files: list[Path], labels: list[str]) -
             f"labels={' '.join(labels)} names {len(labels)} sets, but there are "
             f"{len(run_dirs) + len(npz_files)} runs and NPZ files; give one label per set"
         )
+    check_labels(names)
     return names
+
+
+def check_labels(names: list[str]) -> None:
+    """Refuse two sets whose labels (runs' and NPZ files' alike) name the same files."""
+    if len({file_stem(name) for name in names}) != len(names):
+        raise UserError(
+            f"the labels {names} are not distinct as file names; set them apart with "
+            "labels=NAME ..."
+        )
 
 
 def check_counts(n_samples: int | None, n_boot: int, n_boot_set: int) -> None:
@@ -351,11 +361,7 @@ def evaluate_sets(
         raise UserError("give at least one set to evaluate")
     check_counts(n_samples, n_boot, n_boot_set)
     names = [label for label, _ in sets]
-    if len({file_stem(name) for name in names}) != len(names):
-        raise UserError(
-            f"the labels {names} are not distinct as file names; set them apart with "
-            "labels=NAME ..."
-        )
+    check_labels(names)
     device, out_dir = torch.device(device), Path(out_dir)
     models = {label: src for label, src in sets if isinstance(src, TrainedModel)}
     for model in models.values():  # a sampler or steps the model cannot take: refused now

@@ -16,6 +16,7 @@ from ..config import Config
 from ..data import load_mnist, to_model
 from ..diffusion.cold import KEY_RANGE, ColdDiffusion
 from .figures import save_image_rows
+from .outputs import check_output_file
 
 FIGURE_IMAGES = (2, 1, 18, 4)  # MNIST test indices of the digits 1, 2, 3, 4
 FIGURE_FRACTIONS = (1.0, 0.75, 0.5, 0.25, 0.0)
@@ -25,8 +26,10 @@ def degradation_figure(config: Config, path: Path, seed: int = 0) -> Path:
     """Draw ``config``'s cold degradation and level schedule as the report's Figure 9 at ``path``.
 
     ``config.diffusion`` gives the degradation, its levels and T; ``config.data`` the MNIST copy.
-    Returns the path written.
+    Returns the path written. A ``path`` that is no image name (``IMAGE_FORMATS``), is a folder
+    or lies where no folder can be created is refused before anything is drawn.
     """
+    check_output_file(path, "path", "the figure", image=True)
     process = ColdDiffusion.from_config(config)
     test = load_mnist(config.data.dir, config.data.source)
     x0 = to_model(test.test_images[list(FIGURE_IMAGES)])  # (4, 1, 28, 28)

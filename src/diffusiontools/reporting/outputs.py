@@ -9,10 +9,13 @@ before any work is done, unless the caller passes ``overwrite``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import UserError
+
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg")  # what a figure or grid may be saved as
 
 
 def refuse_existing(paths: Iterable[Path], remedy: str) -> None:
@@ -32,3 +35,31 @@ def check_distinct(paths: dict[str, Path]) -> None:
         if key in seen:
             raise UserError(f"{path} would be both {seen[key]} and {what}: give each its own path")
         seen[key] = what
+
+
+def check_output_file(
+    path: str | Path, argument: str, what: str = "the file", image: bool = False
+) -> Path:
+    """Refuse a file path a command would write, before any work and without creating anything.
+
+    ``argument`` names the path's argument in the message (``out`` -> ``out=PATH: ...``), ``what``
+    the file (``the grid``); with ``image``, the name must end in one of ``IMAGE_FORMATS``.
+    Raises DiffusionToolsError for another ending, a path that is a folder, or a folder that
+    could not be created or written (its nearest existing ancestor is a file or read-only).
+    Returns ``path`` as a Path.
+    """
+    path = Path(path)
+    if image and path.suffix.lower().lstrip(".") not in IMAGE_FORMATS:
+        endings = ", ".join("." + f for f in sorted(IMAGE_FORMATS))
+        raise UserError(f"{argument}={path}: {what} is an image; end the name in one of {endings}")
+    if path.is_dir():
+        raise UserError(f"{argument}={path} is a folder; name a file for {what}")
+    ancestor = path.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        why = "a file" if not ancestor.is_dir() else "read-only"
+        raise UserError(
+            f"{argument}={path}: its folder {path.parent} is not writable ({ancestor} is {why})"
+        )
+    return path

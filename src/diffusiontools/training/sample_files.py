@@ -28,14 +28,13 @@ import torch
 
 from ..errors import UserError
 from ..reporting.figures import save_image_rows, save_sample_grid
-from ..reporting.outputs import check_distinct, refuse_existing
+from ..reporting.outputs import check_distinct, check_output_file, refuse_existing
 from ..reporting.samples_io import check_room, write_samples
 from ..sampling.generation import generate, generate_batches, resolve_settings, trajectory
 from .run_folder import ensure_writable
 from .trained_model import TrainedModel
 
 SAMPLES_DIR = "samples"  # sample's own folder in a run or export folder
-IMAGE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg")  # what the grid may be saved as
 GRID_MAX = 256  # samples drawn in the grid (16 x 16); the NPZ holds all n
 ROW_MAX = 8  # samples per row of the trajectory and epochs figures
 
@@ -60,16 +59,15 @@ def sample_files(
 ) -> SampleFiles:
     """The files a call writes for the model in ``folder``, by the module doc's rule.
 
-    Reads only. Raises DiffusionToolsError for a grid name that is not an image, two outputs at
+    Reads only. Raises DiffusionToolsError for a grid name that is not an image, a named output
+    that is a folder or whose folder cannot be created (``check_output_file``), two outputs at
     one path, or an unnamed output outside FOLDER/samples that exists (without ``overwrite``).
     """
     own = Path(folder) / SAMPLES_DIR
     grid = Path(out) if out is not None else own / "sample_grid.png"
-    if grid.suffix.lower().lstrip(".") not in IMAGE_FORMATS:
-        raise UserError(
-            f"out={out}: the grid is an image; end the name in one of "
-            f"{', '.join('.' + f for f in sorted(IMAGE_FORMATS))}"
-        )
+    check_output_file(grid, "out", "the grid", image=True)
+    if npz is not None:
+        check_output_file(npz, "npz", "the NPZ")
     beside = grid.parent
     unnamed = {
         "the NPZ": beside / "samples.npz" if npz is None else None,
@@ -83,6 +81,12 @@ def sample_files(
         unnamed.get("the trajectory"),
         unnamed.get("the epochs figure"),
     )
+    for what, path in unnamed.items():
+        if path.is_dir():
+            raise UserError(
+                f"{path} is a folder, where {what} would go beside the grid; put the grid in "
+                "another folder with out=PATH"
+            )
     outputs = {"the grid": files.grid, "the NPZ": files.npz}
     check_distinct({**outputs, **unnamed})
     if not overwrite and beside.resolve() != own.resolve():

@@ -1,0 +1,176 @@
+"""Every output path a command will write is checked before any work and before any folder is
+made: an image name must end in an image format, no output may be an existing folder, its folder
+must be creatable, and two evaluated sets may not share a label. A refusal is one line naming
+the flag, exit code 2, and the folder is left exactly as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_runs import reference_run, single_thread  # noqa: F401 (single_thread: autouse fixture)
+
+import diffusiontools.data
+import diffusiontools.reporting.degradation_figure
+import diffusiontools.training.sample_files
+from diffusiontools import cli
+from diffusiontools.errors import UserError
+from diffusiontools.evaluation.comparison import set_labels
+from diffusiontools.reporting.samples_io import save_samples
+
+IMAGES = ".jpeg, .jpg, .pdf, .png, .svg"
+
+
+def no_work(*args, **kwargs):
+    raise AssertionError("the work started before the output paths were checked")
+
+
+@pytest.fixture
+def tmp(tmp_path, monkeypatch):
+    """tmp_path holding a user's foo.png, an empty folder adir, a file file.txt, folders d.npz,
+    dd.png and beside/samples.npz; sampling or reading MNIST (degrade, classifier) fails the
+    test."""
+    reference_run()  # trained (once per session) before MNIST reading is barred
+    (tmp_path / "foo.png").write_bytes(b"the user's figure")
+    (tmp_path / "file.txt").write_text("a file")
+    for folder in ("adir", "d.npz", "dd.png", "beside/samples.npz"):
+        (tmp_path / folder).mkdir(parents=True)
+    monkeypatch.setattr(diffusiontools.training.sample_files, "generate_batches", no_work)
+    monkeypatch.setattr(diffusiontools.reporting.degradation_figure, "load_mnist", no_work)
+    monkeypatch.setattr(diffusiontools.data, "load_mnist", no_work)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+CASES = [
+    # (name, argv after the command name, the error line; {run} is the reference run)
+    (
+        "degrade, a name without extension",
+        ["degrade", "--degradation", "blur", "--out", "foo"],
+        f"error: --out foo: the figure is an image; end the name in one of {IMAGES}",
+    ),
+    (
+        "degrade, an existing folder",
+        ["degrade", "--degradation", "blur", "--out", "adir"],
+        f"error: --out adir: the figure is an image; end the name in one of {IMAGES}",
+    ),
+    (
+        "degrade, not an image",
+        ["degrade", "--degradation", "blur", "--out", "x.txt"],
+        f"error: --out x.txt: the figure is an image; end the name in one of {IMAGES}",
+    ),
+    (
+        "degrade, not an image in a new folder",
+        ["degrade", "--degradation", "blur", "--out", "newdir2/x.txt"],
+        f"error: --out newdir2/x.txt: the figure is an image; end the name in one of {IMAGES}",
+    ),
+    (
+        "degrade, an image named as a folder",
+        ["degrade", "--degradation", "blur", "--out", "dd.png"],
+        "error: --out dd.png is a folder; name a file for the figure",
+    ),
+    (
+        "degrade, below a file",
+        ["degrade", "--degradation", "blur", "--out", "file.txt/sub/d.png"],
+        "error: --out file.txt/sub/d.png: its folder file.txt/sub is not writable ({tmp}/file.txt "
+        "is a file)",
+    ),
+    (
+        "sample, the NPZ is a folder",
+        ["sample", "{run}", "-n", "2", "--out", "g.png", "--npz", "d.npz"],
+        "error: --npz d.npz is a folder; name a file for the NPZ",
+    ),
+    (
+        "sample, the grid is a folder",
+        ["sample", "{run}", "-n", "2", "--out", "dd.png", "--npz", "s.npz"],
+        "error: --out dd.png is a folder; name a file for the grid",
+    ),
+    (
+        "sample, the NPZ beside the grid is a folder",
+        ["sample", "{run}", "-n", "2", "--out", "beside/g.png", "--overwrite"],
+        "error: beside/samples.npz is a folder, where the NPZ would go beside the grid; put the "
+        "grid in another folder with --out PATH",
+    ),
+    (
+        "sample, the NPZ below a file",
+        ["sample", "{run}", "-n", "2", "--out", "g.png", "--npz", "file.txt/s.npz"],
+        "error: --npz file.txt/s.npz: its folder file.txt is not writable ({tmp}/file.txt is a "
+        "file)",
+    ),
+    (
+        "classifier, an existing folder",
+        ["classifier", "train", "--out", "adir"],
+        "error: --out adir is a folder; name a file for the weights",
+    ),
+    (
+        "classifier, below a file",
+        ["classifier", "train", "--out", "file.txt/w.pt"],
+        "error: --out file.txt/w.pt: its folder file.txt is not writable ({tmp}/file.txt is a "
+        "file)",
+    ),
+]
+
+
+@pytest.mark.parametrize("argv, line", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_a_bad_output_path_is_refused_before_any_work_leaving_nothing(argv, line, tmp, capsys):
+    before = snapshot(tmp)
+    argv = [a.format(run=reference_run()) for a in argv]
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == line.format(tmp=tmp) + "\n"
+    assert snapshot(tmp) == before  # foo.png kept, no newdir2, no NPZ
+
+
+def npz(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_samples(path, torch.zeros(10, 28, 28, dtype=torch.uint8))
+    return path
+
+
+def test_two_npz_files_of_one_name_are_refused_not_merged(tmp, capsys):
+    a, b = npz(tmp / "a" / "samples.npz"), npz(tmp / "b" / "samples.npz")
+    argv = ["evaluate", "--npz", str(a), "--npz", str(b), "--out", str(tmp / "ev")]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        "error: the labels ['samples', 'samples'] are not distinct as file names; set them apart "
+        "with --label NAME ...\n"
+    )
+    assert not (tmp / "ev").exists()
+
+
+def test_a_run_and_an_npz_of_one_name_are_refused(tmp, capsys):
+    run = reference_run()
+    same = npz(tmp / f"{run.name}.npz")
+    assert cli.main(["evaluate", str(run), "--npz", str(same), "--out", str(tmp / "ev")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: the labels ['{run.name}', '{run.name}'] are not distinct as file names; set "
+        "them apart with --label NAME ...\n"
+    )
+    assert not (tmp / "ev").exists()
+
+
+def test_set_labels_refuses_every_kind_of_clash():
+    with pytest.raises(UserError, match=r"labels \['x', 'x'\] are not distinct"):
+        set_labels([], [Path("a/x.npz"), Path("b/x.npz")], [])
+    with pytest.raises(UserError, match=r"labels \['x', 'x'\] are not distinct"):
+        set_labels([Path("runs/x")], [Path("b/x.npz")], [])
+    with pytest.raises(UserError, match=r"labels \['a b', 'a_b'\] are not distinct"):
+        set_labels([], [Path("1.npz"), Path("2.npz")], ["a b", "a_b"])
+    assert set_labels([Path("runs/x")], [Path("b/x.npz")], ["run", "npz"]) == ["run", "npz"]
+
+
+def test_repeated_npz_and_label_flags_add_up():
+    args = cli.build_parser().parse_args(
+        ["evaluate", "--npz", "a.npz", "b.npz", "--npz", "c.npz", "--label", "A", "--label", "B"]
+    )
+    assert args.npz == [Path("a.npz"), Path("b.npz"), Path("c.npz")]
+    assert args.label == ["A", "B"]
