@@ -3,7 +3,9 @@ where sample writes and how many it may draw."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -21,6 +23,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 from diffusiontools import cli
 from diffusiontools.data import to_uint8
 from diffusiontools.sampling.generation import generate
+from diffusiontools.training import sample_files
 from diffusiontools.training.run_folder import read_metrics
 from diffusiontools.training.trained_model import load_trained
 
@@ -148,6 +151,26 @@ def test_sample_writes_more_than_a_batch_as_generate_draws_them(tmp_path):
     whole = generate(model.net, model.process, model.config, 600, 2, torch.device("cpu"))
     with np.load(npz) as data:
         assert np.array_equal(data["images"], to_uint8(whole).numpy())
+
+
+def test_sigterm_while_sample_writes_leaves_no_partial_file_and_the_old_npz(tmp_path, monkeypatch):
+    """SIGTERM after the first of two batches is in the temporary NPZ: exit 143, the temporary
+    file is removed and the NPZ of an earlier call is untouched."""
+    npz = tmp_path / "s.npz"
+    npz.write_bytes(b"an earlier NPZ")
+    draw = sample_files.generate_batches
+
+    def terminated_after_one_batch(*args, **kwargs):
+        batches = draw(*args, **kwargs)
+        yield next(batches)
+        os.kill(os.getpid(), signal.SIGTERM)  # the event: one batch written, one to come
+        yield from batches
+
+    monkeypatch.setattr(sample_files, "generate_batches", terminated_after_one_batch)
+    argv = ["sample", str(reference_run()), "-n", "600", "--npz", str(npz), "--overwrite"]
+    assert cli.main([*argv, "--out", str(tmp_path / "g.png"), "--device", "cpu"]) == 143
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
+    assert npz.read_bytes() == b"an earlier NPZ"
 
 
 def test_sample_n_beyond_the_disk_is_refused_before_anything_is_drawn(

@@ -10,6 +10,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 
 from ..errors import UserError
 from . import (
@@ -55,19 +56,35 @@ def _show_library_log() -> None:
         logger.setLevel(logging.INFO)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training: unwinds as Ctrl-C does, so that every command's ``finally``
+    removes its temporary files (a partial samples NPZ), and the CLI exits 143."""
+
+    signum = signal.SIGTERM
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated("stopped by signal 15")
+
+
 def main(argv: list[str] | None = None) -> int:
     _show_library_log()
     parser = build_parser()
     args = parser.parse_args(argv)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         args.run(args)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or a training stopped by SIGTERM (checkpointed)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a training stopped (checkpointed)
         return 128 + getattr(exc, "signum", signal.SIGINT)
     except UserError as exc:
         if args.debug:
             raise
         print(f"error: {as_flags(str(exc))}", file=sys.stderr)
         return 2
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 
