@@ -5,33 +5,25 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
-from tiny_runs import TINY_INI, child_env, reference_run, single_thread  # noqa: F401
+from tiny_runs import TINY_INI, reference_run, run_python, single_thread  # noqa: F401
 
 import diffusiontools as dt
 
 
-def run_python(code: str, tmp_path) -> subprocess.CompletedProcess:
+def run_in_folder(code: str, tmp_path) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter in ``tmp_path``, beside a tiny.ini."""
     (tmp_path / "tiny.ini").write_text(TINY_INI)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=tmp_path,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_python(code, cwd=tmp_path)
 
 
 def test_a_notebook_session_from_import_to_samples(tmp_path):
     """import, train tiny, load, sample, show: the backend, the global RNG and stdout untouched,
     and the loaded model samples the same images as the trained one."""
-    done = run_python(
+    done = run_in_folder(
         """
         import json, sys
         import matplotlib
@@ -75,7 +67,7 @@ def test_a_notebook_session_from_import_to_samples(tmp_path):
 
 
 def test_importing_loads_no_torch_and_lists_every_public_name(tmp_path):
-    done = run_python(
+    done = run_in_folder(
         """
         import sys
         import diffusiontools as dt

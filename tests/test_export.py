@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
-    child_env,
     copy_run,
     reference_run,
+    run_python,
     single_thread,
     train_tiny,
 )
@@ -299,14 +296,7 @@ def test_without_diffusers_the_package_works_and_names_the_extra(tmp_path):
                 said.append(str(error))
         print(json.dumps(said))
         """
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=tmp_path,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_python(code, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     shape, load, train, export = json.loads(done.stdout.splitlines()[-1])
     assert shape == [2, 1, 28, 28]

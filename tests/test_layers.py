@@ -6,11 +6,9 @@ inside a function (a late import) is an edge like any other; only imports under
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
-from tiny_runs import child_env
+from tiny_runs import run_python
 
 import diffusiontools
 
@@ -108,9 +106,7 @@ def test_every_module_imports_in_layer_order_in_a_fresh_interpreter():
     )
     assert len(modules) == 96  # every module but __init__ and __main__ of the package
     code = f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\nprint('ok')"
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=300
-    )
+    done = run_python(code, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 

@@ -6,14 +6,12 @@ the option is refused before anything is written, and the csv default needs no t
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pytest
 from matplotlib.image import imread
 from tiny_runs import (
     STEPS_PER_EPOCH,
-    child_env,
+    run_python,
     single_thread,  # noqa: F401 (an autouse fixture)
     train_tiny,
     write_ini,
@@ -194,13 +192,7 @@ print(sorted(p.name for p in (out / "csv").iterdir()))
 
 
 def test_without_tensorboard_the_option_is_refused_and_csv_runs(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-c", MISSING_TENSORBOARD, str(write_ini(tmp_path)), str(tmp_path)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_python(MISSING_TENSORBOARD, str(write_ini(tmp_path)), str(tmp_path), timeout=300)
     assert done.returncode == 0, done.stderr
     refusal = (
         "training.log = tensorboard needs the optional package 'tensorboard', which is not "

@@ -13,7 +13,10 @@ import contextlib
 import functools
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -121,6 +124,21 @@ def assert_same_final_weights(run_a: Path, run_b: Path) -> None:
 def child_env() -> dict[str, str]:
     """Environment for a subprocess run: one thread, the same data, no progress bars in the way."""
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_python(
+    code: str, *args: str, cwd: Path | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """``code`` (dedented) in a fresh interpreter with ``args`` as sys.argv[1:] and
+    :func:`child_env`; stdout and stderr captured as text."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def on_training_steps(monkeypatch, action) -> None:
