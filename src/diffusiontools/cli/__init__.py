@@ -58,7 +58,8 @@ def _show_library_log() -> None:
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM outside training: unwinds as Ctrl-C does, so that every command's ``finally``
-    removes its temporary files (a partial samples NPZ), and the CLI exits 143."""
+    removes its temporary files (the stand-in folders of ``reporting.outputs.staged_outputs``,
+    a partial samples NPZ), and the CLI exits 143."""
 
     signum = signal.SIGTERM
 

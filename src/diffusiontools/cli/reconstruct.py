@@ -34,10 +34,15 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--out",
         type=Path,
-        help="output folder (default RUN_DIR/reconstruction, the study's own, replaced by each "
-        "study); another that holds a study is refused unless --overwrite",
+        help="output folder (default RUN_DIR/reconstruction, the study's own, replaced as a "
+        "whole by each study); another that holds a study is refused unless --overwrite",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace the study already in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the study already in --out (all its files, a sampler's figure not drawn "
+        "again included); other files stay",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 

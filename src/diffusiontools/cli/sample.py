@@ -25,10 +25,12 @@ def add_parser(subparsers) -> None:
         "sample",
         help="draw samples from a trained run or an export folder",
         description="Writes the files named by --out and --npz, replacing them if they exist. "
-        "Files not named go beside the grid (samples.npz, trajectory.png, epochs.png); in "
-        "RUN_DIR/samples, sample's own folder, each call replaces them, but elsewhere one that "
-        "exists is refused before anything is drawn, unless --overwrite. The n samples are "
-        "drawn and written 500 at a time, so memory stays small whatever -n.",
+        "Files not named go beside the grid (samples.npz, trajectory.png, epochs.png); "
+        "RUN_DIR/samples, sample's own folder, is replaced as a whole by each call that writes "
+        "there, but elsewhere a file not named that exists is refused before anything is drawn, "
+        "unless --overwrite. The files appear once all are drawn: an interrupted call leaves "
+        "every folder as it was. The n samples are drawn and written 500 at a time, so memory "
+        "stays small whatever -n.",
     )
     p.add_argument(
         "run_dir",

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from diffusiontools.data import MnistData, to_model
 from diffusiontools.errors import UserError
 from diffusiontools.evaluation.classifier import MnistClassifier
-from diffusiontools.reporting.outputs import check_output_file
+from diffusiontools.reporting.outputs import check_output_file, staged_outputs
 
 BATCH_SIZE = 128
 LEARNING_RATE = 2e-3
@@ -106,7 +106,6 @@ def train_classifier(
                 progress.set_postfix(loss=f"{loss.item():.4f}")
 
         test_accuracy = accuracy(model, data.test_images, data.test_labels, device)
-        out_path = Path(out_path)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out_path)
+        with staged_outputs() as staging:  # the weights (and a new folder) appear whole
+            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, staging.file(out_path))
         return test_accuracy

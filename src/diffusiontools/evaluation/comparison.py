@@ -33,12 +33,11 @@ from ..config import Config, DataConfig, TrainingConfig
 from ..data import load_mnist, to_model, to_uint8
 from ..errors import UserError
 from ..reporting.figures import save_sample_grid
-from ..reporting.outputs import refuse_existing
+from ..reporting.outputs import refuse_existing, staged_outputs
 from ..reporting.samples_io import load_samples, save_samples
 from ..reporting.tables import markdown_table
 from ..sampling.generation import generate, resolve_settings
 from ..training.resume_rules import check_same_data
-from ..training.run_folder import ensure_writable
 from ..training.trained_model import TrainedModel, load_model
 from . import (
     class_histogram,
@@ -353,7 +352,9 @@ def evaluate_sets(
     the settings stored with their weights;
     overwrite: replace the evaluation already in ``out_dir`` (its files; other files stay),
     which is otherwise refused.
-    Every input is checked before anything is written, ``out_dir`` created included. Returns the
+    Every input is checked before anything is written, ``out_dir`` created included, and the
+    files appear together once all are written (``reporting.outputs.staged_outputs``): an
+    evaluation that fails or is interrupted leaves ``out_dir`` as it was. Returns the
     metrics.json dict. All randomness (sampling, t-SNE, mixtures, Monte Carlo KL, resampling,
     KID subsets) follows ``seed``.
     """
@@ -403,125 +404,126 @@ def evaluate_sets(
             "choose another folder with out=DIR, or replace the evaluation there with "
             "overwrite=True",
         )
-    ensure_writable(out_dir)
-    stages = tqdm(total=5, desc="evaluate")
+    inputs = {p.absolute() for p in inputs}  # an NPZ scored here stays, earlier's or not
+    replaced = [p for p in earlier if p.absolute() not in inputs]
+    with staged_outputs() as staging:  # the evaluation appears whole, once written
+        work = staging.folder(out_dir, replaces=replaced)
+        stages = tqdm(total=5, desc="evaluate")
 
-    stages.set_description("evaluate: samples")
-    sample_sets = []
-    for label, src in tqdm(sets, desc="samples"):
-        path = out_dir / f"samples_{file_stem(label)}.npz"
-        if isinstance(src, TrainedModel):
-            n = RUN_SAMPLES if n_samples is None else n_samples
-            images, source = samples_from_model(src, n, sampler, steps, seed)
-            save_samples(path, torch.from_numpy(images), label=label, **source)
-            sample_sets.append(SampleSet(label, images, source))
-            continue
-        if isinstance(src, np.ndarray):
-            save_samples(path, torch.from_numpy(given[label].images), label=label)
-        sample_sets.append(given[label])
-    sets = sample_sets
-    stages.update()
+        stages.set_description("evaluate: samples")
+        sample_sets = []
+        for label, src in tqdm(sets, desc="samples"):
+            path = work / f"samples_{file_stem(label)}.npz"
+            if isinstance(src, TrainedModel):
+                n = RUN_SAMPLES if n_samples is None else n_samples
+                images, source = samples_from_model(src, n, sampler, steps, seed)
+                save_samples(path, torch.from_numpy(images), label=label, **source)
+                sample_sets.append(SampleSet(label, images, source))
+                continue
+            if isinstance(src, np.ndarray):
+                save_samples(path, torch.from_numpy(given[label].images), label=label)
+            sample_sets.append(given[label])
+        sets = sample_sets
+        stages.update()
 
-    stages.set_description("evaluate: classifier features")
-    classifier = load_classifier(device)
-    test_images = data.test_images.numpy()
-    test_features, test_probabilities = features_in_chunks(
-        classifier, test_images[:test_reference], device, "test features"
-    )
-    features = [features_in_chunks(classifier, s.images, device, s.label) for s in sets]
-    stages.update()
-
-    stages.set_description("evaluate: nearest training images")
-    train = to_model(training.train).to(device)  # (n_train_split, 1, 28, 28)
-    test_d, _ = distances_in_chunks(test_images[:test_reference], train, "test baseline")
-    nearest = [distances_in_chunks(s.images, train, s.label) for s in sets]
-    reference = HeldOutReference.build(test_features, test_d)
-    stages.update()
-
-    n_points = tsne_reference + sum(len(s.images) for s in sets)
-    stages.set_description(f"evaluate: joint t-SNE of {n_points}")
-    perplexity, notes = tsne_perplexity(n_points), []
-    if perplexity != TSNE_PERPLEXITY:
-        notes.append(
-            f"t-SNE perplexity lowered from {TSNE_PERPLEXITY:g} to (points - 1) / 3 = "
-            f"{perplexity:.2f}, as sklearn needs it below the {n_points} points"
+        stages.set_description("evaluate: classifier features")
+        classifier = load_classifier(device)
+        test_images = data.test_images.numpy()
+        test_features, test_probabilities = features_in_chunks(
+            classifier, test_images[:test_reference], device, "test features"
         )
-        logger.warning(notes[-1])
-    as_model = [(s.images.astype(np.float64) / 255 - 0.5) for s in sets]  # (N, 28, 28)
-    test_x = test_images[:tsne_reference].astype(np.float64) / 255 - 0.5
-    test_emb, *sample_embs = joint_tsne([test_x, *as_model], seed, perplexity)
-    test_gmm = fit_gmm(test_emb, seed)
-    stages.update()
+        features = [features_in_chunks(classifier, s.images, device, s.label) for s in sets]
+        stages.update()
 
-    stages.set_description("evaluate: scores and figures")
-    runs = {}
-    for s, x, (feats, probs), (dist, idx), emb in zip(
-        sets, as_model, features, nearest, sample_embs, strict=True
-    ):
-        metrics = {
-            **pixel_scores(x, seed, n_boot_set),
-            **density_scores(emb, test_gmm, seed),
-            **feature_scores(feats, reference, seed, n_boot_set),
-            **class_scores(probs, seed, n_boot, n_boot_set),
-            **frame_scores(s.images, seed, n_boot),
-            **memorisation_scores(dist, reference, seed, n_boot),
+        stages.set_description("evaluate: nearest training images")
+        train = to_model(training.train).to(device)  # (n_train_split, 1, 28, 28)
+        test_d, _ = distances_in_chunks(test_images[:test_reference], train, "test baseline")
+        nearest = [distances_in_chunks(s.images, train, s.label) for s in sets]
+        reference = HeldOutReference.build(test_features, test_d)
+        stages.update()
+
+        n_points = tsne_reference + sum(len(s.images) for s in sets)
+        stages.set_description(f"evaluate: joint t-SNE of {n_points}")
+        perplexity, notes = tsne_perplexity(n_points), []
+        if perplexity != TSNE_PERPLEXITY:
+            notes.append(
+                f"t-SNE perplexity lowered from {TSNE_PERPLEXITY:g} to (points - 1) / 3 = "
+                f"{perplexity:.2f}, as sklearn needs it below the {n_points} points"
+            )
+            logger.warning(notes[-1])
+        as_model = [(s.images.astype(np.float64) / 255 - 0.5) for s in sets]  # (N, 28, 28)
+        test_x = test_images[:tsne_reference].astype(np.float64) / 255 - 0.5
+        test_emb, *sample_embs = joint_tsne([test_x, *as_model], seed, perplexity)
+        test_gmm = fit_gmm(test_emb, seed)
+        stages.update()
+
+        stages.set_description("evaluate: scores and figures")
+        runs = {}
+        for s, x, (feats, probs), (dist, idx), emb in zip(
+            sets, as_model, features, nearest, sample_embs, strict=True
+        ):
+            metrics = {
+                **pixel_scores(x, seed, n_boot_set),
+                **density_scores(emb, test_gmm, seed),
+                **feature_scores(feats, reference, seed, n_boot_set),
+                **class_scores(probs, seed, n_boot, n_boot_set),
+                **frame_scores(s.images, seed, n_boot),
+                **memorisation_scores(dist, reference, seed, n_boot),
+            }
+            histogram = class_histogram(probs)
+            runs[s.label] = {
+                "n_samples": len(s.images),
+                "source": s.source,
+                "metrics": metrics,
+                "class_histogram": histogram.tolist(),
+            }
+            stem = file_stem(s.label)
+            shown = min(GRID_SHOWN, len(s.images))
+            save_sample_grid(
+                torch.from_numpy(s.images[:shown]),
+                work / f"samples_{stem}.png",
+                title=f"{s.label}: {shown} of {len(s.images)} samples",
+            )
+            save_tsne_over_density(
+                emb, test_gmm, tsne_reference, s.label, work / f"tsne_{stem}.png"
+            )
+            save_class_histogram(histogram, s.label, work / f"class_histogram_{stem}.png")
+            closest = np.argsort(dist, kind="stable")[:PAIRS_SHOWN]
+            save_memorisation_pairs(
+                torch.from_numpy(s.images[closest]),
+                training.train[idx[closest]],
+                dist[closest],
+                s.label,
+                len(s.images),
+                work / f"memorisation_{stem}.png",
+            )
+        save_tsne_by_label(
+            test_emb, data.test_labels[:tsne_reference].numpy(), work / "tsne_test_labels.png"
+        )
+
+        results = {
+            "settings": {
+                **settings(seed, n_samples, tsne_reference, test_reference),
+                "tsne_perplexity": perplexity,
+                "n_boot": n_boot,
+                "n_boot_set": n_boot_set,
+                "intervals": INTERVALS_NOTE,
+                "data": data_settings(config, data, training, data_origin),
+                "notes": notes,
+            },
+            "runs": runs,
+            "reference": {
+                "label": "test images",
+                "n": test_reference,
+                "note": "the first test_reference test images themselves, on the metrics that "
+                "need no reference set: what a generator of MNIST-like digits should score",
+                "values": reference_values(test_images[:test_reference], test_probabilities),
+            },
         }
-        histogram = class_histogram(probs)
-        runs[s.label] = {
-            "n_samples": len(s.images),
-            "source": s.source,
-            "metrics": metrics,
-            "class_histogram": histogram.tolist(),
-        }
-        stem = file_stem(s.label)
-        shown = min(GRID_SHOWN, len(s.images))
-        save_sample_grid(
-            torch.from_numpy(s.images[:shown]),
-            out_dir / f"samples_{stem}.png",
-            title=f"{s.label}: {shown} of {len(s.images)} samples",
-        )
-        save_tsne_over_density(emb, test_gmm, tsne_reference, s.label, out_dir / f"tsne_{stem}.png")
-        save_class_histogram(histogram, s.label, out_dir / f"class_histogram_{stem}.png")
-        closest = np.argsort(dist, kind="stable")[:PAIRS_SHOWN]
-        save_memorisation_pairs(
-            torch.from_numpy(s.images[closest]),
-            training.train[idx[closest]],
-            dist[closest],
-            s.label,
-            len(s.images),
-            out_dir / f"memorisation_{stem}.png",
-        )
-    save_tsne_by_label(
-        test_emb, data.test_labels[:tsne_reference].numpy(), out_dir / "tsne_test_labels.png"
-    )
-
-    results = {
-        "settings": {
-            **settings(seed, n_samples, tsne_reference, test_reference),
-            "tsne_perplexity": perplexity,
-            "n_boot": n_boot,
-            "n_boot_set": n_boot_set,
-            "intervals": INTERVALS_NOTE,
-            "data": data_settings(config, data, training, data_origin),
-            "notes": notes,
-        },
-        "runs": runs,
-        "reference": {
-            "label": "test images",
-            "n": test_reference,
-            "note": "the first test_reference test images themselves, on the metrics that "
-            "need no reference set: what a generator of MNIST-like digits should score",
-            "values": reference_values(test_images[:test_reference], test_probabilities),
-        },
-    }
-    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-    (out_dir / "metrics.md").write_text(markdown_table(results))
-    kept = {p.absolute() for p in [*written, *inputs]}
-    for path in earlier:  # the replaced evaluation's files that this one did not write again
-        if path.absolute() not in kept:
-            path.unlink(missing_ok=True)
-    stages.update()
-    stages.close()
+        (work / "metrics.json").write_text(json.dumps(results, indent=2))
+        (work / "metrics.md").write_text(markdown_table(results))
+        stages.update()
+        stages.close()
     return results
 
 

@@ -28,12 +28,12 @@ from ..data import MnistData, load_mnist, to_model
 from ..diffusion.cold import resolve_start
 from ..errors import UserError
 from ..reporting.figures import save_image_rows
-from ..reporting.outputs import check_distinct, refuse_existing
+from ..reporting.outputs import check_distinct, refuse_existing, staged_outputs
 from ..reporting.tables import markdown
 from ..sampling.generation import check_finite, model_fn, seeded_batches
 from ..sampling.registry import get_sampler
 from ..training.resume_rules import check_same_data
-from ..training.run_folder import ensure_writable
+from ..training.run_folder import RECONSTRUCTION_DIR
 from ..training.trained_model import TrainedModel, load_model
 
 N_FIGURE = 8  # images in each triplet figure
@@ -110,9 +110,6 @@ def markdown_table(result: dict) -> str:
     return markdown(header, rows)
 
 
-OWN_FOLDER = "reconstruction"  # the study's own folder in a run folder
-
-
 @dataclass(frozen=True)
 class _Study:
     """One study's inputs, every one checked: what :func:`_run` needs and nothing else."""
@@ -123,6 +120,8 @@ class _Study:
     n: int
     samplers: tuple[str, ...]
     out_dir: Path
+    own: bool  # out_dir is the run's own folder, replaced as a whole
+    replaces: list[Path]  # an earlier study's files in out_dir (another folder), replaced
 
 
 def _prepare(
@@ -149,16 +148,33 @@ def _prepare(
     check_same_data(trained.data, mnist.provenance, run_dir, "reconstruct", ("source", "md5"))
     if not 1 <= n <= len(mnist.test_images):
         raise UserError(f"n={n} is out of range: use 1..{len(mnist.test_images)} test images")
-    own = Path(run_dir) / OWN_FOLDER
+    own = Path(run_dir) / RECONSTRUCTION_DIR
     out_dir = Path(out_dir) if out_dir is not None else own
-    if not overwrite and out_dir.resolve() != own.resolve():  # the run's own: each study's
-        written = ["reconstruction.json", "reconstruction.md"]
-        written += [f"triplets_{sampler}.png" for sampler in samplers]
+    is_own = out_dir.resolve() == own.resolve()  # the run's own: each study's
+    if not overwrite and not is_own:
         refuse_existing(
-            [out_dir / name for name in written],
+            study_files(out_dir, samplers),
             "choose another folder with out=DIR, or replace the study there with overwrite=True",
         )
-    return _Study(Path(run_dir), trained, mnist, n, tuple(samplers), out_dir)
+    earlier = [] if is_own else earlier_study(out_dir)
+    return _Study(Path(run_dir), trained, mnist, n, tuple(samplers), out_dir, is_own, earlier)
+
+
+def study_files(out_dir: Path, samplers: Sequence[str]) -> list[Path]:
+    """The files a study of ``samplers`` writes into ``out_dir``."""
+    names = ["reconstruction.json", "reconstruction.md", *(f"triplets_{s}.png" for s in samplers)]
+    return [Path(out_dir) / name for name in names]
+
+
+def earlier_study(out_dir: Path) -> list[Path]:
+    """The files of the study already in ``out_dir`` (its reconstruction.json names the
+    samplers) that exist: what replacing it deletes."""
+    try:
+        samplers = json.loads((Path(out_dir) / "reconstruction.json").read_text())["samplers"]
+        files = study_files(out_dir, [str(s) for s in samplers])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [p for p in files if p.exists()]
 
 
 def reconstruction_studies(
@@ -176,7 +192,7 @@ def reconstruction_studies(
     out_dirs = [None] * len(run_dirs) if out_dirs is None else list(out_dirs)
     device = torch.device(device)
     folders = [
-        Path(r) / OWN_FOLDER if o is None else Path(o)
+        Path(r) / RECONSTRUCTION_DIR if o is None else Path(o)
         for r, o in zip(run_dirs, out_dirs, strict=True)
     ]
     check_distinct(
@@ -207,9 +223,11 @@ def reconstruction_study(
 
     Writes ``reconstruction.json``, ``reconstruction.md`` and one triplet figure per sampler
     (ground truth / x_T / direct / diffusion, first 8 images) into ``out_dir`` and returns the
-    JSON's content. The default, RUN_DIR/reconstruction, is the study's own folder, replaced by
-    each study; another folder that holds a study is refused unless ``overwrite``. Everything
-    is checked before anything is written.
+    JSON's content. The default, RUN_DIR/reconstruction, is the study's own folder, replaced as
+    a whole by each study; another folder that holds a study is refused unless ``overwrite``,
+    which replaces that study's files (a sampler's figure included that this study does not
+    draw) and leaves other files. Everything is checked before anything is written, and the
+    files appear together once the study is done (``reporting.outputs.staged_outputs``).
     """
     return reconstruction_studies(
         [run_dir], n, epoch, samplers, seed, device, [out_dir], overwrite
@@ -265,16 +283,16 @@ def _run(study: _Study, seed: int) -> dict:
         "counts": {**{d: int((labels == int(d)).sum()) for d in DIGITS}, "All": n},
         "table": table,
     }
-    out_dir = study.out_dir
-    ensure_writable(out_dir)
-    for sampler, rows, cols in figures:
-        save_image_rows(
-            rows,
-            [f"digit {int(labels[i])}" for i in range(len(rows))],
-            cols,
-            out_dir / f"triplets_{sampler}.png",
-            title=f"{config.name}, epoch {trained.epoch}",
-        )
-    (out_dir / "reconstruction.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / "reconstruction.md").write_text(markdown_table(result))
+    with staged_outputs() as staging:  # the study appears whole, once written
+        out_dir = staging.folder(study.out_dir, whole=study.own, replaces=study.replaces)
+        for sampler, rows, cols in figures:
+            save_image_rows(
+                rows,
+                [f"digit {int(labels[i])}" for i in range(len(rows))],
+                cols,
+                out_dir / f"triplets_{sampler}.png",
+                title=f"{config.name}, epoch {trained.epoch}",
+            )
+        (out_dir / "reconstruction.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out_dir / "reconstruction.md").write_text(markdown_table(result))
     return result

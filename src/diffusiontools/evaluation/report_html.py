@@ -22,10 +22,10 @@ import torch
 
 from ..errors import UserError
 from ..reporting.figures import save_image_rows, save_learning_curve
-from ..reporting.outputs import refuse_existing
+from ..reporting.outputs import refuse_existing, staged_outputs
 from ..reporting.tables import html_table
 from ..training.checkpoint import checkpoint_for, list_epochs
-from ..training.run_folder import CONFIG_FILE, METRICS_FILE, ensure_writable, read_metrics
+from ..training.run_folder import CONFIG_FILE, METRICS_FILE, read_metrics
 from .comparison import file_stem
 
 EPOCHS_SHOWN = 5  # checkpoints drawn when the run kept no sample grids
@@ -214,7 +214,9 @@ def write_reports(
     they draw in OUT/figures; return the pages' paths.
 
     Every run folder must hold a checkpoint. Pages (and figures) already in ``out_dir`` are
-    refused unless ``overwrite``; everything is checked before anything is written.
+    refused unless ``overwrite``, which replaces them (a figure of these runs that is not drawn
+    again is deleted) and leaves other files; everything is checked before anything is written,
+    and the files appear together once all are written (``reporting.outputs.staged_outputs``).
     """
     run_dirs, out_dir = [Path(r) for r in run_dirs], Path(out_dir)
     for run_dir in run_dirs:
@@ -241,10 +243,13 @@ def write_reports(
             [*pages, *figures],
             "choose another folder with out=DIR, or replace the pages with overwrite=True",
         )
-    ensure_writable(figures_dir)
-    for run_dir, path in zip(run_dirs, pages, strict=False):
-        path.write_text(run_page(run_dir, results, eval_dir, figures_dir, torch.device(device)))
-    if len(run_dirs) > 1:
-        path = out_dir / "comparison.html"
-        path.write_text(comparison_page(run_dirs, results, eval_dir, figures_dir))
+    with staged_outputs() as staging:  # the pages appear together, once all are written
+        work = staging.folder(out_dir, replaces=figures)  # a figure not drawn again goes
+        drawn = work / figures_dir.name
+        for run_dir, path in zip(run_dirs, pages, strict=False):
+            text = run_page(run_dir, results, eval_dir, drawn, torch.device(device))
+            (work / path.name).write_text(text)
+        if len(run_dirs) > 1:
+            text = comparison_page(run_dirs, results, eval_dir, drawn)
+            (work / "comparison.html").write_text(text)
     return pages

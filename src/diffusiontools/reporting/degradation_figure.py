@@ -16,7 +16,7 @@ from ..config import Config
 from ..data import load_mnist, to_model
 from ..diffusion.cold import KEY_RANGE, ColdDiffusion
 from .figures import save_image_rows
-from .outputs import check_output_file
+from .outputs import check_output_file, staged_outputs
 
 FIGURE_IMAGES = (2, 1, 18, 4)  # MNIST test indices of the digits 1, 2, 3, 4
 FIGURE_FRACTIONS = (1.0, 0.75, 0.5, 0.25, 0.0)
@@ -27,7 +27,8 @@ def degradation_figure(config: Config, path: Path, seed: int = 0) -> Path:
 
     ``config.diffusion`` gives the degradation, its levels and T; ``config.data`` the MNIST copy.
     Returns the path written. A ``path`` that is no image name (``IMAGE_FORMATS``), is a folder
-    or lies where no folder can be created is refused before anything is drawn.
+    or lies where no folder can be created is refused before anything is drawn; the figure (and
+    any folder it needs) appears only once drawn (``outputs.staged_outputs``).
     """
     check_output_file(path, "path", "the figure", image=True)
     process = ColdDiffusion.from_config(config)
@@ -40,5 +41,6 @@ def degradation_figure(config: Config, path: Path, seed: int = 0) -> Path:
     labels = [f"test #{index}\ndigit {int(test.test_labels[index])}" for index in FIGURE_IMAGES]
     col_labels = [f"t={t}\nlevel={float(process.levels[t]):.3g}" for t in ts]
     title = f"{config.diffusion.degradation}, T={process.T}"
-    save_image_rows(rows, labels, col_labels, Path(path), title=title)
+    with staged_outputs() as staging:
+        save_image_rows(rows, labels, col_labels, staging.file(path), title=title)
     return Path(path)

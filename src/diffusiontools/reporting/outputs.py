@@ -1,16 +1,30 @@
-"""Files a command was not told to write are never written over.
+"""Where a command writes: files it was not told to write are never written over, and what it
+writes appears whole or not at all.
 
 The rule every command follows (README, "Where commands write"): a file the caller names (a
 grid, an NPZ, a figure, an export folder) is written, replacing what is there; a command's own
-folder inside a run (RUN_DIR/samples, RUN_DIR/reconstruction, RUN_DIR/exports) holds its latest
-output for that run and is replaced by the next; any other file that already exists is refused
-before any work is done, unless the caller passes ``overwrite``.
+folder inside a run (RUN_DIR/samples, RUN_DIR/reconstruction, RUN_DIR/exports/FORMAT) holds the
+latest call's output, and only it, being replaced as a whole by the next; any other file that
+already exists is refused before any work is done, unless the caller passes ``overwrite``.
+
+How (:func:`staged_outputs`): a command writes into stand-in folders, hidden
+(``.NAME.partial-PID``), and moves them into place only once it has finished; an exception,
+Ctrl-C or SIGTERM (the CLI turns it into a ``KeyboardInterrupt``) before then removes them, and
+the folders they stand in for are as they were. Ctrl-C and SIGTERM during the moves wait until
+the moves are done. Only a kill that cannot be caught (SIGKILL, a power cut) can leave a stand-in
+behind, or a folder half moved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+import re
+import shutil
+import signal
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
@@ -63,3 +77,146 @@ def check_output_file(
             f"{argument}={path}: its folder {path.parent} is not writable ({ancestor} is {why})"
         )
     return path
+
+
+STAND_IN = re.compile(r"^\..+\.(partial|replaced)-\d+$")  # the hidden names staging gives
+
+
+@dataclass
+class _Folder:
+    final: Path  # absolute: what is put in place
+    stand_in: Path  # where its contents are written until then
+    how: str  # new: stand_in renamed to final; whole: final swapped for it; merge: moved in
+
+
+class Staging:
+    """The stand-ins of one command's output folders (see the module doc); made by
+    :func:`staged_outputs`, which moves them into place."""
+
+    def __init__(self) -> None:
+        self.folders: list[_Folder] = []
+        self.replaced: list[Path] = []
+
+    def folder(self, final: str | Path, whole: bool = False, replaces: Iterable[Path] = ()) -> Path:
+        """The folder to write what belongs in the folder ``final``; created now, so that a
+        folder that cannot be written is refused before any work.
+
+        Once the command has finished: a ``final`` that did not exist is created with what was
+        written (so are its missing parents); with ``whole``, an existing ``final`` is replaced
+        by what was written; otherwise what was written is moved into ``final`` (subfolders
+        merged), after the files ``replaces`` (an earlier output's) are deleted, and the rest
+        of ``final`` stays. Raises DiffusionToolsError for a folder that cannot be written.
+        """
+        final = Path(final).absolute()
+        self.replaced += [Path(p).absolute() for p in replaces]
+        for f in self.folders:  # inside a folder already staged: its place in the stand-in
+            inside = final == f.final or f.final in final.parents
+            if inside and not (whole and f.how == "merge"):
+                return self._make(f.stand_in / final.relative_to(f.final))
+        if final.exists():  # merge: a stand-in inside, so that moving it in is a rename
+            where = final.parent if whole else final
+            stand_in = where / _hidden(final, "partial")
+            self.folders.append(_Folder(final, stand_in, "whole" if whole else "merge"))
+            return self._make(stand_in, fresh=True)
+        top = final  # the highest folder to create: its parent exists
+        while not top.parent.exists():
+            top = top.parent
+        stand_in = top.parent / _hidden(top, "partial")
+        self.folders.append(_Folder(top, stand_in, "new"))
+        self._make(stand_in, fresh=True)
+        return self._make(stand_in / final.relative_to(top))
+
+    def file(self, path: str | Path) -> Path:
+        """Where to write the file ``path`` (a name the caller gave): replaced once finished."""
+        path = Path(path)
+        return self.folder(path.parent) / path.name
+
+    def _make(self, folder: Path, fresh: bool = False) -> Path:
+        try:
+            if fresh and folder.exists():  # left by a killed process of our (recycled) pid
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True, exist_ok=not fresh)
+        except OSError as exc:
+            raise UserError(
+                f"output folder {folder.parent} is not writable: {exc.strerror}"
+            ) from None
+        return folder
+
+    def commit(self) -> None:
+        """Delete the replaced files, then put every stand-in in place."""
+        for path in self.replaced:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        for f in self.folders:
+            if f.how == "new":
+                os.rename(f.stand_in, f.final)
+            elif f.how == "whole":
+                old = f.final.with_name(_hidden(f.final, "replaced"))
+                os.rename(f.final, old)
+                try:
+                    os.rename(f.stand_in, f.final)
+                except OSError:
+                    os.rename(old, f.final)
+                    raise
+                shutil.rmtree(old)
+            else:
+                _move_into(f.stand_in, f.final)
+
+    def discard(self) -> None:
+        """Remove every stand-in that is still there."""
+        for f in self.folders:
+            shutil.rmtree(f.stand_in, ignore_errors=True)
+
+
+def _hidden(folder: Path, kind: str) -> str:
+    """The name of a stand-in (``partial``) or of a folder on its way out (``replaced``)."""
+    return f".{folder.name}.{kind}-{os.getpid()}"
+
+
+def _move_into(source: Path, folder: Path) -> None:
+    """Move everything in ``source`` into ``folder`` (subfolders into subfolders), then remove
+    ``source``: renames in one file system."""
+    for entry in source.iterdir():
+        target = folder / entry.name
+        if entry.is_dir() and target.is_dir() and not target.is_symlink():
+            _move_into(entry, target)
+        else:
+            os.replace(entry, target)
+    source.rmdir()
+
+
+@contextlib.contextmanager
+def staged_outputs() -> Iterator[Staging]:
+    """Within: write every output into ``staging.folder(...)`` or ``staging.file(...)``; on
+    leaving normally they are put in place, on an exception (Ctrl-C included) removed.
+
+    Example: ``with staged_outputs() as staging: save(staging.file(out))``.
+    """
+    staging = Staging()
+    try:
+        yield staging
+        with _signals_held():
+            staging.commit()
+    finally:
+        staging.discard()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block is done, then deliver them (their handlers
+    run, or their default action is taken). Handlers can only be set in the main thread, and
+    only replaced where Python knows the one in place: otherwise the block runs as it is."""
+    known = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
+    if threading.current_thread() is not threading.main_thread():
+        known = []
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in known}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(held):
+            signal.raise_signal(s)

@@ -16,6 +16,7 @@ import torch
 
 from ..config import load_config
 from ..errors import UserError
+from ..reporting.outputs import staged_outputs
 from ..training.run_folder import ensure_writable
 from .scales import PER_IMAGE_SUFFIX, REPORT_MODELS, Scale
 
@@ -89,4 +90,5 @@ class Study:
             ) from exc
         seconds = time.perf_counter() - started
         self.state["stages"][name] = round(seconds + self.state["stages"].get(name, 0.0), 1)
-        self.state_path.write_text(json.dumps(self.state, indent=2) + "\n")
+        with staged_outputs() as staging:  # whole or not at all: the next run reads it
+            staging.file(self.state_path).write_text(json.dumps(self.state, indent=2) + "\n")

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from ..evaluation.reconstruction import markdown_table as reconstruction_markdown
+from ..reporting.outputs import staged_outputs
 from ..reporting.tables import ROWS, cell, markdown
 from ..reporting.tables import markdown_table as metrics_markdown
 from ..training.run_folder import METRICS_FILE, read_metrics
@@ -178,6 +179,7 @@ def write_summary(
         figures_section(figures),
     ]
     path = study.out / "reproduction.md"
-    path.write_text("\n".join(parts))
+    with staged_outputs() as staging:  # whole or not at all
+        staging.file(path).write_text("\n".join(parts))
     logger.info(f"reproduction: {path}")
     return path

@@ -23,9 +23,6 @@ clipping re-derives eps from the clipped x0_hat: in diffusers that is
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +34,9 @@ from .. import __version__
 from ..config import Config, config_from_dict
 from ..errors import UserError
 from ..optional import require
+from ..reporting.outputs import STAND_IN, staged_outputs
 from .checkpoint import follow_umask
+from .run_folder import RECONSTRUCTION_DIR, SAMPLES_DIR
 
 if TYPE_CHECKING:  # an annotation only: trained_model imports this module
     from .trained_model import TrainedModel
@@ -48,7 +47,10 @@ DESCRIPTION = "diffusiontools.json"
 WEIGHTS = "model.safetensors"
 UNET, SCHEDULER = "unet", "scheduler"
 DIFFUSERS_WEIGHTS = f"{UNET}/diffusion_pytorch_model.safetensors"
-ENTRIES = {DESCRIPTION, WEIGHTS, UNET, SCHEDULER}  # all an export folder holds
+ENTRIES = {DESCRIPTION, WEIGHTS, UNET, SCHEDULER}  # all an export writes
+# What diffusiontools writes into an export folder besides (``sample EXPORT``, ``reconstruct
+# EXPORT``): replaced with the export, as it came from the weights replaced.
+OWN_FOLDERS = {SAMPLES_DIR, RECONSTRUCTION_DIR}
 BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # ours -> diffusers' names
 WEIGHT_KINDS = ("raw", "ema")  # indexed by TrainedModel.ema
 PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}  # ours -> diffusers'
@@ -81,43 +83,38 @@ def schedule(process) -> dict:
 def write_export(model: TrainedModel, out: Path, format: str) -> Path:
     """Write ``model`` into the folder ``out`` in ``format`` (see the module doc); returns ``out``.
 
-    ``out`` must be new, empty or an earlier export (which is replaced); the folder is written
-    beside it and renamed into place, so a failure leaves no half-written export. Raises
-    DiffusionToolsError for an unknown format, a run the format cannot hold, or a folder that
-    holds other files.
+    ``out`` must be new, empty or an earlier export, which is replaced as a whole, with what
+    diffusiontools wrote into it (``OWN_FOLDERS``); the folder is written beside it and renamed
+    into place (``reporting.outputs.staged_outputs``), so a failure leaves no half-written
+    export and the earlier one as it was. Raises DiffusionToolsError for an unknown format, a
+    run the format cannot hold, or a folder that holds other files.
     """
     check_format(format)
     if format == "diffusers":
         _check_diffusers_exportable(model.config)
     out = Path(out)
     _check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with staged_outputs() as staging:
+        folder = staging.folder(out, whole=True)
         if format == "safetensors":
             state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-            save_file(state, staging / WEIGHTS, metadata={"format": "pt"})
+            save_file(state, folder / WEIGHTS, metadata={"format": "pt"})
         else:
-            _write_diffusers(model, staging)
+            _write_diffusers(model, folder)
         description = _describe(model, format)
-        (staging / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
-        follow_umask(staging)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        (folder / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
+        follow_umask(folder)  # safetensors writes its file 0600
     return out
 
 
 def _check_replaceable(out: Path) -> None:
     if out.is_file():
         raise UserError(f"out={out} is a file: give a folder for the export")
-    if out.is_dir():
-        entries = {p.name for p in out.iterdir()}
-        if entries and not (DESCRIPTION in entries and entries <= ENTRIES):
-            foreign = ", ".join(sorted((entries - ENTRIES) or entries)[:3])
+    if out.is_dir():  # the stand-ins a killed command of ours left are ours too
+        entries = {p.name for p in out.iterdir() if not STAND_IN.match(p.name)}
+        ours = ENTRIES | OWN_FOLDERS
+        if entries and not (DESCRIPTION in entries and entries <= ours):
+            foreign = ", ".join(sorted((entries - ours) or entries)[:3])
             raise UserError(
                 f"out={out} holds files that are not an export ({foreign}), which replacing it "
                 "would delete: give a new or empty folder"

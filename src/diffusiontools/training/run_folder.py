@@ -18,6 +18,8 @@ METRICS_FILE = "metrics.csv"
 TENSORBOARD_DIR = "tensorboard"  # event files, with training.log = tensorboard
 LOCK_FILE = ".lock"
 EXPORTS = "exports"  # diffusiontools export's default place for the run's exports
+SAMPLES_DIR = "samples"  # sample's own folder in a run or export folder
+RECONSTRUCTION_DIR = "reconstruction"  # reconstruct's own folder in a run or export folder
 METRICS_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "images_per_s", "epoch_seconds")
 
 
@@ -91,8 +93,8 @@ RUN_ENTRIES = (
     TENSORBOARD_DIR,
     "learning_curve.png",
     CHECKPOINT_DIR,
-    "samples",
-    "reconstruction",
+    SAMPLES_DIR,
+    RECONSTRUCTION_DIR,
     EXPORTS,
 )
 

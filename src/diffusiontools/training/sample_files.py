@@ -7,9 +7,13 @@ Where (the rule of ``reporting/outputs.py``):
   2. what is not named goes beside the grid: ``samples.npz`` (without ``npz``),
      ``trajectory.png``, ``epochs.png``; the grid's default is FOLDER/samples/sample_grid.png,
      FOLDER being the run (or export) folder;
-  3. FOLDER/samples is sample's own folder, whose files each call replaces; beside a grid
-     anywhere else, a file of rule 2 that exists is refused before anything is drawn, unless
-     ``overwrite``.
+  3. FOLDER/samples is sample's own folder: a call that writes there replaces it as a whole, so
+     it holds that call's files and no others (``sample RUN --npz elsewhere.npz`` leaves the
+     grid alone in it); beside a grid anywhere else, a file of rule 2 that exists is refused
+     before anything is drawn, unless ``overwrite``, and other files stay;
+  4. every file is written into a hidden stand-in folder and moved into place once all are
+     drawn (``reporting.outputs.staged_outputs``): a failure, Ctrl-C or SIGTERM leaves the
+     folders as they were, and no folder that was not there.
 
 How much: the n samples are drawn and written one batch at a time
 (``sampling.generation.generate_batches``, ``reporting.samples_io.write_samples``), so memory
@@ -28,25 +32,32 @@ import torch
 
 from ..errors import UserError
 from ..reporting.figures import save_image_rows, save_sample_grid
-from ..reporting.outputs import check_distinct, check_output_file, refuse_existing
+from ..reporting.outputs import (
+    Staging,
+    check_distinct,
+    check_output_file,
+    refuse_existing,
+    staged_outputs,
+)
 from ..reporting.samples_io import check_room, write_samples
 from ..sampling.generation import generate, generate_batches, resolve_settings, trajectory
-from .run_folder import ensure_writable
+from .run_folder import SAMPLES_DIR
 from .trained_model import TrainedModel
 
-SAMPLES_DIR = "samples"  # sample's own folder in a run or export folder
 GRID_MAX = 256  # samples drawn in the grid (16 x 16); the NPZ holds all n
 ROW_MAX = 8  # samples per row of the trajectory and epochs figures
 
 
 @dataclass(frozen=True)
 class SampleFiles:
-    """The paths one call writes; ``trajectory`` and ``epochs`` are None when not asked for."""
+    """The paths one call writes; ``trajectory`` and ``epochs`` are None when not asked for;
+    ``own``: sample's own folder of the model's folder, replaced as a whole where written."""
 
     grid: Path
     npz: Path
     trajectory: Path | None = None
     epochs: Path | None = None
+    own: Path | None = None
 
 
 def sample_files(
@@ -80,6 +91,7 @@ def sample_files(
         Path(npz) if npz is not None else unnamed["the NPZ"],
         unnamed.get("the trajectory"),
         unnamed.get("the epochs figure"),
+        own,
     )
     for what, path in unnamed.items():
         if path.is_dir():
@@ -118,7 +130,8 @@ def sample_to_files(
     ``epoch_models`` (the same run's other checkpoints), one row each. ``sampler``, ``steps``,
     ``digit`` and ``options`` (guidance, eta, clip_x0, start, timestep_spacing) are
     :meth:`TrainedModel.sample`'s; an option that would not take effect is refused. Everything
-    is checked before the first file is written, the disk's room for the NPZ included.
+    is checked before the first file is written, the disk's room for the NPZ included, and
+    the files appear together once all are drawn (the module doc, rule 4).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"n={n} is not a number of samples: give at least 1")
@@ -137,45 +150,58 @@ def sample_to_files(
     for other in epoch_models:  # their settings too, before anything is drawn
         resolve_settings(other.sampling_config(sampler, **options), sampler, steps, digit)
     check_room(files.npz, n)
-    for folder in {files.grid.parent, files.npz.parent}:
-        ensure_writable(folder)
 
-    shown: list[torch.Tensor] = []  # the grid's samples, kept while the NPZ is written
+    with staged_outputs() as staging:
+        at = _stand_ins(staging, files)  # where each file is written until all are
+        shown: list[torch.Tensor] = []  # the grid's samples, kept while the NPZ is written
 
-    def keep_first(batches: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
-        for x in batches:
-            wanted = GRID_MAX - sum(len(s) for s in shown)
-            if wanted > 0:
-                shown.append(x[:wanted].cpu())
-            yield x
+        def keep_first(batches: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+            for x in batches:
+                wanted = GRID_MAX - sum(len(s) for s in shown)
+                if wanted > 0:
+                    shown.append(x[:wanted].cpu())
+                yield x
 
-    draws = (model.net, model.process, config)
-    batches = generate_batches(*draws, n, seed, model.device, sampler, steps, digit)
-    meta = {"run": str(model.folder), "epoch": model.epoch, "seed": seed}
-    write_samples(files.npz, keep_first(batches), n, **meta, **dataclasses.asdict(settings))
-    title = f"{model.config.name}, epoch {model.epoch}"
-    first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "
-    save_sample_grid(torch.cat(shown), files.grid, title=f"{title}, {first}n={n}")
-    k = min(n, ROW_MAX)  # samples 0..k-1 of the grid: sample i depends only on seed and i
-    if files.trajectory is not None:
-        times, states = trajectory(*draws, k, seed, model.device, sampler, steps, digit)
-        save_image_rows(
-            [torch.stack([s[i] for s in states]) for i in range(k)],
-            [f"#{i}" for i in range(k)],
-            [f"t={t}" for t in times],
-            files.trajectory,
-            title=f"{title}, {name} sampler, {settings.steps} steps",
-        )
-    if files.epochs is not None:
-        rows = []
-        for m in epoch_models:
-            c = m.sampling_config(sampler, **options)
-            rows.append(generate(m.net, m.process, c, k, seed, m.device, sampler, steps, digit))
-        save_image_rows(
-            rows,
-            [f"epoch {m.epoch}" for m in epoch_models],
-            [],
-            files.epochs,
-            title=f"{model.config.name}: samples 0..{k - 1} at stages of training",
-        )
+        draws = (model.net, model.process, config)
+        batches = generate_batches(*draws, n, seed, model.device, sampler, steps, digit)
+        meta = {"run": str(model.folder), "epoch": model.epoch, "seed": seed}
+        write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(settings))
+        title = f"{model.config.name}, epoch {model.epoch}"
+        first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "
+        save_sample_grid(torch.cat(shown), at.grid, title=f"{title}, {first}n={n}")
+        k = min(n, ROW_MAX)  # samples 0..k-1 of the grid: sample i depends only on seed and i
+        if at.trajectory is not None:
+            times, states = trajectory(*draws, k, seed, model.device, sampler, steps, digit)
+            save_image_rows(
+                [torch.stack([s[i] for s in states]) for i in range(k)],
+                [f"#{i}" for i in range(k)],
+                [f"t={t}" for t in times],
+                at.trajectory,
+                title=f"{title}, {name} sampler, {settings.steps} steps",
+            )
+        if at.epochs is not None:
+            rows = []
+            for m in epoch_models:
+                c = m.sampling_config(sampler, **options)
+                rows.append(generate(m.net, m.process, c, k, seed, m.device, sampler, steps, digit))
+            save_image_rows(
+                rows,
+                [f"epoch {m.epoch}" for m in epoch_models],
+                [],
+                at.epochs,
+                title=f"{model.config.name}: samples 0..{k - 1} at stages of training",
+            )
     return files
+
+
+def _stand_ins(staging: Staging, files: SampleFiles) -> SampleFiles:
+    """Where each of ``files`` is written until the call has finished (the module doc)."""
+
+    def stand_in(path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        whole = files.own is not None and path.parent.resolve() == files.own.resolve()
+        return staging.folder(path.parent, whole=whole) / path.name
+
+    paths = (files.grid, files.npz, files.trajectory, files.epochs)  # the grid's folder first
+    return SampleFiles(*(stand_in(path) for path in paths))
