@@ -172,20 +172,21 @@ def check_counts(n_samples: int | None, n_boot: int, n_boot_set: int) -> None:
 
 def image_set(label: str, images: np.ndarray, source: dict, n: int | None, where: str) -> SampleSet:
     """The first n of ``images`` (uint8 (N, 28, 28); None: all of them) as a set, checked."""
-    if n is not None and len(images) < n:
-        raise UserError(
-            f"{where} holds {len(images)} samples, fewer than n_samples={n}; "
-            f"pass n_samples={len(images)} or fewer"
-        )
+    # Too few for evaluate's minimum first: then no n_samples could help, so none is advised.
     if len(images) < MIN_SAMPLES:
         raise UserError(
             f"{where} holds {len(images)} samples; evaluate needs at least {MIN_SAMPLES} "
             f"per set (the samples' Gaussian mixture has {GMM_COMPONENTS} components)"
         )
+    if n is not None and len(images) < n:
+        raise UserError(
+            f"{where} holds {len(images)} samples, fewer than n_samples={n}; "
+            f"give n_samples={MIN_SAMPLES}..{len(images)}"
+        )
     if n is None and len(images) > MAX_SAMPLES:
         raise UserError(
             f"{where} holds {len(images)} samples, more than evaluate scores per set "
-            f"({MAX_SAMPLES}); pass n_samples={MAX_SAMPLES} or fewer to score its first ones"
+            f"({MAX_SAMPLES}); give n_samples={MIN_SAMPLES}..{MAX_SAMPLES} to score its first ones"
         )
     used = len(images) if n is None else n
     return SampleSet(label, images[:used], {**source, "npz_images": len(images)})

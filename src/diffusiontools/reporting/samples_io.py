@@ -68,10 +68,21 @@ def check_room(path: Path, n: int) -> None:
         folder = folder.parent
     free = shutil.disk_usage(folder).free
     if n * IMAGE_BYTES > free:
-        raise UserError(
-            f"n={n} samples take up to {n * IMAGE_BYTES / 1e6:,.0f} MB in {path}, but {folder} "
-            f"has {free / 1e6:,.0f} MB free: give n={free // IMAGE_BYTES} or fewer"
+        # n = 1 is the fewest samples there are: below one image's room, only space can help.
+        advice = (
+            f"give n=1..{free // IMAGE_BYTES}"
+            if free >= IMAGE_BYTES
+            else "free space there or write the NPZ elsewhere"
         )
+        raise UserError(
+            f"n={n} samples take up to {_size(n * IMAGE_BYTES)} in {path}, but {folder} "
+            f"has {_size(free)} free: {advice}"
+        )
+
+
+def _size(n_bytes: int) -> str:
+    """A size in MB, or in bytes below one MB (where MB would read 0)."""
+    return f"{n_bytes / 1e6:,.0f} MB" if n_bytes >= 1e6 else f"{n_bytes:,} bytes"
 
 
 def load_samples(path: Path) -> tuple[np.ndarray, dict]:
