@@ -384,6 +384,25 @@ def _override_text(value: typing.Any) -> str:
     return str(value)
 
 
+INI_EXPECTED = "expected [section] headers, each followed by key = value lines"
+
+
+def _parse_error(exc: configparser.Error) -> str:
+    """Where and why an INI file did not parse, in our words (configparser's span lines)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno} {exc.line.strip()!r} comes before any [section]; {INI_EXPECTED}"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"section [{exc.section}] appears twice (line {exc.lineno}); give each section once"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return (
+            f"key {exc.section}.{exc.option} appears twice (line {exc.lineno}); give each key once"
+        )
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        lineno = exc.errors[0][0]
+        return f"line {lineno} is neither a [section] header nor a key = value line"
+    return INI_EXPECTED
+
+
 def load_config(
     path: str | Path | None,
     overrides: typing.Sequence[str] | typing.Mapping[str, typing.Any] = (),
@@ -411,24 +430,47 @@ def load_config(
         parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
         parser.optionxform = str  # keep key case: T is not t
         try:
-            parser.read(path, encoding="utf-8")
+            if not parser.read(path, encoding="utf-8"):  # read() skips a file it cannot open
+                raise UserError(f"config file {path} cannot be opened for reading")
         except configparser.Error as exc:
-            first_line = str(exc).splitlines()[0]
-            raise UserError(f"config file {path} cannot be parsed: {first_line}") from None
+            raise UserError(f"config file {path} cannot be parsed: {_parse_error(exc)}") from None
         except UnicodeDecodeError:
-            raise UserError(f"config file {path} is not a text (UTF-8) INI file") from None
+            raise UserError(
+                f"config file {path} is not a text (UTF-8) INI file: {INI_EXPECTED}"
+            ) from None
         sections = {s: dict(parser[s]) for s in parser.sections()}
         name = path.stem
     _merge(sections, overrides)
     return _apply(sections, name)
 
 
-def config_from_dict(data: dict) -> Config:
-    """Rebuild a Config from :meth:`Config.to_dict` output (as stored in checkpoints)."""
+def config_from_dict(data: dict, source: str = "the stored config") -> Config:
+    """Rebuild a Config from :meth:`Config.to_dict` output (as stored in checkpoints).
+
+    ``source`` (``checkpoint PATH``) is named when ``data`` holds a section or key this
+    diffusiontools does not know (a newer version's) or a section that is not a table.
+    """
+    if not isinstance(data, dict):
+        raise UserError(f"{source} holds no config table, but {type(data).__name__}")
+    unknown = sorted(set(data) - {"name", *SECTIONS})
+    if unknown:
+        raise UserError(
+            f"{source} holds config section [{unknown[0]}], unknown to this diffusiontools "
+            "(a newer version wrote it?); upgrade diffusiontools"
+        )
     parts = {}
     for section, cls in SECTIONS.items():
-        values = dict(data.get(section, {}))
+        values = data.get(section, {})
+        if not isinstance(values, dict):
+            raise UserError(f"{source} holds config section [{section}] as {values!r}, not keys")
+        values = dict(values)
         hints = typing.get_type_hints(cls)
+        unknown = sorted(set(values) - set(hints))
+        if unknown:
+            raise UserError(
+                f"{source} holds config key {section}.{unknown[0]}, unknown to this "
+                "diffusiontools (a newer version wrote it?); upgrade diffusiontools"
+            )
         for key, value in values.items():
             if typing.get_origin(hints.get(key)) is tuple and value is not None:
                 values[key] = tuple(value)

@@ -320,6 +320,7 @@ def evaluate(
         device,
         npz_data,
         overwrite,
+        npz_argument="npz",
     )
 
 
@@ -337,6 +338,7 @@ def evaluate_sets(
     device: torch.device | str = "cpu",
     npz_data: DataConfig | None = None,
     overwrite: bool = False,
+    npz_argument: str | None = None,
 ) -> dict:
     """Score every set and write metrics.json, metrics.md, figures and the samples drawn (or
     given as images) as samples_<label>.npz into ``out_dir``.
@@ -352,7 +354,9 @@ def evaluate_sets(
     npz_data: the ``[data]`` settings when no set is a model (None: the defaults); models use
     the settings stored with their weights;
     overwrite: replace the evaluation already in ``out_dir`` (its files; other files stay),
-    which is otherwise refused.
+    which is otherwise refused;
+    npz_argument: the argument the NPZ files came from, named when one is refused (None: the
+    set, ``sets['label']``).
     Every input is checked before anything is written, ``out_dir`` created included, and the
     files appear together once all are written (``reporting.outputs.staged_outputs``): an
     evaluation that fails or is interrupted leaves ``out_dir`` as it was. Returns the
@@ -382,7 +386,7 @@ def evaluate_sets(
             source = {"npz": str(out_dir / f"samples_{file_stem(label)}.npz")}
             given[label] = image_set(label, src, source, n_samples, f"set {label!r}")
         elif not isinstance(src, TrainedModel):
-            images, meta = load_samples(Path(src))
+            images, meta = load_samples(Path(src), npz_argument or f"sets[{label!r}]")
             source = {"npz": str(src), **meta}
             given[label] = image_set(label, images, source, n_samples, str(src))
             inputs.append(Path(src))

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -85,22 +86,31 @@ def _size(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:,.0f} MB" if n_bytes >= 1e6 else f"{n_bytes:,} bytes"
 
 
-def load_samples(path: Path) -> tuple[np.ndarray, dict]:
-    """Read ``images`` (N, 28, 28) uint8 and the metadata written by :func:`save_samples`."""
+def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
+    """Read ``images`` (N, 28, 28) uint8 and the metadata written by :func:`save_samples`.
+
+    ``name``: the argument that gave ``path`` (``npz``, or ``set 'a'`` for a set of
+    ``evaluate``), named in the one-sentence refusal of a file that is not such an NPZ (an
+    image, a pickle, a damaged archive): numpy's own message is never passed on.
+    """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"samples file {path} does not exist")
+        raise UserError(f"{name}={path} does not exist: give a samples NPZ that sample wrote")
+    expected = "an NPZ archive holding 'images', uint8 (N, 28, 28), as diffusiontools sample writes"
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
-            raise ValueError("it holds one array, not an NPZ archive")
+            raise ValueError
         with loaded as npz:
             images = npz["images"]
             meta = json.loads(str(npz["meta"])) if "meta" in npz else {}
-    except (ValueError, KeyError, OSError) as exc:
-        raise UserError(f"{path} is not a samples NPZ with an 'images' array: {exc}") from None
+        if not isinstance(meta, dict):
+            raise ValueError
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        # a PNG, a pickle, a truncated archive, no 'images', garbled metadata
+        raise UserError(f"{name}={path} is not a samples NPZ: expected {expected}") from None
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise UserError(
-            f"{path}: 'images' must be uint8 (N, 28, 28), got {images.dtype} {images.shape}"
+            f"{name}={path} holds 'images' of {images.dtype} {images.shape}: expected {expected}"
         )
     return images, meta

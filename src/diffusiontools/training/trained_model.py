@@ -199,7 +199,7 @@ def load_trained(
     recover_if_idle(Path(run_dir))  # an overwrite killed before its first checkpoint: old run
     path = ckpt_io.checkpoint_for(Path(run_dir), epoch)
     ckpt = ckpt_io.load_checkpoint(path, map_location=device)
-    config = ckpt_io.stored_config(ckpt)
+    config = ckpt_io.stored_config(ckpt, path)
     net = make_network(config.model, seed=0, T=config.diffusion.T).to(device)  # weights below
     ckpt_io.load_weights(net, ckpt_io.stored_weights(ckpt, use_ema), path)
     net.eval()

@@ -233,7 +233,7 @@ class _Trainee:
         """
         ckpt = ckpt_io.load_checkpoint(path, map_location="cpu")
         try:
-            config = resumed_config(ckpt_io.stored_config(ckpt), requested, run_dir)
+            config = resumed_config(ckpt_io.stored_config(ckpt, path), requested, run_dir)
             check_same_data(ckpt.get("data"), data.provenance, run_dir)
             ckpt_io.load_weights(self.net, ckpt["model"], path)
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -245,12 +245,13 @@ class _Trainee:
                 self.ema.n_averaged.fill_(state.step)
             self.data_gen.set_state(ckpt["rng"]["data"])
             self._restore_step_generator(ckpt["rng"], config.training.seed, state.step)
-            self.changed = config != ckpt_io.stored_config(ckpt)
+            self.changed = config != ckpt_io.stored_config(ckpt, path)
         except UserError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError):  # torch's text would not help
             raise UserError(
-                f"checkpoint {path} cannot be resumed: it lacks or garbles {exc}"
+                f"checkpoint {path} cannot be resumed: its training state (position, optimiser "
+                f"or generators) is missing or garbled; {ckpt_io.EXPECTED}"
             ) from None
         _check_not_below(config, state)
         logger.info("resuming %s at epoch %d, step %d", run_dir, state.epoch, state.step)
