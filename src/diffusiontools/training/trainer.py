@@ -131,6 +131,8 @@ class QualityProbe(Protocol):
 
     def __call__(self, net: nn.Module, device: torch.device) -> dict[str, float]: ...
 
+    def describe(self) -> str: ...  # what it draws; logged once every check has passed
+
 
 def train(
     config: Config,
@@ -151,6 +153,7 @@ def train(
     Under torchrun, every process calls this; rank 0 owns the folder (see ``distributed``).
     """
     run_dir = Path(run_dir)
+    config.check()  # a Config built in code has not been through load_config's checks
     if config.training.eval_every and probe is None:
         raise UserError(
             f"training.eval_every={config.training.eval_every} needs the quality probe that "
@@ -188,9 +191,16 @@ def train(
                 config = ranks.all_succeed(
                     lambda: trainee.restore(path, config, data, run_dir), device
                 )
-            # Every rank has passed every check: only now may the folder change.
+            # Every rank has passed every check: only now may the folder change, and only now
+            # may the log state a setting (a refused run announces nothing it will not do).
             stop = stack.enter_context(StopRequest())
             if ranks.is_main:
+                if probe is not None and config.training.eval_every:
+                    logger.info(
+                        "quality probe every %d epochs: %s",
+                        config.training.eval_every,
+                        probe.describe(),
+                    )
                 if overwrite and run_folder.holds_run(run_dir):
                     run_folder.move_aside(run_dir)
                 ckpt_io.remove_stale_temporaries(run_dir)  # left by a kill mid-write
