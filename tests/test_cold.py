@@ -371,8 +371,12 @@ def test_t_range_sets_the_training_levels(t_range, highest):
 
 
 def test_t_range_full_is_refused_for_a_gaussian_process():
-    with pytest.raises(UserError, match="diffusion.t_range='full'"):
+    with pytest.raises(UserError) as refused:
         load_config(None, ["diffusion.t_range=full"])
+    assert str(refused.value) == (
+        "diffusion.t_range=full applies to cold processes (diffusion.kind = cold) only; the "
+        "Gaussian process, which draws t from 1..T-1, would ignore it: remove it"
+    )
 
 
 # --- unconditional start ---------------------------------------------------------------------
