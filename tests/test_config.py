@@ -55,6 +55,15 @@ def test_resolved_ini_writes_unused_keys_as_comments(tiny_ini, tmp_path):
     assert load_config(path) == dataclasses.replace(switched, name="resolved")
 
 
+def test_data_dir_is_kept_absolute(tiny_ini, tmp_path, monkeypatch):
+    """config.ini, checkpoints and metrics.json record it: relative, it would name another
+    folder (or none) when read from elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    config = load_config(tiny_ini, ["data.dir=data/../mnist"])
+    assert config.data.dir == str(tmp_path.resolve() / "mnist")
+    assert f"dir = {tmp_path.resolve() / 'mnist'}" in to_ini(config).splitlines()
+
+
 @pytest.mark.parametrize(
     "override, fragment",
     [

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 from threadpoolctl import threadpool_limits
-from tiny_runs import reference_run, single_thread, train_tiny  # noqa: F401
+from tiny_runs import copy_run, reference_run, single_thread, train_tiny  # noqa: F401
 
 from diffusiontools.cli import main
 from diffusiontools.config import load_config
@@ -109,6 +109,24 @@ def test_more_than_10000_samples_a_set_are_refused(tmp_path, capsys):
         "set joins one t-SNE with the test images)\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_the_sets_are_recorded_by_absolute_paths(tmp_path, capsys, monkeypatch):
+    """A run and an NPZ given relative to the folder evaluate runs in: metrics.json and the
+    samples NPZ name them absolutely, so the records still say which run and file they scored
+    when read from elsewhere."""
+    copy_run(reference_run(), tmp_path / "runs" / "tiny")
+    save_samples(tmp_path / "digits.npz", mnist_test_images(0, 10))
+    monkeypatch.chdir(tmp_path)
+    args = ["runs/tiny", "--npz", "digits.npz", "--n-samples", "10", *SMALL]
+    code, _, err = evaluate_cli(args, Path("ev"), capsys)
+    assert code == 0, err
+    runs = json.loads((tmp_path / "ev" / "metrics.json").read_text())["runs"]
+    here = tmp_path.resolve()
+    assert runs["tiny"]["source"]["run_dir"] == str(here / "runs" / "tiny")
+    assert runs["digits"]["source"]["npz"] == str(here / "digits.npz")
+    with np.load(tmp_path / "ev" / "samples_tiny.npz") as data:
+        assert json.loads(str(data["meta"]))["run_dir"] == str(here / "runs" / "tiny")
 
 
 # --- NPZ sizes: every image unless --n-samples, and the count said --------------------------

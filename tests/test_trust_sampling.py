@@ -519,6 +519,18 @@ def test_npz_metadata_records_the_resolved_settings(name, run, flags, expected, 
     assert meta == {"run": str(run_dir), "epoch": epoch, "seed": 3, **expected}
 
 
+def test_npz_metadata_records_the_run_as_an_absolute_path(tmp_path, monkeypatch):
+    """`sample runs/quickstart` typed in one folder: the NPZ, read from anywhere, still names
+    the run that made it (before: "runs/quickstart", as typed)."""
+    copy_run(reference_run(), tmp_path / "runs" / "quickstart")
+    monkeypatch.chdir(tmp_path)
+    argv = ["sample", "runs/quickstart", "-n", "2", "--npz", "s.npz", "--out", "g.png"]
+    assert cli.main([*argv, "--device", "cpu"]) == 0
+    with np.load(tmp_path / "s.npz") as data:
+        meta = json.loads(str(data["meta"]))
+    assert meta["run"] == str(tmp_path.resolve() / "runs" / "quickstart")
+
+
 # --- sample i depends only on the seed and i -----------------------------------------------------
 
 

@@ -40,6 +40,12 @@ class DataConfig:
     val_fraction: float = _bounded(0.2, gt=0.0, max=0.9)
     split_seed: int = 42
 
+    def __post_init__(self) -> None:
+        # Kept absolute: config.ini, checkpoints and metrics.json record it, and a relative
+        # folder would name another place (or none) when they are read from elsewhere.
+        if isinstance(self.dir, str | Path):
+            object.__setattr__(self, "dir", str(Path(self.dir).expanduser().resolve()))
+
 
 @dataclass(frozen=True)
 class ModelConfig:

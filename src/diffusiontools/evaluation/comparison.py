@@ -103,7 +103,7 @@ def samples_from_model(
     images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
     done = resolve_settings(model.config, sampler, steps)  # what was drawn, every choice resolved
     source = {
-        "run_dir": str(model.folder),
+        "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
         "epoch": model.epoch,
         "kind": model.process.kind,
         "seed": seed,
@@ -383,11 +383,11 @@ def evaluate_sets(
     given, inputs = {}, []  # the image sets, read and checked; the files they came from
     for label, src in sets:
         if isinstance(src, np.ndarray):
-            source = {"npz": str(out_dir / f"samples_{file_stem(label)}.npz")}
+            source = {"npz": str((out_dir / f"samples_{file_stem(label)}.npz").resolve())}
             given[label] = image_set(label, src, source, n_samples, f"set {label!r}")
         elif not isinstance(src, TrainedModel):
             images, meta = load_samples(Path(src), npz_argument or f"sets[{label!r}]")
-            source = {"npz": str(src), **meta}
+            source = {"npz": str(Path(src).resolve()), **meta}
             given[label] = image_set(label, images, source, n_samples, str(src))
             inputs.append(Path(src))
     from ..training.training_data import load_training_data
