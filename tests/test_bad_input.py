@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
 import struct
 import subprocess
 import sys
@@ -317,6 +318,101 @@ FLAG_ROWS = [
 def test_errors_name_the_flags_typed(argv, line, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(argv(tmp_path)) == 2
+    assert capsys.readouterr().err == line + "\n"
+
+
+# --- a file given that is not what diffusiontools wrote: one sentence in our words ---------------
+# (name, setup(tmp) -> (argv, the whole error line)). Never the library's own text: numpy's
+# "Cannot load file containing pickled data", torch's zip and unpickler messages, json's
+# "Expecting value: line 1 column 1 (char 0)", configparser's multi-line spans.
+
+CHECKPOINT_EXPECTED = (
+    "expected a .pt file that diffusiontools train wrote (a dict of tensors and plain data)"
+)
+NPZ_EXPECTED = (
+    "expected an NPZ archive holding 'images', uint8 (N, 28, 28), as diffusiontools sample writes"
+)
+
+
+def npz_given(content: bytes, name: str) -> Callable:
+    def setup(tmp: Path) -> tuple[list[str], str]:
+        (tmp / name).write_bytes(content)
+        argv = ["evaluate", "--npz", str(tmp / name), "--out", str(tmp / "ev")]
+        return argv, f"error: --npz {tmp / name} is not a samples NPZ: {NPZ_EXPECTED}"
+
+    return setup
+
+
+def checkpoint_text(tmp: Path) -> tuple[list[str], str]:
+    argv = damaged_run(lambda p: p.write_text("hello\n"))(tmp)
+    latest = ckpt_io.latest_path(tmp / "run")
+    return (
+        argv,
+        f"error: checkpoint {latest} is truncated or not a checkpoint: {CHECKPOINT_EXPECTED}",
+    )
+
+
+def checkpoint_newer_key(tmp: Path) -> tuple[list[str], str]:
+    def add_key(path: Path) -> None:
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["config"]["training"]["warp_drive"] = True
+        torch.save(ckpt, path)
+
+    argv = damaged_run(add_key)(tmp)
+    latest = ckpt_io.latest_path(tmp / "run")
+    return argv, (
+        f"error: checkpoint {latest} holds config key training.warp_drive, unknown to this "
+        "diffusiontools (a newer version wrote it?); upgrade diffusiontools"
+    )
+
+
+def export_garbled(tmp: Path) -> tuple[list[str], str]:
+    (tmp / "export").mkdir()
+    (tmp / "export" / "diffusiontools.json").write_text("{not json")
+    return ["sample", str(tmp / "export"), "-n", "2"], (
+        f"error: {tmp / 'export' / 'diffusiontools.json'} is not an export description: "
+        "expected the JSON file that diffusiontools export writes (format, format_version, "
+        "epoch, weights, config)"
+    )
+
+
+def config_unparsable(tmp: Path) -> tuple[list[str], str]:
+    argv = config_file("no section header\n")(tmp)
+    return argv, (
+        f"error: config file {tmp / 'bad.ini'} cannot be parsed: line 1 'no section header' "
+        "comes before any [section]; expected [section] headers, each followed by key = value "
+        "lines"
+    )
+
+
+def eval_garbled(tmp: Path) -> tuple[list[str], str]:
+    (tmp / "ev").mkdir()
+    (tmp / "ev" / "metrics.json").write_text("")
+    argv = ["report", str(reference_run()), "--eval", str(tmp / "ev"), "--out", str(tmp / "r")]
+    return argv, (
+        f"error: --eval {tmp / 'ev'}: its metrics.json is not the one 'diffusiontools evaluate' "
+        "writes (a JSON table of settings and runs)"
+    )
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+UNREADABLE = [
+    ("evaluate --npz a PNG", npz_given(PNG, "grid.png")),
+    ("evaluate --npz a pickle", npz_given(pickle.dumps({"images": [1, 2]}), "s.npz")),
+    ("evaluate --npz a truncated NPZ", npz_given(b"PK\x03\x04" + bytes(30), "cut.npz")),
+    ("a text file as checkpoint", checkpoint_text),
+    ("a checkpoint of a newer version", checkpoint_newer_key),
+    ("an export description that is no JSON", export_garbled),
+    ("an INI file without a section", config_unparsable),
+    ("report --eval with an empty metrics.json", eval_garbled),
+]
+
+
+@pytest.mark.parametrize("setup", [r[1] for r in UNREADABLE], ids=[r[0] for r in UNREADABLE])
+def test_a_file_that_is_not_ours_is_refused_in_one_sentence(setup, tmp_path, capsys):
+    argv, line = setup(tmp_path)
+    capsys.readouterr()
+    assert cli.main(argv) == 2
     assert capsys.readouterr().err == line + "\n"
 
 

@@ -182,6 +182,19 @@ def test_sample_n_beyond_the_disk_is_refused_before_anything_is_drawn(
     assert cli.main(argv) == 2
     assert capsys.readouterr().err == (
         f"error: -n 1000001 samples take up to 784 MB in {tmp_path / 'samples.npz'}, but "
-        f"{tmp_path} has 784 MB free: give -n 1000000 or fewer\n"
+        f"{tmp_path} has 784 MB free: give -n 1..1000000\n"
+    )
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_sample_on_a_disk_without_room_for_one_image_advises_no_n(tmp_path, capsys, monkeypatch):
+    """Below one image's 784 bytes no -n fits: the advice is room, not "-n 0 or fewer"."""
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=500))
+    argv = ["sample", str(reference_run()), "-n", "2", "--out", str(tmp_path / "g.png")]
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: -n 2 samples take up to 1,568 bytes in {tmp_path / 'samples.npz'}, but "
+        f"{tmp_path} has 500 bytes free: free space there or write the NPZ elsewhere\n"
     )
     assert sorted(tmp_path.iterdir()) == []

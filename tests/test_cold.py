@@ -371,8 +371,12 @@ def test_t_range_sets_the_training_levels(t_range, highest):
 
 
 def test_t_range_full_is_refused_for_a_gaussian_process():
-    with pytest.raises(UserError, match="diffusion.t_range='full'"):
+    with pytest.raises(UserError) as refused:
         load_config(None, ["diffusion.t_range=full"])
+    assert str(refused.value) == (
+        "diffusion.t_range=full applies to cold processes (diffusion.kind = cold) only; the "
+        "Gaussian process, which draws t from 1..T-1, would ignore it: remove it"
+    )
 
 
 # --- unconditional start ---------------------------------------------------------------------
@@ -403,13 +407,15 @@ def test_an_unknown_start_is_refused():
 # --- reconstruction study, sampling, degradation figure ---------------------------------------
 
 
-def test_reconstruction_study_writes_finite_tables_and_figures(cold_run, tmp_path):
+def test_reconstruction_study_writes_finite_tables_and_figures(cold_run, tmp_path, monkeypatch):
     out = tmp_path / "study"
-    assert (
-        cli.main(["reconstruct", str(cold_run), "-n", "12", "--out", str(out), "--device", "cpu"])
-        == 0
-    )
+    monkeypatch.chdir(cold_run.parent)  # the run given as typed, relative: "run"
+    argv = ["reconstruct", cold_run.name, "-n", "12", "--out", str(out), "--device", "cpu"]
+    assert cli.main(argv) == 0
     result = json.loads((out / "reconstruction.json").read_text())
+    # recorded absolute: the record still names the run when read from elsewhere
+    assert result["run"] == str(cold_run.resolve())
+    assert result["checkpoint"] == str(cold_run.resolve() / "checkpoints" / "latest.pt")
     assert result["counts"]["All"] == 12 and result["samplers"] == ["naive", "improved"]
     assert "t = T - 1" in result["start"]["naive"] and "t = T," in result["start"]["improved"]
     for method in ("direct", "naive", "improved"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from diffusiontools.config import Config, config_from_dict, load_config, to_ini
@@ -31,6 +33,35 @@ def test_resolved_ini_round_trips(tiny_ini, tmp_path):
     path.write_text(to_ini(config))
     assert load_config(path) == config
     assert config_from_dict(config.to_dict()) == config
+
+
+def test_resolved_ini_writes_unused_keys_as_comments(tiny_ini, tmp_path):
+    """A key that did not take effect is a comment in the run's config.ini (it reads back as the
+    same config, which a written key whose switch is off would not: it is refused)."""
+    plain = to_ini(load_config(tiny_ini)).splitlines()
+    assert (
+        "# min_snr_gamma = 5.0  (unused: applies to diffusion.loss_weighting = min_snr only)"
+        in (plain)
+    )
+    assert "# eta = 0.0  (unused: applies to the ddim sampler only)" in plain
+    unconditional = "class-conditional models (model.num_classes > 0)"
+    assert f"# guidance = 1.0  (unused: applies to {unconditional} only)" in plain
+    assert "clip_x0 = false" in plain  # a Gaussian model: it applies, and is said
+    switched = load_config(tiny_ini, ["diffusion.loss_weighting=min_snr", "sampling.sampler=ddim"])
+    lines = to_ini(switched).splitlines()
+    assert "min_snr_gamma = 5.0" in lines and "eta = 0.0" in lines
+    path = tmp_path / "resolved.ini"
+    path.write_text(to_ini(switched))
+    assert load_config(path) == dataclasses.replace(switched, name="resolved")
+
+
+def test_data_dir_is_kept_absolute(tiny_ini, tmp_path, monkeypatch):
+    """config.ini, checkpoints and metrics.json record it: relative, it would name another
+    folder (or none) when read from elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    config = load_config(tiny_ini, ["data.dir=data/../mnist"])
+    assert config.data.dir == str(tmp_path.resolve() / "mnist")
+    assert f"dir = {tmp_path.resolve() / 'mnist'}" in to_ini(config).splitlines()
 
 
 @pytest.mark.parametrize(

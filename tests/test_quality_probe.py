@@ -135,13 +135,21 @@ def test_the_probe_fills_its_columns_on_epochs_0_n_and_the_last():
     assert imread(reference_run() / "learning_curve.png").shape[1] < 1000
 
 
-def test_a_resumed_run_continues_the_curve_through_the_cli(tmp_path):
+def test_a_resumed_run_continues_the_curve_through_the_cli(tmp_path, capsys):
     run = tmp_path / "run"
     ini = str(write_ini(tmp_path))
     sets = [x for o in PROBE for x in ("--set", o)]
+    n_test = len(load_mnist(None).test_images)
+    announced = (
+        f"quality probe every 2 epochs: 10 samples (seed 0), ancestral with 20 steps, against "
+        f"{n_test} test images"
+    )
+    capsys.readouterr()
     assert cli.main(["train", ini, "--out", str(run), *sets, "--set", "training.epochs=1"]) == 0
+    assert capsys.readouterr().err.splitlines().count(announced) == 1  # each session says it
     assert [r["epoch"] for r in read_metrics(run)] == [0]
     assert cli.main(["train", ini, "--out", str(run), *sets, "--resume"]) == 0
+    assert capsys.readouterr().err.splitlines().count(announced) == 1
     assert without_timings(read_metrics(run)) == without_timings(read_metrics(probed_run()))
     assert_same_final_weights(run, probed_run())
 
@@ -237,6 +245,29 @@ def test_the_last_row_equals_evaluate_on_the_run(tmp_path):
     for column in COLUMNS:
         if column != "eval_seconds":
             assert last[column] == pytest.approx(scores[column]["value"], rel=1e-9), column
+
+
+# Refusals that come after the probe is built (the trainer's checks of the data and the folder):
+# the refused run must not have announced the probe. (overrides, the whole error line)
+REFUSED_AFTER_THE_PROBE = [
+    (("training.batch_size=300",),
+     "error: training.batch_size=300 is larger than the 205 training images; give at most 205 or "
+     "raise data.subset"),
+    (("training.lr_schedule=cosine", "training.lr_decay_steps=10"),
+     "error: training.lr_decay_steps=10 is below this run's 36 optimiser steps (3 epochs of 12), "
+     "whose last 26 would train at learning rate 0: give training.lr_decay_steps of at least 36, "
+     "or fewer steps (training.epochs, training.max_steps)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides, line", REFUSED_AFTER_THE_PROBE)
+def test_a_refused_run_announces_no_probe(overrides, line, tmp_path, capsys):
+    sets = [x for o in (*PROBE, *overrides) for x in ("--set", o)]
+    capsys.readouterr()
+    argv = ["train", str(write_ini(tmp_path)), "--out", str(tmp_path / "run"), *sets]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [line]  # the refusal, and nothing before it
+    assert not (tmp_path / "run").exists()
 
 
 def test_eval_every_without_a_probe_is_refused_before_the_folder_changes(tmp_path):

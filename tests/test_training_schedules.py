@@ -51,12 +51,31 @@ def test_constant_learning_rate_is_the_configured_one():
     assert lr_at(TrainingConfig(lr=3e-4), 0) == lr_at(TrainingConfig(lr=3e-4), 10**6) == 3e-4
 
 
+COSINE_ONLY = "applies to training.lr_schedule = cosine only; the constant schedule would ignore it"
+LOGNORMAL_ONLY = (
+    "applies to diffusion.t_sampling = lognormal only; uniform training times would ignore it"
+)
+MIN_SNR_ONLY = "applies to diffusion.loss_weighting = min_snr only; the plain loss would ignore it"
+PROBE_ONLY = (
+    "applies to training.eval_every > 0 only; a run without the quality probe would ignore it"
+)
+GAUSSIAN_ONLY = "applies to Gaussian processes (diffusion.kind = gaussian) only"
+
+
+def unused(key_value: str, only: str) -> str:
+    return f"{key_value} {only}: remove it"
+
+
 @pytest.mark.parametrize(
-    "overrides, fragment",
+    "overrides, message",
     [
-        (("training.lr_schedule=cosine",), "needs training.lr_decay_steps"),
-        (("training.lr_decay_steps=100",), "apply to training.lr_schedule = cosine only"),
-        (("training.warmup_steps=5",), "apply to training.lr_schedule = cosine only"),
+        (
+            ("training.lr_schedule=cosine",),
+            "training.lr_schedule = cosine needs training.lr_decay_steps, the step at which the "
+            "learning rate reaches 0 (e.g. the run's max_steps)",
+        ),
+        (("training.lr_decay_steps=100",), unused("training.lr_decay_steps=100", COSINE_ONLY)),
+        (("training.warmup_steps=5",), unused("training.warmup_steps=5", COSINE_ONLY)),
         (
             (
                 "training.lr_schedule=cosine",
@@ -65,32 +84,87 @@ def test_constant_learning_rate_is_the_configured_one():
             ),
             "training.warmup_steps=10 must be below training.lr_decay_steps=10",
         ),
+        (("diffusion.min_snr_gamma=0.5",), unused("diffusion.min_snr_gamma=0.5", MIN_SNR_ONLY)),
+        (("training.eval_samples=50",), unused("training.eval_samples=50", PROBE_ONLY)),
         (
-            ("diffusion.min_snr_gamma=0.5",),
-            "diffusion.min_snr_gamma=0.5 applies to diffusion.loss_weighting = min_snr only",
+            ("training.eval_every=1", "training.eval_samples=10001"),
+            "training.eval_samples=10001 is out of range: must be <= 10000",
         ),
-        (
-            ("training.eval_samples=50",),
-            "training.eval_samples=50 applies only with training.eval_every > 0",
-        ),
-        (("training.eval_every=1", "training.eval_samples=10001"), "training.eval_samples"),
         (
             ("diffusion.kind=cold", "diffusion.loss_weighting=min_snr"),
-            "diffusion.loss_weighting=min_snr applies to Gaussian processes only",
+            f"diffusion.loss_weighting=min_snr {GAUSSIAN_ONLY}; a cold process would ignore it: "
+            "remove it",
         ),
-        (
-            ("diffusion.t_lognormal_std=2",),
-            "apply to diffusion.t_sampling = lognormal only",
-        ),
+        (("diffusion.t_lognormal_std=2",), unused("diffusion.t_lognormal_std=2.0", LOGNORMAL_ONLY)),
         (
             ("diffusion.kind=cold", "diffusion.t_sampling=lognormal"),
-            "diffusion.t_sampling=lognormal applies to Gaussian processes only",
+            f"diffusion.t_sampling=lognormal {GAUSSIAN_ONLY}; a cold process, which chooses its "
+            "training levels with diffusion.t_range, would ignore it: remove it",
+        ),
+        # Written at its default value, the key is refused all the same: it was given, and it
+        # would not take effect (before: accepted in silence, while another value was refused).
+        (
+            ("diffusion.t_lognormal_mean=-0.5",),
+            unused("diffusion.t_lognormal_mean=-0.5", LOGNORMAL_ONLY),
+        ),
+        (
+            ("diffusion.t_lognormal_std=1.5",),
+            unused("diffusion.t_lognormal_std=1.5", LOGNORMAL_ONLY),
+        ),
+        (("diffusion.min_snr_gamma=5",), unused("diffusion.min_snr_gamma=5.0", MIN_SNR_ONLY)),
+        (("training.eval_samples=200",), unused("training.eval_samples=200", PROBE_ONLY)),
+        (("training.warmup_steps=0",), unused("training.warmup_steps=0", COSINE_ONLY)),
+        (("training.lr_decay_steps=none",), unused("training.lr_decay_steps=none", COSINE_ONLY)),
+        (
+            ("diffusion.kind=cold", "diffusion.loss_weighting=none"),
+            f"diffusion.loss_weighting=none {GAUSSIAN_ONLY}; a cold process would ignore it: "
+            "remove it",
+        ),
+        (
+            ("diffusion.kind=cold", "diffusion.t_sampling=uniform"),
+            f"diffusion.t_sampling=uniform {GAUSSIAN_ONLY}; a cold process, which chooses its "
+            "training levels with diffusion.t_range, would ignore it: remove it",
+        ),
+        (
+            ("diffusion.t_range=notebook",),
+            "diffusion.t_range=notebook applies to cold processes (diffusion.kind = cold) only; "
+            "the Gaussian process, which draws t from 1..T-1, would ignore it: remove it",
         ),
     ],
 )
-def test_settings_that_could_not_take_effect_are_refused(overrides, fragment):
-    with pytest.raises(UserError, match=fragment):
+def test_settings_that_could_not_take_effect_are_refused(overrides, message):
+    with pytest.raises(UserError) as refused:
         tiny_config(*overrides)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    "overrides, key, value",
+    [
+        (("diffusion.t_sampling=lognormal", "diffusion.t_lognormal_mean=-0.5"),
+         "diffusion.t_lognormal_mean", -0.5),
+        (("diffusion.loss_weighting=min_snr", "diffusion.min_snr_gamma=5"),
+         "diffusion.min_snr_gamma", 5.0),
+        (("training.eval_every=2", "training.eval_samples=200"), "training.eval_samples", 200),
+        (("training.lr_schedule=cosine", "training.lr_decay_steps=40", "training.warmup_steps=0"),
+         "training.warmup_steps", 0),
+        (("diffusion.kind=cold", "diffusion.t_range=notebook"), "diffusion.t_range", "notebook"),
+    ],
+)  # fmt: skip
+def test_the_same_keys_are_accepted_with_their_switch_on(overrides, key, value):
+    section, _, name = key.partition(".")
+    assert getattr(getattr(tiny_config(*overrides), section), name) == value
+
+
+def test_a_config_built_in_code_is_refused_when_an_unused_key_differs_from_its_default():
+    """No record of what was written: the value decides, and the advice is the default."""
+    config = dataclasses.replace(
+        tiny_config(), diffusion=dataclasses.replace(tiny_config().diffusion, min_snr_gamma=2.0)
+    )
+    with pytest.raises(UserError) as refused:
+        config.check()
+    assert str(refused.value) == f"diffusion.min_snr_gamma=2.0 {MIN_SNR_ONLY}: leave it at 5.0"
+    dataclasses.replace(config, diffusion=tiny_config().diffusion).check()  # the default: fine
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 from threadpoolctl import threadpool_limits
-from tiny_runs import reference_run, single_thread, train_tiny  # noqa: F401
+from tiny_runs import copy_run, reference_run, single_thread, train_tiny  # noqa: F401
 
 from diffusiontools.cli import main
 from diffusiontools.config import load_config
@@ -65,12 +65,18 @@ def mnist_test_images(first: int, count: int) -> torch.Tensor:
 # (name, NPZ image count, extra flags, expected fragment of the one-line error)
 REFUSED = [
     ("too few images in the NPZ", 5, [], "holds 5 samples; evaluate needs at least 10"),
-    ("--n-samples above the file", 30, ["--n-samples", "40"], "fewer than --n-samples 40"),
+    ("--n-samples above the file", 30, ["--n-samples", "40"],
+     "holds 30 samples, fewer than --n-samples 40; give --n-samples 10..30"),
+    # no --n-samples helps a file below the minimum: it says so, advising none (was "pass
+    # --n-samples 4 or fewer", below the minimum of 10)
+    ("--n-samples above a file below the minimum", 4, ["--n-samples", "10"],
+     "holds 4 samples; evaluate needs at least 10 per set (the samples' Gaussian mixture has "
+     "10 components)"),
     ("--n-samples below the mixture", 30, ["--n-samples", "5"], "--n-samples 5 is too few"),
     ("one half-sample", 30, ["--n-boot-set", "1"], "--n-boot-set 1 >= 2"),
     ("t-SNE reference below the mixture", 30, ["--tsne-reference", "5"], "--tsne-reference 5"),
     ("test reference above the test set", 30, ["--test-reference", "10001"], "--test-reference"),
-]
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -91,8 +97,8 @@ def test_more_than_10000_samples_a_set_are_refused(tmp_path, capsys):
     save_samples(big, torch.zeros(10_001, 28, 28, dtype=torch.uint8))
     code, _, err = evaluate_cli(["--npz", str(big), *SMALL], tmp_path / "out", capsys)
     assert code == 2 and err == (
-        f"error: {big} holds 10001 samples, more than evaluate scores per set (10000); pass "
-        "--n-samples 10000 or fewer to score its first ones\n"
+        f"error: {big} holds 10001 samples, more than evaluate scores per set (10000); give "
+        "--n-samples 10..10000 to score its first ones\n"
     )
     run = reference_run()
     capsys.readouterr()  # its training's progress bars
@@ -103,6 +109,24 @@ def test_more_than_10000_samples_a_set_are_refused(tmp_path, capsys):
         "set joins one t-SNE with the test images)\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_the_sets_are_recorded_by_absolute_paths(tmp_path, capsys, monkeypatch):
+    """A run and an NPZ given relative to the folder evaluate runs in: metrics.json and the
+    samples NPZ name them absolutely, so the records still say which run and file they scored
+    when read from elsewhere."""
+    copy_run(reference_run(), tmp_path / "runs" / "tiny")
+    save_samples(tmp_path / "digits.npz", mnist_test_images(0, 10))
+    monkeypatch.chdir(tmp_path)
+    args = ["runs/tiny", "--npz", "digits.npz", "--n-samples", "10", *SMALL]
+    code, _, err = evaluate_cli(args, Path("ev"), capsys)
+    assert code == 0, err
+    runs = json.loads((tmp_path / "ev" / "metrics.json").read_text())["runs"]
+    here = tmp_path.resolve()
+    assert runs["tiny"]["source"]["run_dir"] == str(here / "runs" / "tiny")
+    assert runs["digits"]["source"]["npz"] == str(here / "digits.npz")
+    with np.load(tmp_path / "ev" / "samples_tiny.npz") as data:
+        assert json.loads(str(data["meta"]))["run_dir"] == str(here / "runs" / "tiny")
 
 
 # --- NPZ sizes: every image unless --n-samples, and the count said --------------------------

@@ -153,6 +153,22 @@ REFUSED = [
         ("--eta 0.5 applies to the ddim sampler only, not ancestral",),
     ),
     Refused(
+        "--eta 0 with the ancestral sampler",
+        sample(reference, "--eta", "0"),
+        (
+            "--eta 0.0 applies to the ddim sampler only; the ancestral sampler would ignore it: "
+            "remove it",
+        ),
+    ),
+    Refused(
+        "--guidance 1 on an unconditional model",
+        sample(reference, "--guidance", "1"),
+        (
+            "--guidance 1.0 applies to class-conditional models (model.num_classes > 0) only; this "
+            "unconditional model would ignore it: remove it",
+        ),
+    ),
+    Refused(
         "--timestep-spacing with the ancestral sampler",
         sample(reference, "--timestep-spacing", "trailing"),
         ("--timestep-spacing trailing applies to the ddim and dpm_solver samplers only",),
@@ -361,7 +377,22 @@ CONFIG_ROWS = [
     (("sampling.steps=20",), ()),  # all T steps: what the ancestral sampler does anyway
     (("model.num_classes=10", "sampling.guidance=3"), ()),
     (("diffusion.kind=cold", "sampling.start=gmm", "sampling.sampler=improved"), ()),
-]
+    # A key written where it cannot take effect is refused at its default value too (before:
+    # accepted in silence, while any other value was refused).
+    (("sampling.eta=0",), ("sampling.eta=0.0 applies to the ddim sampler only; the ancestral "
+                           "sampler would ignore it: remove it",)),
+    (("sampling.timestep_spacing=ours",), ("sampling.timestep_spacing=ours applies to the ddim "
+     "and dpm_solver samplers only; the ancestral sampler would ignore it: remove it",)),
+    (("sampling.guidance=1",), ("sampling.guidance=1.0 applies to class-conditional models "
+     "(model.num_classes > 0) only; this unconditional model would ignore it: remove it",)),
+    (("diffusion.kind=cold", "sampling.clip_x0=false"), ("sampling.clip_x0=false applies to "
+     "Gaussian models only; a cold model would ignore it: remove it",)),
+    (("sampling.start=auto",), ("sampling.start=auto applies to cold models only; a Gaussian "
+                                "model would ignore it: remove it",)),
+    (("sampling.sampler=ddim", "sampling.eta=0", "sampling.timestep_spacing=ours"), ()),
+    (("model.num_classes=10", "sampling.guidance=1", "sampling.clip_x0=false"), ()),
+    (("diffusion.kind=cold", "sampling.start=auto"), ()),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -486,6 +517,18 @@ def test_npz_metadata_records_the_resolved_settings(name, run, flags, expected, 
         meta = json.loads(str(data["meta"]))
     epoch = load_trained(run_dir, None, CPU).epoch
     assert meta == {"run": str(run_dir), "epoch": epoch, "seed": 3, **expected}
+
+
+def test_npz_metadata_records_the_run_as_an_absolute_path(tmp_path, monkeypatch):
+    """`sample runs/quickstart` typed in one folder: the NPZ, read from anywhere, still names
+    the run that made it (before: "runs/quickstart", as typed)."""
+    copy_run(reference_run(), tmp_path / "runs" / "quickstart")
+    monkeypatch.chdir(tmp_path)
+    argv = ["sample", "runs/quickstart", "-n", "2", "--npz", "s.npz", "--out", "g.png"]
+    assert cli.main([*argv, "--device", "cpu"]) == 0
+    with np.load(tmp_path / "s.npz") as data:
+        meta = json.loads(str(data["meta"]))
+    assert meta["run"] == str(tmp_path.resolve() / "runs" / "quickstart")
 
 
 # --- sample i depends only on the seed and i -----------------------------------------------------

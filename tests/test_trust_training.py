@@ -23,6 +23,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     on_training_steps,
     reference_run,
     single_thread,
+    tiny_config,
     train_tiny,
     write_ini,
 )
@@ -32,6 +33,7 @@ from diffusiontools.errors import UserError
 from diffusiontools.training import checkpoint as ckpt_io
 from diffusiontools.training import run_folder
 from diffusiontools.training.trainer import reseeded
+from diffusiontools.training.training_data import load_training_data
 
 
 def folder_bytes(run: Path) -> dict[str, bytes]:
@@ -89,6 +91,30 @@ def test_an_overwrite_that_fails_a_check_deletes_nothing(row, tmp_path, capsys):
     for fragment in row.fragments:
         assert fragment in error
     assert folder_bytes(run) == before
+
+
+# Advice that can be followed: data.subset only while it leaves images out, data.val_fraction
+# only while its maximum (0.9) would hold out an image. (The embedded set: 4,000 training images.)
+DATA_ADVICE = [
+    (("data.subset=256", "training.batch_size=300"),
+     "training.batch_size=300 is larger than the 205 training images; give at most 205 or "
+     "raise data.subset"),
+    (("data.source=embedded", "data.subset=none", "training.batch_size=3201"),
+     "training.batch_size=3201 is larger than the 3200 training images; give at most 3200"),
+    (("data.subset=3",),
+     "data.subset=3 with data.val_fraction=0.2 leaves no validation images (of 3); raise "
+     "data.subset or data.val_fraction"),
+    (("data.subset=1", "data.val_fraction=0.9"),
+     "data.subset=1 with data.val_fraction=0.9 leaves no validation images (of 1); raise "
+     "data.subset"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides, message", DATA_ADVICE)
+def test_data_refusals_advise_only_what_can_help(overrides, message):
+    with pytest.raises(UserError) as refused:
+        load_training_data(tiny_config(*overrides), torch.device("cpu"))
+    assert str(refused.value) == message
 
 
 def test_an_overwrite_leaves_nothing_of_the_old_run(tmp_path):

@@ -40,6 +40,12 @@ class DataConfig:
     val_fraction: float = _bounded(0.2, gt=0.0, max=0.9)
     split_seed: int = 42
 
+    def __post_init__(self) -> None:
+        # Kept absolute: config.ini, checkpoints and metrics.json record it, and a relative
+        # folder would name another place (or none) when they are read from elsewhere.
+        if isinstance(self.dir, str | Path):
+            object.__setattr__(self, "dir", str(Path(self.dir).expanduser().resolve()))
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -154,8 +160,14 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
-    def check(self) -> Config:
-        """Rules that tie keys together; returns self so calls chain."""
+    def check(self, written: typing.Collection[str] = ()) -> Config:
+        """Rules that tie keys together; returns self so calls chain.
+
+        ``written``: the ``section.key`` names the INI file and overrides wrote (load_config's
+        record). A key of :func:`unused_keys` (one whose switch is off, e.g.
+        ``diffusion.min_snr_gamma`` without ``loss_weighting = min_snr``) is refused when it was
+        written, whatever its value, and, in a config built in code, when it is not its default.
+        """
         d, m = self.diffusion, self.model
         if d.kind == "gaussian" and d.schedule == "linear" and not d.beta1 < d.beta2 < 1:
             raise UserError(
@@ -173,48 +185,19 @@ class Config:
                 f"model.channel_mults={m.channel_mults} has {len(m.channel_mults)} entries; "
                 f"the {m.network} takes 1 to 3, one per resolution 28, 14, 7"
             )
-        if d.kind == "gaussian" and d.t_range != "notebook":
-            raise UserError(
-                f"diffusion.t_range={d.t_range!r} applies to cold processes only; the Gaussian "
-                "process draws t from 1..T-1: leave it at notebook"
-            )
-        if d.kind == "cold" and d.loss_weighting != "none":
-            raise UserError(
-                f"diffusion.loss_weighting={d.loss_weighting} applies to Gaussian processes only"
-            )
-        if d.loss_weighting == "none" and d.min_snr_gamma != DiffusionConfig.min_snr_gamma:
-            raise UserError(
-                f"diffusion.min_snr_gamma={d.min_snr_gamma} applies to diffusion.loss_weighting "
-                "= min_snr only; the plain loss would ignore it"
-            )
-        if d.kind == "cold" and d.t_sampling != "uniform":
-            raise UserError(
-                f"diffusion.t_sampling={d.t_sampling} applies to Gaussian processes only; a cold "
-                "process chooses its training levels with diffusion.t_range"
-            )
-        lognormal_defaults = (DiffusionConfig.t_lognormal_mean, DiffusionConfig.t_lognormal_std)
-        if d.t_sampling == "uniform" and (d.t_lognormal_mean, d.t_lognormal_std) != (
-            lognormal_defaults
-        ):
-            raise UserError(
-                "diffusion.t_lognormal_mean and diffusion.t_lognormal_std apply to "
-                "diffusion.t_sampling = lognormal only; uniform training times would ignore them"
-            )
+        for key, (scope, ignored_by) in unused_keys(self).items():
+            value, default = _value(self, key), _default(key)
+            if key in written or value != default:
+                fix = "remove it" if key in written else f"leave it at {_override_text(default)}"
+                raise UserError(
+                    f"{key}={_override_text(value)} applies to {scope} only; {ignored_by} would "
+                    f"ignore it: {fix}"
+                )
         t = self.training
-        if t.eval_every == 0 and t.eval_samples != TrainingConfig.eval_samples:
-            raise UserError(
-                f"training.eval_samples={t.eval_samples} applies only with training.eval_every "
-                "> 0; with the quality probe off it would be ignored"
-            )
         if t.lr_schedule == "cosine" and t.lr_decay_steps is None:
             raise UserError(
                 "training.lr_schedule = cosine needs training.lr_decay_steps, the step at which "
                 "the learning rate reaches 0 (e.g. the run's max_steps)"
-            )
-        if t.lr_schedule == "constant" and (t.lr_decay_steps is not None or t.warmup_steps):
-            raise UserError(
-                "training.lr_decay_steps and training.warmup_steps apply to training.lr_schedule "
-                "= cosine only; the constant schedule would ignore them"
             )
         if t.lr_decay_steps is not None and t.warmup_steps >= t.lr_decay_steps:
             raise UserError(
@@ -233,9 +216,6 @@ class Config:
                 raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
         if self.training.log == "tensorboard":  # refused here, before any run folder changes
             require("tensorboard", "tensorboard", "training.log = tensorboard")
-        from .sampling.generation import resolve_settings  # late: sampling imports this module
-
-        resolve_settings(self)  # the sampling.* keys agree with each other and with the model
         return self
 
     def levels(self) -> tuple[float, float]:
@@ -251,6 +231,104 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# Keys that take effect only while another key switches them on: key -> (whether it applies,
+# what it applies to, what would ignore it). Kind-level switches first: a cold run's
+# diffusion.t_sampling is refused before the lognormal keys that hang on it.
+SWITCHED: dict[str, tuple[typing.Callable[[Config], bool], str, str]] = {
+    "diffusion.t_range": (
+        lambda c: c.diffusion.kind == "cold",
+        "cold processes (diffusion.kind = cold)",
+        "the Gaussian process, which draws t from 1..T-1,",
+    ),
+    "diffusion.loss_weighting": (
+        lambda c: c.diffusion.kind == "gaussian",
+        "Gaussian processes (diffusion.kind = gaussian)",
+        "a cold process",
+    ),
+    "diffusion.t_sampling": (
+        lambda c: c.diffusion.kind == "gaussian",
+        "Gaussian processes (diffusion.kind = gaussian)",
+        "a cold process, which chooses its training levels with diffusion.t_range,",
+    ),
+    "diffusion.min_snr_gamma": (
+        lambda c: c.diffusion.loss_weighting == "min_snr",
+        "diffusion.loss_weighting = min_snr",
+        "the plain loss",
+    ),
+    "diffusion.t_lognormal_mean": (
+        lambda c: c.diffusion.t_sampling == "lognormal",
+        "diffusion.t_sampling = lognormal",
+        "uniform training times",
+    ),
+    "diffusion.t_lognormal_std": (
+        lambda c: c.diffusion.t_sampling == "lognormal",
+        "diffusion.t_sampling = lognormal",
+        "uniform training times",
+    ),
+    "training.eval_samples": (
+        lambda c: c.training.eval_every > 0,
+        "training.eval_every > 0",
+        "a run without the quality probe",
+    ),
+    "training.lr_decay_steps": (
+        lambda c: c.training.lr_schedule == "cosine",
+        "training.lr_schedule = cosine",
+        "the constant schedule",
+    ),
+    "training.warmup_steps": (
+        lambda c: c.training.lr_schedule == "cosine",
+        "training.lr_schedule = cosine",
+        "the constant schedule",
+    ),
+}
+# The sampling keys that apply to some samplers or models only: key -> (the field of
+# SamplingSettings that is None where it does not apply, what it applies to).
+SAMPLING_SWITCHED = {
+    "sampling.eta": ("eta", "the ddim sampler"),
+    "sampling.timestep_spacing": ("timestep_spacing", "the ddim and dpm_solver samplers"),
+    "sampling.guidance": ("guidance", "class-conditional models (model.num_classes > 0)"),
+    "sampling.clip_x0": ("clip_x0", "Gaussian models"),
+    "sampling.start": ("cold_start", "cold models"),
+}
+
+
+def unused_keys(config: Config) -> dict[str, tuple[str, str]]:
+    """The keys that cannot take effect in ``config``: key -> (what it applies to, what would
+    ignore it). Written into a run's config.ini as comments, so it reads back as it ran.
+
+    Checks the sampling settings on the way (``resolve_settings``): a value that cannot take
+    effect (``sampling.eta`` != 0 for the ancestral sampler) is refused there, in its words.
+    """
+    from .sampling.generation import resolve_settings  # late: sampling imports this module
+
+    settings = resolve_settings(config)  # the sampling.* keys agree with each other and the model
+    unused = {
+        key: (scope, ignored_by)
+        for key, (applies, scope, ignored_by) in SWITCHED.items()
+        if not applies(config)
+    }
+    what = {
+        "guidance": "this unconditional model",
+        "clip_x0": "a cold model",
+        "cold_start": "a Gaussian model",
+    }
+    for key, (name, scope) in SAMPLING_SWITCHED.items():
+        if getattr(settings, name) is None:
+            unused[key] = (scope, what.get(name, f"the {settings.sampler} sampler"))
+    return unused
+
+
+def _value(config: Config, key: str) -> typing.Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(config, section), name)
+
+
+def _default(key: str) -> typing.Any:
+    section, _, name = key.partition(".")
+    (found,) = [f for f in dataclasses.fields(SECTIONS[section]) if f.name == name]
+    return found.default
 
 
 SECTIONS: dict[str, type] = {
@@ -341,7 +419,8 @@ def _apply(sections: dict[str, dict[str, str]], name: str) -> Config:
             check_field(f"{section}.{key}", value, fields[key].metadata)
             parsed[key] = value
         parts[section] = cls(**parsed)
-    return Config(name=name, **parts).check()
+    written = {f"{section}.{key}" for section, values in sections.items() for key in values}
+    return Config(name=name, **parts).check(written)
 
 
 def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> None:
@@ -377,11 +456,33 @@ def config_path(name_or_path: str | Path) -> Path:
 
 
 def _override_text(value: typing.Any) -> str:
+    """A value as INI text: ``none``, ``true``/``false``, ``16, 32`` for a tuple."""
     if value is None:
         return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, tuple | list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+INI_EXPECTED = "expected [section] headers, each followed by key = value lines"
+
+
+def _parse_error(exc: configparser.Error) -> str:
+    """Where and why an INI file did not parse, in our words (configparser's span lines)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno} {exc.line.strip()!r} comes before any [section]; {INI_EXPECTED}"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"section [{exc.section}] appears twice (line {exc.lineno}); give each section once"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return (
+            f"key {exc.section}.{exc.option} appears twice (line {exc.lineno}); give each key once"
+        )
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        lineno = exc.errors[0][0]
+        return f"line {lineno} is neither a [section] header nor a key = value line"
+    return INI_EXPECTED
 
 
 def load_config(
@@ -411,24 +512,47 @@ def load_config(
         parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
         parser.optionxform = str  # keep key case: T is not t
         try:
-            parser.read(path, encoding="utf-8")
+            if not parser.read(path, encoding="utf-8"):  # read() skips a file it cannot open
+                raise UserError(f"config file {path} cannot be opened for reading")
         except configparser.Error as exc:
-            first_line = str(exc).splitlines()[0]
-            raise UserError(f"config file {path} cannot be parsed: {first_line}") from None
+            raise UserError(f"config file {path} cannot be parsed: {_parse_error(exc)}") from None
         except UnicodeDecodeError:
-            raise UserError(f"config file {path} is not a text (UTF-8) INI file") from None
+            raise UserError(
+                f"config file {path} is not a text (UTF-8) INI file: {INI_EXPECTED}"
+            ) from None
         sections = {s: dict(parser[s]) for s in parser.sections()}
         name = path.stem
     _merge(sections, overrides)
     return _apply(sections, name)
 
 
-def config_from_dict(data: dict) -> Config:
-    """Rebuild a Config from :meth:`Config.to_dict` output (as stored in checkpoints)."""
+def config_from_dict(data: dict, source: str = "the stored config") -> Config:
+    """Rebuild a Config from :meth:`Config.to_dict` output (as stored in checkpoints).
+
+    ``source`` (``checkpoint PATH``) is named when ``data`` holds a section or key this
+    diffusiontools does not know (a newer version's) or a section that is not a table.
+    """
+    if not isinstance(data, dict):
+        raise UserError(f"{source} holds no config table, but {type(data).__name__}")
+    unknown = sorted(set(data) - {"name", *SECTIONS})
+    if unknown:
+        raise UserError(
+            f"{source} holds config section [{unknown[0]}], unknown to this diffusiontools "
+            "(a newer version wrote it?); upgrade diffusiontools"
+        )
     parts = {}
     for section, cls in SECTIONS.items():
-        values = dict(data.get(section, {}))
+        values = data.get(section, {})
+        if not isinstance(values, dict):
+            raise UserError(f"{source} holds config section [{section}] as {values!r}, not keys")
+        values = dict(values)
         hints = typing.get_type_hints(cls)
+        unknown = sorted(set(values) - set(hints))
+        if unknown:
+            raise UserError(
+                f"{source} holds config key {section}.{unknown[0]}, unknown to this "
+                "diffusiontools (a newer version wrote it?); upgrade diffusiontools"
+            )
         for key, value in values.items():
             if typing.get_origin(hints.get(key)) is tuple and value is not None:
                 values[key] = tuple(value)
@@ -437,12 +561,16 @@ def config_from_dict(data: dict) -> Config:
 
 
 def to_ini(config: Config) -> str:
-    """The resolved config as INI text, written into every run folder."""
+    """The resolved config as INI text, written into every run folder. A key that did not take
+    effect (:func:`unused_keys`) is a comment saying so: the file loads back as the same config,
+    and no key in it claims a setting the run did not use."""
+    unused = unused_keys(config)
     lines = [f"# resolved config of run '{config.name}'"]
     for section in SECTIONS:
         lines.append(f"\n[{section}]")
         for key, value in dataclasses.asdict(getattr(config, section)).items():
-            if isinstance(value, tuple | list):
-                value = ", ".join(str(v) for v in value)
-            lines.append(f"{key} = {'none' if value is None else value}")
+            line = f"{key} = {_override_text(value)}"
+            if f"{section}.{key}" in unused:
+                line = f"# {line}  (unused: applies to {unused[f'{section}.{key}'][0]} only)"
+            lines.append(line)
     return "\n".join(lines) + "\n"

@@ -36,9 +36,10 @@ def read_idx(path: Path) -> np.ndarray:
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as e:
+        except (EOFError, OSError, zlib.error) as e:  # gzip's own words would not help
             raise UserError(
-                f"{path} is truncated or not valid gzip ({e}); download it again"
+                f"{path} is truncated or not valid gzip: expected a gzip-compressed MNIST IDX "
+                "file; download it again"
             ) from e
     data = bytearray(raw)
 

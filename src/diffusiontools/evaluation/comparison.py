@@ -103,7 +103,7 @@ def samples_from_model(
     images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
     done = resolve_settings(model.config, sampler, steps)  # what was drawn, every choice resolved
     source = {
-        "run_dir": str(model.folder),
+        "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
         "epoch": model.epoch,
         "kind": model.process.kind,
         "seed": seed,
@@ -172,20 +172,21 @@ def check_counts(n_samples: int | None, n_boot: int, n_boot_set: int) -> None:
 
 def image_set(label: str, images: np.ndarray, source: dict, n: int | None, where: str) -> SampleSet:
     """The first n of ``images`` (uint8 (N, 28, 28); None: all of them) as a set, checked."""
-    if n is not None and len(images) < n:
-        raise UserError(
-            f"{where} holds {len(images)} samples, fewer than n_samples={n}; "
-            f"pass n_samples={len(images)} or fewer"
-        )
+    # Too few for evaluate's minimum first: then no n_samples could help, so none is advised.
     if len(images) < MIN_SAMPLES:
         raise UserError(
             f"{where} holds {len(images)} samples; evaluate needs at least {MIN_SAMPLES} "
             f"per set (the samples' Gaussian mixture has {GMM_COMPONENTS} components)"
         )
+    if n is not None and len(images) < n:
+        raise UserError(
+            f"{where} holds {len(images)} samples, fewer than n_samples={n}; "
+            f"give n_samples={MIN_SAMPLES}..{len(images)}"
+        )
     if n is None and len(images) > MAX_SAMPLES:
         raise UserError(
             f"{where} holds {len(images)} samples, more than evaluate scores per set "
-            f"({MAX_SAMPLES}); pass n_samples={MAX_SAMPLES} or fewer to score its first ones"
+            f"({MAX_SAMPLES}); give n_samples={MIN_SAMPLES}..{MAX_SAMPLES} to score its first ones"
         )
     used = len(images) if n is None else n
     return SampleSet(label, images[:used], {**source, "npz_images": len(images)})
@@ -319,6 +320,7 @@ def evaluate(
         device,
         npz_data,
         overwrite,
+        npz_argument="npz",
     )
 
 
@@ -336,6 +338,7 @@ def evaluate_sets(
     device: torch.device | str = "cpu",
     npz_data: DataConfig | None = None,
     overwrite: bool = False,
+    npz_argument: str | None = None,
 ) -> dict:
     """Score every set and write metrics.json, metrics.md, figures and the samples drawn (or
     given as images) as samples_<label>.npz into ``out_dir``.
@@ -351,7 +354,9 @@ def evaluate_sets(
     npz_data: the ``[data]`` settings when no set is a model (None: the defaults); models use
     the settings stored with their weights;
     overwrite: replace the evaluation already in ``out_dir`` (its files; other files stay),
-    which is otherwise refused.
+    which is otherwise refused;
+    npz_argument: the argument the NPZ files came from, named when one is refused (None: the
+    set, ``sets['label']``).
     Every input is checked before anything is written, ``out_dir`` created included, and the
     files appear together once all are written (``reporting.outputs.staged_outputs``): an
     evaluation that fails or is interrupted leaves ``out_dir`` as it was. Returns the
@@ -378,11 +383,11 @@ def evaluate_sets(
     given, inputs = {}, []  # the image sets, read and checked; the files they came from
     for label, src in sets:
         if isinstance(src, np.ndarray):
-            source = {"npz": str(out_dir / f"samples_{file_stem(label)}.npz")}
+            source = {"npz": str((out_dir / f"samples_{file_stem(label)}.npz").resolve())}
             given[label] = image_set(label, src, source, n_samples, f"set {label!r}")
         elif not isinstance(src, TrainedModel):
-            images, meta = load_samples(Path(src))
-            source = {"npz": str(src), **meta}
+            images, meta = load_samples(Path(src), npz_argument or f"sets[{label!r}]")
+            source = {"npz": str(Path(src).resolve()), **meta}
             given[label] = image_set(label, images, source, n_samples, str(src))
             inputs.append(Path(src))
     from ..training.training_data import load_training_data

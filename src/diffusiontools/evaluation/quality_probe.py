@@ -113,19 +113,18 @@ class QualityProbe:
         self.n = config.training.eval_samples
         self.classifier = load_classifier("cpu")
         test = load_mnist(config.data.dir, config.data.source).test_images.numpy()
+        self.n_test = len(test)
         self.test_features, self.reference = cached_reference(self.classifier, test)
+
+    def describe(self) -> str:
+        """What each probe draws and scores, for the trainer to log once the run's every check
+        has passed (never before: a refused run must not announce a probe)."""
         s = self.settings
-        logger.info(
-            "quality probe every %d epochs: %d samples (seed %d), %s with %d steps%s%s, "
-            "against %d test images",
-            config.training.eval_every,
-            self.n,
-            PROBE_SEED,
-            s.sampler,
-            s.steps,
-            f", guidance {s.guidance:g}" if s.guidance not in (None, 1.0) else "",
-            ", x0 clipped" if s.clip_x0 else "",
-            len(test),
+        guidance = f", guidance {s.guidance:g}" if s.guidance not in (None, 1.0) else ""
+        clipped = ", x0 clipped" if s.clip_x0 else ""
+        return (
+            f"{self.n} samples (seed {PROBE_SEED}), {s.sampler} with {s.steps} steps{guidance}"
+            f"{clipped}, against {self.n_test} test images"
         )
 
     def __call__(self, net: nn.Module, device: torch.device) -> dict[str, float]:

@@ -264,8 +264,8 @@ def _run(study: _Study, seed: int) -> dict:
         for method, x in restored.items()
     }
     result = {
-        "run": str(study.run_dir),
-        "checkpoint": str(trained.path),
+        "run": str(study.run_dir.resolve()),  # absolute: the record is read from anywhere
+        "checkpoint": str(trained.path.resolve()),
         "epoch": trained.epoch,
         "n": n,
         "seed": seed,

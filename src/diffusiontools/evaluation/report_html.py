@@ -233,7 +233,15 @@ def write_reports(
             raise UserError(
                 f"eval_dir={eval_dir} holds no metrics.json from 'diffusiontools evaluate'"
             )
-        results = json.loads((eval_dir / "metrics.json").read_text())
+        try:
+            results = json.loads((eval_dir / "metrics.json").read_text())
+            if not isinstance(results, dict) or not isinstance(results.get("runs"), dict):
+                raise ValueError
+        except (OSError, ValueError):  # json's own words (char 0) would not help
+            raise UserError(
+                f"eval_dir={eval_dir}: its metrics.json is not the one 'diffusiontools "
+                "evaluate' writes (a JSON table of settings and runs)"
+            ) from None
     figures_dir = out_dir / "figures"
     pages = [out_dir / f"{r.name}.html" for r in run_dirs]
     pages += [out_dir / "comparison.html"] * (len(run_dirs) > 1)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -68,28 +69,48 @@ def check_room(path: Path, n: int) -> None:
         folder = folder.parent
     free = shutil.disk_usage(folder).free
     if n * IMAGE_BYTES > free:
+        # n = 1 is the fewest samples there are: below one image's room, only space can help.
+        advice = (
+            f"give n=1..{free // IMAGE_BYTES}"
+            if free >= IMAGE_BYTES
+            else "free space there or write the NPZ elsewhere"
+        )
         raise UserError(
-            f"n={n} samples take up to {n * IMAGE_BYTES / 1e6:,.0f} MB in {path}, but {folder} "
-            f"has {free / 1e6:,.0f} MB free: give n={free // IMAGE_BYTES} or fewer"
+            f"n={n} samples take up to {_size(n * IMAGE_BYTES)} in {path}, but {folder} "
+            f"has {_size(free)} free: {advice}"
         )
 
 
-def load_samples(path: Path) -> tuple[np.ndarray, dict]:
-    """Read ``images`` (N, 28, 28) uint8 and the metadata written by :func:`save_samples`."""
+def _size(n_bytes: int) -> str:
+    """A size in MB, or in bytes below one MB (where MB would read 0)."""
+    return f"{n_bytes / 1e6:,.0f} MB" if n_bytes >= 1e6 else f"{n_bytes:,} bytes"
+
+
+def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
+    """Read ``images`` (N, 28, 28) uint8 and the metadata written by :func:`save_samples`.
+
+    ``name``: the argument that gave ``path`` (``npz``, or ``set 'a'`` for a set of
+    ``evaluate``), named in the one-sentence refusal of a file that is not such an NPZ (an
+    image, a pickle, a damaged archive): numpy's own message is never passed on.
+    """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"samples file {path} does not exist")
+        raise UserError(f"{name}={path} does not exist: give a samples NPZ that sample wrote")
+    expected = "an NPZ archive holding 'images', uint8 (N, 28, 28), as diffusiontools sample writes"
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
-            raise ValueError("it holds one array, not an NPZ archive")
+            raise ValueError
         with loaded as npz:
             images = npz["images"]
             meta = json.loads(str(npz["meta"])) if "meta" in npz else {}
-    except (ValueError, KeyError, OSError) as exc:
-        raise UserError(f"{path} is not a samples NPZ with an 'images' array: {exc}") from None
+        if not isinstance(meta, dict):
+            raise ValueError
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        # a PNG, a pickle, a truncated archive, no 'images', garbled metadata
+        raise UserError(f"{name}={path} is not a samples NPZ: expected {expected}") from None
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise UserError(
-            f"{path}: 'images' must be uint8 (N, 28, 28), got {images.dtype} {images.shape}"
+            f"{name}={path} holds 'images' of {images.dtype} {images.shape}: expected {expected}"
         )
     return images, meta

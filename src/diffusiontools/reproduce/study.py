@@ -62,7 +62,15 @@ class Study:
         self.state_path = self.out / STATE_FILE
         self.state = {"scale": scale.name, "seed": seed, "stages": {}}
         if self.state_path.is_file():
-            recorded = json.loads(self.state_path.read_text())
+            try:
+                recorded = json.loads(self.state_path.read_text())
+                if not isinstance(recorded, dict) or not isinstance(recorded.get("stages"), dict):
+                    raise ValueError
+            except (OSError, ValueError):  # json's own words would not help
+                raise UserError(
+                    f"{self.state_path} is not the record reproduce keeps (a JSON table of scale, "
+                    "seed and stages); use another --out, or delete the file to start afresh"
+                ) from None
             if (recorded.get("scale"), recorded.get("seed")) != (scale.name, seed):
                 raise UserError(
                     f"{self.out} holds a reproduction at scale {recorded.get('scale')!r}, "

@@ -26,6 +26,8 @@ from ..config import Config, config_from_dict
 from ..errors import UserError
 
 FORMAT_VERSION = 1
+# What every refusal of an unreadable checkpoint says was expected.
+EXPECTED = "expected a .pt file that diffusiontools train wrote (a dict of tensors and plain data)"
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest.pt"
 
@@ -87,9 +89,12 @@ def training_checkpoint(
     }
 
 
-def stored_config(ckpt: dict) -> Config:
-    """The resolved config a checkpoint carries."""
-    return config_from_dict(ckpt["config"])
+def stored_config(ckpt: dict, path: Path | str = "the checkpoint") -> Config:
+    """The resolved config a checkpoint (read from ``path``) carries; a missing or unreadable
+    one is refused in one sentence naming ``path``."""
+    if not isinstance(ckpt.get("config"), dict):
+        raise UserError(f"checkpoint {path} carries no config: {EXPECTED}")
+    return config_from_dict(ckpt["config"], f"checkpoint {path}")
 
 
 def stored_state(ckpt: dict) -> TrainState:
@@ -183,13 +188,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
                 f"checkpoint {path} was refused: it would import {blocked.group(1)}, and "
                 "checkpoints are loaded as plain data only (never trust one that asks to run code)"
             ) from None
-        raise UserError(f"checkpoint {path} is not a checkpoint: {_torch_reason(exc)}") from None
-    except Exception as exc:  # a damaged file makes torch.load raise almost anything (KeyError too)
-        raise UserError(
-            f"checkpoint {path} is truncated or not a checkpoint: {_torch_reason(exc)}"
-        ) from None
+        raise UserError(f"checkpoint {path} is not a checkpoint: {EXPECTED}") from None
+    except Exception:  # a damaged file makes torch.load raise almost anything (KeyError too);
+        # its text (zip internals, pickle opcodes, paragraphs of advice) would not help a user
+        raise UserError(f"checkpoint {path} is truncated or not a checkpoint: {EXPECTED}") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "model" not in ckpt:
-        raise UserError(f"{path} is not a diffusiontools checkpoint (no format_version/model)")
+        raise UserError(f"checkpoint {path} has no format_version or model entry: {EXPECTED}")
     if not isinstance(ckpt["format_version"], int):
         raise UserError(
             f"checkpoint {path} has format_version={ckpt['format_version']!r}, not an integer"
@@ -200,16 +204,6 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             f"diffusiontools reads ({FORMAT_VERSION}); upgrade diffusiontools"
         )
     return ckpt
-
-
-def _torch_reason(exc: Exception) -> str:
-    """The informative part of torch.load's message, on one line (it adds paragraphs of advice)."""
-    text = str(exc)
-    detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
-    if detail:
-        text = detail.group(1)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first.split(". ")[0][:160]
 
 
 def load_weights(net: nn.Module, state: dict, source: Path) -> None:

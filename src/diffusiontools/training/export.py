@@ -201,8 +201,11 @@ def read_export(folder: Path, map_location: torch.device) -> tuple[dict, Config,
         config_dict = description["config"]
         if not isinstance(description["epoch"], int) or description["weights"] not in WEIGHT_KINDS:
             raise ValueError("its epoch or weights entry is garbled")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UserError(f"{folder / DESCRIPTION} is not an export description: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # its text: no help
+        raise UserError(
+            f"{folder / DESCRIPTION} is not an export description: expected the JSON file that "
+            "diffusiontools export writes (format, format_version, epoch, weights, config)"
+        ) from None
     if kind not in FORMATS:
         raise UserError(f"{folder} holds an export of unknown format {description['format']!r}")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -210,12 +213,15 @@ def read_export(folder: Path, map_location: torch.device) -> tuple[dict, Config,
             f"{folder} is an export of format version {version!r}, newer than this diffusiontools "
             f"reads ({FORMAT_VERSION}); upgrade diffusiontools"
         )
-    config = config_from_dict(config_dict).check()
+    config = config_from_dict(config_dict, str(folder / DESCRIPTION)).check()
     path = folder / (WEIGHTS if kind == "safetensors" else DIFFUSERS_WEIGHTS)
     try:
         weights = load_file(path, device=str(map_location))
-    except (OSError, SafetensorError) as exc:
-        raise UserError(f"{path} cannot be read as safetensors: {exc}") from None
+    except (OSError, SafetensorError):  # its text (header internals) would not help
+        raise UserError(
+            f"{path} cannot be read as safetensors: expected the weights file that "
+            "diffusiontools export writes (it is truncated or another kind of file)"
+        ) from None
     if kind == "diffusers":  # UNet2DModel's own keys; our wrapper holds it as .unet
         weights = {f"{UNET}.{name}": tensor for name, tensor in weights.items()}
     return description, config, weights

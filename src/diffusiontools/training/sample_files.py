@@ -164,7 +164,8 @@ def sample_to_files(
 
         draws = (model.net, model.process, config)
         batches = generate_batches(*draws, n, seed, model.device, sampler, steps, digit)
-        meta = {"run": str(model.folder), "epoch": model.epoch, "seed": seed}
+        # The run as an absolute path: the file may be read from anywhere, long after.
+        meta = {"run": str(model.folder.resolve()), "epoch": model.epoch, "seed": seed}
         write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(settings))
         title = f"{model.config.name}, epoch {model.epoch}"
         first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "

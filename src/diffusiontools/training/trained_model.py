@@ -109,7 +109,8 @@ class TrainedModel:
         timestep_spacing: str | None = None,
     ) -> Config:
         """The run's config with these ``sampling.*`` keys replaced (None: the run's own), checked
-        as the INI keys would be: an option that cannot take effect is refused, not ignored.
+        as the INI keys would be: an option given (not None) that cannot take effect is refused,
+        whatever its value (``eta=0.0`` for the ancestral sampler too), not ignored.
 
         The run's ``steps``, ``eta`` and ``timestep_spacing`` belong to the run's sampler:
         picking another sampler without giving them uses that sampler's defaults.
@@ -132,7 +133,10 @@ class TrainedModel:
                 given[key] = value = _as_type(key, value, SAMPLING_TYPES[key])
                 check_field(f"sampling.{key}", value, SAMPLING_FIELDS[key].metadata)
         sampling = dataclasses.replace(s, **given)
-        return dataclasses.replace(self.config, sampling=sampling).check()
+        options = dict(eta=eta, guidance=guidance, clip_x0=clip_x0, start=start)
+        options.update(timestep_spacing=timestep_spacing)
+        written = {f"sampling.{key}" for key, value in options.items() if value is not None}
+        return dataclasses.replace(self.config, sampling=sampling).check(written)
 
     def sample(
         self,
@@ -199,7 +203,7 @@ def load_trained(
     recover_if_idle(Path(run_dir))  # an overwrite killed before its first checkpoint: old run
     path = ckpt_io.checkpoint_for(Path(run_dir), epoch)
     ckpt = ckpt_io.load_checkpoint(path, map_location=device)
-    config = ckpt_io.stored_config(ckpt)
+    config = ckpt_io.stored_config(ckpt, path)
     net = make_network(config.model, seed=0, T=config.diffusion.T).to(device)  # weights below
     ckpt_io.load_weights(net, ckpt_io.stored_weights(ckpt, use_ema), path)
     net.eval()

@@ -131,6 +131,8 @@ class QualityProbe(Protocol):
 
     def __call__(self, net: nn.Module, device: torch.device) -> dict[str, float]: ...
 
+    def describe(self) -> str: ...  # what it draws; logged once every check has passed
+
 
 def train(
     config: Config,
@@ -151,6 +153,7 @@ def train(
     Under torchrun, every process calls this; rank 0 owns the folder (see ``distributed``).
     """
     run_dir = Path(run_dir)
+    config.check()  # a Config built in code has not been through load_config's checks
     if config.training.eval_every and probe is None:
         raise UserError(
             f"training.eval_every={config.training.eval_every} needs the quality probe that "
@@ -188,9 +191,16 @@ def train(
                 config = ranks.all_succeed(
                     lambda: trainee.restore(path, config, data, run_dir), device
                 )
-            # Every rank has passed every check: only now may the folder change.
+            # Every rank has passed every check: only now may the folder change, and only now
+            # may the log state a setting (a refused run announces nothing it will not do).
             stop = stack.enter_context(StopRequest())
             if ranks.is_main:
+                if probe is not None and config.training.eval_every:
+                    logger.info(
+                        "quality probe every %d epochs: %s",
+                        config.training.eval_every,
+                        probe.describe(),
+                    )
                 if overwrite and run_folder.holds_run(run_dir):
                     run_folder.move_aside(run_dir)
                 ckpt_io.remove_stale_temporaries(run_dir)  # left by a kill mid-write
@@ -233,7 +243,7 @@ class _Trainee:
         """
         ckpt = ckpt_io.load_checkpoint(path, map_location="cpu")
         try:
-            config = resumed_config(ckpt_io.stored_config(ckpt), requested, run_dir)
+            config = resumed_config(ckpt_io.stored_config(ckpt, path), requested, run_dir)
             check_same_data(ckpt.get("data"), data.provenance, run_dir)
             ckpt_io.load_weights(self.net, ckpt["model"], path)
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -245,12 +255,13 @@ class _Trainee:
                 self.ema.n_averaged.fill_(state.step)
             self.data_gen.set_state(ckpt["rng"]["data"])
             self._restore_step_generator(ckpt["rng"], config.training.seed, state.step)
-            self.changed = config != ckpt_io.stored_config(ckpt)
+            self.changed = config != ckpt_io.stored_config(ckpt, path)
         except UserError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError):  # torch's text would not help
             raise UserError(
-                f"checkpoint {path} cannot be resumed: it lacks or garbles {exc}"
+                f"checkpoint {path} cannot be resumed: its training state (position, optimiser "
+                f"or generators) is missing or garbled; {ckpt_io.EXPECTED}"
             ) from None
         _check_not_below(config, state)
         logger.info("resuming %s at epoch %d, step %d", run_dir, state.epoch, state.step)

@@ -3,13 +3,18 @@ and moved to the device once (a batch is then one index into a uint8 tensor)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
 
-from ..config import Config
+from ..config import Config, DataConfig
 from ..data import load_mnist, subset_split
 from ..errors import UserError
+
+_DATA_FIELDS = {f.name: f for f in dataclasses.fields(DataConfig)}
+VAL_FRACTION_MAX = _DATA_FIELDS["val_fraction"].metadata["max"]  # the largest allowed
 
 
 @dataclass
@@ -27,16 +32,23 @@ def load_training_data(config: Config, device: torch.device) -> TrainingData:
     mnist = load_mnist(d.dir, d.source)
     images, labels = mnist.train_images, mnist.train_labels
     train_idx, val_idx = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
+    # Advise only what can help: a larger data.subset while it leaves images out, a larger
+    # data.val_fraction while its maximum would hold out an image.
+    more_images = d.subset is not None and d.subset < len(images)
     if len(val_idx) == 0:
+        used = len(train_idx)
+        helps = ["data.subset"] if more_images else []
+        if math.floor(used * VAL_FRACTION_MAX) >= 1:
+            helps.append("data.val_fraction")
         raise UserError(
-            f"data.subset={config.data.subset} with data.val_fraction="
-            f"{config.data.val_fraction} leaves no validation images (of {len(train_idx)}); "
-            "raise data.subset or data.val_fraction"
+            f"data.subset={d.subset} with data.val_fraction={d.val_fraction} leaves no "
+            f"validation images (of {used}); raise {' or '.join(helps)}"
         )
     if config.training.batch_size > len(train_idx):
+        or_subset = " or raise data.subset" if more_images else ""
         raise UserError(
             f"training.batch_size={config.training.batch_size} is larger than the "
-            f"{len(train_idx)} training images; lower it or raise data.subset"
+            f"{len(train_idx)} training images; give at most {len(train_idx)}{or_subset}"
         )
     provenance = {
         **mnist.provenance,
