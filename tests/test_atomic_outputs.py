@@ -106,13 +106,18 @@ def test_ctrl_c_while_the_files_are_moved_in_waits_until_all_are(tmp_path, monke
         move_into(source, folder)
 
     monkeypatch.setattr(outputs, "_move_into", interrupted_while_moving)
-    handler = signal.getsignal(signal.SIGINT)
-    (tmp_path / "shared").mkdir()
-    with pytest.raises(KeyboardInterrupt), staged_outputs() as staging:
-        staging.file(tmp_path / "shared" / "a.txt").write_text("a")
-        staging.file(tmp_path / "new" / "b.txt").write_text("b")
+    # Python's own Ctrl-C handler, whatever this process inherited (a shell's background job
+    # starts with SIGINT ignored, and an ignored signal rightly stays ignored after the move).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        (tmp_path / "shared").mkdir()
+        with pytest.raises(KeyboardInterrupt), staged_outputs() as staging:
+            staging.file(tmp_path / "shared" / "a.txt").write_text("a")
+            staging.file(tmp_path / "new" / "b.txt").write_text("b")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert tree(tmp_path) == {"new": None, "new/b.txt": b"b", "shared": None, "shared/a.txt": b"a"}
-    assert signal.getsignal(signal.SIGINT) is handler  # put back
 
 
 # --- the commands ----------------------------------------------------------------------------
