@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.bench_training import share_of_ceiling, thread_settings
+import torch
+
+from bench.bench_training import _images_per_s, share_of_ceiling, step_fn, thread_settings
 from bench.machine import LoadRecord, busy_threshold, spread
 
 
@@ -36,3 +38,14 @@ def test_thread_settings_are_powers_of_two_then_all_cores():
     assert thread_settings(2) == [1, 2]
     assert thread_settings(6) == [1, 2, 4, 6]
     assert thread_settings(8) == [1, 2, 4, 8]
+
+
+def test_a_step_records_its_forward_backward_and_the_warm_up_steps_are_dropped():
+    """The in-step ceiling candidate: one time per timed step, none from the 2 warm-up steps,
+    each no longer than the step around it."""
+    times: list[float] = []
+    step = step_fn(fwd_bwd_seconds=times)
+    x0 = torch.zeros(128, 1, 28, 28)
+    rate = _images_per_s([x0] * 5, step, 3, times)
+    assert len(times) == 3
+    assert 0 < max(times) and 128 / min(times) >= rate
