@@ -72,6 +72,33 @@ def test_resume_mid_epoch_equals_the_straight_run(tmp_path, monkeypatch, stop_at
     assert_same_final_weights(run, reference_run())
 
 
+def test_the_progress_bar_loss_after_a_mid_epoch_resume_is_the_mean_of_the_new_steps(
+    tmp_path, monkeypatch
+):
+    """Stopped after 5 of epoch 0's 12 steps and resumed: the bar's loss at the epoch's end is the
+    mean of the 7 steps run since (before: their sum over 12 slots, 5 of them empty zeros, so
+    7/12 of it)."""
+    from diffusiontools.training import trainer
+
+    run = train_tiny(tmp_path / "run", "training.max_steps=5")
+    shown, step_losses = [], []
+
+    class RecordingBar(trainer.tqdm):
+        def set_postfix(self, **kwargs):
+            shown.append(kwargs["loss"])
+            super().set_postfix(**kwargs)
+
+    def record(step, loss):
+        step_losses.append(float(loss.detach()))
+        return loss
+
+    monkeypatch.setattr(trainer, "tqdm", RecordingBar)
+    on_training_steps(monkeypatch, record)
+    train_tiny(run, "training.epochs=1", resume=True)
+    assert len(step_losses) == STEPS_PER_EPOCH - 5 == 7
+    assert shown[0] == f"{sum(step_losses) / 7:.4f}"
+
+
 def test_max_steps_mid_epoch_stops_there_and_resuming_adds_nothing(tmp_path):
     """Stopping inside epoch 0 (5 of 12 batches) does not count epoch 0 as finished: no metrics
     row, no epoch checkpoint; latest.pt holds the position inside the epoch."""

@@ -394,7 +394,8 @@ def _train_loop(
                     (first_bad < 0) & ~torch.isfinite(detached), state.step + 1, first_bad
                 )
                 loss_sum += detached
-                recent[state.batch % len(recent)] = detached
+                # Slots count this loop's steps: a run resumed mid-epoch starts with none filled.
+                recent[(state.batch - first_batch) % len(recent)] = detached
                 state.batch += 1
                 state.step += 1
                 board.step_loss(state.step, detached)
@@ -403,7 +404,7 @@ def _train_loop(
                 if state.batch % 20 == 0 or end_of_epoch:
                     _check_finite(first_bad, state, run_dir)
                     elapsed = time.perf_counter() - started
-                    n_recent = min(state.batch, len(recent))
+                    n_recent = min(state.batch - first_batch, len(recent))
                     images_per_s = (state.batch - first_batch) * tc.batch_size / elapsed
                     bar.set_postfix(
                         loss=f"{float(recent[:n_recent].mean()):.4f}", img_s=f"{images_per_s:.0f}"
