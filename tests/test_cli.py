@@ -127,15 +127,30 @@ def test_sample_replaces_its_own_files_in_the_run_folder(tmp_path):
         assert npz["images"].shape == (3, 28, 28)
 
 
-def test_two_outputs_at_one_path_are_refused(tmp_path, capsys):
-    grid = tmp_path / "x.png"
-    argv = ["sample", str(reference_run()), "--out", str(grid), "--npz", str(grid)]
-    capsys.readouterr()
-    assert cli.main(argv) == 2
-    assert capsys.readouterr().err == (
-        f"error: {grid} would be both the grid and the NPZ: give each its own path\n"
-    )
-    assert not grid.exists()
+def test_an_npz_path_must_end_in_npz_so_a_typo_cannot_replace_a_run_file(tmp_path, capsys):
+    """--npz naming the run's own checkpoint (or the grid, or any other kind of file) is refused
+    before any work; before, the NPZ was written over latest.pt and the run could not load."""
+    run = copy_run(reference_run(), tmp_path / "run")
+    latest = run / "checkpoints" / "latest.pt"
+    before = latest.read_bytes()
+    for target in (latest, run / "data.json", tmp_path / "x.png", tmp_path / "noext"):
+        argv = [
+            "sample",
+            str(run),
+            "-n",
+            "2",
+            "--out",
+            str(tmp_path / "x.png"),
+            "--npz",
+            str(target),
+        ]
+        capsys.readouterr()
+        assert cli.main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"error: --npz {target}: the NPZ is a .npz file; end the name in .npz\n"
+        )
+    assert latest.read_bytes() == before
+    assert not (tmp_path / "x.png").exists()
 
 
 # --- how many: -n is drawn and written a batch at a time, and bounded by the disk ----------------

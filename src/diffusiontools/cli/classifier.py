@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> None:
     if out is None:  # a default in the current folder: never replaces earlier weights
         out = Path("mnist_classifier.pt")
         refuse_existing([out], "name the file with --out to replace it")
-    check_output_file(out, "out", "the weights")  # before any training
+    check_output_file(out, "out", "the weights", ending=".pt")  # before any training
     given = {"data.dir": "--data-dir"} if args.data_dir is not None else {}
     with keys_given_as_flags(given):  # name the flag typed, not the key it sets
         data = load_mnist(args.data_dir, "mnist")

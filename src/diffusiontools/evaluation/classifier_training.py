@@ -78,7 +78,7 @@ def train_classifier(
     """
     if epochs < 1:
         raise UserError(f"epochs={epochs} is not a number of passes: give at least 1")
-    check_output_file(out_path, "out_path", "the weights")  # not after the training
+    check_output_file(out_path, "out_path", "the weights", ending=".pt")  # not after the training
     # initialisation and dropout draw from the global RNG: seeded here, restored afterwards
     devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices):

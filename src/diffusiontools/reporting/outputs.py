@@ -52,12 +52,18 @@ def check_distinct(paths: dict[str, Path]) -> None:
 
 
 def check_output_file(
-    path: str | Path, argument: str, what: str = "the file", image: bool = False
+    path: str | Path,
+    argument: str,
+    what: str = "the file",
+    image: bool = False,
+    ending: str | None = None,
 ) -> Path:
     """Refuse a file path a command would write, before any work and without creating anything.
 
     ``argument`` names the path's argument in the message (``out`` -> ``out=PATH: ...``), ``what``
-    the file (``the grid``); with ``image``, the name must end in one of ``IMAGE_FORMATS``.
+    the file (``the grid``); with ``image``, the name must end in one of ``IMAGE_FORMATS``; with
+    ``ending`` (``".npz"``), in that, so that a typo cannot replace a file of another kind (a
+    run's checkpoint, its config.ini).
     Raises DiffusionToolsError for another ending, a path that is a folder, or a folder that
     could not be created or written (its nearest existing ancestor is a file or read-only).
     Returns ``path`` as a Path.
@@ -68,6 +74,8 @@ def check_output_file(
         raise UserError(f"{argument}={path}: {what} is an image; end the name in one of {endings}")
     if path.is_dir():
         raise UserError(f"{argument}={path} is a folder; name a file for {what}")
+    if ending is not None and path.suffix.lower() != ending:
+        raise UserError(f"{argument}={path}: {what} is a {ending} file; end the name in {ending}")
     ancestor = path.absolute().parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

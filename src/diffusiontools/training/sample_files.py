@@ -78,7 +78,7 @@ def sample_files(
     grid = Path(out) if out is not None else own / "sample_grid.png"
     check_output_file(grid, "out", "the grid", image=True)
     if npz is not None:
-        check_output_file(npz, "npz", "the NPZ")
+        check_output_file(npz, "npz", "the NPZ", ending=".npz")
     beside = grid.parent
     unnamed = {
         "the NPZ": beside / "samples.npz" if npz is None else None,
