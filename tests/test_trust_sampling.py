@@ -161,14 +161,6 @@ REFUSED = [
         ),
     ),
     Refused(
-        "--guidance 1 on an unconditional model",
-        sample(reference, "--guidance", "1"),
-        (
-            "--guidance 1.0 applies to class-conditional models (model.num_classes > 0) only; this "
-            "unconditional model would ignore it: remove it",
-        ),
-    ),
-    Refused(
         "--timestep-spacing with the ancestral sampler",
         sample(reference, "--timestep-spacing", "trailing"),
         ("--timestep-spacing trailing applies to the ddim and dpm_solver samplers only",),
@@ -234,6 +226,11 @@ REFUSED = [
         "digit out of range",
         sample(lambda tmp: conditional_run(), "--digit", "10"),
         ("--digit 10", "0..9"),
+    ),
+    Refused(
+        "digit at guidance 0 (the unconditional prediction alone)",
+        sample(lambda tmp: conditional_run(), "--digit", "3", "--guidance", "0"),
+        ("--digit 3 takes no effect with --guidance 0,", "give a guidance above 0"),
     ),
     # Keys stored in a run's config that contradict it (runs written before they were checked).
     Refused(
@@ -383,8 +380,7 @@ CONFIG_ROWS = [
                            "sampler would ignore it: remove it",)),
     (("sampling.timestep_spacing=ours",), ("sampling.timestep_spacing=ours applies to the ddim "
      "and dpm_solver samplers only; the ancestral sampler would ignore it: remove it",)),
-    (("sampling.guidance=1",), ("sampling.guidance=1.0 applies to class-conditional models "
-     "(model.num_classes > 0) only; this unconditional model would ignore it: remove it",)),
+    (("sampling.guidance=1",), ()),  # no guidance: what an unconditional model does
     (("diffusion.kind=cold", "sampling.clip_x0=false"), ("sampling.clip_x0=false applies to "
      "Gaussian models only; a cold model would ignore it: remove it",)),
     (("sampling.start=auto",), ("sampling.start=auto applies to cold models only; a Gaussian "
@@ -644,3 +640,16 @@ def test_resolve_settings_names_the_flag_or_the_key():
         resolve_settings(
             dataclasses.replace(with_ddim, sampling=dataclasses.replace(ddim, steps=25))
         )
+
+
+def test_guidance_1_means_none_and_may_be_written_for_an_unconditional_model(tmp_path, capsys):
+    """Guidance 1 is what an unconditional model does: accepted where it cannot be more (the
+    quickstart trained without labels: num_classes=0 with its guidance 1.1 set back to 1),
+    while any other guidance there is still refused."""
+    config = load_config("quickstart", ["model.num_classes=0", "sampling.guidance=1"])
+    assert (config.model.num_classes, config.sampling.guidance) == (0, 1.0)
+    with pytest.raises(UserError, match=r"sampling.guidance=1.1 needs a class-conditional"):
+        load_config("quickstart", ["model.num_classes=0"])
+    out = tmp_path / "g.png"
+    argv = ["sample", str(reference_run()), "-n", "2", "--guidance", "1", "--out", str(out)]
+    assert cli.main(argv) == 0 and out.is_file()

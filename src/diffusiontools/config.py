@@ -187,6 +187,8 @@ class Config:
             )
         for key, (scope, ignored_by) in unused_keys(self).items():
             value, default = _value(self, key), _default(key)
+            if NEUTRAL.get(key, object()) == value:
+                continue  # what the model does without the key: it takes effect
             if key in written or value != default:
                 fix = "remove it" if key in written else f"leave it at {_override_text(default)}"
                 raise UserError(
@@ -292,6 +294,12 @@ SAMPLING_SWITCHED = {
     "sampling.clip_x0": ("clip_x0", "Gaussian models"),
     "sampling.start": ("cold_start", "cold models"),
 }
+
+
+# Values that mean "off" and are what a model without the key does anyway, so they may be
+# written where the key does not apply: guidance 1 (none) on an unconditional model, e.g. to
+# train the quickstart without labels with --set model.num_classes=0 --set sampling.guidance=1.
+NEUTRAL = {"sampling.guidance": 1.0}
 
 
 def unused_keys(config: Config) -> dict[str, tuple[str, str]]:

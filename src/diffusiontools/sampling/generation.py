@@ -159,6 +159,11 @@ def resolve_settings(
         raise UserError(f"digit={digit} needs a class-conditional model (model.num_classes = 10)")
     if digit is not None and not 0 <= digit < config.model.num_classes:
         raise UserError(f"digit={digit} is out of range: 0..{config.model.num_classes - 1}")
+    if digit is not None and s.guidance == 0:
+        raise UserError(
+            f"digit={digit} takes no effect with sampling.guidance=0, which samples the "
+            "unconditional prediction alone: give a guidance above 0 (1 = the digit's own)"
+        )
     return SamplingSettings(
         sampler=name,
         steps=steps,
