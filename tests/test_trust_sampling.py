@@ -653,3 +653,15 @@ def test_guidance_1_means_none_and_may_be_written_for_an_unconditional_model(tmp
     out = tmp_path / "g.png"
     argv = ["sample", str(reference_run()), "-n", "2", "--guidance", "1", "--out", str(out)]
     assert cli.main(argv) == 0 and out.is_file()
+
+
+def test_more_samples_than_memory_holds_are_refused_before_any_is_drawn():
+    """model.sample(10**12) ran on, batch after batch, towards 2.9 million GiB it could never
+    return; now refused at once, naming n, the need (10**12 x 784 x 4 bytes) and the remedy."""
+    model = load_trained(reference_run(), None, CPU)
+    with pytest.raises(UserError) as refused:
+        model.sample(10**12, seed=0)
+    assert str(refused.value).startswith(
+        "n=1000000000000 samples need 2,920,627.6 GiB as float32, more than the "
+    )
+    assert "draw fewer at a time" in str(refused.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -204,6 +205,14 @@ def seeded_batches(
         yield offset, b, sample_generators(seed, offset, b, device)
 
 
+def device_memory_bytes(device: torch.device) -> int:
+    """The memory of ``device`` in bytes: a GPU's total memory, else the machine's RAM."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def generate(
     net: nn.Module,
     process,
@@ -228,8 +237,16 @@ def generate(
     setting): there sample i also depends on ``batch_size``.
     Non-finite samples are refused (:func:`check_finite`). ``on_step`` (for trajectories) needs
     ``n <= batch_size`` so that it sees the whole set. All n samples are held at once: for
-    more than memory holds, take them batch by batch from :func:`generate_batches`.
+    more than memory holds, take them batch by batch from :func:`generate_batches`; an ``n``
+    whose float32 images alone exceed the device's memory is refused before any is drawn.
     """
+    need, have = n * 28 * 28 * 4, device_memory_bytes(device)
+    if need > have:
+        raise UserError(
+            f"n={n} samples need {need / 2**30:,.1f} GiB as float32, more than the "
+            f"{have / 2**30:,.1f} GiB of memory of {device}: draw fewer at a time (sample i "
+            "depends only on seed and i), or stream them to a file (diffusiontools sample -n)"
+        )
     batches = generate_batches(
         net, process, config, n, seed, device, sampler, steps, digit, on_step, batch_size
     )
