@@ -238,20 +238,30 @@ class Config:
 # Keys that take effect only while another key switches them on: key -> (whether it applies,
 # what it applies to, what would ignore it). Kind-level switches first: a cold run's
 # diffusion.t_sampling is refused before the lognormal keys that hang on it.
-SWITCHED: dict[str, tuple[typing.Callable[[Config], bool], str, str]] = {
+_Switch = tuple[typing.Callable[[Config], bool], str, str]
+_GAUSSIAN = (
+    lambda c: c.diffusion.kind == "gaussian",
+    "Gaussian processes (diffusion.kind = gaussian)",
+)
+_LOGNORMAL: _Switch = (
+    lambda c: c.diffusion.t_sampling == "lognormal",
+    "diffusion.t_sampling = lognormal",
+    "uniform training times",
+)
+_COSINE: _Switch = (
+    lambda c: c.training.lr_schedule == "cosine",
+    "training.lr_schedule = cosine",
+    "the constant schedule",
+)
+SWITCHED: dict[str, _Switch] = {
     "diffusion.t_range": (
         lambda c: c.diffusion.kind == "cold",
         "cold processes (diffusion.kind = cold)",
         "the Gaussian process, which draws t from 1..T-1,",
     ),
-    "diffusion.loss_weighting": (
-        lambda c: c.diffusion.kind == "gaussian",
-        "Gaussian processes (diffusion.kind = gaussian)",
-        "a cold process",
-    ),
+    "diffusion.loss_weighting": (*_GAUSSIAN, "a cold process"),
     "diffusion.t_sampling": (
-        lambda c: c.diffusion.kind == "gaussian",
-        "Gaussian processes (diffusion.kind = gaussian)",
+        *_GAUSSIAN,
         "a cold process, which chooses its training levels with diffusion.t_range,",
     ),
     "diffusion.min_snr_gamma": (
@@ -259,31 +269,15 @@ SWITCHED: dict[str, tuple[typing.Callable[[Config], bool], str, str]] = {
         "diffusion.loss_weighting = min_snr",
         "the plain loss",
     ),
-    "diffusion.t_lognormal_mean": (
-        lambda c: c.diffusion.t_sampling == "lognormal",
-        "diffusion.t_sampling = lognormal",
-        "uniform training times",
-    ),
-    "diffusion.t_lognormal_std": (
-        lambda c: c.diffusion.t_sampling == "lognormal",
-        "diffusion.t_sampling = lognormal",
-        "uniform training times",
-    ),
+    "diffusion.t_lognormal_mean": _LOGNORMAL,
+    "diffusion.t_lognormal_std": _LOGNORMAL,
     "training.eval_samples": (
         lambda c: c.training.eval_every > 0,
         "training.eval_every > 0",
         "a run without the quality probe",
     ),
-    "training.lr_decay_steps": (
-        lambda c: c.training.lr_schedule == "cosine",
-        "training.lr_schedule = cosine",
-        "the constant schedule",
-    ),
-    "training.warmup_steps": (
-        lambda c: c.training.lr_schedule == "cosine",
-        "training.lr_schedule = cosine",
-        "the constant schedule",
-    ),
+    "training.lr_decay_steps": _COSINE,
+    "training.warmup_steps": _COSINE,
 }
 # The sampling keys that apply to some samplers or models only: key -> (the field of
 # SamplingSettings that is None where it does not apply, what it applies to).
