@@ -278,21 +278,21 @@ def test_eval_every_without_a_probe_is_refused_before_the_folder_changes(tmp_pat
 
 # --- which sampler, cold runs, the global RNG ----------------------------------------------------
 
-# config, overrides -> (sampler, steps, clip_x0, guidance) the probe draws with
+# config, overrides -> (sampler, steps, eta, clip_x0, guidance) the probe draws with
 SAMPLERS = [
-    ("model1", (), ("ancestral", 100, False, None)),  # 1000-step ancestral: respaced to 100
-    ("model2", (), ("ancestral", 100, False, None)),  # T = 100: its own sampler
-    ("quickstart", (), ("ddim", 50, True, 1.25)),  # its own DDIM-50, guidance kept
-    ("quickstart", ("sampling.steps=none",), ("ddim", 100, True, 1.25)),  # DDIM over all T
-    ("custom1", (), ("naive", 100, None, None)),  # cold: its own sampler and start
-    ("custom1", ("diffusion.T=300",), ("naive", 100, None, None)),  # on a strided grid
+    ("model1", (), ("ancestral", 100, None, False, None)),  # 1000-step ancestral: respaced to 100
+    ("model2", (), ("ancestral", 100, None, False, None)),  # T = 100: its own sampler
+    ("quickstart", (), ("ddim", 50, 0.5, True, 1.1)),  # its own DDIM-50, eta and guidance kept
+    ("quickstart", ("sampling.steps=none",), ("ddim", 100, 0.5, True, 1.1)),  # DDIM over all T
+    ("custom1", (), ("naive", 100, None, None, None)),  # cold: its own sampler and start
+    ("custom1", ("diffusion.T=300",), ("naive", 100, None, None, None)),  # on a strided grid
 ]
 
 
 @pytest.mark.parametrize("name, overrides, expected", SAMPLERS)
 def test_the_probe_draws_with_a_fast_sampler(name, overrides, expected):
     s = resolve_settings(probe_config(load_config(name, list(overrides))))
-    assert (s.sampler, s.steps, s.clip_x0, s.guidance) == expected
+    assert (s.sampler, s.steps, s.eta, s.clip_x0, s.guidance) == expected
 
 
 def test_a_cold_run_is_probed_from_its_own_start_and_the_global_rng_is_untouched():
