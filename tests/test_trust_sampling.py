@@ -665,3 +665,11 @@ def test_more_samples_than_memory_holds_are_refused_before_any_is_drawn():
         "n=1000000000000 samples need 2,920,627.6 GiB as float32, more than the "
     )
     assert "draw fewer at a time" in str(refused.value)
+
+
+def test_without_a_memory_figure_from_the_os_nothing_is_refused(monkeypatch):
+    """Windows has no os.sysconf: the memory check must not break sampling there."""
+    from diffusiontools.sampling import generation
+
+    monkeypatch.delattr(generation.os, "sysconf")
+    assert generation.device_memory_bytes(CPU) == float("inf")

@@ -205,12 +205,16 @@ def seeded_batches(
         yield offset, b, sample_generators(seed, offset, b, device)
 
 
-def device_memory_bytes(device: torch.device) -> int:
-    """The memory of ``device`` in bytes: a GPU's total memory, else the machine's RAM."""
+def device_memory_bytes(device: torch.device) -> float:
+    """The memory of ``device`` in bytes: a GPU's total memory, else the machine's RAM (POSIX;
+    infinite where the OS does not say, e.g. Windows, so that nothing is refused there)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return float("inf")
 
 
 def generate(
