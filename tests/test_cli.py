@@ -11,6 +11,7 @@ import sys
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
@@ -188,28 +189,24 @@ def test_sigterm_while_sample_writes_leaves_no_partial_file_and_the_old_npz(tmp_
     assert npz.read_bytes() == b"an earlier NPZ"
 
 
+@pytest.mark.parametrize(
+    "free, n, advice",
+    [
+        # n whose images fit: the advice is the n that fits
+        (784_000_000, 1000001, "take up to 784 MB in {npz}, but {tmp} has 784 MB free: "
+         "give -n 1..1000000"),
+        # below one image's 784 bytes no -n fits: the advice is room, not "-n 0 or fewer"
+        (500, 2, "take up to 1,568 bytes in {npz}, but {tmp} has 500 bytes free: free space "
+         "there or write the NPZ elsewhere"),
+    ],
+)  # fmt: skip
 def test_sample_n_beyond_the_disk_is_refused_before_anything_is_drawn(
-    tmp_path, capsys, monkeypatch
+    tmp_path, capsys, monkeypatch, free, n, advice
 ):
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=784_000_000))
-    argv = ["sample", str(reference_run()), "-n", "1000001", "--out", str(tmp_path / "g.png")]
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=free))
+    argv = ["sample", str(reference_run()), "-n", str(n), "--out", str(tmp_path / "g.png")]
     capsys.readouterr()
     assert cli.main(argv) == 2
-    assert capsys.readouterr().err == (
-        f"error: -n 1000001 samples take up to 784 MB in {tmp_path / 'samples.npz'}, but "
-        f"{tmp_path} has 784 MB free: give -n 1..1000000\n"
-    )
-    assert sorted(tmp_path.iterdir()) == []
-
-
-def test_sample_on_a_disk_without_room_for_one_image_advises_no_n(tmp_path, capsys, monkeypatch):
-    """Below one image's 784 bytes no -n fits: the advice is room, not "-n 0 or fewer"."""
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=500))
-    argv = ["sample", str(reference_run()), "-n", "2", "--out", str(tmp_path / "g.png")]
-    capsys.readouterr()
-    assert cli.main(argv) == 2
-    assert capsys.readouterr().err == (
-        f"error: -n 2 samples take up to 1,568 bytes in {tmp_path / 'samples.npz'}, but "
-        f"{tmp_path} has 500 bytes free: free space there or write the NPZ elsewhere\n"
-    )
+    expected = advice.format(npz=tmp_path / "samples.npz", tmp=tmp_path)
+    assert capsys.readouterr().err == f"error: -n {n} samples {expected}\n"
     assert sorted(tmp_path.iterdir()) == []
