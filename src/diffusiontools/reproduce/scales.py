@@ -1,4 +1,5 @@
-"""How much of the report's study a ``reproduce`` run does: smoke (tests), cpu (2 hours), full.
+"""How much of the report's study a ``reproduce`` run does: smoke (tests), cpu (80 minutes),
+report (the report's analysed epochs), full (every epoch of the configs).
 
 A scale changes only how long models train, on how many images, and how much evaluation work is
 done; the networks, schedules, losses, batch sizes and learning rates stay the report's (the
@@ -23,7 +24,7 @@ class Scale:
     name: str
     summary: str  # one line shown in the output and reproduction.md
     subset: int | None  # first N MNIST training images (None: all 60,000, split 80/20)
-    epochs: int | None  # epochs for every model (None: each config's own, the report's)
+    epochs: int | None  # epochs for every model (None: see to_analysed)
     save_every: int | None  # None: each config's own
     n_samples: int  # samples per model (the report: 200)
     gaussian_sampler: tuple[str, int | None] | None  # (sampler, steps); None: the config's
@@ -32,6 +33,10 @@ class Scale:
     n_boot: int
     n_boot_set: int
     extra: tuple[str, ...] = ()  # further ``--set`` overrides for every model
+    # With epochs None: True trains each model exactly to the epoch the report analysed (epochs
+    # 0..N), False trains every epoch of its config.
+    to_analysed: bool = False
+    eval_every: int = 0  # training.eval_every: the quality curve every N epochs (0: off)
 
     def analysed_epoch(self, model: str) -> int:
         """The checkpoint analysed: the report's choice at full scale, else the last epoch."""
@@ -44,6 +49,10 @@ class Scale:
             sets.append(f"data.subset={self.subset}")
         if self.epochs is not None:
             sets.append(f"training.epochs={self.epochs}")
+        elif self.to_analysed:
+            sets.append(f"training.epochs={REPORT_MODELS[model] + 1}")
+        if self.eval_every:
+            sets.append(f"training.eval_every={self.eval_every}")
         if self.save_every is not None:
             sets.append(f"training.save_every={self.save_every}")
         if self.gaussian_sampler is not None and model.startswith("model"):
@@ -90,6 +99,18 @@ SCALES = {
         subset=12_000,
         epochs=6,
         save_every=2,
+        **REPORT_EVALUATION,
+    ),
+    "report": Scale(
+        name="report",
+        summary="the report's models at its own scale: all 60,000 training images, each model "
+        "trained exactly to the epoch the report analysed (120/80/20/140) and evaluated there, "
+        "with the quality curve every 10 epochs; 7-14 hours of 2-core CPU, minutes on a GPU",
+        subset=None,
+        epochs=None,
+        save_every=None,
+        to_analysed=True,
+        eval_every=10,
         **REPORT_EVALUATION,
     ),
     "full": Scale(
