@@ -34,13 +34,15 @@ SAMPLERS_COLD = ("naive", "improved")
 
 
 def train_all(study: Study) -> None:
+    from ..evaluation.quality_probe import quality_probe
     from ..training.trainer import train
 
     for run_name in run_names():
         run_dir = study.run_dir(run_name)
         with study.stage(f"train {run_name}"):
             resume = latest_path(run_dir).is_file()
-            train(study_config(run_name, study.scale), run_dir, resume=resume)
+            config = study_config(run_name, study.scale)
+            train(config, run_dir, resume=resume, probe=quality_probe(config))
 
 
 def sample_all(study: Study) -> list[Path]:
