@@ -1,8 +1,6 @@
 """The committed MNIST classifier: its checksum, its accuracy, and the training code path."""
 
-import os
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +12,6 @@ from diffusiontools.evaluation import classifier
 from diffusiontools.evaluation.classifier import FEATURE_DIM, file_sha256, load_classifier
 from diffusiontools.evaluation.classifier_training import accuracy, random_shift, train_classifier
 from diffusiontools.evaluation.feature_metrics import classifier_features
-
-MNIST_DIR = Path(os.environ.get("DIFFUSIONTOOLS_DATA", "/work/shared/data/mnist"))
 
 
 def test_committed_weights_match_checksum():
@@ -41,11 +37,8 @@ def test_features_and_probabilities_shapes():
     np.testing.assert_allclose(same, features, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(
-    not MNIST_DIR.is_dir(), reason=f"MNIST folder {MNIST_DIR} absent (set DIFFUSIONTOOLS_DATA)"
-)
-def test_accuracy_on_first_2000_test_images():
-    data = load_mnist(str(MNIST_DIR), source="mnist", download=False)
+def test_accuracy_on_first_2000_test_images(real_mnist):
+    data = load_mnist(str(real_mnist), source="mnist", download=False)
     model = load_classifier("cpu")
     assert accuracy(model, data.test_images[:2000], data.test_labels[:2000], "cpu") >= 0.985
 

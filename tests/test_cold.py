@@ -232,16 +232,16 @@ class Affine(nn.Module):
     "t_per, expected", [("batch", -363012.8014039844), ("image", -363200.4257946685)]
 )
 @pytest.mark.parametrize("start", ["test", "auto"])
-def test_the_naive_samplers_faithful_numbers_are_unchanged(t_per, expected, start):
+def test_the_naive_samplers_faithful_numbers_are_unchanged(t_per, expected, start, real_mnist):
     """Same seed, same output as before the start state carried its key: ``test`` start, fresh
     fields, R first called at t = T. Values measured with this script on the code just before
     that change, after sample i got its own generator seeded from (seed, i) (commit 9693836,
     the sampling branch's head; on b292f0f, with one generator for the batch, they were -364335.0596
     and -363679.5081: the noise order changed, not the naive sampler). Measured on the real MNIST
     test images, which the start degrades."""
-    if load_mnist(None).provenance["source"] != "mnist":
-        pytest.skip("the values were measured on the real MNIST test images")
     config = cold_config(
+        f"data.dir={real_mnist}",
+        "data.source=mnist",
         "diffusion.T=5",
         f"diffusion.t_per={t_per}",
         f"sampling.start={start}",

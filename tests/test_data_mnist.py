@@ -25,7 +25,6 @@ from diffusiontools.data import (
 )
 from diffusiontools.errors import UserError
 
-REAL_MNIST = Path("/work/shared/data/mnist")
 STEMS = list(mnist.STEMS.values())  # train images, train labels, test images, test labels
 
 
@@ -66,6 +65,7 @@ def closed_url():
 def isolated(tmp_path, monkeypatch, closed_url):
     """No env var, the cache inside tmp_path, and every mirror a refused loopback port."""
     monkeypatch.delenv(mnist.ENV_VAR, raising=False)
+    monkeypatch.delenv(mnist.OFFLINE_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(download, "MIRRORS", (closed_url,))
     return tmp_path
@@ -133,6 +133,26 @@ def test_mnist_source_lists_every_folder_searched(isolated, monkeypatch):
         for folder in ("given", "env", "cache/diffusiontools/mnist"):
             assert str(isolated / folder) in str(e.value)
     assert "could not download" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "value, downloads", [("1", False), ("yes", False), ("0", True), ("", True)]
+)
+def test_offline_variable_forbids_the_download(isolated, monkeypatch, value, downloads):
+    """DIFFUSIONTOOLS_OFFLINE set (other than empty or 0): the cache is searched, nothing fetched."""
+    calls = []
+
+    def fake_download(folder):
+        calls.append(folder)
+        raise download.DownloadError("the network said no")
+
+    monkeypatch.setattr(mnist, "download_mnist", fake_download)
+    monkeypatch.setenv(mnist.OFFLINE_VAR, value)
+    with pytest.raises(UserError) as e:
+        load_mnist(None, source="mnist")
+    assert len(calls) == int(downloads)
+    reason = "the network said no" if downloads else f"downloading is off: {mnist.OFFLINE_VAR}="
+    assert reason in str(e.value)
 
 
 def test_partial_folder_is_skipped(isolated):
@@ -207,9 +227,8 @@ def test_auto_downloads_into_the_cache(isolated, monkeypatch):
     assert data.provenance["md5"] == table and len(data.train_labels) == 12
 
 
-@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="real MNIST files not present")
-def test_real_mnist_has_published_sizes_and_class_counts():
-    data = load_mnist(str(REAL_MNIST), source="mnist", download=False)
+def test_real_mnist_has_published_sizes_and_class_counts(real_mnist):
+    data = load_mnist(str(real_mnist), source="mnist", download=False)
     assert data.train_images.shape == (60000, 28, 28) and data.test_images.shape == (10000, 28, 28)
     assert torch.bincount(data.train_labels).tolist() == [
         5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949,

