@@ -111,6 +111,26 @@ def test_more_than_10000_samples_a_set_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_reference_defaults_take_the_test_images_there_are(tmp_path, capsys):
+    """A newcomer's data holds 1,000 test images (the suite's, like the embedded subset): the
+    defaults of --tsne-reference and --test-reference take all 1,000, where they asked for
+    MNIST's 10,000 and refused the user's data; a value given is still checked against them."""
+    npz = tmp_path / "digits.npz"
+    save_samples(npz, mnist_test_images(0, 10))
+    rest = ["--n-boot", "20", "--n-boot-set", "5", "--device", "cpu"]
+    code, _, err = evaluate_cli(["--npz", str(npz), *rest], tmp_path / "out", capsys)
+    assert code == 0, err
+    settings = json.loads((tmp_path / "out" / "metrics.json").read_text())["settings"]
+    assert (settings["tsne_reference"], settings["test_reference"]) == (1000, 1000)
+    code, _, err = evaluate_cli(
+        ["--npz", str(npz), "--tsne-reference", "1001", *rest], tmp_path / "again", capsys
+    )
+    assert (
+        code == 2
+        and err == "error: --tsne-reference 1001 must be between 10 and the 1000 test images\n"
+    )
+
+
 def test_the_sets_are_recorded_by_absolute_paths(tmp_path, capsys, monkeypatch):
     """A run and an NPZ given relative to the folder evaluate runs in: metrics.json and the
     samples NPZ name them absolutely, so the records still say which run and file they scored
