@@ -9,6 +9,7 @@ import pytest
 import torch
 from tiny_runs import single_thread  # noqa: F401  (autouse: one thread per test)
 
+from diffusiontools.config import load_config
 from diffusiontools.errors import UserError
 from diffusiontools.reproduce import get_scale, reproduce
 from diffusiontools.reproduce.scales import REPORT_MODELS, SCALES
@@ -59,8 +60,25 @@ def test_smoke_scale_samples_gaussian_models_with_few_steps_only():
 
 
 def test_unknown_scale_names_the_allowed_ones():
-    with pytest.raises(UserError, match="'huge'.*smoke, cpu, full"):
+    with pytest.raises(UserError, match="'huge'.*smoke, cpu, report, full"):
         get_scale("huge")
+
+
+@pytest.mark.parametrize(
+    "model, epochs", [("model1", 121), ("model2", 81), ("custom1", 21), ("custom2", 141)]
+)
+def test_the_report_scale_trains_each_model_to_the_epoch_the_report_analysed(model, epochs):
+    """Epochs count from 0: epoch 120 is the 121st; save_every 10 keeps it; the quality curve
+    every 10 epochs; the report's configs otherwise unchanged."""
+    scale = get_scale("report")
+    assert scale.analysed_epoch(model) == epochs - 1
+    config, faithful = study_config(model, scale), load_config(model)
+    assert config.training.epochs == epochs and config.training.eval_every == 10
+    assert (epochs - 1) % config.training.save_every == 0
+    assert config.data == faithful.data and config.model == faithful.model
+    assert config.diffusion == faithful.diffusion and config.sampling == faithful.sampling
+    full = study_config(model, get_scale("full"))
+    assert full.training.epochs == faithful.training.epochs and full.training.eval_every == 0
 
 
 def test_a_failing_stage_is_named_and_not_recorded(tmp_path):
