@@ -399,6 +399,25 @@ def test_gmm_start_is_seeded_cached_in_range_and_used_by_generate():
     assert generate(net, process, config, 3, 0, cpu).shape == (3, 1, 28, 28)
 
 
+@pytest.mark.parametrize("subset, fits", [(10, False), (13, True)])
+def test_gmm_start_on_fewer_training_images_than_components_is_one_sentence(subset, fits):
+    """data.subset=10 leaves 8 training images (val_fraction 0.2) for a 10-component mixture:
+    sklearn's own ValueError reached the user as a traceback; 13 leave 11, and the PCA adapts
+    to 10 components."""
+    config = cold_config(f"data.subset={subset}", "sampling.start=gmm")
+    process, cpu = make_process(config), torch.device("cpu")
+    if fits:
+        assert process.start_state(2, torch.Generator().manual_seed(0), cpu, config).x.shape[0] == 2
+        return
+    with pytest.raises(UserError) as e:
+        generate(make_network(config.model), process, config, 2, 0, cpu)
+    assert str(e.value) == (
+        "sampling.start=gmm fits a 10-component mixture to degraded training images and needs "
+        "at least 10, but the training split holds 8; train on more images (data.subset) or use "
+        "sampling.start=test_consistent"
+    )
+
+
 def test_an_unknown_start_is_refused():
     with pytest.raises(UserError, match="sampling.start"):
         cold_config("sampling.start=noise")

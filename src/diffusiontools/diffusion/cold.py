@@ -193,11 +193,10 @@ def degraded_gmm(config: Config) -> DegradedGMM:
     ``training.seed``, so the same config always gives the same mixture.
     """
     from ..data import load_mnist, subset_split, to_model
-    from .cold_start import N_FIT, N_PCA, fit_degraded_gmm  # late: sklearn loads slowly
+    from .cold_start import N_FIT, fit_degraded_gmm  # late: sklearn loads slowly
 
     d = config.data
     images = load_mnist(d.dir, d.source).train_images
     train_idx, _ = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
     x0 = to_model(images[train_idx[:N_FIT]])
-    n_pca = min(N_PCA, len(x0) - 1)  # PCA needs more samples than components
-    return fit_degraded_gmm(ColdDiffusion.from_config(config), x0, config.training.seed, n_pca)
+    return fit_degraded_gmm(ColdDiffusion.from_config(config), x0, config.training.seed)

@@ -27,6 +27,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
+from ..errors import UserError
 from .degradations.base import KEY_RANGE
 from .noise import Generators, choice, randn
 
@@ -65,7 +66,16 @@ def fit_degraded_gmm(
     n_pca: int = N_PCA,
     n_components: int = N_COMPONENTS,
 ) -> DegradedGMM:
-    """Steps 1-3 of the module doc. x0: (N, 1, 28, 28) clean images in [-0.5, 0.5], on the CPU."""
+    """Steps 1-3 of the module doc. x0: (N, 1, 28, 28) clean images in [-0.5, 0.5], on the CPU,
+    N >= ``n_components`` (else UserError); the PCA keeps at most N - 1 components, as it must.
+    """
+    if len(x0) < n_components:
+        raise UserError(
+            f"sampling.start=gmm fits a {n_components}-component mixture to degraded training "
+            f"images and needs at least {n_components}, but the training split holds {len(x0)}; "
+            "train on more images (data.subset) or use sampling.start=test_consistent"
+        )
+    n_pca = min(n_pca, len(x0) - 1)
     generator = torch.Generator().manual_seed(seed)
     process = process.to(torch.device("cpu"))
     keys = torch.randint(0, KEY_RANGE, (len(x0),), generator=generator)
