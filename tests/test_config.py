@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from diffusiontools.config import Config, config_from_dict, load_config, to_ini
+from diffusiontools.config import (
+    Config,
+    DataConfig,
+    DiffusionConfig,
+    ModelConfig,
+    TrainingConfig,
+    config_from_dict,
+    load_config,
+    to_ini,
+)
+from diffusiontools.diffusion import make_process
 from diffusiontools.errors import UserError
+from diffusiontools.models import make_network
 from diffusiontools.training.resume_rules import resumed_config
 
 
@@ -127,3 +139,82 @@ def test_a_resumed_run_may_change_its_timestep_spacing(tiny_ini):
     )
     assert resumed_config(stored, requested, "run").sampling.timestep_spacing == "leading"
     assert Config().sampling.timestep_spacing == "ours"
+
+
+# --- construction is validation ------------------------------------------------------------------
+
+DEFAULTS = Config()
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (
+            lambda: dataclasses.replace(DEFAULTS.diffusion, prediction="x_0"),
+            "diffusion.prediction='x_0' is not allowed: choose one of eps, x0, v",
+        ),
+        (
+            lambda: dataclasses.replace(DEFAULTS.model, network="resnet"),
+            "model.network='resnet' is not allowed: choose one of cnn, unet, unet2d_diffusers",
+        ),
+        (
+            lambda: DiffusionConfig(kind="heat"),
+            "diffusion.kind='heat' is not allowed: choose one of gaussian, cold",
+        ),
+        (lambda: TrainingConfig(epochs=0), "training.epochs=0 is out of range: must be >= 1"),
+        (
+            lambda: TrainingConfig(epochs="10"),
+            "training.epochs='10' is not valid: expected int",
+        ),
+        (lambda: TrainingConfig(epochs=True), "training.epochs=True is not valid: expected int"),
+        (lambda: TrainingConfig(lr=float("nan")), "training.lr=nan is not a finite number"),
+        (
+            lambda: ModelConfig(n_hidden=(16, 2.5)),
+            "model.n_hidden=(16, 2.5) is not valid: expected a comma-separated list of integers",
+        ),
+        (
+            lambda: dataclasses.replace(DEFAULTS.diffusion, beta1=0.03),
+            "diffusion.beta1=0.03 and diffusion.beta2=0.02 must satisfy 0 < beta1 < beta2 < 1",
+        ),
+        (
+            lambda: TrainingConfig(lr_schedule="cosine"),
+            "training.lr_schedule = cosine needs training.lr_decay_steps",
+        ),
+        (
+            lambda: config_from_dict({"training": {"batch_size": 0}}),
+            "training.batch_size=0 is out of range: must be >= 1",
+        ),
+        (
+            lambda: ModelConfig(network="unet", channel_mults=(1, 2, 2, 2)),
+            "model.channel_mults=(1, 2, 2, 2) has 4 entries; the unet takes 1 to 3",
+        ),
+    ],
+)
+def test_a_section_built_in_code_checks_itself(build, message):
+    """dataclasses.replace(cfg.diffusion, prediction="x_0") trained as v without a word, and
+    network="resnet" as a UNet: bounds and choices were checked only when an INI was parsed."""
+    with pytest.raises(UserError) as e:
+        build()
+    assert str(e.value).startswith(message)
+
+
+def test_a_section_built_in_code_takes_the_field_types():
+    """An int for a float, a list for a tuple and a Path for data.dir become the field's type."""
+    model, training = ModelConfig(n_hidden=[16, 32]), TrainingConfig(lr=1)
+    assert model.n_hidden == (16, 32) and isinstance(training.lr, float) and training.lr == 1.0
+    assert DataConfig(dir=Path("/tmp/x/..")).dir == "/tmp"
+
+
+def test_the_factories_refuse_a_name_they_do_not_build():
+    """A section whose value was forced past its check still builds nothing by guesswork."""
+    model = ModelConfig()
+    object.__setattr__(model, "network", "resnet")
+    with pytest.raises(UserError, match="model.network='resnet' is not allowed"):
+        make_network(model)
+    config = Config()
+    object.__setattr__(config.diffusion, "kind", "heat")
+    with pytest.raises(UserError, match="diffusion.kind='heat' is not allowed"):
+        make_process(config)
+    process = make_process(Config())
+    with pytest.raises(UserError, match="diffusion.prediction='x_0' is not allowed"):
+        dataclasses.replace(process, prediction="x_0")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import diffusiontools as dt
 from diffusiontools.cli import main
 from diffusiontools.evaluation.figures import save_tsne_by_label
 from diffusiontools.evaluation.scores import score
@@ -25,16 +26,21 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
-def fake_evaluation(folder: Path, runs: dict[str, Path]) -> Path:
+def fake_evaluation(folder: Path, runs: dict[str, Path], sources: dict | None = None) -> Path:
     """metrics.json with every metric of ``evaluate`` (value 1, interval [0.5, 1.5]) and one
-    t-SNE figure per run, in the layout ``evaluate`` writes."""
+    t-SNE figure per run, in the layout ``evaluate`` writes; each set's source records the
+    run's latest checkpoint as evaluate does, unless ``sources`` gives it."""
     metrics = {key: score(1.0, (0.5, 1.5), 16, 10) for key, _, _ in ROWS}
     metrics["kid"]["std"] = 0.1
+    sources = sources or {
+        label: {"run_dir": str(run_dir), **dt.load(run_dir, device="cpu").record()}
+        for label, run_dir in runs.items()
+    }
     results = {
         "settings": {"seed": 0},
-        "runs": {label: {"n_samples": 16, "source": {"run_dir": str(run_dir)},
+        "runs": {label: {"n_samples": 16, "source": sources[label],
                          "metrics": metrics, "class_histogram": [2, 2, 2, 2, 2, 2, 1, 1, 1, 1]}
-                 for label, run_dir in runs.items()},
+                 for label in runs},
     }  # fmt: skip
     folder.mkdir()
     (folder / "metrics.json").write_text(json.dumps(results))
@@ -137,3 +143,38 @@ def test_pages_already_written_are_replaced_only_with_overwrite(report, tmp_path
     assert (out / "gauss.html").read_text() == before
     assert main(["report", str(gauss), "--out", str(out), "--device", "cpu", "--overwrite"]) == 0
     assert (out / "gauss.html").read_text() != before  # without --eval: no metrics section
+
+
+def test_the_page_names_the_checkpoint_the_evaluation_scored(report):
+    gauss = report.parent / "gauss"
+    page = (report / "gauss.html").read_text()
+    assert f"Scored: {gauss}, epoch 1, step 6, raw weights." in page
+
+
+def test_an_evaluation_is_matched_by_the_run_it_scored_not_by_name(report, tmp_path, capsys):
+    """A cold run's page showed a Gaussian run's metrics when the label matched its folder
+    name; a run resumed past the scored checkpoint showed its old metrics without a word."""
+    gauss, cold = report.parent / "gauss", report.parent / "cold"
+    named_cold = fake_evaluation(tmp_path / "named", {"cold": gauss})  # scored gauss, says cold
+    capsys.readouterr()
+    args = ["report", str(cold), "--out", str(tmp_path / "html"), "--device", "cpu"]
+    assert main([*args, "--eval", str(named_cold)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --eval {named_cold} scored {gauss}, none of {cold}: give an evaluation of "
+        "these runs (diffusiontools evaluate RUN), or none\n"
+    )
+    replaced = {"gauss": {"run_dir": str(gauss), "epoch": 1, "step": 9}}
+    gone = fake_evaluation(tmp_path / "gone", {"gauss": gauss}, replaced)
+    args[1] = str(gauss)
+    assert main([*args, "--eval", str(gone)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --eval {gone} scored {gauss} at epoch 1 (step 9), a checkpoint the run no "
+        "longer holds (latest: epoch 1, step 6): evaluate the run again (diffusiontools "
+        "evaluate RUN)\n"
+    )
+    assert not (tmp_path / "html").exists()
+    kept = {"gauss": {"run_dir": str(gauss), "epoch": 0, "step": 3, "weights": "raw"}}
+    earlier = fake_evaluation(tmp_path / "earlier", {"gauss": gauss}, kept)
+    assert main([*args, "--eval", str(earlier)]) == 0
+    page = (tmp_path / "html" / "gauss.html").read_text()
+    assert f"Scored: {gauss}, epoch 0, step 3, raw weights." in page

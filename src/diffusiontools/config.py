@@ -1,9 +1,12 @@
 """Typed, validated run configuration: dataclasses hold defaults; INI and ``--set`` override.
 
 The dataclasses are the single source of truth. Each field may carry ``metadata`` with ``choices``,
-``min``/``max`` (inclusive) or ``gt`` (exclusive lower bound); :func:`check_field` enforces them and
-:meth:`Config.check` enforces the rules that tie several keys together. Every failure is a
-:class:`UserError` naming the key, the value and what is allowed.
+``min``/``max`` (inclusive) or ``gt`` (exclusive lower bound). Construction is validation: every
+section checks its fields' types and bounds (:func:`check_field`) and its own cross-field rules
+when it is built, from an INI file, a dict, a checkpoint or code (``dataclasses.replace``
+included), so no section holds a value it refuses. :meth:`Config.check` adds the rules that tie
+sections together and the keys that cannot take effect. Every failure is a :class:`UserError`
+naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -32,8 +35,26 @@ def _bounded(default: typing.Any, **bounds: float) -> typing.Any:
     return field(default=default, metadata=bounds)
 
 
+class _Section:
+    """A config section that validates itself when built: each field's type and metadata, then
+    the section's own rules (``_rules``)."""
+
+    def __post_init__(self) -> None:
+        name = _SECTION_NAMES[type(self)]
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            key = f"{name}.{f.name}"
+            value = _as_field_type(key, getattr(self, f.name), hints[f.name])
+            check_field(key, value, f.metadata)
+            object.__setattr__(self, f.name, value)
+        self._rules()
+
+    def _rules(self) -> None:
+        """Rules between this section's fields; raise UserError."""
+
+
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Section):
     dir: str | None = None  # folder with the four MNIST IDX files; else $DIFFUSIONTOOLS_DATA, cache
     source: str = _choices("auto", "mnist", "embedded", default="auto")
     subset: int | None = _bounded(None, min=1)  # use only the first N training images (smoke runs)
@@ -43,12 +64,15 @@ class DataConfig:
     def __post_init__(self) -> None:
         # Kept absolute: config.ini, checkpoints and metrics.json record it, and a relative
         # folder would name another place (or none) when they are read from elsewhere.
-        if isinstance(self.dir, str | Path):
+        if isinstance(self.dir, Path):
+            object.__setattr__(self, "dir", str(self.dir))
+        super().__post_init__()
+        if self.dir is not None:
             object.__setattr__(self, "dir", str(Path(self.dir).expanduser().resolve()))
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Section):
     # unet2d_diffusers: diffusers' UNet2DModel, trained directly (exports to diffusers; needs
     # the diffusers extra); it takes base_channels and channel_mults as the UNet does.
     network: str = _choices("cnn", "unet", "unet2d_diffusers", default="cnn")
@@ -58,9 +82,24 @@ class ModelConfig:
     num_classes: int = _bounded(0, min=0)  # >0: class-conditional (classifier-free guidance)
     class_dropout: float = _bounded(0.1, min=0.0, max=1.0)  # label drop rate for guidance training
 
+    def _rules(self) -> None:
+        if self.network == "cnn" and not self.n_hidden:
+            raise UserError("model.n_hidden is empty; give at least one channel count, e.g. 16, 32")
+        if any(c < 1 for c in self.n_hidden):
+            raise UserError(f"model.n_hidden={self.n_hidden} has a non-positive channel count")
+        if self.network != "cnn" and (
+            not self.channel_mults or any(c < 1 for c in self.channel_mults)
+        ):
+            raise UserError(f"model.channel_mults={self.channel_mults} needs positive entries")
+        if self.network != "cnn" and len(self.channel_mults) > 3:
+            raise UserError(
+                f"model.channel_mults={self.channel_mults} has {len(self.channel_mults)} "
+                f"entries; the {self.network} takes 1 to 3, one per resolution 28, 14, 7"
+            )
+
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(_Section):
     kind: str = _choices("gaussian", "cold", default="gaussian")
     T: int = _bounded(1000, min=2)
     # Gaussian process.
@@ -95,9 +134,17 @@ class DiffusionConfig:
     # level every sampler starts from.
     t_range: str = _choices("notebook", "full", default="notebook")
 
+    def _rules(self) -> None:
+        if self.kind == "gaussian" and self.schedule == "linear":
+            if not self.beta1 < self.beta2 < 1:
+                raise UserError(
+                    f"diffusion.beta1={self.beta1} and diffusion.beta2={self.beta2} must satisfy "
+                    "0 < beta1 < beta2 < 1"
+                )
+
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(_Section):
     epochs: int = _bounded(100, min=1)
     batch_size: int = _bounded(128, min=1)
     lr: float = _bounded(2e-4, gt=0.0)
@@ -129,9 +176,21 @@ class TrainingConfig:
     # stop signal abandons a running probe (the epoch's checkpoint is written before it).
     eval_samples: int = _bounded(200, min=2, max=10_000)
 
+    def _rules(self) -> None:
+        if self.lr_schedule == "cosine" and self.lr_decay_steps is None:
+            raise UserError(
+                "training.lr_schedule = cosine needs training.lr_decay_steps, the step at which "
+                "the learning rate reaches 0 (e.g. the run's max_steps)"
+            )
+        if self.lr_decay_steps is not None and self.warmup_steps >= self.lr_decay_steps:
+            raise UserError(
+                f"training.warmup_steps={self.warmup_steps} must be below "
+                f"training.lr_decay_steps={self.lr_decay_steps}"
+            )
+
 
 @dataclass(frozen=True)
-class SamplingConfig:
+class SamplingConfig(_Section):
     sampler: str = "default"  # default: ancestral (Gaussian) or naive (cold), the report's choices
     steps: int | None = _bounded(None, min=1)  # network evaluations for DDIM / DPM-Solver
     eta: float = _bounded(0.0, min=0.0, max=1.0)  # DDIM stochasticity
@@ -169,22 +228,6 @@ class Config:
         written, whatever its value, and, in a config built in code, when it is not its default.
         """
         d, m = self.diffusion, self.model
-        if d.kind == "gaussian" and d.schedule == "linear" and not d.beta1 < d.beta2 < 1:
-            raise UserError(
-                f"diffusion.beta1={d.beta1} and diffusion.beta2={d.beta2} must satisfy "
-                "0 < beta1 < beta2 < 1"
-            )
-        if m.network == "cnn" and not m.n_hidden:
-            raise UserError("model.n_hidden is empty; give at least one channel count, e.g. 16, 32")
-        if any(c < 1 for c in m.n_hidden):
-            raise UserError(f"model.n_hidden={m.n_hidden} has a non-positive channel count")
-        if m.network != "cnn" and (not m.channel_mults or any(c < 1 for c in m.channel_mults)):
-            raise UserError(f"model.channel_mults={m.channel_mults} needs positive entries")
-        if m.network != "cnn" and len(m.channel_mults) > 3:
-            raise UserError(
-                f"model.channel_mults={m.channel_mults} has {len(m.channel_mults)} entries; "
-                f"the {m.network} takes 1 to 3, one per resolution 28, 14, 7"
-            )
         for key, (scope, ignored_by) in unused_keys(self).items():
             value, default = _value(self, key), _default(key)
             if NEUTRAL.get(key, object()) == value:
@@ -195,17 +238,6 @@ class Config:
                     f"{key}={_override_text(value)} applies to {scope} only; {ignored_by} would "
                     f"ignore it: {fix}"
                 )
-        t = self.training
-        if t.lr_schedule == "cosine" and t.lr_decay_steps is None:
-            raise UserError(
-                "training.lr_schedule = cosine needs training.lr_decay_steps, the step at which "
-                "the learning rate reaches 0 (e.g. the run's max_steps)"
-            )
-        if t.lr_decay_steps is not None and t.warmup_steps >= t.lr_decay_steps:
-            raise UserError(
-                f"training.warmup_steps={t.warmup_steps} must be below training.lr_decay_steps="
-                f"{t.lr_decay_steps}"
-            )
         if d.kind == "cold":
             from .diffusion.degradations import (
                 make_degradation,  # late: degradations import nothing of ours
@@ -327,10 +359,20 @@ def _value(config: Config, key: str) -> typing.Any:
     return getattr(getattr(config, section), name)
 
 
-def _default(key: str) -> typing.Any:
+def _field(key: str) -> dataclasses.Field:
     section, _, name = key.partition(".")
     (found,) = [f for f in dataclasses.fields(SECTIONS[section]) if f.name == name]
-    return found.default
+    return found
+
+
+def _default(key: str) -> typing.Any:
+    return _field(key).default
+
+
+def check_key(key: str, value: typing.Any) -> None:
+    """Apply the bounds and choices of config field ``key`` ("section.name") to ``value``, for
+    the factories and classes that take one value of a section; raises UserError."""
+    check_field(key, value, _field(key).metadata)
 
 
 SECTIONS: dict[str, type] = {
@@ -340,6 +382,7 @@ SECTIONS: dict[str, type] = {
     "training": TrainingConfig,
     "sampling": SamplingConfig,
 }
+_SECTION_NAMES = {cls: name for name, cls in SECTIONS.items()}
 
 
 def _closest(name: str, allowed: typing.Iterable[str]) -> str:
@@ -379,12 +422,35 @@ def _parse_value(key: str, text: str, annotation: typing.Any) -> typing.Any:
             )
         return text
     except ValueError:
-        kind = (
-            "a comma-separated list of integers"
-            if origin is tuple
-            else getattr(annotation, "__name__", annotation)
-        )
-        raise UserError(f"{key}={text!r} is not valid: expected {kind}") from None
+        raise UserError(f"{key}={text!r} is not valid: expected {_type_name(annotation)}") from None
+
+
+def _type_name(annotation: typing.Any) -> str:
+    if typing.get_origin(annotation) is tuple:
+        return "a comma-separated list of integers"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _as_field_type(key: str, value: typing.Any, annotation: typing.Any) -> typing.Any:
+    """``value`` as the field's type (an int for a float field, a list for a tuple field), or a
+    UserError naming the key, the value and the type expected. A bool is not a number."""
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        (annotation,) = [a for a in args if a is not type(None)]
+        origin = typing.get_origin(annotation)
+    if origin is tuple and isinstance(value, tuple | list):
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+    elif annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    elif annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif annotation in (bool, str) and isinstance(value, annotation):
+        return value
+    raise UserError(f"{key}={value!r} is not valid: expected {_type_name(annotation)}")
 
 
 def check_field(key: str, value: typing.Any, meta: typing.Mapping) -> None:
@@ -417,9 +483,7 @@ def _apply(sections: dict[str, dict[str, str]], name: str) -> Config:
         for key, text in values.items():
             if key not in fields:
                 raise UserError(f"unknown key {section}.{key}; {_closest(key, fields)}")
-            value = _parse_value(f"{section}.{key}", text, hints[key])
-            check_field(f"{section}.{key}", value, fields[key].metadata)
-            parsed[key] = value
+            parsed[key] = _parse_value(f"{section}.{key}", text, hints[key])
         parts[section] = cls(**parsed)
     written = {f"{section}.{key}" for section, values in sections.items() for key in values}
     return Config(name=name, **parts).check(written)

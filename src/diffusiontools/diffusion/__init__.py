@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from ..config import Config
+from ..config import Config, check_key
 from .gaussian import GaussianDiffusion
 from .process import Process
 
 
 def make_process(config: Config) -> Process:
     """The forward process that ``config.diffusion.kind`` names."""
+    check_key("diffusion.kind", config.diffusion.kind)  # a kind of no process: refused, not cold
     if config.diffusion.kind == "gaussian":
         return GaussianDiffusion.from_config(config.diffusion)
     from .cold import ColdDiffusion

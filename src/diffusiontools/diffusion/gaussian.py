@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DiffusionConfig
+from ..config import DiffusionConfig, check_key
 from .schedules import alpha_bar_from_beta, cosine_schedule, linear_schedule
 
 
@@ -34,8 +34,15 @@ class GaussianDiffusion:
     t_lognormal_std: float = 1.5
     kind: str = "gaussian"
 
+    def __post_init__(self) -> None:
+        """A prediction, weighting or time sampling of no known name is refused, never read as
+        the last branch's (v, min-SNR, log-normal)."""
+        for name in ("prediction", "loss_weighting", "t_sampling"):
+            check_key(f"diffusion.{name}", getattr(self, name))
+
     @classmethod
     def from_config(cls, config: DiffusionConfig) -> GaussianDiffusion:
+        check_key("diffusion.schedule", config.schedule)
         if config.schedule == "linear":
             beta = linear_schedule(config.beta1, config.beta2, config.T)
         else:

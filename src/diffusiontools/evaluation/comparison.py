@@ -104,7 +104,7 @@ def samples_from_model(
     done = resolve_settings(model.config, sampler, steps)  # what was drawn, every choice resolved
     source = {
         "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
-        "epoch": model.epoch,
+        **model.record(),  # which checkpoint, epoch, step and weights
         "kind": model.process.kind,
         "seed": seed,
         **dataclasses.asdict(done),

@@ -6,7 +6,10 @@ A run page shows, as far as the run folder and an evaluation folder provide them
   2. samples across training (RUN_DIR/samples/*.png, else drawn from the kept checkpoints);
   3. the reverse-process trajectory (RUN_DIR/samples/trajectory.png, else drawn);
   4. the evaluation's metrics table and its figures for this run (``--eval``: a folder written
-     by ``diffusiontools evaluate``).
+     by ``diffusiontools evaluate``), with the checkpoint it scored. An evaluation is matched
+     to a run by the run folder it recorded, never by name, and must have scored a checkpoint
+     the run still holds (its latest or a kept epoch; the trajectory is drawn from that one):
+     an evaluation of other runs only, or of a checkpoint since replaced, is refused.
 Plain HTML and a few lines of inline CSS; no scripts.
 """
 
@@ -24,7 +27,7 @@ from ..errors import UserError
 from ..reporting.figures import save_image_rows, save_learning_curve
 from ..reporting.outputs import refuse_existing, staged_outputs
 from ..reporting.tables import html_table
-from ..training.checkpoint import checkpoint_for, list_epochs
+from ..training.checkpoint import checkpoint_for, finished_epochs, list_epochs, load_checkpoint
 from ..training.run_folder import CONFIG_FILE, METRICS_FILE, read_metrics
 from .comparison import file_stem
 
@@ -96,15 +99,18 @@ def drawn_epochs(run_dir: Path, figures_dir: Path, device: torch.device) -> Path
     return path
 
 
-def drawn_trajectory(run_dir: Path, figures_dir: Path, device: torch.device) -> Path | None:
-    """The latest checkpoint's reverse process at fractions 1, 0.5, 0.1, 0.05, 0 of T."""
+def drawn_trajectory(
+    run_dir: Path, figures_dir: Path, device: torch.device, epoch: int | None = None
+) -> Path | None:
+    """The reverse process of the checkpoint of ``epoch`` (None: the latest) at fractions 1,
+    0.5, 0.1, 0.05, 0 of T."""
     from ..sampling.generation import trajectory
     from ..training.checkpoint import latest_path
     from ..training.trained_model import load_trained
 
     if not latest_path(run_dir).is_file():
         return None
-    m = load_trained(run_dir, None, device)
+    m = load_trained(run_dir, epoch, device)
     times, states = trajectory(m.net, m.process, m.config, TRAJECTORY_IMAGES, 0, device)
     path = figures_dir / f"{run_dir.name}_trajectory.png"
     save_image_rows(
@@ -118,21 +124,76 @@ def drawn_trajectory(run_dir: Path, figures_dir: Path, device: torch.device) -> 
     return path
 
 
+def scored_run(source: dict) -> str | None:
+    """The run folder an evaluated set came from: drawn by evaluate (``run_dir``) or an NPZ
+    that ``sample`` wrote (``run``); None for images of no run."""
+    return source.get("run_dir") or source.get("run")
+
+
 def evaluated_label(run_dir: Path, results: dict) -> str | None:
-    """The run's column in an evaluation: the one sampled from this folder, else its name."""
+    """The run's column in an evaluation: the one whose samples came from this folder."""
     for label, run in results["runs"].items():
-        source = run["source"].get("run_dir")
+        source = scored_run(run.get("source", {}))
         if source and Path(source).resolve() == run_dir.resolve():
             return label
-    return run_dir.name if run_dir.name in results["runs"] else None
+    return None
+
+
+def check_evaluation(run_dirs: list[Path], results: dict, eval_dir: Path) -> dict[Path, int | None]:
+    """The checkpoint of each run that the evaluation scored: None for the latest, else a kept
+    epoch; compared by optimiser step where recorded, else by epoch. Refuses an evaluation that
+    scored none of ``run_dirs``, or a checkpoint that a run no longer holds."""
+    labels = {run_dir: evaluated_label(run_dir, results) for run_dir in run_dirs}
+    if not any(labels.values()):
+        scored = sorted(
+            {scored_run(r.get("source", {})) or "images" for r in results["runs"].values()}
+        )
+        raise UserError(
+            f"eval_dir={eval_dir} scored {', '.join(scored)}, none of "
+            f"{', '.join(str(r) for r in run_dirs)}: give an evaluation of these "
+            "runs (diffusiontools evaluate RUN), or none"
+        )
+    scored_epochs = {}
+    for run_dir, label in labels.items():
+        if label is None:
+            continue
+        source = results["runs"][label]["source"]
+        epoch, step = source.get("epoch"), source.get("step")
+        candidates = [None] + ([epoch] if epoch in list_epochs(run_dir) else [])
+        for candidate in candidates:
+            ckpt = load_checkpoint(checkpoint_for(run_dir, candidate))
+            if (ckpt.get("step") == step) if step is not None else finished_epochs(ckpt) == epoch:
+                scored_epochs[run_dir] = candidate
+                break
+        else:
+            ckpt = load_checkpoint(checkpoint_for(run_dir, None))
+            raise UserError(
+                f"eval_dir={eval_dir} scored {run_dir} at epoch {epoch} (step {step}), a "
+                f"checkpoint the run no longer holds (latest: epoch {finished_epochs(ckpt)}, "
+                f"step {ckpt.get('step')}): evaluate the run again (diffusiontools evaluate RUN)"
+            )
+    return scored_epochs
+
+
+def scored_checkpoint(source: dict) -> str:
+    """One line naming what an evaluated set was drawn from: run, epoch, step, weights."""
+    finished = {True: "", False: " (inside the epoch)", None: ""}[source.get("epoch_finished")]
+    parts = [f"{scored_run(source)}, epoch {source.get('epoch')}{finished}"]
+    if source.get("step") is not None:
+        parts.append(f"step {source['step']}")
+    if source.get("weights"):
+        parts.append(f"{source['weights']} weights")
+    return ", ".join(parts)
 
 
 def evaluation_section(label: str, results: dict, eval_dir: Path) -> list[str]:
     """This run's metrics table and evaluation figures."""
     one = {**results, "runs": {label: results["runs"][label]}}
     stem = file_stem(label)
+    scored = scored_checkpoint(results["runs"][label]["source"])
     body = [
         "<h2>Evaluation</h2>",
+        f"<p>Scored: {html.escape(scored)}.</p>",
         html_table(one),
         "<p>[low, high]: 95% intervals over the samples (half-sampling for set-level metrics, "
         "the bootstrap for per-sample means); see docs/evaluation.md.</p>",
@@ -155,8 +216,10 @@ def run_page(
     eval_dir: Path | None,
     figures_dir: Path,
     device: torch.device,
+    epoch: int | None = None,
 ) -> str:
-    """The HTML of one run's page."""
+    """The HTML of one run's page; ``epoch``: the checkpoint an evaluation scored (None: the
+    latest), whose reverse process it draws."""
     body = []
     if (run_dir / CONFIG_FILE).is_file():
         config = html.escape((run_dir / CONFIG_FILE).read_text())
@@ -169,7 +232,7 @@ def run_page(
     if not any(p.name.startswith("epoch") for p in kept):
         shown.append((drawn_epochs(run_dir, figures_dir, device), "samples across training"))
     if not any(p.name == "trajectory.png" for p in kept):
-        shown.append((drawn_trajectory(run_dir, figures_dir, device), "reverse process"))
+        shown.append((drawn_trajectory(run_dir, figures_dir, device, epoch), "reverse process"))
     shown = [(p, caption) for p, caption in shown if p is not None]
     if shown:
         body += ["<h2>Samples</h2>", *[figure(p, caption) for p, caption in shown]]
@@ -226,7 +289,7 @@ def write_reports(
             f"the run folders {[str(r) for r in run_dirs]} share names; their pages "
             "would overwrite each other, so report them separately"
         )
-    results = None
+    results, scored_epochs = None, {}
     if eval_dir is not None:
         eval_dir = Path(eval_dir)
         if not (eval_dir / "metrics.json").is_file():
@@ -242,6 +305,7 @@ def write_reports(
                 f"eval_dir={eval_dir}: its metrics.json is not the one 'diffusiontools "
                 "evaluate' writes (a JSON table of settings and runs)"
             ) from None
+        scored_epochs = check_evaluation(run_dirs, results, eval_dir)
     figures_dir = out_dir / "figures"
     pages = [out_dir / f"{r.name}.html" for r in run_dirs]
     pages += [out_dir / "comparison.html"] * (len(run_dirs) > 1)
@@ -255,7 +319,8 @@ def write_reports(
         work = staging.folder(out_dir, replaces=figures)  # a figure not drawn again goes
         drawn = work / figures_dir.name
         for run_dir, path in zip(run_dirs, pages, strict=False):
-            text = run_page(run_dir, results, eval_dir, drawn, torch.device(device))
+            epoch = scored_epochs.get(run_dir)
+            text = run_page(run_dir, results, eval_dir, drawn, torch.device(device), epoch)
             (work / path.name).write_text(text)
         if len(run_dirs) > 1:
             text = comparison_page(run_dirs, results, eval_dir, drawn)

@@ -7,7 +7,7 @@ import contextlib
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, check_key
 from ..errors import UserError
 from .cnn import CNN
 
@@ -20,6 +20,7 @@ def make_network(config: ModelConfig, seed: int | None = None, T: int | None = N
     ``T``: the process's number of steps, which ``unet2d_diffusers`` needs (it feeds diffusers'
     UNet the integer timestep t * T); the other networks take t in [0, 1] and ignore it.
     """
+    check_key("model.network", config.network)  # a name of no network: refused, never a UNet
     seeded = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
     with seeded:
         if seed is not None:

@@ -171,10 +171,7 @@ def _describe(model: TrainedModel, format: str) -> dict:
         "format": f"diffusiontools-{format}",
         "format_version": FORMAT_VERSION,
         "diffusiontools_version": __version__,
-        "weights": WEIGHT_KINDS[model.ema],
-        "epoch": model.epoch,  # finished epochs; a checkpoint inside an epoch has more steps
-        "step": model.step,  # optimiser steps: tells a mid-epoch latest.pt from a finished epoch
-        "checkpoint": str(Path(model.path).resolve()),
+        **model.record(),
         "pixel_range": [-0.5, 0.5],  # model units: pixel / 255 - 0.5
         "network_time": (
             "integer timestep t = 0..T"

@@ -165,7 +165,7 @@ def sample_to_files(
         draws = (model.net, model.process, config)
         batches = generate_batches(*draws, n, seed, model.device, sampler, steps, digit)
         # The run as an absolute path: the file may be read from anywhere, long after.
-        meta = {"run": str(model.folder.resolve()), "epoch": model.epoch, "seed": seed}
+        meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
         write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(settings))
         title = f"{model.config.name}, epoch {model.epoch}"
         first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "

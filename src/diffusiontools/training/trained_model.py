@@ -21,6 +21,7 @@ from ..sampling.generation import generate, trajectory
 from . import checkpoint as ckpt_io
 from .export import (
     UNET,
+    WEIGHT_KINDS,
     WEIGHTS,
     check_format,
     check_schedule,
@@ -62,9 +63,11 @@ class TrainedModel:
 
     ``config``: the run's resolved config; ``net``: the network (EMA weights where the run kept
     them), in eval mode on ``device``; ``process``: the forward process (Gaussian or cold);
-    ``epoch``: the last finished epoch whose weights these are (0-based, as the report counts);
-    ``path``: the checkpoint file (or an export's weights file); ``data``: where its training
-    data came from (source, md5); ``ema``: whether ``net`` holds the run's EMA average.
+    ``epoch``: the epoch whose weights these are (0-based, as the report counts), finished or,
+    for a checkpoint written inside it, not (``epoch_finished``; None: an export from before
+    that was recorded); ``step``: optimiser steps taken; ``path``: the checkpoint file (or an
+    export's weights file); ``data``: where its training data came from (source, md5); ``ema``:
+    whether ``net`` holds the run's EMA average.
     """
 
     config: Config
@@ -75,10 +78,25 @@ class TrainedModel:
     data: dict | None = None  # provenance of the training data (None: a run from before it)
     ema: bool = False
     step: int | None = None  # optimiser steps taken (None: an export from before it was kept)
+    epoch_finished: bool | None = True
+    checkpoint: Path | None = None  # an export's: the checkpoint it came from (None: ``path``)
 
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
+
+    def record(self) -> dict:
+        """Which weights these are, as every record of samples or metrics names them: the
+        ``checkpoint`` file (absolute; an export's: the checkpoint it was written from), the
+        ``epoch``, whether it had finished (``epoch_finished``), the optimiser ``step`` and
+        ``weights`` "ema" or "raw"."""
+        return {
+            "checkpoint": str((self.checkpoint or self.path).resolve()),
+            "epoch": self.epoch,
+            "epoch_finished": self.epoch_finished,
+            "step": self.step,
+            "weights": WEIGHT_KINDS[self.ema],
+        }
 
     @property
     def folder(self) -> Path:
@@ -207,12 +225,11 @@ def load_trained(
     net = make_network(config.model, seed=0, T=config.diffusion.T).to(device)  # weights below
     ckpt_io.load_weights(net, ckpt_io.stored_weights(ckpt, use_ema), path)
     net.eval()
-    finished = ckpt_io.finished_epochs(ckpt)
+    epoch = ckpt_io.finished_epochs(ckpt)
     process = make_process(config).to(device)
     ema = use_ema and ckpt.get("ema") is not None
-    return TrainedModel(
-        config, net, process, finished, path, ckpt.get("data"), ema, step=ckpt.get("step")
-    )
+    step, finished = ckpt.get("step"), ckpt["batch"] == 0
+    return TrainedModel(config, net, process, epoch, path, ckpt.get("data"), ema, step, finished)
 
 
 def load_export(folder: Path, device: torch.device, use_ema: bool = True) -> TrainedModel:
@@ -227,9 +244,12 @@ def load_export(folder: Path, device: torch.device, use_ema: bool = True) -> Tra
     check_schedule(description, process, folder)
     path = folder / (WEIGHTS if description["format"].endswith("safetensors") else UNET)
     ema = description["weights"] == "ema"
-    data = description.get("data")
-    step = description.get("step")
-    return TrainedModel(config, net, process, description["epoch"], path, data, ema, step=step)
+    data, step = description.get("data"), description.get("step")
+    finished = description.get("epoch_finished")  # None: written before it was recorded
+    source = Path(description["checkpoint"]) if "checkpoint" in description else None
+    return TrainedModel(
+        config, net, process, description["epoch"], path, data, ema, step, finished, source
+    )
 
 
 def load(
