@@ -101,6 +101,7 @@ def test_uniform_fields_depend_only_on_the_key() -> None:
     assert fields.shape == (4, 2, 28, 28) and fields.dtype == torch.float32
     assert torch.equal(fields[0], fields[2])
     assert not torch.equal(fields[0], fields[1])
+    # Across batch sizes, exactly: integer hashing, then an exact scaling by 2**-24.
     assert torch.equal(uniform_fields(torch.tensor([5]), (2, 28, 28))[0], fields[1])
     assert 0 <= fields.min() and fields.max() < 1
 
@@ -145,6 +146,8 @@ def test_blur_per_image_sigma_matches_one_at_a_time(digits: torch.Tensor) -> Non
     together = blur(digits[:4], sigma, torch.arange(4))
     for b in range(4):
         alone = blur(digits[b : b + 1], sigma[b : b + 1], torch.arange(1))
+        # A grouped convolution over 4 images or over 1 may sum in another order: float32's
+        # default tolerance (rtol 1.3e-6, atol 1e-5) on pixels in [-0.5, 0.5]; measured 1.2e-7.
         torch.testing.assert_close(together[b : b + 1], alone)
 
 

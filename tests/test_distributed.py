@@ -58,6 +58,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
                 # the summation order, into steps of up to lr each.
                 assert (value - b[kind][name]).abs().max() <= 2 * LR * STEPS, f"{kind} {name}"
             else:
+                # Each rank's gradient is the mean of its half batch, all-reduced: the same sum
+                # in another float32 order. Measured up to 2.9e-7 on weights up to 2.8.
                 assert torch.allclose(value, b[kind][name], atol=1e-6), f"{kind} {name}"
     (step_a, train_a, val_a), (step_b, train_b, val_b) = losses(single)[0], losses(parallel)[0]
     assert step_a == step_b

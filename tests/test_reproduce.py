@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from tiny_runs import single_thread  # noqa: F401  (autouse: one thread per test)
+from tiny_runs import one_thread, single_thread  # noqa: F401  (autouse: one thread per test)
 
 from diffusiontools.config import load_config
 from diffusiontools.errors import UserError
@@ -102,8 +102,10 @@ def test_a_folder_of_another_scale_is_refused(tmp_path):
 @pytest.fixture(scope="module")
 def smoke_study(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
-    torch.set_num_threads(1)
-    reproduce(get_scale("smoke"), out, torch.device("cpu"))
+    # A module fixture runs outside the per-test single_thread: one thread here too, set back
+    # afterwards (it was left at 1 for every later test module, whatever conftest set).
+    with one_thread():
+        reproduce(get_scale("smoke"), out, torch.device("cpu"))
     return out
 
 
