@@ -235,8 +235,9 @@ def generate(
     The settings are checked by :func:`resolve_settings` (see there). Sample i draws all its
     randomness from its own generator, seeded from (seed, i): it gets the same random numbers
     whether 4 or 4000 samples are drawn and whatever ``batch_size`` is, for every sampler. (The
-    network may round differently in batches of another size, so results then agree to float
-    rounding, not always bit for bit.) The one exception is a cold process with
+    network, and the gmm start's batched matrix products, may round differently in batches of
+    another size, so results then agree to float32 rounding, not always bit for bit.) The one
+    exception is a cold process with
     ``diffusion.t_per = batch``, whose samples share one random field per batch (the report's
     setting): there sample i also depends on ``batch_size``.
     Non-finite samples are refused (:func:`check_finite`). ``on_step`` (for trajectories) needs
