@@ -139,7 +139,7 @@ def test_mnist_source_lists_every_folder_searched(isolated, monkeypatch):
     "value, downloads", [("1", False), ("yes", False), ("0", True), ("", True)]
 )
 def test_offline_variable_forbids_the_download(isolated, monkeypatch, value, downloads):
-    """DIFFUSIONTOOLS_OFFLINE set (other than empty or 0): the cache is searched, nothing fetched."""
+    """DIFFUSIONTOOLS_OFFLINE set (not empty, not 0): the cache is searched, nothing fetched."""
     calls = []
 
     def fake_download(folder):

@@ -117,7 +117,7 @@ def test_the_probe_leaves_the_training_bit_identical():
 
 def test_the_probe_fills_its_columns_on_epochs_0_n_and_the_last():
     header = (probed_run() / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert header == [*METRICS_COLUMNS, *COLUMNS]
+    assert header == [*METRICS_COLUMNS, "val_loss_raw", *COLUMNS]  # the run keeps an EMA
     rows = read_metrics(probed_run())
     assert [r["epoch"] for r in rows] == [0, 1, 2]
     for row, probed in zip(rows, (True, False, True), strict=True):  # every 2: 0, then 2 (last)

@@ -21,9 +21,12 @@ from tiny_runs import (
     write_ini,
 )
 
+import diffusiontools as dt
 from diffusiontools import cli
 from diffusiontools.training import checkpoint as ckpt_io
 from diffusiontools.training.run_folder import read_metrics
+from diffusiontools.training.trainer import validation_loss
+from diffusiontools.training.training_data import load_training_data
 
 
 def test_training_lowers_the_loss():
@@ -154,3 +157,25 @@ def test_the_trainers_cpu_adam_computes_torchs_plain_adam_bit_for_bit():
         torch.equal(a, b) for a, b in zip(ours.parameters(), plain.parameters(), strict=True)
     )
     assert not torch.equal(next(ours.parameters()), next(make_network(model, seed=0).parameters()))
+
+
+def test_the_validation_loss_says_which_weights_and_how_many_images(tmp_path):
+    """The reference run keeps an EMA (decay 0.9): ``val_loss`` is the EMA weights' (the ones
+    that sample), ``val_loss_raw`` the raw weights' (the ones the training loss is of), each
+    over 2 full batches of 16 of its 52 validation images (training.val_batches = 2): 32. The
+    curve said "validation (fixed noise)" beside the raw training loss, and the docstring
+    "the validation split", while it scored the EMA weights on 32 images."""
+    run, cpu = reference_run(), torch.device("cpu")
+    last = read_metrics(run)[-1]
+    assert [row["val_images"] for row in read_metrics(run)] == [32.0] * EPOCHS
+    config = tiny_config()
+    data = load_training_data(config, cpu)
+    for ema, key in ((True, "val_loss"), (False, "val_loss_raw")):
+        model = dt.load(run, device="cpu", ema=ema)
+        # the same weights, batches and noise on one thread: equal but for float32 summation
+        loss = validation_loss(model.process, model.net, data, config, cpu)
+        assert loss == pytest.approx(last[key], rel=1e-5)
+    assert last["val_loss"] != pytest.approx(last["val_loss_raw"], rel=1e-3)  # EMA lags
+    plain = train_tiny(tmp_path / "plain", "training.ema_decay=0", "training.epochs=1")
+    (row,) = read_metrics(plain)
+    assert "val_loss_raw" not in row and row["val_images"] == 32.0

@@ -137,8 +137,19 @@ def save_learning_curve(
 
 def _loss_panel(ax, history: Sequence[dict], title: str) -> None:
     epochs = [row["epoch"] for row in history]
-    ax.plot(epochs, [row["train_loss"] for row in history], label="train (epoch mean)")
-    ax.plot(epochs, [row["val_loss"] for row in history], label="validation (fixed noise)")
+    last = history[-1] if history else {}
+    ema = last.get("val_loss_raw") is not None  # then val_loss is the EMA weights'
+    images = f"{int(last['val_images']):,} images, " if last.get("val_images") else ""
+    ax.plot(epochs, [row["train_loss"] for row in history], label="train (epoch mean, raw weights)")
+    ax.plot(
+        epochs,
+        [row["val_loss"] for row in history],
+        label=f"validation ({images}{'EMA' if ema else 'raw'} weights, fixed noise)",
+    )
+    if ema:
+        raw = [(row["epoch"], row.get("val_loss_raw")) for row in history]
+        raw = [(e, v) for e, v in raw if v is not None]
+        ax.plot(*zip(*raw, strict=True), label=f"validation ({images}raw weights, fixed noise)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_yscale("log")
@@ -151,7 +162,9 @@ def learning_curve_figure(
     history: Sequence[dict], title: str = "", reference: dict | None = None
 ) -> Figure:
     """Train and validation loss per epoch, log scale (the report's Figures 1, 3, 10, 12);
-    ``history``: metrics.csv rows (``epoch``, ``train_loss``, ``val_loss``).
+    ``history``: metrics.csv rows (``epoch``, ``train_loss``, ``val_loss``; where the run kept
+    an EMA, ``val_loss`` is its weights' and ``val_loss_raw`` the raw weights'; ``val_images``:
+    the validation images behind each).
 
     Where rows hold the quality probe's values (``QUALITY_PANELS``; None or absent on the epochs
     it did not run), one small panel per value to the right of the loss, with ``reference``

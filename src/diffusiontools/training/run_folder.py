@@ -20,7 +20,15 @@ LOCK_FILE = ".lock"
 EXPORTS = "exports"  # diffusiontools export's default place for the run's exports
 SAMPLES_DIR = "samples"  # sample's own folder in a run or export folder
 RECONSTRUCTION_DIR = "reconstruction"  # reconstruct's own folder in a run or export folder
-METRICS_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "images_per_s", "epoch_seconds")
+METRICS_COLUMNS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "val_loss",
+    "val_images",
+    "images_per_s",
+    "epoch_seconds",
+)
 
 
 PREVIOUS = ".previous"  # an overwritten run, kept until the new run's first checkpoint

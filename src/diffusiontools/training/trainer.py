@@ -38,7 +38,6 @@ from . import distributed, run_folder
 from .checkpoint import TrainState
 from .lr_schedule import check_schedule_covers, lr_at, set_lr
 from .resume_rules import check_same_data, resumed_config
-from .run_folder import METRICS_COLUMNS
 from .signals import Interrupted, StopRequest, TrainingStopped
 from .tensorboard_log import TensorBoardLog
 from .training_data import TrainingData, load_training_data
@@ -62,15 +61,24 @@ def _labels_for_guidance(
     return torch.where(drop, torch.full_like(y, m.num_classes), y)
 
 
+def validation_batches(data: TrainingData, config: Config) -> int:
+    """Batches the validation loss runs over: every full batch of the validation split (at
+    least one), at most ``training.val_batches``; the remainder of fewer than ``batch_size``
+    images is left out, so every batch has the training batch's shape."""
+    n_batches = max(1, len(data.val) // config.training.batch_size)
+    if config.training.val_batches:
+        n_batches = min(n_batches, config.training.val_batches)
+    return n_batches
+
+
 @torch.no_grad()
 def validation_loss(process, net: nn.Module, data: TrainingData, config: Config, device) -> float:
-    """Mean loss over the validation split with the same t and noise every epoch."""
+    """Mean loss of ``net`` over the first :func:`validation_batches` batches of the validation
+    split, with the same t and noise every epoch (fixed seed)."""
     net.eval()
     generator = torch.Generator(device).manual_seed(config.training.seed + VALIDATION_SEED_OFFSET)
     batch_size = config.training.batch_size
-    n_batches = max(1, len(data.val) // batch_size)
-    if config.training.val_batches:
-        n_batches = min(n_batches, config.training.val_batches)
+    n_batches = validation_batches(data, config)
     total = torch.zeros((), device=device)
     for b in range(n_batches):
         sl = slice(b * batch_size, (b + 1) * batch_size)
@@ -442,7 +450,7 @@ def _train_loop(
                     steps_per_epoch,
                 )
             break
-        epoch_end(process, eval_net, data)
+        epoch_end(process, net, eval_net, data)
     if ranks.is_main:
         logger.info("done: %s (%d steps)", run_dir, state.step)
     return run_dir
@@ -481,26 +489,35 @@ class _EpochEnd:
         self.ranks, self.board, self.probe, self.stop = ranks, board, probe, stop
         self.device = device
 
-    def __call__(self, process, eval_net: nn.Module, data: TrainingData) -> None:
+    def __call__(self, process, net: nn.Module, eval_net: nn.Module, data: TrainingData) -> None:
+        """``net``: the trained weights; ``eval_net``: the weights that sample (their EMA where
+        the run keeps one). ``val_loss`` is ``eval_net``'s; with an EMA, ``val_loss_raw`` is
+        ``net``'s, the weights the training loss is of; ``val_images`` says over how many."""
         state, tc = self.state, self.config.training
         batches_done = max(state.batch, 1)
-        val = validation_loss(process, eval_net, data, self.config, self.device)
-        if not math.isfinite(val):
-            raise NonFiniteLoss(
-                f"the validation loss is non-finite after epoch {state.epoch}; "
-                f"the last good checkpoint in {self.run_dir} is kept"
-            )
+        nets = {"val_loss": eval_net} | ({"val_loss_raw": net} if eval_net is not net else {})
+        losses = {}
+        for key, weights in nets.items():
+            losses[key] = validation_loss(process, weights, data, self.config, self.device)
+            if not math.isfinite(losses[key]):
+                raise NonFiniteLoss(
+                    f"the validation loss is non-finite after epoch {state.epoch}; "
+                    f"the last good checkpoint in {self.run_dir} is kept"
+                )
+        val = losses["val_loss"]
         row = {
             "epoch": state.epoch,
             "step": state.step,
             "train_loss": state.loss_sum / batches_done,
             "val_loss": val,
+            "val_images": validation_batches(data, self.config) * tc.batch_size,
             "images_per_s": batches_done * tc.batch_size / max(state.epoch_seconds, 1e-9),
             "epoch_seconds": state.epoch_seconds,
+            **losses,  # val_loss again, and val_loss_raw where there is an EMA
         }
-        if state.probed_as_last:  # its epoch is not the run's last any more
+        if state.probed_as_last:  # its epoch is not the run's last any more: drop the probe's
             previous = state.history[-1]
-            state.history[-1] = {k: v for k, v in previous.items() if k in METRICS_COLUMNS}
+            state.history[-1] = {k: v for k, v in previous.items() if k in row}
             state.probed_as_last = False
         state.history.append(row)
         finished = state.epoch
