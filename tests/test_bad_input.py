@@ -179,6 +179,11 @@ ROWS = [
     Row("--resume and --overwrite", train(extra=("--resume", "--overwrite")), ("--overwrite",)),
     Row("unwritable train folder", under_a_file("train"), ("file.txt/sub", "not writable")),
     Row("unwritable sample folder", under_a_file("sample"), ("file.txt/sub", "not writable")),
+    Row(
+        "train --out a file",  # said "not writable: File exists" where sample says "is a file"
+        lambda tmp: (tmp / "file.txt").write_text("x") and train(out="file.txt")(tmp),
+        ("file.txt is a file; name a folder for the run",),
+    ),
     Row("no such run", lambda tmp: ["sample", str(tmp / "nope")], ("nope", "does not exist")),
     Row("epoch without checkpoint", sample("--epoch", "9"), ("--epoch 9", "0, 1, 2")),
     Row("-n 0", sample("-n", "0"), ("-n 0",)),

@@ -179,3 +179,9 @@ def test_the_validation_loss_says_which_weights_and_how_many_images(tmp_path):
     plain = train_tiny(tmp_path / "plain", "training.ema_decay=0", "training.epochs=1")
     (row,) = read_metrics(plain)
     assert "val_loss_raw" not in row and row["val_images"] == 32.0
+
+
+def test_the_last_line_counts_one_step_as_one_step(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="diffusiontools"):
+        run = train_tiny(tmp_path / "one", "training.max_steps=1")
+    assert f"done: {run} (1 step)" in caplog.messages

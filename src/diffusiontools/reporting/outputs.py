@@ -76,15 +76,36 @@ def check_output_file(
         raise UserError(f"{argument}={path} is a folder; name a file for {what}")
     if ending is not None and path.suffix.lower() != ending:
         raise UserError(f"{argument}={path}: {what} is a {ending} file; end the name in {ending}")
-    ancestor = path.absolute().parent
+    blocked = _unwritable_ancestor(path.absolute().parent)
+    if blocked:
+        raise UserError(f"{argument}={path}: its folder {path.parent} is not writable ({blocked})")
+    return path
+
+
+def check_output_folder(folder: str | Path, what: str) -> Path:
+    """Refuse a folder a command would write ``what`` into (``the run``), before any work and
+    without creating anything: a path that is a file, or whose nearest existing ancestor is a
+    file or read-only. The same words for every command (``check_output_file``'s)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; name a folder for {what}")
+    blocked = _unwritable_ancestor(folder.absolute())
+    if blocked:
+        raise UserError(f"{folder} is not writable ({blocked}); name a folder for {what}")
+    return folder
+
+
+def _unwritable_ancestor(folder: Path) -> str | None:
+    """Why ``folder`` (absolute) could not be created or written into, or None: its nearest
+    existing ancestor ``is a file`` or ``is read-only``."""
+    ancestor = folder
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        why = "a file" if not ancestor.is_dir() else "read-only"
-        raise UserError(
-            f"{argument}={path}: its folder {path.parent} is not writable ({ancestor} is {why})"
-        )
-    return path
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is read-only"
+    return None
 
 
 STAND_IN = re.compile(r"^\..+\.(partial|replaced)-\d+$")  # the hidden names staging gives

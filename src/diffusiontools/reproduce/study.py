@@ -58,7 +58,7 @@ class Study:
 
     def __init__(self, out: Path, scale: Scale, device: torch.device, seed: int):
         self.out, self.scale, self.device, self.seed = Path(out), scale, device, seed
-        ensure_writable(self.out)
+        ensure_writable(self.out, "the reproduction")
         self.state_path = self.out / STATE_FILE
         self.state = {"scale": scale.name, "seed": seed, "stages": {}}
         if self.state_path.is_file():

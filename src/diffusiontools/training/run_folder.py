@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import UserError
+from ..reporting.outputs import check_output_folder
 from .checkpoint import CHECKPOINT_DIR, latest_path
 
 CONFIG_FILE = "config.ini"
@@ -125,8 +126,10 @@ def recover_if_idle(run_dir: Path) -> None:
         pass  # a training is running in the folder: its own recovery is in charge
 
 
-def ensure_writable(folder: Path) -> None:
-    """Create ``folder`` and prove it takes a file now, before any work that would be lost."""
+def ensure_writable(folder: Path, what: str = "the run") -> None:
+    """Create ``folder`` and prove it takes a file now, before any work that would be lost;
+    ``what``: what goes there, named when it cannot (``check_output_folder``)."""
+    check_output_folder(folder, what)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".write_test"

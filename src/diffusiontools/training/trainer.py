@@ -452,7 +452,7 @@ def _train_loop(
             break
         epoch_end(process, net, eval_net, data)
     if ranks.is_main:
-        logger.info("done: %s (%d steps)", run_dir, state.step)
+        logger.info("done: %s (%d step%s)", run_dir, state.step, "" if state.step == 1 else "s")
     return run_dir
 
 
