@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import diffusiontools as dt
 from diffusiontools.cli import main
@@ -178,3 +179,27 @@ def test_an_evaluation_is_matched_by_the_run_it_scored_not_by_name(report, tmp_p
     assert main([*args, "--eval", str(earlier)]) == 0
     page = (tmp_path / "html" / "gauss.html").read_text()
     assert f"Scored: {gauss}, epoch 0, step 3, raw weights." in page
+
+
+def test_samples_across_training_end_at_the_latest_checkpoint(tmp_path, monkeypatch):
+    """A run stopped inside an epoch (training.max_steps) showed its kept epochs only; its
+    curve was titled by the config's name, not the run's."""
+    from tiny_runs import train_tiny
+
+    from diffusiontools.evaluation import report_html
+    from diffusiontools.training import trainer
+
+    titles = []
+    drawn = trainer.learning_curve_figure
+    monkeypatch.setattr(
+        trainer, "learning_curve_figure", lambda h, title, r: titles.append(title) or drawn(h)
+    )
+    # 12 steps an epoch: epoch 0 is kept (save_every 5), the run stops at step 30 in epoch 2
+    run = train_tiny(tmp_path / "stopped", "training.max_steps=30", "training.save_every=5")
+    assert set(titles) == {"stopped (tiny)"}  # the run, its config
+    shown = {}
+    monkeypatch.setattr(
+        report_html, "save_image_rows", lambda rows, labels, *a, **k: shown.update(labels=labels)
+    )
+    report_html.drawn_epochs(run, tmp_path, torch.device("cpu"))
+    assert shown["labels"] == ["epoch 0", "epoch 2, step 30"]

@@ -78,7 +78,9 @@ def learning_curve(run_dir: Path, figures_dir: Path) -> Path | None:
 
 
 def drawn_epochs(run_dir: Path, figures_dir: Path, device: torch.device) -> Path | None:
-    """Samples (seed 0) at up to EPOCHS_SHOWN kept checkpoints, evenly spread, as one figure."""
+    """Samples (seed 0) at up to EPOCHS_SHOWN kept checkpoints, evenly spread, and the latest
+    where it is past them (a run stopped inside an epoch by training.max_steps), as one
+    figure."""
     from ..sampling.generation import generate
     from ..training.trained_model import load_trained
 
@@ -87,11 +89,14 @@ def drawn_epochs(run_dir: Path, figures_dir: Path, device: torch.device) -> Path
         return None
     chosen = [kept[int(i)] for i in np.unique(np.linspace(0, len(kept) - 1, EPOCHS_SHOWN).round())]
     models = [load_trained(run_dir, epoch, device) for epoch in chosen]
+    latest = load_trained(run_dir, None, device)
+    if latest.step is not None and latest.step != models[-1].step:
+        models.append(latest)
     rows = [generate(m.net, m.process, m.config, SAMPLES_PER_EPOCH, 0, device) for m in models]
     path = figures_dir / f"{run_dir.name}_epochs.png"
     save_image_rows(
         rows,
-        [f"epoch {m.epoch}" for m in models],
+        [f"epoch {m.epoch}" + ("" if m.epoch_finished else f", step {m.step}") for m in models],
         [],
         path,
         title=f"{run_dir.name}: {SAMPLES_PER_EPOCH} samples per kept checkpoint (seed 0)",

@@ -606,7 +606,9 @@ class _EpochEnd:
         state, tc = self.state, self.config.training
         run_folder.write_metrics(self.run_dir, state.history)
         reference = None if self.probe is None else self.probe.reference
-        curve = learning_curve_figure(state.history, self.config.name, reference)
+        name, config_name = Path(self.run_dir).name, self.config.name
+        title = name if name == config_name else f"{name} ({config_name})"  # the run, its config
+        curve = learning_curve_figure(state.history, title, reference)
         save_figure(curve, self.run_dir / "learning_curve.png")
         finished = state.history[-1]["epoch"]
         if figure and (finished % tc.save_every == 0 or self._last()):
