@@ -382,3 +382,20 @@ def test_frechet_distance_closed_form_with_dead_features():
         assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-12)
         assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-12)
     assert expected == pytest.approx(1 + 4 + 0.25 + 4 / 3 * (4 + 2.25 + 0.25), rel=1e-12)
+
+
+def test_resamples_that_do_not_vary_give_no_interval_not_a_zero_width_one():
+    """n_boot_set = 2 half-samples of a set whose metric they cannot move (one class: entropy
+    0) printed [0.000, 0.000] as a 95% interval."""
+    from diffusiontools.evaluation.scores import bootstrapped, half_sampled
+    from diffusiontools.reporting.tables import cell
+
+    ones = np.ones(20)
+    flat = half_sampled(lambda v: float(v.std()), ones, seed=0, n_boot=2)
+    assert flat["value"] == 0.0 and flat["ci"] is None
+    assert "no interval: the 2 resamples all gave 0" in flat["note"]
+    assert cell(flat, 3) == "0.000 (no CI)"
+    same = bootstrapped(np.mean, ones, seed=0, n_boot=5)
+    assert same["ci"] is None and cell(same, 2) == "1.00 (no CI)"
+    spread = bootstrapped(np.mean, np.arange(20.0), seed=0, n_boot=50)
+    assert spread["ci"][0] < 9.5 < spread["ci"][1]

@@ -63,7 +63,12 @@ def score(
 ) -> dict:
     """One metric as stored in metrics.json; ``ci`` None says no interval could be computed,
     ``value`` None that the metric itself could not (``note`` says why); ``interval`` names the
-    resampling behind ``ci`` ("half_sample" or "bootstrap")."""
+    resampling behind ``ci`` ("half_sample" or "bootstrap"). A ``ci`` of zero width is stored
+    as None with a note: resamples that did not vary (too few of them, or a set without
+    spread) show no 95% interval, and [v, v] would claim certainty."""
+    if ci is not None and ci[0] == ci[1]:
+        ci, flat = None, f"no interval: the {n_boot} resamples all gave {ci[0]:.6g}"
+        note = flat if note is None else f"{note}; {flat}"
     return {
         "value": None if value is None else float(value) + 0.0,  # + 0.0: no -0.0
         "ci": None if ci is None else [float(ci[0]), float(ci[1])],
