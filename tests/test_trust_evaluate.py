@@ -120,6 +120,7 @@ def test_the_reference_defaults_take_the_test_images_there_are(tmp_path, capsys)
     rest = ["--n-boot", "20", "--n-boot-set", "5", "--device", "cpu"]
     code, _, err = evaluate_cli(["--npz", str(npz), *rest], tmp_path / "out", capsys)
     assert code == 0, err
+    assert "\x1b[A" not in err  # nested bars' cursor moves, debris in a log file
     settings = json.loads((tmp_path / "out" / "metrics.json").read_text())["settings"]
     assert (settings["tsne_reference"], settings["test_reference"]) == (1000, 1000)
     code, _, err = evaluate_cli(

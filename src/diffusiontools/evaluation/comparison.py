@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,13 +247,19 @@ def earlier_evaluation(out_dir: Path) -> list[Path]:
     return [p for p in evaluation_files(out_dir, labels, labels) if p.exists()]
 
 
+def inner_bar(iterable, desc: str) -> tqdm:
+    """A progress bar inside evaluate's own: shown on a terminal only, and erased when done; in
+    a log file its cursor moves would leave "\x1b[A" debris between the outer bar's lines."""
+    return tqdm(iterable, desc=desc, leave=False, disable=not sys.stderr.isatty())
+
+
 def features_in_chunks(
     classifier, images: np.ndarray, device: torch.device, desc: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """``classifier_features`` of uint8 images (N, 28, 28), with a progress bar."""
     parts = [
         classifier_features(classifier, to_model(torch.from_numpy(images[i : i + CHUNK])), device)
-        for i in tqdm(range(0, len(images), CHUNK), desc=desc, leave=False)
+        for i in inner_bar(range(0, len(images), CHUNK), desc)
     ]
     return np.concatenate([f for f, _ in parts]), np.concatenate([p for _, p in parts])
 
@@ -265,7 +272,7 @@ def distances_in_chunks(
         nearest_neighbour_distances(
             to_model(torch.from_numpy(images[i : i + CHUNK])).to(train.device), train
         )
-        for i in tqdm(range(0, len(images), CHUNK), desc=desc, leave=False)
+        for i in inner_bar(range(0, len(images), CHUNK), desc)
     ]
     return (
         torch.cat([d for d, _ in parts]).cpu().numpy(),
@@ -417,7 +424,7 @@ def evaluate_sets(
 
         stages.set_description("evaluate: samples")
         sample_sets = []
-        for label, src in tqdm(sets, desc="samples"):
+        for label, src in inner_bar(sets, "samples"):
             path = work / f"samples_{file_stem(label)}.npz"
             if isinstance(src, TrainedModel):
                 n = RUN_SAMPLES if n_samples is None else n_samples
