@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -163,3 +164,18 @@ def test_smoke_reproduction_rerun_skips_finished_stages(smoke_study):
     for stage in ("evaluate", "report", "reconstruct custom1", "sample model1"):
         assert again["stages"][stage] == state["stages"][stage]
     assert (smoke_study / "evaluation" / "metrics.json").stat().st_mtime_ns == metrics_time
+
+
+def test_each_stage_records_its_time_and_machine_a_stopped_training_too(tmp_path):
+    from diffusiontools.training.signals import TrainingStopped
+
+    study = Study(tmp_path, SCALES["smoke"], torch.device("cpu"), 0)
+    with pytest.raises(TrainingStopped):
+        with study.stage("train m"):
+            raise TrainingStopped(15, "stopped by SIGTERM")
+    with study.stage("train m"):  # resumed: the times add up, the machine is listed once
+        pass
+    recorded = json.loads((tmp_path / "reproduce.json").read_text())
+    assert list(recorded["stages"]) == ["train m"] and recorded["stages"]["train m"] >= 0
+    (machine,) = recorded["machines"]["train m"]
+    assert f"{os.cpu_count()} cores" in machine and f"torch {torch.__version__}" in machine

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
+
 import torch
 
 from .errors import UserError
@@ -21,3 +25,17 @@ def resolve_device(name: str = "auto", key: str = "device") -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"{key}={name!r} is not supported: use auto, cpu, cuda or cuda:N")
     return device
+
+
+def describe_machine(device: torch.device) -> str:
+    """One line naming the hardware a measurement ran on: the CPU model, its cores and torch's
+    threads, and the GPU where ``device`` is CUDA; with torch's version."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    parts = [f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"]
+    if device.type == "cuda":
+        parts.append(f"{torch.cuda.get_device_name(device)} ({device})")
+    return "; ".join([*parts, f"torch {torch.__version__}"])

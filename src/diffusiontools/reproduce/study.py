@@ -15,9 +15,11 @@ from pathlib import Path
 import torch
 
 from ..config import load_config
+from ..device import describe_machine
 from ..errors import UserError
 from ..reporting.outputs import staged_outputs
 from ..training.run_folder import ensure_writable
+from ..training.signals import TrainingStopped
 from .scales import PER_IMAGE_SUFFIX, REPORT_MODELS, Scale
 
 logger = logging.getLogger("diffusiontools.reproduce.pipeline")  # the stages log under one name
@@ -60,7 +62,7 @@ class Study:
         self.out, self.scale, self.device, self.seed = Path(out), scale, device, seed
         ensure_writable(self.out, "the reproduction")
         self.state_path = self.out / STATE_FILE
-        self.state = {"scale": scale.name, "seed": seed, "stages": {}}
+        self.state = {"scale": scale.name, "seed": seed, "stages": {}, "machines": {}}
         if self.state_path.is_file():
             try:
                 recorded = json.loads(self.state_path.read_text())
@@ -77,18 +79,24 @@ class Study:
                     f"seed {recorded.get('seed')}; use another --out for scale "
                     f"{scale.name!r}, seed {seed}"
                 )
-            self.state = recorded
+            self.state = {"machines": {}, **recorded}  # machines: absent from older records
 
     def run_dir(self, run_name: str) -> Path:
         return self.out / "runs" / run_name
 
     @contextlib.contextmanager
     def stage(self, name: str):
-        """Time a stage and record it; on failure say which stage failed and why."""
+        """Time a stage and record it with the machine it ran on, also a training stopped by a
+        signal, whose work its checkpoint keeps (a stage resumed in later sessions adds up their
+        times and lists each machine); on failure say which stage failed and why, and record
+        nothing."""
         logger.info(f"reproduce: {name} ...")
         started = time.perf_counter()
         try:
             yield
+        except TrainingStopped:
+            self._record(name, time.perf_counter() - started)
+            raise
         except UserError as exc:
             raise UserError(f"reproduce stage '{name}' failed: {exc}") from exc
         except (RuntimeError, ValueError, OSError) as exc:
@@ -96,7 +104,12 @@ class Study:
                 f"reproduce stage '{name}' failed: {type(exc).__name__}: {exc} "
                 "(re-run with --debug for the traceback; finished stages are kept)"
             ) from exc
-        seconds = time.perf_counter() - started
-        self.state["stages"][name] = round(seconds + self.state["stages"].get(name, 0.0), 1)
+        self._record(name, time.perf_counter() - started)
+
+    def _record(self, name: str, seconds: float) -> None:
+        stages, machines = self.state["stages"], self.state["machines"]
+        stages[name] = round(seconds + stages.get(name, 0.0), 1)
+        machine = describe_machine(self.device)
+        machines[name] = [*(m for m in machines.get(name, []) if m != machine), machine]
         with staged_outputs() as staging:  # whole or not at all: the next run reads it
             staging.file(self.state_path).write_text(json.dumps(self.state, indent=2) + "\n")

@@ -170,7 +170,10 @@ def write_summary(
         f"{data.get('n_train_split', '?')} training / {data.get('n_val_split', '?')} validation "
         "images (runs/*/data.json has the checksums).\n",
         f"Wall time of the stages recorded so far: {sum(stages.values()) / 60:.1f} min "
-        f"(per stage in {study.state_path.name}).\n",
+        f"(per stage in {study.state_path.name}, with the machine each ran on).\n",
+        "Machines: "
+        + "; ".join(sorted({m for ms in study.state["machines"].values() for m in ms}) or ["?"])
+        + ".\n",
         report_metrics_section(results),
         table1_section(tables),
         landmarks_section(study),
