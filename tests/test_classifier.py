@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from diffusiontools.data import MnistData, load_mnist
+from diffusiontools.data.download import file_sha256
 from diffusiontools.errors import UserError
 from diffusiontools.evaluation import classifier
-from diffusiontools.evaluation.classifier import FEATURE_DIM, file_sha256, load_classifier
+from diffusiontools.evaluation.classifier import FEATURE_DIM, load_classifier
 from diffusiontools.evaluation.classifier_training import accuracy, random_shift, train_classifier
 from diffusiontools.evaluation.feature_metrics import classifier_features
 

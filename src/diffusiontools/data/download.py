@@ -42,6 +42,11 @@ class ChecksumError(DownloadError):
     """The server sent a file whose md5 is not the published one; the file has been deleted."""
 
 
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes; ``path`` may also be an importlib.resources Traversable."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def md5sum(path: Path) -> str:
     """Hex md5 of a file, read in chunks so a large file never sits in memory twice."""
     digest = hashlib.md5()

@@ -9,14 +9,13 @@ MNIST-diffusion literature; its weights are committed in the package
 metric in this project is computed with exactly the same network.
 """
 
-import hashlib
 from importlib import resources
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from diffusiontools.errors import UserError
+from ..data.download import file_sha256
+from ..errors import UserError
 
 WEIGHTS_FILE = "mnist_classifier.pt"
 # sha256 of the committed weights; a different file means the metrics are not comparable.
@@ -57,11 +56,6 @@ class MnistClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits: x (N, 1, 28, 28) float in [-0.5, 0.5] -> (N, 10)."""
         return self.head(self.body(x))
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes; ``path`` may also be an importlib.resources Traversable."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_classifier(device: torch.device | str) -> MnistClassifier:

@@ -29,6 +29,7 @@ from .export import (
     read_export,
     write_export,
 )
+from .pretrained import model_folder
 from .run_folder import EXPORTS, recover_if_idle
 
 SAMPLING_FIELDS = {f.name: f for f in dataclasses.fields(SamplingConfig)}
@@ -255,8 +256,10 @@ def load_export(folder: Path, device: torch.device, use_ema: bool = True) -> Tra
 def load(
     run_dir: str | Path, epoch: int | None = None, device: str = "auto", ema: bool = True
 ) -> TrainedModel:
-    """The model of a run folder written by ``diffusiontools.train`` (or the CLI), or of an
-    export folder written by :meth:`TrainedModel.export`.
+    """The model of a run folder written by ``diffusiontools.train`` (or the CLI), of an
+    export folder written by :meth:`TrainedModel.export`, or a model shipped with the package
+    by name (``"model1"``; :func:`pretrained.pretrained_names`), offline, its weights checked
+    against their pinned sha256.
 
     ``epoch``: a kept checkpoint's epoch (None: the latest, which may be inside an epoch; an
     export holds one set of weights and takes None only); ``device``: auto (CUDA when present),
@@ -273,7 +276,9 @@ def load_model(
 ) -> TrainedModel:
     """:func:`load` on a device already chosen: a run folder's checkpoint of ``epoch`` (None:
     the latest) or an export folder's weights (``epoch`` None only); the EMA weights where
-    there are some and ``use_ema``."""
+    there are some and ``use_ema``. ``folder`` may name a shipped model (``"model1"``,
+    ``pretrained.py``) where no file or folder of that name exists."""
+    folder = model_folder(folder)
     if is_export(Path(folder)):
         if epoch is not None:
             raise UserError(f"epoch={epoch} applies to run folders; the export {folder} holds one")

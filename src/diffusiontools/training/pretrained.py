@@ -1,0 +1,69 @@
+"""The report's models, shipped inside the package: ``dt.load("model1")`` works offline.
+
+Each is an export folder (``diffusiontools export --format safetensors``: ``model.safetensors``
+and ``diffusiontools.json``, which holds the resolved config, the data provenance, the epoch and
+optimiser step) with the run's ``metrics.csv``, its training record, under
+``diffusiontools/pretrained/NAME``. ``reproduce --scale report`` trains them to the epochs the
+report analysed (docs/reproduction.md). The sha256 of each weights file is pinned in
+``SHA256`` and checked on every load: a damaged or replaced file is refused, never sampled.
+
+A name is looked up only where no file or folder of that name exists: ``./model1``, a run of
+the user's, always wins over the shipped model.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from ..data.download import file_sha256
+from ..errors import UserError
+from .export import WEIGHTS
+
+# Shipped model -> the sha256 of its model.safetensors. A model is listed once its analysed
+# checkpoint exists (reproduce --scale report) and its folder is committed.
+SHA256: dict[str, str] = {}
+
+
+def pretrained_root() -> Path:
+    """The package's folder of shipped models."""
+    return Path(str(resources.files("diffusiontools") / "pretrained"))
+
+
+def pretrained_names() -> list[str]:
+    """The names ``diffusiontools.load`` and ``diffusiontools sample`` take for shipped models."""
+    return sorted(SHA256)
+
+
+def pretrained_folder(name: str) -> Path:
+    """The export folder of shipped model ``name``, its weights verified against ``SHA256``.
+
+    Raises DiffusionToolsError for a name that is not shipped, or weights that are missing or
+    whose sha256 differs (a damaged install).
+    """
+    if name not in SHA256:
+        shipped = ", ".join(pretrained_names()) or "none yet"
+        raise UserError(f"{name!r} is no shipped model; shipped: {shipped}")
+    folder = pretrained_root() / name
+    weights = folder / WEIGHTS
+    digest = file_sha256(weights) if weights.is_file() else "missing"
+    if digest != SHA256[name]:
+        raise UserError(
+            f"the shipped model {name}'s weights {weights} have sha256 {digest}, not the pinned "
+            f"{SHA256[name]}: the install is damaged; reinstall diffusiontools"
+        )
+    return folder
+
+
+def model_folder(path_or_name: str | Path) -> Path:
+    """``path_or_name`` as a folder to load: itself where it exists or is no shipped model's
+    name, else the shipped model's verified folder."""
+    path = Path(path_or_name)
+    if path.exists() or str(path_or_name) not in SHA256:
+        return path
+    return pretrained_folder(str(path_or_name))
+
+
+def is_pretrained(folder: Path) -> bool:
+    """Whether ``folder`` is a shipped model's (inside the package: never written into)."""
+    return Path(folder).resolve().parent == pretrained_root().resolve()

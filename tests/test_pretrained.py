@@ -1,0 +1,60 @@
+"""Models shipped inside the package: loaded by name, offline, verified by checksum, and
+sampled without writing into the package. A tiny export stands in for the report's models,
+which ``reproduce --scale report`` trains (its shipped weights are checked the same way)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_runs import reference_run, single_thread  # noqa: F401 (single_thread: autouse)
+
+import diffusiontools as dt
+from diffusiontools import cli
+from diffusiontools.data.download import file_sha256
+from diffusiontools.errors import UserError
+from diffusiontools.training import pretrained
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch) -> Path:
+    """The reference run exported as shipped model 'tiny'; the test runs in an empty folder."""
+    root = tmp_path / "package" / "pretrained"
+    folder = dt.load(reference_run(), device="cpu").export(root / "tiny")
+    monkeypatch.setattr(pretrained, "pretrained_root", lambda: root)
+    monkeypatch.setattr(pretrained, "SHA256", {"tiny": file_sha256(folder / "model.safetensors")})
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    return folder
+
+
+def test_a_shipped_model_loads_by_name_and_samples_as_its_export(shipped):
+    model = dt.load("tiny", device="cpu")
+    assert model.path == shipped / "model.safetensors" and model.epoch == 2 and model.step == 36
+    same = dt.load(shipped, device="cpu")
+    assert torch.equal(model.sample(4, seed=0), same.sample(4, seed=0))  # the same weights
+    assert pretrained.pretrained_names() == ["tiny"]
+
+
+def test_damaged_weights_are_refused_and_a_folder_of_the_name_wins(shipped, monkeypatch):
+    monkeypatch.setitem(pretrained.SHA256, "tiny", "0" * 64)
+    with pytest.raises(UserError) as e:
+        dt.load("tiny", device="cpu")
+    digest = file_sha256(shipped / "model.safetensors")
+    assert str(e.value) == (
+        f"the shipped model tiny's weights {shipped / 'model.safetensors'} have sha256 "
+        f"{digest}, not the pinned {'0' * 64}: the install is damaged; reinstall diffusiontools"
+    )
+    Path("tiny").mkdir()  # the user's own folder of that name: theirs, not ours
+    with pytest.raises(UserError, match="holds no checkpoint yet"):
+        dt.load("tiny", device="cpu")
+
+
+def test_sample_writes_beside_the_caller_never_into_the_package(shipped, capsys):
+    before = sorted(p.name for p in shipped.iterdir())
+    assert cli.main(["sample", "tiny", "-n", "4", "--device", "cpu"]) == 0
+    assert (Path("tiny") / "samples" / "samples.npz").is_file()
+    assert sorted(p.name for p in shipped.iterdir()) == before
+    assert cli.main(["sample", "nothing", "-n", "4"]) == 2
+    assert "run folder nothing does not exist" in capsys.readouterr().err
