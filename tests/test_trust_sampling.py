@@ -514,8 +514,16 @@ def test_npz_metadata_records_the_resolved_settings(name, run, flags, expected, 
     assert cli.main([*argv, "--out", str(tmp_path / "g.png"), "--device", "cpu", *flags]) == 0
     with np.load(npz) as data:
         meta = json.loads(str(data["meta"]))
-    epoch = load_trained(run_dir, None, CPU).epoch
-    assert meta == {"run": str(run_dir), "epoch": epoch, "seed": 3, **expected}
+    latest = run_dir / "checkpoints" / "latest.pt"  # the checkpoint drawn from, named exactly
+    ckpt = torch.load(latest, weights_only=True)
+    record = {
+        "checkpoint": str(latest),
+        "epoch": load_trained(run_dir, None, CPU).epoch,
+        "epoch_finished": ckpt["batch"] == 0,  # the cold and conditional runs stop inside one
+        "step": ckpt["step"],
+        "weights": "ema" if ckpt["ema"] is not None else "raw",
+    }
+    assert meta == {"run": str(run_dir), "seed": 3, **record, **expected}
 
 
 def test_npz_metadata_records_the_run_as_an_absolute_path(tmp_path, monkeypatch):
