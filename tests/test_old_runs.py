@@ -161,6 +161,16 @@ def test_a_resume_refuses_other_values_other_data_and_an_old_ini_for_a_new_run(t
     assert read_metrics(run) == read_metrics(FIXTURES / "5f319a7_gaussian")  # nothing changed
 
 
+def test_dt_train_resumes_an_old_run_from_its_own_config_ini(tmp_path):
+    """The Python API reads the run's record as the CLI does (here a finished run resumed with
+    its own settings: nothing to train, and nothing refused)."""
+    run = copy_fixture("5f319a7_gaussian", tmp_path)
+    model = dt.train(run / "config.ini", run, resume=True)
+    assert (model.epoch, model.step) == (0, 3)
+    check_recorded(model.config, "5f319a7_gaussian")
+    assert len(read_metrics(run)) == 1
+
+
 def test_load_config_reads_only_the_recorded_values_as_the_record():
     """load_config(recorded=) is what a resume uses: the keys the old config.ini writes with the
     run's values read as the checkpoint does; the same INI without the record is refused."""
