@@ -39,10 +39,12 @@ def train(
     ``diffusiontools`` logger.
     """
     from .evaluation.quality_probe import quality_probe  # torch-heavy: imported when training
+    from .training.checkpoint import recorded_config
     from .training.trainer import train as train_run  # starts
 
-    if not isinstance(config, Config):
-        config = load_config(config)
+    if not isinstance(config, Config):  # a resume reads the keys the run recorded as recorded
+        recorded = recorded_config(Path(run_dir)) if resume is True else None
+        config = load_config(config, recorded=recorded)
     probe = quality_probe(config)  # training.eval_every: the quality curve, None when off
     train_run(config, Path(run_dir), resume=resume, overwrite=overwrite, probe=probe)
     return load(run_dir, device=config.training.device)

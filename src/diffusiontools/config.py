@@ -14,6 +14,8 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import functools
+import logging
 import math
 import types
 import typing
@@ -25,6 +27,7 @@ from .errors import UserError
 from .optional import require
 
 _PACKAGED = resources.files("diffusiontools") / "configs"
+logger = logging.getLogger(__name__)
 
 
 def _choices(*values: str, default: str) -> typing.Any:
@@ -471,7 +474,7 @@ def check_field(key: str, value: typing.Any, meta: typing.Mapping) -> None:
         raise UserError(f"{key}={value} is out of range: must be > {meta['gt']}")
 
 
-def _apply(sections: dict[str, dict[str, str]], name: str) -> Config:
+def _apply(sections: dict[str, dict[str, str]], name: str, recorded: dict | None = None) -> Config:
     parts = {}
     for section, values in sections.items():
         if section not in SECTIONS:
@@ -486,7 +489,12 @@ def _apply(sections: dict[str, dict[str, str]], name: str) -> Config:
             parsed[key] = _parse_value(f"{section}.{key}", text, hints[key])
         parts[section] = cls(**parsed)
     written = {f"{section}.{key}" for section, values in sections.items() for key in values}
-    return Config(name=name, **parts).check(written)
+    config = Config(name=name, **parts)
+    if recorded is not None:  # a resume: a key written as the run recorded it is that record
+        stored = _stored(recorded, "the run's checkpoint")
+        as_stored = {key for key in written if _value(config, key) == _value(stored, key)}
+        config, written = as_recorded(config, as_stored), written - as_stored
+    return config.check(written)
 
 
 def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> None:
@@ -554,13 +562,18 @@ def _parse_error(exc: configparser.Error) -> str:
 def load_config(
     path: str | Path | None,
     overrides: typing.Sequence[str] | typing.Mapping[str, typing.Any] = (),
+    recorded: dict | None = None,
 ) -> Config:
     """Read a config and apply overrides; returns a checked, frozen :class:`Config`.
 
     ``path``: an INI file, the name of a packaged config (``"model1"``, ``"quickstart"``, see
     :func:`packaged_configs`), or None for the defaults. ``overrides``: ``{"training.epochs": 1}``
-    or ``["training.epochs=1"]`` (as ``--set``). Raises DiffusionToolsError naming the file, the
-    section or the ``section.key`` and value that is wrong, and what is allowed.
+    or ``["training.epochs=1"]`` (as ``--set``). ``recorded``: when the config resumes a run,
+    the config its checkpoint stores (:meth:`Config.to_dict`): a key written with the value the
+    run recorded is read as the record is (:func:`as_recorded`), not refused as a choice made
+    now, so a run's own config.ini resumes though an earlier version wrote every key into it.
+    Raises DiffusionToolsError naming the file, the section or the ``section.key`` and value
+    that is wrong, and what is allowed.
     """
     if isinstance(overrides, str):
         raise UserError(
@@ -589,15 +602,22 @@ def load_config(
         sections = {s: dict(parser[s]) for s in parser.sections()}
         name = path.stem
     _merge(sections, overrides)
-    return _apply(sections, name)
+    return _apply(sections, name, recorded)
 
 
 def config_from_dict(data: dict, source: str = "the stored config") -> Config:
-    """Rebuild a Config from :meth:`Config.to_dict` output (as stored in checkpoints).
+    """Rebuild a Config from :meth:`Config.to_dict` output (as stored in checkpoints and exports).
 
-    ``source`` (``checkpoint PATH``) is named when ``data`` holds a section or key this
+    A record is read as the run it describes (:func:`as_recorded`): a key that an earlier
+    version recorded where it could not take effect is read as not taking effect, never
+    refused. ``source`` (``checkpoint PATH``) is named when ``data`` holds a section or key this
     diffusiontools does not know (a newer version's) or a section that is not a table.
     """
+    return as_recorded(_stored(data, source), source=source)
+
+
+def _stored(data: dict, source: str) -> Config:
+    """The Config of a stored dict, its values as written (unchecked: see as_recorded)."""
     if not isinstance(data, dict):
         raise UserError(f"{source} holds no config table, but {type(data).__name__}")
     unknown = sorted(set(data) - {"name", *SECTIONS})
@@ -624,6 +644,58 @@ def config_from_dict(data: dict, source: str = "the stored config") -> Config:
                 values[key] = tuple(value)
         parts[section] = cls(**values)
     return Config(name=data.get("name", "run"), **parts)
+
+
+# The keys a record may hold where they cannot take effect. Every version stores every key it
+# knows, and older versions let some through at any value: sampling.start = test was the default
+# from 22fc0ad to e08d76e, so every Gaussian run of then holds it; sampling.eta, guidance and a
+# Gaussian start passed at any value until 34ba8e5, diffusion.min_snr_gamma and
+# training.eval_samples until e0db331. Until b1cd11f config.ini wrote every key, so a run's own
+# config.ini writes all of these (diffusion.t_range = notebook for every Gaussian run since
+# e08d76e). Such a key took no effect on the run and is read as taking none: its default, which
+# is how a config of now says "no effect", so check() passes and config.ini writes it as an
+# unused comment. An INI or --set that writes one now is still refused (load_config).
+RECORDED_UNUSED = (*SWITCHED, *SAMPLING_SWITCHED)
+
+
+def as_recorded(
+    config: Config, keys: typing.Collection[str] = RECORDED_UNUSED, source: str | None = None
+) -> Config:
+    """``config`` as read from a record that an earlier version may have written: each of
+    ``keys`` that cannot take effect in it is set to its default (see RECORDED_UNUSED).
+    ``sampling.start = test`` with the improved cold sampler, the default before e08d76e and
+    refused now (Algorithm 2 needs a start on its own trajectory), is read as ``auto``; where
+    ``source`` names the record, a warning says so. load_config passes, for a resume, the keys
+    its INI and overrides write with the value the run recorded.
+    """
+
+    def unset(config: Config, key: str) -> Config:
+        section, _, name = key.partition(".")
+        part = dataclasses.replace(getattr(config, section), **{name: _default(key)})
+        return dataclasses.replace(config, **{section: part})
+
+    for key, (applies, _, _) in SWITCHED.items():  # in order: the kind-level switches first
+        if key in keys and not applies(config):
+            config = unset(config, key)
+    # Which sampling keys apply follows from the sampler and the model, not from their values:
+    # ask with each at its default, which always passes.
+    from .sampling.generation import resolve_settings  # late: sampling imports this module
+
+    settings = resolve_settings(functools.reduce(unset, SAMPLING_SWITCHED, config))
+    for key, (name, _) in SAMPLING_SWITCHED.items():
+        if key in keys and getattr(settings, name) is None:
+            config = unset(config, key)
+    improved_from_test = (settings.sampler, config.sampling.start) == ("improved", "test")
+    if "sampling.start" in keys and improved_from_test:
+        if source is not None:
+            logger.warning(
+                "%s holds sampling.start=test for the improved sampler (the default of an "
+                "earlier version, refused now: Algorithm 2 needs a start on its own "
+                "trajectory); it samples with start auto (test_consistent)",
+                source,
+            )
+        config = unset(config, "sampling.start")
+    return config
 
 
 def to_ini(config: Config) -> str:

@@ -90,11 +90,24 @@ def training_checkpoint(
 
 
 def stored_config(ckpt: dict, path: Path | str = "the checkpoint") -> Config:
-    """The resolved config a checkpoint (read from ``path``) carries; a missing or unreadable
-    one is refused in one sentence naming ``path``."""
+    """The resolved config a checkpoint (read from ``path``) carries, read as the run it
+    describes (``config_from_dict``); a missing or unreadable one is refused in one sentence
+    naming ``path``."""
+    return config_from_dict(_config_table(ckpt, path), f"checkpoint {path}")
+
+
+def recorded_config(run_dir: Path) -> dict | None:
+    """The config of the run in ``run_dir`` as its latest checkpoint stores it, as written: what
+    ``load_config(recorded=)`` takes to resume the run. None where it holds no checkpoint (the
+    trainer then refuses the resume in its words)."""
+    path = latest_path(run_dir)
+    return _config_table(load_checkpoint(path), path) if path.is_file() else None
+
+
+def _config_table(ckpt: dict, path: Path | str) -> dict:
     if not isinstance(ckpt.get("config"), dict):
         raise UserError(f"checkpoint {path} carries no config: {EXPECTED}")
-    return config_from_dict(ckpt["config"], f"checkpoint {path}")
+    return ckpt["config"]
 
 
 def stored_state(ckpt: dict) -> TrainState:

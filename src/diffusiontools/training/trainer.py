@@ -251,7 +251,8 @@ class _Trainee:
         """
         ckpt = ckpt_io.load_checkpoint(path, map_location="cpu")
         try:
-            config = resumed_config(ckpt_io.stored_config(ckpt, path), requested, run_dir)
+            stored = ckpt_io.stored_config(ckpt, path)
+            config = resumed_config(stored, requested, run_dir)
             check_same_data(ckpt.get("data"), data.provenance, run_dir)
             ckpt_io.load_weights(self.net, ckpt["model"], path)
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -263,7 +264,7 @@ class _Trainee:
                 self.ema.n_averaged.fill_(state.step)
             self.data_gen.set_state(ckpt["rng"]["data"])
             self._restore_step_generator(ckpt["rng"], config.training.seed, state.step)
-            self.changed = config != ckpt_io.stored_config(ckpt, path)
+            self.changed = config != stored
         except UserError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError):  # torch's text would not help
