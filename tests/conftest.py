@@ -74,8 +74,8 @@ def real_mnist() -> Path:
     folder = os.environ.get(REAL_MNIST_VAR)
     if not folder:
         pytest.skip(f"needs the real 60,000-image MNIST: set {REAL_MNIST_VAR} to its folder")
-    if not Path(folder).is_dir():
-        pytest.fail(f"{REAL_MNIST_VAR}={folder} is not a folder")
+    if mnist.find_files(Path(folder)) is None:  # else load_mnist would look elsewhere: ours
+        pytest.fail(f"{REAL_MNIST_VAR}={folder} does not hold the four MNIST IDX files")
     return Path(folder)
 
 

@@ -57,6 +57,8 @@ def test_every_metric_is_finite_with_interval_and_n(evaluation):
             assert math.isfinite(entry["value"]) and entry["n"] == N, key
             if key.startswith("kl_"):  # no bootstrap through a t-SNE fit, and it says so
                 assert entry["ci"] is None and "t-SNE" in entry["note"]
+            elif entry["ci"] is None:  # resamples that all agree (real digits' precision 1)
+                assert "no interval: the" in entry["note"], key
             else:
                 low, high = entry["ci"]
                 assert math.isfinite(low) and low <= high and entry["n_boot"] >= 10, key

@@ -157,7 +157,7 @@ def test_a_finished_run_resumed_to_more_epochs_equals_the_straight_run(first_end
     """The first session ends after epoch 1 and probes it, as its last; resumed to 3 epochs,
     epoch 1 is not the last any more and loses its probe: metrics.csv and the learning curve
     are the straight run's (probes on epochs 0 and 2 only), value for value."""
-    run = tmp_path / "run"
+    run = tmp_path / probed_run().name  # the curve's title names the run folder
     dt.train(tiny_config(*PROBE, first_end), run)
     assert [r["frechet_distance"] is not None for r in read_metrics(run)] == [True, True]
     dt.train(tiny_config(*PROBE), run, resume=True)

@@ -242,8 +242,10 @@ def memorisation_scores(
         f"memorisation_{name}": bootstrapped(fn, sample_distances, seed, n_boot)
         for name, fn in stats.items()
     }
-    out["memorisation_ratio"]["note"] = (
-        f"median sample / median test ({median_test:.4f}, K={len(test_d)})"
-    )
-    out["memorisation_below_test_p1"]["note"] = f"test set's 1st percentile {test_p1:.4f}"
+    notes = {
+        "memorisation_ratio": f"median sample / median test ({median_test:.4f}, K={len(test_d)})",
+        "memorisation_below_test_p1": f"test set's 1st percentile {test_p1:.4f}",
+    }
+    for key, note in notes.items():  # before the note score() may have given (no interval)
+        out[key]["note"] = "; ".join(filter(None, (note, out[key]["note"])))
     return out
