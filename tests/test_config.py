@@ -185,6 +185,15 @@ DEFAULTS = Config()
             "training.batch_size=0 is out of range: must be >= 1",
         ),
         (
+            lambda: dataclasses.replace(DEFAULTS, training=None),
+            "config.training=None is not valid: expected a TrainingConfig",
+        ),
+        (
+            lambda: dataclasses.replace(DEFAULTS, training={"lr": 1}),
+            "config.training={'lr': 1} is not valid: expected a TrainingConfig",
+        ),
+        (lambda: Config(name=5), "config.name=5 is not valid: expected a non-empty str"),
+        (
             lambda: ModelConfig(network="unet", channel_mults=(1, 2, 2, 2)),
             "model.channel_mults=(1, 2, 2, 2) has 4 entries; the unet takes 1 to 3",
         ),

@@ -74,6 +74,29 @@ def test_training_into_a_run_needs_resume_or_overwrite(tmp_path):
     assert losses(run) == losses(reference_run())[:1]
 
 
+def test_a_run_killed_before_its_first_checkpoint_is_sent_to_overwrite_only(tmp_path):
+    """SIGKILL while the first checkpoint was written left metrics.csv and a .tmp file: resume
+    said "no checkpoint", a plain run said "pass --resume", each sending the user to the other."""
+    run = copy_run(reference_run(), tmp_path / "run")
+    shutil.rmtree(run / ckpt_io.CHECKPOINT_DIR)
+    (run / ckpt_io.CHECKPOINT_DIR).mkdir()
+    (run / ckpt_io.CHECKPOINT_DIR / ".epoch_0000.pt.x1y2.tmp").write_bytes(b"half")
+    killed = "(only a run's files: a run killed before it wrote its first); start it again with"
+    with pytest.raises(UserError) as e:
+        train_tiny(run, resume=True)
+    assert str(e.value) == (
+        f"resume=True given but {run} holds no checkpoint to resume from {killed} overwrite=True"
+    )
+    with pytest.raises(UserError) as e:
+        train_tiny(run)
+    assert str(e.value) == (
+        f"{run} holds a run's files but no checkpoint (a run killed before it wrote its first): "
+        "pass overwrite=True to start it again"
+    )
+    train_tiny(run, "training.epochs=1", overwrite=True)
+    assert ckpt_io.list_epochs(run) == [0]
+
+
 def test_the_lock_stops_a_second_training_and_its_overwrite(tmp_path):
     run = copy_run(reference_run(), tmp_path / "run")
     before = checkpoint_files(run)

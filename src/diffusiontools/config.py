@@ -222,6 +222,18 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
+    def __post_init__(self) -> None:
+        """Each section must be its own dataclass (already checked when it was built)."""
+        if not isinstance(self.name, str) or not self.name:
+            raise UserError(f"config.name={self.name!r} is not valid: expected a non-empty str")
+        for name, cls in SECTIONS.items():
+            part = getattr(self, name)
+            if not isinstance(part, cls):
+                raise UserError(
+                    f"config.{name}={part!r} is not valid: expected a {cls.__name__} "
+                    f"(diffusiontools.config.{cls.__name__})"
+                )
+
     def check(self, written: typing.Collection[str] = ()) -> Config:
         """Rules that tie keys together; returns self so calls chain.
 

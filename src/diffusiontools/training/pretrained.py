@@ -56,12 +56,18 @@ def pretrained_folder(name: str) -> Path:
 
 
 def model_folder(path_or_name: str | Path) -> Path:
-    """``path_or_name`` as a folder to load: itself where it exists or is no shipped model's
-    name, else the shipped model's verified folder."""
+    """``path_or_name`` as a folder to load: itself where it exists, else the shipped model of
+    that name, verified. Raises DiffusionToolsError where it is neither."""
     path = Path(path_or_name)
-    if path.exists() or str(path_or_name) not in SHA256:
+    if path.exists():
         return path
-    return pretrained_folder(str(path_or_name))
+    if str(path_or_name) in SHA256:
+        return pretrained_folder(str(path_or_name))
+    shipped = ", ".join(pretrained_names()) or "none yet"
+    raise UserError(
+        f"run folder {path} does not exist, and no shipped model has that name "
+        f"(shipped: {shipped})"
+    )
 
 
 def is_pretrained(folder: Path) -> bool:

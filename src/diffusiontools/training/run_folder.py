@@ -43,9 +43,22 @@ def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise UserError("resume=True and overwrite=True contradict each other: give one of them")
-    if resume and not latest_path(run_dir).is_file():
-        raise UserError(f"resume=True given but {run_dir} holds no checkpoint to resume from")
+    has_checkpoint = latest_path(run_dir).is_file()
+    if resume and not has_checkpoint:
+        killed = (
+            " (only a run's files: a run killed before it wrote its first); start it again with "
+            "overwrite=True"
+        )
+        raise UserError(
+            f"resume=True given but {run_dir} holds no checkpoint to resume from"
+            + (killed if holds_run(run_dir) else "")
+        )
     if holds_run(run_dir) and not (resume or overwrite):
+        if not has_checkpoint:  # resume would be refused: say only what works
+            raise UserError(
+                f"{run_dir} holds a run's files but no checkpoint (a run killed before it wrote "
+                "its first): pass overwrite=True to start it again"
+            )
         raise UserError(
             f"{run_dir} already holds a run; pass resume=True to continue it or overwrite=True to "
             "replace it"
