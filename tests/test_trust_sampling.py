@@ -235,31 +235,12 @@ REFUSED = [
         sample(lambda tmp: conditional_run(), "--digit", "3", "--guidance", "0"),
         ("--digit 3 takes no effect with --guidance 0,", "give a guidance above 0"),
     ),
-    # Keys stored in a run's config that contradict it (runs written before they were checked).
-    Refused(
-        "stored eta with ancestral",
-        sample(lambda tmp: reference(tmp, stored_sampling(eta=0.5))),
-        ("sampling.eta=0.5", "ddim sampler only", "not ancestral"),
-    ),
+    # A stored value that applies but is out of range (keys that cannot apply: read as unused,
+    # see test_a_stored_key_that_cannot_take_effect_is_read_as_unused).
     Refused(
         "stored steps with ancestral > T",
         sample(lambda tmp: reference(tmp, stored_sampling(steps=25))),
         ("sampling.steps=25", "give 1..20"),
-    ),
-    Refused(
-        "stored guidance on unconditional",
-        sample(lambda tmp: reference(tmp, stored_sampling(guidance=3.0))),
-        ("sampling.guidance=3.0", "model.num_classes > 0"),
-    ),
-    Refused(
-        "stored gmm start on gaussian",
-        sample(lambda tmp: reference(tmp, stored_sampling(start="gmm"))),
-        ("sampling.start=gmm", "cold models only"),
-    ),
-    Refused(
-        "stored clip_x0 on cold",
-        sample(lambda tmp: cold(tmp, stored_sampling(clip_x0=True))),
-        ("sampling.clip_x0=true", "Gaussian models only"),
     ),
     # --epochs: every epoch checked before anything is drawn.
     Refused(
@@ -323,6 +304,28 @@ def test_refused_with_one_named_line_and_nothing_written(row: Refused, tmp_path,
     for fragment in row.fragments:
         assert fragment in errors[0]
     assert not (tmp_path / "s.npz").exists() and not (tmp_path / "grid.png").exists()
+
+
+STORED_UNUSED = [
+    ("eta with ancestral", reference, {"eta": 0.5}, "eta"),
+    ("guidance on unconditional", reference, {"guidance": 3.0}, "guidance"),
+    ("gmm start on gaussian", reference, {"start": "gmm"}, "cold_start"),
+    ("clip_x0 on cold", cold, {"clip_x0": True}, "clip_x0"),
+]
+
+
+@pytest.mark.parametrize(
+    "run, keys, field", [r[1:] for r in STORED_UNUSED], ids=[r[0] for r in STORED_UNUSED]
+)
+def test_a_stored_key_that_cannot_take_effect_is_read_as_unused(run, keys, field, tmp_path):
+    """Runs written before these keys were checked stored them; they took no effect then and
+    take none now (issue 22: old runs keep loading): read as the defaults they never overrode,
+    never refused, and the NPZ records the setting as not applying (None)."""
+    run_dir = run(tmp_path, stored_sampling(**keys))
+    assert cli.main([*sample(lambda tmp: run_dir)(tmp_path), "--device", "cpu"]) == 0
+    with np.load(tmp_path / "s.npz") as data:
+        meta = json.loads(str(data["meta"]))
+    assert meta[field] is None and meta["run"] == str(run_dir)  # None: does not apply
 
 
 def test_an_empty_epoch_list_is_refused_by_the_parser(capsys):

@@ -418,9 +418,10 @@ def evaluate_sets(
         )
     inputs = {p.absolute() for p in inputs}  # an NPZ scored here stays, earlier's or not
     replaced = [p for p in earlier if p.absolute() not in inputs]
-    with staged_outputs() as staging:  # the evaluation appears whole, once written
+    # The evaluation appears whole, once written; the bar is closed (its line ended) on any
+    # exit, so that an error is printed on a line of its own.
+    with staged_outputs() as staging, tqdm(total=5, desc="evaluate") as stages:
         work = staging.folder(out_dir, replaces=replaced)
-        stages = tqdm(total=5, desc="evaluate")
 
         stages.set_description("evaluate: samples")
         sample_sets = []
@@ -535,7 +536,6 @@ def evaluate_sets(
         (work / "metrics.json").write_text(json.dumps(results, indent=2))
         (work / "metrics.md").write_text(markdown_table(results))
         stages.update()
-        stages.close()
     return results
 
 

@@ -65,8 +65,7 @@ def model_folder(path_or_name: str | Path) -> Path:
         return pretrained_folder(str(path_or_name))
     shipped = ", ".join(pretrained_names()) or "none yet"
     raise UserError(
-        f"run folder {path} does not exist, and no shipped model has that name "
-        f"(shipped: {shipped})"
+        f"run folder {path} does not exist, and no shipped model has that name (shipped: {shipped})"
     )
 
 
