@@ -67,6 +67,7 @@ from diffusiontools.sampling.ancestral import sample_ancestral
 from diffusiontools.sampling.ddim import sample_ddim
 from diffusiontools.sampling.dpm_solver import sample_dpm_solver
 from diffusiontools.sampling.timesteps import CLEAN, ddim_grid, dpm_solver_grid, evenly_spaced_times
+from diffusiontools.training.run_config import check_config
 from diffusiontools.training.trained_model import TrainedModel
 
 NOTEBOOK = DiffusionConfig(T=1000, beta1=1e-4, beta2=0.02)  # report model 1, beta_0 = 1e-4
@@ -428,7 +429,7 @@ def test_a_grid_evaluating_the_cosine_t_0_is_refused():
 
 def test_sampling_config_refuses_a_spacing_where_it_cannot_take_effect():
     def check(**sampling) -> None:
-        Config(diffusion=SHORT, sampling=SamplingConfig(**sampling)).check()
+        check_config(Config(diffusion=SHORT, sampling=SamplingConfig(**sampling)))
 
     check(sampler="ddim", timestep_spacing="trailing", steps=10)
     check(sampler="dpm_solver", timestep_spacing="leading")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import load_config
-
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model from an INI config")
@@ -30,10 +28,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    config = load_config(args.config, args.overrides)
-    # after the config: a bad config answers without loading torch
     from ..evaluation.quality_probe import quality_probe
+    from ..training.run_config import load_config
     from ..training.trainer import train
+
+    config = load_config(args.config, args.overrides)
 
     run_dir = Path(args.out) if args.out else Path("runs") / config.name
     probe = quality_probe(config)  # training.eval_every: the quality curve, None when off

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import load_config
 from ..errors import UserError
 from ..reporting.outputs import staged_outputs
+from ..training.run_config import load_config
 from ..training.run_folder import ensure_writable
 from .scales import PER_IMAGE_SUFFIX, REPORT_MODELS, Scale
 
