@@ -113,7 +113,7 @@ class StandIn:
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = t.expand(x.shape[0]) if t.dim() == 0 else t  # diffusers passes one time
-        a = self.process.alpha_bar[t].double()[:, None, None, None]
+        a = self.process.alpha_bar_at(t).double()[:, None, None, None]  # t int, or real
         eps = (1 - a).sqrt() * (x - a.sqrt() * self.M) / (a * self.S**2 + 1 - a)
         h = torch.tanh(F.conv2d(x, self.w1.to(x.dtype), padding=1))
         eps = eps + 0.1 * (t / self.process.T)[:, None, None, None] * F.conv2d(h, self.w2)

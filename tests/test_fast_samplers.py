@@ -49,7 +49,7 @@ def gaussian_data_oracle(process: GaussianDiffusion, m: float | torch.Tensor, s:
     parametrisation (eps, x0 or v; all three are linear in eps and x0, so the means carry over)."""
 
     def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        a = process.alpha_bar[t].double()[:, None, None, None]
+        a = process.alpha_bar_at(t).double()[:, None, None, None]  # t int, or real (sigma space)
         x = x_t.double()
         eps = (1 - a).sqrt() * (x - a.sqrt() * m) / (a * s**2 + 1 - a)
         x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()

@@ -261,10 +261,10 @@ def trajectory(
     times: list[int | None] = [None] * len(fractions)
     states: list[torch.Tensor | None] = [None] * len(fractions)
 
-    def record(t: int, x: torch.Tensor) -> None:
+    def record(t: float, x: torch.Tensor) -> None:
         for k, target in enumerate(targets):
-            if states[k] is None and t <= target:
-                times[k], states[k] = t, x.clone()
+            if states[k] is None and t <= target:  # t is real for the sigma-space samplers
+                times[k], states[k] = round(t), x.clone()
 
     final = generate(net, process, config, n, seed, device, on_step=record, plan=plan)
     for k in range(len(targets)):
