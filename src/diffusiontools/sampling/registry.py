@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import UserError
-from . import dpm_solver
+from . import dpm_solver, heun
 from .ancestral import sample_ancestral
 from .cold_improved import sample_cold_improved
 from .cold_naive import sample_cold_naive
 from .ddim import sample_ddim
 from .dpm_solver import sample_dpm_solver
+from .heun import sample_heun
 from .timesteps import Grid, ddim_grid, dpm_solver_grid
 
 
@@ -102,6 +103,15 @@ SAMPLERS: dict[str, Sampler] = {
             options=GUIDED | {"timestep_spacing"},
             help="DPM-Solver++(2M) (Lu et al. 2022): second order, deterministic",
             grid=dpm_solver_grid,
+        ),
+        Sampler(
+            "heun",
+            sample_heun,
+            "gaussian",
+            default_steps=heun.DEFAULT_STEPS,
+            options=GUIDED,
+            help="Heun (Karras et al. 2022, Alg. 1): second order, deterministic, on EDM's sigma "
+            "grid; 2 steps - 1 network evaluations",
         ),
         Sampler(
             "naive",
