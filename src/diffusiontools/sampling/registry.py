@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import UserError
-from . import dpm_solver, heun
+from . import dpm_solver, euler_ancestral, heun
 from .ancestral import sample_ancestral
 from .cold_improved import sample_cold_improved
 from .cold_naive import sample_cold_naive
 from .ddim import sample_ddim
 from .dpm_solver import sample_dpm_solver
+from .euler_ancestral import sample_euler_ancestral
 from .heun import sample_heun
 from .timesteps import Grid, ddim_grid, dpm_solver_grid
 
@@ -112,6 +113,15 @@ SAMPLERS: dict[str, Sampler] = {
             options=GUIDED,
             help="Heun (Karras et al. 2022, Alg. 1): second order, deterministic, on EDM's sigma "
             "grid; 2 steps - 1 network evaluations",
+        ),
+        Sampler(
+            "euler_ancestral",
+            sample_euler_ancestral,
+            "gaussian",
+            default_steps=euler_ancestral.DEFAULT_STEPS,
+            options=GUIDED,
+            help="Euler ancestral (k-diffusion): Euler steps of the ODE and fresh noise at each, "
+            "on EDM's sigma grid (Karras et al. 2022)",
         ),
         Sampler(
             "naive",
