@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from diffusiontools.config import Config, DiffusionConfig, ModelConfig, load_config
+from diffusiontools.config import Config, DiffusionConfig, ModelConfig
 from diffusiontools.data import load_mnist, to_model
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.errors import DiffusionToolsError
@@ -53,6 +53,7 @@ from diffusiontools.evaluation.feature_metrics import classifier_features, frech
 from diffusiontools.models import make_network
 from diffusiontools.reporting.figures import save_sample_grid
 from diffusiontools.sampling.generation import generate
+from diffusiontools.training.run_config import load_config
 from diffusiontools.training.trained_model import load_trained
 from diffusiontools.training.trainer import _make_optimizer, train
 

@@ -31,7 +31,7 @@ def seconds_per_evaluation(sampler_name: str, batch: int, evals: int) -> float:
     torch.manual_seed(0)
     net = make_network(Config().model).eval()
     process = GaussianDiffusion.from_config(DiffusionConfig(T=evals))  # T = evals: a short run
-    sample, _ = SAMPLERS[sampler_name]
+    sample = SAMPLERS[sampler_name].sample
     generator = torch.Generator().manual_seed(0)
     x_T = torch.randn(batch, 1, 28, 28, generator=generator)
     model = model_fn(net, process.T)

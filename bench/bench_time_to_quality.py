@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from diffusiontools.config import load_config
 from diffusiontools.data import load_mnist, to_model
 from diffusiontools.evaluation.classifier import load_classifier
 from diffusiontools.evaluation.feature_metrics import frechet_distance
 from diffusiontools.sampling.generation import generate
+from diffusiontools.training.run_config import load_config
 from diffusiontools.training.trained_model import load_trained
 from diffusiontools.training.trainer import train
 

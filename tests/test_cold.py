@@ -16,7 +16,6 @@ from tiny_runs import single_thread  # noqa: F401 (autouse: one thread per test)
 from torch import nn
 
 from diffusiontools import cli
-from diffusiontools.config import load_config
 from diffusiontools.data import load_mnist, to_model
 from diffusiontools.diffusion import make_process
 from diffusiontools.diffusion.cold import degraded_gmm
@@ -28,6 +27,7 @@ from diffusiontools.evaluation.reconstruction import reconstruction_study, resto
 from diffusiontools.models import make_network
 from diffusiontools.sampling.generation import generate
 from diffusiontools.sampling.registry import get_sampler
+from diffusiontools.training.run_config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEGRADATION_CONFIGS = (

@@ -14,13 +14,12 @@ from diffusiontools.config import (
     ModelConfig,
     TrainingConfig,
     config_from_dict,
-    load_config,
-    to_ini,
 )
 from diffusiontools.diffusion import make_process
 from diffusiontools.errors import UserError
 from diffusiontools.models import make_network
 from diffusiontools.training.resume_rules import resumed_config
+from diffusiontools.training.run_config import load_config, to_ini
 
 
 def test_report_configs_resolve_to_the_reference_settings():

@@ -67,6 +67,7 @@ from diffusiontools.sampling.ancestral import sample_ancestral
 from diffusiontools.sampling.ddim import sample_ddim
 from diffusiontools.sampling.dpm_solver import sample_dpm_solver
 from diffusiontools.sampling.timesteps import CLEAN, ddim_grid, dpm_solver_grid, evenly_spaced_times
+from diffusiontools.training.run_config import check_config
 from diffusiontools.training.trained_model import TrainedModel
 
 NOTEBOOK = DiffusionConfig(T=1000, beta1=1e-4, beta2=0.02)  # report model 1, beta_0 = 1e-4
@@ -112,7 +113,7 @@ class StandIn:
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = t.expand(x.shape[0]) if t.dim() == 0 else t  # diffusers passes one time
-        a = self.process.alpha_bar[t].double()[:, None, None, None]
+        a = self.process.alpha_bar_at(t).double()[:, None, None, None]  # t int, or real
         eps = (1 - a).sqrt() * (x - a.sqrt() * self.M) / (a * self.S**2 + 1 - a)
         h = torch.tanh(F.conv2d(x, self.w1.to(x.dtype), padding=1))
         eps = eps + 0.1 * (t / self.process.T)[:, None, None, None] * F.conv2d(h, self.w2)
@@ -428,7 +429,7 @@ def test_a_grid_evaluating_the_cosine_t_0_is_refused():
 
 def test_sampling_config_refuses_a_spacing_where_it_cannot_take_effect():
     def check(**sampling) -> None:
-        Config(diffusion=SHORT, sampling=SamplingConfig(**sampling)).check()
+        check_config(Config(diffusion=SHORT, sampling=SamplingConfig(**sampling)))
 
     check(sampler="ddim", timestep_spacing="trailing", steps=10)
     check(sampler="dpm_solver", timestep_spacing="leading")

@@ -32,7 +32,7 @@ from diffusiontools.sampling.timesteps import evenly_spaced_times
 NOTEBOOK = DiffusionConfig(T=1000, beta1=1e-4, beta2=0.02)  # report model 1
 SHORT = DiffusionConfig(T=100, beta1=1e-3, beta2=0.2)  # report model 2
 COSINE = DiffusionConfig(T=100, schedule="cosine")
-GAUSSIAN_SAMPLERS = [name for name, (_, kind) in SAMPLERS.items() if kind == "gaussian"]
+GAUSSIAN_SAMPLERS = [name for name, s in SAMPLERS.items() if s.kind == "gaussian"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -49,7 +49,7 @@ def gaussian_data_oracle(process: GaussianDiffusion, m: float | torch.Tensor, s:
     parametrisation (eps, x0 or v; all three are linear in eps and x0, so the means carry over)."""
 
     def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        a = process.alpha_bar[t].double()[:, None, None, None]
+        a = process.alpha_bar_at(t).double()[:, None, None, None]  # t int, or real (sigma space)
         x = x_t.double()
         eps = (1 - a).sqrt() * (x - a.sqrt() * m) / (a * s**2 + 1 - a)
         x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
@@ -59,7 +59,7 @@ def gaussian_data_oracle(process: GaussianDiffusion, m: float | torch.Tensor, s:
 
 
 def run(name: str, process, x_T, seed=0, **kwargs) -> torch.Tensor:
-    sampler, _ = SAMPLERS[name]
+    sampler = SAMPLERS[name].sample
     model = kwargs.pop("model", None) or gaussian_data_oracle(process, 0.3, 0.0)
     return sampler(model, process, x_T, torch.Generator().manual_seed(seed), **kwargs)
 

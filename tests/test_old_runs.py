@@ -16,9 +16,10 @@ from tiny_runs import single_thread  # noqa: F401 (autouse: one thread, exact lo
 
 import diffusiontools as dt
 from diffusiontools import cli
-from diffusiontools.config import config_from_dict, load_config
+from diffusiontools.config import config_from_dict
 from diffusiontools.errors import UserError
 from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.run_config import as_recorded, load_config
 from diffusiontools.training.run_folder import read_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "old_runs"
@@ -72,7 +73,7 @@ def check_recorded(config, name: str) -> None:
 def test_an_old_checkpoint_is_read_as_the_run_it_describes(name):
     ckpt = ckpt_io.load_checkpoint(FIXTURES / name / "checkpoints" / "latest.pt")
     stored = ckpt["config"]
-    check_recorded(config_from_dict(stored), name)
+    check_recorded(as_recorded(config_from_dict(stored)), name)
     # The record itself says what the old version wrote (the fixtures are not edited).
     assert stored["sampling"].get("start") == RUNS[name]["stored_start"]
     assert stored["sampling"]["eta"] == RUNS[name]["stored_eta"]

@@ -40,15 +40,15 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 
 import diffusiontools as dt
 from diffusiontools import cli
-from diffusiontools.config import load_config
 from diffusiontools.data import load_mnist
 from diffusiontools.errors import UserError
 from diffusiontools.evaluation import quality_probe
 from diffusiontools.evaluation.frame_metrics import frame_statistics
 from diffusiontools.evaluation.quality_probe import COLUMNS, QualityProbe, probe_config
 from diffusiontools.models import make_network
-from diffusiontools.sampling.generation import resolve_settings
+from diffusiontools.sampling.plan import resolve_plan
 from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.run_config import load_config
 from diffusiontools.training.run_folder import METRICS_COLUMNS, read_metrics
 from diffusiontools.training.trainer import train
 
@@ -289,7 +289,7 @@ SAMPLERS = [
 
 @pytest.mark.parametrize("name, overrides, expected", SAMPLERS)
 def test_the_probe_draws_with_a_fast_sampler(name, overrides, expected):
-    s = resolve_settings(probe_config(load_config(name, list(overrides))))
+    s = resolve_plan(probe_config(load_config(name, list(overrides))))
     assert (s.sampler, s.steps, s.eta, s.clip_x0, s.guidance) == expected
 
 

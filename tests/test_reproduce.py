@@ -10,11 +10,11 @@ import pytest
 import torch
 from tiny_runs import one_thread, single_thread  # noqa: F401  (autouse: one thread per test)
 
-from diffusiontools.config import load_config
 from diffusiontools.errors import UserError
 from diffusiontools.reproduce import get_scale, reproduce
 from diffusiontools.reproduce.scales import REPORT_MODELS, SCALES
 from diffusiontools.reproduce.study import Study, columns, run_names, study_config
+from diffusiontools.training.run_config import load_config
 
 
 def test_full_scale_keeps_the_report_settings_and_analysed_checkpoints():

@@ -172,7 +172,8 @@ MISSING_TENSORBOARD = """
 import sys
 sys.modules["tensorboard"] = None  # as if it were not installed
 from pathlib import Path
-from diffusiontools.config import Config, TrainingConfig, load_config
+from diffusiontools.config import Config, TrainingConfig
+from diffusiontools.training.run_config import load_config
 from diffusiontools.errors import DiffusionToolsError
 from diffusiontools.training.trainer import train
 

@@ -25,7 +25,6 @@ from threadpoolctl import threadpool_limits
 from tiny_runs import copy_run, reference_run, single_thread, train_tiny  # noqa: F401
 
 from diffusiontools.cli import main
-from diffusiontools.config import load_config
 from diffusiontools.data import load_mnist, to_model
 from diffusiontools.evaluation import classifier_features, half_sample_ci, load_classifier
 from diffusiontools.evaluation.feature_metrics import frechet_distance
@@ -36,6 +35,7 @@ from diffusiontools.evaluation.scores import (
     pixel_scores,
 )
 from diffusiontools.reporting.samples_io import save_samples
+from diffusiontools.training.run_config import load_config
 from diffusiontools.training.training_data import load_training_data
 
 SMALL = ["--tsne-reference", "50", "--test-reference", "50", "--n-boot", "20",

@@ -32,15 +32,16 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 from torch.testing import assert_close
 
 from diffusiontools import cli
-from diffusiontools.config import load_config
 from diffusiontools.data import to_uint8
 from diffusiontools.diffusion import make_process
 from diffusiontools.diffusion.noise import sample_generators
 from diffusiontools.errors import UserError
 from diffusiontools.models import make_network
 from diffusiontools.reporting.figures import image_grid
-from diffusiontools.sampling.generation import check_finite, generate, resolve_settings, trajectory
+from diffusiontools.sampling.generation import check_finite, generate, trajectory
+from diffusiontools.sampling.plan import resolve_plan
 from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.run_config import load_config
 from diffusiontools.training.trained_model import load_trained
 
 CPU = torch.device("cpu")
@@ -697,16 +698,14 @@ def test_a_grid_path_with_no_image_ending_is_refused_before_drawing(tmp_path, ca
 
 def test_resolve_settings_names_the_flag_or_the_key():
     config = tiny_config()
-    assert resolve_settings(config, steps=3).steps == 3  # the ancestral sampler, respaced
+    assert resolve_plan(config, steps=3).steps == 3  # the ancestral sampler, respaced
     with pytest.raises(UserError, match="steps=0 is out of range"):  # the CLI: --steps 0
-        resolve_settings(config, steps=0)
+        resolve_plan(config, steps=0)
     ddim = dataclasses.replace(config.sampling, sampler="ddim", steps=5)
     with_ddim = dataclasses.replace(config, sampling=ddim)
-    assert resolve_settings(with_ddim, sampler="ancestral").steps == 20
+    assert resolve_plan(with_ddim, sampler="ancestral").steps == 20
     with pytest.raises(UserError, match="sampling.steps=25 is out of range"):
-        resolve_settings(
-            dataclasses.replace(with_ddim, sampling=dataclasses.replace(ddim, steps=25))
-        )
+        resolve_plan(dataclasses.replace(with_ddim, sampling=dataclasses.replace(ddim, steps=25)))
 
 
 def test_guidance_1_means_none_and_may_be_written_for_an_unconditional_model(tmp_path, capsys):

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusiontools.config import Config, load_config
+from diffusiontools.config import Config
 from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.run_config import load_config
 from diffusiontools.training.run_folder import read_metrics
 
 # 256 images -> 204 train / 52 val; batch 16 -> 12 steps per epoch.

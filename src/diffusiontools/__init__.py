@@ -29,7 +29,7 @@ _PUBLIC = {
     "EvaluationResult": "api",
     "evaluate": "api",
     "load": "training.trained_model",
-    "load_config": "config",
+    "load_config": "training.run_config",
     "load_mnist": "data",
     "packaged_configs": "config",
     "show": "reporting.figures",

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Config, load_config
+from .config import Config
 from .data import to_uint8
 from .device import resolve_device
 from .errors import UserError
 from .evaluation.comparison import check_counts, evaluate_sets
 from .evaluation.scores import N_BOOT, N_BOOT_SET
+from .training.run_config import load_config
 from .training.trained_model import TrainedModel, load, load_model
 
 

@@ -7,6 +7,10 @@ when it is built, from an INI file, a dict, a checkpoint or code (``dataclasses.
 included), so no section holds a value it refuses. :meth:`Config.check` adds the rules that tie
 sections together and the keys that cannot take effect. Every failure is a :class:`UserError`
 naming the key, the value and what is allowed.
+
+The ``sampling.*`` keys that depend on the sampler and the model (which sampler takes ``eta``,
+...) are the sampling layer's rules (``sampling/plan.py``), above this module: a whole run
+config is read and checked by ``training/run_config.py`` (``load_config``), which asks both.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
-import functools
 import logging
 import math
 import types
@@ -192,6 +195,10 @@ class TrainingConfig(_Section):
             )
 
 
+TIMESTEP_SPACINGS = ("ours", "trailing", "leading", "linspace")
+COLD_STARTS = ("auto", "test", "test_consistent", "gmm")
+
+
 @dataclass(frozen=True)
 class SamplingConfig(_Section):
     sampler: str = "default"  # default: ancestral (Gaussian) or naive (cold), the report's choices
@@ -200,7 +207,7 @@ class SamplingConfig(_Section):
     # The time grid of ddim and dpm_solver: "ours" (round(linspace(T, 0, steps + 1)), the last
     # step to the clean image), or diffusers' "trailing", "leading", "linspace" to reproduce its
     # DDIMScheduler / DPMSolverMultistepScheduler run exactly (sampling/timesteps.py).
-    timestep_spacing: str = _choices("ours", "trailing", "leading", "linspace", default="ours")
+    timestep_spacing: str = _choices(*TIMESTEP_SPACINGS, default="ours")
     guidance: float = _bounded(1.0, min=0.0)  # classifier-free guidance scale (1 = none)
     clip_x0: bool = False  # clamp every step's x0 prediction to [-0.5, 0.5] (not the original's)
     n_samples: int = _bounded(16, min=1)  # images drawn into the per-epoch sample grid
@@ -210,7 +217,7 @@ class SamplingConfig(_Section):
     # "test_consistent" = test images degraded at T, the sampler re-applying their field;
     # "gmm" = a draw from a Gaussian mixture fitted to fully degraded training images
     # (unconditional); "auto" = test for the naive sampler, test_consistent for the improved.
-    start: str = _choices("auto", "test", "test_consistent", "gmm", default="auto")
+    start: str = _choices(*COLD_STARTS, default="auto")
 
 
 @dataclass(frozen=True)
@@ -235,24 +242,17 @@ class Config:
                 )
 
     def check(self, written: typing.Collection[str] = ()) -> Config:
-        """Rules that tie keys together; returns self so calls chain.
+        """Rules that tie keys together (the sampling layer's aside, see the module doc); returns
+        self so calls chain.
 
-        ``written``: the ``section.key`` names the INI file and overrides wrote (load_config's
+        ``written``: the ``section.key`` names the INI file and overrides wrote (read_config's
         record). A key of :func:`unused_keys` (one whose switch is off, e.g.
         ``diffusion.min_snr_gamma`` without ``loss_weighting = min_snr``) is refused when it was
         written, whatever its value, and, in a config built in code, when it is not its default.
         """
         d, m = self.diffusion, self.model
         for key, (scope, ignored_by) in unused_keys(self).items():
-            value, default = _value(self, key), _default(key)
-            if NEUTRAL.get(key, object()) == value:
-                continue  # what the model does without the key: it takes effect
-            if key in written or value != default:
-                fix = "remove it" if key in written else f"leave it at {_override_text(default)}"
-                raise UserError(
-                    f"{key}={_override_text(value)} applies to {scope} only; {ignored_by} would "
-                    f"ignore it: {fix}"
-                )
+            refuse_unused(key, value_of(self, key), scope, ignored_by, key in written)
         if d.kind == "cold":
             from .diffusion.degradations import (
                 make_degradation,  # late: degradations import nothing of ours
@@ -326,50 +326,32 @@ SWITCHED: dict[str, _Switch] = {
     "training.lr_decay_steps": _COSINE,
     "training.warmup_steps": _COSINE,
 }
-# The sampling keys that apply to some samplers or models only: key -> (the field of
-# SamplingSettings that is None where it does not apply, what it applies to).
-SAMPLING_SWITCHED = {
-    "sampling.eta": ("eta", "the ddim sampler"),
-    "sampling.timestep_spacing": ("timestep_spacing", "the ddim and dpm_solver samplers"),
-    "sampling.guidance": ("guidance", "class-conditional models (model.num_classes > 0)"),
-    "sampling.clip_x0": ("clip_x0", "Gaussian models"),
-    "sampling.start": ("cold_start", "cold models"),
-}
-
-
-# Values that mean "off" and are what a model without the key does anyway, so they may be
-# written where the key does not apply: guidance 1 (none) on an unconditional model, e.g. to
-# train the quickstart without labels with --set model.num_classes=0 --set sampling.guidance=1.
-NEUTRAL = {"sampling.guidance": 1.0}
 
 
 def unused_keys(config: Config) -> dict[str, tuple[str, str]]:
-    """The keys that cannot take effect in ``config``: key -> (what it applies to, what would
-    ignore it). Written into a run's config.ini as comments, so it reads back as it ran.
-
-    Checks the sampling settings on the way (``resolve_settings``): a value that cannot take
-    effect (``sampling.eta`` != 0 for the ancestral sampler) is refused there, in its words.
-    """
-    from .sampling.generation import resolve_settings  # late: sampling imports this module
-
-    settings = resolve_settings(config)  # the sampling.* keys agree with each other and the model
-    unused = {
+    """The keys of ``SWITCHED`` that cannot take effect in ``config``: key -> (what it applies
+    to, what would ignore it). The sampling layer adds its own (``sampling.plan.unused_keys``)."""
+    return {
         key: (scope, ignored_by)
         for key, (applies, scope, ignored_by) in SWITCHED.items()
         if not applies(config)
     }
-    what = {
-        "guidance": "this unconditional model",
-        "clip_x0": "a cold model",
-        "cold_start": "a Gaussian model",
-    }
-    for key, (name, scope) in SAMPLING_SWITCHED.items():
-        if getattr(settings, name) is None:
-            unused[key] = (scope, what.get(name, f"the {settings.sampler} sampler"))
-    return unused
 
 
-def _value(config: Config, key: str) -> typing.Any:
+def refuse_unused(key: str, value: typing.Any, scope: str, ignored_by: str, written: bool) -> None:
+    """Refuse ``key`` = ``value``, which cannot take effect (it applies to ``scope`` only and
+    ``ignored_by`` would ignore it), where it was ``written`` (in the INI, by an override, given
+    as an option), whatever its value; in a config built in code, where it is not its default."""
+    default = default_of(key)
+    if written or value != default:
+        fix = "remove it" if written else f"leave it at {ini_value(default)}"
+        raise UserError(
+            f"{key}={ini_value(value)} applies to {scope} only; {ignored_by} would ignore it: {fix}"
+        )
+
+
+def value_of(config: Config, key: str) -> typing.Any:
+    """The value of ``key`` ("section.name") in ``config``."""
     section, _, name = key.partition(".")
     return getattr(getattr(config, section), name)
 
@@ -380,8 +362,16 @@ def _field(key: str) -> dataclasses.Field:
     return found
 
 
-def _default(key: str) -> typing.Any:
+def default_of(key: str) -> typing.Any:
+    """The default of ``key`` ("section.name")."""
     return _field(key).default
+
+
+def with_default(config: Config, key: str) -> Config:
+    """``config`` with ``key`` ("section.name") at its default."""
+    section, _, name = key.partition(".")
+    part = dataclasses.replace(getattr(config, section), **{name: default_of(key)})
+    return dataclasses.replace(config, **{section: part})
 
 
 def check_key(key: str, value: typing.Any) -> None:
@@ -486,7 +476,7 @@ def check_field(key: str, value: typing.Any, meta: typing.Mapping) -> None:
         raise UserError(f"{key}={value} is out of range: must be > {meta['gt']}")
 
 
-def _apply(sections: dict[str, dict[str, str]], name: str, recorded: dict | None = None) -> Config:
+def _apply(sections: dict[str, dict[str, str]], name: str) -> tuple[Config, frozenset[str]]:
     parts = {}
     for section, values in sections.items():
         if section not in SECTIONS:
@@ -500,13 +490,8 @@ def _apply(sections: dict[str, dict[str, str]], name: str, recorded: dict | None
                 raise UserError(f"unknown key {section}.{key}; {_closest(key, fields)}")
             parsed[key] = _parse_value(f"{section}.{key}", text, hints[key])
         parts[section] = cls(**parsed)
-    written = {f"{section}.{key}" for section, values in sections.items() for key in values}
-    config = Config(name=name, **parts)
-    if recorded is not None:  # a resume: a key written as the run recorded it is that record
-        stored = _stored(recorded, "the run's checkpoint")
-        as_stored = {key for key in written if _value(config, key) == _value(stored, key)}
-        config, written = as_recorded(config, as_stored), written - as_stored
-    return config.check(written)
+    written = frozenset(f"{section}.{key}" for section, keys in sections.items() for key in keys)
+    return Config(name=name, **parts), written
 
 
 def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> None:
@@ -541,7 +526,7 @@ def config_path(name_or_path: str | Path) -> Path:
     raise UserError(f"config file {path} does not exist")
 
 
-def _override_text(value: typing.Any) -> str:
+def ini_value(value: typing.Any) -> str:
     """A value as INI text: ``none``, ``true``/``false``, ``16, 32`` for a tuple."""
     if value is None:
         return "none"
@@ -571,21 +556,19 @@ def _parse_error(exc: configparser.Error) -> str:
     return INI_EXPECTED
 
 
-def load_config(
+def read_config(
     path: str | Path | None,
     overrides: typing.Sequence[str] | typing.Mapping[str, typing.Any] = (),
-    recorded: dict | None = None,
-) -> Config:
-    """Read a config and apply overrides; returns a checked, frozen :class:`Config`.
+) -> tuple[Config, frozenset[str]]:
+    """Read a config and apply overrides: a frozen :class:`Config`, each section checked as it
+    is built, and the ``section.key`` names the file and the overrides wrote. The rules that
+    tie keys together (:meth:`Config.check`, the sampling layer's) are not applied here:
+    ``training.run_config.load_config`` reads a config whole, a resumed run's as it recorded.
 
     ``path``: an INI file, the name of a packaged config (``"model1"``, ``"quickstart"``, see
     :func:`packaged_configs`), or None for the defaults. ``overrides``: ``{"training.epochs": 1}``
-    or ``["training.epochs=1"]`` (as ``--set``). ``recorded``: when the config resumes a run,
-    the config its checkpoint stores (:meth:`Config.to_dict`): a key written with the value the
-    run recorded is read as the record is (:func:`as_recorded`), not refused as a choice made
-    now, so a run's own config.ini resumes though an earlier version wrote every key into it.
-    Raises DiffusionToolsError naming the file, the section or the ``section.key`` and value
-    that is wrong, and what is allowed.
+    or ``["training.epochs=1"]`` (as ``--set``). Raises DiffusionToolsError naming the file, the
+    section or the ``section.key`` and value that is wrong, and what is allowed.
     """
     if isinstance(overrides, str):
         raise UserError(
@@ -595,7 +578,7 @@ def load_config(
     if path is not None and not isinstance(path, str | Path):
         raise UserError(f"config={path!r} is not a config: give a packaged name or an INI path")
     if isinstance(overrides, typing.Mapping):
-        overrides = [f"{key}={_override_text(value)}" for key, value in overrides.items()]
+        overrides = [f"{key}={ini_value(value)}" for key, value in overrides.items()]
     sections: dict[str, dict[str, str]] = {}
     name = "run"
     if path is not None:
@@ -614,22 +597,15 @@ def load_config(
         sections = {s: dict(parser[s]) for s in parser.sections()}
         name = path.stem
     _merge(sections, overrides)
-    return _apply(sections, name, recorded)
+    return _apply(sections, name)
 
 
 def config_from_dict(data: dict, source: str = "the stored config") -> Config:
-    """Rebuild a Config from :meth:`Config.to_dict` output (as stored in checkpoints and exports).
-
-    A record is read as the run it describes (:func:`as_recorded`): a key that an earlier
-    version recorded where it could not take effect is read as not taking effect, never
-    refused. ``source`` (``checkpoint PATH``) is named when ``data`` holds a section or key this
-    diffusiontools does not know (a newer version's) or a section that is not a table.
-    """
-    return as_recorded(_stored(data, source), source=source)
-
-
-def _stored(data: dict, source: str) -> Config:
-    """The Config of a stored dict, its values as written (unchecked: see as_recorded)."""
+    """Rebuild a Config from :meth:`Config.to_dict` output (as stored in checkpoints and exports),
+    its values as written: each section checked as it is built, the rules between keys not
+    (``training.run_config.as_recorded`` reads a record as the run it describes). ``source``
+    (``checkpoint PATH``) is named when ``data`` holds a section or key this diffusiontools does
+    not know (a newer version's) or a section that is not a table."""
     if not isinstance(data, dict):
         raise UserError(f"{source} holds no config table, but {type(data).__name__}")
     unknown = sorted(set(data) - {"name", *SECTIONS})
@@ -658,68 +634,14 @@ def _stored(data: dict, source: str) -> Config:
     return Config(name=data.get("name", "run"), **parts)
 
 
-# The keys a record may hold where they cannot take effect. Every version stores every key it
-# knows, and older versions let some through at any value: sampling.start = test was the default
-# from 22fc0ad to e08d76e, so every Gaussian run of then holds it; sampling.eta, guidance and a
-# Gaussian start passed at any value until 34ba8e5, diffusion.min_snr_gamma and
-# training.eval_samples until e0db331. Until b1cd11f config.ini wrote every key, so a run's own
-# config.ini writes all of these (diffusion.t_range = notebook for every Gaussian run since
-# e08d76e). Such a key took no effect on the run and is read as taking none: its default, which
-# is how a config of now says "no effect", so check() passes and config.ini writes it as an
-# unused comment. An INI or --set that writes one now is still refused (load_config).
-RECORDED_UNUSED = (*SWITCHED, *SAMPLING_SWITCHED)
-
-
-def as_recorded(
-    config: Config, keys: typing.Collection[str] = RECORDED_UNUSED, source: str | None = None
-) -> Config:
-    """``config`` as read from a record that an earlier version may have written: each of
-    ``keys`` that cannot take effect in it is set to its default (see RECORDED_UNUSED).
-    ``sampling.start = test`` with the improved cold sampler, the default before e08d76e and
-    refused now (Algorithm 2 needs a start on its own trajectory), is read as ``auto``; where
-    ``source`` names the record, a warning says so. load_config passes, for a resume, the keys
-    its INI and overrides write with the value the run recorded.
-    """
-
-    def unset(config: Config, key: str) -> Config:
-        section, _, name = key.partition(".")
-        part = dataclasses.replace(getattr(config, section), **{name: _default(key)})
-        return dataclasses.replace(config, **{section: part})
-
-    for key, (applies, _, _) in SWITCHED.items():  # in order: the kind-level switches first
-        if key in keys and not applies(config):
-            config = unset(config, key)
-    # Which sampling keys apply follows from the sampler and the model, not from their values:
-    # ask with each at its default, which always passes.
-    from .sampling.generation import resolve_settings  # late: sampling imports this module
-
-    settings = resolve_settings(functools.reduce(unset, SAMPLING_SWITCHED, config))
-    for key, (name, _) in SAMPLING_SWITCHED.items():
-        if key in keys and getattr(settings, name) is None:
-            config = unset(config, key)
-    improved_from_test = (settings.sampler, config.sampling.start) == ("improved", "test")
-    if "sampling.start" in keys and improved_from_test:
-        if source is not None:
-            logger.warning(
-                "%s holds sampling.start=test for the improved sampler (the default of an "
-                "earlier version, refused now: Algorithm 2 needs a start on its own "
-                "trajectory); it samples with start auto (test_consistent)",
-                source,
-            )
-        config = unset(config, "sampling.start")
-    return config
-
-
-def to_ini(config: Config) -> str:
-    """The resolved config as INI text, written into every run folder. A key that did not take
-    effect (:func:`unused_keys`) is a comment saying so: the file loads back as the same config,
-    and no key in it claims a setting the run did not use."""
-    unused = unused_keys(config)
+def ini_text(config: Config, unused: typing.Mapping[str, tuple[str, str]]) -> str:
+    """``config`` as INI text; each key of ``unused`` (key -> (what it applies to, what would
+    ignore it)) a comment saying so, so that the text loads back as the same config."""
     lines = [f"# resolved config of run '{config.name}'"]
     for section in SECTIONS:
         lines.append(f"\n[{section}]")
         for key, value in dataclasses.asdict(getattr(config, section)).items():
-            line = f"{key} = {_override_text(value)}"
+            line = f"{key} = {ini_value(value)}"
             if f"{section}.{key}" in unused:
                 line = f"# {line}  (unused: applies to {unused[f'{section}.{key}'][0]} only)"
             lines.append(line)

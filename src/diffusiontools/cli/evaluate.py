@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> None:
         for run_dir, out, result in zip(args.run_dirs, outs, results, strict=True):
             print(f"{run_dir}:\n{markdown_table(result)}reconstruction: {out}")
         return
-    given = {"data.dir": "--data-dir"} if args.data_dir is not None else {}
+    flags = {"data.dir": (args.data_dir, "--data-dir"), "sampling.steps": (args.steps, "--steps")}
+    given = {key: flag for key, (value, flag) in flags.items() if value is not None}
     with keys_given_as_flags(given):  # name the flag typed, not the key it sets
         results = evaluate(
             args.run_dirs,

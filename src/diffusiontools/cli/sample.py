@@ -4,10 +4,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
 from pathlib import Path
 
+from ..config import SamplingConfig
 from ..errors import UserError
+from ..sampling.registry import OPTIONS, SAMPLERS, takers
 from .flags import keys_given_as_flags
+
+SAMPLING_FIELDS = {f.name: f for f in dataclasses.fields(SamplingConfig)}
+SAMPLING_TYPES = typing.get_type_hints(SamplingConfig)
 
 
 def _epoch_list(text: str) -> list[int]:
@@ -18,6 +25,33 @@ def _epoch_list(text: str) -> list[int]:
     if not epochs:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of epochs")
     return epochs
+
+
+def add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    """--sampler, --steps, --digit and one flag per sampling option, each with the help, type
+    and choices of the sampler registry and the SamplingConfig fields."""
+    samplers = "; ".join(f"{name} ({s.kind}): {s.help}" for name, s in SAMPLERS.items())
+    p.add_argument(
+        "--sampler",
+        help=f"default (the run's config, else the report's), or one of: {samplers}",
+    )
+    defaults = ", ".join(
+        f"{name} {s.default_steps}" for name, s in SAMPLERS.items() if s.default_steps
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        help=f"sampler steps, 1..T (default: the run's, else all T; {defaults})",
+    )
+    p.add_argument("--digit", type=int, help="class to draw (class-conditional models only)")
+    for name, option in OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        text = f"{option.help}; taken by {', '.join(takers(name))}"
+        if SAMPLING_TYPES[name] is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
+        else:
+            choices = SAMPLING_FIELDS[name].metadata.get("choices")
+            p.add_argument(flag, type=SAMPLING_TYPES[name], choices=choices, help=text)
 
 
 def add_parser(subparsers) -> None:
@@ -46,27 +80,7 @@ def add_parser(subparsers) -> None:
         "most what the NPZ's disk holds (784 bytes a sample before compression)",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--sampler", help="sampler name (default: the run's config, else the report's)")
-    p.add_argument("--steps", type=int, help="network evaluations for few-step samplers")
-    p.add_argument("--digit", type=int, help="class to draw (class-conditional models only)")
-    p.add_argument("--eta", type=float, help="DDIM stochasticity in [0, 1] (ddim only)")
-    p.add_argument(
-        "--timestep-spacing",
-        choices=("ours", "trailing", "leading", "linspace"),
-        help="time grid of ddim / dpm_solver: ours, or diffusers' spacing of that name (to "
-        "reproduce its scheduler's run exactly)",
-    )
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = none)")
-    p.add_argument(
-        "--clip-x0",
-        action=argparse.BooleanOptionalAction,
-        help="clamp every step's x0 prediction to the pixel range (Gaussian models)",
-    )
-    p.add_argument(
-        "--start",
-        choices=("auto", "test", "test_consistent", "gmm"),
-        help="a cold model's x_T (default: the run's sampling.start)",
-    )
+    add_sampling_flags(p)
     p.add_argument(
         "--no-ema", action="store_true", help="use raw weights even if the run kept EMA weights"
     )
@@ -124,9 +138,8 @@ def run(args: argparse.Namespace) -> None:
     files = sample_files(
         folder, args.out, args.npz, args.trajectory, bool(args.epochs), args.overwrite
     )
-    options = {"guidance": args.guidance, "eta": args.eta, "clip_x0": args.clip_x0}
-    options.update(start=args.start, timestep_spacing=args.timestep_spacing)
-    given = {"sampler": args.sampler, **options}
+    options = {name: getattr(args, name) for name in OPTIONS}
+    given = {"sampler": args.sampler, "steps": args.steps, **options}
     given = {f"sampling.{k}": "--" + k.replace("_", "-") for k, v in given.items() if v is not None}
     with keys_given_as_flags(given):  # name the flag the user typed, not the key it sets
         sample_to_files(

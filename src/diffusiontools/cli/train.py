@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import config_path, load_config
+from ..config import config_path
 
 
 def add_parser(subparsers) -> None:
@@ -30,18 +30,16 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    name = config_path(args.config).stem  # the config's name, as load_config gives it
-    run_dir = Path(args.out) if args.out else Path("runs") / name
-    recorded = None
-    if args.resume:  # the run's own config.ini holds every key an earlier version wrote
-        from ..training.checkpoint import recorded_config
-
-        recorded = recorded_config(run_dir)
-    config = load_config(args.config, args.overrides, recorded=recorded)
-    # after the config: a bad config answers without loading torch (a resume has loaded it)
     from ..evaluation.quality_probe import quality_probe
+    from ..training.checkpoint import recorded_config
+    from ..training.run_config import load_config
     from ..training.trainer import train
 
+    name = config_path(args.config).stem  # the config's name, as load_config gives it
+    run_dir = Path(args.out) if args.out else Path("runs") / name
+    # a resume: the run's own config.ini may hold every key an earlier version wrote
+    recorded = recorded_config(run_dir) if args.resume else None
+    config = load_config(args.config, args.overrides, recorded=recorded)
     probe = quality_probe(config)  # training.eval_every: the quality curve, None when off
     train(config, run_dir, resume=args.resume, overwrite=args.overwrite, probe=probe)
     print(f"run folder: {run_dir}")

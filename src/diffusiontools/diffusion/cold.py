@@ -152,14 +152,16 @@ class ColdDiffusion:
         config: Config,
         offset: int = 0,
         sampler: str = "naive",
+        mode: str | None = None,
     ) -> ColdStart:
-        """The start of ``n`` trajectories as ``config.sampling.start`` says for ``sampler``.
+        """The start of ``n`` trajectories in start ``mode`` (None: as ``config.sampling.start``
+        says for ``sampler``).
 
         ``test`` and ``test_consistent`` start from MNIST test images offset..offset+n-1;
         ``gmm`` (Bansal et al.'s generation) from a mixture fitted to training images degraded
         at t = T (``cold_start.py``) plus N(0, GMM_NOISE_STD^2); ``offset`` then plays no part.
         """
-        mode = resolve_start(config.sampling.start, sampler)
+        mode = mode or resolve_start(config.sampling.start, sampler)
         if mode == "gmm":
             x = degraded_gmm(config).sample(n, generator, device)
             x = x + GMM_NOISE_STD * randn(x.shape, generator, device)

@@ -6,8 +6,10 @@ Not an ``nn.Module``: it holds schedules, no parameters, and takes the network a
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,20 +74,47 @@ class GaussianDiffusion:
         a = self.alpha_bar[t][:, None, None, None]
         return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
+    def alpha_bar_at(self, t: torch.Tensor) -> torch.Tensor:
+        """alpha_bar at times t (B,): the schedule's entry at an integer t. A real t in [1, T] (a
+        sigma-space sampler's, :meth:`sigma_to_t`) gets the alpha_bar whose ln sigma is linear
+        between the two integer times around it, sigma = sqrt((1 - alpha_bar) / alpha_bar)
+        (k-diffusion's ``DiscreteSchedule.t_to_sigma``)."""
+        if not t.is_floating_point():
+            return self.alpha_bar[t]
+        log_sigma = self.log_sigma()
+        low = t.floor().long().clamp(1, self.T - 1)
+        w = (t - low).to(log_sigma.dtype)
+        between = (1 - w) * log_sigma[low] + w * log_sigma[low + 1]
+        return torch.sigmoid(-2 * between)  # 1 / (1 + sigma^2)
+
+    def log_sigma(self) -> torch.Tensor:
+        """ln sigma_t = ln sqrt((1 - alpha_bar_t) / alpha_bar_t) for t = 0..T (T+1,), increasing;
+        -inf where alpha_bar = 1 (t = 0 of the cosine schedule)."""
+        return 0.5 * ((1 - self.alpha_bar) / self.alpha_bar).log()
+
+    def sigma_to_t(self, sigma: float) -> float:
+        """The real time t in [1, T] of noise level ``sigma``: where ln sigma_t, linear between
+        integer times, equals ln sigma (k-diffusion's ``DiscreteSchedule.sigma_to_t``, the
+        inverse of :meth:`alpha_bar_at`); clamped to [1, T], the levels the network knows."""
+        table = self.log_sigma()[1:].double().cpu().numpy()  # t = 1..T
+        return float(np.interp(math.log(sigma), table, np.arange(1, self.T + 1)))
+
     def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """What the network is trained to output at (x_t, t)."""
+        """What the network is trained to output at (x_t, t); t (B,) int, or real (see
+        :meth:`alpha_bar_at`)."""
         if self.prediction == "eps":
             return eps
         if self.prediction == "x0":
             return x0
-        a = self.alpha_bar[t][:, None, None, None]
+        a = self.alpha_bar_at(t)[:, None, None, None]
         return a.sqrt() * eps - (1 - a).sqrt() * x0
 
     def predict_eps_x0(
         self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Convert the network's output at (x_t, t) into (eps_hat, x0_hat); t (B,) int."""
-        a = self.alpha_bar[t][:, None, None, None]
+        """Convert the network's output at (x_t, t) into (eps_hat, x0_hat); t (B,) int, or real
+        (see :meth:`alpha_bar_at`)."""
+        a = self.alpha_bar_at(t)[:, None, None, None]
         if self.prediction == "eps":
             eps = output
             x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
@@ -105,7 +134,7 @@ class GaussianDiffusion:
         """
         _, x0 = self.predict_eps_x0(output, x_t, t)
         x0 = x0.clamp(-0.5, 0.5)
-        a = self.alpha_bar[t][:, None, None, None]
+        a = self.alpha_bar_at(t)[:, None, None, None]
         return self.target(x0, (x_t - a.sqrt() * x0) / (1 - a).sqrt(), t)
 
     def draw_noise(

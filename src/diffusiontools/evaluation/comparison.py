@@ -37,7 +37,8 @@ from ..reporting.figures import save_sample_grid
 from ..reporting.outputs import refuse_existing, staged_outputs
 from ..reporting.samples_io import load_samples, save_samples
 from ..reporting.tables import markdown_table
-from ..sampling.generation import generate, resolve_settings
+from ..sampling.generation import generate
+from ..sampling.plan import resolve_plan
 from ..training.resume_rules import check_same_data
 from ..training.trained_model import TrainedModel, load_model
 from . import (
@@ -100,15 +101,15 @@ def samples_from_model(
     model: TrainedModel, n: int, sampler: str | None, steps: int | None, seed: int
 ) -> tuple[np.ndarray, dict]:
     """Draw n samples of a trained model: uint8 (n, 28, 28) and their provenance."""
-    x = generate(model.net, model.process, model.config, n, seed, model.device, sampler, steps)
+    plan = resolve_plan(model.config, sampler, steps)  # what is drawn, every choice resolved
+    x = generate(model.net, model.process, model.config, n, seed, model.device, plan=plan)
     images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
-    done = resolve_settings(model.config, sampler, steps)  # what was drawn, every choice resolved
     source = {
         "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
         **model.record(),  # which checkpoint, epoch, step and weights
         "kind": model.process.kind,
         "seed": seed,
-        **dataclasses.asdict(done),
+        **dataclasses.asdict(plan),
     }
     return images.cpu().numpy(), source
 
@@ -380,7 +381,7 @@ def evaluate_sets(
     device, out_dir = torch.device(device), Path(out_dir)
     models = {label: src for label, src in sets if isinstance(src, TrainedModel)}
     for model in models.values():  # a sampler or steps the model cannot take: refused now
-        resolve_settings(model.config, sampler, steps)
+        resolve_plan(model.config, sampler, steps)
     config, data_origin = shared_data_config(models, npz_data)
     data = load_mnist(config.data.dir, config.data.source)
     tsne_reference, test_reference = (

@@ -41,7 +41,8 @@ from torch import nn
 from ..config import Config
 from ..data import load_mnist, to_model, to_uint8
 from ..diffusion import make_process
-from ..sampling.generation import generate, resolve_settings
+from ..sampling.generation import generate
+from ..sampling.plan import resolve_plan
 from . import (
     class_entropy,
     class_histogram,
@@ -84,7 +85,7 @@ def probe_config(config: Config) -> Config:
     settings on ``FAST_STEPS`` steps (a respaced ancestral grid, a coarser DDIM grid, a strided
     cold grid).
     """
-    if resolve_settings(config).steps <= FAST_STEPS:
+    if resolve_plan(config).steps <= FAST_STEPS:
         return config
     return dataclasses.replace(
         config, sampling=dataclasses.replace(config.sampling, steps=FAST_STEPS)
@@ -109,7 +110,7 @@ class QualityProbe:
 
     def __init__(self, config: Config):
         self.config = probe_config(config)
-        self.settings = resolve_settings(self.config)  # what is drawn, every choice resolved
+        self.settings = resolve_plan(self.config)  # what is drawn, every choice resolved
         self.n = config.training.eval_samples
         self.classifier = load_classifier("cpu")
         test = load_mnist(config.data.dir, config.data.source).test_images.numpy()
@@ -131,7 +132,7 @@ class QualityProbe:
         """Draw and score ``n`` samples of ``net`` (on ``device``); one metrics row's columns."""
         started = time.perf_counter()
         process = make_process(self.config).to(device)
-        x = generate(net, process, self.config, self.n, PROBE_SEED, device)
+        x = generate(net, process, self.config, self.n, PROBE_SEED, device, plan=self.settings)
         images = to_uint8(x).cpu().numpy()  # (n, 28, 28), as a saved sample
         features, probabilities = classifier_features(
             self.classifier, to_model(torch.from_numpy(images)), "cpu"

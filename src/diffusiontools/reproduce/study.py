@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import load_config
 from ..device import describe_machine
 from ..errors import UserError
 from ..reporting.outputs import staged_outputs
+from ..training.run_config import load_config
 from ..training.run_folder import ensure_writable
 from ..training.signals import TrainingStopped
 from .scales import PER_IMAGE_SUFFIX, REPORT_MODELS, Scale

@@ -6,8 +6,9 @@ Every sampler here shares one signature (k-diffusion style)::
     sampler(model, process, x_T, generator, steps=None, on_step=None) -> x0
 
 ``generator`` is one ``torch.Generator`` or one per sample of x_T (see ``diffusion/noise.py``);
-``model(x_t, t)`` returns the network's output for integer times t (B,); ``on_step(t, x_t)`` is
-called with the starting state and after each step with the state at the new time.
+``model(x_t, t)`` returns the network's output for times t (B,), integer (or real, for the
+samplers in sigma space, ``karras.py``); ``on_step(t, x_t)`` is called with the starting state and
+after each step with the state at the new time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..diffusion.noise import Generators, randn
 from .timesteps import evenly_spaced_times
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-StepCallback = Callable[[int, torch.Tensor], None]
+StepCallback = Callable[[float, torch.Tensor], None]  # t: an int but in sigma space
 
 
 @torch.no_grad()

@@ -1,23 +1,19 @@
-"""Drawing samples: build the start state and the model function, then run a sampler."""
+"""Drawing samples: build the start state and the model function, then run a sampler as its
+plan (``plan.py``) says."""
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..config import Config
-from ..diffusion.cold import resolve_start
-from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators, randn, sample_generators
 from ..errors import UserError
-from .dpm_solver import DEFAULT_STEPS as DPM_SOLVER_STEPS
-from .registry import get_sampler, resolve_sampler
-from .timesteps import check_noisy, ddim_grid, dpm_solver_grid
+from .plan import SamplingPlan, resolve_plan
+from .registry import SAMPLERS
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -71,110 +67,13 @@ def start_state(
     device: torch.device,
     config: Config,
     offset: int = 0,
-    sampler: str = "default",
+    mode: str | None = None,
 ):
     """x_T: N(0, I) for a Gaussian process; for a cold one, the process builds a ``ColdStart``
-    (x_T with its key and time) as ``sampling.start`` says for ``sampler``."""
+    (x_T with its key and time) from start ``mode`` (a plan's ``cold_start``)."""
     if process.kind == "gaussian":
         return randn((n, *IMAGE_SHAPE), generator, device)
-    return process.start_state(n, generator, device, config, offset, sampler)
-
-
-# Every sampler takes ``steps`` (the ancestral one on a respaced grid, the cold ones on Bansal et
-# al.'s strided grid). A config's ``sampling.steps`` carries over to a sampler the caller picks
-# only if that sampler is one of these, run with few steps as a rule; the ancestral sampler
-# picked by the caller keeps its default of all T steps, the report's.
-FEW_STEP_SAMPLERS = ("ddim", "dpm_solver", "naive", "improved")
-# The samplers that take ``sampling.timestep_spacing``, with the time grid each builds.
-SPACED_SAMPLERS = {"ddim": ddim_grid, "dpm_solver": dpm_solver_grid}
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """What a draw does, every choice resolved; ``None`` marks a setting that does not apply."""
-
-    sampler: str  # the real name, never "default"
-    steps: int  # sampler steps taken (network evaluations per sample, without guidance)
-    eta: float | None  # DDIM only
-    timestep_spacing: str | None  # ddim and dpm_solver only
-    guidance: float | None  # class-conditional models only
-    clip_x0: bool | None  # Gaussian models only
-    digit: int | None
-    cold_start: str | None  # cold models only: test, test_consistent or gmm ("auto" resolved)
-
-
-def resolve_settings(
-    config: Config, sampler: str | None = None, steps: int | None = None, digit: int | None = None
-) -> SamplingSettings:
-    """Check the sampling settings against each other and the model; return what will be done.
-
-    ``sampler``, ``steps`` and ``digit`` are the caller's choices (the CLI's ``--sampler``,
-    ``--steps``, ``--digit``), None meaning the config's. A setting that cannot take effect is
-    refused, naming the flag or the ``sampling.*`` key it came from. The config's ``steps``,
-    ``eta`` and ``timestep_spacing`` belong to the config's sampler: when the caller picks
-    another sampler, they apply only if that sampler takes them (the returned settings say
-    whether they did).
-    """
-    s, kind, T = config.sampling, config.diffusion.kind, config.diffusion.T
-    name = resolve_sampler(sampler or s.sampler, kind)
-    if steps is not None:
-        label = f"steps={steps}"
-    elif s.steps is not None and (sampler is None or name in FEW_STEP_SAMPLERS):
-        steps, label = s.steps, f"sampling.steps={s.steps}"
-    if steps is not None and not 1 <= steps <= T:
-        raise UserError(f"{label} is out of range for this model: give 1..{T}")
-    if steps is None:
-        steps = min(DPM_SOLVER_STEPS, T) if name == "dpm_solver" else T
-    if s.eta != 0 and name != "ddim" and sampler is None:
-        raise UserError(f"sampling.eta={s.eta} applies to the ddim sampler only, not {name}")
-    spacing = s.timestep_spacing if name in SPACED_SAMPLERS else None
-    if s.timestep_spacing != "ours" and spacing is None and sampler is None:
-        raise UserError(
-            f"sampling.timestep_spacing={s.timestep_spacing} applies to the ddim and dpm_solver "
-            f"samplers only, not {name}"
-        )
-    if spacing not in (None, "ours"):
-        try:  # diffusers' grids: one may hold t = -1, or t = 0 where the cosine alpha_bar is 1
-            grid = SPACED_SAMPLERS[name](T, steps, spacing)
-            check_noisy(grid, GaussianDiffusion.from_config(config.diffusion).alpha_bar, spacing)
-        except UserError as exc:
-            raise UserError(f"sampling.{exc}") from None
-    conditional = config.model.num_classes > 0
-    if s.guidance != 1 and not conditional:
-        raise UserError(
-            f"sampling.guidance={s.guidance} needs a class-conditional model "
-            "(model.num_classes > 0); give 1 (no guidance)"
-        )
-    if s.clip_x0 and kind != "gaussian":
-        raise UserError("sampling.clip_x0=true applies to Gaussian models only, not cold ones")
-    if s.start != "auto" and kind != "cold":
-        raise UserError(f"sampling.start={s.start} applies to cold models only")
-    cold_start = resolve_start(s.start, name) if kind == "cold" else None
-    if cold_start == "test" and name == "improved":
-        raise UserError(
-            "sampling.start=test (the report's start, degraded at T - 1 and sampled from T) is for "
-            "the naive sampler only; Algorithm 2 needs a start on its own trajectory: use "
-            "test_consistent, gmm or auto"
-        )
-    if digit is not None and not conditional:
-        raise UserError(f"digit={digit} needs a class-conditional model (model.num_classes = 10)")
-    if digit is not None and not 0 <= digit < config.model.num_classes:
-        raise UserError(f"digit={digit} is out of range: 0..{config.model.num_classes - 1}")
-    if digit is not None and s.guidance == 0:
-        raise UserError(
-            f"digit={digit} takes no effect with sampling.guidance=0, which samples the "
-            "unconditional prediction alone: give a guidance above 0 (1 = the digit's own)"
-        )
-    return SamplingSettings(
-        sampler=name,
-        steps=steps,
-        eta=s.eta if name == "ddim" else None,
-        timestep_spacing=spacing,
-        guidance=s.guidance if conditional else None,
-        clip_x0=s.clip_x0 if kind == "gaussian" else None,
-        digit=digit,
-        cold_start=cold_start,
-    )
+    return process.start_state(n, generator, device, config, offset, mode=mode)
 
 
 def check_finite(samples: torch.Tensor, offset: int = 0, n: int | None = None) -> None:
@@ -229,10 +128,14 @@ def generate(
     digit: int | None = None,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
     batch_size: int = BATCH_SIZE,
+    *,
+    plan: SamplingPlan | None = None,
 ) -> torch.Tensor:
     """Draw ``n`` samples (n, 1, 28, 28) in [-0.5, 0.5]-ish model units, in batches, seeded.
 
-    The settings are checked by :func:`resolve_settings` (see there). Sample i draws all its
+    What is drawn is ``plan`` (from :func:`~diffusiontools.sampling.plan.resolve_plan`), or the
+    plan of the request ``sampler``, ``steps``, ``digit`` on ``config`` (None: the config's own),
+    checked before anything is drawn. Sample i draws all its
     randomness from its own generator, seeded from (seed, i): it gets the same random numbers
     whether 4 or 4000 samples are drawn and whatever ``batch_size`` is, for every sampler. (The
     network, and the gmm start's batched matrix products, may round differently in batches of
@@ -253,7 +156,7 @@ def generate(
             "depends only on seed and i), or stream them to a file (diffusiontools sample -n)"
         )
     batches = generate_batches(
-        net, process, config, n, seed, device, sampler, steps, digit, on_step, batch_size
+        net, process, config, n, seed, device, sampler, steps, digit, on_step, batch_size, plan=plan
     )
     return torch.cat(list(batches))
 
@@ -270,6 +173,8 @@ def generate_batches(
     digit: int | None = None,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
     batch_size: int = BATCH_SIZE,
+    *,
+    plan: SamplingPlan | None = None,
 ) -> Iterator[torch.Tensor]:
     """:func:`generate`'s samples as they are drawn: one (b, 1, 28, 28) tensor per batch of
     ``batch_size`` (the last may be smaller), samples 0..n-1 in order, each batch checked to be
@@ -279,8 +184,22 @@ def generate_batches(
         raise UserError(f"n={n} is not a number of samples: give at least 1")
     if on_step is not None and n > batch_size:
         raise UserError(f"a trajectory is drawn for at most {batch_size} images, not {n}")
-    settings = resolve_settings(config, sampler, steps, digit)
-    return _batches(net, process, config, n, seed, device, settings, on_step, batch_size)
+    plan = _plan(config, sampler, steps, digit, plan)
+    return _batches(net, process, config, n, seed, device, plan, on_step, batch_size)
+
+
+def _plan(
+    config: Config,
+    sampler: str | None,
+    steps: int | None,
+    digit: int | None,
+    plan: SamplingPlan | None,
+) -> SamplingPlan:
+    if plan is None:
+        return resolve_plan(config, sampler, steps, digit)
+    if (sampler, steps, digit) != (None, None, None):
+        raise TypeError("give either a plan or sampler, steps and digit, not both")
+    return plan
 
 
 @torch.no_grad()
@@ -291,23 +210,22 @@ def _batches(
     n: int,
     seed: int,
     device: torch.device,
-    settings: SamplingSettings,
+    plan: SamplingPlan,
     on_step: Callable[[int, torch.Tensor], None] | None,
     batch_size: int,
 ) -> Iterator[torch.Tensor]:
-    sample = get_sampler(settings.sampler, process.kind)
-    own = {"eta": settings.eta, "timestep_spacing": settings.timestep_spacing}  # ddim, dpm_solver
-    sample = functools.partial(sample, **{k: v for k, v in own.items() if v is not None})
+    sample = SAMPLERS[plan.sampler].sample
+    keywords = plan.keywords()  # eta, timestep_spacing: where the sampler takes them
     was_training = net.training
     net.eval()
     try:
         for offset, b, generators in seeded_batches(n, seed, device, batch_size):
-            y = class_labels(config.model.num_classes, settings.digit, offset, b, device)
-            model = model_fn(net, process.T, y, config.sampling.guidance)
-            if settings.clip_x0:
+            y = class_labels(config.model.num_classes, plan.digit, offset, b, device)
+            model = model_fn(net, process.T, y, 1.0 if plan.guidance is None else plan.guidance)
+            if plan.clip_x0:
                 model = clip_x0(model, process)
-            x_T = start_state(process, b, generators, device, config, offset, settings.sampler)
-            x = sample(model, process, x_T, generators, steps=settings.steps, on_step=on_step)
+            x_T = start_state(process, b, generators, device, config, offset, plan.cold_start)
+            x = sample(model, process, x_T, generators, plan.steps, on_step, **keywords)
             check_finite(x, offset, n)
             yield x
     finally:
@@ -328,24 +246,27 @@ def trajectory(
     steps: int | None = None,
     digit: int | None = None,
     fractions=TRAJECTORY_FRACTIONS,
+    *,
+    plan: SamplingPlan | None = None,
 ) -> tuple[list[int], list[torch.Tensor]]:
     """States of the reverse process near ``fractions`` of T (the report's "diffusion process").
 
     Returns the times actually shown and one (n, 1, 28, 28) state per fraction: the first state
     the sampler reaches at or below round(fraction * T) (few-step samplers skip times, and for
     small T fractions collide). The last (fraction 0) is the final sample, the same as
-    :func:`generate`'s for the same arguments.
+    :func:`generate`'s for the same arguments (``plan``, or the request as for :func:`generate`).
     """
+    plan = _plan(config, sampler, steps, digit, plan)
     targets = [round(f * process.T) for f in fractions]
     times: list[int | None] = [None] * len(fractions)
     states: list[torch.Tensor | None] = [None] * len(fractions)
 
-    def record(t: int, x: torch.Tensor) -> None:
+    def record(t: float, x: torch.Tensor) -> None:
         for k, target in enumerate(targets):
-            if states[k] is None and t <= target:
-                times[k], states[k] = t, x.clone()
+            if states[k] is None and t <= target:  # t is real for the sigma-space samplers
+                times[k], states[k] = round(t), x.clone()
 
-    final = generate(net, process, config, n, seed, device, sampler, steps, digit, on_step=record)
+    final = generate(net, process, config, n, seed, device, on_step=record, plan=plan)
     for k in range(len(targets)):
         if states[k] is None:  # reached at or below its target only by the end: the sample
             times[k], states[k] = 0, final

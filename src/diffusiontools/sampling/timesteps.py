@@ -25,19 +25,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..config import TIMESTEP_SPACINGS as SPACINGS
 from ..errors import UserError
 
-SPACINGS = ("ours", "trailing", "leading", "linspace")
 CLEAN = -1  # the target of a last step: alpha_bar = 1
 
 Grid = list[tuple[int, int]]
 
 
-def check_steps(T: int, steps: int | None) -> int:
-    """``steps`` (None: T) if it is in 1..T, else a UserError naming it."""
+def check_steps(T: int, steps: int | None, name: str = "steps") -> int:
+    """``steps`` (None: T) if it is in 1..T, else a UserError naming it as ``name``: every
+    sampler takes 1..T steps (fewer than T on a respaced or strided grid)."""
     steps = T if steps is None else steps
     if not 1 <= steps <= T:
-        raise UserError(f"steps={steps} is out of range for this model: give 1..{T}")
+        raise UserError(f"{name}={steps} is out of range for this model: give 1..{T}")
     return steps
 
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..config import Config, config_from_dict
 from ..errors import UserError
+from .run_config import as_recorded
 
 FORMAT_VERSION = 1
 # What every refusal of an unreadable checkpoint says was expected.
@@ -93,7 +94,8 @@ def stored_config(ckpt: dict, path: Path | str = "the checkpoint") -> Config:
     """The resolved config a checkpoint (read from ``path``) carries, read as the run it
     describes (``config_from_dict``); a missing or unreadable one is refused in one sentence
     naming ``path``."""
-    return config_from_dict(_config_table(ckpt, path), f"checkpoint {path}")
+    source = f"checkpoint {path}"
+    return as_recorded(config_from_dict(_config_table(ckpt, path), source), source=source)
 
 
 def recorded_config(run_dir: Path) -> dict | None:

@@ -36,6 +36,7 @@ from ..errors import UserError
 from ..optional import require
 from ..reporting.outputs import STAND_IN, staged_outputs
 from .checkpoint import follow_umask
+from .run_config import as_recorded, check_config
 from .run_folder import RECONSTRUCTION_DIR, SAMPLES_DIR
 
 if TYPE_CHECKING:  # an annotation only: trained_model imports this module
@@ -210,7 +211,8 @@ def read_export(folder: Path, map_location: torch.device) -> tuple[dict, Config,
             f"{folder} is an export of format version {version!r}, newer than this diffusiontools "
             f"reads ({FORMAT_VERSION}); upgrade diffusiontools"
         )
-    config = config_from_dict(config_dict, str(folder / DESCRIPTION)).check()
+    source = str(folder / DESCRIPTION)
+    config = check_config(as_recorded(config_from_dict(config_dict, source), source=source))
     path = folder / (WEIGHTS if kind == "safetensors" else DIFFUSERS_WEIGHTS)
     try:
         weights = load_file(path, device=str(map_location))

@@ -40,7 +40,7 @@ from ..reporting.outputs import (
     staged_outputs,
 )
 from ..reporting.samples_io import check_room, write_samples
-from ..sampling.generation import generate, generate_batches, resolve_settings, trajectory
+from ..sampling.generation import generate, generate_batches, trajectory
 from .run_folder import SAMPLES_DIR
 from .trained_model import TrainedModel
 
@@ -129,26 +129,18 @@ def sample_to_files(
     8 (``TrainedModel.trajectory``); ``files.epochs``: the first 8 drawn from each of
     ``epoch_models`` (the same run's other checkpoints), one row each. ``sampler``, ``steps``,
     ``digit`` and ``options`` (guidance, eta, clip_x0, start, timestep_spacing) are
-    :meth:`TrainedModel.sample`'s; an option that would not take effect is refused. Everything
-    is checked before the first file is written, the disk's room for the NPZ included, and
-    the files appear together once all are drawn (the module doc, rule 4).
+    :meth:`TrainedModel.sample`'s, resolved once into the plan that is drawn and recorded
+    (:meth:`TrainedModel.sampling_plan`); an option that would not take effect is refused.
+    Everything is checked before the first file is written, the disk's room for the NPZ
+    included, and the files appear together once all are drawn (the module doc, rule 4).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"n={n} is not a number of samples: give at least 1")
     if files.epochs is not None and not epoch_models:
         raise UserError("an epochs figure needs the checkpoints to draw: give epoch_models")
-    config = model.sampling_config(sampler, **options)
-    settings = resolve_settings(config, sampler, steps, digit)
-    name = settings.sampler
-    if options.get("eta") is not None and settings.eta is None:
-        raise UserError(f"eta={options['eta']} applies to the ddim sampler only, not {name}")
-    if options.get("timestep_spacing") is not None and settings.timestep_spacing is None:
-        raise UserError(
-            f"timestep_spacing={options['timestep_spacing']} applies to the ddim and dpm_solver "
-            f"samplers only, not {name}"
-        )
-    for other in epoch_models:  # their settings too, before anything is drawn
-        resolve_settings(other.sampling_config(sampler, **options), sampler, steps, digit)
+    plan = model.sampling_plan(sampler, steps, digit, **options)
+    # The other checkpoints' plans too, before anything is drawn (their configs may differ).
+    epoch_plans = [m.sampling_plan(sampler, steps, digit, **options) for m in epoch_models]
     check_room(files.npz, n)
 
     with staged_outputs() as staging:
@@ -162,29 +154,29 @@ def sample_to_files(
                     shown.append(x[:wanted].cpu())
                 yield x
 
-        draws = (model.net, model.process, config)
-        batches = generate_batches(*draws, n, seed, model.device, sampler, steps, digit)
+        draws = (model.net, model.process, model.config)
+        batches = generate_batches(*draws, n, seed, model.device, plan=plan)
         # The run as an absolute path: the file may be read from anywhere, long after.
         meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
-        write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(settings))
+        write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(plan))
         title = f"{model.config.name}, epoch {model.epoch}"
         first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "
         save_sample_grid(torch.cat(shown), at.grid, title=f"{title}, {first}n={n}")
         k = min(n, ROW_MAX)  # samples 0..k-1 of the grid: sample i depends only on seed and i
         if at.trajectory is not None:
-            times, states = trajectory(*draws, k, seed, model.device, sampler, steps, digit)
+            times, states = trajectory(*draws, k, seed, model.device, plan=plan)
             save_image_rows(
                 [torch.stack([s[i] for s in states]) for i in range(k)],
                 [f"#{i}" for i in range(k)],
                 [f"t={t}" for t in times],
                 at.trajectory,
-                title=f"{title}, {name} sampler, {settings.steps} steps",
+                title=f"{title}, {plan.sampler} sampler, {plan.steps} steps",
             )
         if at.epochs is not None:
-            rows = []
-            for m in epoch_models:
-                c = m.sampling_config(sampler, **options)
-                rows.append(generate(m.net, m.process, c, k, seed, m.device, sampler, steps, digit))
+            rows = [
+                generate(m.net, m.process, m.config, k, seed, m.device, plan=p)
+                for m, p in zip(epoch_models, epoch_plans, strict=True)
+            ]
             save_image_rows(
                 rows,
                 [f"epoch {m.epoch}" for m in epoch_models],

@@ -3,7 +3,6 @@ the sampling calls a notebook makes on it."""
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import operator
 from dataclasses import dataclass
@@ -12,12 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import Config, SamplingConfig, check_field
+from ..config import Config
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
 from ..models import make_network
 from ..sampling.generation import generate, trajectory
+from ..sampling.plan import SamplingPlan, resolve_plan
 from . import checkpoint as ckpt_io
 from .export import (
     UNET,
@@ -32,8 +32,7 @@ from .export import (
 from .pretrained import model_folder
 from .run_folder import EXPORTS, recover_if_idle
 
-SAMPLING_FIELDS = {f.name: f for f in dataclasses.fields(SamplingConfig)}
-SAMPLING_TYPES = {"sampler": str, "steps": int, "eta": float, "guidance": float}
+SAMPLING_TYPES = {"sampler": str, "steps": int, "digit": int, "eta": float, "guidance": float}
 SAMPLING_TYPES.update(clip_x0=bool, start=str, timestep_spacing=str)
 
 
@@ -117,45 +116,25 @@ class TrainedModel:
         """
         return write_export(self, Path(out), format)
 
-    def sampling_config(
+    def sampling_plan(
         self,
         sampler: str | None = None,
         steps: int | None = None,
-        guidance: float | None = None,
-        eta: float | None = None,
-        clip_x0: bool | None = None,
-        start: str | None = None,
-        timestep_spacing: str | None = None,
-    ) -> Config:
-        """The run's config with these ``sampling.*`` keys replaced (None: the run's own), checked
-        as the INI keys would be: an option given (not None) that cannot take effect is refused,
-        whatever its value (``eta=0.0`` for the ancestral sampler too), not ignored.
-
-        The run's ``steps``, ``eta`` and ``timestep_spacing`` belong to the run's sampler:
-        picking another sampler without giving them uses that sampler's defaults.
+        digit: int | None = None,
+        **options,
+    ) -> SamplingPlan:
+        """What a draw with these settings does (``sampling.plan.resolve_plan``): ``sampler``,
+        ``steps``, ``digit`` and ``options`` (guidance, eta, clip_x0, start, timestep_spacing;
+        None: the run's own) on the run's config. An option given (not None) that cannot take
+        effect is refused, whatever its value (``eta=0.0`` for the ancestral sampler too), not
+        ignored. The run's ``steps``, ``eta`` and ``timestep_spacing`` belong to the run's
+        sampler: picking another sampler without giving them uses that sampler's defaults.
         """
-        s = self.config.sampling
-        other_sampler = sampler is not None and sampler != s.sampler
-        given = {
-            "sampler": sampler or s.sampler,
-            "steps": steps if steps is not None or other_sampler else s.steps,
-            "eta": eta if eta is not None else (0.0 if other_sampler else s.eta),
-            "guidance": s.guidance if guidance is None else guidance,
-            "clip_x0": s.clip_x0 if clip_x0 is None else clip_x0,
-            "start": start or s.start,
-            "timestep_spacing": timestep_spacing
-            if timestep_spacing is not None
-            else ("ours" if other_sampler else s.timestep_spacing),
-        }
+        given = {"sampler": sampler, "steps": steps, "digit": digit, **options}
         for key, value in given.items():
             if value is not None:
-                given[key] = value = _as_type(key, value, SAMPLING_TYPES[key])
-                check_field(f"sampling.{key}", value, SAMPLING_FIELDS[key].metadata)
-        sampling = dataclasses.replace(s, **given)
-        options = dict(eta=eta, guidance=guidance, clip_x0=clip_x0, start=start)
-        options.update(timestep_spacing=timestep_spacing)
-        written = {f"sampling.{key}" for key, value in options.items() if value is not None}
-        return dataclasses.replace(self.config, sampling=sampling).check(written)
+                given[key] = _as_type(key, value, SAMPLING_TYPES[key])
+        return resolve_plan(self.config, **given)
 
     def sample(
         self,
@@ -184,12 +163,17 @@ class TrainedModel:
         """
         n = _as_type("n", n, int)
         seed = _as_type("seed", seed, int)
-        if digit is not None:
-            digit = _as_type("digit", digit, int)
-        config = self.sampling_config(
-            sampler, steps, guidance, eta, clip_x0, start, timestep_spacing
+        plan = self.sampling_plan(
+            sampler,
+            steps,
+            digit,
+            guidance=guidance,
+            eta=eta,
+            clip_x0=clip_x0,
+            start=start,
+            timestep_spacing=timestep_spacing,
         )
-        return generate(self.net, self.process, config, n, seed, self.device, digit=digit)
+        return generate(self.net, self.process, self.config, n, seed, self.device, plan=plan)
 
     def trajectory(
         self,
@@ -204,8 +188,8 @@ class TrainedModel:
         reached and one (n, 1, 28, 28) state per time (the last is the sample, the same as
         :meth:`sample` gives). ``options``: guidance, eta, clip_x0, start, timestep_spacing as
         for :meth:`sample`."""
-        config = self.sampling_config(sampler, steps, **options)
-        return trajectory(self.net, self.process, config, n, seed, self.device, digit=digit)
+        plan = self.sampling_plan(sampler, steps, digit, **options)
+        return trajectory(self.net, self.process, self.config, n, seed, self.device, plan=plan)
 
 
 def _check_epoch(epoch) -> None:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..config import Config, to_ini
+from ..config import Config
 from ..data import shuffled_batches, to_model
 from ..device import resolve_device
 from ..diffusion import make_process
@@ -38,6 +38,7 @@ from . import distributed, run_folder
 from .checkpoint import TrainState
 from .lr_schedule import check_schedule_covers, lr_at, set_lr
 from .resume_rules import check_same_data, resumed_config
+from .run_config import check_config, to_ini
 from .signals import Interrupted, StopRequest, TrainingStopped
 from .tensorboard_log import TensorBoardLog
 from .training_data import TrainingData, load_training_data
@@ -161,7 +162,7 @@ def train(
     Under torchrun, every process calls this; rank 0 owns the folder (see ``distributed``).
     """
     run_dir = Path(run_dir)
-    config.check()  # a Config built in code has not been through load_config's checks
+    check_config(config)  # a Config built in code has not been through load_config's checks
     if config.training.eval_every and probe is None:
         raise UserError(
             f"training.eval_every={config.training.eval_every} needs the quality probe that "
