@@ -226,3 +226,52 @@ def test_the_factories_refuse_a_name_they_do_not_build():
     process = make_process(Config())
     with pytest.raises(UserError, match="diffusion.prediction='x_0' is not allowed"):
         dataclasses.replace(process, prediction="x_0")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["diffusion.loss=l1"],  # quickstart: Gaussian, whose loss is always the MSE
+            "diffusion.loss=l1 applies to cold processes (diffusion.kind = cold) only; the "
+            "Gaussian process, whose loss is the MSE, would ignore it: remove it",
+        ),
+        (
+            ["model.n_hidden=8,8"],  # quickstart: a UNet
+            "model.n_hidden=8, 8 applies to the cnn (model.network = cnn) only; a UNet would "
+            "ignore it: remove it",
+        ),
+        (
+            ["diffusion.t_per=batch"],
+            "diffusion.t_per=batch applies to cold processes (diffusion.kind = cold) only; the "
+            "Gaussian process would ignore it: remove it",
+        ),
+        (
+            ["diffusion.kind=cold", "diffusion.prediction=eps", "sampling.clip_x0=false"],
+            "diffusion.prediction=eps applies to Gaussian processes (diffusion.kind = gaussian) "
+            "only; a cold process, whose network predicts x0, would ignore it: remove it",
+        ),
+        (
+            ["diffusion.schedule=cosine"],  # quickstart writes beta1 and beta2
+            "diffusion.beta1=0.0001 applies to the linear schedule of a Gaussian process "
+            "(diffusion.schedule = linear) only; a cold process or the cosine schedule would "
+            "ignore it: remove it",
+        ),
+    ],
+)
+def test_a_key_of_another_network_or_process_is_refused_when_written(overrides, message):
+    """--set diffusion.loss=l1 on the Gaussian quickstart trained bit-identical weights to the
+    MSE run, yet config.ini said loss = l1 and a resume refused 'mse' -> 'l1'."""
+    with pytest.raises(UserError) as e:
+        load_config("quickstart", overrides)
+    assert str(e.value) == message
+
+
+def test_config_ini_writes_the_keys_of_another_network_or_process_as_unused():
+    text = to_ini(load_config("model1"))  # a Gaussian cnn
+    for key in ("loss", "degradation", "t_per", "base_channels", "channel_mults"):
+        assert f"\n# {key} = " in text, key
+    assert "\nn_hidden = 16, 32, 32, 16\n" in text and "\nbeta2 = 0.02\n" in text
+    cold = to_ini(load_config("custom1"))
+    assert "\n# prediction = eps  (unused: applies to Gaussian processes" in cold
+    assert "\nloss = l1\n" in cold

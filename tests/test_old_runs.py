@@ -151,8 +151,9 @@ def test_a_resume_refuses_other_values_other_data_and_an_old_ini_for_a_new_run(t
         "error: sampling.eta=0.3 applies to the ddim sampler only, not ancestral\n"
     )
     assert cli.main(["train", ini, "--out", str(tmp_path / "new")]) == 2
-    assert capsys.readouterr().err == (
-        "error: sampling.eta=0.5 applies to the ddim sampler only, not ancestral\n"
+    assert capsys.readouterr().err == (  # the first key of the table it writes unused
+        "error: model.base_channels=32 applies to the UNets (model.network = unet or "
+        "unet2d_diffusers) only; the cnn would ignore it: remove it\n"
     )
     assert not (tmp_path / "new").exists()
     assert cli.main([*resume, "--set", "data.source=embedded"]) == 2
@@ -176,7 +177,7 @@ def test_load_config_reads_only_the_recorded_values_as_the_record():
     """load_config(recorded=) is what a resume uses: the keys the old config.ini writes with the
     run's values read as the checkpoint does; the same INI without the record is refused."""
     ini = FIXTURES / "6727f4f_gaussian" / "config.ini"
-    with pytest.raises(UserError, match=r"^diffusion.t_range=notebook applies to cold processes"):
+    with pytest.raises(UserError, match=r"^model.base_channels=32 applies to the UNets"):
         load_config(ini)
     ckpt = ckpt_io.load_checkpoint(FIXTURES / "6727f4f_gaussian" / "checkpoints" / "latest.pt")
     resumed = load_config(ini, recorded=ckpt["config"])

@@ -283,12 +283,28 @@ class Config:
 
 
 # Keys that take effect only while another key switches them on: key -> (whether it applies,
-# what it applies to, what would ignore it). Kind-level switches first: a cold run's
-# diffusion.t_sampling is refused before the lognormal keys that hang on it.
+# what it applies to, what would ignore it). The one table of which keys apply, by the network
+# and the process kind first: a cold run's diffusion.t_sampling is refused before the
+# lognormal keys that hang on it.
 _Switch = tuple[typing.Callable[[Config], bool], str, str]
 _GAUSSIAN = (
     lambda c: c.diffusion.kind == "gaussian",
     "Gaussian processes (diffusion.kind = gaussian)",
+)
+_COLD: _Switch = (
+    lambda c: c.diffusion.kind == "cold",
+    "cold processes (diffusion.kind = cold)",
+    "the Gaussian process",
+)
+_LINEAR: _Switch = (
+    lambda c: c.diffusion.kind == "gaussian" and c.diffusion.schedule == "linear",
+    "the linear schedule of a Gaussian process (diffusion.schedule = linear)",
+    "a cold process or the cosine schedule",
+)
+_UNETS: _Switch = (
+    lambda c: c.model.network != "cnn",
+    "the UNets (model.network = unet or unet2d_diffusers)",
+    "the cnn",
 )
 _LOGNORMAL: _Switch = (
     lambda c: c.diffusion.t_sampling == "lognormal",
@@ -301,11 +317,28 @@ _COSINE: _Switch = (
     "the constant schedule",
 )
 SWITCHED: dict[str, _Switch] = {
-    "diffusion.t_range": (
-        lambda c: c.diffusion.kind == "cold",
-        "cold processes (diffusion.kind = cold)",
-        "the Gaussian process, which draws t from 1..T-1,",
+    "model.n_hidden": (
+        lambda c: c.model.network == "cnn",
+        "the cnn (model.network = cnn)",
+        "a UNet",
     ),
+    "model.base_channels": _UNETS,
+    "model.channel_mults": _UNETS,
+    "model.class_dropout": (
+        lambda c: c.model.num_classes > 0,
+        "class-conditional models (model.num_classes > 0)",
+        "an unconditional model",
+    ),
+    "diffusion.schedule": (*_GAUSSIAN, "a cold process"),
+    "diffusion.prediction": (*_GAUSSIAN, "a cold process, whose network predicts x0,"),
+    "diffusion.beta1": _LINEAR,
+    "diffusion.beta2": _LINEAR,
+    "diffusion.degradation": _COLD,
+    "diffusion.level_min": _COLD,
+    "diffusion.level_max": _COLD,
+    "diffusion.t_per": _COLD,
+    "diffusion.loss": (*_COLD[:2], "the Gaussian process, whose loss is the MSE,"),
+    "diffusion.t_range": (*_COLD[:2], "the Gaussian process, which draws t from 1..T-1,"),
     "diffusion.loss_weighting": (*_GAUSSIAN, "a cold process"),
     "diffusion.t_sampling": (
         *_GAUSSIAN,
