@@ -296,11 +296,6 @@ _COLD: _Switch = (
     "cold processes (diffusion.kind = cold)",
     "the Gaussian process",
 )
-_LINEAR: _Switch = (
-    lambda c: c.diffusion.kind == "gaussian" and c.diffusion.schedule == "linear",
-    "the linear schedule of a Gaussian process (diffusion.schedule = linear)",
-    "a cold process or the cosine schedule",
-)
 _UNETS: _Switch = (
     lambda c: c.model.network != "cnn",
     "the UNets (model.network = unet or unet2d_diffusers)",
@@ -317,11 +312,6 @@ _COSINE: _Switch = (
     "the constant schedule",
 )
 SWITCHED: dict[str, _Switch] = {
-    "model.n_hidden": (
-        lambda c: c.model.network == "cnn",
-        "the cnn (model.network = cnn)",
-        "a UNet",
-    ),
     "model.base_channels": _UNETS,
     "model.channel_mults": _UNETS,
     "model.class_dropout": (
@@ -329,10 +319,6 @@ SWITCHED: dict[str, _Switch] = {
         "class-conditional models (model.num_classes > 0)",
         "an unconditional model",
     ),
-    "diffusion.schedule": (*_GAUSSIAN, "a cold process"),
-    "diffusion.prediction": (*_GAUSSIAN, "a cold process, whose network predicts x0,"),
-    "diffusion.beta1": _LINEAR,
-    "diffusion.beta2": _LINEAR,
     "diffusion.degradation": _COLD,
     "diffusion.level_min": _COLD,
     "diffusion.level_max": _COLD,
