@@ -169,9 +169,9 @@ def test_an_evaluation_is_matched_by_the_run_it_scored_not_by_name(report, tmp_p
     args[1] = str(gauss)
     assert main([*args, "--eval", str(gone)]) == 2
     assert capsys.readouterr().err == (
-        f"error: --eval {gone} scored {gauss} at epoch 1 (step 9), a checkpoint the run no "
-        "longer holds (latest: epoch 1, step 6): evaluate the run again (diffusiontools "
-        "evaluate RUN)\n"
+        f"error: --eval {gone} scored {gauss} at epoch 1 (step 9), weights the run no longer "
+        "holds (latest: epoch 1, step 6): evaluate the run again (diffusiontools evaluate "
+        "RUN)\n"
     )
     assert not (tmp_path / "html").exists()
     kept = {"gauss": {"run_dir": str(gauss), "epoch": 0, "step": 3, "weights": "raw"}}
@@ -203,3 +203,21 @@ def test_samples_across_training_end_at_the_latest_checkpoint(tmp_path, monkeypa
     )
     report_html.drawn_epochs(run, tmp_path, torch.device("cpu"))
     assert shown["labels"] == ["epoch 0", "epoch 2, step 30"]
+
+
+def test_an_evaluation_of_a_run_since_overwritten_is_refused(report, tmp_path, capsys):
+    """A run evaluated, then replaced by --overwrite with another learning rate that stops at
+    the same epoch and step: epoch and step alone matched, and the old metrics were shown."""
+    run = tmp_path / "gauss"
+    shutil.copytree(report.parent / "gauss", run)
+    evaluation = fake_evaluation(tmp_path / "ev", {"gauss": run})
+    ini = report.parent / "tiny.ini"
+    retrain = ["train", str(ini), "--out", str(run), "--overwrite", "--set", "training.lr=0.01"]
+    assert main(retrain) == 0
+    capsys.readouterr()
+    args = ["report", str(run), "--eval", str(evaluation), "--out", str(tmp_path / "html")]
+    assert main([*args, "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --eval {evaluation} scored {run} at epoch 1 (step 6), weights the run no longer "
+        "holds (latest: epoch 1, step 6): evaluate the run again (diffusiontools evaluate RUN)\n"
+    )

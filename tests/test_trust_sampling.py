@@ -526,6 +526,7 @@ def test_npz_metadata_records_the_resolved_settings(name, run, flags, expected, 
         "epoch_finished": ckpt["batch"] == 0,  # the cold and conditional runs stop inside one
         "step": ckpt["step"],
         "weights": "ema" if ckpt["ema"] is not None else "raw",
+        "weights_sha256": ckpt_io.weights_sha256(load_trained(run_dir, None, CPU).net),
     }
     assert meta == {"run": str(run_dir), "seed": 3, **record, **expected}
 

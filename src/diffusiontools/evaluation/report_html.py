@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..reporting.figures import save_image_rows, save_learning_curve
 from ..reporting.outputs import refuse_existing, staged_outputs
 from ..reporting.tables import html_table
-from ..training.checkpoint import checkpoint_for, finished_epochs, list_epochs, load_checkpoint
+from ..training.checkpoint import checkpoint_for, list_epochs
 from ..training.run_folder import CONFIG_FILE, METRICS_FILE, read_metrics
 from .comparison import file_stem
 
@@ -146,8 +146,11 @@ def evaluated_label(run_dir: Path, results: dict) -> str | None:
 
 def check_evaluation(run_dirs: list[Path], results: dict, eval_dir: Path) -> dict[Path, int | None]:
     """The checkpoint of each run that the evaluation scored: None for the latest, else a kept
-    epoch; compared by optimiser step where recorded, else by epoch. Refuses an evaluation that
-    scored none of ``run_dirs``, or a checkpoint that a run no longer holds."""
+    epoch; compared by the weights' sha256 where recorded, else by optimiser step, else by
+    epoch. Refuses an evaluation that scored none of ``run_dirs``, or weights that a run no
+    longer holds (a checkpoint since replaced, or a run overwritten)."""
+    from ..training.trained_model import load_trained
+
     labels = {run_dir: evaluated_label(run_dir, results) for run_dir in run_dirs}
     if not any(labels.values()):
         scored = sorted(
@@ -163,19 +166,24 @@ def check_evaluation(run_dirs: list[Path], results: dict, eval_dir: Path) -> dic
         if label is None:
             continue
         source = results["runs"][label]["source"]
-        epoch, step = source.get("epoch"), source.get("step")
+        epoch, step, digest = source.get("epoch"), source.get("step"), source.get("weights_sha256")
+        ema = source.get("weights") != "raw"
         candidates = [None] + ([epoch] if epoch in list_epochs(run_dir) else [])
         for candidate in candidates:
-            ckpt = load_checkpoint(checkpoint_for(run_dir, candidate))
-            if (ckpt.get("step") == step) if step is not None else finished_epochs(ckpt) == epoch:
+            model = load_trained(run_dir, candidate, torch.device("cpu"), ema)
+            if digest is not None:
+                same = model.record()["weights_sha256"] == digest
+            else:
+                same = model.step == step if step is not None else model.epoch == epoch
+            if same:
                 scored_epochs[run_dir] = candidate
                 break
         else:
-            ckpt = load_checkpoint(checkpoint_for(run_dir, None))
+            latest = load_trained(run_dir, None, torch.device("cpu"), ema)
             raise UserError(
-                f"eval_dir={eval_dir} scored {run_dir} at epoch {epoch} (step {step}), a "
-                f"checkpoint the run no longer holds (latest: epoch {finished_epochs(ckpt)}, "
-                f"step {ckpt.get('step')}): evaluate the run again (diffusiontools evaluate RUN)"
+                f"eval_dir={eval_dir} scored {run_dir} at epoch {epoch} (step {step}), weights "
+                f"the run no longer holds (latest: epoch {latest.epoch}, step {latest.step}): "
+                "evaluate the run again (diffusiontools evaluate RUN)"
             )
     return scored_epochs
 

@@ -12,6 +12,7 @@ failure is a one-line :class:`UserError`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -132,6 +133,16 @@ def stored_state(ckpt: dict) -> TrainState:
 def stored_weights(ckpt: dict, use_ema: bool) -> dict:
     """The network's weights: the EMA average when asked for and kept, else the raw ones."""
     return ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
+
+
+def weights_sha256(net: nn.Module) -> str:
+    """sha256 of a network's weights: its state_dict in order, each name and each tensor's
+    bytes on the CPU. It names the weights themselves, whichever file holds them."""
+    digest = hashlib.sha256()
+    for name, tensor in net.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def finished_epochs(ckpt: dict) -> int:

@@ -88,14 +88,17 @@ class TrainedModel:
     def record(self) -> dict:
         """Which weights these are, as every record of samples or metrics names them: the
         ``checkpoint`` file (absolute; an export's: the checkpoint it was written from), the
-        ``epoch``, whether it had finished (``epoch_finished``), the optimiser ``step`` and
-        ``weights`` "ema" or "raw"."""
+        ``epoch``, whether it had finished (``epoch_finished``), the optimiser ``step``,
+        ``weights`` "ema" or "raw" and ``weights_sha256``, the weights themselves
+        (``checkpoint.weights_sha256``): a run replaced by one that stopped at the same step is
+        told apart by it."""
         return {
             "checkpoint": str((self.checkpoint or self.path).resolve()),
             "epoch": self.epoch,
             "epoch_finished": self.epoch_finished,
             "step": self.step,
             "weights": WEIGHT_KINDS[self.ema],
+            "weights_sha256": ckpt_io.weights_sha256(self.net),
         }
 
     @property
