@@ -86,6 +86,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.real_mnist)
 
 
+@pytest.fixture
+def float64():
+    """torch's default dtype float64 for the test: our randn draws in it, diffusers' in the
+    sample's, so float64 oracles compare the same noise."""
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(dtype)
+
+
 TINY_INI = """
 [data]
 source = auto

@@ -53,6 +53,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.utils.torch_utils import randn_tensor
+from oracles import process64
 from tiny_runs import single_thread  # noqa: F401 (autouse: thousands of tiny steps)
 from torch.nn import functional as F
 from torch.testing import assert_close
@@ -60,7 +61,6 @@ from torch.testing import assert_close
 from diffusiontools.config import Config, DiffusionConfig, ModelConfig, SamplingConfig
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.diffusion.noise import randn, sample_generators
-from diffusiontools.diffusion.schedules import alpha_bar_from_beta
 from diffusiontools.errors import UserError
 from diffusiontools.models import make_network
 from diffusiontools.sampling.ancestral import sample_ancestral
@@ -80,19 +80,7 @@ ROUNDING_64 = 1e-12  # float64 on both sides
 ROUNDING_32 = 2e-6  # DPMSolverMultistepScheduler, which steps in float32
 
 
-@pytest.fixture(autouse=True)
-def _float64_draws():
-    """Our randn draws in the default dtype, diffusers' in the sample's: make both float64."""
-    dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(dtype)
-
-
-def process64(config: DiffusionConfig, prediction: str = "eps") -> GaussianDiffusion:
-    """Our schedule for ``config`` in float64: the library's float32 betas, widened exactly."""
-    beta = GaussianDiffusion.from_config(config).beta.double()
-    return GaussianDiffusion(beta, alpha_bar_from_beta(beta), prediction)
+pytestmark = pytest.mark.usefixtures("float64")  # conftest: the same noise as diffusers
 
 
 class StandIn:

@@ -6,38 +6,22 @@ deviation as the steps grow; plus guidance and clip_x0 through ``generate`` (the
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 import torch
+from oracles import process64
 from tiny_runs import single_thread  # noqa: F401 (autouse: many tiny steps)
 
-from diffusiontools.config import Config, DiffusionConfig, ModelConfig, SamplingConfig
+from diffusiontools.config import DiffusionConfig
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
-from diffusiontools.diffusion.schedules import alpha_bar_from_beta
 from diffusiontools.sampling.euler_ancestral import sample_euler_ancestral
-from diffusiontools.sampling.generation import generate
 from diffusiontools.sampling.karras import karras_sigmas
 
 NOTEBOOK = DiffusionConfig(T=1000, beta1=1e-4, beta2=0.02)
 SHORT = DiffusionConfig(T=100, beta1=1e-3, beta2=0.2)
 COSINE = DiffusionConfig(T=1000, schedule="cosine")
 FLOAT32_ULP = 2.0**-24
-
-
-@pytest.fixture
-def float64():
-    """Ours draws noise in the default dtype, diffusers' in the model output's: both float64."""
-    dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(dtype)
-
-
-def process64(config: DiffusionConfig, prediction: str = "eps") -> GaussianDiffusion:
-    beta = GaussianDiffusion.from_config(config).beta.double()
-    return GaussianDiffusion(beta, alpha_bar_from_beta(beta), prediction)
 
 
 @pytest.mark.parametrize(
@@ -127,32 +111,3 @@ def test_the_closed_form_tends_to_the_data_at_first_order():
     gap = {n: target - moments(process, m, s, n)[1] for n in (250, 500, 1000)}
     assert 0 < gap[1000] < 0.004
     assert 1.8 < gap[250] / gap[500] < 2.2 and 1.8 < gap[500] / gap[1000] < 2.2
-
-
-class Labelled(torch.nn.Module):
-    """A conditional stand-in whose x0 prediction overshoots the pixel range by far."""
-
-    def forward(self, x, t, y=None):
-        out = 3 * torch.tanh(x) + t[:, None, None, None]
-        return out if y is None else out + (y[:, None, None, None] - 4.5) / 2
-
-
-def test_guidance_and_clip_x0_act_on_euler_ancestral_as_on_every_gaussian_sampler():
-    config = Config(
-        model=ModelConfig(num_classes=10),
-        diffusion=dataclasses.replace(SHORT, prediction="x0"),
-        sampling=SamplingConfig(sampler="euler_ancestral", steps=6),
-    )
-    process = GaussianDiffusion.from_config(config.diffusion)
-    cpu = torch.device("cpu")
-
-    def draw(**sampling) -> torch.Tensor:
-        c = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **sampling))
-        return generate(Labelled(), process, c, 4, 0, cpu)
-
-    plain, clipped = draw(), draw(clip_x0=True)
-    # The last step returns x0_hat, as x + (0 - sigma) (x - x0_hat) / sigma: to float rounding.
-    assert plain.abs().max() > 1 and clipped.abs().max() <= 0.5 + 1e-6
-    assert not torch.equal(draw(guidance=3.0), plain)
-    unconditional = dataclasses.replace(config, model=ModelConfig(num_classes=0))
-    assert torch.equal(draw(guidance=0.0), generate(Labelled(), process, unconditional, 4, 0, cpu))

@@ -6,35 +6,19 @@ too, through the registry)."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
+from oracles import process64
 from tiny_runs import single_thread  # noqa: F401 (autouse: many tiny steps)
 
-from diffusiontools.config import Config, DiffusionConfig, ModelConfig, SamplingConfig
+from diffusiontools.config import DiffusionConfig
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
-from diffusiontools.diffusion.schedules import alpha_bar_from_beta
-from diffusiontools.sampling.generation import generate
 from diffusiontools.sampling.heun import sample_heun
 from diffusiontools.sampling.karras import karras_sigmas
 
 NOTEBOOK = DiffusionConfig(T=1000, beta1=1e-4, beta2=0.02)
 SHORT = DiffusionConfig(T=100, beta1=1e-3, beta2=0.2)
 COSINE = DiffusionConfig(T=1000, schedule="cosine")
-
-
-@pytest.fixture
-def float64():
-    dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(dtype)
-
-
-def process64(config: DiffusionConfig, prediction: str = "eps") -> GaussianDiffusion:
-    beta = GaussianDiffusion.from_config(config).beta.double()
-    return GaussianDiffusion(beta, alpha_bar_from_beta(beta), prediction)
 
 
 @pytest.mark.parametrize(
@@ -101,33 +85,3 @@ def test_heun_lands_on_the_exact_ode_solution_at_second_order(float64):
              for n in (160, 320, 640)}  # fmt: skip
     assert error[640] < 1e-4
     assert 3.5 < error[160] / error[320] < 4.5 and 3.5 < error[320] / error[640] < 4.5
-
-
-class Labelled(torch.nn.Module):
-    """A conditional stand-in whose x0 prediction overshoots the pixel range by far."""
-
-    def forward(self, x, t, y=None):
-        out = 3 * torch.tanh(x) + t[:, None, None, None]
-        return out if y is None else out + (y[:, None, None, None] - 4.5) / 2
-
-
-def test_guidance_and_clip_x0_act_on_heun_as_on_every_gaussian_sampler():
-    config = Config(
-        model=ModelConfig(num_classes=10),
-        diffusion=dataclasses.replace(SHORT, prediction="x0"),
-        sampling=SamplingConfig(sampler="heun", steps=6),
-    )
-    process = GaussianDiffusion.from_config(config.diffusion)
-    cpu = torch.device("cpu")
-
-    def draw(**sampling) -> torch.Tensor:
-        c = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **sampling))
-        return generate(Labelled(), process, c, 4, 0, cpu)
-
-    plain, clipped = draw(), draw(clip_x0=True)
-    # The last step returns x0_hat, as x + (0 - sigma) (x - x0_hat) / sigma: to float rounding.
-    assert plain.abs().max() > 1 and clipped.abs().max() <= 0.5 + 1e-6
-    assert not torch.equal(draw(guidance=3.0), plain)
-    # guidance 0 samples the unconditional model: the labels drop out
-    unconditional = dataclasses.replace(config, model=ModelConfig(num_classes=0))
-    assert torch.equal(draw(guidance=0.0), generate(Labelled(), process, unconditional, 4, 0, cpu))

@@ -4,15 +4,17 @@ real-time alpha_bar that inverts the mapping while leaving the integer times as 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from diffusiontools.config import DiffusionConfig
+from diffusiontools.config import Config, DiffusionConfig, ModelConfig, SamplingConfig
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.diffusion.schedules import alpha_bar_from_beta
+from diffusiontools.sampling.generation import generate
 from diffusiontools.sampling.karras import karras_sigmas, sigma_at
 
 NOTEBOOK = DiffusionConfig(T=1000, beta1=1e-4, beta2=0.02)
@@ -68,3 +70,34 @@ def test_grid_and_times_are_diffusers_own(config, steps):
             assert config is COSINE and sigma == ours[-2] and process.sigma_to_t(sigma) == 1
             continue
         assert process.sigma_to_t(sigma) == pytest.approx(t, abs=1e-9)
+
+
+class Labelled(torch.nn.Module):
+    """A conditional stand-in whose x0 prediction overshoots the pixel range by far."""
+
+    def forward(self, x, t, y=None):
+        out = 3 * torch.tanh(x) + t[:, None, None, None]
+        return out if y is None else out + (y[:, None, None, None] - 4.5) / 2
+
+
+@pytest.mark.parametrize("sampler", ["euler_ancestral", "heun"])
+def test_guidance_and_clip_x0_act_on_the_sigma_space_samplers_as_on_every_gaussian_one(sampler):
+    config = Config(
+        model=ModelConfig(num_classes=10),
+        diffusion=dataclasses.replace(SHORT, prediction="x0"),
+        sampling=SamplingConfig(sampler=sampler, steps=6),
+    )
+    process = GaussianDiffusion.from_config(config.diffusion)
+    cpu = torch.device("cpu")
+
+    def draw(**sampling) -> torch.Tensor:
+        c = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **sampling))
+        return generate(Labelled(), process, c, 4, 0, cpu)
+
+    plain, clipped = draw(), draw(clip_x0=True)
+    # The last step returns x0_hat, as x + (0 - sigma) (x - x0_hat) / sigma: to float rounding.
+    assert plain.abs().max() > 1 and clipped.abs().max() <= 0.5 + 1e-6
+    assert not torch.equal(draw(guidance=3.0), plain)
+    # guidance 0 samples the unconditional model: the labels drop out
+    unconditional = dataclasses.replace(config, model=ModelConfig(num_classes=0))
+    assert torch.equal(draw(guidance=0.0), generate(Labelled(), process, unconditional, 4, 0, cpu))
