@@ -9,7 +9,7 @@ import pytest
 from tiny_runs import single_thread, tiny_config  # noqa: F401 (single_thread: autouse fixture)
 
 from diffusiontools import cli
-from diffusiontools.config import SamplingConfig
+from diffusiontools.config import Config, DiffusionConfig, SamplingConfig
 from diffusiontools.errors import UserError
 from diffusiontools.sampling.plan import SamplingPlan, resolve_plan
 from diffusiontools.sampling.registry import OPTIONS, SAMPLERS
@@ -68,7 +68,7 @@ def test_a_refusal_names_what_takes_the_option():
         resolve_plan(config, "ancestral", timestep_spacing="ours")
     with pytest.raises(UserError, match="sampling.steps=21 is out of range for this model: give"):
         resolve_plan(config, steps=21)
-    cold = tiny_config("diffusion.kind=cold")
+    cold = Config(diffusion=DiffusionConfig(kind="cold", T=20))
     with pytest.raises(UserError, match="sampling.start=test is for the naive sampler only"):
         resolve_plan(cold, "improved", start="test")
     assert resolve_plan(cold, "improved").cold_start == "test_consistent"

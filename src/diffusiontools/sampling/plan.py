@@ -99,14 +99,14 @@ def resolve_plan(
 
     # Rule 4: each option applies, or is refused unless it is off and was not written.
     conditional = config.model.num_classes > 0
-    plan = {}
+    applied = {}  # option -> its value, None where it does not apply
     for key in OPTIONS:
         value = values[key]
         applies = key in spec.options and (key != "guidance" or conditional)
         if applies:
-            plan[key] = value
+            applied[key] = value
             continue
-        plan[key] = None
+        applied[key] = None
         scope, ignored_by, other = _scope(key, name, spec.kind, conditional)
         if value != FIELDS[key].default:
             if key == "guidance" and not conditional:
@@ -118,16 +118,16 @@ def resolve_plan(
         if NEUTRAL.get(key) != value:
             refuse_unused(f"sampling.{key}", value, scope, ignored_by, f"sampling.{key}" in written)
 
-    if plan["timestep_spacing"] not in (None, "ours"):
+    if applied["timestep_spacing"] not in (None, "ours"):
         try:  # diffusers' grids: one may hold t = -1, or t = 0 where the cosine alpha_bar is 1
-            spacing = plan["timestep_spacing"]
+            spacing = applied["timestep_spacing"]
             grid = spec.grid(T, values["steps"], spacing)
             check_noisy(grid, GaussianDiffusion.from_config(config.diffusion).alpha_bar, spacing)
         except UserError as exc:
             raise UserError(f"sampling.{exc}") from None
     cold_start = None
-    if plan["start"] is not None:
-        cold_start = resolve_start(plan["start"], name)
+    if applied["start"] is not None:
+        cold_start = resolve_start(applied["start"], name)
         if cold_start not in spec.starts:
             fitting = " and ".join(n for n in SAMPLERS if cold_start in SAMPLERS[n].starts)
             raise UserError(
@@ -135,14 +135,14 @@ def resolve_plan(
                 f"use {', '.join(spec.starts)} or auto"
             )
     if digit is not None:
-        _check_digit(digit, config.model.num_classes, plan["guidance"])
+        _check_digit(digit, config.model.num_classes, applied["guidance"])
     return SamplingPlan(
         sampler=name,
         steps=values["steps"],
-        eta=plan["eta"],
-        timestep_spacing=plan["timestep_spacing"],
-        guidance=plan["guidance"],
-        clip_x0=plan["clip_x0"],
+        eta=applied["eta"],
+        timestep_spacing=applied["timestep_spacing"],
+        guidance=applied["guidance"],
+        clip_x0=applied["clip_x0"],
         digit=digit,
         cold_start=cold_start,
     )

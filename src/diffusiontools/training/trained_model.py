@@ -154,9 +154,10 @@ class TrainedModel:
     ) -> torch.Tensor:
         """Draw ``n`` samples: a float tensor (n, 1, 28, 28) in model range [-0.5, 0.5] (values
         may overshoot slightly; ``diffusiontools.show`` and the NPZ files clamp), on the model's
-        device. Every option left None is the run's ``sampling.*`` setting: ``sampler``
-        (ancestral, ddim, dpm_solver; naive, improved for cold models), ``steps`` (network
-        evaluations of ddim / dpm_solver), ``digit`` (0-9, class-conditional models),
+        device. Every option left None is the run's ``sampling.*`` setting: ``sampler`` (one of
+        ``sampling.registry.SAMPLERS``: ancestral, ddim, dpm_solver, heun, euler_ancestral;
+        naive, improved for cold models), ``steps`` (the sampler's steps, 1..T), ``digit`` (0-9,
+        class-conditional models),
         ``guidance`` (classifier-free guidance scale, Ho & Salimans 2022), ``eta`` (DDIM
         stochasticity, Song et al. 2021), ``clip_x0`` (clamp each step's x0_hat), ``start`` (a
         cold model's x_T), ``timestep_spacing`` (the time grid of ddim / dpm_solver: ours, or
