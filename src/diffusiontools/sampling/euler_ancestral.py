@@ -13,7 +13,7 @@ import torch
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators, randn
 from .ancestral import ModelFn, StepCallback
-from .karras import denoise, karras_sigmas, state_at
+from .karras import denoise, report, start
 
 DEFAULT_STEPS = 50  # a stochastic sampler: its noise needs more steps than the ODE solvers
 
@@ -41,14 +41,10 @@ def sample_euler_ancestral(
     3. if sigma' > 0: x = x + sigma_up N(0, I), back up to noise level sigma'.
 
     The last step (sigma' = 0) returns D(x; sigma_{steps-1}). ``on_step`` sees x_t =
-    x sqrt(alpha_bar) at the real time of each sigma (``karras.state_at``), the clean image as
+    x sqrt(alpha_bar) at the real time of each sigma (``karras.report``), the clean image as
     t = 0.
     """
-    steps = DEFAULT_STEPS if steps is None else steps
-    sigmas = karras_sigmas(process, steps)
-    x = x_T / process.alpha_bar[process.T].sqrt()
-    if on_step:
-        on_step(process.T, x_T.clone())
+    sigmas, x = start(process, x_T, DEFAULT_STEPS if steps is None else steps, on_step)
     for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
         # 1. How far down the ODE goes, and how much noise brings it back to sigma'.
         sigma_up = math.sqrt(sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2)
@@ -58,7 +54,5 @@ def sample_euler_ancestral(
         # 3. Fresh noise.
         if sigma_next > 0:
             x = x + sigma_up * randn(x.shape, generator, x.device)
-        if on_step:
-            t, _, x_t = state_at(process, x, sigma_next) if sigma_next > 0 else (0, None, x)
-            on_step(t, x_t)
+        report(on_step, process, x, sigma_next)
     return x

@@ -10,7 +10,7 @@ import torch
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators
 from .ancestral import ModelFn, StepCallback
-from .karras import denoise, karras_sigmas, state_at
+from .karras import denoise, report, start
 
 DEFAULT_STEPS = 18  # EDM's CIFAR-10 setting: 18 steps, 35 network evaluations
 
@@ -36,14 +36,10 @@ def sample_heun(
        x' = x + (sigma_{i+1} - sigma_i) (d + d') / 2 (the trapezoidal correction).
 
     The last step, to sigma = 0, is Euler's and returns D(x; sigma_{steps-1}). ``on_step`` sees
-    x_t = x sqrt(alpha_bar) at the real time of each sigma (``karras.denoise``), the clean image
+    x_t = x sqrt(alpha_bar) at the real time of each sigma (``karras.report``), the clean image
     as t = 0.
     """
-    steps = DEFAULT_STEPS if steps is None else steps
-    sigmas = karras_sigmas(process, steps)
-    x = x_T / process.alpha_bar[process.T].sqrt()
-    if on_step:
-        on_step(process.T, x_T.clone())
+    sigmas, x = start(process, x_T, DEFAULT_STEPS if steps is None else steps, on_step)
     for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
         # 1. The slope at sigma_i.
         d = (x - denoise(model, process, x, sigma)) / sigma
@@ -54,7 +50,5 @@ def sample_heun(
             d_next = (x_next - denoise(model, process, x_next, sigma_next)) / sigma_next
             x_next = x + (sigma_next - sigma) * (d + d_next) / 2
         x = x_next
-        if on_step:
-            t, _, x_t = state_at(process, x, sigma_next) if sigma_next > 0 else (0, None, x)
-            on_step(t, x_t)
+        report(on_step, process, x, sigma_next)
     return x

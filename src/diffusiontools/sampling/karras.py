@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..diffusion.gaussian import GaussianDiffusion
-from .ancestral import ModelFn
+from .ancestral import ModelFn, StepCallback
 from .timesteps import check_steps
 
 RHO = 7.0  # EDM eq. 5: steps concentrate at low noise as rho grows; the paper's choice
@@ -59,6 +59,26 @@ def state_at(
     t_vec = torch.full((x.shape[0],), t, device=x.device, dtype=torch.float64)
     x_t = x * process.alpha_bar_at(t_vec).sqrt()[:, None, None, None].to(x.dtype)
     return t, t_vec, x_t
+
+
+def start(
+    process: GaussianDiffusion, x_T: torch.Tensor, steps: int, on_step: StepCallback | None
+) -> tuple[list[float], torch.Tensor]:
+    """What a sampler in sigma space starts from: the grid of ``steps`` (``karras_sigmas``) and
+    x = x_T / sqrt(alpha_bar_T), x_T (B, C, H, W) ~ N(0, I); ``on_step`` sees x_T at t = T."""
+    if on_step:
+        on_step(process.T, x_T.clone())
+    return karras_sigmas(process, steps), x_T / process.alpha_bar[process.T].sqrt()
+
+
+def report(
+    on_step: StepCallback | None, process: GaussianDiffusion, x: torch.Tensor, sigma: float
+) -> None:
+    """Give ``on_step`` the state x_t reached at noise level ``sigma`` at its real time
+    (``state_at``); at sigma = 0, the clean image x at t = 0."""
+    if on_step:
+        t, _, x_t = state_at(process, x, sigma) if sigma > 0 else (0, None, x)
+        on_step(t, x_t)
 
 
 def denoise(
