@@ -96,15 +96,20 @@ def test_sample_draws_from_an_old_run(name, tmp_path, capsys):
     assert ("sampling.start=test for the improved sampler" in err) == (RUNS[name]["kind"] == "cold")
 
 
-@pytest.mark.parametrize("name", RUNS)
-def test_evaluate_scores_an_old_run(name, tmp_path):
-    run = copy_fixture(name, tmp_path)
-    out = tmp_path / "evaluation"
-    argv = ["evaluate", str(run), "--label", "old", "--n-samples", "10", "--tsne-reference",
+def evaluate_small(folder: Path, out: Path) -> Path:
+    """``evaluate FOLDER`` at tiny settings, labelled "old": its 10 samples are written."""
+    argv = ["evaluate", str(folder), "--label", "old", "--n-samples", "10", "--tsne-reference",
             "50", "--test-reference", "50", "--n-boot", "5", "--n-boot-set", "5", "--out",
             str(out), "--device", "cpu"]  # fmt: skip
     assert cli.main(argv) == 0
     assert np.load(out / "samples_old.npz")["images"].shape == (10, 28, 28)
+    return out
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_evaluate_scores_an_old_run(name, tmp_path):
+    run = copy_fixture(name, tmp_path)
+    out = evaluate_small(run, tmp_path / "evaluation")
     scored = json.loads((out / "metrics.json").read_text())["runs"]["old"]
     assert scored["source"]["epoch"] == 0
 
@@ -213,9 +218,4 @@ def test_an_old_export_loads_samples_and_evaluates(folder, tmp_path):
     npz = tmp_path / "x.npz"
     assert cli.main(["sample", str(export), "-n", "3", "--npz", str(npz), "--device", "cpu"]) == 0
     assert np.load(npz)["images"].shape == (3, 28, 28)
-    out = tmp_path / "evaluation"
-    argv = ["evaluate", str(export), "--label", "old", "--n-samples", "10", "--tsne-reference",
-            "50", "--test-reference", "50", "--n-boot", "5", "--n-boot-set", "5", "--out",
-            str(out), "--device", "cpu"]  # fmt: skip
-    assert cli.main(argv) == 0
-    assert np.load(out / "samples_old.npz")["images"].shape == (10, 28, 28)
+    evaluate_small(export, tmp_path / "evaluation")
