@@ -78,6 +78,21 @@ def test_python_dash_m_runs_the_cli():
     assert "train" in result.stdout and "sample" in result.stdout
 
 
+def test_building_the_parser_imports_no_torch():
+    """Every command's help (the samplers' steps included) without torch: --help is instant."""
+    code = (
+        "import sys\n"
+        "from diffusiontools.cli import build_parser\n"
+        "help = build_parser()._subparsers._group_actions[0].choices['sample'].format_help()\n"
+        "print('torch' in sys.modules, 'heun 18' in help)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True"]
+
+
 # --- where sample writes: what it is told, and never over what it was not told -----------------
 
 

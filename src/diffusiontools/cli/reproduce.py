@@ -28,7 +28,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
-    from ..reproduce import get_scale, reproduce
+    from ..reproduce.pipeline import reproduce
+    from ..reproduce.scales import get_scale
 
     scale = get_scale(args.scale)
     out = args.out if args.out else Path(f"reproduction-{scale.name}")

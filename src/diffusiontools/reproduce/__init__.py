@@ -1,6 +1,3 @@
-"""The report's study end to end at a chosen scale: ``reproduce(get_scale("cpu"), out, device)``."""
-
-from .pipeline import reproduce
-from .scales import SCALES, get_scale
-
-__all__ = ["SCALES", "get_scale", "reproduce"]
+"""The report's study end to end at a chosen scale: ``pipeline.reproduce(scales.get_scale("cpu"),
+out, device)``. The package imports nothing itself, so that the command line reads the scales
+without importing torch."""

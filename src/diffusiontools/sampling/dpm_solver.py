@@ -15,9 +15,8 @@ import torch
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators
 from .ancestral import ModelFn, StepCallback
+from .registry import default_steps
 from .timesteps import CLEAN, alpha_bar_at, check_noisy, dpm_solver_grid
-
-DEFAULT_STEPS = 20  # the paper's "high quality in 15 to 20 steps" regime
 
 
 @torch.no_grad()
@@ -49,7 +48,7 @@ def sample_dpm_solver(
     clamping of x0_hat; ``on_step`` sees the clean image as t = 0. Raises UserError for steps
     outside 1..T, an unknown spacing, and a grid that evaluates the network at alpha_bar = 1.
     """
-    steps = min(DEFAULT_STEPS, process.T) if steps is None else steps
+    steps = min(default_steps("dpm_solver"), process.T) if steps is None else steps
     grid = dpm_solver_grid(process.T, steps, timestep_spacing)
     check_noisy(grid, process.alpha_bar, timestep_spacing)
     x = x_T.clone()

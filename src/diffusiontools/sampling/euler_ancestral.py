@@ -14,8 +14,7 @@ from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators, randn
 from .ancestral import ModelFn, StepCallback
 from .karras import denoise, report, start
-
-DEFAULT_STEPS = 50  # a stochastic sampler: its noise needs more steps than the ODE solvers
+from .registry import default_steps
 
 
 @torch.no_grad()
@@ -44,7 +43,8 @@ def sample_euler_ancestral(
     x sqrt(alpha_bar) at the real time of each sigma (``karras.report``), the clean image as
     t = 0.
     """
-    sigmas, x = start(process, x_T, DEFAULT_STEPS if steps is None else steps, on_step)
+    steps = default_steps("euler_ancestral") if steps is None else steps
+    sigmas, x = start(process, x_T, steps, on_step)
     for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
         # 1. How far down the ODE goes, and how much noise brings it back to sigma'.
         sigma_up = math.sqrt(sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2)

@@ -11,8 +11,7 @@ from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators
 from .ancestral import ModelFn, StepCallback
 from .karras import denoise, report, start
-
-DEFAULT_STEPS = 18  # EDM's CIFAR-10 setting: 18 steps, 35 network evaluations
+from .registry import default_steps
 
 
 @torch.no_grad()
@@ -39,7 +38,7 @@ def sample_heun(
     x_t = x sqrt(alpha_bar) at the real time of each sigma (``karras.report``), the clean image
     as t = 0.
     """
-    sigmas, x = start(process, x_T, DEFAULT_STEPS if steps is None else steps, on_step)
+    sigmas, x = start(process, x_T, default_steps("heun") if steps is None else steps, on_step)
     for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
         # 1. The slope at sigma_i.
         d = (x - denoise(model, process, x, sigma)) / sigma
