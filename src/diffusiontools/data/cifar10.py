@@ -39,6 +39,13 @@ SIZE = 32
 _reconstruct = np.empty(0).__reduce__()[0]  # numpy's array rebuilder, wherever numpy keeps it
 
 
+def _latin1(text: str, encoding: str) -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles of bytes call it, for latin1 only."""
+    if encoding != "latin1":
+        raise pickle.UnpicklingError(f"encoding {encoding!r} is not latin1")
+    return text.encode("latin1")
+
+
 class _ArraysOnly(pickle.Unpickler):
     """Unpickle dicts, lists, strings and numpy arrays; refuse every other class."""
 
@@ -47,6 +54,7 @@ class _ArraysOnly(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # as numpy 2 does
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1,
     }
 
     def find_class(self, module: str, name: str) -> object:
