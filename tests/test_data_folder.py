@@ -1,6 +1,7 @@
 """A folder of one's own images: flat, with classes, with train/ and test/; gray, RGB and odd
 sizes converted and recorded; every bad input refused naming the file."""
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,12 @@ def test_exif_orientation_is_applied_and_recorded(tmp_path):
     assert data.provenance.conversions == (
         "1 of 2 images turned upright by their EXIF orientation",
     )
+
+
+def test_folder_checksum_is_sha256sum_of_its_images_in_byte_order(tmp_path):
+    first, second = save(tmp_path / "a-b" / "x.png"), save(tmp_path / "a" / "y.png", value=3)
+    digest = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in (first, second)}
+    sha256sum = f"{digest[first]}  a-b/x.png\n{digest[second]}  a/y.png\n"  # '-' sorts before '/'
+    data = load_dataset("folder", data_dir=str(tmp_path))
+    expected = hashlib.sha256(sha256sum.encode()).hexdigest()
+    assert data.provenance.files == {str(tmp_path): {"sha256": expected}}

@@ -222,10 +222,11 @@ def _unreadable(path: Path, error: Exception) -> UserError:
 
 
 def _manifest(root: Path, raw: dict[Path, bytes]) -> str:
-    """sha256 of the lines "<sha256>  <path under root>", one per image in path order: the output
-    of ``sha256sum`` over the images, so a folder's content has one checksum."""
+    """One checksum of a folder's images: the sha256 of the lines "<sha256>  <path under root>",
+    in code-point order of the paths, i.e. of ``find * -type f | LC_ALL=C sort | xargs sha256sum``
+    run in ``root`` over the images."""
+    relative = {path.relative_to(root).as_posix(): data for path, data in raw.items()}
     lines = "".join(
-        f"{hashlib.sha256(data).hexdigest()}  {path.relative_to(root).as_posix()}\n"
-        for path, data in sorted(raw.items())
+        f"{hashlib.sha256(relative[name]).hexdigest()}  {name}\n" for name in sorted(relative)
     )
     return hashlib.sha256(lines.encode()).hexdigest()
