@@ -107,3 +107,14 @@ def test_load_dataset_checks_name_and_options():
         load_dataset("cifar10", channels=3)
     with pytest.raises(UserError, match="data set 'folder' needs option 'data_dir'"):
         load_dataset("folder", channels=3)
+
+
+def test_fingerprint_tells_splits_apart_even_when_their_bytes_join_up_alike():
+    moved = make(
+        train_images=torch.zeros(2, 3, 4, 5, dtype=torch.uint8),
+        train_labels=torch.tensor([0, 1]),
+        test_images=torch.zeros(3, 3, 4, 5, dtype=torch.uint8),
+        test_labels=torch.tensor([1, 1, 0]),
+        provenance=Provenance("memory", {}, 2, 3),
+    )
+    assert moved.fingerprint() != make().fingerprint()

@@ -126,10 +126,14 @@ class ImageDataset:
                 )
 
     def fingerprint(self) -> str:
-        """sha256 of the images and labels as loaded (after any conversion): equal fingerprints
-        mean the very same pixels and labels, whatever files they came from."""
+        """sha256 of the images and labels as loaded (after any conversion), each preceded by
+        its name and shape: equal fingerprints mean the very same splits of pixels and labels,
+        whatever files they came from."""
         digest = hashlib.sha256()
-        for tensor in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+        for name in ("train_images", "train_labels", "test_images", "test_labels"):
+            tensor = getattr(self, name)
+            shape = None if tensor is None else tuple(tensor.shape)
+            digest.update(f"{name} {shape}\n".encode())
             if tensor is not None:
                 digest.update(tensor.contiguous().numpy().tobytes())
         return digest.hexdigest()
