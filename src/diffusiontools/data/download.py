@@ -1,4 +1,4 @@
-"""Fetch the four original MNIST files, verified against their published md5 checksums.
+"""Fetch data files (MNIST's four and other data sets'), verified against their published md5s.
 
 A file is written to a temporary name beside its destination and renamed into place only once its
 md5 matches, so an interrupted or corrupted download can never be mistaken for the real data.
@@ -45,6 +45,17 @@ class ChecksumError(DownloadError):
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes; ``path`` may also be an importlib.resources Traversable."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def file_checksums(path: Path) -> dict[str, str]:
+    """``{"md5": ..., "sha256": ...}`` of a file in one chunked read: md5 is what data sets
+    publish, sha256 what provenance records."""
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
 
 
 def md5sum(path: Path) -> str:
@@ -98,15 +109,22 @@ def download_file(url: str, dest: Path, md5: str, timeout: float = 30.0) -> Path
 def download_mnist(
     folder: Path, mirrors: Sequence[str] | None = None, timeout: float = 30.0
 ) -> dict[str, Path]:
-    """Make sure ``folder`` holds the four verified ``.gz`` files, fetching only missing ones.
+    """Make sure ``folder`` holds the four verified MNIST ``.gz`` files (see ``download_all``)."""
+    return download_all(folder, MNIST_MD5, MIRRORS if mirrors is None else mirrors, timeout)
 
-    Each file is tried from every mirror in turn; if one file cannot be had from any mirror this
-    raises ``DownloadError`` summarising every attempt. Returns ``{file name: path}``.
+
+def download_all(
+    folder: Path, md5_by_name: dict[str, str], mirrors: Sequence[str], timeout: float = 30.0
+) -> dict[str, Path]:
+    """Make sure ``folder`` holds each file of ``md5_by_name``, verified; fetch only missing ones.
+
+    Each file is tried from every mirror in turn (a mirror is a URL prefix); if one file cannot be
+    had from any mirror this raises ``DownloadError`` summarising every attempt. Returns
+    ``{file name: path}``.
     """
     folder = Path(folder)
-    mirrors = MIRRORS if mirrors is None else mirrors
     paths = {}
-    for name, md5 in MNIST_MD5.items():
+    for name, md5 in md5_by_name.items():
         dest = folder / name
         if dest.exists() and md5sum(dest) == md5:
             paths[name] = dest

@@ -1,0 +1,204 @@
+"""MNIST, Fashion-MNIST and KMNIST from IDX files: each member's own files load, another member's
+files are named as such and left in place, and nothing is found without saying where to put it."""
+
+import dataclasses
+import gzip
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import idx_bytes
+
+from diffusiontools.data import idx_family, mnist
+from diffusiontools.data.sources import load_dataset
+from diffusiontools.errors import UserError
+
+MEMBERS = ("mnist", "fashion_mnist", "kmnist")
+
+
+def tiny_files(member: str) -> dict[str, bytes]:
+    """The four .gz files of 3 train and 3 test 28x28 images, pixels telling the members apart."""
+    value = MEMBERS.index(member) + 1
+    arrays = [
+        np.full((3, 28, 28), value),
+        np.array([0, 1, 9]),
+        np.full((3, 28, 28), 10 * value),
+        np.array([2, 3, 4]),
+    ]
+    return {
+        f"{stem}.gz": gzip.compress(idx_bytes(array), mtime=0)
+        for stem, array in zip(mnist.STEMS.values(), arrays, strict=True)
+    }
+
+
+def write(folder: Path, files: dict[str, bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (folder / name).write_bytes(body)
+    return folder
+
+
+@pytest.fixture
+def tiny_family(tmp_path, monkeypatch):
+    """Each member's checksum table replaced by its tiny files' md5s; cache and env isolated."""
+    monkeypatch.delenv(mnist.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for member in MEMBERS:
+        md5 = {name: hashlib.md5(body).hexdigest() for name, body in tiny_files(member).items()}
+        patched = dataclasses.replace(idx_family.FAMILY[member], md5=md5)
+        monkeypatch.setitem(idx_family.FAMILY, member, patched)
+    return tmp_path
+
+
+@pytest.mark.parametrize("member", MEMBERS)
+def test_each_member_loads_its_own_files(tiny_family, member):
+    folder = write(tiny_family / member, tiny_files(member))
+    data = load_dataset(member, data_dir=str(folder))
+    value = MEMBERS.index(member) + 1
+    assert data.train_images.shape == (3, 1, 28, 28) and data.test_images.shape == (3, 1, 28, 28)
+    assert (data.train_images == value).all() and (data.test_images == 10 * value).all()
+    assert data.train_labels.tolist() == [0, 1, 9] and data.test_labels.tolist() == [2, 3, 4]
+    assert data.spec.num_classes == 10
+    assert data.provenance.source == member and data.provenance.details["unverified"] == []
+    md5 = {name: sums["md5"] for name, sums in data.provenance.files.items()}
+    assert md5 == idx_family.FAMILY[member].md5
+
+
+def test_class_names_are_the_published_ones():
+    names = {member: idx_family.FAMILY[member].class_names for member in MEMBERS}
+    assert names["mnist"] == tuple("0123456789")
+    assert names["fashion_mnist"][0] == "T-shirt/top" and names["fashion_mnist"][9] == "Ankle boot"
+    assert names["kmnist"] == ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
+
+
+@pytest.mark.parametrize(
+    "member, files_of, title, other_title",
+    [
+        ("mnist", "fashion_mnist", "MNIST", "Fashion-MNIST"),
+        ("fashion_mnist", "kmnist", "Fashion-MNIST", "Kuzushiji-MNIST"),
+        ("kmnist", "mnist", "Kuzushiji-MNIST", "MNIST"),
+    ],
+)
+def test_another_members_files_are_named_and_left_in_place(
+    tiny_family, member, files_of, title, other_title
+):
+    folder = write(tiny_family / "data", tiny_files(files_of))
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with pytest.raises(UserError) as e:
+        load_dataset(member, data_dir=str(folder))
+    assert (
+        f"train-images-idx3-ubyte.gz is {other_title}'s train-images-idx3-ubyte.gz, not {title}'s"
+        in str(e.value)
+    )
+    assert f"use data.dataset = {files_of} for these files" in str(e.value)
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_unknown_md5_is_refused_and_the_file_kept(tiny_family):
+    files = tiny_files("mnist")
+    files["t10k-labels-idx1-ubyte.gz"] = gzip.compress(idx_bytes(np.array([5, 5, 5])), mtime=0)
+    folder = write(tiny_family / "data", files)
+    with pytest.raises(
+        UserError,
+        match="labels-idx1-ubyte.gz has md5 .*, not MNIST's published .*; it was left in place",
+    ):
+        load_dataset("mnist", data_dir=str(folder))
+    assert (folder / "t10k-labels-idx1-ubyte.gz").read_bytes() == files["t10k-labels-idx1-ubyte.gz"]
+
+
+def test_uncompressed_files_are_read_and_listed_as_unverified(tiny_family):
+    files = {
+        name[: -len(".gz")]: gzip.decompress(body) for name, body in tiny_files("kmnist").items()
+    }
+    data = load_dataset("kmnist", data_dir=str(write(tiny_family / "raw", files)))
+    assert sorted(data.provenance.details["unverified"]) == sorted(files)
+    assert (data.train_images == 3).all()
+
+
+def test_label_outside_the_ten_classes_names_the_file(tiny_family, monkeypatch):
+    files = tiny_files("mnist")
+    files["train-labels-idx1-ubyte.gz"] = gzip.compress(idx_bytes(np.array([0, 1, 12])), mtime=0)
+    md5 = {name: hashlib.md5(body).hexdigest() for name, body in files.items()}
+    monkeypatch.setitem(
+        idx_family.FAMILY, "mnist", dataclasses.replace(idx_family.FAMILY["mnist"], md5=md5)
+    )
+    with pytest.raises(
+        UserError, match="train-labels-idx1-ubyte.gz holds label 12; MNIST's labels are 0..9"
+    ):
+        load_dataset("mnist", data_dir=str(write(tiny_family / "data", files)))
+
+
+def test_offline_error_says_where_to_put_the_files(tiny_family):
+    with pytest.raises(UserError) as e:
+        load_dataset("fashion_mnist")
+    cache = tiny_family / "cache" / "diffusiontools" / "fashion_mnist"
+    message = str(e.value)
+    assert f"Fashion-MNIST files not found in {cache}" in message
+    assert "downloading is off: DIFFUSIONTOOLS_OFFLINE=1" in message
+    assert "put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz" in message
+
+
+def test_missing_data_dir_is_an_error_not_a_reason_to_look_elsewhere(tiny_family):
+    with pytest.raises(UserError, match="data.dir=/no/such/folder does not exist"):
+        load_dataset("kmnist", data_dir="/no/such/folder")
+
+
+def test_a_wrong_file_in_the_cache_is_named_before_any_download(tiny_family, monkeypatch):
+    monkeypatch.setenv(mnist.OFFLINE_VAR, "0")
+    monkeypatch.setitem(
+        idx_family.FAMILY,
+        "kmnist",
+        dataclasses.replace(idx_family.FAMILY["kmnist"], mirrors=("http://127.0.0.1:9/",)),
+    )
+    cache = tiny_family / "cache" / "diffusiontools" / "kmnist"
+    write(cache, dict(list(tiny_files("fashion_mnist").items())[:1]))  # one of four: not "found"
+    with pytest.raises(
+        UserError, match="is Fashion-MNIST's train-images-idx3-ubyte.gz, not Kuzushiji"
+    ):
+        load_dataset("kmnist")
+    assert sorted(path.name for path in cache.iterdir()) == ["train-images-idx3-ubyte.gz"]
+
+
+def test_download_fetches_the_members_files_into_its_cache(tiny_family, monkeypatch):
+    bodies = tiny_files("fashion_mnist")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(bodies[self.path.rsplit("/", 1)[1]])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mirror = f"http://127.0.0.1:{server.server_address[1]}/"
+    member = dataclasses.replace(idx_family.FAMILY["fashion_mnist"], mirrors=(mirror,))
+    monkeypatch.setitem(idx_family.FAMILY, "fashion_mnist", member)
+    monkeypatch.setenv(mnist.OFFLINE_VAR, "0")
+    try:
+        data = load_dataset("fashion_mnist")
+    finally:
+        server.shutdown()
+        server.server_close()
+    cache = tiny_family / "cache" / "diffusiontools" / "fashion_mnist"
+    assert data.provenance.details["folder"] == str(cache)
+    assert sorted(path.name for path in cache.iterdir()) == sorted(bodies)
+    assert (data.train_images == 2).all()
+
+
+@pytest.mark.real_mnist
+def test_real_mnist_loads_with_published_checksums(real_mnist):
+    data = load_dataset("mnist", data_dir=str(real_mnist), download=False)
+    assert data.train_images.shape == (60000, 1, 28, 28) and data.test_images.shape == (
+        10000,
+        1,
+        28,
+        28,
+    )
+    gz = {name: sums["md5"] for name, sums in data.provenance.files.items() if name.endswith(".gz")}
+    assert gz == {name: md5 for name, md5 in idx_family.FAMILY["mnist"].md5.items() if name in gz}
