@@ -50,8 +50,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
     from ..evaluation.reconstruction import markdown_table, reconstruction_study
+    from ..training.run_folder import RunFolder
 
-    out = args.out if args.out else args.run_dir / "reconstruction"
+    out = args.out if args.out else RunFolder(args.run_dir).reconstruction
     device = resolve_device(args.device)
     result = reconstruction_study(
         args.run_dir, args.n, args.epoch, args.samplers, args.seed, device, out, args.overwrite

@@ -116,7 +116,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
-    from ..training.export import is_export
+    from ..training.run_folder import RunFolder
     from ..training.sample_files import sample_files, sample_to_files
     from ..training.trained_model import load_model
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> None:
     use_ema = not args.no_ema
     # The model first: a mistyped folder must not be created by the writability probe.
     model = load_model(folder, args.epoch, device, use_ema=use_ema)
-    if args.epochs and is_export(folder):
+    if args.epochs and RunFolder(folder).is_export:
         raise UserError(
             f"--epochs applies to run folders; the export {folder} holds the weights of one epoch"
         )

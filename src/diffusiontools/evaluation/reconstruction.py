@@ -33,7 +33,7 @@ from ..reporting.tables import markdown
 from ..sampling.generation import check_finite, model_fn, seeded_batches
 from ..sampling.registry import get_sampler
 from ..training.resume_rules import check_same_data
-from ..training.run_folder import RECONSTRUCTION_DIR
+from ..training.run_folder import RunFolder
 from ..training.trained_model import TrainedModel, load_model
 
 N_FIGURE = 8  # images in each triplet figure
@@ -148,7 +148,7 @@ def _prepare(
     check_same_data(trained.data, mnist.provenance, run_dir, "reconstruct", ("source", "md5"))
     if not 1 <= n <= len(mnist.test_images):
         raise UserError(f"n={n} is out of range: use 1..{len(mnist.test_images)} test images")
-    own = Path(run_dir) / RECONSTRUCTION_DIR
+    own = RunFolder(run_dir).reconstruction
     out_dir = Path(out_dir) if out_dir is not None else own
     is_own = out_dir.resolve() == own.resolve()  # the run's own: each study's
     if not overwrite and not is_own:
@@ -192,7 +192,7 @@ def reconstruction_studies(
     out_dirs = [None] * len(run_dirs) if out_dirs is None else list(out_dirs)
     device = torch.device(device)
     folders = [
-        Path(r) / RECONSTRUCTION_DIR if o is None else Path(o)
+        RunFolder(r).reconstruction if o is None else Path(o)
         for r, o in zip(run_dirs, out_dirs, strict=True)
     ]
     check_distinct(

@@ -27,8 +27,7 @@ from ..errors import UserError
 from ..reporting.figures import save_image_rows, save_learning_curve
 from ..reporting.outputs import refuse_existing, staged_outputs
 from ..reporting.tables import html_table
-from ..training.checkpoint import checkpoint_for, list_epochs
-from ..training.run_folder import CONFIG_FILE, METRICS_FILE, read_metrics
+from ..training.run_folder import RunFolder, read_metrics
 from .comparison import file_stem
 
 EPOCHS_SHOWN = 5  # checkpoints drawn when the run kept no sample grids
@@ -68,9 +67,10 @@ def page(title: str, body: list[str]) -> str:
 
 def learning_curve(run_dir: Path, figures_dir: Path) -> Path | None:
     """The run's learning curve PNG, drawn from metrics.csv when the run folder lacks one."""
-    if (run_dir / "learning_curve.png").is_file():
-        return run_dir / "learning_curve.png"
-    if not (run_dir / METRICS_FILE).is_file():
+    folder = RunFolder(run_dir)
+    if folder.learning_curve.is_file():
+        return folder.learning_curve
+    if not folder.metrics.is_file():
         return None
     path = figures_dir / f"{run_dir.name}_learning_curve.png"
     save_learning_curve(read_metrics(run_dir), path, title=run_dir.name)
@@ -84,7 +84,7 @@ def drawn_epochs(run_dir: Path, figures_dir: Path, device: torch.device) -> Path
     from ..sampling.generation import generate
     from ..training.trained_model import load_trained
 
-    kept = list_epochs(run_dir)
+    kept = RunFolder(run_dir).epochs()
     if not kept:
         return None
     chosen = [kept[int(i)] for i in np.unique(np.linspace(0, len(kept) - 1, EPOCHS_SHOWN).round())]
@@ -110,10 +110,9 @@ def drawn_trajectory(
     """The reverse process of the checkpoint of ``epoch`` (None: the latest) at fractions 1,
     0.5, 0.1, 0.05, 0 of T."""
     from ..sampling.generation import trajectory
-    from ..training.checkpoint import latest_path
     from ..training.trained_model import load_trained
 
-    if not latest_path(run_dir).is_file():
+    if not RunFolder(run_dir).latest.is_file():
         return None
     m = load_trained(run_dir, epoch, device)
     times, states = trajectory(m.net, m.process, m.config, TRAJECTORY_IMAGES, 0, device)
@@ -168,7 +167,7 @@ def check_evaluation(run_dirs: list[Path], results: dict, eval_dir: Path) -> dic
         source = results["runs"][label]["source"]
         epoch, step, digest = source.get("epoch"), source.get("step"), source.get("weights_sha256")
         ema = source.get("weights") != "raw"
-        candidates = [None] + ([epoch] if epoch in list_epochs(run_dir) else [])
+        candidates = [None] + ([epoch] if epoch in RunFolder(run_dir).epochs() else [])
         for candidate in candidates:
             model = load_trained(run_dir, candidate, torch.device("cpu"), ema)
             if digest is not None:
@@ -234,13 +233,14 @@ def run_page(
     """The HTML of one run's page; ``epoch``: the checkpoint an evaluation scored (None: the
     latest), whose reverse process it draws."""
     body = []
-    if (run_dir / CONFIG_FILE).is_file():
-        config = html.escape((run_dir / CONFIG_FILE).read_text())
+    folder = RunFolder(run_dir)
+    if folder.config.is_file():
+        config = html.escape(folder.config.read_text())
         body += ["<h2>Configuration</h2>", f"<pre>{config}</pre>"]
     curve = learning_curve(run_dir, figures_dir)
     if curve:
         body += ["<h2>Learning curve</h2>", figure(curve, "train and validation loss per epoch")]
-    kept = sorted((run_dir / "samples").glob("*.png"))
+    kept = sorted(folder.samples.glob("*.png"))
     shown = [(p, p.stem.replace("_", " ")) for p in kept]
     if not any(p.name.startswith("epoch") for p in kept):
         shown.append((drawn_epochs(run_dir, figures_dir, device), "samples across training"))
@@ -296,7 +296,7 @@ def write_reports(
     """
     run_dirs, out_dir = [Path(r) for r in run_dirs], Path(out_dir)
     for run_dir in run_dirs:
-        checkpoint_for(run_dir, None)  # says what is missing: the folder, or its checkpoints
+        RunFolder(run_dir).checkpoint(None)  # says what is missing: the folder, or its checkpoints
     if len({r.name for r in run_dirs}) != len(run_dirs):
         raise UserError(
             f"the run folders {[str(r) for r in run_dirs]} share names; their pages "

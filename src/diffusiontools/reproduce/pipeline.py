@@ -24,7 +24,7 @@ import torch
 
 from ..evaluation.comparison import evaluate, file_stem, samples_from_run
 from ..reporting.samples_io import save_samples
-from ..training.checkpoint import latest_path
+from ..training.run_folder import RunFolder
 from .scales import Scale
 from .study import COLD_MODELS, Study, columns, report_model, run_names, study_config
 
@@ -40,7 +40,7 @@ def train_all(study: Study) -> None:
     for run_name in run_names():
         run_dir = study.run_dir(run_name)
         with study.stage(f"train {run_name}"):
-            resume = latest_path(run_dir).is_file()
+            resume = RunFolder(run_dir).latest.is_file()
             config = study_config(run_name, study.scale)
             train(config, run_dir, resume=resume, probe=quality_probe(config))
 
@@ -150,7 +150,7 @@ def gather_figures(study: Study, results: dict) -> dict[str, Path]:
     figures = out / "figures"
     wanted = {}
     for run_name in run_names():
-        wanted[f"learning_curve_{run_name}.png"] = study.run_dir(run_name) / "learning_curve.png"
+        wanted[f"learning_curve_{run_name}.png"] = RunFolder(study.run_dir(run_name)).learning_curve
         wanted[f"epochs_{run_name}.png"] = out / "report" / "figures" / f"{run_name}_epochs.png"
         wanted[f"trajectory_{run_name}.png"] = (
             out / "report" / "figures" / f"{run_name}_trajectory.png"

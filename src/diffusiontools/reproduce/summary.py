@@ -14,7 +14,7 @@ from ..evaluation.reconstruction import markdown_table as reconstruction_markdow
 from ..reporting.outputs import staged_outputs
 from ..reporting.tables import ROWS, cell, markdown
 from ..reporting.tables import markdown_table as metrics_markdown
-from ..training.run_folder import METRICS_FILE, read_metrics
+from ..training.run_folder import RunFolder, read_metrics
 from . import published
 from .study import COLD_MODELS, Study, columns, run_names
 
@@ -97,7 +97,7 @@ def landmarks_section(study: Study) -> str:
     rows = []
     for model, marks in published.VAL_LOSS.items():
         run_dir = study.run_dir(model)
-        history = read_metrics(run_dir) if (run_dir / METRICS_FILE).is_file() else []
+        history = read_metrics(run_dir) if RunFolder(run_dir).metrics.is_file() else []
         ours = {int(r["epoch"]): r["val_loss"] for r in history}
         epochs = sorted({*marks, *([min(ours), max(ours)] if ours else [])})
         for epoch in epochs:
@@ -159,7 +159,7 @@ def write_summary(
 ) -> Path:
     """Write OUT/reproduction.md and return its path."""
     scale = study.scale
-    data_file = study.run_dir(run_names()[0]) / "data.json"
+    data_file = RunFolder(study.run_dir(run_names()[0])).data_record
     data = json.loads(data_file.read_text()) if data_file.is_file() else {}
     stages = study.state["stages"]
     parts = [

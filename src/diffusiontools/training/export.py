@@ -37,18 +37,17 @@ from ..optional import require
 from ..reporting.outputs import STAND_IN, staged_outputs
 from .checkpoint import follow_umask
 from .run_config import as_recorded, check_config
-from .run_folder import RECONSTRUCTION_DIR, SAMPLES_DIR
+from .run_folder import EXPORT_DESCRIPTION, RECONSTRUCTION_DIR, SAMPLES_DIR, RunFolder
 
 if TYPE_CHECKING:  # an annotation only: trained_model imports this module
     from .trained_model import TrainedModel
 
 FORMATS = ("safetensors", "diffusers")
 FORMAT_VERSION = 1
-DESCRIPTION = "diffusiontools.json"
 WEIGHTS = "model.safetensors"
 UNET, SCHEDULER = "unet", "scheduler"
 DIFFUSERS_WEIGHTS = f"{UNET}/diffusion_pytorch_model.safetensors"
-ENTRIES = {DESCRIPTION, WEIGHTS, UNET, SCHEDULER}  # all an export writes
+ENTRIES = {EXPORT_DESCRIPTION, WEIGHTS, UNET, SCHEDULER}  # all an export writes
 # What diffusiontools writes into an export folder besides (``sample EXPORT``, ``reconstruct
 # EXPORT``): replaced with the export, as it came from the weights replaced.
 OWN_FOLDERS = {SAMPLES_DIR, RECONSTRUCTION_DIR}
@@ -60,11 +59,6 @@ PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}  # ou
 def check_format(format: str) -> None:
     if format not in FORMATS:
         raise UserError(f"format={format!r} is not an export format: choose {' or '.join(FORMATS)}")
-
-
-def is_export(folder: Path) -> bool:
-    """Whether ``folder`` holds an export (its ``diffusiontools.json``) rather than a run."""
-    return (Path(folder) / DESCRIPTION).is_file()
 
 
 def schedule(process) -> dict:
@@ -103,7 +97,7 @@ def write_export(model: TrainedModel, out: Path, format: str) -> Path:
         else:
             _write_diffusers(model, folder)
         description = _describe(model, format)
-        (folder / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
+        RunFolder(folder).description.write_text(json.dumps(description, indent=2) + "\n")
         follow_umask(folder)  # safetensors writes its file 0600
     return out
 
@@ -114,7 +108,7 @@ def _check_replaceable(out: Path) -> None:
     if out.is_dir():  # the stand-ins a killed command of ours left are ours too
         entries = {p.name for p in out.iterdir() if not STAND_IN.match(p.name)}
         ours = ENTRIES | OWN_FOLDERS
-        if entries and not (DESCRIPTION in entries and entries <= ours):
+        if entries and not (EXPORT_DESCRIPTION in entries and entries <= ours):
             foreign = ", ".join(sorted((entries - ours) or entries)[:3])
             raise UserError(
                 f"out={out} holds files that are not an export ({foreign}), which replacing it "
@@ -192,8 +186,9 @@ def read_export(folder: Path, map_location: torch.device) -> tuple[dict, Config,
     Raises DiffusionToolsError for a damaged or newer export.
     """
     folder = Path(folder)
+    description_path = RunFolder(folder).description
     try:
-        description = json.loads((folder / DESCRIPTION).read_text())
+        description = json.loads(description_path.read_text())
         kind = description["format"].removeprefix("diffusiontools-")
         version = description["format_version"]
         config_dict = description["config"]
@@ -201,7 +196,7 @@ def read_export(folder: Path, map_location: torch.device) -> tuple[dict, Config,
             raise ValueError("its epoch or weights entry is garbled")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # its text: no help
         raise UserError(
-            f"{folder / DESCRIPTION} is not an export description: expected the JSON file that "
+            f"{description_path} is not an export description: expected the JSON file that "
             "diffusiontools export writes (format, format_version, epoch, weights, config)"
         ) from None
     if kind not in FORMATS:
@@ -211,7 +206,7 @@ def read_export(folder: Path, map_location: torch.device) -> tuple[dict, Config,
             f"{folder} is an export of format version {version!r}, newer than this diffusiontools "
             f"reads ({FORMAT_VERSION}); upgrade diffusiontools"
         )
-    source = str(folder / DESCRIPTION)
+    source = str(description_path)
     config = check_config(as_recorded(config_from_dict(config_dict, source), source=source))
     path = folder / (WEIGHTS if kind == "safetensors" else DIFFUSERS_WEIGHTS)
     try:

@@ -1,4 +1,5 @@
-"""The run folder: its files, the guard against clobbering a run, and the one-trainer lock."""
+"""The run folder: its paths (:class:`RunFolder`, also an export folder's), the guard against
+clobbering a run, and the one-trainer lock."""
 
 from __future__ import annotations
 
@@ -7,20 +8,23 @@ import fcntl
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
 from ..reporting.outputs import check_output_folder
-from .checkpoint import CHECKPOINT_DIR, latest_path
+from .checkpoint import CHECKPOINT_DIR, checkpoint_for, epoch_path, latest_path, list_epochs
 
 CONFIG_FILE = "config.ini"
 DATA_FILE = "data.json"
 METRICS_FILE = "metrics.csv"
+LEARNING_CURVE = "learning_curve.png"
 TENSORBOARD_DIR = "tensorboard"  # event files, with training.log = tensorboard
 LOCK_FILE = ".lock"
 EXPORTS = "exports"  # diffusiontools export's default place for the run's exports
 SAMPLES_DIR = "samples"  # sample's own folder in a run or export folder
 RECONSTRUCTION_DIR = "reconstruction"  # reconstruct's own folder in a run or export folder
+EXPORT_DESCRIPTION = "diffusiontools.json"  # what makes a folder an export (training/export.py)
 METRICS_COLUMNS = (
     "epoch",
     "step",
@@ -35,6 +39,110 @@ METRICS_COLUMNS = (
 PREVIOUS = ".previous"  # an overwritten run, kept until the new run's first checkpoint
 
 
+@dataclass(frozen=True)
+class RunFolder:
+    """Every path of a run folder (``diffusiontools train``) or of an export folder
+    (``diffusiontools export``): the one place that knows their layout. ``path``: the folder.
+
+    The properties only join paths; ``is_export``, :meth:`epochs` and :meth:`checkpoint` read
+    the folder.
+    """
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def holding(cls, checkpoint: Path) -> RunFolder | None:
+        """The run folder whose checkpoints hold the file ``checkpoint``
+        (RUN/checkpoints/epoch_0003.pt -> RUN); None for a file anywhere else (an export's
+        weights, a checkpoint copied out of its run). Reads the path only."""
+        checkpoint = Path(checkpoint)
+        if checkpoint.suffix != ".pt" or checkpoint.parent.name != CHECKPOINT_DIR:
+            return None
+        return cls(checkpoint.parent.parent)
+
+    @property
+    def config(self) -> Path:
+        """The resolved config the run trained with, as INI."""
+        return self.path / CONFIG_FILE
+
+    @property
+    def data_record(self) -> Path:
+        """The training data's provenance (source, folder, md5, split sizes), as JSON."""
+        return self.path / DATA_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def learning_curve(self) -> Path:
+        return self.path / LEARNING_CURVE
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    @property
+    def lock(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
+    def previous(self) -> Path:
+        return self.path / PREVIOUS
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    @property
+    def latest(self) -> Path:
+        return latest_path(self.path)
+
+    def epoch(self, epoch: int) -> Path:
+        """The checkpoint kept at the end of ``epoch`` (0-based)."""
+        return epoch_path(self.path, epoch)
+
+    def epochs(self) -> list[int]:
+        """Epochs that have a kept checkpoint, ascending."""
+        return list_epochs(self.path)
+
+    def checkpoint(self, epoch: int | None) -> Path:
+        """The checkpoint of ``epoch`` (None: the latest) that exists; raises
+        DiffusionToolsError naming what is missing (the folder, an export's lack of
+        checkpoints, the epochs that have one)."""
+        return checkpoint_for(self.path, epoch)
+
+    @property
+    def samples(self) -> Path:
+        return self.path / SAMPLES_DIR
+
+    @property
+    def reconstruction(self) -> Path:
+        return self.path / RECONSTRUCTION_DIR
+
+    @property
+    def exports(self) -> Path:
+        return self.path / EXPORTS
+
+    def export(self, format: str, epoch: int | None = None) -> Path:
+        """The default folder of the run's export in ``format`` of ``epoch`` (None: the
+        latest): RUN/exports/FORMAT[_epoch_NNNN]."""
+        return self.exports / (format if epoch is None else f"{format}_epoch_{epoch:04d}")
+
+    @property
+    def description(self) -> Path:
+        """An export's description: its config, schedule and weights (training/export.py)."""
+        return self.path / EXPORT_DESCRIPTION
+
+    @property
+    def is_export(self) -> bool:
+        """Whether the folder holds an export (its description) rather than a run."""
+        return self.description.is_file()
+
+
 def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse a training whose ``resume``/``overwrite`` does not fit what ``run_dir`` holds.
 
@@ -43,7 +151,7 @@ def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise UserError("resume=True and overwrite=True contradict each other: give one of them")
-    has_checkpoint = latest_path(run_dir).is_file()
+    has_checkpoint = RunFolder(run_dir).latest.is_file()
     if resume and not has_checkpoint:
         killed = (
             " (only a run's files: a run killed before it wrote its first); start it again with "
@@ -66,7 +174,8 @@ def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 def holds_run(run_dir: Path) -> bool:
-    return latest_path(run_dir).is_file() or (Path(run_dir) / METRICS_FILE).is_file()
+    folder = RunFolder(run_dir)
+    return folder.latest.is_file() or folder.metrics.is_file()
 
 
 def move_aside(run_dir: Path) -> None:
@@ -75,8 +184,7 @@ def move_aside(run_dir: Path) -> None:
     :func:`discard_previous` deletes it once the new run has written its first checkpoint;
     :func:`recover` puts it back if the new run dies first. Call while holding the run's lock.
     """
-    run_dir = Path(run_dir)
-    previous = run_dir / PREVIOUS
+    previous = RunFolder(run_dir).previous
     previous.mkdir()
     for entry in _run_entries(run_dir):
         os.replace(entry, previous / entry.name)
@@ -84,7 +192,7 @@ def move_aside(run_dir: Path) -> None:
 
 def discard_previous(run_dir: Path) -> None:
     """Delete the run that an overwrite moved aside (the new run has its first checkpoint)."""
-    shutil.rmtree(Path(run_dir) / PREVIOUS, ignore_errors=True)
+    shutil.rmtree(RunFolder(run_dir).previous, ignore_errors=True)
 
 
 def recover(run_dir: Path) -> None:
@@ -92,17 +200,17 @@ def recover(run_dir: Path) -> None:
     old run goes; otherwise the new run's first files go and the old run comes back as it was.
     Call while holding the run's lock, before anything else looks at the folder.
     """
-    run_dir = Path(run_dir)
-    previous = run_dir / PREVIOUS
+    folder = RunFolder(run_dir)
+    previous = folder.previous
     if not previous.is_dir():
         return
-    if latest_path(run_dir).is_file():
+    if folder.latest.is_file():
         discard_previous(run_dir)
         return
     for entry in _run_entries(run_dir):
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     for entry in previous.iterdir():
-        os.replace(entry, run_dir / entry.name)
+        os.replace(entry, folder.path / entry.name)
     previous.rmdir()
 
 
@@ -113,7 +221,7 @@ RUN_ENTRIES = (
     DATA_FILE,
     METRICS_FILE,
     TENSORBOARD_DIR,
-    "learning_curve.png",
+    LEARNING_CURVE,
     CHECKPOINT_DIR,
     SAMPLES_DIR,
     RECONSTRUCTION_DIR,
@@ -123,14 +231,14 @@ RUN_ENTRIES = (
 
 def _run_entries(run_dir: Path) -> list[Path]:
     """The entries of ``run_dir`` that diffusiontools wrote (``RUN_ENTRIES``) and that exist."""
-    return [run_dir / name for name in RUN_ENTRIES if (run_dir / name).exists()]
+    entries = (Path(run_dir) / name for name in RUN_ENTRIES)
+    return [entry for entry in entries if entry.exists()]
 
 
 def recover_if_idle(run_dir: Path) -> None:
     """:func:`recover` unless a training holds the folder's lock (its overwrite is under way):
     a run read after a killed overwrite is the old run, not the half-written new one."""
-    run_dir = Path(run_dir)
-    if not (run_dir / PREVIOUS).is_dir():
+    if not RunFolder(run_dir).previous.is_dir():
         return
     try:
         with RunLock(run_dir):
@@ -159,7 +267,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK_FILE
+        self.path = RunFolder(run_dir).lock
         self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -192,7 +300,7 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     ``METRICS_COLUMNS``, then any other column some row has (the quality probe's, on the epochs
     it ran: ``training.eval_every``), in the order they first appear; empty where a row has none.
     """
-    path = Path(run_dir) / METRICS_FILE
+    path = RunFolder(run_dir).metrics
     tmp = path.with_suffix(".csv.tmp")
     columns = list(dict.fromkeys([*METRICS_COLUMNS, *(k for row in rows for k in row)]))
     with open(tmp, "w", newline="") as f:
@@ -205,7 +313,7 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
 def read_metrics(run_dir: Path) -> list[dict]:
     """metrics.csv as one dict per epoch of floats; an empty cell (an epoch the quality probe
     did not run) is None."""
-    with open(Path(run_dir) / METRICS_FILE, newline="") as f:
+    with open(RunFolder(run_dir).metrics, newline="") as f:
         return [
             {k: None if v == "" else float(v) for k, v in row.items()} for row in csv.DictReader(f)
         ]

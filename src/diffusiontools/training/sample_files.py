@@ -41,7 +41,7 @@ from ..reporting.outputs import (
 )
 from ..reporting.samples_io import check_room, write_samples
 from ..sampling.generation import generate, generate_batches, trajectory
-from .run_folder import SAMPLES_DIR
+from .run_folder import RunFolder
 from .trained_model import TrainedModel
 
 GRID_MAX = 256  # samples drawn in the grid (16 x 16); the NPZ holds all n
@@ -74,7 +74,7 @@ def sample_files(
     that is a folder or whose folder cannot be created (``check_output_file``), two outputs at
     one path, or an unnamed output outside FOLDER/samples that exists (without ``overwrite``).
     """
-    own = Path(folder) / SAMPLES_DIR
+    own = RunFolder(folder).samples
     grid = Path(out) if out is not None else own / "sample_grid.png"
     check_output_file(grid, "out", "the grid", image=True)
     if npz is not None:

@@ -40,7 +40,7 @@ from matplotlib.image import imread
 from ..config import Config
 from ..optional import require
 from ..reporting.figures import figure_png, image_grid
-from .run_folder import TENSORBOARD_DIR
+from .run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
 EVENT_FILE_PREFIX = "events.out.tfevents."
@@ -70,7 +70,7 @@ class TensorBoardLog:
         if self.enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            log_dir = Path(run_dir) / TENSORBOARD_DIR
+            log_dir = RunFolder(run_dir).tensorboard
             _wait_for_a_later_second(log_dir)
             self.writer = SummaryWriter(str(log_dir), purge_step=step + 1)
         return self

@@ -25,12 +25,11 @@ from .export import (
     WEIGHTS,
     check_format,
     check_schedule,
-    is_export,
     read_export,
     write_export,
 )
 from .pretrained import model_folder
-from .run_folder import EXPORTS, recover_if_idle
+from .run_folder import RunFolder, recover_if_idle
 
 SAMPLING_TYPES = {"sampler": str, "steps": int, "digit": int, "eta": float, "guidance": float}
 SAMPLING_TYPES.update(clip_x0=bool, start=str, timestep_spacing=str)
@@ -104,7 +103,8 @@ class TrainedModel:
     @property
     def folder(self) -> Path:
         """The run folder of the checkpoint, or the export folder the model was read from."""
-        return self.path.parent.parent if self.path.suffix == ".pt" else self.path.parent
+        run = RunFolder.holding(self.path)
+        return self.path.parent if run is None else run.path
 
     def export(self, out: str | Path, format: str = "safetensors") -> Path:
         """Write this model's weights (as held: EMA where ``ema``) for use elsewhere; returns the
@@ -208,7 +208,7 @@ def load_trained(
     if Path(run_dir).is_file():
         raise UserError(f"{run_dir} is a file: give the run folder that holds checkpoints/")
     recover_if_idle(Path(run_dir))  # an overwrite killed before its first checkpoint: old run
-    path = ckpt_io.checkpoint_for(Path(run_dir), epoch)
+    path = RunFolder(run_dir).checkpoint(epoch)
     ckpt = ckpt_io.load_checkpoint(path, map_location=device)
     config = ckpt_io.stored_config(ckpt, path)
     net = make_network(config.model, seed=0, T=config.diffusion.T).to(device)  # weights below
@@ -267,7 +267,7 @@ def load_model(
     there are some and ``use_ema``. ``folder`` may name a shipped model (``"model1"``,
     ``pretrained.py``) where no file or folder of that name exists."""
     folder = model_folder(folder)
-    if is_export(Path(folder)):
+    if RunFolder(folder).is_export:
         if epoch is not None:
             raise UserError(f"epoch={epoch} applies to run folders; the export {folder} holds one")
         return load_export(Path(folder), device, use_ema=use_ema)
@@ -301,6 +301,5 @@ def export_run(
             "with training.ema_decay = 0); leave out ema=True to export its raw weights"
         )
     if out is None:
-        name = format if epoch is None else f"{format}_epoch_{epoch:04d}"
-        out = run_dir / EXPORTS / name
+        out = RunFolder(run_dir).export(format, epoch)
     return model.export(out, format)
