@@ -29,7 +29,7 @@ from ..reporting.outputs import refuse_existing, staged_outputs
 from ..reporting.tables import html_table
 from ..training.checkpoint import checkpoint_for, list_epochs
 from ..training.run_folder import CONFIG_FILE, METRICS_FILE, read_metrics
-from .comparison import file_stem
+from .sample_sets import file_stem
 
 EPOCHS_SHOWN = 5  # checkpoints drawn when the run kept no sample grids
 SAMPLES_PER_EPOCH = 8

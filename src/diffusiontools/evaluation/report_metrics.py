@@ -29,14 +29,21 @@ def total_variance(x: np.ndarray) -> float:
     return float(flat.var(axis=0, ddof=1).sum())
 
 
-def tsne_perplexity(n_points: int) -> float:
-    """sklearn's default perplexity 30, lowered for small embeddings to (n_points - 1) / 3.
+def tsne_perplexity(n_points: int) -> tuple[float, str | None]:
+    """sklearn's default perplexity 30, lowered for small embeddings to (n_points - 1) / 3, and
+    a sentence saying so when it was lowered (None when not).
 
     t-SNE calibrates each point's neighbourhood to ``perplexity`` effective neighbours and
     sklearn looks at the 3 * perplexity + 1 nearest; it refuses a perplexity >= n_points, and
     (n - 1) / 3 keeps that neighbour search within the other n - 1 points.
     """
-    return min(TSNE_PERPLEXITY, (n_points - 1) / 3)
+    perplexity = min(TSNE_PERPLEXITY, (n_points - 1) / 3)
+    if perplexity == TSNE_PERPLEXITY:
+        return perplexity, None
+    return perplexity, (
+        f"t-SNE perplexity lowered from {TSNE_PERPLEXITY:g} to (points - 1) / 3 = "
+        f"{perplexity:.2f}, as sklearn needs it below the {n_points} points"
+    )
 
 
 def joint_tsne(
