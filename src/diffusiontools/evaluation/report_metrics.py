@@ -11,6 +11,7 @@ from sklearn.manifold import TSNE
 from sklearn.mixture import GaussianMixture
 
 from diffusiontools.errors import UserError
+from diffusiontools.evaluation.preconditions import check_covariance_rows
 
 GRID_LIMIT = 100.0
 GRID_POINTS = 201
@@ -25,6 +26,7 @@ def total_variance(x: np.ndarray) -> float:
     A measure of diversity: 0 when all samples are identical. The report: 56.7, 69.9, 49.1,
     41.5 for models 1, 2, custom 1, custom 2.
     """
+    check_covariance_rows("total_variance", len(x))
     flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)  # (N, 784)
     return float(flat.var(axis=0, ddof=1).sum())
 
