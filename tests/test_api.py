@@ -161,6 +161,7 @@ def test_sampling_options_override_the_run_and_take_effect():
         (lambda: dt.evaluate({"x": np.zeros((20, 28, 28), np.int64)}), "torch.int64"),
         (lambda: dt.evaluate({"x": np.full((20, 28, 28), 200.0)}), "look like 0..255 pixels"),
         (lambda: dt.evaluate({"x": np.zeros((20, 28, 28))}, n_samples=0), "n_samples=0"),
+        (lambda: dt.evaluate({"x": np.zeros((20, 28, 28))}, n_boot=2.5), "n_boot=2.5 is not a"),
         (lambda: dt.evaluate({"x": np.zeros((20, 32, 32), np.uint8)}), "not (20, 32, 32)"),
     ],
 )

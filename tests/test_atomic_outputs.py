@@ -19,7 +19,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 )
 
 from diffusiontools import cli
-from diffusiontools.evaluation import comparison
+from diffusiontools.evaluation import set_scoring
 from diffusiontools.reporting import outputs
 from diffusiontools.reporting.outputs import staged_outputs
 from diffusiontools.training import sample_files
@@ -202,7 +202,7 @@ def test_an_interrupted_evaluate_overwrite_leaves_the_earlier_evaluation(tmp_pat
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt  # the event: every sample drawn and saved, the t-SNE next
 
-    monkeypatch.setattr(comparison, "joint_tsne", interrupted)
+    monkeypatch.setattr(set_scoring, "joint_tsne", interrupted)
     with threadpool_limits(1):
         assert cli.main([*argv, "--label", "second", "--seed", "1", "--overwrite"]) == 130
     assert tree(out) == before

@@ -24,6 +24,7 @@ from diffusiontools.evaluation.density_kl import grid_kl_normalised, monte_carlo
 from diffusiontools.evaluation.feature_metrics import (
     frechet_distance,
     kernel_inception_distance,
+    kth_neighbour_radii,
     precision_recall,
 )
 from diffusiontools.evaluation.memorisation import (
@@ -35,6 +36,7 @@ from diffusiontools.evaluation.report_metrics import (
     grid_kl_faithful,
     joint_tsne,
     total_variance,
+    tsne_perplexity,
 )
 
 
@@ -281,3 +283,49 @@ def test_bootstrap_of_set_level_metric_resamples_rows():
     reference, samples = rng.normal(size=(500, 3)), rng.normal(size=(200, 3)) + 1.0
     low, high = bootstrap_ci(lambda f: frechet_distance(reference, f), samples, n_boot=100)
     assert low < frechet_distance(reference, samples) < high
+
+
+# --- the libraries' preconditions: too-small input is refused in one sentence, or adapted ------
+
+ROWS = np.random.default_rng(0).normal(size=(12, 4))
+PRECONDITIONS = [
+    ("t-SNE perplexity", lambda: joint_tsne([np.zeros((3, 28, 28))], seed=0),
+     "t-SNE perplexity 30.0 must be above 0 and below the 3 points"),
+    ("mixture", lambda: fit_gmm(np.zeros((20, 2)), seed=0),
+     "a 10-component mixture needs at least 10 distinct points, got 1 of 20"),
+    ("covariance rows", lambda: frechet_distance(ROWS, ROWS[:1]),
+     "The Fréchet distance needs >= 2 rows per set (a sample covariance), got 12 and 1."),
+    ("feature dimensions", lambda: frechet_distance(ROWS, ROWS[:, :3]),
+     "The Fréchet distance needs (N, D) feature arrays with one D, got shapes [(12, 4), (12, 3)]."),
+    ("finite features", lambda: frechet_distance(ROWS, np.full((12, 4), np.nan)),
+     "The Fréchet distance got features holding NaN or inf."),
+    ("variance rows", lambda: total_variance(np.zeros((1, 28, 28))),
+     "total_variance needs >= 2 rows per set (a sample covariance), got 1."),
+    ("neighbour rank", lambda: kth_neighbour_radii(ROWS[:3], k=3),
+     "kth_neighbour_radii k=3 must be >= 1 and below the set sizes (3)."),
+    ("neighbour rank of both sets", lambda: precision_recall(ROWS, ROWS[:3], k=3),
+     "precision_recall k=3 must be >= 1 and below the set sizes (12, 3)."),
+    ("bootstrap draws", lambda: bootstrap_ci(np.mean, ROWS, n_boot=0),
+     "bootstrap_ci needs >= 1 draw of >= 1 row, got 0 draws of 12."),
+    ("nearest of no image", lambda: nearest_neighbour_distances(torch.zeros(2, 784),
+                                                                torch.zeros(0, 784)),
+     "nearest_neighbour_distances needs >= 1 reference image, got 0."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "call, message", [p[1:] for p in PRECONDITIONS], ids=[p[0] for p in PRECONDITIONS]
+)
+def test_a_broken_precondition_is_one_sentence(call, message):
+    with pytest.raises(UserError) as refused:
+        call()
+    assert str(refused.value) == message
+
+
+def test_a_small_t_sne_lowers_its_perplexity_and_says_so():
+    assert tsne_perplexity(91) == (30.0, None)
+    assert tsne_perplexity(10) == (
+        3.0,
+        "t-SNE perplexity lowered from 30 to (points - 1) / 3 = 3.00, as sklearn needs it below "
+        "the 10 points",
+    )

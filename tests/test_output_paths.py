@@ -16,7 +16,7 @@ import diffusiontools.reporting.degradation_figure
 import diffusiontools.training.sample_files
 from diffusiontools import cli
 from diffusiontools.errors import UserError
-from diffusiontools.evaluation.comparison import set_labels
+from diffusiontools.evaluation.sample_sets import set_labels
 from diffusiontools.reporting.samples_io import save_samples
 
 IMAGES = ".jpeg, .jpg, .pdf, .png, .svg"

@@ -76,6 +76,7 @@ REFUSED = [
     ("one half-sample", 30, ["--n-boot-set", "1"], "--n-boot-set 1 >= 2"),
     ("t-SNE reference below the mixture", 30, ["--tsne-reference", "5"], "--tsne-reference 5"),
     ("test reference above the test set", 30, ["--test-reference", "10001"], "--test-reference"),
+    ("a seed numpy refuses", 30, ["--seed", "-1"], "--seed -1 must be between 0 and 4294967295"),
 ]  # fmt: skip
 
 
@@ -183,6 +184,21 @@ def test_npz_sizes_and_perplexity(tmp_path, capsys, caplog, count, flags, scored
     assert len(lowered) == (perplexity != 30.0)
     logged = [r.message for r in caplog.records if "perplexity" in r.getMessage()]
     assert logged == lowered  # the same note through ``logging``
+
+
+def test_the_embedded_fallback_warns_once(tmp_path, capsys, caplog, monkeypatch):
+    """Without MNIST files, evaluate reads the data once and says so once (the test reference
+    and the training split were read separately, and each read warned)."""
+    save_samples(tmp_path / "digits.npz", mnist_test_images(0, 10))
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("DIFFUSIONTOOLS_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with caplog.at_level("WARNING", logger="diffusiontools"):
+        code, _, err = evaluate_cli(["--npz", str(tmp_path / "digits.npz"), *SMALL],
+                                    tmp_path / "out", capsys)  # fmt: skip
+    assert code == 0, err
+    warned = [r for r in caplog.records if r.getMessage().startswith("MNIST not found in ")]
+    assert len(warned) == 1
 
 
 # --- data settings and memorisation against the training split ---------------------------------

@@ -14,8 +14,9 @@ from .config import Config
 from .data import to_uint8
 from .device import resolve_device
 from .errors import UserError
-from .evaluation.comparison import check_counts, evaluate_sets
+from .evaluation.comparison import evaluate_sets
 from .evaluation.scores import N_BOOT, N_BOOT_SET
+from .evaluation.settings import EvaluationSettings
 from .training.run_config import load_config
 from .training.trained_model import TrainedModel, load, load_model
 
@@ -139,7 +140,14 @@ def evaluate(
         raise UserError("sets must be a non-empty dict {label: model, run folder, NPZ or images}")
     if not all(isinstance(label, str) for label in sets):
         raise UserError(f"set labels must be strings, not {[type(k).__name__ for k in sets]}")
-    check_counts(n_samples, n_boot, n_boot_set)
+    settings = EvaluationSettings(
+        n_samples=n_samples,
+        seed=seed,
+        tsne_reference=tsne_reference,
+        test_reference=test_reference,
+        n_boot=n_boot,
+        n_boot_set=n_boot_set,
+    )
     device = resolve_device(device)
     sources = []
     for label, source in sets.items():
@@ -155,16 +163,5 @@ def evaluate(
                 "an NPZ file or an image array"
             )
         sources.append((label, source))
-    metrics = evaluate_sets(
-        sources,
-        Path(out),
-        n_samples,
-        seed=seed,
-        tsne_reference=tsne_reference,
-        test_reference=test_reference,
-        n_boot=n_boot,
-        n_boot_set=n_boot_set,
-        device=device,
-        overwrite=overwrite,
-    )
+    metrics = evaluate_sets(sources, Path(out), settings, device, overwrite=overwrite)
     return EvaluationResult(metrics, Path(out))

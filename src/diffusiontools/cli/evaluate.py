@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> None:
     from ..config import DataConfig
     from ..device import resolve_device
     from ..errors import UserError
-    from ..evaluation.comparison import RUN_SAMPLES, evaluate
+    from ..evaluation.comparison import evaluate
+    from ..evaluation.settings import RUN_SAMPLES, EvaluationSettings
 
     if args.reconstruction and (args.sampler or args.steps is not None):
         raise UserError(
@@ -141,20 +142,23 @@ def run(args: argparse.Namespace) -> None:
     flags = {"data.dir": (args.data_dir, "--data-dir"), "sampling.steps": (args.steps, "--steps")}
     given = {key: flag for key, (value, flag) in flags.items() if value is not None}
     with keys_given_as_flags(given):  # name the flag typed, not the key it sets
+        settings = EvaluationSettings(
+            n_samples=args.n_samples,
+            sampler=args.sampler,
+            steps=args.steps,
+            seed=args.seed,
+            tsne_reference=args.tsne_reference,
+            test_reference=args.test_reference,
+            n_boot=args.n_boot,
+            n_boot_set=args.n_boot_set,
+        )
         results = evaluate(
             args.run_dirs,
             args.npz,
             args.label,
             args.out,
-            args.n_samples,
+            settings,
             args.epoch,
-            args.sampler,
-            args.steps,
-            args.seed,
-            args.tsne_reference,
-            args.test_reference,
-            args.n_boot,
-            args.n_boot_set,
             resolve_device(args.device),
             None if args.data_dir is None else DataConfig(dir=args.data_dir),
             args.overwrite,

@@ -23,6 +23,7 @@ ARGUMENT_FLAGS = {
     "n_samples": "--n-samples",
     "n_boot": "--n-boot",
     "n_boot_set": "--n-boot-set",
+    "seed": "--seed",
     "tsne_reference": "--tsne-reference",
     "test_reference": "--test-reference",
     "data_dir": "--data-dir",

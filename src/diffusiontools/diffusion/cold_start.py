@@ -75,7 +75,9 @@ def fit_degraded_gmm(
             f"images and needs at least {n_components}, but the training split holds {len(x0)}; "
             "train on more images (data.subset) or use sampling.start=test_consistent"
         )
-    n_pca = min(n_pca, len(x0) - 1)
+    # PCA needs n_components <= min(n_samples, n_features); N centred images span at most N - 1
+    # directions, so fewer images keep fewer components (the components' shape says how many).
+    n_pca = min(n_pca, len(x0) - 1, x0[0].numel())
     generator = torch.Generator().manual_seed(seed)
     process = process.to(torch.device("cpu"))
     keys = torch.randint(0, KEY_RANGE, (len(x0),), generator=generator)
@@ -98,5 +100,6 @@ def fit_degraded_gmm(
         components=torch.from_numpy(pca.components_).float(),
         weights=torch.from_numpy(gmm.weights_).float(),
         means=torch.from_numpy(gmm.means_).float(),
+        # positive definite: sklearn adds reg_covar to each and factors them itself to fit
         cholesky=torch.from_numpy(np.linalg.cholesky(gmm.covariances_)).float(),
     )

@@ -11,6 +11,7 @@ import numpy as np
 from scipy.stats import norm
 
 from diffusiontools.errors import UserError
+from diffusiontools.evaluation.preconditions import check_draws
 
 
 def bootstrap_ci(
@@ -30,6 +31,7 @@ def bootstrap_ci(
     the interval shifts away from the value (``half_sample_ci`` is for those).
     """
     values = np.asarray(values)
+    check_draws("bootstrap_ci", n_boot, len(values))
     rng = np.random.default_rng(seed)
     stats = [statistic(values[rng.integers(0, len(values), len(values))]) for _ in range(n_boot)]
     tail = (1 - level) / 2 * 100

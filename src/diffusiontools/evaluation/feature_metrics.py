@@ -10,6 +10,11 @@ import torch
 from torch import nn
 
 from diffusiontools.errors import UserError
+from diffusiontools.evaluation.preconditions import (
+    check_covariance_rows,
+    check_feature_arrays,
+    check_neighbour_rank,
+)
 
 
 @torch.no_grad()
@@ -50,11 +55,12 @@ def frechet_distance(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
     the sum of the square roots of the eigenvalues of the symmetric PSD matrix
     S_a^(1/2) S_b S_a^(1/2), which has the same eigenvalues as S_a S_b. Unlike ``sqrtm(S_a S_b)``
     this needs no inverse, so singular covariances (features that are 0 on every image, a set of
-    identical images) are exact and raise no "matrix is singular" warning.
+    identical images, fewer rows than dimensions) are exact and raise no "matrix is singular"
+    warning. Raises UserError for fewer than 2 rows, different D, or NaN / inf features.
     """
     a, b = np.asarray(feat_a, np.float64), np.asarray(feat_b, np.float64)
-    if len(a) < 2 or len(b) < 2:
-        raise UserError(f"The Fréchet distance needs >= 2 rows per set, got {len(a)} and {len(b)}.")
+    check_feature_arrays("The Fréchet distance", a, b)
+    check_covariance_rows("The Fréchet distance", len(a), len(b))
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root_a = psd_sqrt(cov_a)
@@ -108,7 +114,8 @@ def kernel_inception_distance(
 
 
 def kth_neighbour_radii(feats: np.ndarray, k: int, chunk: int = 2048) -> torch.Tensor:
-    """Distance from each row of (N, D) to its k-th nearest other row, (N,)."""
+    """Distance from each row of (N, D) to its k-th nearest other row, (N,); 1 <= k < N."""
+    check_neighbour_rank("kth_neighbour_radii", k, len(feats))
     x = torch.as_tensor(feats, dtype=torch.float64)
     # k + 1 smallest distances include the row itself at distance 0.
     return torch.cat(
@@ -141,11 +148,7 @@ def precision_recall(
     its k-th nearest real neighbour; precision = fraction of fake points inside it (quality).
     Recall swaps the roles (coverage): a collapsed generator has high precision, low recall.
     """
-    if k < 1 or k >= min(len(real_feats), len(fake_feats)):
-        raise UserError(
-            f"precision_recall k={k} must be >= 1 and below both set sizes "
-            f"({len(real_feats)}, {len(fake_feats)})."
-        )
+    check_neighbour_rank("precision_recall", k, len(real_feats), len(fake_feats))
     precision = fraction_inside(fake_feats, real_feats, kth_neighbour_radii(real_feats, k))
     recall = fraction_inside(real_feats, fake_feats, kth_neighbour_radii(fake_feats, k))
     return precision, recall

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diffusiontools.errors import UserError
+
 
 @dataclass(frozen=True)
 class MemorisationSummary:
@@ -37,7 +39,10 @@ def nearest_neighbour_distances(
     queries (N, ...) and reference (M, ...): float images in [-0.5, 0.5] with 784 pixels each,
     e.g. (N, 28, 28) or (N, 1, 28, 28); compared flattened, in float32 on their own device.
     Returns distances (N,) float and indices (N,) int64. Chunked so memory is batch x M.
+    Raises UserError for an empty reference, which has no nearest image.
     """
+    if len(reference) == 0:
+        raise UserError("nearest_neighbour_distances needs >= 1 reference image, got 0.")
     q = queries.reshape(len(queries), -1).float()  # (N, 784)
     r = reference.reshape(len(reference), -1).float().to(q.device)  # (M, 784)
     # cdist's fast matrix-product form loses ~1e-3 to cancellation near 0, so it only picks the

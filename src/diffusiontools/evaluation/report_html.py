@@ -28,7 +28,7 @@ from ..reporting.figures import save_image_rows, save_learning_curve
 from ..reporting.outputs import refuse_existing, staged_outputs
 from ..reporting.tables import html_table
 from ..training.run_folder import RunFolder, read_metrics
-from .comparison import file_stem
+from .sample_sets import file_stem
 
 EPOCHS_SHOWN = 5  # checkpoints drawn when the run kept no sample grids
 SAMPLES_PER_EPOCH = 8

@@ -11,6 +11,7 @@ from sklearn.manifold import TSNE
 from sklearn.mixture import GaussianMixture
 
 from diffusiontools.errors import UserError
+from diffusiontools.evaluation.preconditions import check_covariance_rows
 
 GRID_LIMIT = 100.0
 GRID_POINTS = 201
@@ -25,18 +26,26 @@ def total_variance(x: np.ndarray) -> float:
     A measure of diversity: 0 when all samples are identical. The report: 56.7, 69.9, 49.1,
     41.5 for models 1, 2, custom 1, custom 2.
     """
+    check_covariance_rows("total_variance", len(x))
     flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)  # (N, 784)
     return float(flat.var(axis=0, ddof=1).sum())
 
 
-def tsne_perplexity(n_points: int) -> float:
-    """sklearn's default perplexity 30, lowered for small embeddings to (n_points - 1) / 3.
+def tsne_perplexity(n_points: int) -> tuple[float, str | None]:
+    """sklearn's default perplexity 30, lowered for small embeddings to (n_points - 1) / 3, and
+    a sentence saying so when it was lowered (None when not).
 
     t-SNE calibrates each point's neighbourhood to ``perplexity`` effective neighbours and
     sklearn looks at the 3 * perplexity + 1 nearest; it refuses a perplexity >= n_points, and
     (n - 1) / 3 keeps that neighbour search within the other n - 1 points.
     """
-    return min(TSNE_PERPLEXITY, (n_points - 1) / 3)
+    perplexity = min(TSNE_PERPLEXITY, (n_points - 1) / 3)
+    if perplexity == TSNE_PERPLEXITY:
+        return perplexity, None
+    return perplexity, (
+        f"t-SNE perplexity lowered from {TSNE_PERPLEXITY:g} to (points - 1) / 3 = "
+        f"{perplexity:.2f}, as sklearn needs it below the {n_points} points"
+    )
 
 
 def joint_tsne(

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import torch
 
-from ..evaluation.comparison import evaluate, file_stem, samples_from_run
+from ..evaluation.comparison import evaluate
+from ..evaluation.sample_sets import file_stem, samples_from_run
+from ..evaluation.settings import EvaluationSettings
 from ..reporting.samples_io import save_samples
 from ..training.run_folder import RunFolder
 from .scales import Scale
@@ -83,12 +85,14 @@ def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
             npz_files,
             labels,
             out_dir,
-            n_samples=s.n_samples,
-            seed=study.seed,
-            tsne_reference=s.tsne_reference,
-            test_reference=s.test_reference,
-            n_boot=s.n_boot,
-            n_boot_set=s.n_boot_set,
+            EvaluationSettings(
+                n_samples=s.n_samples,
+                seed=study.seed,
+                tsne_reference=s.tsne_reference,
+                test_reference=s.test_reference,
+                n_boot=s.n_boot,
+                n_boot_set=s.n_boot_set,
+            ),
             device=study.device,
             # every model trained on these data settings (the scale's subset): memorisation
             # is measured against their training split

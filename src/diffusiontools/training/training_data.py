@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import Config, DataConfig
-from ..data import load_mnist, subset_split
+from ..data import MnistData, load_mnist, subset_split
 from ..errors import UserError
 
 _DATA_FIELDS = {f.name: f for f in dataclasses.fields(DataConfig)}
@@ -28,8 +28,12 @@ class TrainingData:
 
 def load_training_data(config: Config, device: torch.device) -> TrainingData:
     """MNIST training images (optionally the first ``data.subset``), split 80/20 as the report."""
+    return split_training_data(load_mnist(config.data.dir, config.data.source), config, device)
+
+
+def split_training_data(mnist: MnistData, config: Config, device: torch.device) -> TrainingData:
+    """The training split of ``mnist`` (loaded already, for ``config.data``), on ``device``."""
     d = config.data
-    mnist = load_mnist(d.dir, d.source)
     images, labels = mnist.train_images, mnist.train_labels
     train_idx, val_idx = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
     # Advise only what can help: a larger data.subset while it leaves images out, a larger

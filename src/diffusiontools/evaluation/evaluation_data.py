@@ -1,0 +1,97 @@
+"""The data every set of an evaluation is scored against: the test images (the reference of the
+t-SNE, the classifier metrics and the memorisation baseline) and the training split the models
+trained on (memorisation), from one data setting, loaded once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import Config, DataConfig, TrainingConfig
+from ..data import MnistData, load_mnist
+from ..errors import UserError
+from ..training.resume_rules import check_same_data
+from ..training.trained_model import TrainedModel
+from ..training.training_data import TrainingData, split_training_data
+
+
+def shared_data_config(
+    models: dict[str, TrainedModel], npz_data: DataConfig | None
+) -> tuple[Config, str]:
+    """The one data setting every set is scored against, and a sentence saying where it is from.
+
+    Models: their stored ``[data]`` settings, which must agree — the test reference and the
+    training split behind memorisation are shared by all sets, so models trained on different
+    data are refused rather than scored against data one of them never saw. Images only:
+    ``npz_data``, by default the default settings (MNIST from $DIFFUSIONTOOLS_DATA or the cache,
+    the default 80/20 split); image sets beside models are scored against the models' data.
+    """
+    if not models:
+        if npz_data is None:
+            return Config(), "default [data] settings (NPZ files only)"
+        return Config(data=npz_data), "given [data] settings (NPZ files only)"
+    if npz_data is not None:
+        raise UserError(
+            f"data_dir={npz_data.dir} is for NPZ-only evaluations; RUN_DIRs are scored "
+            "against the data settings stored in their checkpoints, so drop --data-dir"
+        )
+    first = next(iter(models.values()))
+    for model in models.values():
+        if model.config.data != first.config.data:
+            raise UserError(
+                f"{first.folder} and {model.folder} were trained with different [data] settings "
+                f"({first.config.data} vs {model.config.data}); evaluate them in separate calls, "
+                "as all sets share one test reference and one training split"
+            )
+    stored = "checkpoint" if first.path.suffix == ".pt" else "export"
+    return Config(data=first.config.data), f"[data] settings stored in {first.folder}'s {stored}"
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """``config.data``: the data setting, ``origin``: a sentence saying where it is from;
+    ``mnist``: its images; ``training``: its training split (validation images left out), on
+    the CPU."""
+
+    config: Config
+    origin: str
+    mnist: MnistData
+    training: TrainingData
+
+    def test_images(self, k: int) -> np.ndarray:
+        """The first k test images, uint8 (k, 28, 28)."""
+        return self.mnist.test_images[:k].numpy()
+
+    def record(self) -> dict:
+        """Which MNIST, and which training images memorisation was measured against."""
+        data, training = self.config.data, self.training
+        return {
+            **{k: self.mnist.provenance.get(k) for k in ("source", "folder", "n_train", "n_test")},
+            "settings": {**vars(data), "from": self.origin},
+            "memorisation_reference": (
+                f"the {len(training.train)} images of the training split (data.subset "
+                f"{data.subset}, val_fraction {data.val_fraction}, split_seed "
+                f"{data.split_seed}); the {len(training.val)} validation images are left out"
+            ),
+            "n_train_split": len(training.train),
+            "n_val_split": len(training.val),
+        }
+
+
+def load_evaluation_data(
+    models: dict[str, TrainedModel], npz_data: DataConfig | None
+) -> EvaluationData:
+    """The data of ``shared_data_config``, read once (a fallback to the embedded subset warns
+    once), checked to be the data each model trained on."""
+    config, origin = shared_data_config(models, npz_data)
+    mnist = load_mnist(config.data.dir, config.data.source)
+    # Memorisation is judged against the images the model trained on: the run's own training
+    # split, without the validation images it never saw (the trainer's own split code).
+    # (batch size 1: only the split is wanted, not the trainer's batch-size check)
+    split_config = Config(data=config.data, training=TrainingConfig(batch_size=1))
+    training = split_training_data(mnist, split_config, torch.device("cpu"))
+    for model in models.values():  # e.g. data.source = auto fell back to the embedded subset
+        check_same_data(model.data, training.provenance, model.folder, "evaluate")
+    return EvaluationData(config, origin, mnist, training)

@@ -1,0 +1,163 @@
+"""The columns of an evaluation: sample sets, each drawn from a model, read from an NPZ file or
+given as uint8 images, labelled, checked before anything is written, and saved as NPZ."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data import to_uint8
+from ..errors import UserError
+from ..reporting.samples_io import load_samples, save_samples
+from ..sampling.generation import generate
+from ..sampling.plan import resolve_plan
+from ..training.trained_model import TrainedModel, load_model
+from .report_metrics import GMM_COMPONENTS
+from .settings import MAX_SAMPLES, MIN_SAMPLES, EvaluationSettings
+
+Source = TrainedModel | Path | np.ndarray  # a model to sample, an NPZ file, uint8 images
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """One column of the comparison: images uint8 (N, 28, 28) and where they came from."""
+
+    label: str
+    images: np.ndarray
+    source: dict
+
+
+def samples_from_model(
+    model: TrainedModel, n: int, sampler: str | None, steps: int | None, seed: int
+) -> tuple[np.ndarray, dict]:
+    """Draw n samples of a trained model: uint8 (n, 28, 28) and their provenance."""
+    plan = resolve_plan(model.config, sampler, steps)  # what is drawn, every choice resolved
+    x = generate(model.net, model.process, model.config, n, seed, model.device, plan=plan)
+    images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
+    source = {
+        "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
+        **model.record(),  # which checkpoint, epoch, step and weights
+        "kind": model.process.kind,
+        "seed": seed,
+        **dataclasses.asdict(plan),
+    }
+    return images.cpu().numpy(), source
+
+
+def samples_from_run(
+    run_dir: Path,
+    n: int,
+    epoch: int | None,
+    sampler: str | None,
+    steps: int | None,
+    seed: int,
+    device: torch.device,
+) -> tuple[np.ndarray, dict]:
+    """Draw n samples from a run (or export) folder: uint8 (n, 28, 28) and their provenance."""
+    model = load_model(Path(run_dir), epoch, device)
+    return samples_from_model(model, n, sampler, steps, seed)
+
+
+def file_stem(label: str) -> str:
+    """A label as a file-name part: anything but letters, digits, '.', '_', '-' becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", label)
+
+
+def set_labels(run_dirs: list[Path], npz_files: list[Path], labels: list[str]) -> list[str]:
+    """One label per run then per NPZ: ``labels``, or folder and file names."""
+    names = labels or [Path(p).name for p in run_dirs] + [Path(p).stem for p in npz_files]
+    if len(names) != len(run_dirs) + len(npz_files):
+        raise UserError(
+            f"labels={' '.join(labels)} names {len(labels)} sets, but there are "
+            f"{len(run_dirs) + len(npz_files)} runs and NPZ files; give one label per set"
+        )
+    check_labels(names)
+    return names
+
+
+def check_labels(names: list[str]) -> None:
+    """Refuse two sets whose labels (runs' and NPZ files' alike) name the same files."""
+    if len({file_stem(name) for name in names}) != len(names):
+        raise UserError(
+            f"the labels {names} are not distinct as file names; set them apart with "
+            "labels=NAME ..."
+        )
+
+
+def image_set(label: str, images: np.ndarray, source: dict, n: int | None, where: str) -> SampleSet:
+    """The first n of ``images`` (uint8 (N, 28, 28); None: all of them) as a set, checked."""
+    # Too few for evaluate's minimum first: then no n_samples could help, so none is advised.
+    if len(images) < MIN_SAMPLES:
+        raise UserError(
+            f"{where} holds {len(images)} samples; evaluate needs at least {MIN_SAMPLES} "
+            f"per set (the samples' Gaussian mixture has {GMM_COMPONENTS} components)"
+        )
+    if n is not None and len(images) < n:
+        raise UserError(
+            f"{where} holds {len(images)} samples, fewer than n_samples={n}; "
+            f"give n_samples={MIN_SAMPLES}..{len(images)}"
+        )
+    if n is None and len(images) > MAX_SAMPLES:
+        raise UserError(
+            f"{where} holds {len(images)} samples, more than evaluate scores per set "
+            f"({MAX_SAMPLES}); give n_samples={MIN_SAMPLES}..{MAX_SAMPLES} to score its first ones"
+        )
+    used = len(images) if n is None else n
+    return SampleSet(label, images[:used], {**source, "npz_images": len(images)})
+
+
+def given_sets(
+    sets: list[tuple[str, Source]], n: int | None, out_dir: Path, npz_argument: str | None
+) -> dict[str, SampleSet]:
+    """The image sets among ``sets`` (NPZ files and arrays), read and checked, by label; the
+    first ``n`` of each (None: all). An array is recorded as the NPZ it is saved as in
+    ``out_dir``; ``npz_argument`` names the argument the files came from in a refusal."""
+    given = {}
+    for label, src in sets:
+        if isinstance(src, np.ndarray):
+            source = {"npz": str((out_dir / f"samples_{file_stem(label)}.npz").resolve())}
+            given[label] = image_set(label, src, source, n, f"set {label!r}")
+        elif not isinstance(src, TrainedModel):
+            images, meta = load_samples(Path(src), npz_argument or f"sets[{label!r}]")
+            source = {"npz": str(Path(src).resolve()), **meta}
+            given[label] = image_set(label, images, source, n, str(src))
+    return given
+
+
+def inner_bar(iterable, desc: str) -> tqdm:
+    """A progress bar inside evaluate's own: shown on a terminal only, and erased when done; in
+    a log file its cursor moves would leave "\x1b[A" debris between the outer bar's lines."""
+    return tqdm(iterable, desc=desc, leave=False, disable=not sys.stderr.isatty())
+
+
+def draw_sets(
+    sets: list[tuple[str, Source]],
+    given: dict[str, SampleSet],
+    settings: EvaluationSettings,
+    work: Path,
+) -> list[SampleSet]:
+    """Every column in order: the models' samples drawn, the ``given`` sets as read; the samples
+    drawn and the arrays given are saved as ``work``/samples_<label>.npz (an NPZ file given is
+    not copied)."""
+    sample_sets = []
+    for label, src in inner_bar(sets, "samples"):
+        path = work / f"samples_{file_stem(label)}.npz"
+        if isinstance(src, TrainedModel):
+            n = settings.samples_per_model()
+            images, source = samples_from_model(
+                src, n, settings.sampler, settings.steps, settings.seed
+            )
+            save_samples(path, torch.from_numpy(images), label=label, **source)
+            sample_sets.append(SampleSet(label, images, source))
+            continue
+        if isinstance(src, np.ndarray):
+            save_samples(path, torch.from_numpy(given[label].images), label=label)
+        sample_sets.append(given[label])
+    return sample_sets

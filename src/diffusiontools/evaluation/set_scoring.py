@@ -1,0 +1,80 @@
+"""Scoring the sets of an evaluation: one joint t-SNE of the test reference and every set (with
+the test images' mixture), then every score of each set (``scores.py``) with its interval."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+from . import fit_gmm, joint_tsne
+from .report_metrics import tsne_perplexity
+from .sample_sets import SampleSet
+from .scores import (
+    HeldOutReference,
+    class_scores,
+    density_scores,
+    feature_scores,
+    frame_scores,
+    memorisation_scores,
+    pixel_scores,
+)
+from .set_measures import MeasuredSet
+from .settings import EvaluationSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JointEmbedding:
+    """One t-SNE of the test reference and every set: the test images' points (K, 2) and each
+    set's (N_i, 2), in the sets' order; the perplexity used and the notes that say why it
+    differs from sklearn's default; the 10-component mixture fitted to the test points."""
+
+    test: np.ndarray
+    sets: list[np.ndarray]
+    perplexity: float
+    notes: list[str]
+    test_gmm: GaussianMixture
+
+
+def as_model_range(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) as float64 in [-0.5, 0.5]."""
+    return images.astype(np.float64) / 255 - 0.5
+
+
+def embed_jointly(sets: list[SampleSet], test_images: np.ndarray, seed: int) -> JointEmbedding:
+    """One seeded t-SNE of the test images uint8 (K, 28, 28) and every set together (separate
+    fits would not share coordinates), and the test points' mixture; a perplexity lowered for
+    few points is logged and noted."""
+    n_points = len(test_images) + sum(len(s.images) for s in sets)
+    perplexity, note = tsne_perplexity(n_points)
+    if note is not None:
+        logger.warning(note)
+    arrays = [as_model_range(test_images), *(as_model_range(s.images) for s in sets)]
+    test, *embeddings = joint_tsne(arrays, seed, perplexity)
+    notes = [] if note is None else [note]
+    return JointEmbedding(test, embeddings, perplexity, notes, fit_gmm(test, seed))
+
+
+def set_scores(
+    measured: MeasuredSet,
+    embedding: np.ndarray,
+    test_gmm: GaussianMixture,
+    reference: HeldOutReference,
+    settings: EvaluationSettings,
+) -> dict[str, dict]:
+    """Every score of one set, by metric name (``scores.py``); ``embedding``: its t-SNE points
+    (N, 2), ``test_gmm`` the test points' mixture, ``reference`` the test reference."""
+    images, seed = measured.samples.images, settings.seed
+    n_boot, n_boot_set = settings.n_boot, settings.n_boot_set
+    return {
+        **pixel_scores(as_model_range(images), seed, n_boot_set),
+        **density_scores(embedding, test_gmm, seed),
+        **feature_scores(measured.features, reference, seed, n_boot_set),
+        **class_scores(measured.probabilities, seed, n_boot, n_boot_set),
+        **frame_scores(images, seed, n_boot),
+        **memorisation_scores(measured.distances, reference, seed, n_boot),
+    }
