@@ -26,6 +26,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     reference_run,
     single_thread,
     tiny_config,
+    tiny_ini_for,
     train_tiny,
     write_ini,
 )
@@ -402,11 +403,12 @@ CONFIG_ROWS = [
     "overrides, fragments", CONFIG_ROWS, ids=[" ".join(r[0]) for r in CONFIG_ROWS]
 )
 def test_contradictory_sampling_keys_are_refused_at_load_time(overrides, fragments, tmp_path):
+    ini = write_ini(tmp_path, tiny_ini_for(overrides))
     if not fragments:
-        load_config(write_ini(tmp_path), list(overrides))
+        load_config(ini, list(overrides))
         return
     with pytest.raises(UserError) as error:
-        load_config(write_ini(tmp_path), list(overrides))
+        load_config(ini, list(overrides))
     for fragment in fragments:
         assert fragment in str(error.value)
 
