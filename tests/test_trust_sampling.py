@@ -416,6 +416,7 @@ def test_contradictory_sampling_keys_are_refused_at_load_time(overrides, fragmen
 # --- the NPZ records what was done ---------------------------------------------------------------
 
 BASE = {"eta": None, "guidance": None, "clip_x0": False, "digit": None, "cold_start": None}
+BASE["labels"] = None
 BASE["timestep_spacing"] = None
 COLD = {**BASE, "clip_x0": None, "cold_start": "test"}
 METADATA_ROWS = [
@@ -505,7 +506,26 @@ METADATA_ROWS = [
         "conditional digit 7",
         lambda tmp: conditional_run(),
         ("--digit", "7"),
-        {**BASE, "sampler": "ancestral", "steps": 20, "guidance": 1.0, "digit": 7},
+        {
+            **BASE,
+            "sampler": "ancestral",
+            "steps": 20,
+            "guidance": 1.0,
+            "digit": 7,
+            "labels": "all 7",
+        },
+    ),
+    (
+        "conditional, no digit: the labels cycle",  # said, not left to a digit of None
+        lambda tmp: conditional_run(),
+        (),
+        {**BASE, "sampler": "ancestral", "steps": 20, "guidance": 1.0, "labels": "cycled 0-9"},
+    ),
+    (
+        "conditional, guidance 0: no label takes effect",
+        lambda tmp: conditional_run(),
+        ("--guidance", "0"),
+        {**BASE, "sampler": "ancestral", "steps": 20, "guidance": 0.0},
     ),
 ]
 
