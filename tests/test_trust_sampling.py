@@ -193,7 +193,12 @@ REFUSED = [
     Refused(
         "--clip-x0 on a cold model",
         sample(cold, "--clip-x0"),
-        ("--clip-x0 true applies to Gaussian models only",),
+        ("--clip-x0 applies to Gaussian models only",),  # the flag as typed: it takes no value
+    ),
+    Refused(
+        "--no-clip-x0 on a cold model",
+        sample(cold, "--no-clip-x0"),
+        ("--no-clip-x0 applies to Gaussian models only; a cold model would ignore it: remove it",),
     ),
     Refused(
         "--start on a Gaussian model",
