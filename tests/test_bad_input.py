@@ -25,6 +25,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     copy_run,
     reference_run,
     single_thread,
+    tiny_ini_for,
     write_ini,
 )
 
@@ -44,7 +45,8 @@ class Row:
 def train(*overrides: str, out: str = "run", extra: tuple[str, ...] = ()) -> Callable:
     def setup(tmp: Path) -> list[str]:
         sets = [x for o in overrides for x in ("--set", o)]
-        return ["train", str(write_ini(tmp)), "--out", str(tmp / out), *sets, *extra]
+        ini = write_ini(tmp, tiny_ini_for(overrides))
+        return ["train", str(ini), "--out", str(tmp / out), *sets, *extra]
 
     return setup
 
@@ -173,6 +175,19 @@ ROWS = [
     Row("lr < 0", train("training.lr=-1"), ("training.lr=-1.0",)),
     Row("batch > data", train("training.batch_size=300"), ("training.batch_size=300",)),
     Row("empty n_hidden", train("model.n_hidden="), ("model.n_hidden",)),
+    Row(
+        "n_hidden on a UNet",  # the UNet's tiny INI: --set is the one place n_hidden is written
+        train("model.network=unet", "model.n_hidden=8,8"),
+        (
+            "model.n_hidden=8, 8 applies to the cnn (model.network = cnn) only; a UNet would "
+            "ignore it: remove it",
+        ),
+    ),
+    Row(
+        "beta2 in a cold INI",
+        config_file("[diffusion]\nkind = cold\nT = 20\nbeta2 = 0.02\n"),
+        ("diffusion.beta2=0.02 applies to the linear schedule", "a cold process"),
+    ),
     Row("unknown device", train("training.device=banana"), ("training.device='banana'",)),
     # Run folders and flags.
     Row("--resume without a run", train(extra=("--resume",)), ("--resume", "no checkpoint")),

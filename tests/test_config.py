@@ -241,6 +241,17 @@ def test_the_factories_refuse_a_name_they_do_not_build():
             "diffusion.t_per=batch applies to cold processes (diffusion.kind = cold) only; the "
             "Gaussian process would ignore it: remove it",
         ),
+        (
+            ["model.n_hidden=8,8"],  # quickstart's network is the UNet
+            "model.n_hidden=8, 8 applies to the cnn (model.network = cnn) only; a UNet would "
+            "ignore it: remove it",
+        ),
+        (
+            ["diffusion.schedule=cosine", "diffusion.beta1=1e-3"],
+            "diffusion.beta1=0.001 applies to the linear schedule (diffusion.kind = gaussian, "
+            "diffusion.schedule = linear) only; a cold process or the cosine schedule would "
+            "ignore it: remove it",
+        ),
     ],
 )
 def test_a_key_of_another_network_or_process_is_refused_when_written(overrides, message):
@@ -251,6 +262,41 @@ def test_a_key_of_another_network_or_process_is_refused_when_written(overrides, 
     assert str(e.value) == message
 
 
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        (
+            "beta2",
+            "0.02",
+            "diffusion.beta2=0.02 applies to the linear schedule (diffusion.kind = gaussian, "
+            "diffusion.schedule = linear) only; a cold process or the cosine schedule would "
+            "ignore it: remove it",
+        ),
+        (
+            "prediction",
+            "x0",
+            "diffusion.prediction=x0 applies to Gaussian processes (diffusion.kind = gaussian) "
+            "only; a cold process, whose network predicts x0, would ignore it: remove it",
+        ),
+        (
+            "schedule",
+            "linear",
+            "diffusion.schedule=linear applies to Gaussian processes (diffusion.kind = gaussian) "
+            "only; a cold process, whose levels run from level_min to level_max, would ignore "
+            "it: remove it",
+        ),
+    ],
+)
+def test_a_gaussian_key_written_in_a_cold_ini_is_refused(key, value, message, tmp_path):
+    """A cold run trained the same whatever the Gaussian schedule said, yet its config.ini and
+    checkpoint recorded beta1, beta2, schedule and prediction as if they had been used."""
+    ini = tmp_path / "cold.ini"
+    ini.write_text(f"[diffusion]\nkind = cold\nT = 20\n{key} = {value}\n")
+    with pytest.raises(UserError) as e:
+        load_config(ini)
+    assert str(e.value) == message
+
+
 def test_config_ini_writes_the_keys_of_another_network_or_process_as_unused():
     text = to_ini(load_config("model1"))  # a Gaussian cnn
     for key in ("loss", "degradation", "t_per", "base_channels", "channel_mults"):
@@ -258,3 +304,20 @@ def test_config_ini_writes_the_keys_of_another_network_or_process_as_unused():
     assert "\nn_hidden = 16, 32, 32, 16\n" in text and "\nbeta2 = 0.02\n" in text
     cold = to_ini(load_config("custom1"))
     assert "\nloss = l1\n" in cold and "\n# channel_mults = 1, 2, 2  (unused" in cold
+    gaussian_only = "(unused: applies to Gaussian processes (diffusion.kind = gaussian) only)"
+    linear_only = (
+        "(unused: applies to the linear schedule (diffusion.kind = gaussian, "
+        "diffusion.schedule = linear) only)"
+    )
+    for line in (
+        f"# schedule = linear  {gaussian_only}",
+        f"# prediction = eps  {gaussian_only}",
+        f"# beta1 = 0.0001  {linear_only}",
+        f"# beta2 = 0.02  {linear_only}",
+    ):
+        assert line in cold.splitlines(), line
+    unet = to_ini(load_config("quickstart")).splitlines()
+    cnn_only = "(unused: applies to the cnn (model.network = cnn) only)"
+    assert f"# n_hidden = 16, 32, 32, 16  {cnn_only}" in unet and "base_channels = 16" in unet
+    cosine = to_ini(load_config(None, ["diffusion.schedule=cosine"])).splitlines()
+    assert "schedule = cosine" in cosine and f"# beta2 = 0.02  {linear_only}" in cosine

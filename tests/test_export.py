@@ -150,8 +150,8 @@ def test_exports_and_checkpoints_follow_the_umask_and_the_cli_names_an_export(tm
 
 
 def test_a_cold_run_is_refused_by_the_diffusers_format(tmp_path):
-    # the report's cold model 3, on the one network diffusers could take
-    config = dt.load_config("custom1", {"model.network": "unet2d_diffusers"})
+    # Bansal et al.'s MNIST blur (a UNet), on the one network diffusers could take
+    config = dt.load_config("blur_bansal", {"model.network": "unet2d_diffusers"})
     model = TrainedModel(config, net=None, process=None, epoch=0, path=tmp_path / "x.pt")
     with pytest.raises(dt.DiffusionToolsError, match="diffusers has no scheduler for cold"):
         model.export(tmp_path / "out", format="diffusers")

@@ -19,7 +19,7 @@ from diffusiontools import cli
 from diffusiontools.config import config_from_dict
 from diffusiontools.errors import UserError
 from diffusiontools.training import checkpoint as ckpt_io
-from diffusiontools.training.run_config import as_recorded, load_config
+from diffusiontools.training.run_config import as_recorded, check_config, load_config, to_ini
 from diffusiontools.training.run_folder import read_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "old_runs"
@@ -81,6 +81,26 @@ def test_an_old_checkpoint_is_read_as_the_run_it_describes(name):
     assert ("data" in ckpt) == (not name.startswith("9d1e346"))  # provenance from 760857a on
 
 
+def test_keys_of_another_network_or_process_stored_at_any_value_are_read_as_unused():
+    """Earlier versions stored n_hidden on a UNet and the Gaussian schedule keys on a cold run at
+    any value (an INI of beta1 = 1e-3 switched to cold by --set): they took no effect, are read
+    as taking none, pass the checks, and config.ini writes them as unused comments."""
+    stored = ckpt_io.load_checkpoint(
+        FIXTURES / "5f319a7_cold_improved" / "checkpoints" / "latest.pt"
+    )["config"]
+    stored["model"].update(network="unet", n_hidden=[4, 4])
+    stored["diffusion"].update(schedule="cosine", beta1=1e-3, beta2=0.2, prediction="v")
+    config = check_config(as_recorded(config_from_dict(stored)))
+    d = config.diffusion
+    expected = ("cold", "linear", 1e-4, 0.02, "eps")
+    assert (d.kind, d.schedule, d.beta1, d.beta2, d.prediction) == expected
+    assert config.model.n_hidden == (16, 32, 32, 16)
+    text = to_ini(config)
+    assert "\n# n_hidden = 16, 32, 32, 16  (unused: applies to the cnn (model.network" in text
+    assert "\n# beta1 = 0.0001  (unused: applies to the linear schedule (diffusion.kind" in text
+    assert "\n# prediction = eps  (unused: applies to Gaussian processes" in text
+
+
 @pytest.mark.parametrize("name", RUNS)
 def test_sample_draws_from_an_old_run(name, tmp_path, capsys):
     run = copy_fixture(name, tmp_path)
@@ -139,7 +159,10 @@ def test_an_old_run_resumes_with_its_own_config_ini(name, tmp_path):
         assert "# t_range = notebook  (unused: applies to cold processes" in "\n".join(lines)
     else:
         assert "start = auto" in lines and "sampler = improved" in lines
-        assert "# loss_weighting = none  (unused: applies to Gaussian processes" in "\n".join(lines)
+        text = "\n".join(lines)
+        assert "# loss_weighting = none  (unused: applies to Gaussian processes" in text
+        assert "# prediction = eps  (unused: applies to Gaussian processes" in text
+        assert "# beta2 = 0.02  (unused: applies to the linear schedule" in text
     assert "# eta = 0.0  (unused: applies to the ddim sampler only)" in lines
     load_config(run / "config.ini")  # today's form: loads as a new config, nothing refused
 

@@ -25,9 +25,11 @@ def test_every_option_is_a_sampling_key_and_taken_by_some_sampler():
         assert (spec.grid is not None) == ("timestep_spacing" in spec.options), name
         assert bool(spec.starts) == ("start" in spec.options), name
     assert {o for spec in SAMPLERS.values() for o in spec.options} == set(OPTIONS)
-    # The plan records each option (start as the resolved cold_start) and nothing else.
+    # The plan records each option (start as the resolved cold_start), the digit and the labels
+    # drawn with, and nothing else.
     recorded = {f.name for f in dataclasses.fields(SamplingPlan)}
-    assert recorded == {"sampler", "steps", "digit", "cold_start", *OPTIONS} - {"start"}
+    expected = {"sampler", "steps", "digit", "labels", "cold_start", *OPTIONS} - {"start"}
+    assert recorded == expected
 
 
 def test_the_sample_flags_and_their_help_come_from_the_registry(capsys):

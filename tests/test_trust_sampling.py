@@ -26,6 +26,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     reference_run,
     single_thread,
     tiny_config,
+    tiny_ini_for,
     train_tiny,
     write_ini,
 )
@@ -192,7 +193,12 @@ REFUSED = [
     Refused(
         "--clip-x0 on a cold model",
         sample(cold, "--clip-x0"),
-        ("--clip-x0 true applies to Gaussian models only",),
+        ("--clip-x0 applies to Gaussian models only",),  # the flag as typed: it takes no value
+    ),
+    Refused(
+        "--no-clip-x0 on a cold model",
+        sample(cold, "--no-clip-x0"),
+        ("--no-clip-x0 applies to Gaussian models only; a cold model would ignore it: remove it",),
     ),
     Refused(
         "--start on a Gaussian model",
@@ -402,11 +408,12 @@ CONFIG_ROWS = [
     "overrides, fragments", CONFIG_ROWS, ids=[" ".join(r[0]) for r in CONFIG_ROWS]
 )
 def test_contradictory_sampling_keys_are_refused_at_load_time(overrides, fragments, tmp_path):
+    ini = write_ini(tmp_path, tiny_ini_for(overrides))
     if not fragments:
-        load_config(write_ini(tmp_path), list(overrides))
+        load_config(ini, list(overrides))
         return
     with pytest.raises(UserError) as error:
-        load_config(write_ini(tmp_path), list(overrides))
+        load_config(ini, list(overrides))
     for fragment in fragments:
         assert fragment in str(error.value)
 
@@ -414,6 +421,7 @@ def test_contradictory_sampling_keys_are_refused_at_load_time(overrides, fragmen
 # --- the NPZ records what was done ---------------------------------------------------------------
 
 BASE = {"eta": None, "guidance": None, "clip_x0": False, "digit": None, "cold_start": None}
+BASE["labels"] = None
 BASE["timestep_spacing"] = None
 COLD = {**BASE, "clip_x0": None, "cold_start": "test"}
 METADATA_ROWS = [
@@ -503,7 +511,26 @@ METADATA_ROWS = [
         "conditional digit 7",
         lambda tmp: conditional_run(),
         ("--digit", "7"),
-        {**BASE, "sampler": "ancestral", "steps": 20, "guidance": 1.0, "digit": 7},
+        {
+            **BASE,
+            "sampler": "ancestral",
+            "steps": 20,
+            "guidance": 1.0,
+            "digit": 7,
+            "labels": "all 7",
+        },
+    ),
+    (
+        "conditional, no digit: the labels cycle",  # said, not left to a digit of None
+        lambda tmp: conditional_run(),
+        (),
+        {**BASE, "sampler": "ancestral", "steps": 20, "guidance": 1.0, "labels": "cycled 0-9"},
+    ),
+    (
+        "conditional, guidance 0: no label takes effect",
+        lambda tmp: conditional_run(),
+        ("--guidance", "0"),
+        {**BASE, "sampler": "ancestral", "steps": 20, "guidance": 0.0},
     ),
 ]
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,20 +28,33 @@ from diffusiontools.training import checkpoint as ckpt_io
 from diffusiontools.training.run_config import load_config
 from diffusiontools.training.run_folder import read_metrics
 
-# 256 images -> 204 train / 52 val; batch 16 -> 12 steps per epoch.
-TINY_INI = """
+
+def tiny_ini_text(kind: str = "gaussian", network: str = "cnn", schedule: str = "linear") -> str:
+    """The tiny INI of a process kind, a network and (Gaussian) a schedule, writing only the keys
+    that apply to them, as a user's INI must (a key that cannot take effect is refused): the cnn
+    at 8, 8 channels, or a UNet at its defaults; T = 20, the linear schedule from beta1 = 1e-3
+    to 0.2, the cosine schedule, or the cold default (pixel swap).
+
+    256 images -> 204 train / 52 val; batch 16 -> 12 steps per epoch."""
+    model = "n_hidden = 8, 8" if network == "cnn" else ""
+    if kind == "cold":
+        diffusion = ""
+    elif schedule == "linear":
+        diffusion = "beta1 = 1e-3\nbeta2 = 0.2"
+    else:
+        diffusion = f"schedule = {schedule}"
+    return f"""
 [data]
 subset = 256
 
 [model]
-network = cnn
-n_hidden = 8, 8
+network = {network}
+{model}
 
 [diffusion]
-kind = gaussian
+kind = {kind}
 T = 20
-beta1 = 1e-3
-beta2 = 0.2
+{diffusion}
 
 [training]
 epochs = 3
@@ -51,6 +65,25 @@ val_batches = 2
 ema_decay = 0.9
 device = cpu
 """
+
+
+# The keys that choose which others apply, and the tiny_ini_text argument of each.
+SWITCHES = {"diffusion.kind": "kind", "model.network": "network", "diffusion.schedule": "schedule"}
+
+
+def tiny_ini_for(overrides: Sequence[str]) -> str:
+    """The tiny INI of the kind, network and schedule that ``overrides`` set (the Gaussian cnn
+    where they set none): ``diffusion.kind=cold`` trains from the cold tiny INI, as a user
+    switches kind by writing an INI of that kind; the overrides still apply over it."""
+    chosen = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip() in SWITCHES:
+            chosen[SWITCHES[key.strip()]] = value.strip()
+    return tiny_ini_text(**chosen)
+
+
+TINY_INI = tiny_ini_text()
 STEPS_PER_EPOCH = 12
 EPOCHS = 3
 
@@ -65,7 +98,9 @@ def write_ini(folder: Path, text: str = TINY_INI) -> Path:
 
 
 def tiny_config(*overrides: str) -> Config:
-    return load_config(write_ini(_scratch), list(overrides))
+    """The tiny config of the kind, network and schedule that ``overrides`` set
+    (:func:`tiny_ini_for`), with ``overrides`` applied."""
+    return load_config(write_ini(_scratch, tiny_ini_for(overrides)), list(overrides))
 
 
 @contextlib.contextmanager

@@ -301,6 +301,11 @@ _UNETS: _Switch = (
     "the UNets (model.network = unet or unet2d_diffusers)",
     "the cnn",
 )
+_LINEAR: _Switch = (
+    lambda c: c.diffusion.kind == "gaussian" and c.diffusion.schedule == "linear",
+    "the linear schedule (diffusion.kind = gaussian, diffusion.schedule = linear)",
+    "a cold process or the cosine schedule",
+)
 _LOGNORMAL: _Switch = (
     lambda c: c.diffusion.t_sampling == "lognormal",
     "diffusion.t_sampling = lognormal",
@@ -312,6 +317,11 @@ _COSINE: _Switch = (
     "the constant schedule",
 )
 SWITCHED: dict[str, _Switch] = {
+    "model.n_hidden": (
+        lambda c: c.model.network == "cnn",
+        "the cnn (model.network = cnn)",
+        "a UNet",
+    ),
     "model.base_channels": _UNETS,
     "model.channel_mults": _UNETS,
     "model.class_dropout": (
@@ -325,6 +335,13 @@ SWITCHED: dict[str, _Switch] = {
     "diffusion.t_per": _COLD,
     "diffusion.loss": (*_COLD[:2], "the Gaussian process, whose loss is the MSE,"),
     "diffusion.t_range": (*_COLD[:2], "the Gaussian process, which draws t from 1..T-1,"),
+    "diffusion.schedule": (
+        *_GAUSSIAN,
+        "a cold process, whose levels run from level_min to level_max,",
+    ),
+    "diffusion.beta1": _LINEAR,
+    "diffusion.beta2": _LINEAR,
+    "diffusion.prediction": (*_GAUSSIAN, "a cold process, whose network predicts x0,"),
     "diffusion.loss_weighting": (*_GAUSSIAN, "a cold process"),
     "diffusion.t_sampling": (
         *_GAUSSIAN,

@@ -54,8 +54,12 @@ def as_flags(message: str) -> str:
 
 def keys_as_flags(message: str, flags: dict[str, str]) -> str:
     """``message`` with each config key of ``flags`` (``{"diffusion.T": "--T"}``) named as its
-    flag: ``diffusion.T=0`` -> ``--T 0``, a bare ``diffusion.T`` -> ``--T``."""
+    flag: ``diffusion.T=0`` -> ``--T 0``, a bare ``diffusion.T`` -> ``--T``. A boolean key's
+    value (config.ini's ``true``/``false``) is its flag alone, which takes none:
+    ``sampling.clip_x0=true`` -> ``--clip-x0`` (``{"sampling.clip_x0": "--no-clip-x0"}`` where
+    that was typed)."""
     for key, flag in flags.items():
+        message = re.sub(rf"(?<![\w.]){re.escape(key)}=(?:true|false)\b", flag, message)
         message = re.sub(rf"(?<![\w.]){re.escape(key)}=", f"{flag} ", message)
         message = re.sub(rf"(?<![\w.]){re.escape(key)}(?![\w.])", flag, message)
     return message

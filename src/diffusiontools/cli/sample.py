@@ -54,6 +54,12 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=SAMPLING_TYPES[name], choices=choices, help=text)
 
 
+def typed_flag(name: str, value: object) -> str:
+    """The flag that gave option ``name`` its ``value``: ``--steps``, ``--clip-x0``, and for a
+    boolean option's False ``--no-clip-x0`` (argparse.BooleanOptionalAction)."""
+    return ("--no-" if value is False else "--") + name.replace("_", "-")
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "sample",
@@ -140,7 +146,7 @@ def run(args: argparse.Namespace) -> None:
     )
     options = {name: getattr(args, name) for name in OPTIONS}
     given = {"sampler": args.sampler, "steps": args.steps, **options}
-    given = {f"sampling.{k}": "--" + k.replace("_", "-") for k, v in given.items() if v is not None}
+    given = {f"sampling.{k}": typed_flag(k, v) for k, v in given.items() if v is not None}
     with keys_given_as_flags(given):  # name the flag the user typed, not the key it sets
         sample_to_files(
             model,

@@ -53,6 +53,10 @@ class SamplingPlan:
     guidance: float | None  # class-conditional models only
     clip_x0: bool | None  # Gaussian samplers only
     digit: int | None
+    # The class labels drawn with (generation.class_labels): "all 7" (the digit given), or
+    # "cycled 0-9" (every class in turn, 0, 1, ..., 9, 0, ...); None where no label takes
+    # effect (an unconditional model, or guidance 0: the unconditional prediction alone).
+    labels: str | None
     cold_start: str | None  # cold samplers only: test, test_consistent or gmm ("auto" resolved)
 
     def keywords(self) -> dict[str, typing.Any]:
@@ -136,6 +140,9 @@ def resolve_plan(
             )
     if digit is not None:
         _check_digit(digit, config.model.num_classes, applied["guidance"])
+    labels = None
+    if conditional and applied["guidance"] != 0:
+        labels = f"all {digit}" if digit is not None else f"cycled 0-{config.model.num_classes - 1}"
     return SamplingPlan(
         sampler=name,
         steps=values["steps"],
@@ -144,6 +151,7 @@ def resolve_plan(
         guidance=applied["guidance"],
         clip_x0=applied["clip_x0"],
         digit=digit,
+        labels=labels,
         cold_start=cold_start,
     )
 
