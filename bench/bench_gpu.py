@@ -51,7 +51,7 @@ from diffusiontools.evaluation.class_metrics import (
 from diffusiontools.evaluation.classifier import load_classifier
 from diffusiontools.evaluation.feature_metrics import classifier_features, frechet_distance
 from diffusiontools.models import make_network
-from diffusiontools.reporting.figures import save_sample_grid
+from diffusiontools.outputs.figures import save_sample_grid
 from diffusiontools.sampling.generation import generate
 from diffusiontools.training.run_config import load_config
 from diffusiontools.training.trained_model import load_trained

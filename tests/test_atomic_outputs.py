@@ -1,4 +1,4 @@
-"""A command's output appears whole or not at all (``reporting.outputs.staged_outputs``): it is
+"""A command's output appears whole or not at all (``outputs.safe_writes.staged_outputs``): it is
 written into hidden stand-in folders and moved into place once the command has finished, so an
 interrupted command leaves every folder as it was, and a replaced folder holds only what the
 new call wrote. The interrupts are aimed at events (a batch written, the t-SNE begun), never at
@@ -20,8 +20,8 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 
 from diffusiontools import cli
 from diffusiontools.evaluation import set_scoring
-from diffusiontools.reporting import outputs
-from diffusiontools.reporting.outputs import staged_outputs
+from diffusiontools.outputs import safe_writes
+from diffusiontools.outputs.safe_writes import staged_outputs
 from diffusiontools.training import sample_files
 
 
@@ -99,13 +99,13 @@ def test_a_shared_folder_takes_the_new_files_loses_the_replaced_and_keeps_the_re
 def test_ctrl_c_while_the_files_are_moved_in_waits_until_all_are(tmp_path, monkeypatch):
     """SIGINT sent as the first folder is moved into place: the move finishes (both folders),
     then the interrupt is raised."""
-    move_into = outputs._move_into
+    move_into = safe_writes._move_into
 
     def interrupted_while_moving(source, folder):
         os.kill(os.getpid(), signal.SIGINT)  # the event: the moving has begun
         move_into(source, folder)
 
-    monkeypatch.setattr(outputs, "_move_into", interrupted_while_moving)
+    monkeypatch.setattr(safe_writes, "_move_into", interrupted_while_moving)
     # Python's own Ctrl-C handler, whatever this process inherited (a shell's background job
     # starts with SIGINT ignored, and an ignored signal rightly stays ignored after the move).
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)

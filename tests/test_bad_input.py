@@ -399,7 +399,7 @@ def config_unparsable(tmp: Path) -> tuple[list[str], str]:
 def eval_garbled(tmp: Path) -> tuple[list[str], str]:
     (tmp / "ev").mkdir()
     (tmp / "ev" / "metrics.json").write_text("")
-    argv = ["report", str(reference_run()), "--eval", str(tmp / "ev"), "--out", str(tmp / "r")]
+    argv = ["pages", str(reference_run()), "--eval", str(tmp / "ev"), "--out", str(tmp / "r")]
     return argv, (
         f"error: --eval {tmp / 'ev'}: its metrics.json is not the one 'diffusiontools evaluate' "
         "writes (a JSON table of settings and runs)"
@@ -415,7 +415,7 @@ UNREADABLE = [
     ("a checkpoint of a newer version", checkpoint_newer_key),
     ("an export description that is no JSON", export_garbled),
     ("an INI file without a section", config_unparsable),
-    ("report --eval with an empty metrics.json", eval_garbled),
+    ("pages --eval with an empty metrics.json", eval_garbled),
 ]
 
 
@@ -454,7 +454,7 @@ NOTHING_WRITTEN = [
                                                          str(tmp / "new" / "g.png")]),
     ("reconstruct, a Gaussian run", lambda tmp: ["reconstruct", str(reference_run()), "--out",
                                                  str(tmp / "new" / "rec")]),
-    ("report, a folder without checkpoints", lambda tmp: ["report", str(tmp), "--out",
+    ("pages, a folder without checkpoints", lambda tmp: ["pages", str(tmp), "--out",
                                                           str(tmp / "new" / "rep")]),
     ("export, an unknown format", lambda tmp: ["export", str(reference_run()), "--format", "onnx",
                                                "--out", str(tmp / "new" / "ex")]),

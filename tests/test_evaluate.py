@@ -20,8 +20,8 @@ from diffusiontools.data import load_mnist, to_model
 from diffusiontools.evaluation import memorisation_summary, nearest_neighbour_distances
 from diffusiontools.evaluation.frame_metrics import frame_statistics
 from diffusiontools.evaluation.scores import HeldOutReference, memorisation_scores
-from diffusiontools.reporting.samples_io import load_samples, save_samples
-from diffusiontools.reporting.tables import ROWS
+from diffusiontools.outputs.samples_io import load_samples, save_samples
+from diffusiontools.outputs.tables import ROWS
 
 N = 32
 

@@ -22,7 +22,7 @@ LAYERS = [
     ("data",),  # MNIST files -> one uint8 tensor, the split, pixel mapping
     ("models", "diffusion"),  # networks; processes, schedules, degradations, the cold prior
     ("sampling",),  # the sampler registry, one file per sampler, batched generation
-    ("reporting",),  # figures, tables, the NPZ sample files
+    ("outputs",),  # figures, tables, the NPZ sample files, safe writes
     ("training",),  # the step loop, checkpoints, run folder, DDP, TrainedModel
     ("evaluation",),  # pure metrics, classifier, scoring, the evaluate and reconstruction studies
     ("reproduce",),  # the report's study as resumable stages

@@ -12,12 +12,12 @@ import torch
 from tiny_runs import reference_run, single_thread  # noqa: F401 (single_thread: autouse fixture)
 
 import diffusiontools.data
-import diffusiontools.reporting.degradation_figure
+import diffusiontools.outputs.degradation_figure
 import diffusiontools.training.sample_files
 from diffusiontools import cli
 from diffusiontools.errors import UserError
 from diffusiontools.evaluation.sample_sets import set_labels
-from diffusiontools.reporting.samples_io import save_samples
+from diffusiontools.outputs.samples_io import save_samples
 
 IMAGES = ".jpeg, .jpg, .pdf, .png, .svg"
 
@@ -37,7 +37,7 @@ def tmp(tmp_path, monkeypatch):
     for folder in ("adir", "d.npz", "dd.png", "beside/samples.npz"):
         (tmp_path / folder).mkdir(parents=True)
     monkeypatch.setattr(diffusiontools.training.sample_files, "generate_batches", no_work)
-    monkeypatch.setattr(diffusiontools.reporting.degradation_figure, "load_mnist", no_work)
+    monkeypatch.setattr(diffusiontools.outputs.degradation_figure, "load_mnist", no_work)
     monkeypatch.setattr(diffusiontools.data, "load_mnist", no_work)
     monkeypatch.chdir(tmp_path)
     return tmp_path

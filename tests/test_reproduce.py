@@ -12,8 +12,7 @@ from tiny_runs import one_thread, single_thread  # noqa: F401  (autouse: one thr
 
 from diffusiontools.errors import UserError
 from diffusiontools.reproduce.pipeline import reproduce
-from diffusiontools.reproduce.scales import get_scale
-from diffusiontools.reproduce.scales import REPORT_MODELS, SCALES
+from diffusiontools.reproduce.scales import REPORT_MODELS, SCALES, get_scale
 from diffusiontools.reproduce.study import Study, columns, run_names, study_config
 from diffusiontools.training.run_config import load_config
 

@@ -11,7 +11,7 @@ from diffusiontools.config import Config, DiffusionConfig, ModelConfig
 from diffusiontools.data import to_uint8
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.models import make_network
-from diffusiontools.reporting.samples_io import load_samples, save_samples, write_samples
+from diffusiontools.outputs.samples_io import load_samples, save_samples, write_samples
 from diffusiontools.sampling.generation import (
     TRAJECTORY_FRACTIONS,
     generate,

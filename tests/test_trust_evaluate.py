@@ -34,7 +34,7 @@ from diffusiontools.evaluation.scores import (
     feature_scores,
     pixel_scores,
 )
-from diffusiontools.reporting.samples_io import save_samples
+from diffusiontools.outputs.samples_io import save_samples
 from diffusiontools.training.run_config import load_config
 from diffusiontools.training.training_data import load_training_data
 
@@ -412,7 +412,7 @@ def test_resamples_that_do_not_vary_give_no_interval_not_a_zero_width_one():
     """n_boot_set = 2 half-samples of a set whose metric they cannot move (one class: entropy
     0) printed [0.000, 0.000] as a 95% interval."""
     from diffusiontools.evaluation.scores import bootstrapped, half_sampled
-    from diffusiontools.reporting.tables import cell
+    from diffusiontools.outputs.tables import cell
 
     ones = np.ones(20)
     flat = half_sampled(lambda v: float(v.std()), ones, seed=0, n_boot=2)

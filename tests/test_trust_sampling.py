@@ -38,7 +38,7 @@ from diffusiontools.diffusion import make_process
 from diffusiontools.diffusion.noise import sample_generators
 from diffusiontools.errors import UserError
 from diffusiontools.models import make_network
-from diffusiontools.reporting.figures import image_grid
+from diffusiontools.outputs.figures import image_grid
 from diffusiontools.sampling.generation import check_finite, generate, trajectory
 from diffusiontools.sampling.plan import resolve_plan
 from diffusiontools.training import checkpoint as ckpt_io

@@ -32,7 +32,7 @@ _PUBLIC = {
     "load_config": "training.run_config",
     "load_mnist": "data",
     "packaged_configs": "config",
-    "show": "reporting.figures",
+    "show": "outputs.figures",
     "train": "api",
 }
 __all__ = sorted(_PUBLIC)

@@ -18,15 +18,15 @@ from . import (
     degrade,
     evaluate,
     export,
+    pages,
     reconstruct,
-    report,
     reproduce,
     sample,
     train,
 )
 from .flags import as_flags
 
-COMMANDS = [train, sample, export, classifier, reconstruct, degrade, evaluate, report, reproduce]
+COMMANDS = [train, sample, export, classifier, reconstruct, degrade, evaluate, pages, reproduce]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def _show_library_log() -> None:
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM outside training: unwinds as Ctrl-C does, so that every command's ``finally``
-    removes its temporary files (the stand-in folders of ``reporting.outputs.staged_outputs``,
+    removes its temporary files (the stand-in folders of ``outputs.safe_writes.staged_outputs``,
     a partial samples NPZ), and the CLI exits 143."""
 
     signum = signal.SIGTERM

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> None:
     from ..data import load_mnist
     from ..device import resolve_device
     from ..evaluation.classifier_training import train_classifier
-    from ..reporting.outputs import check_output_file, refuse_existing
+    from ..outputs.safe_writes import check_output_file, refuse_existing
 
     out = args.out
     if out is None:  # a default in the current folder: never replaces earlier weights

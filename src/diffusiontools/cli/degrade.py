@@ -57,8 +57,8 @@ def _as_flags(message: str, args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..reporting.degradation_figure import degradation_figure
-    from ..reporting.outputs import check_output_file, refuse_existing
+    from ..outputs.degradation_figure import degradation_figure
+    from ..outputs.safe_writes import check_output_file, refuse_existing
     from ..training.run_config import load_config
 
     if args.degradation is None and args.config is None:

@@ -28,10 +28,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
-    from ..reproduce.pipeline import reproduce
+    from ..reproduce.pipeline import PAGES_STAGE, reproduce
     from ..reproduce.scales import get_scale
 
     scale = get_scale(args.scale)
     out = args.out if args.out else Path(f"reproduction-{scale.name}")
     path = reproduce(scale, out, resolve_device(args.device), args.seed)
-    print(f"reproduction: {path}; pages in {out / 'report'}; figures in {out / 'figures'}")
+    print(f"reproduction: {path}; pages in {out / PAGES_STAGE}; figures in {out / 'figures'}")

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from diffusiontools.data import MnistData, to_model
 from diffusiontools.errors import UserError
 from diffusiontools.evaluation.classifier import MnistClassifier
-from diffusiontools.reporting.outputs import check_output_file, staged_outputs
+from diffusiontools.outputs.safe_writes import check_output_file, staged_outputs
 
 BATCH_SIZE = 128
 LEARNING_RATE = 2e-3

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from ..config import DataConfig
 from ..data import to_model
 from ..errors import UserError
-from ..reporting.outputs import staged_outputs
+from ..outputs.safe_writes import staged_outputs
 from ..sampling.plan import resolve_plan
 from ..training.trained_model import TrainedModel, load_model
 from . import load_classifier
@@ -90,7 +90,7 @@ def evaluate_sets(
     npz_argument: the argument the NPZ files came from, named when one is refused (None: the
     set, ``sets['label']``).
     Every input is checked before anything is written, ``out_dir`` created included, and the
-    files appear together once all are written (``reporting.outputs.staged_outputs``): an
+    files appear together once all are written (``outputs.safe_writes.staged_outputs``): an
     evaluation that fails or is interrupted leaves ``out_dir`` as it was. Returns the
     metrics.json dict. All randomness (sampling, t-SNE, mixtures, Monte Carlo KL, resampling,
     KID subsets) follows ``settings.seed``.

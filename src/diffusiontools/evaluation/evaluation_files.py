@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
-from ..reporting.figures import save_sample_grid
-from ..reporting.outputs import refuse_existing
-from ..reporting.tables import markdown_table
+from ..outputs.figures import save_sample_grid
+from ..outputs.safe_writes import refuse_existing
+from ..outputs.tables import markdown_table
 from . import class_histogram
 from .evaluation_data import EvaluationData
 from .figures import save_class_histogram, save_memorisation_pairs, save_tsne_over_density

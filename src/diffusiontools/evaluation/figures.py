@@ -1,7 +1,7 @@
 """The evaluation's figures: t-SNE maps (the report's Figures 5, 6 and 14), class histograms and
 memorisation pairs. Every title states how many images the figure shows.
 
-Kept apart from ``reporting/figures.py`` (training and sampling figures), so the evaluation
+Kept apart from ``outputs/figures.py`` (training and sampling figures), so the evaluation
 command can change without touching the training code path.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..reporting.figures import save_figure, save_image_rows
+from ..outputs.figures import save_figure, save_image_rows
 from .report_metrics import GRID_LIMIT, GRID_POINTS, grid_log_densities
 
 

@@ -27,9 +27,9 @@ import torch
 from ..data import MnistData, load_mnist, to_model
 from ..diffusion.cold import resolve_start
 from ..errors import UserError
-from ..reporting.figures import save_image_rows
-from ..reporting.outputs import check_distinct, refuse_existing, staged_outputs
-from ..reporting.tables import markdown
+from ..outputs.figures import save_image_rows
+from ..outputs.safe_writes import check_distinct, refuse_existing, staged_outputs
+from ..outputs.tables import markdown
 from ..sampling.generation import check_finite, model_fn, seeded_batches
 from ..sampling.registry import get_sampler
 from ..training.resume_rules import check_same_data
@@ -227,7 +227,7 @@ def reconstruction_study(
     a whole by each study; another folder that holds a study is refused unless ``overwrite``,
     which replaces that study's files (a sampler's figure included that this study does not
     draw) and leaves other files. Everything is checked before anything is written, and the
-    files appear together once the study is done (``reporting.outputs.staged_outputs``).
+    files appear together once the study is done (``outputs.safe_writes.staged_outputs``).
     """
     return reconstruction_studies(
         [run_dir], n, epoch, samplers, seed, device, [out_dir], overwrite

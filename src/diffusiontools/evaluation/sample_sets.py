@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..data import to_uint8
 from ..errors import UserError
-from ..reporting.samples_io import load_samples, save_samples
+from ..outputs.samples_io import load_samples, save_samples
 from ..sampling.generation import generate
 from ..sampling.plan import resolve_plan
 from ..training.trained_model import TrainedModel, load_model

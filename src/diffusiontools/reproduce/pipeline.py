@@ -8,7 +8,7 @@ Stages, in order (folders under OUT):
   3. evaluate   evaluation/: report metrics + classifier metrics of every column, with figures.
   4. reconstruct  reconstruction/<model>/: Table 1 (direct and diffusion RMSE per digit).
   5. degrade    figures/degradation_<model>.png: Figure 9 for each pixel-swap schedule.
-  6. report     report/: one HTML page per run and comparison.html.
+  6. report     report/: the HTML pages, one per run and comparison.html.
   7. summarise  figures/ (every figure, gathered) and reproduction.md.
 A stage that fails stops the run with its name and the reason; finished stages are kept.
 """
@@ -25,7 +25,7 @@ import torch
 from ..evaluation.comparison import evaluate
 from ..evaluation.sample_sets import file_stem, samples_from_run
 from ..evaluation.settings import EvaluationSettings
-from ..reporting.samples_io import save_samples
+from ..outputs.samples_io import save_samples
 from ..training.run_folder import RunFolder
 from .scales import Scale
 from .study import COLD_MODELS, Study, columns, report_model, run_names, study_config
@@ -33,6 +33,9 @@ from .study import COLD_MODELS, Study, columns, report_model, run_names, study_c
 logger = logging.getLogger(__name__)
 
 SAMPLERS_COLD = ("naive", "improved")
+# The pages stage's name in reproduce.json and its folder under OUT: the names that existing
+# reproduction folders hold, which the stage must find to be skipped there.
+PAGES_STAGE = "report"
 
 
 def train_all(study: Study) -> None:
@@ -128,7 +131,7 @@ def reconstruct_all(study: Study) -> dict[str, dict]:
 
 
 def degrade_all(study: Study) -> None:
-    from ..reporting.degradation_figure import degradation_figure
+    from ..outputs.degradation_figure import degradation_figure
 
     for model in COLD_MODELS:
         path = study.out / "figures" / f"degradation_{model}.png"
@@ -137,15 +140,15 @@ def degrade_all(study: Study) -> None:
                 degradation_figure(study_config(model, study.scale), path, study.seed)
 
 
-def report_all(study: Study) -> None:
-    from ..evaluation.report_html import write_reports
+def pages_all(study: Study) -> None:
+    from ..evaluation.run_pages import write_pages
 
-    if (study.out / "report" / "comparison.html").is_file():
+    if (study.out / PAGES_STAGE / "comparison.html").is_file():
         return
-    with study.stage("report"):
+    with study.stage(PAGES_STAGE):
         run_dirs = [study.run_dir(r) for r in run_names()]
         evaluation = study.out / "evaluation"
-        write_reports(run_dirs, study.out / "report", evaluation, study.device, overwrite=True)
+        write_pages(run_dirs, study.out / PAGES_STAGE, evaluation, study.device, overwrite=True)
 
 
 def gather_figures(study: Study, results: dict) -> dict[str, Path]:
@@ -155,10 +158,9 @@ def gather_figures(study: Study, results: dict) -> dict[str, Path]:
     wanted = {}
     for run_name in run_names():
         wanted[f"learning_curve_{run_name}.png"] = RunFolder(study.run_dir(run_name)).learning_curve
-        wanted[f"epochs_{run_name}.png"] = out / "report" / "figures" / f"{run_name}_epochs.png"
-        wanted[f"trajectory_{run_name}.png"] = (
-            out / "report" / "figures" / f"{run_name}_trajectory.png"
-        )
+        pages_figures = out / PAGES_STAGE / "figures"
+        wanted[f"epochs_{run_name}.png"] = pages_figures / f"{run_name}_epochs.png"
+        wanted[f"trajectory_{run_name}.png"] = pages_figures / f"{run_name}_trajectory.png"
         for sampler in SAMPLERS_COLD:
             wanted[f"triplets_{run_name}_{sampler}.png"] = (
                 out / "reconstruction" / run_name / f"triplets_{sampler}.png"
@@ -189,7 +191,7 @@ def reproduce(scale: Scale, out: Path, device: torch.device, seed: int = 0) -> P
     results = evaluate_all(study, npz_files)
     tables = reconstruct_all(study)
     degrade_all(study)
-    report_all(study)
+    pages_all(study)
     with study.stage("summarise"):
         (study.out / "figures").mkdir(exist_ok=True)
         figures = gather_figures(study, results)

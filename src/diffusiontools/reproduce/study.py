@@ -16,7 +16,7 @@ import torch
 
 from ..device import describe_machine
 from ..errors import UserError
-from ..reporting.outputs import staged_outputs
+from ..outputs.safe_writes import staged_outputs
 from ..training.run_config import load_config
 from ..training.run_folder import ensure_writable
 from ..training.signals import TrainingStopped

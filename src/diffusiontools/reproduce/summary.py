@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 
 from ..evaluation.reconstruction import markdown_table as reconstruction_markdown
-from ..reporting.outputs import staged_outputs
-from ..reporting.tables import ROWS, cell, markdown
-from ..reporting.tables import markdown_table as metrics_markdown
+from ..outputs.safe_writes import staged_outputs
+from ..outputs.tables import ROWS, cell, markdown
+from ..outputs.tables import markdown_table as metrics_markdown
 from ..training.run_folder import RunFolder, read_metrics
 from . import published
 from .study import COLD_MODELS, Study, columns, run_names

@@ -13,7 +13,7 @@ import torch
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators, randn
 from .ancestral import ModelFn, StepCallback
-from .karras import denoise, report, start
+from .karras import call_on_step, denoise, start
 from .registry import default_steps
 
 
@@ -40,7 +40,7 @@ def sample_euler_ancestral(
     3. if sigma' > 0: x = x + sigma_up N(0, I), back up to noise level sigma'.
 
     The last step (sigma' = 0) returns D(x; sigma_{steps-1}). ``on_step`` sees x_t =
-    x sqrt(alpha_bar) at the real time of each sigma (``karras.report``), the clean image as
+    x sqrt(alpha_bar) at the real time of each sigma (``karras.call_on_step``), the clean image as
     t = 0.
     """
     steps = default_steps("euler_ancestral") if steps is None else steps
@@ -54,5 +54,5 @@ def sample_euler_ancestral(
         # 3. Fresh noise.
         if sigma_next > 0:
             x = x + sigma_up * randn(x.shape, generator, x.device)
-        report(on_step, process, x, sigma_next)
+        call_on_step(on_step, process, x, sigma_next)
     return x

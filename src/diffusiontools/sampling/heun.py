@@ -10,7 +10,7 @@ import torch
 from ..diffusion.gaussian import GaussianDiffusion
 from ..diffusion.noise import Generators
 from .ancestral import ModelFn, StepCallback
-from .karras import denoise, report, start
+from .karras import call_on_step, denoise, start
 from .registry import default_steps
 
 
@@ -35,8 +35,8 @@ def sample_heun(
        x' = x + (sigma_{i+1} - sigma_i) (d + d') / 2 (the trapezoidal correction).
 
     The last step, to sigma = 0, is Euler's and returns D(x; sigma_{steps-1}). ``on_step`` sees
-    x_t = x sqrt(alpha_bar) at the real time of each sigma (``karras.report``), the clean image
-    as t = 0.
+    x_t = x sqrt(alpha_bar) at the real time of each sigma (``karras.call_on_step``), the clean
+    image as t = 0.
     """
     sigmas, x = start(process, x_T, default_steps("heun") if steps is None else steps, on_step)
     for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
@@ -49,5 +49,5 @@ def sample_heun(
             d_next = (x_next - denoise(model, process, x_next, sigma_next)) / sigma_next
             x_next = x + (sigma_next - sigma) * (d + d_next) / 2
         x = x_next
-        report(on_step, process, x, sigma_next)
+        call_on_step(on_step, process, x, sigma_next)
     return x

@@ -71,7 +71,7 @@ def start(
     return karras_sigmas(process, steps), x_T / process.alpha_bar[process.T].sqrt()
 
 
-def report(
+def call_on_step(
     on_step: StepCallback | None, process: GaussianDiffusion, x: torch.Tensor, sigma: float
 ) -> None:
     """Give ``on_step`` the state x_t reached at noise level ``sigma`` at its real time

@@ -34,7 +34,7 @@ from .. import __version__
 from ..config import Config, config_from_dict
 from ..errors import UserError
 from ..optional import require
-from ..reporting.outputs import STAND_IN, staged_outputs
+from ..outputs.safe_writes import STAND_IN, staged_outputs
 from .checkpoint import follow_umask
 from .run_config import as_recorded, check_config
 from .run_folder import EXPORT_DESCRIPTION, RECONSTRUCTION_DIR, SAMPLES_DIR, RunFolder
@@ -80,7 +80,7 @@ def write_export(model: TrainedModel, out: Path, format: str) -> Path:
 
     ``out`` must be new, empty or an earlier export, which is replaced as a whole, with what
     diffusiontools wrote into it (``OWN_FOLDERS``); the folder is written beside it and renamed
-    into place (``reporting.outputs.staged_outputs``), so a failure leaves no half-written
+    into place (``outputs.safe_writes.staged_outputs``), so a failure leaves no half-written
     export and the earlier one as it was. Raises DiffusionToolsError for an unknown format, a
     run the format cannot hold, or a folder that holds other files.
     """

@@ -4,7 +4,7 @@ A checkpoint carries the config it was trained with. Resuming with a config that
 that shapes the optimisation (lr, T, schedule, network, batch, degradation, seed, ...) would
 continue one run under the settings of another while the run folder claimed the new ones, so such
 a difference is refused. The keys below only say how long to train, how often to save or
-validate or measure sample quality, where to run, where to find the same data, how to report
+validate or measure sample quality, where to run, where to find the same data, how to log
 progress, or how to sample: they may change, and the resumed run uses the new values.
 """
 

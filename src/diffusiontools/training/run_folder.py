@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from ..reporting.outputs import check_output_folder
+from ..outputs.safe_writes import check_output_folder
 from .checkpoint import CHECKPOINT_DIR, checkpoint_for, epoch_path, latest_path, list_epochs
 
 CONFIG_FILE = "config.ini"

@@ -1,7 +1,7 @@
 """Samples of a trained model written to files (``diffusiontools sample``): an NPZ of all n, a
 grid of the first ones, the reverse process, samples across epochs.
 
-Where (the rule of ``reporting/outputs.py``):
+Where (the rule of ``outputs/safe_writes.py``):
   1. a path the caller names is written, replacing a file that is there: ``out`` (the grid) and
      ``npz`` (the NPZ);
   2. what is not named goes beside the grid: ``samples.npz`` (without ``npz``),
@@ -12,11 +12,11 @@ Where (the rule of ``reporting/outputs.py``):
      grid alone in it); beside a grid anywhere else, a file of rule 2 that exists is refused
      before anything is drawn, unless ``overwrite``, and other files stay;
   4. every file is written into a hidden stand-in folder and moved into place once all are
-     drawn (``reporting.outputs.staged_outputs``): a failure, Ctrl-C or SIGTERM leaves the
+     drawn (``outputs.safe_writes.staged_outputs``): a failure, Ctrl-C or SIGTERM leaves the
      folders as they were, and no folder that was not there.
 
 How much: the n samples are drawn and written one batch at a time
-(``sampling.generation.generate_batches``, ``reporting.samples_io.write_samples``), so memory
+(``sampling.generation.generate_batches``, ``outputs.samples_io.write_samples``), so memory
 holds one batch and the first ``GRID_MAX`` samples, whatever n; n is bounded only by the disk,
 which is checked first (``check_room``).
 """
@@ -31,15 +31,15 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..reporting.figures import save_image_rows, save_sample_grid
-from ..reporting.outputs import (
+from ..outputs.figures import save_image_rows, save_sample_grid
+from ..outputs.safe_writes import (
     Staging,
     check_distinct,
     check_output_file,
     refuse_existing,
     staged_outputs,
 )
-from ..reporting.samples_io import check_room, write_samples
+from ..outputs.samples_io import check_room, write_samples
 from ..sampling.generation import generate, generate_batches, trajectory
 from .run_folder import RunFolder
 from .trained_model import TrainedModel

@@ -39,7 +39,7 @@ from matplotlib.image import imread
 
 from ..config import Config
 from ..optional import require
-from ..reporting.figures import figure_png, image_grid
+from ..outputs.figures import figure_png, image_grid
 from .run_folder import RunFolder
 
 logger = logging.getLogger(__name__)

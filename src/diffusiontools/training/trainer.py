@@ -31,7 +31,7 @@ from ..diffusion import make_process
 from ..diffusion.process import training_loss
 from ..errors import UserError
 from ..models import make_network
-from ..reporting.figures import learning_curve_figure, save_figure, save_sample_grid
+from ..outputs.figures import learning_curve_figure, save_figure, save_sample_grid
 from ..sampling.generation import IMAGE_SHAPE, generate
 from . import checkpoint as ckpt_io
 from . import distributed, run_folder

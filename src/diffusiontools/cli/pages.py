@@ -1,13 +1,25 @@
-"""``diffusiontools report RUN_DIR ...``: self-contained HTML pages of runs and their evaluation."""
+"""``diffusiontools pages RUN_DIR ...``: self-contained HTML pages of runs and their evaluation.
+
+``report`` is the same command under the name scripts may still call; it says so on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+FORMER_NAME = "report"
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("report", help="write one HTML page per run, and a comparison page")
+    p = subparsers.add_parser(
+        "pages",
+        aliases=[FORMER_NAME],
+        help="write one HTML page per run, and a comparison page",
+    )
     p.add_argument(
         "run_dirs",
         nargs="+",
@@ -24,8 +36,8 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--out",
         type=Path,
-        default=Path("report"),
-        help="output folder (default ./report); pages already there are refused unless --overwrite",
+        default=Path("pages"),
+        help="output folder (default ./pages); pages already there are refused unless --overwrite",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace the pages (and their figures) in --out"
@@ -40,8 +52,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
-    from ..evaluation.report_html import write_reports
+    from ..evaluation.run_pages import write_pages
 
+    if args.command == FORMER_NAME:
+        logger.warning("`diffusiontools report` is now `diffusiontools pages`")
     device = resolve_device(args.device)
-    for path in write_reports(args.run_dirs, args.out, args.eval, device, args.overwrite):
-        print(f"report: {path}")
+    for path in write_pages(args.run_dirs, args.out, args.eval, device, args.overwrite):
+        print(f"page: {path}")

@@ -16,7 +16,7 @@ from ..config import Config
 from ..data import load_mnist, to_model
 from ..diffusion.cold import KEY_RANGE, ColdDiffusion
 from .figures import save_image_rows
-from .outputs import check_output_file, staged_outputs
+from .safe_writes import check_output_file, staged_outputs
 
 FIGURE_IMAGES = (2, 1, 18, 4)  # MNIST test indices of the digits 1, 2, 3, 4
 FIGURE_FRACTIONS = (1.0, 0.75, 0.5, 0.25, 0.0)

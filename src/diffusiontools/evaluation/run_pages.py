@@ -1,4 +1,4 @@
-"""``diffusiontools report``: one self-contained HTML page per run, and a comparison page.
+"""``diffusiontools pages``: one self-contained HTML page per run, and a comparison page.
 
 Every image is embedded as a base64 data URI, so a page can be mailed or archived as one file.
 A run page shows, as far as the run folder and an evaluation folder provide them:
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..reporting.figures import save_image_rows, save_learning_curve
-from ..reporting.outputs import refuse_existing, staged_outputs
-from ..reporting.tables import html_table
+from ..outputs.figures import save_image_rows, save_learning_curve
+from ..outputs.safe_writes import refuse_existing, staged_outputs
+from ..outputs.tables import html_table
 from ..training.run_folder import RunFolder, read_metrics
 from .sample_sets import file_stem
 
@@ -279,7 +279,7 @@ def comparison_page(
     return page("diffusiontools: " + ", ".join(r.name for r in run_dirs), body)
 
 
-def write_reports(
+def write_pages(
     run_dirs: list[Path],
     out_dir: Path,
     eval_dir: Path | None = None,
@@ -292,7 +292,7 @@ def write_reports(
     Every run folder must hold a checkpoint. Pages (and figures) already in ``out_dir`` are
     refused unless ``overwrite``, which replaces them (a figure of these runs that is not drawn
     again is deleted) and leaves other files; everything is checked before anything is written,
-    and the files appear together once all are written (``reporting.outputs.staged_outputs``).
+    and the files appear together once all are written (``outputs.safe_writes.staged_outputs``).
     """
     run_dirs, out_dir = [Path(r) for r in run_dirs], Path(out_dir)
     for run_dir in run_dirs:
@@ -300,7 +300,7 @@ def write_reports(
     if len({r.name for r in run_dirs}) != len(run_dirs):
         raise UserError(
             f"the run folders {[str(r) for r in run_dirs]} share names; their pages "
-            "would overwrite each other, so report them separately"
+            "would overwrite each other, so write their pages separately"
         )
     results, scored_epochs = None, {}
     if eval_dir is not None:

@@ -1,6 +1,6 @@
-"""``diffusiontools report`` renders in a real browser: every image decodes, the table is there.
+"""``diffusiontools pages`` renders in a real browser: every image decodes, the table is there.
 
-Two tiny runs (Gaussian and cold pixel swap, no sample grids kept, so the report draws samples
+Two tiny runs (Gaussian and cold pixel swap, no sample grids kept, so the pages draw samples
 and trajectories from their checkpoints) and an evaluation folder in the format ``evaluate``
 writes. The pages are opened in headless Chromium through selenium; where Chromium, its driver
 or selenium is missing (``.ci/run`` installs them), the browser test is skipped and says why.
@@ -20,7 +20,7 @@ import diffusiontools as dt
 from diffusiontools.cli import main
 from diffusiontools.evaluation.figures import save_tsne_by_label
 from diffusiontools.evaluation.scores import score
-from diffusiontools.reporting.tables import ROWS
+from diffusiontools.outputs.tables import ROWS
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -53,8 +53,8 @@ def fake_evaluation(folder: Path, runs: dict[str, Path], sources: dict | None = 
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    root = tmp_path_factory.mktemp("report")
+def pages(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pages")
     ini = root / "tiny.ini"
     ini.write_text("[data]\nsubset = 256\n[model]\nn_hidden = 8, 8\n[diffusion]\nT = 20\n"
                    "[training]\nepochs = 2\nbatch_size = 64\nsave_every = 1\nval_batches = 1\n"
@@ -63,23 +63,23 @@ def report(tmp_path_factory):
     assert main(["train", str(ini), "--out", str(gauss)]) == 0
     cold_set = ["--set", "diffusion.kind=cold", "--set", "diffusion.degradation=pixel_swap"]
     assert main(["train", str(ini), "--out", str(cold), *cold_set, "--set", "diffusion.T=20"]) == 0
-    (gauss / "learning_curve.png").unlink()  # the report must redraw it from metrics.csv
+    (gauss / "learning_curve.png").unlink()  # the page must redraw it from metrics.csv
     evaluation = fake_evaluation(root / "evaluation", {"gauss": gauss, "cold": cold})
     out = root / "html"
-    args = ["report", str(gauss), str(cold), "--eval", str(evaluation), "--out", str(out),
+    args = ["pages", str(gauss), str(cold), "--eval", str(evaluation), "--out", str(out),
             "--device", "cpu"]  # fmt: skip
     assert main(args) == 0
     return out
 
 
-def test_pages_are_self_contained(report):
-    assert sorted(p.name for p in report.glob("*.html")) == ["cold.html", "comparison.html",
+def test_pages_are_self_contained(pages):
+    assert sorted(p.name for p in pages.glob("*.html")) == ["cold.html", "comparison.html",
                                                              "gauss.html"]  # fmt: skip
-    for page in report.glob("*.html"):
+    for page in pages.glob("*.html"):
         text = page.read_text()
         assert "<script" not in text and 'src="data:image/png;base64,' in text
         assert 'src="http' not in text and 'src="file' not in text
-    gauss = (report / "gauss.html").read_text()
+    gauss = (pages / "gauss.html").read_text()
     for caption in ["train and validation loss per epoch", "samples across training",
                     "reverse process", "t-SNE of the test set"]:  # fmt: skip
         assert caption in gauss, caption
@@ -99,13 +99,13 @@ def browser(profile: Path):
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
 
 
-def test_pages_render_in_chromium(report, tmp_path):
+def test_pages_render_in_chromium(pages, tmp_path):
     from selenium.webdriver.common.by import By
 
     chrome = browser(tmp_path / "profile")
     try:
         for name, n_images, n_columns in [("gauss", 5, 2), ("comparison", 4, 3)]:
-            chrome.get((report / f"{name}.html").as_uri())
+            chrome.get((pages / f"{name}.html").as_uri())
             images = chrome.find_elements(By.TAG_NAME, "img")
             assert len(images) >= n_images, name
             for image in images:  # a broken data URI decodes to naturalWidth 0
@@ -122,7 +122,7 @@ def test_a_folder_without_checkpoints_is_refused_and_nothing_is_written(tmp_path
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.ini").write_text("[training]\nepochs = 1\n")  # and nothing else
     out = tmp_path / "html"
-    assert main(["report", str(tmp_path / "run"), "--out", str(out)]) == 2
+    assert main(["pages", str(tmp_path / "run"), "--out", str(out)]) == 2
     assert capsys.readouterr().err == (
         f"error: {tmp_path / 'run'} holds no checkpoint yet (expected "
         f"{tmp_path / 'run' / 'checkpoints' / 'latest.pt'})\n"
@@ -130,35 +130,59 @@ def test_a_folder_without_checkpoints_is_refused_and_nothing_is_written(tmp_path
     assert not out.exists()
 
 
-def test_pages_already_written_are_replaced_only_with_overwrite(report, tmp_path, capsys):
+def test_pages_already_written_are_replaced_only_with_overwrite(pages, tmp_path, capsys):
     out = tmp_path / "html"
-    shutil.copytree(report, out)
-    gauss = report.parent / "gauss"
+    shutil.copytree(pages, out)
+    gauss = pages.parent / "gauss"
     before = (out / "gauss.html").read_text()
     capsys.readouterr()
-    assert main(["report", str(gauss), "--out", str(out), "--device", "cpu"]) == 2
+    assert main(["pages", str(gauss), "--out", str(out), "--device", "cpu"]) == 2
     assert capsys.readouterr().err == (
         f"error: {out / 'gauss.html'} already exists (and 3 more of the files it would write); "
         "choose another folder with --out DIR, or replace the pages with --overwrite\n"
     )
     assert (out / "gauss.html").read_text() == before
-    assert main(["report", str(gauss), "--out", str(out), "--device", "cpu", "--overwrite"]) == 0
+    assert main(["pages", str(gauss), "--out", str(out), "--device", "cpu", "--overwrite"]) == 0
     assert (out / "gauss.html").read_text() != before  # without --eval: no metrics section
 
 
-def test_the_page_names_the_checkpoint_the_evaluation_scored(report):
-    gauss = report.parent / "gauss"
-    page = (report / "gauss.html").read_text()
+def test_the_former_name_report_writes_the_same_pages_and_says_it_is_now_pages(
+    pages, tmp_path, monkeypatch, capsys
+):
+    gauss = pages.parent / "gauss"
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["pages", str(gauss), "--device", "cpu"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["report", str(gauss), "--out", "old", "--device", "cpu"]) == 0
+    warned = capsys.readouterr().err.splitlines()
+    assert [line for line in warned if line.startswith("warning")] == [
+        "warning: `diffusiontools report` is now `diffusiontools pages`"
+    ]
+    written = sorted(p.relative_to(tmp_path / "pages") for p in (tmp_path / "pages").rglob("*"))
+    assert written == sorted(p.relative_to(tmp_path / "old") for p in (tmp_path / "old").rglob("*"))
+    assert [str(p) for p in written] == [
+        "figures",
+        "figures/gauss_epochs.png",
+        "figures/gauss_learning_curve.png",
+        "figures/gauss_trajectory.png",
+        "gauss.html",
+    ]
+
+
+def test_the_page_names_the_checkpoint_the_evaluation_scored(pages):
+    gauss = pages.parent / "gauss"
+    page = (pages / "gauss.html").read_text()
     assert f"Scored: {gauss}, epoch 1, step 6, raw weights." in page
 
 
-def test_an_evaluation_is_matched_by_the_run_it_scored_not_by_name(report, tmp_path, capsys):
+def test_an_evaluation_is_matched_by_the_run_it_scored_not_by_name(pages, tmp_path, capsys):
     """A cold run's page showed a Gaussian run's metrics when the label matched its folder
     name; a run resumed past the scored checkpoint showed its old metrics without a word."""
-    gauss, cold = report.parent / "gauss", report.parent / "cold"
+    gauss, cold = pages.parent / "gauss", pages.parent / "cold"
     named_cold = fake_evaluation(tmp_path / "named", {"cold": gauss})  # scored gauss, says cold
     capsys.readouterr()
-    args = ["report", str(cold), "--out", str(tmp_path / "html"), "--device", "cpu"]
+    args = ["pages", str(cold), "--out", str(tmp_path / "html"), "--device", "cpu"]
     assert main([*args, "--eval", str(named_cold)]) == 2
     assert capsys.readouterr().err == (
         f"error: --eval {named_cold} scored {gauss}, none of {cold}: give an evaluation of "
@@ -186,7 +210,7 @@ def test_samples_across_training_end_at_the_latest_checkpoint(tmp_path, monkeypa
     curve was titled by the config's name, not the run's."""
     from tiny_runs import train_tiny
 
-    from diffusiontools.evaluation import report_html
+    from diffusiontools.evaluation import run_pages
     from diffusiontools.training import trainer
 
     titles = []
@@ -199,23 +223,23 @@ def test_samples_across_training_end_at_the_latest_checkpoint(tmp_path, monkeypa
     assert set(titles) == {"stopped (tiny)"}  # the run, its config
     shown = {}
     monkeypatch.setattr(
-        report_html, "save_image_rows", lambda rows, labels, *a, **k: shown.update(labels=labels)
+        run_pages, "save_image_rows", lambda rows, labels, *a, **k: shown.update(labels=labels)
     )
-    report_html.drawn_epochs(run, tmp_path, torch.device("cpu"))
+    run_pages.drawn_epochs(run, tmp_path, torch.device("cpu"))
     assert shown["labels"] == ["epoch 0", "epoch 2, step 30"]
 
 
-def test_an_evaluation_of_a_run_since_overwritten_is_refused(report, tmp_path, capsys):
+def test_an_evaluation_of_a_run_since_overwritten_is_refused(pages, tmp_path, capsys):
     """A run evaluated, then replaced by --overwrite with another learning rate that stops at
     the same epoch and step: epoch and step alone matched, and the old metrics were shown."""
     run = tmp_path / "gauss"
-    shutil.copytree(report.parent / "gauss", run)
+    shutil.copytree(pages.parent / "gauss", run)
     evaluation = fake_evaluation(tmp_path / "ev", {"gauss": run})
-    ini = report.parent / "tiny.ini"
+    ini = pages.parent / "tiny.ini"
     retrain = ["train", str(ini), "--out", str(run), "--overwrite", "--set", "training.lr=0.01"]
     assert main(retrain) == 0
     capsys.readouterr()
-    args = ["report", str(run), "--eval", str(evaluation), "--out", str(tmp_path / "html")]
+    args = ["pages", str(run), "--eval", str(evaluation), "--out", str(tmp_path / "html")]
     assert main([*args, "--device", "cpu"]) == 2
     assert capsys.readouterr().err == (
         f"error: --eval {evaluation} scored {run} at epoch 1 (step 6), weights the run no longer "

@@ -1,7 +1,7 @@
 """One side-by-side table of an evaluation's metrics: rows = metrics, columns = runs.
 
 Read from the dict that ``evaluate`` writes to metrics.json, so that the Markdown table
-(metrics.md) and the HTML report show exactly the same cells.
+(metrics.md) and the HTML pages show exactly the same cells.
 """
 
 from __future__ import annotations
