@@ -62,7 +62,8 @@ FAST_STEPS = 100  # a run's own sampler is used when it takes at most this many 
 # probed with its own sampler on FAST_STEPS steps: the ancestral one respaced (it keeps the fresh
 # noise that corrects a young network's errors; on model 1 at epoch 60 the deterministic fast
 # samplers scored 2x the ancestral sampler's Fréchet distance, docs/benchmarks.md), DDIM on a
-# coarser grid, a cold sampler on a strided grid. Its cost: docs/benchmarks.md#quality-curve-during-training.
+# coarser grid, a cold sampler on a strided grid.
+# Its cost: docs/benchmarks.md#quality-curve-during-training.
 COLUMNS = (
     "frechet_distance",
     "class_entropy",
