@@ -18,7 +18,7 @@ from torch import nn
 from diffusiontools import cli
 from diffusiontools.data import load_mnist, to_model
 from diffusiontools.diffusion import make_process
-from diffusiontools.diffusion.cold import degraded_gmm
+from diffusiontools.diffusion.cold import cold_levels, degraded_gmm
 from diffusiontools.diffusion.degradations import DEGRADATIONS
 from diffusiontools.diffusion.noise import sample_generators
 from diffusiontools.diffusion.process import training_loss
@@ -340,9 +340,17 @@ def test_each_degradation_config_trains_a_few_steps(name, tmp_path):
 
 def test_faithful_configs_hold_the_reference_settings():
     c1, c2 = load_config(CONFIGS / "custom1.ini"), load_config(CONFIGS / "custom2.ini")
-    assert (c1.levels(), c1.diffusion.T, c1.diffusion.loss) == ((0.035, 0.15), 100, "l1")
+    assert (cold_levels(c1.diffusion), c1.diffusion.T, c1.diffusion.loss) == (
+        (0.035, 0.15),
+        100,
+        "l1",
+    )
     assert (c1.training.batch_size, c1.training.lr, c1.training.epochs) == (64, 1e-4, 80)
-    assert (c2.levels(), c2.diffusion.T, c2.diffusion.loss) == ((0.035, 0.2), 20, "mse")
+    assert (cold_levels(c2.diffusion), c2.diffusion.T, c2.diffusion.loss) == (
+        (0.035, 0.2),
+        20,
+        "mse",
+    )
     assert (c2.training.batch_size, c2.training.lr, c2.training.epochs) == (128, 2e-4, 180)
     for c in (c1, c2):
         assert c.diffusion.t_per == "batch" and c.model.n_hidden == (16, 32, 32, 16)
@@ -357,7 +365,11 @@ def test_bansal_configs_hold_their_mnist_settings():
     expected["mask_bansal"] = ("fade", 50)
     for name, (degradation, T) in expected.items():
         c = load_config(CONFIGS / f"{name}.ini")
-        assert (c.diffusion.degradation, c.diffusion.T, c.levels()) == (degradation, T, (0, T))
+        assert (c.diffusion.degradation, c.diffusion.T, cold_levels(c.diffusion)) == (
+            degradation,
+            T,
+            (0, T),
+        )
         assert (c.diffusion.loss, c.diffusion.t_range, c.training.ema_decay) == (
             "l1",
             "full",

@@ -22,6 +22,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 import diffusiontools as dt
 from diffusiontools import cli
 from diffusiontools.config import ModelConfig
+from diffusiontools.diffusion.cold import cold_levels
 from diffusiontools.models import make_network
 from diffusiontools.sampling.ddim import sample_ddim
 from diffusiontools.sampling.generation import clip_x0, model_fn
@@ -76,7 +77,7 @@ def test_a_cold_run_exports_its_levels_and_samples_as_the_run(tmp_path):
     out = export_run(run, tmp_path / "st")
     exported, original = dt.load(out, device="cpu"), dt.load(run, device="cpu")
     levels = description(out)["schedule"]["levels"]
-    lo, hi = original.config.levels()  # level_t = lo + (hi - lo) t / T, t = 0..T
+    lo, hi = cold_levels(original.config.diffusion)  # level_t = lo + (hi - lo) t / T, t = 0..T
     assert levels == pytest.approx([lo + (hi - lo) * t / 20 for t in range(21)], rel=1e-6)
     assert torch.equal(exported.sample(3, seed=2), original.sample(3, seed=2))
 

@@ -30,13 +30,10 @@ LAYERS = [
     ("cli", "__main__"),  # argparse only
 ]
 
-# The one exception, kept on purpose: Config.check() enforces the rules that tie keys together,
-# and one of them belongs to a higher layer (a degradation's valid levels), a late import inside
-# check()/levels(), so config.py still imports nothing of ours at load time. The sampling keys'
-# rules live in the sampling layer (sampling/plan.py), which training/run_config.py asks.
-ALLOWED_UPWARD = {
-    ("diffusiontools.config", "diffusiontools.diffusion.degradations"),
-}
+# No exception: config.py checks each section and the rules among its own keys; a rule that
+# belongs to a higher layer (a degradation's valid levels, the sampling keys) is that layer's,
+# and training/run_config.py asks each of them (check_config).
+ALLOWED_UPWARD: set[tuple[str, str]] = set()
 
 
 def module_files() -> dict[str, Path]:

@@ -253,30 +253,11 @@ class Config:
         d, m = self.diffusion, self.model
         for key, (scope, ignored_by) in unused_keys(self).items():
             refuse_unused(key, value_of(self, key), scope, ignored_by, key in written)
-        if d.kind == "cold":
-            from .diffusion.degradations import (
-                make_degradation,  # late: degradations import nothing of ours
-            )
-
-            degradation = make_degradation(d.degradation)
-            level_min, level_max = self.levels()
-            degradation.check_levels(level_min, level_max)
-            if m.num_classes:
-                raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
+        if d.kind == "cold" and m.num_classes:
+            raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
         if self.training.log == "tensorboard":  # refused here, before any run folder changes
             require("tensorboard", "tensorboard", "training.log = tensorboard")
         return self
-
-    def levels(self) -> tuple[float, float]:
-        """The cold degradation's (level at t=0, level at t=T), defaults filled in."""
-        from .diffusion.degradations import make_degradation
-
-        lo, hi = make_degradation(self.diffusion.degradation).default_levels
-        d = self.diffusion
-        return (
-            lo if d.level_min is None else d.level_min,
-            hi if d.level_max is None else d.level_max,
-        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

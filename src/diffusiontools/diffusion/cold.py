@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
+from ..config import Config, DiffusionConfig
 from ..errors import UserError
 from .degradations import make_degradation
 from .degradations.base import KEY_RANGE, Degradation
@@ -56,6 +56,13 @@ class ColdStart:
     fresh_fields: bool = False
 
 
+def cold_levels(d: DiffusionConfig) -> tuple[float, float]:
+    """The degradation's (level at t = 0, level at t = T): ``diffusion.level_min`` and
+    ``level_max``, each None filled in with the degradation's default."""
+    lo, hi = make_degradation(d.degradation).default_levels
+    return (lo if d.level_min is None else d.level_min, hi if d.level_max is None else d.level_max)
+
+
 def resolve_start(start: str, sampler: str) -> str:
     """The start mode ``sampling.start`` means for ``sampler`` (``auto`` resolved)."""
     if start != "auto":
@@ -80,10 +87,14 @@ class ColdDiffusion:
 
     @classmethod
     def from_config(cls, config: Config) -> ColdDiffusion:
-        level_min, level_max = config.levels()
+        """The process ``config.diffusion`` describes; refuses levels its degradation cannot
+        take (``Degradation.check_levels``)."""
         d = config.diffusion
+        degradation = make_degradation(d.degradation)
+        level_min, level_max = cold_levels(d)
+        degradation.check_levels(level_min, level_max)
         levels = linear_schedule(level_min, level_max, d.T)
-        return cls(make_degradation(d.degradation), levels, d.loss, d.t_per, d.t_range)
+        return cls(degradation, levels, d.loss, d.t_per, d.t_range)
 
     @property
     def T(self) -> int:

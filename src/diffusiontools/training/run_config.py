@@ -25,6 +25,7 @@ from ..config import (
     with_default,
 )
 from ..config import unused_keys as config_unused_keys
+from ..diffusion import make_process
 from ..sampling import plan
 from ..sampling.registry import OPTIONS
 
@@ -58,11 +59,13 @@ def load_config(
 
 
 def check_config(config: Config, written: typing.Collection[str] = ()) -> Config:
-    """Every rule on ``config``: config.py's (:meth:`Config.check`) and the sampling layer's
+    """Every rule on ``config``: config.py's (:meth:`Config.check`), the process's (its
+    factory refuses, e.g., levels a degradation cannot take) and the sampling layer's
     (``resolve_plan`` of the config's own settings); returns ``config``. ``written``: the keys
     the INI file and overrides wrote (a config built in code has none; a key of
     :func:`unused_keys` is then refused where it is not its default)."""
     config.check(written)
+    make_process(config)  # the process's own rules: a degradation's levels
     plan.resolve_plan(config, written=written)
     return config
 
