@@ -36,7 +36,7 @@ from diffusiontools import cli
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.errors import UserError
 from diffusiontools.training import checkpoint as ckpt_io
-from diffusiontools.training import trainer
+from diffusiontools.training import epoch_end
 from diffusiontools.training.run_folder import RunLock
 
 
@@ -137,7 +137,7 @@ def fork_cli(argv: list[str]) -> tuple[int, int, int]:
                 os.write(events_write, kind)
                 os.read(go_read, 1)
 
-            loss, validation, save = GaussianDiffusion.loss, trainer.validation_loss, torch.save
+            loss, validation, save = GaussianDiffusion.loss, epoch_end.validation_loss, torch.save
 
             def loss_with_event(self, *args, **kwargs):
                 if torch.is_grad_enabled():  # not validation
@@ -153,7 +153,7 @@ def fork_cli(argv: list[str]) -> tuple[int, int, int]:
                 event(WRITE)
 
             GaussianDiffusion.loss = loss_with_event
-            trainer.validation_loss = validation_with_event
+            epoch_end.validation_loss = validation_with_event
             ckpt_io.torch.save = save_with_event
             code = cli.main(argv)
         except SystemExit as exc:
