@@ -1,9 +1,12 @@
 """Run management for one training in a run folder, apart from the training itself.
 
-1. :meth:`TrainingSession.check`: the folder is created and locked, an interrupted overwrite
-   in it put right, and it must fit ``resume``/``overwrite``; on resume, the config must be one
-   the checkpoint's run can go on with.
-2. :meth:`TrainingSession.restore`: on resume, the checkpoint is checked against the data and
+1. :meth:`TrainingSession.check`, before the data loads: the refusals that need no data (a
+   ``--out`` that is a file, a folder whose run does not fit ``resume``/``overwrite``, and on
+   resume a config the checkpoint's run cannot go on with). A folder a training has used
+   (its lock file stays, and so may an interrupted overwrite) is locked from here and the
+   overwrite put right first; any other folder is only read, as the data may still refuse.
+2. :meth:`TrainingSession.restore`, once the data has loaded: the folder is created and locked
+   if it was not, and checked again; on resume, the checkpoint is checked against the data and
    loaded into the state.
 3. :meth:`TrainingSession.begin`, once every check has passed: SIGINT/SIGTERM become a stop
    request, and only now does the folder change (an overwritten run is moved aside, config.ini
@@ -25,6 +28,7 @@ import torch
 
 from ..config import Config
 from ..errors import UserError
+from ..reporting.outputs import check_output_folder
 from . import checkpoint as ckpt_io
 from . import run_folder
 from .checkpoint import TrainingState
@@ -66,7 +70,7 @@ class TrainingSession:
         """Step 1 (module doc); returns the config the run trains with: ``requested``, or on
         resume the checkpoint's run going on with the keys that may change (``resume_rules``).
         """
-        self.ranks.all_succeed(self._hold, self.device)  # the others read it after
+        self.ranks.all_succeed(self._check_folder, self.device)  # the others read it after
         if not self.resume:
             return requested
         return self.ranks.all_succeed(lambda: self._read_checkpoint(requested), self.device)
@@ -74,6 +78,7 @@ class TrainingSession:
     def restore(self, state: TrainingState) -> None:
         """Step 2 (module doc): ``state`` is built from the config :meth:`check` returned and
         holds the data's provenance."""
+        self.ranks.all_succeed(self._hold, self.device)
         if self._checkpoint is not None:
             self.ranks.all_succeed(lambda: self._restore(state), self.device)
 
@@ -114,6 +119,17 @@ class TrainingSession:
                 "resume=True"
             ) from None
         run_folder.discard_previous(self.run_dir)  # a checkpoint of the new run exists now
+
+    def _check_folder(self) -> None:
+        if not self.ranks.is_main:
+            return
+        # A training has been here: its lock file stays, and so may an overwrite to put right.
+        used = (self.run_dir / run_folder.LOCK_FILE, self.run_dir / run_folder.PREVIOUS)
+        if any(path.exists() for path in used):
+            self._hold()
+        else:  # no training runs here, nor was interrupted: read only, as the data may refuse
+            check_output_folder(self.run_dir, "the run")
+            run_folder.check_intent(self.run_dir, self.resume, self.overwrite)
 
     def _hold(self) -> None:
         """Rank 0, once: create and lock the folder, put an interrupted overwrite right, then

@@ -83,10 +83,10 @@ def train(
         ranks.check_batch(config.training.batch_size)
         device = ranks.device(device)
         with TrainingSession(run_dir, resume, overwrite, ranks, device) as session:
+            config = session.check(config)
             data = load_training_data(config, device)
             # The run's length is known once the data is: refuse a schedule that ends before it.
             check_schedule_covers(config.training, len(data.train) // config.training.batch_size)
-            config = session.check(config)
             state = _fresh_state(config, data.provenance, device)
             session.restore(state)
             stop = session.begin(config, data.provenance, probe)
