@@ -36,7 +36,7 @@ from diffusiontools import cli
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.errors import UserError
 from diffusiontools.training import checkpoint as ckpt_io
-from diffusiontools.training import trainer
+from diffusiontools.training import epoch_end, run_folder, training_data
 from diffusiontools.training.run_folder import RunLock
 
 
@@ -72,6 +72,60 @@ def test_training_into_a_run_needs_resume_or_overwrite(tmp_path):
     train_tiny(run, "training.epochs=1", overwrite=True)
     assert ckpt_io.list_epochs(run) == [0]
     assert losses(run) == losses(reference_run())[:1]
+
+
+def a_run(run: Path) -> None:
+    copy_run(reference_run(), run)
+
+
+def a_used_run(run: Path) -> None:
+    """A run whose folder a training has locked (the lock file stays after it)."""
+    copy_run(reference_run(), run)
+    (run / run_folder.LOCK_FILE).write_text("")
+
+
+def a_file(run: Path) -> None:
+    run.write_text("not a folder")
+
+
+def nothing(run: Path) -> None:
+    pass
+
+
+# Refusals that need no data: (the folder, train's flags, overrides, how the refusal begins).
+REFUSED_BEFORE_THE_DATA = [
+    (a_run, {}, (),
+     "{run} already holds a run; pass resume=True to continue it or overwrite=True to replace it"),
+    (a_used_run, {}, (),
+     "{run} already holds a run; pass resume=True to continue it or overwrite=True to replace it"),
+    (a_file, {}, (), "{run} is a file; name a folder for the run"),
+    (a_file, {"overwrite": True}, (), "{run} is a file; name a folder for the run"),
+    (nothing, {"resume": True}, (),
+     "resume=True given but {run} holds no checkpoint to resume from"),
+    (a_used_run, {"resume": True}, ("training.lr=0.5",),
+     "resume=True: the run in {run} was trained with other settings: training.lr "),
+    (a_run, {"resume": True}, ("training.epochs=2",),
+     "training.epochs=2 is below the 3 epochs this run has finished; give at least 3"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("folder, flags, overrides, refusal", REFUSED_BEFORE_THE_DATA)
+def test_a_refusal_that_needs_no_data_comes_before_the_data_loads(
+    folder, flags, overrides, refusal, tmp_path, monkeypatch
+):
+    """Such a refusal came only after the data had loaded (and, for MNIST, maybe downloaded)."""
+
+    run = tmp_path / "run"
+    folder(run)  # before the data loader goes: the reference run is trained on first use
+
+    def load_mnist(*args, **kwargs):
+        raise AssertionError("the data was loaded before the refusal")
+
+    monkeypatch.setattr(training_data, "load_mnist", load_mnist)
+    with pytest.raises(UserError) as refused:
+        train_tiny(run, *overrides, **flags)
+    assert str(refused.value).startswith(refusal.format(run=run))
+    assert run.exists() == (folder is not nothing)  # a refused run creates no folder
 
 
 def test_a_run_killed_before_its_first_checkpoint_is_sent_to_overwrite_only(tmp_path):
@@ -137,7 +191,7 @@ def fork_cli(argv: list[str]) -> tuple[int, int, int]:
                 os.write(events_write, kind)
                 os.read(go_read, 1)
 
-            loss, validation, save = GaussianDiffusion.loss, trainer.validation_loss, torch.save
+            loss, validation, save = GaussianDiffusion.loss, epoch_end.validation_loss, torch.save
 
             def loss_with_event(self, *args, **kwargs):
                 if torch.is_grad_enabled():  # not validation
@@ -153,7 +207,7 @@ def fork_cli(argv: list[str]) -> tuple[int, int, int]:
                 event(WRITE)
 
             GaussianDiffusion.loss = loss_with_event
-            trainer.validation_loss = validation_with_event
+            epoch_end.validation_loss = validation_with_event
             ckpt_io.torch.save = save_with_event
             code = cli.main(argv)
         except SystemExit as exc:

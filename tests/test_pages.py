@@ -211,12 +211,12 @@ def test_samples_across_training_end_at_the_latest_checkpoint(tmp_path, monkeypa
     from tiny_runs import train_tiny
 
     from diffusiontools.evaluation import run_pages
-    from diffusiontools.training import trainer
+    from diffusiontools.training import epoch_end
 
     titles = []
-    drawn = trainer.learning_curve_figure
+    drawn = epoch_end.learning_curve_figure
     monkeypatch.setattr(
-        trainer, "learning_curve_figure", lambda h, title, r: titles.append(title) or drawn(h)
+        epoch_end, "learning_curve_figure", lambda h, title, r: titles.append(title) or drawn(h)
     )
     # 12 steps an epoch: epoch 0 is kept (save_every 5), the run stops at step 30 in epoch 2
     run = train_tiny(tmp_path / "stopped", "training.max_steps=30", "training.save_every=5")

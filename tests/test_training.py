@@ -25,8 +25,8 @@ import diffusiontools as dt
 from diffusiontools import cli
 from diffusiontools.training import checkpoint as ckpt_io
 from diffusiontools.training.run_folder import read_metrics
-from diffusiontools.training.trainer import validation_loss
 from diffusiontools.training.training_data import load_training_data
+from diffusiontools.training.validation import validation_loss
 
 
 def test_training_lowers_the_loss():
@@ -81,12 +81,12 @@ def test_the_progress_bar_loss_after_a_mid_epoch_resume_is_the_mean_of_the_new_s
     """Stopped after 5 of epoch 0's 12 steps and resumed: the bar's loss at the epoch's end is the
     mean of the 7 steps run since (before: their sum over 12 slots, 5 of them empty zeros, so
     7/12 of it)."""
-    from diffusiontools.training import trainer
+    from diffusiontools.training import progress
 
     run = train_tiny(tmp_path / "run", "training.max_steps=5")
     shown, step_losses = [], []
 
-    class RecordingBar(trainer.tqdm):
+    class RecordingBar(progress.tqdm):
         def set_postfix(self, **kwargs):
             shown.append(kwargs["loss"])
             super().set_postfix(**kwargs)
@@ -95,7 +95,7 @@ def test_the_progress_bar_loss_after_a_mid_epoch_resume_is_the_mean_of_the_new_s
         step_losses.append(float(loss.detach()))
         return loss
 
-    monkeypatch.setattr(trainer, "tqdm", RecordingBar)
+    monkeypatch.setattr(progress, "tqdm", RecordingBar)
     on_training_steps(monkeypatch, record)
     train_tiny(run, "training.epochs=1", resume=True)
     assert len(step_losses) == STEPS_PER_EPOCH - 5 == 7

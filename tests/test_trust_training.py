@@ -32,7 +32,7 @@ from diffusiontools import cli
 from diffusiontools.errors import UserError
 from diffusiontools.training import checkpoint as ckpt_io
 from diffusiontools.training import run_folder
-from diffusiontools.training.trainer import reseeded
+from diffusiontools.training.checkpoint import reseeded
 from diffusiontools.training.training_data import load_training_data
 
 

@@ -1,18 +1,29 @@
 """Reading and writing checkpoints: plain dicts of tensors and plain data, written atomically.
-The one module that knows the schema: the training writes it with :func:`training_checkpoint`,
-and every reader goes through :func:`stored_config`, :func:`stored_state`, :func:`stored_weights`.
+The one module that knows the schema: the training writes one from its :class:`TrainingState`
+with :func:`training_checkpoint` and resumes with :func:`restore_training`; every other reader
+goes through :func:`stored_config` and :func:`stored_weights`.
 
 A checkpoint is ``{"format_version", "config", "data", "epoch", "batch", "step", "loss_sum",
 "epoch_seconds", "data_rng_at_epoch_start", "model", "ema", "optimizer", "rng", "history",
-"tensorboard_step", "probe_pending", "probed_as_last"}`` (the last three are absent from
-checkpoints written before they existed, and read as the behaviour of then).
-Loading uses ``torch.load(weights_only=True)``, so a checkpoint can never run code, and every
-failure is a one-line :class:`UserError`.
+"tensorboard_step", "probe_pending", "probed_as_last"}``. Every checkpoint diffusiontools has
+written says ``format_version`` 1; the entries were added within it, and a checkpoint without
+one reads it as its absence meant when it was written (tests/fixtures/old_runs holds each):
+
+- the first layout: no ``data`` (the resume compares no data) and no ``rng.step_device`` (the
+  noise generator's state is tried on this device);
+- then ``data`` and ``rng.step_device``;
+- then ``tensorboard_step``, ``probe_pending``, ``probed_as_last`` (today's layout).
+
+A layout that a reader of today could not read gets the next ``format_version``; a checkpoint
+with a version above :data:`FORMAT_VERSION` is refused. Loading uses
+``torch.load(weights_only=True)``, so a checkpoint can never run code, and every failure is a
+one-line :class:`UserError`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import re
@@ -27,6 +38,7 @@ from ..config import Config, config_from_dict
 from ..errors import UserError
 from .run_config import as_recorded
 
+logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 # What every refusal of an unreadable checkpoint says was expected.
 EXPECTED = "expected a .pt file that diffusiontools train wrote (a dict of tensors and plain data)"
@@ -34,17 +46,27 @@ CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest.pt"
 
 
-@dataclass
-class TrainState:
-    """Everything that changes during training and must survive a resume."""
+@dataclass(eq=False)
+class TrainingState:
+    """What a training checkpoint holds, one field per entry (``model`` holds ``net``'s weights,
+    ``ema`` the average's, ``rng`` the two generators' states): the run's settings and data,
+    what the optimisation changes, and the position in the run. The training loop changes it;
+    :func:`training_checkpoint` writes it and :func:`restore_training` reads it back."""
 
+    config: Config  # the resolved config the run trains with
+    data: dict  # the training data's provenance (data.json)
+    net: nn.Module
+    ema: nn.Module | None  # the weights' exponential average (an AveragedModel), None without
+    optimizer: torch.optim.Optimizer
+    data_gen: torch.Generator  # the batch order: on the CPU whatever the device
+    step_gen: torch.Generator  # t and noise: on the training device
     epoch: int = 0  # the epoch in progress (or the next to start when batch == 0)
     batch: int = 0  # batches of ``epoch`` already done
     step: int = 0  # optimiser steps so far
     loss_sum: float = 0.0  # sum of this epoch's batch losses so far
     epoch_seconds: float = 0.0  # time spent in this epoch so far
     data_rng_at_epoch_start: torch.Tensor | None = None
-    history: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # one metrics row per finished epoch
     # The step through which RUN/tensorboard's event files hold this run's own events (0: none):
     # the step of the last checkpoint written with training.log = tensorboard. A session with
     # the log off leaves it as it was, so a later session with it on purges what lies past it.
@@ -56,39 +78,95 @@ class TrainState:
     # finished epoch drops those values, as a straight run to the later end never measured them.
     probed_as_last: bool = False
 
+    def reached_max_steps(self) -> bool:
+        max_steps = self.config.training.max_steps
+        return max_steps is not None and self.step >= max_steps
 
-def rng_state(data_gen: torch.Generator, step_gen: torch.Generator) -> dict:
-    """Both generators' states, and the device kind of the t/noise one."""
-    return {
-        "data": data_gen.get_state(),
-        "step": step_gen.get_state(),
-        "step_device": step_gen.device.type,
-    }
+    def finished(self) -> bool:
+        """Whether the run has trained as far as it is told: every epoch, or max_steps."""
+        return self.epoch >= self.config.training.epochs or self.reached_max_steps()
 
 
-def training_checkpoint(
-    config: Config, state: TrainState, net, ema, optimizer, data_gen, step_gen, data
-) -> dict:
+# The entries of the position in the run that every checkpoint holds.
+POSITION = ("epoch", "batch", "step", "loss_sum", "epoch_seconds", "data_rng_at_epoch_start")
+
+
+def training_checkpoint(state: TrainingState) -> dict:
     """The dict a training writes: the schema of the module doc, ``format_version`` first."""
     return {
         "format_version": FORMAT_VERSION,
-        "config": config.to_dict(),
-        "data": data.provenance,
-        "epoch": state.epoch,
-        "batch": state.batch,
-        "step": state.step,
-        "loss_sum": state.loss_sum,
-        "epoch_seconds": state.epoch_seconds,
-        "data_rng_at_epoch_start": state.data_rng_at_epoch_start,
-        "model": net.state_dict(),
-        "ema": None if ema is None else ema.module.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "rng": rng_state(data_gen, step_gen),
+        "config": state.config.to_dict(),
+        "data": state.data,
+        **{name: getattr(state, name) for name in POSITION},
+        "model": state.net.state_dict(),
+        "ema": None if state.ema is None else state.ema.module.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "rng": {
+            "data": state.data_gen.get_state(),
+            "step": state.step_gen.get_state(),
+            "step_device": state.step_gen.device.type,
+        },
         "history": state.history,
         "tensorboard_step": state.tensorboard_step,
         "probe_pending": state.probe_pending,
         "probed_as_last": state.probed_as_last,
     }
+
+
+def restore_training(state: TrainingState, ckpt: dict, path: Path | str) -> None:
+    """Load the checkpoint ``ckpt`` (read from ``path``) into ``state``, built from the config
+    the run goes on with; ``state.config`` and ``state.data`` stay as they are.
+
+    Every earlier layout is read: the entries a checkpoint of then lacks read as what their
+    absence meant then. Loaded onto the CPU, generator states are CPU byte tensors even for a
+    CUDA generator; ``load_state_dict`` copies the rest over.
+    Raises UserError for weights of another architecture; KeyError, TypeError, ValueError or
+    RuntimeError for an entry that is missing or garbled.
+    """
+    load_weights(state.net, ckpt["model"], path)
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    for name in (*POSITION, "history"):
+        setattr(state, name, ckpt[name])
+    # Absent from the earlier layouts (module doc): every session then purged the event files
+    # past its own resumed step; no quality probe is pending, and the last row's values stay.
+    state.tensorboard_step = ckpt.get("tensorboard_step", ckpt["step"])
+    state.probe_pending = ckpt.get("probe_pending", False)
+    state.probed_as_last = ckpt.get("probed_as_last", False)
+    if state.ema is not None and ckpt["ema"] is not None:  # else the average starts now
+        state.ema.module.load_state_dict(ckpt["ema"])
+        # AveragedModel copies the weights on its first update (n_averaged == 0): restore the
+        # count, one update per step, or the average would restart from the weights.
+        state.ema.n_averaged.fill_(state.step)
+    state.data_gen.set_state(ckpt["rng"]["data"])
+    _restore_step_generator(state, ckpt["rng"])
+
+
+def _restore_step_generator(state: TrainingState, rng: dict) -> None:
+    """The t/noise generator's state, or, when it was saved by another kind of device (a CUDA
+    generator's state does not fit a CPU one), a deterministic re-seed from the step."""
+    saved_on = rng.get("step_device")  # None in the first layout
+    here = state.step_gen.device.type
+    if saved_on in (None, here):
+        try:
+            state.step_gen.set_state(rng["step"])
+            return
+        except RuntimeError:  # the first layout, written on another device
+            saved_on = "another device"
+    state.step_gen.manual_seed(reseeded(state.config.training.seed, state.step))
+    logger.warning(
+        "the checkpoint's noise generator comes from %s and this run trains on %s: it is "
+        "re-seeded from step %d, so the run goes on deterministically but no longer draws "
+        "the noise an uninterrupted run on %s would",
+        saved_on,
+        here,
+        state.step,
+        saved_on,
+    )
+
+
+def reseeded(seed: int, step: int) -> int:
+    """The seed of a noise generator re-seeded at ``step`` (a resume on another device)."""
+    return (seed + 1) * 1_000_003 + step
 
 
 def stored_config(ckpt: dict, path: Path | str = "the checkpoint") -> Config:
@@ -111,23 +189,6 @@ def _config_table(ckpt: dict, path: Path | str) -> dict:
     if not isinstance(ckpt.get("config"), dict):
         raise UserError(f"checkpoint {path} carries no config: {EXPECTED}")
     return ckpt["config"]
-
-
-def stored_state(ckpt: dict) -> TrainState:
-    """The training position a checkpoint carries (a KeyError names a missing entry)."""
-    return TrainState(
-        ckpt["epoch"],
-        ckpt["batch"],
-        ckpt["step"],
-        ckpt["loss_sum"],
-        ckpt["epoch_seconds"],
-        ckpt["data_rng_at_epoch_start"],
-        ckpt["history"],
-        # Before the key existed, every session purged past its own resumed step.
-        tensorboard_step=ckpt.get("tensorboard_step", ckpt["step"]),
-        probe_pending=ckpt.get("probe_pending", False),
-        probed_as_last=ckpt.get("probed_as_last", False),
-    )
 
 
 def stored_weights(ckpt: dict, use_ema: bool) -> dict:
@@ -260,27 +321,3 @@ def list_epochs(run_dir: Path) -> list[int]:
     folder = Path(run_dir) / CHECKPOINT_DIR
     found = (re.fullmatch(r"epoch_(\d+)\.pt", p.name) for p in folder.glob("epoch_*.pt"))
     return sorted(int(m.group(1)) for m in found if m)
-
-
-def checkpoint_for(run_dir: Path, epoch: int | None) -> Path:
-    """The checkpoint of ``epoch`` (None: the latest), or an error listing the ones that exist."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} does not exist")
-    if epoch is None:
-        path = latest_path(run_dir)
-        if not path.is_file() and (run_dir / "diffusiontools.json").is_file():
-            raise UserError(
-                f"{run_dir} is an export, which holds no checkpoints: this needs the run "
-                "folder it came from (sample, evaluate, reconstruct and diffusiontools.load "
-                "read exports)"
-            )
-        if not path.is_file():
-            raise UserError(f"{run_dir} holds no checkpoint yet (expected {path})")
-        return path
-    path = epoch_path(run_dir, epoch)
-    if not path.is_file():
-        epochs = list_epochs(run_dir)
-        have = ", ".join(map(str, epochs)) if epochs else "none"
-        raise UserError(f"epoch={epoch} has no checkpoint in {run_dir}; epochs with one: {have}")
-    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..outputs.safe_writes import check_output_folder
-from .checkpoint import CHECKPOINT_DIR, checkpoint_for, epoch_path, latest_path, list_epochs
+from .checkpoint import CHECKPOINT_DIR, epoch_path, latest_path, list_epochs
 
 CONFIG_FILE = "config.ini"
 DATA_FILE = "data.json"
@@ -113,7 +113,25 @@ class RunFolder:
         """The checkpoint of ``epoch`` (None: the latest) that exists; raises
         DiffusionToolsError naming what is missing (the folder, an export's lack of
         checkpoints, the epochs that have one)."""
-        return checkpoint_for(self.path, epoch)
+        if not self.path.is_dir():
+            raise UserError(f"run folder {self.path} does not exist")
+        if epoch is None:
+            if not self.latest.is_file() and self.is_export:
+                raise UserError(
+                    f"{self.path} is an export, which holds no checkpoints: this needs the run "
+                    "folder it came from (sample, evaluate, reconstruct and diffusiontools.load "
+                    "read exports)"
+                )
+            if not self.latest.is_file():
+                raise UserError(f"{self.path} holds no checkpoint yet (expected {self.latest})")
+            return self.latest
+        path = self.epoch(epoch)
+        if not path.is_file():
+            have = ", ".join(map(str, self.epochs())) or "none"
+            raise UserError(
+                f"epoch={epoch} has no checkpoint in {self.path}; epochs with one: {have}"
+            )
+        return path
 
     @property
     def samples(self) -> Path:
