@@ -4,13 +4,12 @@ files are named as such and left in place, and nothing is found without saying w
 import dataclasses
 import gzip
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import idx_bytes
+from loopback import mirror
 
 from diffusiontools.data import idx_family, mnist
 from diffusiontools.data.sources import load_dataset
@@ -165,26 +164,11 @@ def test_a_wrong_file_in_the_cache_is_named_before_any_download(tiny_family, mon
 def test_download_fetches_the_members_files_into_its_cache(tiny_family, monkeypatch):
     bodies = tiny_files("fashion_mnist")
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(bodies[self.path.rsplit("/", 1)[1]])
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    mirror = f"http://127.0.0.1:{server.server_address[1]}/"
-    member = dataclasses.replace(idx_family.FAMILY["fashion_mnist"], mirrors=(mirror,))
-    monkeypatch.setitem(idx_family.FAMILY, "fashion_mnist", member)
-    monkeypatch.setenv(mnist.OFFLINE_VAR, "0")
-    try:
+    with mirror(bodies) as url:
+        member = dataclasses.replace(idx_family.FAMILY["fashion_mnist"], mirrors=(url,))
+        monkeypatch.setitem(idx_family.FAMILY, "fashion_mnist", member)
+        monkeypatch.setenv(mnist.OFFLINE_VAR, "0")
         data = load_dataset("fashion_mnist")
-    finally:
-        server.shutdown()
-        server.server_close()
     cache = tiny_family / "cache" / "diffusiontools" / "fashion_mnist"
     assert data.provenance.details["folder"] == str(cache)
     assert sorted(path.name for path in cache.iterdir()) == sorted(bodies)

@@ -2,16 +2,15 @@
 
 import gzip
 import hashlib
-import http.server
 import json
 import socket
 import struct
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from loopback import mirror
 
 from diffusiontools.data import (
     MnistData,
@@ -205,23 +204,9 @@ def test_auto_downloads_into_the_cache(isolated, monkeypatch):
     monkeypatch.setattr(download, "MNIST_MD5", table)
     monkeypatch.setattr(mnist, "MNIST_MD5", table)
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(bodies[self.path.rsplit("/", 1)[1]])
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(download, "MIRRORS", (f"http://127.0.0.1:{server.server_address[1]}/",))
-    try:
+    with mirror(bodies) as url:
+        monkeypatch.setattr(download, "MIRRORS", (url,))
         data = load_mnist(None, source="mnist")
-    finally:
-        server.shutdown()
-        server.server_close()
     cache = isolated / "cache" / "diffusiontools" / "mnist"
     assert data.provenance["folder"] == str(cache.resolve())
     assert data.provenance["md5"] == table and len(data.train_labels) == 12
