@@ -50,8 +50,9 @@ from diffusiontools.data import load_mnist, shuffled_batches, to_model
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.diffusion.process import training_loss
 from diffusiontools.models import make_network
-from diffusiontools.training.trainer import _make_optimizer, validation_loss
+from diffusiontools.training.trainer import _make_optimizer
 from diffusiontools.training.training_data import TrainingData
+from diffusiontools.training.validation import validation_loss
 
 from .machine import cores, describe, recorded, spread, torch_threads
 
