@@ -92,6 +92,9 @@ class DataConfig(_Section):
             object.__setattr__(self, "dir", str(Path(self.dir).expanduser().resolve()))
 
     def _rules(self) -> None:
+        if self.dataset in ("folder", "npz") and self.dir is None:
+            what = "the folder of images" if self.dataset == "folder" else "the .npz file"
+            raise UserError(f"data.dataset = {self.dataset} needs data.dir, {what}")
         if self.channels == 2:
             raise UserError("data.channels=2 is not allowed: use 1 (gray) or 3 (RGB)")
 
