@@ -19,14 +19,17 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import DataConfig
 from .bundled import load_mnist_embedded
 from .dataset import DatasetSpec, ImageDataset, Provenance
 from .idx_family import FAMILY, SIZE
 from .locate import ENV_VAR, OFFLINE_VAR, cache_dir
 from .mnist import MnistData, load_mnist
 from .sources import load_dataset
+
+if TYPE_CHECKING:  # an annotation only: the data layer reads the section, it builds none
+    from ..config import DataConfig
 
 # The provenance source of the embedded subset, under the name earlier runs recorded.
 RECORDED_SOURCE = {"mnist_embedded": "embedded"}
