@@ -32,6 +32,7 @@ FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat") + (
     "Bag",
     "Ankle boot",
 )
+KMNIST = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 DIGITS8_REFUSED = (
     "data.dataset = digits8 gives 8x8x1 images; this version trains on 28x28 single-channel "
     "images in 10 classes (mnist, fashion_mnist, kmnist) only"
@@ -114,8 +115,8 @@ def test_load_data_of_mnist_is_load_mnist_with_a_channel_axis(source):
     assert record["dataset"]["spec"]["height"] == 28
 
 
-def tiny_fashion(n_train: int = 64, n_test: int = 16) -> dict[str, bytes]:
-    """Fashion-MNIST's four .gz files for small random 28x28 images in its 10 classes."""
+def tiny_member(n_train: int = 64, n_test: int = 16) -> dict[str, bytes]:
+    """Four IDX .gz files of small random 28x28 images in 10 classes."""
     rng = np.random.default_rng(0)
     arrays = [
         rng.integers(0, 256, (n_train, 28, 28)),
@@ -129,18 +130,21 @@ def tiny_fashion(n_train: int = 64, n_test: int = 16) -> dict[str, bytes]:
     }
 
 
-@pytest.fixture
-def fashion_folder(tmp_path, monkeypatch) -> Path:
-    """A folder of tiny Fashion-MNIST files, whose md5s stand in for the published ones."""
-    files = tiny_fashion()
+def member_folder(folder: Path, member: str, monkeypatch) -> Path:
+    """``folder`` holding tiny files of ``member``, whose md5s stand in for the published ones."""
+    files = tiny_member()
     md5 = {name: hashlib.md5(body).hexdigest() for name, body in files.items()}
-    member = dataclasses.replace(idx_family.FAMILY["fashion_mnist"], md5=md5)
-    monkeypatch.setitem(idx_family.FAMILY, "fashion_mnist", member)
-    folder = tmp_path / "fashion"
+    patched = dataclasses.replace(idx_family.FAMILY[member], md5=md5)
+    monkeypatch.setitem(idx_family.FAMILY, member, patched)
     folder.mkdir()
     for name, body in files.items():
         (folder / name).write_bytes(body)
     return folder
+
+
+@pytest.fixture
+def fashion_folder(tmp_path, monkeypatch) -> Path:
+    return member_folder(tmp_path / "fashion", "fashion_mnist", monkeypatch)
 
 
 def test_an_mnist_file_of_another_member_is_named_and_left_in_place(fashion_folder):
@@ -171,37 +175,39 @@ def test_the_cold_start_takes_the_images_it_is_handed():
 # --- what trains, what is recorded, what is refused --------------------------------------------
 
 
-def test_fashion_mnist_trains_samples_and_is_recorded(tmp_path, fashion_folder):
+@pytest.mark.parametrize("member, class_names", [("fashion_mnist", FASHION), ("kmnist", KMNIST)])
+def test_the_idx_family_trains_samples_and_is_recorded(tmp_path, monkeypatch, member, class_names):
+    folder = member_folder(tmp_path / member, member, monkeypatch)
     run = train_tiny(
         tmp_path / "run",
-        "data.dataset=fashion_mnist",
-        f"data.dir={fashion_folder}",
+        f"data.dataset={member}",
+        f"data.dir={folder}",
         "data.subset=40",
         "training.epochs=1",
         "training.batch_size=8",
     )
     record = json.loads((run / "data.json").read_text())
-    assert record["source"] == "fashion_mnist"
+    assert record["source"] == member
     assert record["n_train"] == 64 and record["n_train_split"] == 32
     assert record["dataset"]["spec"] == {
         "channels": 1,
         "height": 28,
         "width": 28,
         "num_classes": 10,
-        "class_names": list(FASHION),
+        "class_names": list(class_names),
     }
-    assert record["dataset"]["provenance"]["source"] == "fashion_mnist"
+    assert record["dataset"]["provenance"]["source"] == member
     model = load_model(run, None, torch.device("cpu"))
-    assert model.data["dataset"]["spec"]["class_names"] == list(FASHION)  # the checkpoint's
+    assert model.data["dataset"]["spec"]["class_names"] == list(class_names)  # the checkpoint's
     samples = model.sample(4, seed=0)
     assert samples.shape == (4, 1, 28, 28) and torch.isfinite(samples).all()
     exported = json.loads((export_run(run) / EXPORT_DESCRIPTION).read_text())
     assert exported["data"]["dataset"]["spec"] == record["dataset"]["spec"]
     with pytest.raises(UserError) as e:
-        dt.evaluate({"fashion": model}, n_samples=10, out=tmp_path / "eval", device="cpu")
+        dt.evaluate({member: model}, n_samples=10, out=tmp_path / "eval", device="cpu")
     assert str(e.value) == (
-        "evaluate: samples of data.dataset = fashion_mnist cannot be scored: the evaluation "
-        "classifier is mnist's, and a classifier of fashion_mnist does not exist yet"
+        f"evaluate: samples of data.dataset = {member} cannot be scored: the evaluation "
+        f"classifier is mnist's, and a classifier of {member} does not exist yet"
     )
 
 
