@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusiontools.data import mnist
+from diffusiontools.data import idx_family, mnist
 from diffusiontools.data.embedded import embedded_mnist
 
 REAL_MNIST_VAR = "DIFFUSIONTOOLS_TEST_MNIST"
@@ -48,7 +48,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
 def write_idx_folder(folder: Path, arrays: list[np.ndarray]) -> Path:
     """Write train images, train labels, test images, test labels as the four raw IDX files."""
     folder.mkdir(parents=True, exist_ok=True)
-    for stem, array in zip(mnist.STEMS.values(), arrays, strict=True):
+    for stem, array in zip(idx_family.STEMS.values(), arrays, strict=True):
         (folder / stem).write_bytes(idx_bytes(array))
     return folder
 

@@ -30,7 +30,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 )
 
 from diffusiontools import cli
-from diffusiontools.data import mnist
+from diffusiontools.data import idx_family, mnist
 from diffusiontools.errors import UserError
 from diffusiontools.training import checkpoint as ckpt_io
 
@@ -68,7 +68,7 @@ def config_file(text: str) -> Callable:
 
 # --- MNIST folders with one broken file ---------------------------------------------------------
 
-STEMS = list(mnist.STEMS.values())  # train images, train labels, test images, test labels
+STEMS = list(idx_family.STEMS.values())  # train images, train labels, test images, test labels
 
 
 def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusiontools.data import MnistData, load_mnist
+from diffusiontools.data import DatasetSpec, ImageDataset, Provenance, load_mnist
 from diffusiontools.data.download import file_sha256
 from diffusiontools.errors import UserError
 from diffusiontools.evaluation import classifier
@@ -57,12 +57,13 @@ def test_random_shift_moves_a_pixel_at_most_two_places():
 
 def test_training_runs_and_saves(tmp_path):
     gen = torch.Generator().manual_seed(0)
-    fake = MnistData(
-        train_images=torch.randint(0, 256, (130, 28, 28), dtype=torch.uint8, generator=gen),
+    fake = ImageDataset(
+        train_images=torch.randint(0, 256, (130, 1, 28, 28), dtype=torch.uint8, generator=gen),
         train_labels=torch.randint(0, 10, (130,), generator=gen),
-        test_images=torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8, generator=gen),
+        test_images=torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8, generator=gen),
         test_labels=torch.randint(0, 10, (20,), generator=gen),
-        provenance={"source": "test"},
+        spec=DatasetSpec(1, 28, 28, 10, tuple("0123456789")),
+        provenance=Provenance("test", {}, 130, 20),
     )
     out = tmp_path / "sub" / "weights.pt"
     test_accuracy = train_classifier(fake, epochs=1, seed=0, device="cpu", out_path=out)

@@ -16,7 +16,7 @@ from tiny_runs import single_thread  # noqa: F401 (autouse: one thread per test)
 from torch import nn
 
 from diffusiontools import cli
-from diffusiontools.data import load_mnist, to_model
+from diffusiontools.data import load_data, load_mnist, to_model
 from diffusiontools.diffusion import make_process
 from diffusiontools.diffusion.cold import cold_levels, degraded_gmm
 from diffusiontools.diffusion.degradations import DEGRADATIONS
@@ -309,7 +309,8 @@ def test_direct_reconstruction_is_the_first_x0_hat_and_diffusion_equals_generate
     assert torch.equal(diffusion, samples)
     # generate seeds one generator per sample from (seed, index): the start uses the same ones.
     generators = sample_generators(3, 0, 5, torch.device("cpu"))
-    start = model.process.start_state(5, generators, torch.device("cpu"), model.config)
+    data = load_data(model.config.data)
+    start = model.process.start_state(5, generators, torch.device("cpu"), model.config, data)
     assert torch.equal(x_T, start.x) and start.fresh_fields  # custom2: auto -> test for naive
     # The improved sampler starts on its own trajectory (auto -> test_consistent), in the study
     # and in generate alike.
@@ -401,14 +402,16 @@ def test_gmm_start_is_seeded_cached_in_range_and_used_by_generate():
     config = cold_config("sampling.start=gmm")
     process = make_process(config)
     cpu = torch.device("cpu")
-    start = process.start_state(4, torch.Generator().manual_seed(0), cpu, config)
+    data = load_data(config.data)
+    start = process.start_state(4, torch.Generator().manual_seed(0), cpu, config, data)
     x_T = start.x
     assert x_T.shape == (4, 1, 28, 28) and start.t == 10 and not start.fresh_fields
     # the mixture's draw is clamped to [-0.5, 0.5]; then N(0, 0.001^2) is added (Bansal et al.)
     assert float(x_T.min()) >= -0.505 and float(x_T.max()) <= 0.505
-    again = process.start_state(4, torch.Generator().manual_seed(0), cpu, config)
-    assert torch.equal(x_T, again.x) and degraded_gmm.cache_info().hits >= 1
-    other = process.start_state(4, torch.Generator().manual_seed(1), cpu, config)
+    again = process.start_state(4, torch.Generator().manual_seed(0), cpu, config, data)
+    mixture = degraded_gmm(config, data.train_images)
+    assert torch.equal(x_T, again.x) and degraded_gmm(config, data.train_images) is mixture
+    other = process.start_state(4, torch.Generator().manual_seed(1), cpu, config, data)
     assert not torch.equal(x_T, other.x)
     net = make_network(config.model)
     assert generate(net, process, config, 3, 0, cpu).shape == (3, 1, 28, 28)
@@ -422,7 +425,10 @@ def test_gmm_start_on_fewer_training_images_than_components_is_one_sentence(subs
     config = cold_config(f"data.subset={subset}", "sampling.start=gmm")
     process, cpu = make_process(config), torch.device("cpu")
     if fits:
-        assert process.start_state(2, torch.Generator().manual_seed(0), cpu, config).x.shape[0] == 2
+        start = process.start_state(
+            2, torch.Generator().manual_seed(0), cpu, config, load_data(config.data)
+        )
+        assert start.x.shape[0] == 2
         return
     with pytest.raises(UserError) as e:
         generate(make_network(config.model), process, config, 2, 0, cpu)

@@ -29,7 +29,7 @@ def tiny_files(member: str) -> dict[str, bytes]:
     ]
     return {
         f"{stem}.gz": gzip.compress(idx_bytes(array), mtime=0)
-        for stem, array in zip(mnist.STEMS.values(), arrays, strict=True)
+        for stem, array in zip(idx_family.STEMS.values(), arrays, strict=True)
     }
 
 

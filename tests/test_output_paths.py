@@ -37,8 +37,8 @@ def tmp(tmp_path, monkeypatch):
     for folder in ("adir", "d.npz", "dd.png", "beside/samples.npz"):
         (tmp_path / folder).mkdir(parents=True)
     monkeypatch.setattr(diffusiontools.training.sample_files, "generate_batches", no_work)
-    monkeypatch.setattr(diffusiontools.outputs.degradation_figure, "load_mnist", no_work)
-    monkeypatch.setattr(diffusiontools.data, "load_mnist", no_work)
+    monkeypatch.setattr(diffusiontools.outputs.degradation_figure, "load_data", no_work)
+    monkeypatch.setattr(diffusiontools.data, "load_data", no_work)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -59,10 +59,25 @@ class _Section:
         """Rules between this section's fields; raise UserError."""
 
 
+# The data sets a config can name: the names of ``data.sources.SOURCES`` but ``memory`` (arrays
+# handed in from Python) and ``mnist_embedded`` (data.source = embedded). Written here, not
+# imported, so that reading a config loads no data code; tests/test_data_seam.py ties the two.
+DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10", "folder", "npz", "digits8")
+
+
 @dataclass(frozen=True)
 class DataConfig(_Section):
-    dir: str | None = None  # folder with the four MNIST IDX files; else $DIFFUSIONTOOLS_DATA, cache
-    source: str = _choices("auto", "mnist", "embedded", default="auto")
+    dataset: str = _choices(*DATASETS, default="mnist")
+    # mnist, fashion_mnist, kmnist, cifar10: the folder of the data set's files (else, for mnist,
+    # $DIFFUSIONTOOLS_DATA, then the user cache); folder: the folder of images; npz: the .npz file
+    dir: str | None = None
+    source: str = _choices("auto", "mnist", "embedded", default="auto")  # mnist only
+    channels: int | None = _bounded(None, min=1, max=3)  # folder: 1 or 3; None: as the images are
+    image_size: int | None = _bounded(None, min=2)  # folder: resize and centre-crop to this square
+    # folder (without train/ and test/), npz, digits8: the fraction held out as the test split,
+    # drawn with a fixed seed so every run of a data set tests on the same images; None: the
+    # source's own default (0.1; digits8 0.2)
+    test_fraction: float | None = _bounded(None, gt=0.0, max=0.9)
     subset: int | None = _bounded(None, min=1)  # use only the first N training images (smoke runs)
     val_fraction: float = _bounded(0.2, gt=0.0, max=0.9)
     split_seed: int = 42
@@ -75,6 +90,13 @@ class DataConfig(_Section):
         super().__post_init__()
         if self.dir is not None:
             object.__setattr__(self, "dir", str(Path(self.dir).expanduser().resolve()))
+
+    def _rules(self) -> None:
+        if self.dataset in ("folder", "npz") and self.dir is None:
+            what = "the folder of images" if self.dataset == "folder" else "the .npz file"
+            raise UserError(f"data.dataset = {self.dataset} needs data.dir, {what}")
+        if self.channels == 2:
+            raise UserError("data.channels=2 is not allowed: use 1 (gray) or 3 (RGB)")
 
 
 @dataclass(frozen=True)
@@ -297,7 +319,29 @@ _COSINE: _Switch = (
     "training.lr_schedule = cosine",
     "the constant schedule",
 )
+_FOLDER: _Switch = (
+    lambda c: c.data.dataset == "folder",
+    "a folder of images (data.dataset = folder)",
+    "another data set",
+)
 SWITCHED: dict[str, _Switch] = {
+    "data.source": (
+        lambda c: c.data.dataset == "mnist",
+        "MNIST (data.dataset = mnist)",
+        "another data set",
+    ),
+    "data.dir": (
+        lambda c: c.data.dataset != "digits8",
+        "data sets read from files (data.dataset other than digits8)",
+        "data.dataset = digits8, which scikit-learn ships,",
+    ),
+    "data.channels": _FOLDER,
+    "data.image_size": _FOLDER,
+    "data.test_fraction": (
+        lambda c: c.data.dataset in ("folder", "npz", "digits8"),
+        "data sets without their own test split (data.dataset = folder, npz or digits8)",
+        "a data set with its own test split",
+    ),
     "model.n_hidden": (
         lambda c: c.model.network == "cnn",
         "the cnn (model.network = cnn)",

@@ -34,7 +34,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..data import load_mnist
+    from ..config import DataConfig
+    from ..data import load_data
     from ..device import resolve_device
     from ..evaluation.classifier_training import train_classifier
     from ..outputs.safe_writes import check_output_file, refuse_existing
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> None:
     check_output_file(out, "out", "the weights", ending=".pt")  # before any training
     given = {"data.dir": "--data-dir"} if args.data_dir is not None else {}
     with keys_given_as_flags(given):  # name the flag typed, not the key it sets
-        data = load_mnist(args.data_dir, "mnist")
+        data = load_data(DataConfig(dir=args.data_dir, source="mnist"))
     device = resolve_device(args.device)
     accuracy = train_classifier(data, args.epochs, args.seed, device, out)
     print(f"test accuracy {accuracy:.4f}; weights written to {out}")

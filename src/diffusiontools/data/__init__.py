@@ -1,12 +1,20 @@
-"""MNIST in memory: find/verify/load the IDX files, split, batch, and map pixels to model inputs."""
+"""Image data sets in memory: one seam (``load_data``) from a config's ``[data]`` section to an
+``ImageDataset``; find/verify/load the files, split, batch, and map pixels to model inputs."""
 
+from .dataset import DatasetSpec, ImageDataset, Provenance
 from .idx import read_idx
+from .load import data_record, load_data
 from .mnist import MnistData, load_mnist
 from .pixels import to_model, to_uint8
 from .split import shuffled_batches, subset_split, train_val_split
 
 __all__ = [
+    "DatasetSpec",
+    "ImageDataset",
     "MnistData",
+    "Provenance",
+    "data_record",
+    "load_data",
     "load_mnist",
     "read_idx",
     "shuffled_batches",

@@ -20,9 +20,15 @@ from .dataset import DatasetSpec, ImageDataset, Provenance
 from .download import MIRRORS, MNIST_MD5, DownloadError, download_all, file_checksums
 from .idx import read_idx
 from .locate import cache_dir, download_refusal, not_found, search_folders
-from .mnist import find_files
 
 SIZE = 28  # every member's images are 28x28, one channel
+# The four files by role, named without ".gz"; either form is accepted on disk.
+STEMS = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class Member:
 
 # md5s, mirrors and class names as torchvision.datasets.mnist publishes them
 # (https://github.com/pytorch/vision/blob/main/torchvision/datasets/mnist.py); MNIST's are kept
-# in download.py, where load_mnist reads them too.
+# in download.py, where download_mnist reads them too.
 FAMILY = {
     "mnist": Member("MNIST", MNIST_MD5, MIRRORS, tuple("0123456789")),
     "fashion_mnist": Member(
@@ -88,7 +94,7 @@ def load_idx_dataset(name: str, data_dir: str | None = None, download: bool = Tr
         cache = cache_dir(name)
         for file_name in member.md5:  # a wrong file already there is named, not overwritten
             if (cache / file_name).is_file():
-                _verify(name, cache / file_name, file_checksums(cache / file_name)["md5"])
+                verify_gz(name, cache / file_name, file_checksums(cache / file_name)["md5"])
         try:
             download_all(cache, member.md5, member.mirrors)
             return _read(name, find_files(cache))
@@ -97,7 +103,20 @@ def load_idx_dataset(name: str, data_dir: str | None = None, download: bool = Tr
     raise not_found(member.title, list(member.md5), folders, reason)
 
 
-def _verify(name: str, path: Path, md5: str) -> None:
+def find_files(folder: Path) -> dict[str, Path] | None:
+    """Map each role to its file in ``folder`` (``.gz`` preferred), or None if any is missing."""
+    found = {}
+    for role, stem in STEMS.items():
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                found[role] = folder / name
+                break
+        else:
+            return None
+    return found
+
+
+def verify_gz(name: str, path: Path, md5: str) -> None:
     """Refuse a ``.gz`` file whose md5 is not ``name``'s published one, saying whose it is."""
     member = FAMILY[name]
     published = member.md5[path.name]
@@ -117,12 +136,12 @@ def _verify(name: str, path: Path, md5: str) -> None:
 
 
 def _read(name: str, files: dict[str, Path]) -> ImageDataset:
-    """Verify and parse the four files found for ``name`` (roles as ``mnist.STEMS``)."""
+    """Verify and parse the four files found for ``name`` (roles as ``STEMS``)."""
     checksums, unverified = {}, []
     for path in files.values():
         checksums[path.name] = file_checksums(path)
         if path.suffix == ".gz":
-            _verify(name, path, checksums[path.name]["md5"])
+            verify_gz(name, path, checksums[path.name]["md5"])
         else:
             unverified.append(path.name)
 

@@ -3,7 +3,7 @@
 For a data set registered as ``name`` the folders searched, in order, are:
 
 1. ``data_dir`` (the config's ``data.dir``), when given; one that does not exist is an error;
-2. for ``mnist`` only, ``$DIFFUSIONTOOLS_DATA``, as :func:`~diffusiontools.data.mnist.load_mnist`;
+2. for ``mnist`` only, ``$DIFFUSIONTOOLS_DATA`` (:func:`candidate_folders`);
 3. the user cache ``${XDG_CACHE_HOME:-~/.cache}/diffusiontools/<name>``, where downloads go.
 
 Downloads are off when the caller says so or ``DIFFUSIONTOOLS_OFFLINE`` is set to a non-empty
@@ -17,7 +17,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import UserError
-from .mnist import OFFLINE_VAR, candidate_folders, user_cache_dir
+
+ENV_VAR = "DIFFUSIONTOOLS_DATA"
+OFFLINE_VAR = "DIFFUSIONTOOLS_OFFLINE"
+
+
+def user_cache_dir() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/diffusiontools/mnist``: where MNIST's downloads go."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "diffusiontools" / "mnist"
+
+
+def candidate_folders(data_dir: str | None) -> list[Path]:
+    """MNIST's folders, in order: ``data_dir``, ``$DIFFUSIONTOOLS_DATA``, the user cache."""
+    folders = [Path(data_dir).expanduser()] if data_dir else []
+    if os.environ.get(ENV_VAR):
+        folders.append(Path(os.environ[ENV_VAR]).expanduser())
+    folders.append(user_cache_dir())
+    return folders
 
 
 def cache_dir(name: str) -> Path:

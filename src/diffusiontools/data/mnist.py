@@ -26,22 +26,15 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from .download import MNIST_MD5, DownloadError, download_mnist, md5sum
+from .download import DownloadError, download_mnist, md5sum
 from .embedded import embedded_mnist
 from .idx import read_idx
+from .idx_family import find_files, verify_gz
+from .locate import ENV_VAR, OFFLINE_VAR, candidate_folders, user_cache_dir
 
 logger = logging.getLogger(__name__)
 
 SOURCES = ("auto", "mnist", "embedded")
-ENV_VAR = "DIFFUSIONTOOLS_DATA"
-OFFLINE_VAR = "DIFFUSIONTOOLS_OFFLINE"
-# The four files by role, named without ".gz"; either form is accepted on disk.
-STEMS = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
 
 
 @dataclass(frozen=True)
@@ -60,34 +53,6 @@ class MnistData:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     provenance: dict
-
-
-def user_cache_dir() -> Path:
-    """``${XDG_CACHE_HOME:-~/.cache}/diffusiontools/mnist``: where downloads go."""
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home) / "diffusiontools" / "mnist"
-
-
-def candidate_folders(data_dir: str | None) -> list[Path]:
-    """The folders searched, in order: ``data_dir``, ``$DIFFUSIONTOOLS_DATA``, the user cache."""
-    folders = [Path(data_dir).expanduser()] if data_dir else []
-    if os.environ.get(ENV_VAR):
-        folders.append(Path(os.environ[ENV_VAR]).expanduser())
-    folders.append(user_cache_dir())
-    return folders
-
-
-def find_files(folder: Path) -> dict[str, Path] | None:
-    """Map each role to its file in ``folder`` (``.gz`` preferred), or None if any is missing."""
-    found = {}
-    for role, stem in STEMS.items():
-        for name in (stem + ".gz", stem):
-            if (folder / name).is_file():
-                found[role] = folder / name
-                break
-        else:
-            return None
-    return found
 
 
 def load_mnist(
@@ -176,13 +141,9 @@ def _load_files(*signature: tuple[str, str, int, int]) -> MnistData:
     for path in files.values():
         md5[path.name] = md5sum(path)
         # Only the canonical .gz files have published checksums; an uncompressed copy is trusted
-        # but its md5 is still recorded.
-        known = MNIST_MD5.get(path.name)
-        if known is not None and md5[path.name] != known:
-            raise UserError(
-                f"{path} has md5 {md5[path.name]}, not the published {known}; delete it and "
-                "download it again"
-            )
+        # but its md5 is still recorded. Another family member's file is named as such.
+        if path.suffix == ".gz":
+            verify_gz("mnist", path, md5[path.name])
 
     arrays = {}
     for role, path in files.items():

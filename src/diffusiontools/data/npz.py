@@ -35,7 +35,7 @@ def load_npz(
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise UserError(f"{path} does not exist; data.path must name an .npz file")
+        raise UserError(f"{path} does not exist; data.dir must name an .npz file")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:

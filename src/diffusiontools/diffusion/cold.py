@@ -18,7 +18,6 @@ construction. Start modes (``sampling.start``):
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +32,8 @@ from .degradations.base import KEY_RANGE, Degradation
 from .noise import Generators, randint, randn
 from .schedules import linear_schedule
 
-if TYPE_CHECKING:  # an annotation only; the mixture is fitted on first use (sklearn loads slowly)
+if TYPE_CHECKING:  # annotations only; the mixture is fitted on first use (sklearn loads slowly)
+    from ..data import ImageDataset
     from .cold_start import DegradedGMM
 
 # Bansal et al.'s blur generation adds Gaussian noise of std 0.001-0.004 ([-1, 1] units) to the
@@ -161,26 +161,27 @@ class ColdDiffusion:
         generator: Generators,
         device: torch.device,
         config: Config,
+        data: ImageDataset,
         offset: int = 0,
         sampler: str = "naive",
         mode: str | None = None,
     ) -> ColdStart:
         """The start of ``n`` trajectories in start ``mode`` (None: as ``config.sampling.start``
-        says for ``sampler``).
+        says for ``sampler``), from ``data``, the data set of ``config.data`` (loaded by the
+        caller: the process reads no files).
 
-        ``test`` and ``test_consistent`` start from MNIST test images offset..offset+n-1;
+        ``test`` and ``test_consistent`` start from its test images offset..offset+n-1;
         ``gmm`` (Bansal et al.'s generation) from a mixture fitted to training images degraded
         at t = T (``cold_start.py``) plus N(0, GMM_NOISE_STD^2); ``offset`` then plays no part.
         """
         mode = mode or resolve_start(config.sampling.start, sampler)
         if mode == "gmm":
-            x = degraded_gmm(config).sample(n, generator, device)
+            x = degraded_gmm(config, data.train_images).sample(n, generator, device)
             x = x + GMM_NOISE_STD * randn(x.shape, generator, device)
             return ColdStart(x, self.draw_keys(n, generator, device), self.T)
-        from ..data import load_mnist, to_model
+        from ..data import to_model
 
-        test = load_mnist(config.data.dir, config.data.source).test_images
-        x0 = to_model(test[offset : offset + n]).to(device)
+        x0 = to_model(data.test_images[offset : offset + n]).to(device)
         return self.start_from(x0, mode, generator)
 
     def start_from(self, x0: torch.Tensor, mode: str, generator: Generators) -> ColdStart:
@@ -198,18 +199,27 @@ class ColdDiffusion:
         return ColdStart(self.degrade(x0, t, key), key, self.T)
 
 
-@functools.lru_cache(maxsize=4)
-def degraded_gmm(config: Config) -> DegradedGMM:
+def degraded_gmm(config: Config, images: torch.Tensor) -> DegradedGMM:
     """``cold_start.py``'s mixture for ``config``'s degradation and data, fitted once per process.
 
-    Fitted to the training split (``data.subset`` and the 80/20 split respected), seeded with
-    ``training.seed``, so the same config always gives the same mixture.
+    ``images``: the training images of ``config.data`` (uint8 (N, 1, H, W)), handed in by the
+    caller; since the config names them, the mixture is kept by ``config`` alone (the last
+    ``MIXTURES_KEPT``). Fitted to the training split (``data.subset`` and the 80/20 split
+    respected), seeded with ``training.seed``, so the same config always gives the same mixture.
     """
-    from ..data import load_mnist, subset_split, to_model
+    from ..data import subset_split, to_model
     from .cold_start import N_FIT, fit_degraded_gmm  # late: sklearn loads slowly
 
-    d = config.data
-    images = load_mnist(d.dir, d.source).train_images
-    train_idx, _ = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
-    x0 = to_model(images[train_idx[:N_FIT]])
-    return fit_degraded_gmm(ColdDiffusion.from_config(config), x0, config.training.seed)
+    if config not in _MIXTURES:
+        d = config.data
+        train_idx, _ = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
+        x0 = to_model(images[train_idx[:N_FIT]])
+        if len(_MIXTURES) == MIXTURES_KEPT:
+            del _MIXTURES[next(iter(_MIXTURES))]  # the oldest
+        process = ColdDiffusion.from_config(config)
+        _MIXTURES[config] = fit_degraded_gmm(process, x0, config.training.seed)
+    return _MIXTURES[config]
+
+
+MIXTURES_KEPT = 4
+_MIXTURES: dict[Config, DegradedGMM] = {}

@@ -17,6 +17,7 @@ from torch import nn
 from ..data.download import file_sha256
 from ..errors import UserError
 
+CLASSIFIED = "mnist"  # the data set (data.dataset) the committed classifier was trained on
 WEIGHTS_FILE = "mnist_classifier.pt"
 # sha256 of the committed weights; a different file means the metrics are not comparable.
 WEIGHTS_SHA256 = "333f4b4e5a9cbbd1b1610df5d62fe330da2f29379d4f37331f57f3f2ed7ef8d5"
@@ -56,6 +57,17 @@ class MnistClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits: x (N, 1, 28, 28) float in [-0.5, 0.5] -> (N, 10)."""
         return self.head(self.body(x))
+
+
+def check_classified(dataset: str, action: str, remedy: str = "") -> None:
+    """Refuse ``action`` (evaluate, the quality probe) on images of ``dataset`` (a
+    ``data.dataset`` name) other than the classifier's own; ``remedy`` ends the sentence."""
+    if dataset != CLASSIFIED:
+        raise UserError(
+            f"{action}: samples of data.dataset = {dataset} cannot be scored: the evaluation "
+            f"classifier is {CLASSIFIED}'s, and a classifier of {dataset} does not exist "
+            f"yet{remedy}"
+        )
 
 
 def load_classifier(device: torch.device | str) -> MnistClassifier:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from diffusiontools.data import MnistData, to_model
+from diffusiontools.data import ImageDataset, to_model
 from diffusiontools.errors import UserError
 from diffusiontools.evaluation.classifier import MnistClassifier
 from diffusiontools.outputs.safe_writes import check_output_file, staged_outputs
@@ -63,13 +63,14 @@ def accuracy(
 
 
 def train_classifier(
-    data: MnistData,
+    data: ImageDataset,
     epochs: int,
     seed: int,
     device: torch.device | str,
     out_path: str | Path,
 ) -> float:
-    """Train ``MnistClassifier`` on all of ``data``'s training images; return test accuracy.
+    """Train ``MnistClassifier`` on all of ``data``'s training images (uint8 (N, 1, 28, 28));
+    return its test accuracy.
 
     Adam with a cosine-decayed learning rate (so that 3 epochs suffice for >= 99%), batch 128,
     random shifts of up to 2 px. Shuffling, shifts, initialisation and dropout all follow
@@ -86,16 +87,17 @@ def train_classifier(
         generator = torch.Generator().manual_seed(seed)  # shuffling and shifts
         model = MnistClassifier().to(device)
         optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-        steps_per_epoch = math.ceil(len(data.train_images) / BATCH_SIZE)
+        train_images = data.train_images[:, 0]  # (N, 28, 28): the one channel
+        steps_per_epoch = math.ceil(len(train_images) / BATCH_SIZE)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * steps_per_epoch)
 
         for epoch in range(epochs):
             model.train()
-            order = torch.randperm(len(data.train_images), generator=generator)
+            order = torch.randperm(len(train_images), generator=generator)
             progress = tqdm(range(steps_per_epoch), desc=f"classifier epoch {epoch + 1}/{epochs}")
             for step in progress:
                 batch = order[step * BATCH_SIZE : (step + 1) * BATCH_SIZE]
-                images = random_shift(data.train_images[batch], MAX_SHIFT, generator)
+                images = random_shift(train_images[batch], MAX_SHIFT, generator)
                 loss = F.cross_entropy(
                     model(to_model(images).to(device)), data.train_labels[batch].to(device)
                 )
@@ -105,7 +107,7 @@ def train_classifier(
                 schedule.step()
                 progress.set_postfix(loss=f"{loss.item():.4f}")
 
-        test_accuracy = accuracy(model, data.test_images, data.test_labels, device)
+        test_accuracy = accuracy(model, data.test_images[:, 0], data.test_labels, device)
         with staged_outputs() as staging:  # the weights (and a new folder) appear whole
             torch.save({k: v.cpu() for k, v in model.state_dict().items()}, staging.file(out_path))
         return test_accuracy

@@ -104,7 +104,7 @@ def evaluate_sets(
     for model in models.values():  # a sampler or steps the model cannot take: refused now
         resolve_plan(model.config, settings.sampler, settings.steps)
     data = load_evaluation_data(models, npz_data)
-    settings = settings.for_test_images(len(data.mnist.test_images))
+    settings = settings.for_test_images(len(data.dataset.test_images))
     given = given_sets(sets, settings.n_samples, out_dir, npz_argument)
     inputs = [Path(src) for _, src in sets if isinstance(src, Path)]
     saved = [label for label, src in sets if not isinstance(src, Path)]  # written as NPZ
@@ -150,7 +150,7 @@ def evaluate_sets(
             save_set_figures(
                 m, emb, joint.test_gmm, settings.tsne_reference, data.training.train, work
             )
-        labels = data.mnist.test_labels[: settings.tsne_reference].numpy()
+        labels = data.dataset.test_labels[: settings.tsne_reference].numpy()
         save_tsne_by_label(joint.test, labels, work / "tsne_test_labels.png")
         values = reference_values(test_images, test_probabilities)
         results = write_metrics(work, settings, data, joint, runs, values)

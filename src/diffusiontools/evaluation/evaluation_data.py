@@ -10,11 +10,12 @@ import numpy as np
 import torch
 
 from ..config import Config, DataConfig, TrainingConfig
-from ..data import MnistData, load_mnist
+from ..data import ImageDataset, load_data
 from ..errors import UserError
 from ..training.resume_rules import check_same_data
 from ..training.trained_model import TrainedModel
 from ..training.training_data import TrainingData, split_training_data
+from .classifier import check_classified
 
 
 def shared_data_config(
@@ -52,23 +53,23 @@ def shared_data_config(
 @dataclass(frozen=True)
 class EvaluationData:
     """``config.data``: the data setting, ``origin``: a sentence saying where it is from;
-    ``mnist``: its images; ``training``: its training split (validation images left out), on
+    ``dataset``: its images; ``training``: its training split (validation images left out), on
     the CPU."""
 
     config: Config
     origin: str
-    mnist: MnistData
+    dataset: ImageDataset
     training: TrainingData
 
     def test_images(self, k: int) -> np.ndarray:
-        """The first k test images, uint8 (k, 28, 28)."""
-        return self.mnist.test_images[:k].numpy()
+        """The first k test images, uint8 (k, 28, 28): the one channel of (k, 1, 28, 28)."""
+        return self.dataset.test_images[:k, 0].numpy()
 
     def record(self) -> dict:
-        """Which MNIST, and which training images memorisation was measured against."""
+        """Which data, and which training images memorisation was measured against."""
         data, training = self.config.data, self.training
         return {
-            **{k: self.mnist.provenance.get(k) for k in ("source", "folder", "n_train", "n_test")},
+            **{k: training.provenance[k] for k in ("source", "folder", "n_train", "n_test")},
             "settings": {**vars(data), "from": self.origin},
             "memorisation_reference": (
                 f"the {len(training.train)} images of the training split (data.subset "
@@ -86,12 +87,13 @@ def load_evaluation_data(
     """The data of ``shared_data_config``, read once (a fallback to the embedded subset warns
     once), checked to be the data each model trained on."""
     config, origin = shared_data_config(models, npz_data)
-    mnist = load_mnist(config.data.dir, config.data.source)
+    check_classified(config.data.dataset, "evaluate")
+    dataset = load_data(config.data)
     # Memorisation is judged against the images the model trained on: the run's own training
     # split, without the validation images it never saw (the trainer's own split code).
     # (batch size 1: only the split is wanted, not the trainer's batch-size check)
     split_config = Config(data=config.data, training=TrainingConfig(batch_size=1))
-    training = split_training_data(mnist, split_config, torch.device("cpu"))
+    training = split_training_data(dataset, split_config, torch.device("cpu"))
     for model in models.values():  # e.g. data.source = auto fell back to the embedded subset
         check_same_data(model.data, training.provenance, model.folder, "evaluate")
-    return EvaluationData(config, origin, mnist, training)
+    return EvaluationData(config, origin, dataset, training)

@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ..config import Config
-from ..data import load_mnist, to_model, to_uint8
+from ..data import load_data, to_model, to_uint8
 from ..diffusion import make_process
 from ..sampling.generation import generate
 from ..sampling.plan import resolve_plan
@@ -51,6 +51,7 @@ from . import (
     load_classifier,
     recognisable_fraction,
 )
+from .classifier import check_classified
 from .frame_metrics import frame_statistics
 from .scores import reference_values
 
@@ -113,8 +114,13 @@ class QualityProbe:
         self.config = probe_config(config)
         self.settings = resolve_plan(self.config)  # what is drawn, every choice resolved
         self.n = config.training.eval_samples
+        check_classified(
+            config.data.dataset,
+            f"training.eval_every={config.training.eval_every}",
+            "; set training.eval_every = 0 to train without the quality probe",
+        )
         self.classifier = load_classifier("cpu")
-        test = load_mnist(config.data.dir, config.data.source).test_images.numpy()
+        test = load_data(config.data).test_images[:, 0].numpy()  # (K, 28, 28): one channel
         self.n_test = len(test)
         self.test_features, self.reference = cached_reference(self.classifier, test)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import MnistData, load_mnist, to_model
+from ..data import ImageDataset, data_record, load_data, to_model
 from ..diffusion.cold import resolve_start
 from ..errors import UserError
 from ..outputs.figures import save_image_rows
@@ -116,7 +116,7 @@ class _Study:
 
     run_dir: Path
     trained: TrainedModel
-    mnist: MnistData
+    dataset: ImageDataset
     n: int
     samplers: tuple[str, ...]
     out_dir: Path
@@ -144,10 +144,11 @@ def _prepare(
         get_sampler(sampler, process.kind)
     if len(set(samplers)) != len(samplers):
         raise UserError(f"samplers={','.join(samplers)} names a sampler twice; give each once")
-    mnist = load_mnist(config.data.dir, config.data.source)
-    check_same_data(trained.data, mnist.provenance, run_dir, "reconstruct", ("source", "md5"))
-    if not 1 <= n <= len(mnist.test_images):
-        raise UserError(f"n={n} is out of range: use 1..{len(mnist.test_images)} test images")
+    dataset = load_data(config.data)
+    found = data_record(dataset)
+    check_same_data(trained.data, found, run_dir, "reconstruct", ("source", "md5"))
+    if not 1 <= n <= len(dataset.test_images):
+        raise UserError(f"n={n} is out of range: use 1..{len(dataset.test_images)} test images")
     own = RunFolder(run_dir).reconstruction
     out_dir = Path(out_dir) if out_dir is not None else own
     is_own = out_dir.resolve() == own.resolve()  # the run's own: each study's
@@ -157,7 +158,7 @@ def _prepare(
             "choose another folder with out=DIR, or replace the study there with overwrite=True",
         )
     earlier = [] if is_own else earlier_study(out_dir)
-    return _Study(Path(run_dir), trained, mnist, n, tuple(samplers), out_dir, is_own, earlier)
+    return _Study(Path(run_dir), trained, dataset, n, tuple(samplers), out_dir, is_own, earlier)
 
 
 def study_files(out_dir: Path, samplers: Sequence[str]) -> list[Path]:
@@ -236,10 +237,10 @@ def reconstruction_study(
 
 def _run(study: _Study, seed: int) -> dict:
     """Restore, score, then write the study's files (only once every sampler has run)."""
-    trained, mnist, n, samplers = study.trained, study.mnist, study.n, study.samplers
+    trained, dataset, n, samplers = study.trained, study.dataset, study.n, study.samplers
     config, process, device = trained.config, trained.process, trained.device
-    x0 = to_model(mnist.test_images[:n]).to(device)  # (n, 1, 28, 28)
-    labels = mnist.test_labels[:n].cpu()
+    x0 = to_model(dataset.test_images[:n]).to(device)  # (n, 1, 28, 28)
+    labels = dataset.test_labels[:n].cpu()
 
     restored: dict[str, torch.Tensor] = {}
     figures = []

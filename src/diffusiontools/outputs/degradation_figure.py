@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..config import Config
-from ..data import load_mnist, to_model
+from ..data import load_data, to_model
 from ..diffusion.cold import KEY_RANGE, ColdDiffusion
 from .figures import save_image_rows
 from .safe_writes import check_output_file, staged_outputs
@@ -32,7 +32,7 @@ def degradation_figure(config: Config, path: Path, seed: int = 0) -> Path:
     """
     check_output_file(path, "path", "the figure", image=True)
     process = ColdDiffusion.from_config(config)
-    test = load_mnist(config.data.dir, config.data.source)
+    test = load_data(config.data)
     x0 = to_model(test.test_images[list(FIGURE_IMAGES)])  # (4, 1, 28, 28)
     keys = torch.randint(0, KEY_RANGE, (len(x0),), generator=torch.Generator().manual_seed(seed))
     ts = [round(f * process.T) for f in FIGURE_FRACTIONS]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..data import load_data
 from ..diffusion.noise import Generators, randn, sample_generators
 from ..errors import UserError
 from .plan import SamplingPlan, resolve_plan
@@ -70,10 +71,12 @@ def start_state(
     mode: str | None = None,
 ):
     """x_T: N(0, I) for a Gaussian process; for a cold one, the process builds a ``ColdStart``
-    (x_T with its key and time) from start ``mode`` (a plan's ``cold_start``)."""
+    (x_T with its key and time) from start ``mode`` (a plan's ``cold_start``) and the data set of
+    ``config.data``, loaded here."""
     if process.kind == "gaussian":
         return randn((n, *IMAGE_SHAPE), generator, device)
-    return process.start_state(n, generator, device, config, offset, mode=mode)
+    data = load_data(config.data)
+    return process.start_state(n, generator, device, config, data, offset, mode=mode)
 
 
 def check_finite(samples: torch.Tensor, offset: int = 0, n: int | None = None) -> None:

@@ -1,5 +1,5 @@
-"""The data a training run sees: the MNIST training images of ``data.*``, split train/validation
-and moved to the device once (a batch is then one index into a uint8 tensor)."""
+"""The data a training run sees: the training images of ``data.*``, split train/validation and
+moved to the device once (a batch is then one index into a uint8 tensor)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from dataclasses import dataclass
 import torch
 
 from ..config import Config, DataConfig
-from ..data import MnistData, load_mnist, subset_split
+from ..data import ImageDataset, data_record, load_data, subset_split
 from ..errors import UserError
+from ..sampling.generation import IMAGE_SHAPE
 
 _DATA_FIELDS = {f.name: f for f in dataclasses.fields(DataConfig)}
 VAL_FRACTION_MAX = _DATA_FIELDS["val_fraction"].metadata["max"]  # the largest allowed
+# The networks, noise, samplers and figures take 28x28 gray images in 10 classes for now.
+TRAINABLE_CLASSES = 10
 
 
 @dataclass
 class TrainingData:
-    train: torch.Tensor  # (N, 28, 28) uint8 on the device
+    train: torch.Tensor  # (N, 28, 28) uint8 on the device (the one channel of (N, 1, 28, 28))
     train_labels: torch.Tensor  # (N,) int64 on the device
     val: torch.Tensor
     val_labels: torch.Tensor
@@ -27,14 +30,36 @@ class TrainingData:
 
 
 def load_training_data(config: Config, device: torch.device) -> TrainingData:
-    """MNIST training images (optionally the first ``data.subset``), split 80/20 as the report."""
-    return split_training_data(load_mnist(config.data.dir, config.data.source), config, device)
+    """The training images of ``config.data`` (optionally the first ``data.subset``), split 80/20
+    as the report; a data set of another shape than this version trains is refused."""
+    dataset = load_data(config.data)
+    check_trainable(dataset, config.data.dataset)
+    return split_training_data(dataset, config, device)
 
 
-def split_training_data(mnist: MnistData, config: Config, device: torch.device) -> TrainingData:
-    """The training split of ``mnist`` (loaded already, for ``config.data``), on ``device``."""
+def check_trainable(dataset: ImageDataset, name: str) -> None:
+    """Refuse, in one sentence naming ``data.dataset`` = ``name``, a data set whose images or
+    classes are not the 1x28x28 images in 10 classes that the networks and samplers take."""
+    spec = dataset.spec
+    if spec.shape == IMAGE_SHAPE and spec.num_classes == TRAINABLE_CLASSES:
+        return
+    classes = ""
+    if spec.num_classes != TRAINABLE_CLASSES:
+        classes = f" in {spec.num_classes} classes" if spec.num_classes else " without labels"
+    raise UserError(
+        f"data.dataset = {name} gives {spec.height}x{spec.width}x{spec.channels} images"
+        f"{classes}; this version trains on 28x28 single-channel images in "
+        f"{TRAINABLE_CLASSES} classes (mnist, fashion_mnist, kmnist) only"
+    )
+
+
+def split_training_data(
+    dataset: ImageDataset, config: Config, device: torch.device
+) -> TrainingData:
+    """The training split of ``dataset`` (loaded already, for ``config.data``), on ``device``;
+    its provenance is :func:`~diffusiontools.data.data_record` with the split's sizes."""
     d = config.data
-    images, labels = mnist.train_images, mnist.train_labels
+    images, labels = dataset.train_images[:, 0], dataset.train_labels  # (N, 28, 28): one channel
     train_idx, val_idx = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
     # Advise only what can help: a larger data.subset while it leaves images out, a larger
     # data.val_fraction while its maximum would hold out an image.
@@ -55,7 +80,7 @@ def split_training_data(mnist: MnistData, config: Config, device: torch.device) 
             f"{len(train_idx)} training images; give at most {len(train_idx)}{or_subset}"
         )
     provenance = {
-        **mnist.provenance,
+        **data_record(dataset),
         "subset": config.data.subset,
         "n_train_split": len(train_idx),
         "n_val_split": len(val_idx),
