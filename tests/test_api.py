@@ -87,6 +87,7 @@ def test_importing_loads_no_torch_and_lists_every_public_name(tmp_path):
         (lambda: dt.load_config("quickstart", {"training.lrr": 1}), "did you mean 'lr'"),
         (lambda: dt.load_config("quickstart", {"training.epochs": 0}), "training.epochs=0"),
         (lambda: dt.load("no/such/run"), "run folder no/such/run does not exist"),
+        (lambda: dt.load(None), "run_dir=None is not a folder"),
         (lambda: dt.load(reference_run(), epoch=9), "epochs with one: 0, 1, 2"),
         (lambda: dt.load(reference_run(), device="tpu"), "'tpu'"),
         (lambda: dt.load(reference_run()).sample(2, digit=3), "digit=3 needs a class-cond"),

@@ -93,6 +93,17 @@ def test_building_the_parser_imports_no_torch():
     assert result.stdout.split() == ["False", "True"]
 
 
+def test_sample_help_says_what_default_and_no_sampler_mean(capsys):
+    """--sampler default is the report's sampler; the run's own is used when none is given."""
+    with pytest.raises(SystemExit):
+        cli.main(["sample", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "left out: the run's sampling.sampler; default: the report's for the model's kind"
+        in help_text
+    )
+
+
 # --- where sample writes: what it is told, and never over what it was not told -----------------
 
 

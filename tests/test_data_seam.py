@@ -230,3 +230,16 @@ def test_a_data_set_of_another_shape_is_refused_before_training(tmp_path):
         train_tiny(tmp_path / "run", "data.dataset=digits8", "data.subset=256")
     assert str(e.value) == DIGITS8_REFUSED
     assert not (tmp_path / "run" / "data.json").exists()
+
+
+@pytest.mark.parametrize("n", [5, 11])
+def test_a_class_count_that_does_not_fit_the_data_is_refused_before_training(tmp_path, n):
+    """Five classes cannot embed MNIST's labels 0-9 (it was an IndexError deep in torch);
+    eleven would learn a class that has no images."""
+    with pytest.raises(UserError) as e:
+        train_tiny(tmp_path / "run", f"model.num_classes={n}")
+    assert str(e.value) == (
+        f"model.num_classes = {n} does not fit data.dataset = mnist, which has 10 classes: "
+        "give 0 (unconditional) or 10"
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -191,6 +191,27 @@ def test_a_resume_refuses_other_values_other_data_and_an_old_ini_for_a_new_run(t
     assert read_metrics(run) == read_metrics(FIXTURES / "5f319a7_gaussian")  # nothing changed
 
 
+def test_a_checkpoint_without_provenance_is_checked_against_its_data_json(tmp_path, capsys):
+    """9d1e346's checkpoints hold no data record; its data.json does: a resume on other data is
+    refused, and data.json still names what epoch 0 trained on."""
+    from conftest import write_idx_folder
+
+    from diffusiontools.data.embedded import embedded_mnist
+
+    run = copy_fixture("9d1e346_gaussian", tmp_path)
+    assert ckpt_io.load_checkpoint(ckpt_io.latest_path(run)).get("data") is None
+    train_images, train_labels, test_images, test_labels, _ = embedded_mnist()
+    other = write_idx_folder(
+        tmp_path / "other", [255 - train_images, train_labels, test_images, test_labels]
+    )
+    resume = ["train", str(run / "config.ini"), "--out", str(run), "--resume"]
+    assert cli.main([*resume, "--set", f"data.dir={other}", "--set", "training.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --resume: the data found now is not the data the run in {run}")
+    assert "train-images-idx3-ubyte" in err
+    assert (run / "data.json").read_text() == (FIXTURES / "9d1e346_gaussian/data.json").read_text()
+
+
 def test_dt_train_resumes_an_old_run_from_its_own_config_ini(tmp_path):
     """The Python API reads the run's record as the CLI does (here a finished run resumed with
     its own settings: nothing to train, and nothing refused)."""

@@ -205,6 +205,15 @@ def test_an_evaluation_is_matched_by_the_run_it_scored_not_by_name(pages, tmp_pa
     assert f"Scored: {gauss}, epoch 0, step 3, raw weights." in page
 
 
+def test_the_validation_legend_gives_the_image_counts_the_rows_used():
+    """A resume may change training.val_batches: the legend covers every row, not the last."""
+    from diffusiontools.outputs.figures import _image_counts
+
+    assert _image_counts([64, 64, 192]) == "64-192 images, "
+    assert _image_counts([32.0, 32.0]) == "32 images, "
+    assert _image_counts([None, None]) == ""  # runs from before val_images was recorded
+
+
 def test_samples_across_training_end_at_the_latest_checkpoint(tmp_path, monkeypatch):
     """A run stopped inside an epoch (training.max_steps) showed its kept epochs only; its
     curve was titled by the config's name, not the run's."""

@@ -33,7 +33,8 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     samplers = "; ".join(f"{name} ({s.kind}): {s.help}" for name, s in SAMPLERS.items())
     p.add_argument(
         "--sampler",
-        help=f"default (the run's config, else the report's), or one of: {samplers}",
+        help=f"left out: the run's sampling.sampler; default: the report's for the model's kind "
+        f"(ancestral, naive); or one of: {samplers}",
     )
     defaults = ", ".join(
         f"{name} {s.default_steps}" for name, s in SAMPLERS.items() if s.default_steps

@@ -135,11 +135,19 @@ def save_learning_curve(
     save_figure(learning_curve_figure(history, title, reference), path)
 
 
+def _image_counts(counts: Sequence) -> str:
+    """ "64 images, ", or "64-192 images, " where a resume changed training.val_batches."""
+    n = sorted({int(c) for c in counts if c})
+    if not n:
+        return ""
+    return f"{n[0]:,} images, " if len(n) == 1 else f"{n[0]:,}-{n[-1]:,} images, "
+
+
 def _loss_panel(ax, history: Sequence[dict], title: str) -> None:
     epochs = [row["epoch"] for row in history]
     last = history[-1] if history else {}
     ema = last.get("val_loss_raw") is not None  # then val_loss is the EMA weights'
-    images = f"{int(last['val_images']):,} images, " if last.get("val_images") else ""
+    images = _image_counts([row.get("val_images") for row in history])
     ax.plot(epochs, [row["train_loss"] for row in history], label="train (epoch mean, raw weights)")
     ax.plot(
         epochs,

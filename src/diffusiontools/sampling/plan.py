@@ -188,7 +188,10 @@ def _scope(key: str, name: str, kind: str, conditional: bool) -> tuple[str, str,
 
 def _check_digit(digit: int, num_classes: int, guidance: float | None) -> None:
     if not num_classes:
-        raise UserError(f"digit={digit} needs a class-conditional model (model.num_classes = 10)")
+        raise UserError(
+            f"digit={digit} needs a class-conditional model (model.num_classes > 0); this "
+            "model is unconditional"
+        )
     if not 0 <= digit < num_classes:
         raise UserError(f"digit={digit} is out of range: 0..{num_classes - 1}")
     if guidance == 0:

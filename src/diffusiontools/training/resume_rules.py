@@ -11,10 +11,13 @@ progress, or how to sample: they may change, and the resumed run uses the new va
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 from ..config import SECTIONS, Config
 from ..errors import UserError
+from .run_folder import RunFolder
 
 MAY_CHANGE_ON_RESUME = frozenset(
     {
@@ -73,15 +76,26 @@ def resumed_config(stored: Config, requested: Config, run_dir: Any) -> Config:
     return dataclasses.replace(requested, name=stored.name)
 
 
+def _data_json(run_dir: Any) -> dict | None:
+    """The data record a run folder's data.json holds, or None where there is none."""
+    path = RunFolder(run_dir).data_record if isinstance(run_dir, str | Path) else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+
+
 def check_same_data(
     stored: dict | None, found: dict, run_dir: Any, action: str = "resume=True", keys=DATA_IDENTITY
 ) -> None:
     """Refuse to ``action`` (resume, evaluate, reconstruct) a run on other data than it trained
-    on: ``stored`` is its provenance, ``found`` the data's now; ``keys`` are compared."""
+    on: ``stored`` is its checkpoint's provenance (None: a checkpoint from before provenance was
+    checkpointed, whose run folder's data.json is read instead), ``found`` the data's now; the
+    ``keys`` the record holds are compared."""
+    stored = stored or _data_json(run_dir)
     if not stored:
-        return  # a run from before data provenance was checkpointed
+        return  # no record of the data at all: nothing to compare with
     differing = [
-        f"{k} {stored.get(k)!r} -> {found.get(k)!r}" for k in keys if stored.get(k) != found.get(k)
+        f"{k} {stored[k]!r} -> {found.get(k)!r}"
+        for k in keys
+        if k in stored and stored[k] != found.get(k)
     ]
     if differing:
         raise UserError(

@@ -255,6 +255,11 @@ def load(
     which an export of EMA weights does not hold). Raises DiffusionToolsError naming a missing
     run, epoch or device, or an export that does not match.
     """
+    if not isinstance(run_dir, str | Path):
+        raise UserError(
+            f"run_dir={run_dir!r} is not a folder: give a run or export folder's path, or a "
+            "shipped model's name"
+        )
     _check_epoch(epoch)
     return load_model(Path(run_dir), epoch, resolve_device(device), use_ema=ema)
 

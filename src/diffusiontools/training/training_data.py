@@ -34,6 +34,7 @@ def load_training_data(config: Config, device: torch.device) -> TrainingData:
     as the report; a data set of another shape than this version trains is refused."""
     dataset = load_data(config.data)
     check_trainable(dataset, config.data.dataset)
+    check_classes(dataset, config)
     return split_training_data(dataset, config, device)
 
 
@@ -51,6 +52,17 @@ def check_trainable(dataset: ImageDataset, name: str) -> None:
         f"{classes}; this version trains on 28x28 single-channel images in "
         f"{TRAINABLE_CLASSES} classes (mnist, fashion_mnist, kmnist) only"
     )
+
+
+def check_classes(dataset: ImageDataset, config: Config) -> None:
+    """Refuse a class-conditional model whose ``model.num_classes`` is not the data set's number
+    of classes: fewer cannot embed its labels, more learn classes that have no images."""
+    n, classes = config.model.num_classes, dataset.spec.num_classes
+    if n and n != classes:
+        raise UserError(
+            f"model.num_classes = {n} does not fit data.dataset = {config.data.dataset}, which "
+            f"has {classes} classes: give 0 (unconditional) or {classes}"
+        )
 
 
 def split_training_data(
