@@ -121,6 +121,14 @@ def test_sample_writes_the_files_named_and_keeps_those_it_was_not_told_to_write(
         "replace it with --overwrite\n"
     )
     assert sorted(p.name for p in mine.iterdir()) == ["samples.npz"]
+    # a request that cannot take effect is named before the files are looked at
+    for bad, said in [
+        (["--sampler", "foo"], "error: unknown sampler 'foo'"),
+        (["--steps", "0"], "error: --steps 0"),
+        (["-n", "-3"], "error: -n -3 is not a number of samples"),
+    ]:
+        assert cli.main([*base[:2], *base[4:], *bad, "--out", str(mine / "x.png")]) == 2
+        assert capsys.readouterr().err.startswith(said)
     # the files named are written, replacing what was there; the NPZ not named stays
     (mine / "x.png").write_bytes(b"an older grid")
     (mine / "y.npz").write_bytes(b"an older NPZ")

@@ -5,6 +5,8 @@ the flag, exit code 2, and the folder is left exactly as it was."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,11 @@ def tmp(tmp_path, monkeypatch):
     dd.png and beside/samples.npz; sampling or reading MNIST (degrade, classifier) fails the
     test."""
     reference_run()  # trained (once per session) before MNIST reading is barred
+    # Every module imported before the patch: one imported first under it would bind no_work
+    # by `from ..data import load_data` for the rest of the session.
+    for module in pkgutil.walk_packages(diffusiontools.__path__, "diffusiontools."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
     (tmp_path / "foo.png").write_bytes(b"the user's figure")
     (tmp_path / "file.txt").write_text("a file")
     for folder in ("adir", "d.npz", "dd.png", "beside/samples.npz"):

@@ -124,7 +124,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
     from ..training.run_folder import RunFolder
-    from ..training.sample_files import sample_files, sample_to_files
+    from ..training.sample_files import check_draw, sample_files, sample_to_files
     from ..training.trained_model import load_model
 
     device = resolve_device(args.device)
@@ -142,24 +142,17 @@ def run(args: argparse.Namespace) -> None:
             epoch_models.append(load_model(folder, epoch, device, use_ema=use_ema))
         except UserError as exc:
             raise UserError(f"in --epochs, {exc}") from None
-    files = sample_files(
-        folder, args.out, args.npz, args.trajectory, bool(args.epochs), args.overwrite
-    )
     options = {name: getattr(args, name) for name in OPTIONS}
     given = {"sampler": args.sampler, "steps": args.steps, **options}
     given = {f"sampling.{k}": typed_flag(k, v) for k, v in given.items() if v is not None}
+    draw = (args.sampler, args.steps, args.digit, epoch_models)
     with keys_given_as_flags(given):  # name the flag the user typed, not the key it sets
-        sample_to_files(
-            model,
-            files,
-            args.n,
-            args.seed,
-            args.sampler,
-            args.steps,
-            args.digit,
-            epoch_models,
-            **options,
-        )
+        check_draw(model, args.n, *draw, **options)  # the request first, then the files
+    files = sample_files(
+        folder, args.out, args.npz, args.trajectory, bool(args.epochs), args.overwrite
+    )
+    with keys_given_as_flags(given):
+        sample_to_files(model, files, args.n, args.seed, *draw, **options)
     print(f"samples: {files.grid} and {files.npz}")
     if files.trajectory is not None:
         print(f"trajectory: {files.trajectory}")

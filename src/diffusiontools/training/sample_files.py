@@ -41,6 +41,7 @@ from ..outputs.safe_writes import (
 )
 from ..outputs.samples_io import check_room, write_samples
 from ..sampling.generation import generate, generate_batches, trajectory
+from ..sampling.plan import SamplingPlan
 from .run_folder import RunFolder
 from .trained_model import TrainedModel
 
@@ -111,6 +112,24 @@ def sample_files(
     return files
 
 
+def check_draw(
+    model: TrainedModel,
+    n: int,
+    sampler: str | None = None,
+    steps: int | None = None,
+    digit: int | None = None,
+    epoch_models: Sequence[TrainedModel] = (),
+    **options,
+) -> tuple[SamplingPlan, list[SamplingPlan]]:
+    """The plans of a draw of ``n`` samples from ``model`` and from each of ``epoch_models``
+    (their configs may differ), resolved before any file is looked at: a request that cannot
+    take effect is refused first (:meth:`TrainedModel.sampling_plan`)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"n={n} is not a number of samples: give at least 1")
+    plan = model.sampling_plan(sampler, steps, digit, **options)
+    return plan, [m.sampling_plan(sampler, steps, digit, **options) for m in epoch_models]
+
+
 def sample_to_files(
     model: TrainedModel,
     files: SampleFiles,
@@ -134,13 +153,9 @@ def sample_to_files(
     Everything is checked before the first file is written, the disk's room for the NPZ
     included, and the files appear together once all are drawn (the module doc, rule 4).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UserError(f"n={n} is not a number of samples: give at least 1")
+    plan, epoch_plans = check_draw(model, n, sampler, steps, digit, epoch_models, **options)
     if files.epochs is not None and not epoch_models:
         raise UserError("an epochs figure needs the checkpoints to draw: give epoch_models")
-    plan = model.sampling_plan(sampler, steps, digit, **options)
-    # The other checkpoints' plans too, before anything is drawn (their configs may differ).
-    epoch_plans = [m.sampling_plan(sampler, steps, digit, **options) for m in epoch_models]
     check_room(files.npz, n)
 
     with staged_outputs() as staging:
