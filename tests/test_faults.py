@@ -118,10 +118,10 @@ def test_a_refusal_that_needs_no_data_comes_before_the_data_loads(
     run = tmp_path / "run"
     folder(run)  # before the data loader goes: the reference run is trained on first use
 
-    def load_mnist(*args, **kwargs):
+    def load_data(*args, **kwargs):
         raise AssertionError("the data was loaded before the refusal")
 
-    monkeypatch.setattr(training_data, "load_mnist", load_mnist)
+    monkeypatch.setattr(training_data, "load_data", load_data)
     with pytest.raises(UserError) as refused:
         train_tiny(run, *overrides, **flags)
     assert str(refused.value).startswith(refusal.format(run=run))
