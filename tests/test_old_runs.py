@@ -212,6 +212,25 @@ def test_a_checkpoint_without_provenance_is_checked_against_its_data_json(tmp_pa
     assert (run / "data.json").read_text() == (FIXTURES / "9d1e346_gaussian/data.json").read_text()
 
 
+def test_a_cold_run_samples_only_from_its_own_data(tmp_path, monkeypatch):
+    """A cold model's start is drawn from its data set's images: other data is refused, as
+    evaluate and resume refuse it, not drawn from without a word."""
+    from conftest import write_idx_folder
+
+    from diffusiontools.data import mnist
+    from diffusiontools.data.embedded import embedded_mnist
+
+    run = copy_fixture("5f319a7_cold_improved", tmp_path)
+    assert dt.load(run, device="cpu").sample(2).shape == (2, 1, 28, 28)  # the run's own data
+    train_images, train_labels, test_images, test_labels, _ = embedded_mnist()
+    other = [train_images, train_labels, 255 - test_images, test_labels]
+    monkeypatch.setenv(mnist.ENV_VAR, str(write_idx_folder(tmp_path / "other", other)))
+    with pytest.raises(UserError) as e:
+        dt.load(run, device="cpu").sample(2)
+    assert str(e.value).startswith(f"sample: the data found now is not the data the run in {run}")
+    assert "t10k-images-idx3-ubyte" in str(e.value)
+
+
 def test_dt_train_resumes_an_old_run_from_its_own_config_ini(tmp_path):
     """The Python API reads the run's record as the CLI does (here a finished run resumed with
     its own settings: nothing to train, and nothing refused)."""

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..data import data_record, load_data
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
@@ -29,6 +30,7 @@ from .export import (
     write_export,
 )
 from .pretrained import model_folder
+from .resume_rules import check_same_data
 from .run_folder import RunFolder, recover_if_idle
 
 SAMPLING_TYPES = {"sampler": str, "steps": int, "digit": int, "eta": float, "guidance": float}
@@ -131,13 +133,18 @@ class TrainedModel:
         None: the run's own) on the run's config. An option given (not None) that cannot take
         effect is refused, whatever its value (``eta=0.0`` for the ancestral sampler too), not
         ignored. The run's ``steps``, ``eta`` and ``timestep_spacing`` belong to the run's
-        sampler: picking another sampler without giving them uses that sampler's defaults.
+        sampler: picking another sampler without giving them uses that sampler's defaults. A
+        cold model starts from its data set's images: data other than the run's is refused.
         """
         given = {"sampler": sampler, "steps": steps, "digit": digit, **options}
         for key, value in given.items():
             if value is not None:
                 given[key] = _as_type(key, value, SAMPLING_TYPES[key])
-        return resolve_plan(self.config, **given)
+        plan = resolve_plan(self.config, **given)
+        if self.process.kind == "cold":
+            found = data_record(load_data(self.config.data))
+            check_same_data(self.data, found, self.folder, "sample", ("source", "md5"))
+        return plan
 
     def sample(
         self,
