@@ -176,7 +176,8 @@ def test_a_resume_refuses_other_values_other_data_and_an_old_ini_for_a_new_run(t
     resume = ["train", ini, "--out", str(run), "--resume", "--set", "training.device=cpu"]
     assert cli.main([*resume, "--set", "sampling.eta=0.3"]) == 2
     assert capsys.readouterr().err == (
-        "error: sampling.eta=0.3 applies to the ddim sampler only, not ancestral\n"
+        "error: sampling.eta=0.3 applies to the ddim sampler only; the ancestral sampler would "
+        "ignore it: remove it\n"
     )
     assert cli.main(["train", ini, "--out", str(tmp_path / "new")]) == 2
     assert capsys.readouterr().err == (  # the first key of the table it writes unused

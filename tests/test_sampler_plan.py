@@ -64,7 +64,8 @@ def test_a_gaussian_sampler_picked_starts_from_its_own_defaults(name):
 
 def test_a_refusal_names_what_takes_the_option():
     config = tiny_config()
-    with pytest.raises(UserError, match="sampling.eta=0.5 applies to the ddim sampler only, not"):
+    said = "sampling.eta=0.5 applies to the ddim sampler only; the dpm_solver sampler would ignore"
+    with pytest.raises(UserError, match=said):  # the wording of eta=0 given to it too
         resolve_plan(config, "dpm_solver", eta=0.5)
     with pytest.raises(UserError, match="applies to the ddim and dpm_solver samplers only; the"):
         resolve_plan(config, "ancestral", timestep_spacing="ours")

@@ -155,7 +155,7 @@ REFUSED = [
     Refused(
         "--eta with the ancestral sampler",
         sample(reference, "--eta", "0.5"),
-        ("--eta 0.5 applies to the ddim sampler only, not ancestral",),
+        ("--eta 0.5 applies to the ddim sampler only; the ancestral sampler would ignore it",),
     ),
     Refused(
         "--eta 0 with the ancestral sampler",
@@ -178,7 +178,7 @@ REFUSED = [
     Refused(
         "--timestep-spacing on a cold model",
         sample(cold, "--timestep-spacing", "leading"),
-        ("--timestep-spacing leading applies to the ddim and dpm_solver", "not naive"),
+        ("--timestep-spacing leading applies to the ddim and dpm_solver", "naive sampler would"),
     ),
     Refused(
         "diffusers' trailing grid holding t = -1",
@@ -348,8 +348,14 @@ CONFIG_ROWS = [
     (("sampling.steps=5",), ()),  # the ancestral sampler respaced (Nichol & Dhariwal 2021)
     (("sampling.steps=21",), ("sampling.steps=21", "give 1..20")),
     (("sampling.sampler=ddim", "sampling.steps=21"), ("sampling.steps=21", "give 1..20")),
-    (("sampling.eta=0.5",), ("sampling.eta=0.5", "ddim sampler only", "not ancestral")),
-    (("sampling.sampler=dpm_solver", "sampling.eta=1"), ("sampling.eta=1.0", "not dpm_solver")),
+    (
+        ("sampling.eta=0.5",),
+        ("sampling.eta=0.5", "ddim sampler only", "the ancestral sampler would ignore it"),
+    ),
+    (
+        ("sampling.sampler=dpm_solver", "sampling.eta=1"),
+        ("sampling.eta=1.0", "the dpm_solver sampler would ignore it"),
+    ),
     (("sampling.guidance=3",), ("sampling.guidance=3.0", "model.num_classes > 0")),
     (("sampling.start=gmm",), ("sampling.start=gmm", "cold models only")),
     (("sampling.sampler=magic",), ("unknown sampler 'magic'", "ancestral")),
@@ -369,7 +375,7 @@ CONFIG_ROWS = [
     (("sampling.sampler=ddim", "sampling.timestep_spacing=linspace", "sampling.steps=3"), ()),
     (
         ("diffusion.kind=cold", "sampling.timestep_spacing=linspace"),
-        ("sampling.timestep_spacing=linspace", "not naive"),
+        ("sampling.timestep_spacing=linspace", "the naive sampler would ignore it"),
     ),
     (
         ("diffusion.schedule=cosine", "sampling.sampler=ddim", "sampling.timestep_spacing=leading"),

@@ -111,15 +111,13 @@ def resolve_plan(
             applied[key] = value
             continue
         applied[key] = None
-        scope, ignored_by, other = _scope(key, name, spec.kind, conditional)
-        if value != FIELDS[key].default:
-            if key == "guidance" and not conditional:
-                raise UserError(
-                    f"sampling.guidance={ini_value(value)} needs a class-conditional model "
-                    "(model.num_classes > 0); give 1 (no guidance)"
-                )
-            raise UserError(f"sampling.{key}={ini_value(value)} applies to {scope} only, {other}")
-        if NEUTRAL.get(key) != value:
+        scope, ignored_by = _scope(key, name, spec.kind, conditional)
+        if key == "guidance" and not conditional and value != FIELDS[key].default:
+            raise UserError(
+                f"sampling.guidance={ini_value(value)} needs a class-conditional model "
+                "(model.num_classes > 0); give 1 (no guidance)"
+            )
+        if value != FIELDS[key].default or NEUTRAL.get(key) != value:  # one rule, one sentence
             refuse_unused(f"sampling.{key}", value, scope, ignored_by, f"sampling.{key}" in written)
 
     if applied["timestep_spacing"] not in (None, "ours"):
@@ -165,25 +163,25 @@ def unused_keys(config: Config) -> dict[str, tuple[str, str]]:
     found = {}
     for key in OPTIONS:
         if getattr(plan, "cold_start" if key == "start" else key) is None:
-            scope, ignored_by, _ = _scope(key, plan.sampler, spec.kind, conditional)
+            scope, ignored_by = _scope(key, plan.sampler, spec.kind, conditional)
             found[f"sampling.{key}"] = (scope, ignored_by)
     return found
 
 
-def _scope(key: str, name: str, kind: str, conditional: bool) -> tuple[str, str, str]:
-    """(what option ``key`` applies to, what ignores it here, the "not ..." of a refusal), in
-    the words of the registry: the samplers that take it, or a kind of model where they are all
-    the samplers of that kind."""
+def _scope(key: str, name: str, kind: str, conditional: bool) -> tuple[str, str]:
+    """(what option ``key`` applies to, what ignores it here), in the words of the registry:
+    the samplers that take it, or a kind of model where they are all the samplers of that
+    kind."""
     if key == "guidance" and not conditional:
-        return "class-conditional models (model.num_classes > 0)", "this unconditional model", ""
+        return "class-conditional models (model.num_classes > 0)", "this unconditional model"
     names = takers(key)
     kinds = {SAMPLERS[n].kind for n in names}
     if len(kinds) == 1 and set(names) == {n for n, s in SAMPLERS.items() if s.kind in kinds}:
         (own,) = kinds
-        return f"{KINDS[own]} models", f"a {KINDS[kind]} model", f"not {KINDS[kind]} ones"
+        return f"{KINDS[own]} models", f"a {KINDS[kind]} model"
     plural = "s" if len(names) > 1 else ""
     listed = " and ".join(names)
-    return f"the {listed} sampler{plural}", f"the {name} sampler", f"not {name}"
+    return f"the {listed} sampler{plural}", f"the {name} sampler"
 
 
 def _check_digit(digit: int, num_classes: int, guidance: float | None) -> None:
