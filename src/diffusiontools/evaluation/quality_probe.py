@@ -48,10 +48,9 @@ from . import (
     class_histogram,
     classifier_features,
     frechet_distance,
-    load_classifier,
     recognisable_fraction,
 )
-from .classifier import check_classified
+from .classifier_store import classifier_for
 from .frame_metrics import frame_statistics
 from .scores import reference_values
 
@@ -114,12 +113,12 @@ class QualityProbe:
         self.config = probe_config(config)
         self.settings = resolve_plan(self.config)  # what is drawn, every choice resolved
         self.n = config.training.eval_samples
-        check_classified(
-            config.data.dataset,
+        self.classifier = classifier_for(
+            config.data,
+            "cpu",
             f"training.eval_every={config.training.eval_every}",
-            "; set training.eval_every = 0 to train without the quality probe",
-        )
-        self.classifier = load_classifier("cpu")
+            ", or set training.eval_every = 0 to train without the quality probe",
+        ).network
         test = load_data(config.data).test_images[:, 0].numpy()  # (K, 28, 28): one channel
         self.n_test = len(test)
         self.test_features, self.reference = cached_reference(self.classifier, test)
