@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from test_data_seam import member_folder
-from tiny_runs import single_thread, train_tiny  # noqa: F401  (autouse: one thread)
+from tiny_runs import single_thread, tiny_config, train_tiny  # noqa: F401  (autouse: one thread)
 
 import diffusiontools as dt
 from diffusiontools import cli
@@ -22,6 +22,7 @@ from diffusiontools.evaluation import classifier
 from diffusiontools.evaluation.class_metrics import class_histogram
 from diffusiontools.evaluation.classifier_store import classifier_for, stored_paths
 from diffusiontools.evaluation.scores import class_scores
+from diffusiontools.training.run_folder import read_metrics
 from diffusiontools.training.trained_model import load_model
 
 SPEC = {
@@ -157,3 +158,21 @@ def test_class_metrics_take_their_size_from_the_probabilities():
     assert class_histogram(probabilities).tolist() == [1, 2, 0]
     entropy = class_scores(probabilities, seed=0, n_boot=2, n_boot_set=2)["class_entropy"]
     assert entropy["value"] == pytest.approx(-(1 / 3) * np.log(1 / 3) - (2 / 3) * np.log(2 / 3))
+
+
+def test_the_quality_probe_of_a_fashion_run_uses_its_classifier(fashion, tmp_path):
+    assert train_cli(fashion) == 0
+    config = tiny_config(
+        "data.dataset=fashion_mnist",
+        f"data.dir={fashion.dir}",
+        "data.subset=40",
+        "training.epochs=1",
+        "training.batch_size=8",
+        "training.eval_every=1",
+        "training.eval_samples=10",
+    )
+    dt.train(config, tmp_path / "run")
+    rows = read_metrics(tmp_path / "run")
+    assert len(rows) == 1  # epoch 0, the last
+    assert all(0.0 <= row["recognisable_fraction"] <= 1.0 for row in rows)
+    assert all(0.0 <= row["class_entropy"] <= np.log(10) for row in rows)
