@@ -21,6 +21,7 @@ from diffusiontools.data import data_record, idx_family, load_data, load_mnist, 
 from diffusiontools.data.sources import SOURCES
 from diffusiontools.diffusion import make_process
 from diffusiontools.errors import UserError
+from diffusiontools.evaluation.classifier_store import store_folder
 from diffusiontools.training.run_folder import EXPORT_DESCRIPTION
 from diffusiontools.training.trained_model import export_run, load_model
 
@@ -205,22 +206,27 @@ def test_the_idx_family_trains_samples_and_is_recorded(tmp_path, monkeypatch, me
     assert exported["data"]["dataset"]["spec"] == record["dataset"]["spec"]
     with pytest.raises(UserError) as e:
         dt.evaluate({member: model}, n_samples=10, out=tmp_path / "eval", device="cpu")
+    fingerprint = load_data(DataConfig(dataset=member, dir=str(folder))).fingerprint()[:12]
     assert str(e.value) == (
-        f"evaluate: samples of data.dataset = {member} cannot be scored: the evaluation "
-        f"classifier is mnist's, and a classifier of {member} does not exist yet"
+        f"evaluate: samples of data.dataset = {member} need a classifier of that data set "
+        f"(fingerprint {fingerprint}), and none is stored in {store_folder()}; train one with "
+        f"`diffusiontools classifier train --set data.dataset={member} --set data.dir={folder}`"
     )
 
 
-def test_the_quality_probe_refuses_another_data_set(tmp_path, fashion_folder):
+def test_the_quality_probe_refuses_a_data_set_without_its_classifier(tmp_path, fashion_folder):
     with pytest.raises(UserError) as e:
         config = tiny_config(
             "data.dataset=fashion_mnist", f"data.dir={fashion_folder}", "training.eval_every=1"
         )
         dt.train(config, tmp_path / "run")
+    data = DataConfig(dataset="fashion_mnist", dir=str(fashion_folder))
     assert str(e.value) == (
-        "training.eval_every=1: samples of data.dataset = fashion_mnist cannot be scored: the "
-        "evaluation classifier is mnist's, and a classifier of fashion_mnist does not exist "
-        "yet; set training.eval_every = 0 to train without the quality probe"
+        "training.eval_every=1: samples of data.dataset = fashion_mnist need a classifier of "
+        f"that data set (fingerprint {load_data(data).fingerprint()[:12]}), and none is stored "
+        f"in {store_folder()}; train one with `diffusiontools classifier train --set "
+        f"data.dataset=fashion_mnist --set data.dir={fashion_folder}`, or set "
+        "training.eval_every = 0 to train without the quality probe"
     )
     assert not (tmp_path / "run" / "data.json").exists()
 

@@ -1,30 +1,30 @@
-"""What the classifier says about a set of samples: which digits, how evenly, how clearly.
+"""What the classifier says about a set of samples: which classes, how evenly, how clearly.
 
-All functions take class probabilities (N, 10), rows summing to 1 (``classifier_features``).
+All functions take class probabilities (N, K), rows summing to 1 (``classifier_features``), K the
+data set's number of classes (10 for MNIST).
 A generator that has collapsed onto a few digits shows a low class entropy; one that draws
 unreadable strokes shows a low mean confidence and a low recognisable fraction.
 """
 
 import numpy as np
 
-N_CLASSES = 10
 RECOGNISABLE_CONFIDENCE = 0.9
 
 
 def class_histogram(probabilities: np.ndarray) -> np.ndarray:
-    """Counts (10,) int of the predicted (argmax) class over the N samples."""
-    return np.bincount(np.argmax(probabilities, axis=1), minlength=N_CLASSES)
+    """Counts (K,) int of the predicted (argmax) class over the N samples."""
+    return np.bincount(np.argmax(probabilities, axis=1), minlength=probabilities.shape[1])
 
 
 def class_entropy(histogram: np.ndarray) -> float:
-    """Entropy in nats of the normalised class histogram: 0 (one digit) to ln 10 (uniform)."""
+    """Entropy in nats of the normalised class histogram: 0 (one class) to ln K (uniform)."""
     p = np.asarray(histogram, dtype=np.float64) / np.sum(histogram)
     p = p[p > 0]  # 0 log 0 = 0
     return float(-(p * np.log(p)).sum()) + 0.0  # + 0.0: one class gives 0.0, not -0.0
 
 
 def mean_confidence(probabilities: np.ndarray) -> float:
-    """Mean over samples of the largest class probability, in [0.1, 1]."""
+    """Mean over samples of the largest class probability, in [1/K, 1]."""
     return float(np.max(probabilities, axis=1).mean())
 
 

@@ -17,7 +17,6 @@ from torch import nn
 from ..data.download import file_sha256
 from ..errors import UserError
 
-CLASSIFIED = "mnist"  # the data set (data.dataset) the committed classifier was trained on
 WEIGHTS_FILE = "mnist_classifier.pt"
 # sha256 of the committed weights; a different file means the metrics are not comparable.
 WEIGHTS_SHA256 = "333f4b4e5a9cbbd1b1610df5d62fe330da2f29379d4f37331f57f3f2ed7ef8d5"
@@ -29,12 +28,16 @@ class MnistClassifier(nn.Module):
 
     Pooling after every convolution keeps a CPU epoch over 60k images to about a minute; the
     128-d output of the first fully connected layer (after ReLU) is the feature embedding.
+    The defaults are MNIST's (the shipped weights); another data set's classifier
+    (``classifier_store``) takes its spec's channels, height, width and number of classes.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, channels: int = 1, height: int = 28, width: int = 28, num_classes: int = 10
+    ) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),
+            nn.Conv2d(channels, 32, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),  # (B, 32, 14, 14)
             nn.Conv2d(32, 64, 3, padding=1),
@@ -45,29 +48,18 @@ class MnistClassifier(nn.Module):
             nn.MaxPool2d(2),  # (B, 128, 3, 3)
             nn.Flatten(),  # (B, 1152)
             nn.Dropout(0.25),
-            nn.Linear(128 * 3 * 3, FEATURE_DIM),
+            nn.Linear(128 * (height // 8) * (width // 8), FEATURE_DIM),
             nn.ReLU(),
         )
-        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(FEATURE_DIM, 10))
+        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(FEATURE_DIM, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate embedding: x (N, 1, 28, 28) float in [-0.5, 0.5] -> (N, 128)."""
+        """Penultimate embedding: x (N, C, H, W) float in [-0.5, 0.5] -> (N, 128)."""
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits: x (N, 1, 28, 28) float in [-0.5, 0.5] -> (N, 10)."""
+        """Class logits: x (N, C, H, W) float in [-0.5, 0.5] -> (N, num_classes)."""
         return self.head(self.body(x))
-
-
-def check_classified(dataset: str, action: str, remedy: str = "") -> None:
-    """Refuse ``action`` (evaluate, the quality probe) on images of ``dataset`` (a
-    ``data.dataset`` name) other than the classifier's own; ``remedy`` ends the sentence."""
-    if dataset != CLASSIFIED:
-        raise UserError(
-            f"{action}: samples of data.dataset = {dataset} cannot be scored: the evaluation "
-            f"classifier is {CLASSIFIED}'s, and a classifier of {dataset} does not exist "
-            f"yet{remedy}"
-        )
 
 
 def load_classifier(device: torch.device | str) -> MnistClassifier:

@@ -1,4 +1,5 @@
-"""Train the project's MNIST classifier (``classifier.MnistClassifier``) and save its weights.
+"""Train the project's classifier (``classifier.MnistClassifier``) on a data set and save its
+weights: MNIST's is shipped in the package, another data set's is kept by ``classifier_store``.
 
 The committed weights ``diffusiontools/assets/mnist_classifier.pt`` were made with
 
@@ -34,14 +35,17 @@ MAX_SHIFT = 2  # pixels; MNIST digits are centred by mass, so small shifts are r
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], filling with 0.
 
-    images: uint8 (B, 28, 28), 0 = background. Done as zero padding then a per-image crop.
+    images: uint8 (B, H, W) or (B, C, H, W), 0 = background; every channel of an image moves
+    together. Done as zero padding then a per-image crop (rows, then columns).
     """
-    b, h, w = images.shape
-    padded = F.pad(images, (max_shift,) * 4)  # (B, H + 2s, W + 2s)
+    b, *lead, h, w = images.shape
+    ones = (1,) * len(lead)
+    padded = F.pad(images, (max_shift,) * 4)  # (B, ..., H + 2s, W + 2s)
     dy, dx = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, :, None]  # (B, H, 1)
-    cols = (dx[:, None] + torch.arange(w))[:, None, :]  # (B, 1, W)
-    return padded[torch.arange(b)[:, None, None], rows, cols]  # (B, H, W)
+    rows = (dy[:, None] + torch.arange(h)).view(b, *ones, h, 1)  # (B, ..., H, 1)
+    cols = (dx[:, None] + torch.arange(w)).view(b, *ones, 1, w)  # (B, ..., 1, W)
+    cropped = padded.gather(-2, rows.expand(b, *lead, h, w + 2 * max_shift))  # (B, ..., H, W+2s)
+    return cropped.gather(-1, cols.expand(b, *lead, h, w))  # (B, ..., H, W)
 
 
 @torch.no_grad()
@@ -52,7 +56,8 @@ def accuracy(
     device: torch.device | str,
     batch_size: int = 1000,
 ) -> float:
-    """Fraction of ``images`` (uint8 (N, 28, 28)) whose argmax class equals ``labels`` (N,)."""
+    """Fraction of ``images`` (uint8 (N, C, H, W); MNIST's also (N, 28, 28)) whose argmax class
+    equals ``labels`` (N,)."""
     model.eval()
     correct = 0
     for start in range(0, len(images), batch_size):
@@ -62,32 +67,34 @@ def accuracy(
     return correct / len(images)
 
 
-def train_classifier(
-    data: ImageDataset,
-    epochs: int,
-    seed: int,
-    device: torch.device | str,
-    out_path: str | Path,
-) -> float:
-    """Train ``MnistClassifier`` on all of ``data``'s training images (uint8 (N, 1, 28, 28));
-    return its test accuracy.
+def fit_classifier(
+    data: ImageDataset, epochs: int, seed: int, device: torch.device | str
+) -> tuple[MnistClassifier, float]:
+    """Train ``MnistClassifier`` of ``data.spec``'s shape and classes on all of ``data``'s
+    training images (uint8 (N, C, H, W)); return it (eval mode, on ``device``) and its test
+    accuracy.
 
-    Adam with a cosine-decayed learning rate (so that 3 epochs suffice for >= 99%), batch 128,
-    random shifts of up to 2 px. Shuffling, shifts, initialisation and dropout all follow
-    ``seed``. Saves the state dict to ``out_path`` (parent folders created); a path that is a
-    folder, or whose folder cannot be created, is refused before training.
+    Adam with a cosine-decayed learning rate (so that 3 epochs suffice for >= 99% on MNIST),
+    batch 128, random shifts of up to 2 px. Shuffling, shifts, initialisation and dropout all
+    follow ``seed``; the caller's global RNG is left as it was. Raises UserError for
+    ``epochs`` < 1 or a data set without labels.
     """
     if epochs < 1:
         raise UserError(f"epochs={epochs} is not a number of passes: give at least 1")
-    check_output_file(out_path, "out_path", "the weights", ending=".pt")  # not after the training
+    spec = data.spec
+    if spec.num_classes == 0:
+        raise UserError(
+            f"the data set {data.provenance.source} has no labels; a classifier needs classes"
+        )
     # initialisation and dropout draw from the global RNG: seeded here, restored afterwards
     devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)  # shuffling and shifts
-        model = MnistClassifier().to(device)
+        model = MnistClassifier(spec.channels, spec.height, spec.width, spec.num_classes)
+        model = model.to(device)
         optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-        train_images = data.train_images[:, 0]  # (N, 28, 28): the one channel
+        train_images = data.train_images  # (N, C, H, W)
         steps_per_epoch = math.ceil(len(train_images) / BATCH_SIZE)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * steps_per_epoch)
 
@@ -107,7 +114,26 @@ def train_classifier(
                 schedule.step()
                 progress.set_postfix(loss=f"{loss.item():.4f}")
 
-        test_accuracy = accuracy(model, data.test_images[:, 0], data.test_labels, device)
-        with staged_outputs() as staging:  # the weights (and a new folder) appear whole
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, staging.file(out_path))
-        return test_accuracy
+        return model.eval(), accuracy(model, data.test_images, data.test_labels, device)
+
+
+def train_classifier(
+    data: ImageDataset,
+    epochs: int,
+    seed: int,
+    device: torch.device | str,
+    out_path: str | Path,
+) -> float:
+    """:func:`fit_classifier`, its state dict saved to ``out_path`` (parent folders created);
+    return its test accuracy. A path that is a folder, or whose folder cannot be created, is
+    refused before training."""
+    check_output_file(out_path, "out_path", "the weights", ending=".pt")  # not after the training
+    model, test_accuracy = fit_classifier(data, epochs, seed, device)
+    with staged_outputs() as staging:  # the weights (and a new folder) appear whole
+        torch.save(state_dict(model), staging.file(out_path))
+    return test_accuracy
+
+
+def state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s weights on the CPU, as saved."""
+    return {k: v.cpu() for k, v in model.state_dict().items()}

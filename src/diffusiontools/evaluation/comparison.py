@@ -30,7 +30,6 @@ from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
 from ..sampling.plan import resolve_plan
 from ..training.trained_model import TrainedModel, load_model
-from . import load_classifier
 from .evaluation_data import load_evaluation_data
 from .evaluation_files import files_replaced, run_record, save_set_figures, write_metrics
 from .figures import save_tsne_by_label
@@ -119,7 +118,7 @@ def evaluate_sets(
         stages.update()
 
         stages.set_description("evaluate: classifier features")
-        classifier = load_classifier(device)
+        classifier = data.classifier.network.to(device)
         test_images = data.test_images(settings.test_reference)
         test_features, test_probabilities = features_in_chunks(
             classifier, test_images, device, "test features"
@@ -151,7 +150,9 @@ def evaluate_sets(
                 m, emb, joint.test_gmm, settings.tsne_reference, data.training.train, work
             )
         labels = data.dataset.test_labels[: settings.tsne_reference].numpy()
-        save_tsne_by_label(joint.test, labels, work / "tsne_test_labels.png")
+        save_tsne_by_label(
+            joint.test, labels, work / "tsne_test_labels.png", data.dataset.spec.class_names
+        )
         values = reference_values(test_images, test_probabilities)
         results = write_metrics(work, settings, data, joint, runs, values)
         stages.update()

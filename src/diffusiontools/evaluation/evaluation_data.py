@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..training.resume_rules import check_same_data
 from ..training.trained_model import TrainedModel
 from ..training.training_data import TrainingData, split_training_data
-from .classifier import check_classified
+from .classifier_store import DatasetClassifier, classifier_for
 
 
 def shared_data_config(
@@ -54,12 +54,13 @@ def shared_data_config(
 class EvaluationData:
     """``config.data``: the data setting, ``origin``: a sentence saying where it is from;
     ``dataset``: its images; ``training``: its training split (validation images left out), on
-    the CPU."""
+    the CPU; ``classifier``: the data set's own classifier, on the CPU."""
 
     config: Config
     origin: str
     dataset: ImageDataset
     training: TrainingData
+    classifier: DatasetClassifier
 
     def test_images(self, k: int) -> np.ndarray:
         """The first k test images, uint8 (k, 28, 28): the one channel of (k, 1, 28, 28)."""
@@ -85,9 +86,10 @@ def load_evaluation_data(
     models: dict[str, TrainedModel], npz_data: DataConfig | None
 ) -> EvaluationData:
     """The data of ``shared_data_config``, read once (a fallback to the embedded subset warns
-    once), checked to be the data each model trained on."""
+    once), checked to be the data each model trained on, and the data set's classifier (refused
+    before any work when it has none)."""
     config, origin = shared_data_config(models, npz_data)
-    check_classified(config.data.dataset, "evaluate")
+    classifier = classifier_for(config.data, "cpu")
     dataset = load_data(config.data)
     # Memorisation is judged against the images the model trained on: the run's own training
     # split, without the validation images it never saw (the trainer's own split code).
@@ -96,4 +98,4 @@ def load_evaluation_data(
     training = split_training_data(dataset, split_config, torch.device("cpu"))
     for model in models.values():  # e.g. data.source = auto fell back to the embedded subset
         check_same_data(model.data, training.provenance, model.folder, "evaluate")
-    return EvaluationData(config, origin, dataset, training)
+    return EvaluationData(config, origin, dataset, training, classifier)

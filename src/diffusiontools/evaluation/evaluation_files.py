@@ -122,7 +122,7 @@ def write_metrics(
     the test images' own ``reference_values``; returns the metrics.json dict."""
     results = {
         "settings": {
-            **settings.record(),
+            **settings.record(data.classifier.record),
             "tsne_perplexity": embedding.perplexity,
             "n_boot": settings.n_boot,
             "n_boot_set": settings.n_boot_set,

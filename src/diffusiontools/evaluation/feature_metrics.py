@@ -24,12 +24,14 @@ def classifier_features(
     device: torch.device | str,
     batch_size: int = 500,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Penultimate features (N, D) and class probabilities (N, 10) of ``images``, as float64.
+    """Penultimate features (N, D) and class probabilities (N, K) of ``images``, as float64.
 
-    images: float (N, 28, 28) or (N, 1, 28, 28) in [-0.5, 0.5]. ``classifier`` must have a
-    ``features`` method and a ``head`` mapping features to logits (``MnistClassifier``).
+    images: float (N, C, H, W) in [-0.5, 0.5], or (N, H, W) for one channel. ``classifier``
+    must have a ``features`` method and a ``head`` mapping features to logits (``MnistClassifier``).
     """
-    x = torch.as_tensor(images, dtype=torch.float32).reshape(-1, 1, 28, 28)  # (N, 1, 28, 28)
+    x = torch.as_tensor(images, dtype=torch.float32)
+    if x.dim() == 3:
+        x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
     classifier.eval()
     features, probabilities = [], []
     for start in range(0, len(x), batch_size):

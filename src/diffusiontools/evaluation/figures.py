@@ -7,6 +7,7 @@ command can change without touching the training code path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +18,29 @@ from ..outputs.figures import save_figure, save_image_rows
 from .report_metrics import GRID_LIMIT, GRID_POINTS, grid_log_densities
 
 
-def save_tsne_by_label(embedding: np.ndarray, labels: np.ndarray, path: Path) -> None:
-    """Test-set t-SNE points (K, 2) coloured by digit (K,) — the report's Figure 5."""
+def save_tsne_by_label(
+    embedding: np.ndarray,
+    labels: np.ndarray,
+    path: Path,
+    class_names: Sequence[str] = tuple("0123456789"),
+) -> None:
+    """Test-set t-SNE points (K, 2) coloured by class (K,), one of ``class_names`` (MNIST's
+    digits by default) — the report's Figure 5."""
+    n_classes = len(class_names)
     fig = Figure(figsize=(6, 6))
     ax = fig.subplots()
     points = ax.scatter(
-        embedding[:, 0], embedding[:, 1], c=labels, cmap="tab10", s=3, vmin=-0.5, vmax=9.5
+        embedding[:, 0],
+        embedding[:, 1],
+        c=labels,
+        cmap="tab10" if n_classes <= 10 else "tab20",
+        s=3,
+        vmin=-0.5,
+        vmax=n_classes - 0.5,
     )
-    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
-    ax.set_title(f"t-SNE of {len(embedding)} MNIST test images, coloured by label", fontsize=9)
+    colorbar = fig.colorbar(points, ax=ax, ticks=range(n_classes), label="class")
+    colorbar.ax.set_yticklabels(class_names)
+    ax.set_title(f"t-SNE of {len(embedding)} test images, coloured by label", fontsize=9)
     ax.set_aspect("equal")
     save_figure(fig, path)
 
@@ -55,16 +70,16 @@ def save_tsne_over_density(
 
 
 def save_class_histogram(histogram: np.ndarray, label: str, path: Path) -> None:
-    """Predicted-class counts (10,) of one sample set, with the uniform count for reference."""
-    n = int(np.sum(histogram))
+    """Predicted-class counts (K,) of one sample set, with the uniform count for reference."""
+    n, n_classes = int(np.sum(histogram)), len(histogram)
     fig = Figure(figsize=(5, 3))
     ax = fig.subplots()
-    ax.bar(range(10), histogram, color="tab:blue")
-    ax.axhline(n / 10, color="grey", linestyle="--", linewidth=1, label="uniform")
-    ax.set_xticks(range(10))
-    ax.set_xlabel("predicted digit")
+    ax.bar(range(n_classes), histogram, color="tab:blue")
+    ax.axhline(n / n_classes, color="grey", linestyle="--", linewidth=1, label="uniform")
+    ax.set_xticks(range(n_classes))
+    ax.set_xlabel("predicted class")
     ax.set_ylabel("samples")
-    ax.set_title(f"{label}: classifier's digit counts over {n} samples", fontsize=9)
+    ax.set_title(f"{label}: classifier's class counts over {n} samples", fontsize=9)
     ax.legend(fontsize=8)
     save_figure(fig, path)
 

@@ -17,10 +17,10 @@ small n, so only values at the same n compare): where the probe draws with the r
 settings, its last row equals ``diffusiontools evaluate RUN`` on the same test set.
 
 The test set's features are computed once per process, on the CPU, and kept in memory keyed by
-the test images' sha256 (``_TEST_REFERENCE``): a run computes them once, and a notebook training
-several runs on the same data computes them once. No cache file: 10,000 images take a few
-seconds, once, which a file would save only across processes, at the price of a cache to keep
-consistent with the data and the classifier.
+the test images' sha256 and the classifier weights' (``_TEST_REFERENCE``): a run computes them
+once, and a notebook training several runs on the same data computes them once. No cache file:
+10,000 images take a few seconds, once, which a file would save only across processes, at the
+price of a cache to keep consistent with the data and the classifier.
 
 Why a probe object passed into the trainer (docs/design.md): training sits below evaluation, so
 the trainer cannot import the classifier; it only decides when the probe runs.
@@ -48,10 +48,9 @@ from . import (
     class_histogram,
     classifier_features,
     frechet_distance,
-    load_classifier,
     recognisable_fraction,
 )
-from .classifier import check_classified
+from .classifier_store import classifier_for
 from .frame_metrics import frame_statistics
 from .scores import reference_values
 
@@ -94,10 +93,12 @@ def probe_config(config: Config) -> Config:
     )
 
 
-def cached_reference(classifier: nn.Module, test_images: np.ndarray):
+def cached_reference(classifier: nn.Module, weights_sha256: str, test_images: np.ndarray):
     """Classifier features (K, 128) of uint8 test images (K, 28, 28) and their own values of
-    the probe's other metrics (``reference_values``); cached by the images' sha256."""
-    key = hashlib.sha256(np.ascontiguousarray(test_images).tobytes()).hexdigest()
+    the probe's other metrics (``reference_values``); cached by the images' sha256 and
+    ``weights_sha256``, the classifier's (a data set's classifier may be trained again)."""
+    images = hashlib.sha256(np.ascontiguousarray(test_images).tobytes()).hexdigest()
+    key = f"{images} {weights_sha256}"
     if key not in _TEST_REFERENCE:
         x = to_model(torch.from_numpy(test_images))
         features, probabilities = classifier_features(classifier, x, "cpu")
@@ -114,15 +115,18 @@ class QualityProbe:
         self.config = probe_config(config)
         self.settings = resolve_plan(self.config)  # what is drawn, every choice resolved
         self.n = config.training.eval_samples
-        check_classified(
-            config.data.dataset,
+        found = classifier_for(
+            config.data,
+            "cpu",
             f"training.eval_every={config.training.eval_every}",
-            "; set training.eval_every = 0 to train without the quality probe",
+            ", or set training.eval_every = 0 to train without the quality probe",
         )
-        self.classifier = load_classifier("cpu")
+        self.classifier = found.network
         test = load_data(config.data).test_images[:, 0].numpy()  # (K, 28, 28): one channel
         self.n_test = len(test)
-        self.test_features, self.reference = cached_reference(self.classifier, test)
+        self.test_features, self.reference = cached_reference(
+            self.classifier, found.record["weights_sha256"], test
+        )
 
     def describe(self) -> str:
         """What each probe draws and scores, for the trainer to log once the run's every check

@@ -38,7 +38,6 @@ from . import (
     recognisable_fraction,
     total_variance,
 )
-from .class_metrics import N_CLASSES
 from .feature_metrics import fraction_inside, kth_neighbour_radii
 from .frame_metrics import FRAME_STATISTICS, frame_statistics
 from .memorisation import memorisation_statistics
@@ -211,14 +210,14 @@ def class_scores(
     probabilities: np.ndarray, seed: int, n_boot: int = N_BOOT, n_boot_set: int = N_BOOT_SET
 ) -> dict[str, dict]:
     """Class entropy (set-level: half-sampled), mean confidence and recognisable fraction
-    (per-sample means: bootstrapped) of class probabilities (N, 10)."""
+    (per-sample means: bootstrapped) of class probabilities (N, K), K classes."""
     return {
         "class_entropy": half_sampled(
             lambda p: class_entropy(class_histogram(p)),
             probabilities,
             seed,
             n_boot_set,
-            (0, np.log(N_CLASSES)),
+            (0, np.log(probabilities.shape[1])),
         ),
         "mean_confidence": bootstrapped(mean_confidence, probabilities, seed, n_boot),
         "recognisable_fraction": bootstrapped(recognisable_fraction, probabilities, seed, n_boot),

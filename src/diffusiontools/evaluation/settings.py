@@ -11,7 +11,6 @@ import torch
 
 from .. import __version__
 from ..errors import UserError
-from .classifier import WEIGHTS_SHA256
 from .report_metrics import GMM_COMPONENTS
 from .scores import N_BOOT, N_BOOT_SET
 
@@ -94,8 +93,9 @@ class EvaluationSettings:
             sizes[name] = min(n_test, MAX_SAMPLES) if k is None else k
         return dataclasses.replace(self, **sizes)
 
-    def record(self) -> dict:
-        """What a reader needs to reproduce the numbers: seeds, reference sizes, networks,
+    def record(self, classifier: dict) -> dict:
+        """What a reader needs to reproduce the numbers: seeds, reference sizes, networks
+        (``classifier``: the record of the data set's classifier, ``classifier_store``),
         versions."""
         return {
             "seed": self.seed,
@@ -111,7 +111,8 @@ class EvaluationSettings:
             "test_reference": self.test_reference,
             "test_reference_note": "first test images, for the classifier metrics and the "
             "memorisation baseline",
-            "classifier_sha256": WEIGHTS_SHA256,
+            "classifier_sha256": classifier["weights_sha256"],
+            "classifier": classifier,
             "versions": {
                 "diffusiontools": __version__,
                 "torch": torch.__version__,

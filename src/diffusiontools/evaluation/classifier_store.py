@@ -1,0 +1,156 @@
+"""Each data set's own classifier: the yardstick behind evaluate and the quality probe.
+
+MNIST's is the shipped network whose weights are pinned by sha256 (``classifier.load_classifier``).
+Any other data set's is trained by ``diffusiontools classifier train --set data.dataset=NAME``
+(:func:`train_for_dataset`) and kept in the user cache, keyed by the data set's fingerprint (the
+very pixels and labels, ``ImageDataset.fingerprint``):
+
+    ${XDG_CACHE_HOME:-~/.cache}/diffusiontools/classifiers/<dataset>-<fingerprint[:12]>.pt
+    ${XDG_CACHE_HOME:-~/.cache}/diffusiontools/classifiers/<dataset>-<fingerprint[:12]>.json
+
+The JSON record holds the data set's name, fingerprint and spec, the test accuracy, the epochs, the
+seed and the weights' sha256. Both files appear together (staged, then moved in place), so a
+training cut short leaves neither. A data set's samples are only ever scored by the classifier
+whose record names that data set's fingerprint (:func:`classifier_for`).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import DataConfig, default_of
+from ..data import ImageDataset, load_data
+from ..data.download import file_sha256
+from ..data.locate import cache_dir
+from ..errors import UserError
+from ..outputs.safe_writes import staged_outputs
+from .classifier import WEIGHTS_FILE, WEIGHTS_SHA256, MnistClassifier, load_classifier
+from .classifier_training import fit_classifier, state_dict
+
+SHIPPED = "mnist"  # the data set (data.dataset) whose classifier ships in the package
+# The [data] keys that choose the images load_data returns (the rest choose a run's split).
+LOADING_KEYS = ("dataset", "dir", "source", "channels", "image_size", "test_fraction")
+
+
+@dataclass(frozen=True)
+class DatasetClassifier:
+    """``network``: a data set's classifier in eval mode; ``record``: which one it is (JSON:
+    ``dataset``, ``weights``, ``weights_sha256``, and for a trained one ``fingerprint``,
+    ``spec``, ``test_accuracy``, ``epochs``, ``seed``)."""
+
+    network: MnistClassifier
+    record: dict
+
+
+def store_folder() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/diffusiontools/classifiers``."""
+    return cache_dir("classifiers")
+
+
+def stored_paths(name: str, fingerprint: str) -> tuple[Path, Path]:
+    """The weights (.pt) and record (.json) of data set ``name`` with ``fingerprint``."""
+    stem = store_folder() / f"{name}-{fingerprint[:12]}"
+    return stem.with_suffix(".pt"), stem.with_suffix(".json")
+
+
+def train_command(data: DataConfig) -> str:
+    """The command that trains the classifier of ``data``: its loading keys that differ from
+    their defaults, as ``--set`` flags."""
+    keys = [k for k in LOADING_KEYS if getattr(data, k) != default_of(f"data.{k}")]
+    flags = "".join(f" --set {shlex.quote(f'data.{k}={getattr(data, k)}')}" for k in keys)
+    return f"diffusiontools classifier train{flags}"
+
+
+def train_for_dataset(
+    data: DataConfig, epochs: int = 3, seed: int = 0, device: torch.device | str = "cpu"
+) -> dict:
+    """Train the classifier of the data set ``data`` (a ``[data]`` section) on its training
+    split, store it in the cache and return its record (see the module docstring).
+
+    Raises UserError for MNIST, whose classifier ships in the package (``diffusiontools
+    classifier train --out FILE`` regenerates those weights), for a data set without labels,
+    and for ``epochs`` < 1.
+    """
+    if data.dataset == SHIPPED:
+        raise UserError(
+            f"data.dataset = {SHIPPED} is scored by the classifier shipped in the package; "
+            "regenerate its weights with `diffusiontools classifier train --out FILE`"
+        )
+    dataset = load_data(data)
+    model, test_accuracy = fit_classifier(dataset, epochs, seed, device)
+    fingerprint = dataset.fingerprint()
+    weights, record_path = stored_paths(data.dataset, fingerprint)
+    with staged_outputs() as staging:  # weights and record appear together, or neither
+        staged = staging.file(weights)
+        torch.save(state_dict(model), staged)
+        record = {
+            "dataset": data.dataset,
+            "fingerprint": fingerprint,
+            "spec": dataset.spec.to_dict(),
+            "test_accuracy": test_accuracy,
+            "epochs": epochs,
+            "seed": seed,
+            "weights": str(weights),
+            "weights_sha256": file_sha256(staged),
+        }
+        staging.file(record_path).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def classifier_for(
+    data: DataConfig, device: torch.device | str, action: str = "evaluate", remedy: str = ""
+) -> DatasetClassifier:
+    """The classifier that scores images of the data set ``data`` (a ``[data]`` section), on
+    ``device``: MNIST's shipped one, else the one stored for the data set's fingerprint.
+
+    Raises UserError naming ``action`` (what needs the classifier), the data set and the command
+    that trains its classifier, ``remedy`` ending the sentence, when none is stored; and when a
+    stored record names another data set or fingerprint than the file it is stored under.
+    """
+    if data.dataset == SHIPPED:
+        record = {
+            "dataset": SHIPPED,
+            "weights": f"diffusiontools/assets/{WEIGHTS_FILE}",
+            "weights_sha256": WEIGHTS_SHA256,
+        }
+        return DatasetClassifier(load_classifier(device), record)
+    dataset = load_data(data)
+    fingerprint = dataset.fingerprint()
+    weights, record_path = stored_paths(data.dataset, fingerprint)
+    if not record_path.is_file():
+        raise UserError(
+            f"{action}: samples of data.dataset = {data.dataset} need a classifier of that data "
+            f"set (fingerprint {fingerprint[:12]}), and none is stored in {store_folder()}; "
+            f"train one with `{train_command(data)}`{remedy}"
+        )
+    record = json.loads(record_path.read_text())
+    check_record(record, record_path, data.dataset, dataset)
+    if not weights.is_file() or file_sha256(weights) != record["weights_sha256"]:
+        raise UserError(
+            f"the classifier weights {weights} are missing or not those its record "
+            f"{record_path.name} names (sha256); train again with `{train_command(data)}`"
+        )
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    spec = dataset.spec
+    with torch.random.fork_rng(devices=[]):  # its random init, overwritten, must not move
+        network = MnistClassifier(spec.channels, spec.height, spec.width, spec.num_classes)
+    network.load_state_dict(state)
+    return DatasetClassifier(network.to(device).eval(), record)
+
+
+def check_record(record: dict, path: Path, name: str, dataset: ImageDataset) -> None:
+    """Refuse a stored classifier whose record (at ``path``) is not of data set ``name`` with
+    ``dataset``'s fingerprint and spec: one data set's samples are never scored by another's."""
+    theirs = (record.get("dataset"), record.get("fingerprint"), record.get("spec"))
+    ours = (name, dataset.fingerprint(), dataset.spec.to_dict())
+    if theirs != ours:
+        raise UserError(
+            f"the classifier record {path} is of data set {theirs[0]} (fingerprint "
+            f"{str(theirs[1])[:12]}), not of {name} (fingerprint {ours[1][:12]}); delete it and "
+            f"train again"
+        )
