@@ -58,7 +58,9 @@ def test_output_depends_on_time_and_on_the_label():
 
 
 def test_more_levels_than_28_halves_into_are_refused():
-    with pytest.raises(UserError, match=r"channel_mults = \(1, 2, 2, 2\) asks for 4 levels.*1 to 3"):
+    with pytest.raises(
+        UserError, match=r"channel_mults = \(1, 2, 2, 2\) asks for 4 levels.*1 to 3"
+    ):
         UNet(8, (1, 2, 2, 2))
 
 
