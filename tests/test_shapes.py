@@ -47,7 +47,7 @@ def test_digits8_trains_samples_and_writes_its_grid_and_npz(tmp_path, network):
     images, _ = load_samples(files.npz)
     assert images.shape == (5, 8, 8) and images.dtype == np.uint8
     with np.load(files.npz) as stored:
-        assert stored["images"].shape == (5, 1, 8, 8) and int(stored["format"]) == 2
+        assert stored["images"].shape == (5, 8, 8) and int(stored["format"]) == 2
     assert files.grid.is_file()
 
 
@@ -105,7 +105,7 @@ def test_an_old_npz_of_28x28_images_still_reads(tmp_path):
 
 def test_an_npz_of_an_unknown_format_is_refused(tmp_path):
     path = tmp_path / "new.npz"
-    np.savez_compressed(path, images=np.zeros((2, 1, 8, 8), np.uint8), meta="{}", format=3)
+    np.savez_compressed(path, images=np.zeros((2, 8, 8), np.uint8), meta="{}", format=3)
     with pytest.raises(UserError) as e:
         load_samples(path)
     assert str(e.value) == (

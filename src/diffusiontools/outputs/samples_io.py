@@ -1,7 +1,7 @@
-"""The NPZ exchange format every command and benchmark reads: ``images`` uint8 (N, C, H, W),
-``meta`` (JSON) and ``format`` (:data:`FORMAT`). Files without ``format`` hold (N, 28, 28) gray
-images; they are read as ever. Read back, gray images are (N, H, W) (the layout of
-:func:`~diffusiontools.data.to_uint8`) and RGB ones (N, 3, H, W)."""
+"""The NPZ exchange format every command and benchmark reads: ``images`` uint8, gray (N, H, W)
+or RGB (N, 3, H, W), ``meta`` (JSON) and ``format`` (:data:`FORMAT`). Gray images keep the
+layout of every earlier file, so readers of MNIST samples read them as ever; files without
+``format`` hold (N, 28, 28) gray images."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 from ..data import UNRECORDED_SHAPE, to_uint8
 from ..errors import UserError
 
-FORMAT = 2  # images (N, C, H, W); a file without ``format`` holds (N, 28, 28)
+FORMAT = 2  # images (N, H, W) or (N, 3, H, W) of any size; none: (N, 28, 28)
 
 
 def save_samples(path: Path, images: torch.Tensor, **meta) -> None:
@@ -34,9 +34,9 @@ def write_samples(path: Path, batches: Iterable[torch.Tensor], n: int, **meta) -
     whatever n.
 
     The file is the one ``np.savez_compressed(path, images=..., meta=json, format=FORMAT)``
-    writes: ``images`` uint8 (n, C, H, W), ``meta`` the JSON of ``meta``. It is written beside
-    ``path`` and renamed into place once whole: a failure (or Ctrl-C) in any batch leaves no
-    file and the old one, if any, as it was.
+    writes: ``images`` uint8 (n, H, W) gray or (n, 3, H, W) RGB, ``meta`` the JSON of ``meta``.
+    It is written beside ``path`` and renamed into place once whole: a failure (or Ctrl-C) in
+    any batch leaves no file and the old one, if any, as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,10 +45,12 @@ def write_samples(path: Path, batches: Iterable[torch.Tensor], n: int, **meta) -
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             written = 0
             with archive.open("images.npy", "w", force_zip64=True) as f:
-                shape = None  # (C, H, W): the first batch's, written as the header's
+                shape = None  # the first batch's image shape, written as the header's
                 for batch in batches:
                     array = batch if batch.dtype == torch.uint8 else to_uint8(batch)
-                    array = (array[:, None] if array.dim() == 3 else array).cpu().numpy()
+                    if array.dim() == 4 and array.shape[1] == 1:
+                        array = array[:, 0]  # gray: (b, H, W), the layout of every file
+                    array = array.cpu().numpy()
                     if shape is None:
                         shape = array.shape[1:]
                         header = {"descr": "|u1", "fortran_order": False, "shape": (n, *shape)}
@@ -114,7 +116,7 @@ def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
     if not path.is_file():
         raise UserError(f"{name}={path} does not exist: give a samples NPZ that sample wrote")
     expected = (
-        "an NPZ archive holding 'images', uint8 (N, C, H, W) with C 1 or 3 (or (N, 28, 28) "
+        "an NPZ archive holding 'images', uint8 (N, H, W) or (N, 3, H, W) (or (N, 28, 28) "
         "without 'format'), as diffusiontools sample writes"
     )
     try:
@@ -138,9 +140,9 @@ def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
     if version is None:
         fits = images.ndim == 3 and images.shape[1:] == (28, 28)
     else:
-        fits = images.ndim == 4 and images.shape[1] in (1, 3)
+        fits = images.ndim == 3 or (images.ndim == 4 and images.shape[1] == 3)
     if images.dtype != np.uint8 or not fits:
         raise UserError(
             f"{name}={path} holds 'images' of {images.dtype} {images.shape}: expected {expected}"
         )
-    return (images[:, 0] if images.ndim == 4 and images.shape[1] == 1 else images), meta
+    return images, meta
