@@ -80,10 +80,12 @@ def test_rgb_32x32_trains_a_unet_and_samples_without_its_data(tmp_path):
         "training.epochs=1",
         "sampling.sample_every=1",
         "sampling.n_samples=4",
+        "training.log=tensorboard",
         *TINY_UNET,
         "model.channel_mults=1,2",
     )
     assert (run / "samples" / "epoch_0000.png").is_file()  # the RGB grid drawn while training
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))  # with its RGB image
     data.unlink()  # sample, export and load back: the shape comes from the run's record
     model = dt.load(run)
     assert model.shape == (3, 32, 32)
@@ -121,8 +123,11 @@ def test_a_record_without_a_spec_reads_as_28x28_gray():
     assert recorded_shape({"dataset": {"spec": spec}}) == (3, 32, 32)
 
 
-@pytest.mark.parametrize("network", ["cnn", "unet"])
+@pytest.mark.parametrize("network", ["cnn", "unet", "unet2d_diffusers"])
 def test_networks_map_images_of_their_shape_to_the_same_shape(network):
-    net = make_network(ModelConfig(network=network, base_channels=8), seed=0, shape=(3, 16, 16))
+    if network == "unet2d_diffusers":
+        pytest.importorskip("diffusers")
+    config = ModelConfig(network=network, base_channels=8)
+    net = make_network(config, seed=0, T=20, shape=(3, 16, 16))
     x = torch.zeros(2, 3, 16, 16)
     assert net(x, torch.full((2,), 0.5)).shape == (2, 3, 16, 16)
