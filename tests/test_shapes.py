@@ -15,7 +15,7 @@ from diffusiontools.config import ModelConfig
 from diffusiontools.data import recorded_shape
 from diffusiontools.errors import UserError
 from diffusiontools.models import make_network
-from diffusiontools.outputs.samples_io import load_samples, save_samples
+from diffusiontools.outputs.samples_io import load_samples
 from diffusiontools.training.sample_files import sample_files, sample_to_files
 from diffusiontools.training.trained_model import export_run
 
@@ -93,9 +93,10 @@ def test_rgb_32x32_trains_a_unet_and_samples_without_its_data(tmp_path):
     exported = dt.load(export_run(run))
     assert exported.shape == (3, 32, 32)
     assert torch.equal(exported.sample(2, seed=1), model.sample(2, seed=1))
-    save_samples(tmp_path / "rgb.npz", model.sample(2))
-    images, _ = load_samples(tmp_path / "rgb.npz")
-    assert images.shape == (2, 3, 32, 32)
+    files = sample_to_files(model, sample_files(run, trajectory=True), 3)
+    images, _ = load_samples(files.npz)
+    assert images.shape == (3, 3, 32, 32) and files.grid.is_file() and files.trajectory.is_file()
+    assert dt.show(model.sample(2)).figure is not None
 
 
 def test_an_old_npz_of_28x28_images_still_reads(tmp_path):
