@@ -151,8 +151,11 @@ def test_sampling_options_override_the_run_and_take_effect():
         (lambda: dt.load(reference_run()).sample(2.5), "n=2.5 is not an int"),
         (lambda: dt.load(reference_run()).sample(2, steps=True), "steps=True is not an int"),
         (lambda: dt.load(reference_run()).sample(2, guidance=float("nan")), "not a finite"),
-        (lambda: dt.show(torch.zeros(28, 28)), "(N, 28, 28) or (N, 1, 28, 28), not (28, 28)"),
-        (lambda: dt.show(torch.zeros(4, 3, 28, 28)), "not (4, 3, 28, 28)"),
+        (
+            lambda: dt.show(torch.zeros(28, 28)),
+            "(N, H, W) or (N, C, H, W) with C 1 or 3, not (28, 28)",
+        ),
+        (lambda: dt.show(torch.zeros(4, 2, 28, 28)), "not (4, 2, 28, 28)"),
         (lambda: dt.show(torch.zeros(0, 1, 28, 28)), "no images"),
         (lambda: dt.show([1, 2]), "not list"),
         (lambda: dt.show(torch.full((2, 28, 28), float("nan"))), "NaN or inf"),

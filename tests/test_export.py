@@ -202,10 +202,8 @@ def test_unet2d_diffusers_is_fed_t_times_T_and_none_as_the_null_label():
     assert net.unet.config.num_class_embeds == 11 and net.unet.config.norm_num_groups == 8
     with pytest.raises(dt.DiffusionToolsError, match="needs T="):
         make_network(config)
-    with pytest.raises(dt.DiffusionToolsError, match=r"has 4 entries; the unet2d_diffusers"):
-        dt.load_config(
-            None, {"model.network": "unet2d_diffusers", "model.channel_mults": "1,2,2,2"}
-        )
+    with pytest.raises(dt.DiffusionToolsError, match=r"asks for 4 levels, but 28x28 images"):
+        make_network(dataclasses.replace(config, channel_mults=(1, 2, 2, 2)), T=20)
 
 
 @pytest.mark.parametrize(

@@ -76,15 +76,17 @@ def test_batches_are_the_samples_in_order_one_batch_at_a_time(model):
 
 
 def test_an_npz_written_batch_by_batch_is_the_one_savez_writes(tmp_path):
-    """``write_samples`` streams batches into the zip: np.load reads the same images and
-    metadata as from ``np.savez_compressed`` of the whole array."""
+    """``write_samples`` streams batches into the zip: np.load reads the same images (gray:
+    (N, H, W), as every file holds them), metadata and format as from ``np.savez_compressed``
+    of the whole array."""
     images = torch.randint(
         0, 256, (7, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
     )
     write_samples(tmp_path / "streamed.npz", [images[:3], images[3:6], images[6:]], 7, seed=5)
-    np.savez_compressed(tmp_path / "whole.npz", images=images.numpy(), meta='{"seed": 5}')
+    np.savez_compressed(tmp_path / "whole.npz", images=images.numpy(), meta='{"seed": 5}', format=2)
     with np.load(tmp_path / "streamed.npz") as streamed, np.load(tmp_path / "whole.npz") as whole:
-        assert sorted(streamed.files) == sorted(whole.files) == ["images", "meta"]
+        assert sorted(streamed.files) == sorted(whole.files) == ["format", "images", "meta"]
+        assert streamed["images"].shape == (7, 28, 28) and int(streamed["format"]) == 2
         assert np.array_equal(streamed["images"], whole["images"])
         assert str(streamed["meta"]) == str(whole["meta"])
 

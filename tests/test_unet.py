@@ -57,8 +57,10 @@ def test_output_depends_on_time_and_on_the_label():
     assert not torch.allclose(base, net(x, t))  # y = None is the "no label" entry
 
 
-def test_more_than_three_levels_is_refused():
-    with pytest.raises(UserError, match=r"channel_mults = \(1, 2, 2, 2\) has 4 entries.*1 to 3"):
+def test_more_levels_than_28_halves_into_are_refused():
+    with pytest.raises(
+        UserError, match=r"channel_mults = \(1, 2, 2, 2\) asks for 4 levels.*1 to 3"
+    ):
         UNet(8, (1, 2, 2, 2))
 
 

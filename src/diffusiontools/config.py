@@ -106,7 +106,9 @@ class ModelConfig(_Section):
     network: str = _choices("cnn", "unet", "unet2d_diffusers", default="cnn")
     n_hidden: tuple[int, ...] = (16, 32, 32, 16)  # CNN channels per block (the notebook's default)
     base_channels: int = _bounded(32, min=4)  # UNet width at full resolution
-    channel_mults: tuple[int, ...] = (1, 2, 2)  # UNet width multipliers per resolution (28, 14, 7)
+    # UNet width multipliers, one per resolution: level i works at S / 2**i pixels for images of
+    # size S, so S must divide by 2**(entries - 1) (28: 1 to 3 entries, 28 -> 14 -> 7).
+    channel_mults: tuple[int, ...] = (1, 2, 2)
     num_classes: int = _bounded(0, min=0)  # >0: class-conditional (classifier-free guidance)
     class_dropout: float = _bounded(0.1, min=0.0, max=1.0)  # label drop rate for guidance training
 
@@ -119,11 +121,6 @@ class ModelConfig(_Section):
             not self.channel_mults or any(c < 1 for c in self.channel_mults)
         ):
             raise UserError(f"model.channel_mults={self.channel_mults} needs positive entries")
-        if self.network != "cnn" and len(self.channel_mults) > 3:
-            raise UserError(
-                f"model.channel_mults={self.channel_mults} has {len(self.channel_mults)} "
-                f"entries; the {self.network} takes 1 to 3, one per resolution 28, 14, 7"
-            )
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,13 @@
 
 from .dataset import DatasetSpec, ImageDataset, Provenance
 from .idx import read_idx
-from .load import data_record, load_data
+from .load import UNRECORDED_SHAPE, data_record, load_data, recorded_shape
 from .mnist import MnistData, load_mnist
 from .pixels import to_model, to_uint8
 from .split import shuffled_batches, subset_split, train_val_split
 
 __all__ = [
+    "UNRECORDED_SHAPE",
     "DatasetSpec",
     "ImageDataset",
     "MnistData",
@@ -17,6 +18,7 @@ __all__ = [
     "load_data",
     "load_mnist",
     "read_idx",
+    "recorded_shape",
     "shuffled_batches",
     "subset_split",
     "to_model",

@@ -97,6 +97,22 @@ def _from_mnist(mnist: MnistData) -> ImageDataset:
     )
 
 
+# The shape (C, H, W) of a run whose data record holds no spec: every such run trained on the
+# report's 28x28 gray images (MNIST and its look-alikes).
+UNRECORDED_SHAPE = (1, 28, 28)
+
+
+def recorded_shape(record: dict | None) -> tuple[int, int, int]:
+    """The image shape (C, H, W) of the data a run trained on, from its :func:`data_record`
+    (the checkpoint's or export's ``data``): what builds its network and draws its noise when
+    the data itself is not at hand. A record without a spec (or none) gives
+    :data:`UNRECORDED_SHAPE`."""
+    spec = (record or {}).get("dataset", {}).get("spec")
+    if spec is None:
+        return UNRECORDED_SHAPE
+    return DatasetSpec.from_dict(spec).shape
+
+
 def data_record(dataset: ImageDataset) -> dict:
     """What a run records of ``dataset`` (JSON): ``source``, ``folder``, ``n_train``, ``n_test``,
     ``md5`` (file name -> md5, for the files that have one) and ``dataset``

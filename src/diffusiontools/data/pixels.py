@@ -10,25 +10,31 @@ import torch
 
 
 def _drop_channel(images: torch.Tensor) -> torch.Tensor:
-    """(B, 28, 28) or (B, 1, 28, 28) -> (B, 28, 28); anything else is a programming error."""
+    """(B, H, W) or (B, 1, H, W) -> (B, H, W); (B, 3, H, W) as it is; anything else is a
+    programming error."""
     if images.dim() == 4 and images.shape[1] == 1:
         return images[:, 0]
-    if images.dim() == 3:
+    if images.dim() == 3 or (images.dim() == 4 and images.shape[1] == 3):
         return images
     raise ValueError(
-        f"expected images of shape (B, H, W) or (B, 1, H, W), got {tuple(images.shape)}"
+        f"expected images of shape (B, H, W), (B, 1, H, W) or (B, 3, H, W), got "
+        f"{tuple(images.shape)}"
     )
 
 
 def to_model(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 28, 28) or (B, 1, 28, 28) in 0..255 -> float32 (B, 1, 28, 28) in [-0.5, 0.5]."""
+    """uint8 (B, H, W) or (B, C, H, W) (C = 1 or 3) in 0..255 -> float32 (B, C, H, W) in
+    [-0.5, 0.5] (C = 1 for (B, H, W))."""
     if images_uint8.dtype != torch.uint8:
         raise ValueError(f"expected uint8 images, got {images_uint8.dtype}")
-    return _drop_channel(images_uint8).unsqueeze(1).float() / 255.0 - 0.5
+    images = _drop_channel(images_uint8)
+    images = images.unsqueeze(1) if images.dim() == 3 else images
+    return images.float() / 255.0 - 0.5
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float (B, 1, 28, 28) or (B, 28, 28), nominally in [-0.5, 0.5] -> uint8 (B, 28, 28).
+    """float (B, 1, H, W), (B, H, W) or (B, 3, H, W), nominally in [-0.5, 0.5] -> uint8
+    (B, H, W) for gray images, (B, 3, H, W) for RGB ones.
 
     Computes ``round((x + 0.5) * 255)`` clamped to 0..255, the exact inverse of ``to_model`` on
     uint8 inputs; samples that overshoot the range saturate rather than wrap around. Non-finite

@@ -34,7 +34,7 @@ class Process(Protocol):
     def loss(
         self, net: nn.Module, x0: torch.Tensor, noise: dict, y: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The training objective of x0 (B, 1, 28, 28) under ``noise`` (a slice of one draw)."""
+        """The training objective of x0 (B, C, H, W) under ``noise`` (a slice of one draw)."""
         ...
 
 
@@ -46,5 +46,5 @@ def training_loss(
     y: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One batch's loss with fresh randomness, for any process:
-    ``process.loss(net, x0, process.draw_noise(...), y)``; x0 (B, 1, 28, 28)."""
+    ``process.loss(net, x0, process.draw_noise(...), y)``; x0 (B, C, H, W)."""
     return process.loss(net, x0, process.draw_noise(x0.shape, generator, x0.device), y)

@@ -147,7 +147,7 @@ def evaluate_sets(
             metrics = set_scores(m, emb, joint.test_gmm, reference, settings)
             runs[m.samples.label] = run_record(m, metrics)
             save_set_figures(
-                m, emb, joint.test_gmm, settings.tsne_reference, data.training.train, work
+                m, emb, joint.test_gmm, settings.tsne_reference, data.training.train[:, 0], work
             )
         labels = data.dataset.test_labels[: settings.tsne_reference].numpy()
         save_tsne_by_label(

@@ -92,7 +92,10 @@ def drawn_epochs(run_dir: Path, figures_dir: Path, device: torch.device) -> Path
     latest = load_trained(run_dir, None, device)
     if latest.step is not None and latest.step != models[-1].step:
         models.append(latest)
-    rows = [generate(m.net, m.process, m.config, SAMPLES_PER_EPOCH, 0, device) for m in models]
+    rows = [
+        generate(m.net, m.process, m.config, SAMPLES_PER_EPOCH, 0, device, shape=m.shape)
+        for m in models
+    ]
     path = figures_dir / f"{run_dir.name}_epochs.png"
     save_image_rows(
         rows,
@@ -115,7 +118,9 @@ def drawn_trajectory(
     if not RunFolder(run_dir).latest.is_file():
         return None
     m = load_trained(run_dir, epoch, device)
-    times, states = trajectory(m.net, m.process, m.config, TRAJECTORY_IMAGES, 0, device)
+    times, states = trajectory(
+        m.net, m.process, m.config, TRAJECTORY_IMAGES, 0, device, shape=m.shape
+    )
     path = figures_dir / f"{run_dir.name}_trajectory.png"
     save_image_rows(
         [torch.stack([s[k] for s in states]) for k in range(TRAJECTORY_IMAGES)],

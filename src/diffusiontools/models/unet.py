@@ -1,6 +1,7 @@
-"""A small UNet for 28x28 images (after Ho et al. 2020's DDPM UNet, cut down to run on a CPU).
+"""A small UNet for square images (after Ho et al. 2020's DDPM UNet, cut down to run on a CPU).
 
-Resolutions 28 -> 14 -> 7 with one residual block per level on each side, skip connections
+Resolutions S -> S/2 -> S/4 ... (MNIST: 28 -> 14 -> 7) with one residual block per level on
+each side, skip connections
 between the two sides, strided-conv downsampling and nearest + conv upsampling. Not part of the
 faithful model (that is the notebook CNN); offered as a stronger network for the same processes.
 """
@@ -15,6 +16,18 @@ from torch import nn
 from ..errors import UserError
 from .class_embedding import ClassEmbedding
 from .time_embedding import TimeEmbedding
+
+
+def check_levels(channel_mults: tuple[int, ...], image_size: int) -> None:
+    """Refuse more levels than ``image_size`` halves into: level i works at image_size / 2**i
+    pixels and upsampling doubles, so the size must divide by 2**(levels - 1) exactly."""
+    if image_size % 2 ** (len(channel_mults) - 1):
+        most = (image_size & -image_size).bit_length()  # 1 + the times it halves exactly
+        raise UserError(
+            f"model.channel_mults = {channel_mults} asks for {len(channel_mults)} levels, but "
+            f"{image_size}x{image_size} images halve exactly into at most {most}: give 1 to "
+            f"{most} entries"
+        )
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -50,12 +63,14 @@ class ResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """x (B, 1, 28, 28), t (B,) in [0, 1], optional labels y (B,) -> (B, 1, 28, 28).
+    """x (B, C, S, S), t (B,) in [0, 1], optional labels y (B,) -> (B, C, S, S), for
+    ``image_channels`` C and ``image_size`` S (MNIST: 1, 28).
 
-    Level i works at 28 / 2**i pixels with ``base_channels * channel_mults[i]`` channels, so
-    ``channel_mults`` has 1 to 3 entries (28, 14, 7). The time embedding (the notebook's
-    sinusoidal MLP) and, with ``num_classes > 0``, a class embedding with a "no label" entry
-    (for classifier-free guidance) are summed and projected into every residual block.
+    Level i works at S / 2**i pixels with ``base_channels * channel_mults[i]`` channels, so S
+    must divide by 2**(len(channel_mults) - 1) (:func:`check_levels`; 28: 1 to 3 entries). The
+    time embedding (the notebook's sinusoidal MLP) and, with ``num_classes > 0``, a class embedding
+    with a "no label" entry (for classifier-free guidance) are summed and projected into every
+    residual block.
     """
 
     def __init__(
@@ -63,20 +78,18 @@ class UNet(nn.Module):
         base_channels: int = 32,
         channel_mults: tuple[int, ...] = (1, 2, 2),
         num_classes: int = 0,
+        image_channels: int = 1,
+        image_size: int = 28,
     ):
         super().__init__()
-        if not 1 <= len(channel_mults) <= 3:
-            raise UserError(
-                f"model.channel_mults = {channel_mults} has {len(channel_mults)} entries; "
-                "the UNet takes 1 to 3, one per resolution 28, 14, 7"
-            )
+        check_levels(channel_mults, image_size)
         widths = [base_channels * mult for mult in channel_mults]
         emb_dim = 4 * base_channels
         self.time_embed = TimeEmbedding(emb_dim)
         self.class_embed = ClassEmbedding(num_classes, emb_dim) if num_classes else None
         self.emb_act = nn.SiLU()
 
-        self.stem = nn.Conv2d(1, widths[0], 3, padding=1)
+        self.stem = nn.Conv2d(image_channels, widths[0], 3, padding=1)
         self.down_blocks = nn.ModuleList()
         self.downsamples = nn.ModuleList()
         channels = widths[0]
@@ -100,7 +113,7 @@ class UNet(nn.Module):
                 )
                 channels = widths[level - 1]
         self.head = nn.Sequential(
-            group_norm(channels), nn.SiLU(), nn.Conv2d(channels, 1, 3, padding=1)
+            group_norm(channels), nn.SiLU(), nn.Conv2d(channels, image_channels, 3, padding=1)
         )
 
     def forward(
@@ -111,7 +124,7 @@ class UNet(nn.Module):
             emb = emb + self.class_embed(y, x.shape[0], x.device)
         emb = self.emb_act(emb)
 
-        h = self.stem(x)  # (B, widths[0], 28, 28)
+        h = self.stem(x)  # (B, widths[0], S, S)
         skips = []
         for level, block in enumerate(self.down_blocks):
             h = block(h, emb)

@@ -14,28 +14,30 @@ import math
 import torch
 from torch import nn
 
-from ..errors import UserError
 from ..optional import require
+from .unet import check_levels
 
 
 def unet2d_config(
-    base_channels: int, channel_mults: tuple[int, ...], num_classes: int, T: int
+    base_channels: int,
+    channel_mults: tuple[int, ...],
+    num_classes: int,
+    T: int,
+    image_channels: int = 1,
+    image_size: int = 28,
 ) -> dict:
-    """The ``UNet2DModel`` config of a small 28x28 UNet: one ResNet block per resolution on the
-    way down (28 -> 14 -> 7), no attention, ``base_channels * channel_mults[i]`` channels at
-    level i, GroupNorm with the largest group count up to 8 that divides every width, and with
-    ``num_classes`` > 0 a class table of ``num_classes + 1`` rows (the last one: no label, for
-    classifier-free guidance)."""
-    if not 1 <= len(channel_mults) <= 3:
-        raise UserError(
-            f"model.channel_mults = {channel_mults} has {len(channel_mults)} entries; "
-            "unet2d_diffusers takes 1 to 3, one per resolution 28, 14, 7"
-        )
+    """The ``UNet2DModel`` config of a small UNet for ``image_channels`` x S x S images
+    (S = ``image_size``): one ResNet block per resolution on the way down (S -> S/2 -> ...;
+    :func:`~diffusiontools.models.unet.check_levels` says how many fit), no attention,
+    ``base_channels * channel_mults[i]`` channels at level i, GroupNorm with the largest group count
+    up to 8 that divides every width, and with ``num_classes`` > 0 a class table of ``num_classes +
+    1`` rows (the last one: no label, for classifier-free guidance)."""
+    check_levels(channel_mults, image_size)
     widths = tuple(base_channels * mult for mult in channel_mults)
     return {
-        "sample_size": 28,
-        "in_channels": 1,
-        "out_channels": 1,
+        "sample_size": image_size,
+        "in_channels": image_channels,
+        "out_channels": image_channels,
         "block_out_channels": widths,
         "down_block_types": ("DownBlock2D",) * len(widths),
         "up_block_types": ("UpBlock2D",) * len(widths),
@@ -48,7 +50,7 @@ def unet2d_config(
 
 
 class UNet2DDiffusers(nn.Module):
-    """x (B, 1, 28, 28), t (B,) in [0, 1], optional labels y (B,) -> (B, 1, 28, 28).
+    """x (B, C, S, S), t (B,) in [0, 1], optional labels y (B,) -> (B, C, S, S).
 
     ``UNet2DModel`` embeds the integer timestep (0..T) with its sinusoidal table, so ``t`` in
     [0, 1] goes in as t * T: the exported network, called by a diffusers scheduler with integer
@@ -63,13 +65,17 @@ class UNet2DDiffusers(nn.Module):
         base_channels: int = 32,
         channel_mults: tuple[int, ...] = (1, 2, 2),
         num_classes: int = 0,
+        image_channels: int = 1,
+        image_size: int = 28,
     ):
         super().__init__()
         diffusers = require("diffusers", "diffusers", "model.network = unet2d_diffusers")
         self.T = T
         self.num_classes = num_classes
         self.unet = diffusers.UNet2DModel(
-            **unet2d_config(base_channels, channel_mults, num_classes, T)
+            **unet2d_config(
+                base_channels, channel_mults, num_classes, T, image_channels, image_size
+            )
         )
 
     def forward(

@@ -36,23 +36,29 @@ def figure_png(fig: Figure) -> bytes:
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """(N, 1 or none, 28, 28) model-range or uint8 images -> one uint8 (H, W) mosaic.
+    """(N, H, W), (N, 1, H, W) or (N, 3, H, W) model-range or uint8 images -> one uint8 mosaic,
+    (H', W') for gray images, (H', W', 3) for RGB ones.
 
     Model-range images are mapped with x -> round((x + 0.5) * 255), clamped (the original saved
     them without the +0.5 shift, at half brightness).
     """
     if images.dtype != torch.uint8:
         images = to_uint8(images)
-    images = images.reshape(-1, 28, 28).cpu().numpy()
-    n = len(images)
+    images = images.cpu()
+    if images.dim() == 4 and images.shape[1] == 1:
+        images = images[:, 0]  # (N, H, W)
+    elif images.dim() == 4:
+        images = images.permute(0, 2, 3, 1)  # (N, H, W, 3)
+    images = images.numpy()
+    n, h, w = images.shape[:3]
     nrow = nrow or int(np.ceil(np.sqrt(n)))
     ncol = int(np.ceil(n / nrow))
-    grid = np.zeros((ncol * (28 + pad) + pad, nrow * (28 + pad) + pad), dtype=np.uint8)
+    grid = np.zeros((ncol * (h + pad) + pad, nrow * (w + pad) + pad, *images.shape[3:]), np.uint8)
     for k, image in enumerate(images):
         r, c = divmod(k, nrow)
         grid[
-            pad + r * (28 + pad) : pad + r * (28 + pad) + 28,
-            pad + c * (28 + pad) : pad + c * (28 + pad) + 28,
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + c * (w + pad) : pad + c * (w + pad) + w,
         ] = image
     return grid
 
@@ -60,7 +66,8 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> n
 def sample_grid_figure(
     images: torch.Tensor, nrow: int | None = None, title: str | None = None
 ) -> Figure:
-    """A figure of ``images`` (N, 1, 28, 28) in model range or uint8, as one grey mosaic."""
+    """A figure of ``images`` (N, C, H, W) or (N, H, W) in model range or uint8, as one mosaic
+    (grey for one channel)."""
     grid = image_grid(images, nrow)
     fig = Figure(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
     ax = fig.subplots()
@@ -95,17 +102,17 @@ class Shown:
 def show(images: torch.Tensor | np.ndarray, nrow: int | None = None, title: str | None = None):
     """Images as one grid, displayed inline when it is a notebook cell's value.
 
-    images: (N, 1, 28, 28) or (N, 28, 28), float in model range [-0.5, 0.5] (as ``sample``
-    returns them) or uint8 0..255 (as an NPZ holds them); ``nrow`` images per row (default about
-    sqrt(N)). Returns a :class:`Shown` (``.save(path)``, ``.figure``).
+    images: (N, C, H, W) with C = 1 or 3, or (N, H, W), float in model range [-0.5, 0.5] (as
+    ``sample`` returns them) or uint8 0..255 (as an NPZ holds them); ``nrow`` images per row
+    (default about sqrt(N)). Returns a :class:`Shown` (``.save(path)``, ``.figure``).
     """
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
         raise UserError(f"show() takes a tensor or array of images, not {type(images).__name__}")
     shape = tuple(images.shape)
-    if not (len(shape) in (3, 4) and shape[-2:] == (28, 28) and (len(shape) == 3 or shape[1] == 1)):
-        raise UserError(f"show() takes images (N, 28, 28) or (N, 1, 28, 28), not {shape}")
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[1] in (1, 3))):
+        raise UserError(f"show() takes images (N, H, W) or (N, C, H, W) with C 1 or 3, not {shape}")
     if shape[0] == 0:
         raise UserError("show() was given no images (N = 0)")
     if images.dtype != torch.uint8 and not images.dtype.is_floating_point:
@@ -218,7 +225,8 @@ def save_image_rows(
     path: Path,
     title: str = "",
 ) -> None:
-    """A table of images: one row per entry of ``rows`` (each (K, ..., 28, 28)), labelled.
+    """A table of images: one row per entry of ``rows`` (each (K, C, H, W) or (K, H, W), C 1 or
+    3), labelled.
 
     Used for the reverse-process trajectory, samples across epochs, degradation sweeps and
     ground-truth / direct / diffusion triplets.
@@ -232,10 +240,11 @@ def save_image_rows(
             ax = axes[r][c]
             ax.axis("off")
             if c < len(row):
-                ax.imshow(row[c].reshape(28, 28).cpu().numpy(), cmap="gray", vmin=0, vmax=255)
+                ax.imshow(image_grid(row[c : c + 1], pad=0), cmap="gray", vmin=0, vmax=255)
             if r == 0 and c < len(col_labels):
                 ax.set_title(col_labels[c], fontsize=8)
-        axes[r][0].text(-4, 14, row_labels[r], fontsize=8, ha="right", va="center")
+        middle = row.shape[-2] / 2  # the row's image height, halved
+        axes[r][0].text(-4, middle, row_labels[r], fontsize=8, ha="right", va="center")
     if title:
         fig.suptitle(title, fontsize=9)
     save_figure(fig, path)

@@ -1,8 +1,12 @@
-"""The NPZ exchange format every command and benchmark reads: ``images`` uint8 (N, 28, 28)."""
+"""The NPZ exchange format every command and benchmark reads: ``images`` uint8, gray (N, H, W)
+or RGB (N, 3, H, W), ``meta`` (JSON) and ``format`` (:data:`FORMAT`). Gray images keep the
+layout of every earlier file, so readers of MNIST samples read them as ever; files without
+``format`` hold (N, 28, 28) gray images."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import zipfile
@@ -13,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import to_uint8
+from ..data import UNRECORDED_SHAPE, to_uint8
 from ..errors import UserError
 
-IMAGE_BYTES = 28 * 28  # one uint8 image in the NPZ, uncompressed
+FORMAT = 2  # images (N, H, W) or (N, 3, H, W) of any size; none: (N, 28, 28)
 
 
 def save_samples(path: Path, images: torch.Tensor, **meta) -> None:
@@ -25,26 +29,36 @@ def save_samples(path: Path, images: torch.Tensor, **meta) -> None:
 
 
 def write_samples(path: Path, batches: Iterable[torch.Tensor], n: int, **meta) -> None:
-    """Write ``n`` samples that arrive in ``batches`` (each (b, 28, 28) or (b, 1, 28, 28), model
-    range or uint8) into the NPZ at ``path`` as they come, so memory holds one batch whatever n.
+    """Write ``n`` samples that arrive in ``batches`` (each (b, C, H, W) or, gray, (b, H, W);
+    model range or uint8) into the NPZ at ``path`` as they come, so memory holds one batch
+    whatever n.
 
-    The file is the one ``np.savez_compressed(path, images=..., meta=json)`` writes: ``images``
-    uint8 (n, 28, 28), ``meta`` the JSON of ``meta``. It is written beside ``path`` and renamed
-    into place once whole: a failure (or Ctrl-C) in any batch leaves no file and the old one, if
-    any, as it was.
+    The file is the one ``np.savez_compressed(path, images=..., meta=json, format=FORMAT)``
+    writes: ``images`` uint8 (n, H, W) gray or (n, 3, H, W) RGB, ``meta`` the JSON of ``meta``.
+    It is written beside ``path`` and renamed into place once whole: a failure (or Ctrl-C) in
+    any batch leaves no file and the old one, if any, as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.npz")
-    header = {"descr": "|u1", "fortran_order": False, "shape": (n, 28, 28)}
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             written = 0
             with archive.open("images.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array_header_1_0(f, header)
+                shape = None  # the first batch's image shape, written as the header's
                 for batch in batches:
                     array = batch if batch.dtype == torch.uint8 else to_uint8(batch)
-                    array = array.reshape(-1, 28, 28).cpu().numpy()
+                    if array.dim() == 4 and array.shape[1] == 1:
+                        array = array[:, 0]  # gray: (b, H, W), the layout of every file
+                    array = array.cpu().numpy()
+                    if shape is None:
+                        shape = array.shape[1:]
+                        header = {"descr": "|u1", "fortran_order": False, "shape": (n, *shape)}
+                        np.lib.format.write_array_header_1_0(f, header)
+                    elif array.shape[1:] != shape:
+                        raise RuntimeError(
+                            f"write_samples got images {array.shape[1:]} after {shape}"
+                        )
                     written += len(array)
                     if written > n:
                         break
@@ -53,30 +67,34 @@ def write_samples(path: Path, batches: Iterable[torch.Tensor], n: int, **meta) -
                 raise RuntimeError(f"write_samples was promised {n} images and given {written}")
             with archive.open("meta.npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.asarray(json.dumps(meta, sort_keys=True)))
+            with archive.open("format.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(FORMAT))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def check_room(path: Path, n: int) -> None:
-    """Refuse ``n`` samples for the NPZ at ``path`` where its disk could not hold them.
+def check_room(path: Path, n: int, shape: tuple[int, int, int] = UNRECORDED_SHAPE) -> None:
+    """Refuse ``n`` samples of ``shape`` (C, H, W) for the NPZ at ``path`` where its disk could
+    not hold them.
 
-    An NPZ of n images takes at most n * 784 bytes (compression only shrinks it): refused when
-    that exceeds the free space of the folder (or of its nearest existing parent)."""
+    An NPZ of n images takes at most n * C * H * W bytes (compression only shrinks it): refused
+    when that exceeds the free space of the folder (or of its nearest existing parent)."""
+    image_bytes = math.prod(shape)  # one uint8 image, uncompressed
     folder = Path(path).absolute().parent
     while not folder.exists():
         folder = folder.parent
     free = shutil.disk_usage(folder).free
-    if n * IMAGE_BYTES > free:
+    if n * image_bytes > free:
         # n = 1 is the fewest samples there are: below one image's room, only space can help.
         advice = (
-            f"give n=1..{free // IMAGE_BYTES}"
-            if free >= IMAGE_BYTES
+            f"give n=1..{free // image_bytes}"
+            if free >= image_bytes
             else "free space there or write the NPZ elsewhere"
         )
         raise UserError(
-            f"n={n} samples take up to {_size(n * IMAGE_BYTES)} in {path}, but {folder} "
+            f"n={n} samples take up to {_size(n * image_bytes)} in {path}, but {folder} "
             f"has {_size(free)} free: {advice}"
         )
 
@@ -87,7 +105,8 @@ def _size(n_bytes: int) -> str:
 
 
 def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
-    """Read ``images`` (N, 28, 28) uint8 and the metadata written by :func:`save_samples`.
+    """Read ``images`` uint8, gray (N, H, W) or RGB (N, 3, H, W), and the metadata written by
+    :func:`save_samples`; a file without ``format`` holds (N, 28, 28).
 
     ``name``: the argument that gave ``path`` (``npz``, or ``set 'a'`` for a set of
     ``evaluate``), named in the one-sentence refusal of a file that is not such an NPZ (an
@@ -96,7 +115,10 @@ def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{name}={path} does not exist: give a samples NPZ that sample wrote")
-    expected = "an NPZ archive holding 'images', uint8 (N, 28, 28), as diffusiontools sample writes"
+    expected = (
+        "an NPZ archive holding 'images', uint8 (N, H, W) or (N, 3, H, W) (or (N, 28, 28) "
+        "without 'format'), as diffusiontools sample writes"
+    )
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
@@ -104,12 +126,22 @@ def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
         with loaded as npz:
             images = npz["images"]
             meta = json.loads(str(npz["meta"])) if "meta" in npz else {}
+            version = int(npz["format"]) if "format" in npz else None
         if not isinstance(meta, dict):
             raise ValueError
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
         # a PNG, a pickle, a truncated archive, no 'images', garbled metadata
         raise UserError(f"{name}={path} is not a samples NPZ: expected {expected}") from None
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+    if version not in (None, FORMAT):
+        raise UserError(
+            f"{name}={path} has format {version}; this version reads format {FORMAT} and "
+            "files without one: update diffusiontools"
+        )
+    if version is None:
+        fits = images.ndim == 3 and images.shape[1:] == (28, 28)
+    else:
+        fits = images.ndim == 3 or (images.ndim == 4 and images.shape[1] == 3)
+    if images.dtype != np.uint8 or not fits:
         raise UserError(
             f"{name}={path} holds 'images' of {images.dtype} {images.shape}: expected {expected}"
         )

@@ -3,6 +3,7 @@ plan (``plan.py``) says."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator
 
@@ -10,13 +11,11 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..data import load_data
+from ..data import UNRECORDED_SHAPE, load_data
 from ..diffusion.noise import Generators, randn, sample_generators
 from ..errors import UserError
 from .plan import SamplingPlan, resolve_plan
 from .registry import SAMPLERS
-
-IMAGE_SHAPE = (1, 28, 28)
 
 
 def model_fn(
@@ -69,12 +68,13 @@ def start_state(
     config: Config,
     offset: int = 0,
     mode: str | None = None,
+    shape: tuple[int, int, int] = UNRECORDED_SHAPE,
 ):
-    """x_T: N(0, I) for a Gaussian process; for a cold one, the process builds a ``ColdStart``
-    (x_T with its key and time) from start ``mode`` (a plan's ``cold_start``) and the data set of
-    ``config.data``, loaded here."""
+    """x_T: N(0, I) of (n, *shape) for a Gaussian process; for a cold one, the process builds a
+    ``ColdStart`` (x_T with its key and time) from start ``mode`` (a plan's ``cold_start``) and the
+    data set of ``config.data``, loaded here."""
     if process.kind == "gaussian":
-        return randn((n, *IMAGE_SHAPE), generator, device)
+        return randn((n, *shape), generator, device)
     data = load_data(config.data)
     return process.start_state(n, generator, device, config, data, offset, mode=mode)
 
@@ -133,8 +133,10 @@ def generate(
     batch_size: int = BATCH_SIZE,
     *,
     plan: SamplingPlan | None = None,
+    shape: tuple[int, int, int] = UNRECORDED_SHAPE,
 ) -> torch.Tensor:
-    """Draw ``n`` samples (n, 1, 28, 28) in [-0.5, 0.5]-ish model units, in batches, seeded.
+    """Draw ``n`` samples (n, *shape) in [-0.5, 0.5]-ish model units, in batches, seeded;
+    ``shape`` (C, H, W): the images the network takes (``TrainedModel.shape``).
 
     What is drawn is ``plan`` (from :func:`~diffusiontools.sampling.plan.resolve_plan`), or the
     plan of the request ``sampler``, ``steps``, ``digit`` on ``config`` (None: the config's own),
@@ -151,7 +153,7 @@ def generate(
     more than memory holds, take them batch by batch from :func:`generate_batches`; an ``n``
     whose float32 images alone exceed the device's memory is refused before any is drawn.
     """
-    need, have = n * 28 * 28 * 4, device_memory_bytes(device)
+    need, have = n * math.prod(shape) * 4, device_memory_bytes(device)
     if need > have:
         raise UserError(
             f"n={n} samples need {need / 2**30:,.1f} GiB as float32, more than the "
@@ -159,7 +161,19 @@ def generate(
             "depends only on seed and i), or stream them to a file (diffusiontools sample -n)"
         )
     batches = generate_batches(
-        net, process, config, n, seed, device, sampler, steps, digit, on_step, batch_size, plan=plan
+        net,
+        process,
+        config,
+        n,
+        seed,
+        device,
+        sampler,
+        steps,
+        digit,
+        on_step,
+        batch_size,
+        plan=plan,
+        shape=shape,
     )
     return torch.cat(list(batches))
 
@@ -178,8 +192,9 @@ def generate_batches(
     batch_size: int = BATCH_SIZE,
     *,
     plan: SamplingPlan | None = None,
+    shape: tuple[int, int, int] = UNRECORDED_SHAPE,
 ) -> Iterator[torch.Tensor]:
-    """:func:`generate`'s samples as they are drawn: one (b, 1, 28, 28) tensor per batch of
+    """:func:`generate`'s samples as they are drawn: one (b, *shape) tensor per batch of
     ``batch_size`` (the last may be smaller), samples 0..n-1 in order, each batch checked to be
     finite. Memory holds one batch at a time, whatever ``n``. Arguments as for :func:`generate`;
     the settings are checked before the first batch is drawn."""
@@ -188,7 +203,7 @@ def generate_batches(
     if on_step is not None and n > batch_size:
         raise UserError(f"a trajectory is drawn for at most {batch_size} images, not {n}")
     plan = _plan(config, sampler, steps, digit, plan)
-    return _batches(net, process, config, n, seed, device, plan, on_step, batch_size)
+    return _batches(net, process, config, n, seed, device, plan, on_step, batch_size, shape)
 
 
 def _plan(
@@ -216,6 +231,7 @@ def _batches(
     plan: SamplingPlan,
     on_step: Callable[[int, torch.Tensor], None] | None,
     batch_size: int,
+    shape: tuple[int, int, int],
 ) -> Iterator[torch.Tensor]:
     sample = SAMPLERS[plan.sampler].sample
     keywords = plan.keywords()  # eta, timestep_spacing: where the sampler takes them
@@ -227,7 +243,9 @@ def _batches(
             model = model_fn(net, process.T, y, 1.0 if plan.guidance is None else plan.guidance)
             if plan.clip_x0:
                 model = clip_x0(model, process)
-            x_T = start_state(process, b, generators, device, config, offset, plan.cold_start)
+            x_T = start_state(
+                process, b, generators, device, config, offset, plan.cold_start, shape
+            )
             x = sample(model, process, x_T, generators, plan.steps, on_step, **keywords)
             check_finite(x, offset, n)
             yield x
@@ -251,10 +269,11 @@ def trajectory(
     fractions=TRAJECTORY_FRACTIONS,
     *,
     plan: SamplingPlan | None = None,
+    shape: tuple[int, int, int] = UNRECORDED_SHAPE,
 ) -> tuple[list[int], list[torch.Tensor]]:
     """States of the reverse process near ``fractions`` of T (the report's "diffusion process").
 
-    Returns the times actually shown and one (n, 1, 28, 28) state per fraction: the first state
+    Returns the times actually shown and one (n, *shape) state per fraction: the first state
     the sampler reaches at or below round(fraction * T) (few-step samplers skip times, and for
     small T fractions collide). The last (fraction 0) is the final sample, the same as
     :func:`generate`'s for the same arguments (``plan``, or the request as for :func:`generate`).
@@ -269,7 +288,7 @@ def trajectory(
             if states[k] is None and t <= target:  # t is real for the sigma-space samplers
                 times[k], states[k] = round(t), x.clone()
 
-    final = generate(net, process, config, n, seed, device, on_step=record, plan=plan)
+    final = generate(net, process, config, n, seed, device, on_step=record, plan=plan, shape=shape)
     for k in range(len(targets)):
         if states[k] is None:  # reached at or below its target only by the end: the sample
             times[k], states[k] = 0, final

@@ -238,6 +238,7 @@ def draw_samples(end: EpochEnd) -> None:
             config.sampling.n_samples,
             seed=config.training.seed,
             device=end.device,
+            shape=tuple(end.data.train.shape[1:]),
         )
         save_sample_grid(
             images, run_folder.RunFolder(end.run_dir).samples / f"epoch_{finished:04d}.png"

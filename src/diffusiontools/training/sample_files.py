@@ -143,7 +143,7 @@ def sample_to_files(
 ) -> SampleFiles:
     """Draw ``n`` samples of ``model`` into ``files`` (from :func:`sample_files`); returns them.
 
-    ``files.npz``: all n, uint8 (n, 28, 28), with the settings used as its metadata;
+    ``files.npz``: all n, uint8 (n, C, H, W), with the settings used as its metadata;
     ``files.grid``: the first ``GRID_MAX``; ``files.trajectory``: the reverse process of the first
     8 (``TrainedModel.trajectory``); ``files.epochs``: the first 8 drawn from each of
     ``epoch_models`` (the same run's other checkpoints), one row each. ``sampler``, ``steps``,
@@ -156,7 +156,7 @@ def sample_to_files(
     plan, epoch_plans = check_draw(model, n, sampler, steps, digit, epoch_models, **options)
     if files.epochs is not None and not epoch_models:
         raise UserError("an epochs figure needs the checkpoints to draw: give epoch_models")
-    check_room(files.npz, n)
+    check_room(files.npz, n, model.shape)
 
     with staged_outputs() as staging:
         at = _stand_ins(staging, files)  # where each file is written until all are
@@ -170,7 +170,7 @@ def sample_to_files(
                 yield x
 
         draws = (model.net, model.process, model.config)
-        batches = generate_batches(*draws, n, seed, model.device, plan=plan)
+        batches = generate_batches(*draws, n, seed, model.device, plan=plan, shape=model.shape)
         # The run as an absolute path: the file may be read from anywhere, long after.
         meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
         write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(plan))
@@ -179,7 +179,7 @@ def sample_to_files(
         save_sample_grid(torch.cat(shown), at.grid, title=f"{title}, {first}n={n}")
         k = min(n, ROW_MAX)  # samples 0..k-1 of the grid: sample i depends only on seed and i
         if at.trajectory is not None:
-            times, states = trajectory(*draws, k, seed, model.device, plan=plan)
+            times, states = trajectory(*draws, k, seed, model.device, plan=plan, shape=model.shape)
             save_image_rows(
                 [torch.stack([s[i] for s in states]) for i in range(k)],
                 [f"#{i}" for i in range(k)],
@@ -189,7 +189,7 @@ def sample_to_files(
             )
         if at.epochs is not None:
             rows = [
-                generate(m.net, m.process, m.config, k, seed, m.device, plan=p)
+                generate(m.net, m.process, m.config, k, seed, m.device, plan=p, shape=m.shape)
                 for m, p in zip(epoch_models, epoch_plans, strict=True)
             ]
             save_image_rows(

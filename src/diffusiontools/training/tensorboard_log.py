@@ -112,11 +112,12 @@ class TensorBoardLog:
         self.writer.add_image(tag, pixels[..., :3], step, dataformats="HWC")
 
     def samples(self, images: torch.Tensor, step: int) -> None:
-        """``images`` (N, 1, 28, 28), model range, as one grey mosaic (the sample grid's pixels);
-        flushed at once: the trainer draws samples after the epoch's checkpoint."""
+        """``images`` (N, C, H, W), model range, as one mosaic (the sample grid's pixels: grey
+        or RGB); flushed at once: the trainer draws samples after the epoch's checkpoint."""
         if self.writer is None:
             return
-        self.writer.add_image("samples", image_grid(images), step, dataformats="HW")
+        grid = image_grid(images)
+        self.writer.add_image("samples", grid, step, dataformats="HW" if grid.ndim == 2 else "HWC")
         self.writer.flush()
 
     def flush(self) -> None:

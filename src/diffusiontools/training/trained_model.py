@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..data import data_record, load_data
+from ..data import data_record, load_data, recorded_shape
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
@@ -85,6 +85,11 @@ class TrainedModel:
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """One image's shape (C, H, W): that of the data the run trained on, as recorded."""
+        return recorded_shape(self.data)
 
     def record(self) -> dict:
         """Which weights these are, as every record of samples or metrics names them: the
@@ -159,18 +164,17 @@ class TrainedModel:
         start: str | None = None,
         timestep_spacing: str | None = None,
     ) -> torch.Tensor:
-        """Draw ``n`` samples: a float tensor (n, 1, 28, 28) in model range [-0.5, 0.5] (values
-        may overshoot slightly; ``diffusiontools.show`` and the NPZ files clamp), on the model's
-        device. Every option left None is the run's ``sampling.*`` setting: ``sampler`` (one of
-        ``sampling.registry.SAMPLERS``: ancestral, ddim, dpm_solver, heun, euler_ancestral;
-        naive, improved for cold models), ``steps`` (the sampler's steps, 1..T), ``digit`` (0-9,
-        class-conditional models),
-        ``guidance`` (classifier-free guidance scale, Ho & Salimans 2022), ``eta`` (DDIM
-        stochasticity, Song et al. 2021), ``clip_x0`` (clamp each step's x0_hat), ``start`` (a
-        cold model's x_T), ``timestep_spacing`` (the time grid of ddim / dpm_solver: ours, or
-        diffusers' trailing, leading, linspace, to reproduce its scheduler's run exactly).
-        Sample i depends only on ``seed`` and i. Raises DiffusionToolsError naming an option
-        that does not apply to this model or sampler.
+        """Draw ``n`` samples: a float tensor (n, C, H, W) (:attr:`shape`) in model range
+        [-0.5, 0.5] (values may overshoot slightly; ``diffusiontools.show`` and the NPZ files
+        clamp), on the model's device. Every option left None is the run's ``sampling.*`` setting:
+        ``sampler`` (one of ``sampling.registry.SAMPLERS``: ancestral, ddim, dpm_solver, heun,
+        euler_ancestral; naive, improved for cold models), ``steps`` (the sampler's steps, 1..T),
+        ``digit`` (0-9, class-conditional models), ``guidance`` (classifier-free guidance scale, Ho
+        & Salimans 2022), ``eta`` (DDIM stochasticity, Song et al. 2021), ``clip_x0`` (clamp each
+        step's x0_hat), ``start`` (a cold model's x_T), ``timestep_spacing`` (the time grid of ddim
+        / dpm_solver: ours, or diffusers' trailing, leading, linspace, to reproduce its scheduler's
+        run exactly). Sample i depends only on ``seed`` and i. Raises DiffusionToolsError naming an
+        option that does not apply to this model or sampler.
         """
         n = _as_type("n", n, int)
         seed = _as_type("seed", seed, int)
@@ -184,7 +188,9 @@ class TrainedModel:
             start=start,
             timestep_spacing=timestep_spacing,
         )
-        return generate(self.net, self.process, self.config, n, seed, self.device, plan=plan)
+        return generate(
+            self.net, self.process, self.config, n, seed, self.device, plan=plan, shape=self.shape
+        )
 
     def trajectory(
         self,
@@ -196,11 +202,13 @@ class TrainedModel:
         **options,
     ) -> tuple[list[int], list[torch.Tensor]]:
         """The reverse process of ``n`` samples near t = T, T/2, T/10, T/20 and 0: the times
-        reached and one (n, 1, 28, 28) state per time (the last is the sample, the same as
+        reached and one (n, C, H, W) state per time (the last is the sample, the same as
         :meth:`sample` gives). ``options``: guidance, eta, clip_x0, start, timestep_spacing as
         for :meth:`sample`."""
         plan = self.sampling_plan(sampler, steps, digit, **options)
-        return trajectory(self.net, self.process, self.config, n, seed, self.device, plan=plan)
+        return trajectory(
+            self.net, self.process, self.config, n, seed, self.device, plan=plan, shape=self.shape
+        )
 
 
 def _check_epoch(epoch) -> None:
@@ -218,7 +226,9 @@ def load_trained(
     path = RunFolder(run_dir).checkpoint(epoch)
     ckpt = ckpt_io.load_checkpoint(path, map_location=device)
     config = ckpt_io.stored_config(ckpt, path)
-    net = make_network(config.model, seed=0, T=config.diffusion.T).to(device)  # weights below
+    shape = recorded_shape(ckpt.get("data"))
+    net = make_network(config.model, seed=0, T=config.diffusion.T, shape=shape)  # weights below
+    net = net.to(device)
     ckpt_io.load_weights(net, ckpt_io.stored_weights(ckpt, use_ema), path)
     net.eval()
     epoch = ckpt_io.finished_epochs(ckpt)
@@ -233,7 +243,8 @@ def load_export(folder: Path, device: torch.device, use_ema: bool = True) -> Tra
     description, config, weights = read_export(folder, device)
     if not use_ema and description["weights"] == "ema":
         raise UserError(f"ema=False asks for raw weights, but {folder} holds the EMA weights only")
-    net = make_network(config.model, seed=0, T=config.diffusion.T).to(device)
+    shape = recorded_shape(description.get("data"))
+    net = make_network(config.model, seed=0, T=config.diffusion.T, shape=shape).to(device)
     ckpt_io.load_weights(net, weights, folder)
     net.eval()
     process = make_process(config).to(device)

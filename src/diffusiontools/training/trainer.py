@@ -22,12 +22,11 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..data import shuffled_batches, to_model
+from ..data import recorded_shape, shuffled_batches, to_model
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
 from ..models import make_network
-from ..sampling.generation import IMAGE_SHAPE
 from . import checkpoint as ckpt_io
 from . import distributed
 from .checkpoint import TrainingState
@@ -112,7 +111,8 @@ def train(
 def _fresh_state(config: Config, data: dict, device: torch.device) -> TrainingState:
     """A new run's state, from the config alone; ``data``: the data's provenance."""
     tc = config.training
-    net = make_network(config.model, seed=tc.seed, T=config.diffusion.T).to(device)
+    shape = recorded_shape(data)
+    net = make_network(config.model, seed=tc.seed, T=config.diffusion.T, shape=shape).to(device)
     return TrainingState(
         config,
         data,
@@ -177,8 +177,8 @@ def _train_loop(end: EpochEnd, changed: bool) -> Path:
             for idx in batches[state.batch :]:
                 # The global batch's labels and noise, drawn whole on every rank, then sliced.
                 y = labels_for_guidance(data.train_labels[idx], state.config, step_gen)
-                noise = process.draw_noise((len(idx), *IMAGE_SHAPE), step_gen, device)
-                x0 = to_model(data.train[ranks.shard(idx)])  # (B / ranks, 1, 28, 28) in [-0.5, 0.5]
+                noise = process.draw_noise((len(idx), *data.train.shape[1:]), step_gen, device)
+                x0 = to_model(data.train[ranks.shard(idx)])  # (B / ranks, C, H, W) in [-0.5, 0.5]
                 if tc.channels_last:
                     x0 = x0.contiguous(memory_format=torch.channels_last)
                 y = None if y is None else ranks.shard(y)

@@ -12,17 +12,16 @@ import torch
 from ..config import Config, DataConfig
 from ..data import ImageDataset, data_record, load_data, subset_split
 from ..errors import UserError
-from ..sampling.generation import IMAGE_SHAPE
 
 _DATA_FIELDS = {f.name: f for f in dataclasses.fields(DataConfig)}
 VAL_FRACTION_MAX = _DATA_FIELDS["val_fraction"].metadata["max"]  # the largest allowed
-# The networks, noise, samplers and figures take 28x28 gray images in 10 classes for now.
-TRAINABLE_CLASSES = 10
+# The cold processes' degradations, start states and level ranges are written for these images.
+COLD_SHAPE = (1, 28, 28)
 
 
 @dataclass
 class TrainingData:
-    train: torch.Tensor  # (N, 28, 28) uint8 on the device (the one channel of (N, 1, 28, 28))
+    train: torch.Tensor  # (N, C, H, W) uint8 on the device
     train_labels: torch.Tensor  # (N,) int64 on the device
     val: torch.Tensor
     val_labels: torch.Tensor
@@ -31,27 +30,34 @@ class TrainingData:
 
 def load_training_data(config: Config, device: torch.device) -> TrainingData:
     """The training images of ``config.data`` (optionally the first ``data.subset``), split 80/20
-    as the report; a data set of another shape than this version trains is refused."""
+    as the report; a data set that no network or process here can train on is refused."""
     dataset = load_data(config.data)
-    check_trainable(dataset, config.data.dataset)
+    check_trainable(dataset, config)
     check_classes(dataset, config)
     return split_training_data(dataset, config, device)
 
 
-def check_trainable(dataset: ImageDataset, name: str) -> None:
-    """Refuse, in one sentence naming ``data.dataset`` = ``name``, a data set whose images or
-    classes are not the 1x28x28 images in 10 classes that the networks and samplers take."""
-    spec = dataset.spec
-    if spec.shape == IMAGE_SHAPE and spec.num_classes == TRAINABLE_CLASSES:
-        return
-    classes = ""
-    if spec.num_classes != TRAINABLE_CLASSES:
-        classes = f" in {spec.num_classes} classes" if spec.num_classes else " without labels"
-    raise UserError(
-        f"data.dataset = {name} gives {spec.height}x{spec.width}x{spec.channels} images"
-        f"{classes}; this version trains on 28x28 single-channel images in "
-        f"{TRAINABLE_CLASSES} classes (mnist, fashion_mnist, kmnist) only"
-    )
+def check_trainable(dataset: ImageDataset, config: Config) -> None:
+    """Refuse, in one sentence naming ``data.dataset``, a data set that ``config`` cannot train
+    on: unlabelled images, images that are not square (the networks take S x S), or images
+    other than 1x28x28 for a cold process (its degradations are written for them). Gray or RGB
+    images of any square size train a Gaussian process; whether the network's levels fit the size,
+    the network says (``models.unet.check_levels``)."""
+    spec, name = dataset.spec, config.data.dataset
+    if not spec.num_classes:
+        raise UserError(
+            f"data.dataset = {name} has no class labels; training takes labelled images only"
+        )
+    if spec.height != spec.width:
+        raise UserError(
+            f"data.dataset = {name} gives {spec.height}x{spec.width} images; the networks take "
+            "square images only (data.image_size resizes a folder data set)"
+        )
+    if config.diffusion.kind == "cold" and spec.shape != COLD_SHAPE:
+        raise UserError(
+            f"data.dataset = {name} gives {spec.channels}x{spec.height}x{spec.width} images; "
+            "diffusion.kind = cold takes 1x28x28 images only: use diffusion.kind = gaussian"
+        )
 
 
 def check_classes(dataset: ImageDataset, config: Config) -> None:
@@ -71,7 +77,7 @@ def split_training_data(
     """The training split of ``dataset`` (loaded already, for ``config.data``), on ``device``;
     its provenance is :func:`~diffusiontools.data.data_record` with the split's sizes."""
     d = config.data
-    images, labels = dataset.train_images[:, 0], dataset.train_labels  # (N, 28, 28): one channel
+    images, labels = dataset.train_images, dataset.train_labels  # (N, C, H, W)
     train_idx, val_idx = subset_split(len(images), d.subset, d.val_fraction, d.split_seed)
     # Advise only what can help: a larger data.subset while it leaves images out, a larger
     # data.val_fraction while its maximum would hold out an image.
