@@ -122,7 +122,9 @@ class QualityProbe:
             ", or set training.eval_every = 0 to train without the quality probe",
         )
         self.classifier = found.network
-        test = load_data(config.data).test_images[:, 0].numpy()  # (K, 28, 28): one channel
+        data = load_data(config.data)
+        self.shape = data.spec.shape  # (C, H, W), 28x28 gray: classifier_for refuses others
+        test = data.test_images[:, 0].numpy()  # (K, 28, 28): one channel
         self.n_test = len(test)
         self.test_features, self.reference = cached_reference(
             self.classifier, found.record["weights_sha256"], test
@@ -143,7 +145,8 @@ class QualityProbe:
         """Draw and score ``n`` samples of ``net`` (on ``device``); one metrics row's columns."""
         started = time.perf_counter()
         process = make_process(self.config).to(device)
-        x = generate(net, process, self.config, self.n, PROBE_SEED, device, plan=self.settings)
+        draw = (net, process, self.config, self.n, PROBE_SEED, device)
+        x = generate(*draw, plan=self.settings, shape=self.shape)
         images = to_uint8(x).cpu().numpy()  # (n, 28, 28), as a saved sample
         features, probabilities = classifier_features(
             self.classifier, to_model(torch.from_numpy(images)), "cpu"

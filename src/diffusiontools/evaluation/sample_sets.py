@@ -39,7 +39,8 @@ def samples_from_model(
 ) -> tuple[np.ndarray, dict]:
     """Draw n samples of a trained model: uint8 (n, 28, 28) and their provenance."""
     plan = resolve_plan(model.config, sampler, steps)  # what is drawn, every choice resolved
-    x = generate(model.net, model.process, model.config, n, seed, model.device, plan=plan)
+    draw = (model.net, model.process, model.config, n, seed, model.device)
+    x = generate(*draw, plan=plan, shape=model.shape)
     images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
     source = {
         "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
