@@ -192,10 +192,6 @@ DEFAULTS = Config()
             "config.training={'lr': 1} is not valid: expected a TrainingConfig",
         ),
         (lambda: Config(name=5), "config.name=5 is not valid: expected a non-empty str"),
-        (
-            lambda: ModelConfig(network="unet", channel_mults=(1, 2, 2, 2)),
-            "model.channel_mults=(1, 2, 2, 2) has 4 entries; the unet takes 1 to 3",
-        ),
     ],
 )
 def test_a_section_built_in_code_checks_itself(build, message):
