@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -10,11 +11,14 @@ import pytest
 import torch
 from tiny_runs import one_thread, single_thread  # noqa: F401  (autouse: one thread per test)
 
+from diffusiontools.data.download import file_sha256
 from diffusiontools.errors import UserError
 from diffusiontools.reproduce.pipeline import reproduce
 from diffusiontools.reproduce.scales import REPORT_MODELS, SCALES, get_scale
 from diffusiontools.reproduce.study import Study, columns, run_names, study_config
+from diffusiontools.training import pretrained
 from diffusiontools.training.run_config import load_config
+from diffusiontools.training.trained_model import load
 
 
 def test_full_scale_keeps_the_report_settings_and_analysed_checkpoints():
@@ -179,3 +183,95 @@ def test_each_stage_records_its_time_and_machine_a_stopped_training_too(tmp_path
     assert list(recorded["stages"]) == ["train m"] and recorded["stages"]["train m"] >= 0
     (machine,) = recorded["machines"]["train m"]
     assert f"{os.cpu_count()} cores" in machine and f"torch {torch.__version__}" in machine
+
+
+@pytest.mark.slow
+def test_smoke_reproduction_exports_each_report_model_as_the_package_ships_it(smoke_study):
+    for model in REPORT_MODELS:
+        folder = smoke_study / "models" / model
+        names = {p.name for p in folder.iterdir()}
+        assert names == {
+            "model.safetensors",
+            "diffusiontools.json",
+            "config.ini",
+            "data.json",
+            "metrics.csv",
+            "learning_curve.png",
+        }
+        shipped, run = load(folder), load(smoke_study / "runs" / model, epoch=1)
+        assert shipped.epoch == get_scale("smoke").analysed_epoch(model) == 1
+        weights = run.net.state_dict()
+        assert all(torch.equal(v, weights[k]) for k, v in shipped.net.state_dict().items())
+
+
+def shipping(monkeypatch, models):
+    """Make the package ship the models in ``models`` (a reproduction's models/ folder)."""
+    monkeypatch.setattr(pretrained, "pretrained_root", lambda: models)
+    sha = {m: file_sha256(models / m / "model.safetensors") for m in REPORT_MODELS}
+    monkeypatch.setattr(pretrained, "SHA256", sha)
+
+
+# The report scale with the smoke scale's evaluation sizes: what --skip-training runs, small.
+SMALL_REPORT = dataclasses.replace(
+    get_scale("report"),
+    **{
+        key: getattr(get_scale("smoke"), key)
+        for key in ("n_samples", "tsne_reference", "test_reference", "n_boot", "n_boot_set")
+    },
+)
+
+
+@pytest.mark.slow
+def test_skip_training_evaluates_the_shipped_models_without_training(
+    smoke_study, tmp_path, monkeypatch
+):
+    shipping(monkeypatch, smoke_study / "models")
+    out = tmp_path / "shipped"
+    with one_thread():
+        path = reproduce(SMALL_REPORT, out, torch.device("cpu"), skip_training=True)
+    assert not (out / "runs").exists() and not (out / "report").exists()  # nothing trained
+    results = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert list(results["runs"]) == [
+        "model1",
+        "model2",
+        "custom1",
+        "custom2",
+        "custom1 improved",
+        "custom2 improved",
+    ]
+    for run in ("custom1", "custom2"):
+        assert (out / "reconstruction" / run / "reconstruction.json").is_file()
+    page = path.read_text()
+    assert "--skip-training`" in page and "shipped in the package" in page
+    assert "figures/learning_curve_model1.png" in page  # from the shipped metrics
+    stages = json.loads((out / "reproduce.json").read_text())
+    assert stages["shipped"] is True and not any(s.startswith("train") for s in stages["stages"])
+
+
+def test_skip_training_takes_the_report_scale_only(tmp_path):
+    with pytest.raises(UserError, match="trained at scale report; use scale=report, not 'cpu'"):
+        reproduce(get_scale("cpu"), tmp_path, torch.device("cpu"), skip_training=True)
+    assert not tmp_path.joinpath("reproduce.json").exists()
+
+
+def test_a_folder_of_trained_models_is_not_reused_for_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "SHA256", dict.fromkeys(REPORT_MODELS, "0" * 64))
+    with Study(tmp_path, SCALES["report"], torch.device("cpu"), 0).stage("y"):
+        pass
+    with pytest.raises(UserError, match="trains its models; use another --out for skip_training"):
+        Study(tmp_path, SCALES["report"], torch.device("cpu"), 0, shipped=True)
+    other = tmp_path / "other"
+    with Study(other, SCALES["report"], torch.device("cpu"), 0, shipped=True).stage("y"):
+        pass
+    with pytest.raises(UserError, match="of the shipped models .skip_training=True.; use another"):
+        Study(other, SCALES["report"], torch.device("cpu"), 0)
+
+
+def test_skip_training_refuses_an_install_that_ships_no_models(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "SHA256", {})
+    monkeypatch.setattr(pretrained, "SHA256", {"model1": "0" * 64})
+    with pytest.raises(
+        UserError, match="does not ship model2, custom1, custom2 .shipped: model1.; train them"
+    ):
+        reproduce(SMALL_REPORT, tmp_path / "out", torch.device("cpu"), skip_training=True)
+    assert not (tmp_path / "out").exists()

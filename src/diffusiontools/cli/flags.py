@@ -28,6 +28,7 @@ ARGUMENT_FLAGS = {
     "test_reference": "--test-reference",
     "data_dir": "--data-dir",
     "scale": "--scale",
+    "skip_training": "--skip-training",
     "eval_dir": "--eval",
     "format": "--format",
     "ema": "--ema",

@@ -22,6 +22,12 @@ def add_parser(subparsers) -> None:
         "--out", type=Path, help="output folder (default reproduction-<scale>); re-run to resume"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of sampling and evaluation")
+    p.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="evaluate the models shipped in the package instead of training them (minutes; "
+        "--scale report only)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 
@@ -32,6 +38,8 @@ def run(args: argparse.Namespace) -> None:
     from ..reproduce.scales import get_scale
 
     scale = get_scale(args.scale)
-    out = args.out if args.out else Path(f"reproduction-{scale.name}")
-    path = reproduce(scale, out, resolve_device(args.device), args.seed)
-    print(f"reproduction: {path}; pages in {out / PAGES_STAGE}; figures in {out / 'figures'}")
+    default_out = f"reproduction-{scale.name}" + ("-shipped" if args.skip_training else "")
+    out = args.out if args.out else Path(default_out)
+    path = reproduce(scale, out, resolve_device(args.device), args.seed, args.skip_training)
+    pages = "" if args.skip_training else f"; pages in {out / PAGES_STAGE}"
+    print(f"reproduction: {path}{pages}; figures in {out / 'figures'}")

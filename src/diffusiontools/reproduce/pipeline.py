@@ -3,6 +3,9 @@
 Stages, in order (folders under OUT):
   1. train      runs/<model>: the four report models, then custom1/custom2 with per-image t
                 and random fields (beyond the report); an interrupted run resumes.
+     export     models/<model>: each report model's analysed weights as the package ships them
+                (training/pretrained.py): a safetensors export with the run's config.ini,
+                data.json, metrics.csv and learning curve.
   2. sample     samples/<label>.npz: 200 samples per column at the analysed checkpoint; the cold
                 models also with Bansal et al.'s improved sampler (beyond the report).
   3. evaluate   evaluation/: report metrics + classifier metrics of every column, with figures.
@@ -11,6 +14,10 @@ Stages, in order (folders under OUT):
   6. report     report/: the HTML pages, one per run and comparison.html.
   7. summarise  figures/ (every figure, gathered) and reproduction.md.
 A stage that fails stops the run with its name and the reason; finished stages are kept.
+
+``skip_training``: the study of the models shipped in the package instead (scale report):
+no train or export stage, no per-image columns, and no pages (they draw every kept epoch's
+checkpoint, which the package does not ship).
 """
 
 from __future__ import annotations
@@ -26,9 +33,9 @@ from ..evaluation.comparison import evaluate
 from ..evaluation.sample_sets import file_stem, samples_from_run
 from ..evaluation.settings import EvaluationSettings
 from ..outputs.samples_io import save_samples
-from ..training.run_folder import RunFolder
-from .scales import Scale
-from .study import COLD_MODELS, Study, columns, report_model, run_names, study_config
+from ..training.run_folder import METRICS_FILE, RunFolder
+from .scales import REPORT_MODELS, Scale
+from .study import COLD_MODELS, Study, report_model, study_config
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +49,7 @@ def train_all(study: Study) -> None:
     from ..evaluation.quality_probe import quality_probe
     from ..training.trainer import train
 
-    for run_name in run_names():
+    for run_name in study.run_names():
         run_dir = study.run_dir(run_name)
         with study.stage(f"train {run_name}"):
             resume = RunFolder(run_dir).latest.is_file()
@@ -50,20 +57,40 @@ def train_all(study: Study) -> None:
             train(config, run_dir, resume=resume, probe=quality_probe(config))
 
 
+def export_all(study: Study) -> None:
+    """OUT/models/<model>: each report model's analysed weights with its run's records, the
+    folder the package ships (copied into diffusiontools/pretrained). A folder an interrupted
+    export left without its metrics.csv (copied last) is the study's own: written again."""
+    from ..training.export import write_export
+    from ..training.trained_model import load_model
+
+    for model in REPORT_MODELS:
+        folder = study.out / "models" / model
+        if (folder / METRICS_FILE).is_file():
+            continue
+        with study.stage(f"export {model}"):
+            run = RunFolder(study.run_dir(model))
+            trained = load_model(run.path, study.analysed_epoch(model), torch.device("cpu"))
+            if folder.is_dir():
+                shutil.rmtree(folder)
+            write_export(trained, folder, "safetensors")
+            for record in (run.config, run.data_record, run.learning_curve, run.metrics):
+                shutil.copyfile(record, folder / record.name)
+
+
 def sample_all(study: Study) -> list[Path]:
     """One NPZ per column at the analysed checkpoint; existing files are kept."""
     paths = []
-    for label, run_name, sampler in columns():
+    for label, run_name, sampler in study.columns():
         path = study.out / "samples" / f"{file_stem(label)}.npz"
         paths.append(path)
         if path.is_file():
             continue
-        epoch = study.scale.analysed_epoch(report_model(run_name))
         with study.stage(f"sample {label}"):
             images, source = samples_from_run(
                 study.run_dir(run_name),
                 study.scale.n_samples,
-                epoch,
+                study.analysed_epoch(run_name),
                 sampler,
                 None,
                 study.seed,
@@ -75,7 +102,7 @@ def sample_all(study: Study) -> list[Path]:
 
 def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
     out_dir = study.out / "evaluation"
-    labels = [label for label, _, _ in columns()]
+    labels = [label for label, _, _ in study.columns()]
     metrics_path = out_dir / "metrics.json"
     if metrics_path.is_file():
         results = json.loads(metrics_path.read_text())
@@ -99,7 +126,7 @@ def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
             device=study.device,
             # every model trained on these data settings (the scale's subset): memorisation
             # is measured against their training split
-            npz_data=study_config(run_names()[0], s).data,
+            npz_data=study.data_config(),
             overwrite=True,  # the study's own folder: what an interrupted evaluate left there
         )
 
@@ -109,7 +136,7 @@ def reconstruct_all(study: Study) -> dict[str, dict]:
     from ..evaluation.reconstruction import reconstruction_study
 
     results = {}
-    for run_name in run_names():
+    for run_name in study.run_names():
         if report_model(run_name) not in COLD_MODELS:
             continue
         out_dir = study.out / "reconstruction" / run_name
@@ -119,7 +146,7 @@ def reconstruct_all(study: Study) -> dict[str, dict]:
                 reconstruction_study(
                     study.run_dir(run_name),
                     study.scale.n_samples,
-                    study.scale.analysed_epoch(report_model(run_name)),
+                    study.analysed_epoch(run_name),
                     SAMPLERS_COLD,
                     study.seed,
                     study.device,
@@ -143,10 +170,10 @@ def degrade_all(study: Study) -> None:
 def pages_all(study: Study) -> None:
     from ..evaluation.run_pages import write_pages
 
-    if (study.out / PAGES_STAGE / "comparison.html").is_file():
+    if study.shipped or (study.out / PAGES_STAGE / "comparison.html").is_file():
         return
     with study.stage(PAGES_STAGE):
-        run_dirs = [study.run_dir(r) for r in run_names()]
+        run_dirs = [study.run_dir(r) for r in study.run_names()]
         evaluation = study.out / "evaluation"
         write_pages(run_dirs, study.out / PAGES_STAGE, evaluation, study.device, overwrite=True)
 
@@ -156,7 +183,7 @@ def gather_figures(study: Study, results: dict) -> dict[str, Path]:
     out = study.out
     figures = out / "figures"
     wanted = {}
-    for run_name in run_names():
+    for run_name in study.run_names():
         wanted[f"learning_curve_{run_name}.png"] = RunFolder(study.run_dir(run_name)).learning_curve
         pages_figures = out / PAGES_STAGE / "figures"
         wanted[f"epochs_{run_name}.png"] = pages_figures / f"{run_name}_epochs.png"
@@ -180,13 +207,20 @@ def gather_figures(study: Study, results: dict) -> dict[str, Path]:
     return gathered
 
 
-def reproduce(scale: Scale, out: Path, device: torch.device, seed: int = 0) -> Path:
-    """Run (or finish) the study at ``scale`` into ``out``; returns the path of reproduction.md."""
+def reproduce(
+    scale: Scale, out: Path, device: torch.device, seed: int = 0, skip_training: bool = False
+) -> Path:
+    """Run (or finish) the study at ``scale`` into ``out``; returns the path of reproduction.md.
+
+    ``skip_training``: study the models shipped in the package (scale report only; see the
+    module doc). Raises DiffusionToolsError naming the stage that failed."""
     from .summary import write_summary
 
-    study = Study(out, scale, device, seed)
+    study = Study(out, scale, device, seed, shipped=skip_training)
     logger.info(f"reproduce --scale {scale.name}: {scale.summary}")
-    train_all(study)
+    if not study.shipped:
+        train_all(study)
+        export_all(study)
     npz_files = sample_all(study)
     results = evaluate_all(study, npz_files)
     tables = reconstruct_all(study)

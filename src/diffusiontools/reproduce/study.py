@@ -17,6 +17,8 @@ import torch
 from ..device import describe_machine
 from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
+from ..training.export import read_export
+from ..training.pretrained import pretrained_folder, pretrained_names
 from ..training.run_config import load_config
 from ..training.run_folder import ensure_writable
 from ..training.signals import TrainingStopped
@@ -26,11 +28,14 @@ logger = logging.getLogger("diffusiontools.reproduce.pipeline")  # the stages lo
 
 STATE_FILE = "reproduce.json"
 COLD_MODELS = ("custom1", "custom2")
+SHIPPED_SCALE = "report"  # the scale the shipped models were trained at
 
 
-def run_names() -> list[str]:
-    """Every trained run: the report's four, then the per-image variants of the cold two."""
-    return [*REPORT_MODELS, *(m + PER_IMAGE_SUFFIX for m in COLD_MODELS)]
+def run_names(shipped: bool = False) -> list[str]:
+    """Every trained run: the report's four, then the per-image variants of the cold two (not
+    with ``shipped``: the package ships the report's four only)."""
+    per_image = [] if shipped else [m + PER_IMAGE_SUFFIX for m in COLD_MODELS]
+    return [*REPORT_MODELS, *per_image]
 
 
 def report_model(run_name: str) -> str:
@@ -38,11 +43,13 @@ def report_model(run_name: str) -> str:
     return run_name.removesuffix(PER_IMAGE_SUFFIX)
 
 
-def columns() -> list[tuple[str, str, str | None]]:
-    """Evaluated sample sets: (label, run name, sampler or None for the config's)."""
+def columns(shipped: bool = False) -> list[tuple[str, str, str | None]]:
+    """Evaluated sample sets: (label, run name, sampler or None for the config's); with
+    ``shipped``, those of the shipped models."""
     cols = [(m, m, None) for m in REPORT_MODELS]
     cols += [(f"{m} improved", m, "improved") for m in COLD_MODELS]
-    cols += [(m + PER_IMAGE_SUFFIX, m + PER_IMAGE_SUFFIX, None) for m in COLD_MODELS]
+    if not shipped:
+        cols += [(m + PER_IMAGE_SUFFIX, m + PER_IMAGE_SUFFIX, None) for m in COLD_MODELS]
     return cols
 
 
@@ -56,13 +63,35 @@ def study_config(run_name: str, scale: Scale):
 
 
 class Study:
-    """One reproduction folder: its scale, its record of finished stages and their times."""
+    """One reproduction folder: its scale, its record of finished stages and their times.
 
-    def __init__(self, out: Path, scale: Scale, device: torch.device, seed: int):
+    ``shipped``: the study of the models shipped in the package (``reproduce --skip-training``,
+    trained at scale ``report``) rather than of models it trains into OUT/runs; recorded, so
+    that a folder holds one kind of study only.
+    """
+
+    def __init__(
+        self, out: Path, scale: Scale, device: torch.device, seed: int, shipped: bool = False
+    ):
         self.out, self.scale, self.device, self.seed = Path(out), scale, device, seed
+        self.shipped = shipped
+        if shipped and scale.name != SHIPPED_SCALE:
+            raise UserError(
+                f"skip_training=True evaluates the shipped models, trained at scale "
+                f"{SHIPPED_SCALE}; use scale={SHIPPED_SCALE}, not {scale.name!r}"
+            )
+        missing = [m for m in REPORT_MODELS if shipped and m not in pretrained_names()]
+        if missing:
+            raise UserError(
+                f"skip_training=True evaluates the shipped models, but this install does not "
+                f"ship {', '.join(missing)} (shipped: {', '.join(pretrained_names()) or 'none'}); "
+                "train them instead (leave out skip_training)"
+            )
         ensure_writable(self.out, "the reproduction")
         self.state_path = self.out / STATE_FILE
         self.state = {"scale": scale.name, "seed": seed, "stages": {}, "machines": {}}
+        if shipped:
+            self.state["shipped"] = True
         if self.state_path.is_file():
             try:
                 recorded = json.loads(self.state_path.read_text())
@@ -79,10 +108,39 @@ class Study:
                     f"seed {recorded.get('seed')}; use another --out for scale "
                     f"{scale.name!r}, seed {seed}"
                 )
+            if recorded.get("shipped", False) != shipped:
+                raise UserError(
+                    f"{self.out} holds a reproduction of the shipped models (skip_training=True); "
+                    "use another --out to train the models"
+                    if not shipped
+                    else f"{self.out} holds a reproduction that trains its models; use another "
+                    "--out for skip_training=True"
+                )
             self.state = {"machines": {}, **recorded}  # machines: absent from older records
 
+    def run_names(self) -> list[str]:
+        return run_names(self.shipped)
+
+    def columns(self) -> list[tuple[str, str, str | None]]:
+        return columns(self.shipped)
+
     def run_dir(self, run_name: str) -> Path:
+        """The run folder of ``run_name``; with ``shipped``, the shipped model's export folder
+        (its weights verified; a model not shipped is refused)."""
+        if self.shipped:
+            return pretrained_folder(run_name)
         return self.out / "runs" / run_name
+
+    def data_config(self):
+        """The ``[data]`` settings every model of the study trained on (the first run's)."""
+        if self.shipped:
+            return read_export(self.run_dir(self.run_names()[0]), torch.device("cpu"))[1].data
+        return study_config(self.run_names()[0], self.scale).data
+
+    def analysed_epoch(self, run_name: str) -> int | None:
+        """The epoch whose checkpoint the study analyses; None for a shipped model, whose
+        export holds that epoch's weights only."""
+        return None if self.shipped else self.scale.analysed_epoch(report_model(run_name))
 
     @contextlib.contextmanager
     def stage(self, name: str):

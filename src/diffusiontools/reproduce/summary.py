@@ -16,7 +16,7 @@ from ..outputs.tables import ROWS, cell, markdown
 from ..outputs.tables import markdown_table as metrics_markdown
 from ..training.run_folder import RunFolder, read_metrics
 from . import published
-from .study import COLD_MODELS, Study, columns, run_names
+from .study import COLD_MODELS, Study
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +111,9 @@ def landmarks_section(study: Study) -> str:
     )
 
 
-def beyond_section(results: dict, tables: dict[str, dict]) -> str:
+def beyond_section(study: Study, results: dict, tables: dict[str, dict]) -> str:
     runs = results["runs"]
-    labels = [label for label, _, _ in columns() if label.startswith(COLD_MODELS)]
+    labels = [label for label, _, _ in study.columns() if label.startswith(COLD_MODELS)]
     rows = [
         [name, *(cell(runs[label]["metrics"][key], digits) for label in labels)]
         for key, name, digits in ROWS
@@ -154,18 +154,28 @@ def figures_section(figures: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
+SHIPPED_NOTE = (
+    'Models: the ones shipped in the package (`dt.load("model1")`; trained by '
+    "`reproduce --scale report`, weights verified by sha256), evaluated here without training. "
+    "The per-image variants and the HTML pages need the trained runs (every kept epoch's "
+    "checkpoint) and are not part of this study.\n"
+)
+
+
 def write_summary(
     study: Study, results: dict, tables: dict[str, dict], figures: dict[str, Path]
 ) -> Path:
     """Write OUT/reproduction.md and return its path."""
     scale = study.scale
-    data_file = RunFolder(study.run_dir(run_names()[0])).data_record
+    data_file = RunFolder(study.run_dir(study.run_names()[0])).data_record
     data = json.loads(data_file.read_text()) if data_file.is_file() else {}
     stages = study.state["stages"]
     parts = [
         f"# Reproduction of the report, scale `{scale.name}`\n",
-        f"Command: `diffusiontools reproduce --scale {scale.name} --seed {study.seed}`\n",
+        f"Command: `diffusiontools reproduce --scale {scale.name} --seed {study.seed}"
+        + (" --skip-training`\n" if study.shipped else "`\n"),
         f"Scale: {scale.summary}.\n",
+        *([SHIPPED_NOTE] if study.shipped else []),
         f"Data: {data.get('source', '?')} from {data.get('folder', '?')}, "
         f"{data.get('n_train_split', '?')} training / {data.get('n_val_split', '?')} validation "
         "images (runs/*/data.json has the checksums).\n",
@@ -178,7 +188,7 @@ def write_summary(
         table1_section(tables),
         landmarks_section(study),
         "## Every metric of every column (ours)\n\n" + metrics_markdown(results),
-        beyond_section(results, tables),
+        beyond_section(study, results, tables),
         figures_section(figures),
     ]
     path = study.out / "reproduction.md"
