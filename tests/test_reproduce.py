@@ -275,3 +275,42 @@ def test_skip_training_refuses_an_install_that_ships_no_models(tmp_path, monkeyp
     ):
         reproduce(SMALL_REPORT, tmp_path / "out", torch.device("cpu"), skip_training=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_quality_curve_is_set_beside_what_the_report_says_of_those_epochs(tmp_path):
+    from diffusiontools.reproduce.summary import quality_section
+    from diffusiontools.training.run_folder import write_metrics
+
+    study = Study(tmp_path, SCALES["report"], torch.device("cpu"), 0)
+    run = tmp_path / "runs" / "model1"
+    run.mkdir(parents=True)
+    scored = dict(class_entropy=2.25, recognisable_fraction=0.5)
+    write_metrics(
+        run,
+        [
+            {"epoch": 39, "step": 1, "train_loss": 0.1, "val_loss": 0.1},
+            {
+                "epoch": 40,
+                "step": 2,
+                "train_loss": 0.1,
+                "val_loss": 0.1,
+                "frechet_distance": 205.04,
+                **scored,
+            },
+            {
+                "epoch": 50,
+                "step": 3,
+                "train_loss": 0.1,
+                "val_loss": 0.1,
+                "frechet_distance": 210.0,
+                **scored,
+            },
+        ],
+    )
+    text = quality_section(study)
+    assert "| model 1 | 40 | symbols, not recognisable digits | 205.0 | 2.250 | 0.50 |" in text
+    assert "| model 1 | 50 | – | 210.0 | 2.250 | 0.50 |" in text
+    assert "| model 1 | 39 |" not in text  # an epoch the probe did not score
+    assert "| model 1 | 60 | the first that resemble digits | not scored at this scale |" in text
+    assert "| model 1 | best | – | epoch 40 |" in text
+    assert "| model 2 | 80 | the highest quality; analysed | not scored at this scale |" in text

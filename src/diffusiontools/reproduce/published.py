@@ -23,3 +23,13 @@ VAL_LOSS = {
     "custom1": {0: 0.0735, 20: 0.0515},
     "custom2": {140: 0.0254},
 }
+# What the report says of its samples during training (its sections on each model), by epoch.
+QUALITY_CLAIMS = {
+    "model1": {
+        40: "symbols, not recognisable digits",
+        60: "the first that resemble digits",
+        120: "higher fidelity; analysed",
+    },
+    "model2": {80: "the highest quality; analysed", 100: "low quality, 'fragmented' symbols"},
+    "custom1": {20: "quality at its optimum; past it diversity falls (almost only ones)"},
+}

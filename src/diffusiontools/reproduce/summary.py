@@ -29,6 +29,7 @@ BEYOND_KEYS = (
     "recognisable_fraction",
     "class_entropy",
 )
+QUALITY_KEY = "frechet_distance"  # the probe's column that ranks the epochs (lower is better)
 FIGURE_CAPTIONS = {
     "learning_curve": "train and validation loss per epoch (report: the learning-curve figures)",
     "epochs": "samples at several kept checkpoints (report: samples at stages of training)",
@@ -93,12 +94,17 @@ def table1_section(tables: dict[str, dict]) -> str:
     return text
 
 
+def history(study: Study, model: str) -> dict[int, dict]:
+    """The rows of ``model``'s metrics.csv by epoch (empty before it trained)."""
+    run_dir = study.run_dir(model)
+    rows = read_metrics(run_dir) if RunFolder(run_dir).metrics.is_file() else []
+    return {int(r["epoch"]): r for r in rows}
+
+
 def landmarks_section(study: Study) -> str:
     rows = []
     for model, marks in published.VAL_LOSS.items():
-        run_dir = study.run_dir(model)
-        history = read_metrics(run_dir) if RunFolder(run_dir).metrics.is_file() else []
-        ours = {int(r["epoch"]): r["val_loss"] for r in history}
+        ours = {epoch: r["val_loss"] for epoch, r in history(study, model).items()}
         epochs = sorted({*marks, *([min(ours), max(ours)] if ours else [])})
         for epoch in epochs:
             report = f"{marks[epoch]}" if epoch in marks else "–"
@@ -108,6 +114,37 @@ def landmarks_section(study: Study) -> str:
         "## Validation-loss landmarks\n\n"
         "Ours: the validation loss on a fixed seed after each epoch (metrics.csv).\n\n"
         + markdown(["model", "epoch", "report", "ours"], rows)
+    )
+
+
+def quality_section(study: Study) -> str:
+    """The quality curve during training (``training.eval_every``) beside what the report says
+    of its samples at those epochs."""
+    rows = []
+    for model, claims in published.QUALITY_CLAIMS.items():
+        scored = {e: r for e, r in history(study, model).items() if r.get(QUALITY_KEY) is not None}
+        for epoch in sorted({*claims, *scored}):
+            row = scored.get(epoch)
+            ours = (
+                [f"{row[QUALITY_KEY]:.1f}", f"{row['class_entropy']:.3f}"]
+                + [f"{row['recognisable_fraction']:.2f}"]
+                if row
+                else ["not scored at this scale"] + ["–"] * 2
+            )
+            claim = claims.get(epoch, "–")
+            rows.append([published.REPORT_NAMES[model], str(epoch), claim, *ours])
+        if scored:
+            best = min(scored, key=lambda e: scored[e][QUALITY_KEY])
+            rows.append([published.REPORT_NAMES[model], "best", "–", f"epoch {best}", "", ""])
+    return (
+        "## Sample quality during training\n\n"
+        "Ours: the quality probe every `training.eval_every` epochs (metrics.csv; samples of the "
+        "model at that epoch scored by the digit classifier: Fréchet distance to the test set, "
+        "class entropy (ln 10 = 2.303 is uniform), fraction the classifier recognises with "
+        "confidence; docs/evaluation.md). The report judged its samples by eye.\n\n"
+        + markdown(
+            ["model", "epoch", "report says", "Fréchet", "class entropy", "recognisable"], rows
+        )
     )
 
 
@@ -187,6 +224,7 @@ def write_summary(
         report_metrics_section(results),
         table1_section(tables),
         landmarks_section(study),
+        quality_section(study),
         "## Every metric of every column (ours)\n\n" + metrics_markdown(results),
         beyond_section(study, results, tables),
         figures_section(figures),
