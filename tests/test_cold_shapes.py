@@ -242,3 +242,14 @@ def test_a_cold_run_trains_and_samples_on_digits8(tmp_path, degradation):
     start = model.process.start_from(x0, "test_consistent", torch.Generator().manual_seed(0))
     assert start.x.shape == (4, 1, 8, 8) and start.t == model.process.T
     assert start.x.isfinite().all()
+
+
+def test_the_degradation_figure_checks_an_npz_side(tmp_path):
+    from diffusiontools.outputs.degradation_figure import degradation_figure
+
+    data = tmp_path / "blobs.npz"
+    blobs_npz(data, n=200, size=16)  # the figure shows test images 1, 2, 4 and 18
+    settings = ("data.dataset=npz", f"data.dir={data}", "diffusion.degradation=resolution")
+    with pytest.raises(UserError, match="exceeds 4, the most resolution takes on the 16x16"):
+        degradation_figure(cold(*settings, "diffusion.level_max=5"), tmp_path / "bad.png")
+    assert degradation_figure(cold(*settings), tmp_path / "ok.png").is_file()
