@@ -64,7 +64,7 @@ def bench(batch: int, repeats: int, level: float = 0.2) -> list[str]:
         ("per-image fields", torch.arange(batch), _loop_per_image),
         ("shared field", torch.zeros(batch, dtype=torch.int64), _loop_shared),
     ):
-        dr, dc = swap_offsets(levels, key)  # (B, 28, 28) each
+        dr, dc = swap_offsets(levels, key, (28, 28))  # (B, 28, 28) each
         swap(x, levels, key)  # warm-up
         loop_ms, fast_ms = [], []
         for _ in range(repeats):

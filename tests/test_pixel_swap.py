@@ -45,7 +45,7 @@ def test_matches_reference_on_fixed_fields() -> None:
 @pytest.mark.parametrize("levels", [[0.05, 0.05, 0.05], [0.15, 0.15, 0.15], [0.035, 0.1, 0.2]])
 def test_matches_reference_through_levels_and_keys(levels: list[float]) -> None:
     x, level, key = _images(3), torch.tensor(levels), torch.tensor([11, 12, 13])
-    dr, dc = swap_offsets(level, key)
+    dr, dc = swap_offsets(level, key, (28, 28))
     assert torch.equal(PixelSwap()(x, level, key), _reference_per_image(x, dr, dc))
 
 
@@ -58,7 +58,7 @@ def test_output_is_a_permutation_of_each_image() -> None:
 
 def test_identity_at_report_level_min() -> None:
     level, key = torch.full((64,), 0.035), torch.arange(64)
-    dr, dc = swap_offsets(level, key)
+    dr, dc = swap_offsets(level, key, (28, 28))
     assert not dr.any() and not dc.any()
     x = _images(64)
     assert torch.equal(PixelSwap()(x, level, key), x)
@@ -67,7 +67,7 @@ def test_identity_at_report_level_min() -> None:
 @pytest.mark.parametrize(("s", "largest"), [(0.035, 0), (0.1, 2), (0.15, 4), (0.2, 5)])
 def test_offset_bounds(s: float, largest: int) -> None:
     """|offset| <= int(s * 28), and the report's largest offsets, 4 px at 0.15 and 5 at 0.2."""
-    dr, dc = swap_offsets(torch.full((64,), s), torch.arange(64))
+    dr, dc = swap_offsets(torch.full((64,), s), torch.arange(64), (28, 28))
     assert largest == int(s * 28)
     for offsets in (dr, dc):
         assert offsets.dtype == torch.int64 and offsets.shape == (64, 28, 28)
@@ -78,7 +78,7 @@ def test_offset_bounds(s: float, largest: int) -> None:
 def test_offsets_grow_with_the_level_for_one_key() -> None:
     key = torch.full((2,), 5)
     (dr_low, dc_low), (dr_high, dc_high) = (
-        swap_offsets(torch.full((2,), s), key) for s in (0.1, 0.2)
+        swap_offsets(torch.full((2,), s), key, (28, 28)) for s in (0.1, 0.2)
     )
     assert (dr_low.abs() <= dr_high.abs()).all() and (dc_low.abs() <= dc_high.abs()).all()
 
@@ -102,7 +102,7 @@ def test_shared_field_mode_gives_one_permutation() -> None:
     x = _images(5)
     out = PixelSwap()(x, level, key)
     assert torch.equal(out.flatten(1), x.flatten(1)[:, moved[0]])
-    dr, dc = swap_offsets(level, key)
+    dr, dc = swap_offsets(level, key, (28, 28))
     assert torch.equal(out, swap_pixels_reference(x, dr[0], dc[0]))  # the original's batch loop
 
 

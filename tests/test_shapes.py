@@ -60,12 +60,16 @@ def test_a_unet_with_more_levels_than_8x8_halves_into_is_refused(tmp_path):
     )
 
 
-def test_a_cold_process_on_other_images_is_refused(tmp_path):
+def test_a_cold_level_beyond_8x8_images_is_refused(tmp_path):
+    """pixelate's default level_max, 14 px, is larger than digits8's side (tests/test_cold_shapes
+    trains cold processes on other sizes)."""
     with pytest.raises(UserError) as e:
-        train_tiny(tmp_path / "run", *DIGITS8, "diffusion.kind=cold")
+        train_tiny(
+            tmp_path / "run", *DIGITS8, "diffusion.kind=cold", "diffusion.degradation=pixelate"
+        )
     assert str(e.value) == (
-        "data.dataset = digits8 gives 1x8x8 images; diffusion.kind = cold takes 1x28x28 "
-        "images only: use diffusion.kind = gaussian"
+        "diffusion.level_max = 14 (the default of pixelate) exceeds 8, the most pixelate takes "
+        "on the 8x8 images of data.dataset = digits8: use at most 8"
     )
 
 

@@ -1,7 +1,9 @@
 """The cold forward process (Bansal et al. 2022): x_t = D(x0, level_t, key), no Gaussian noise.
 
 Not an ``nn.Module``: it holds the degradation and its level schedule and takes the network as an
-argument. The network predicts x0 directly: loss = criterion(x0, R(D(x0, t), t/T)).
+argument. The network predicts x0 directly: loss = criterion(x0, R(D(x0, t), t/T)). Images are
+square, gray or RGB, of any side: the process holds no shape and reads it from the images it
+degrades.
 
 A cold sampler starts from a ``ColdStart`` (x_T, key, t): the state, the key of its random field
 and the time it sits at. Algorithm 2 (Bansal et al.) telescopes only when every D it applies uses
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, DiffusionConfig
+from ..data.declared import declared_side
 from ..errors import UserError
 from .degradations import make_degradation
 from .degradations.base import KEY_RANGE, Degradation
@@ -43,14 +46,14 @@ GMM_NOISE_STD = 0.001
 
 @dataclass(frozen=True)
 class ColdStart:
-    """Where a cold sampler starts: state ``x`` (B, 1, 28, 28) at time ``t`` with field ``key``.
+    """Where a cold sampler starts: state ``x`` (B, C, H, W) at time ``t`` with field ``key``.
 
     ``fresh_fields`` marks the report's start (``test``): the state was degraded at T - 1 but is
     sampled as if at t = T, and each re-degradation draws a new field, so it lies on no single
     trajectory and Algorithm 2 refuses it.
     """
 
-    x: torch.Tensor  # (B, 1, 28, 28)
+    x: torch.Tensor  # (B, C, H, W)
     key: torch.Tensor  # (B,) int64
     t: int
     fresh_fields: bool = False
@@ -61,6 +64,21 @@ def cold_levels(d: DiffusionConfig) -> tuple[float, float]:
     ``level_max``, each None filled in with the degradation's default."""
     lo, hi = make_degradation(d.degradation).default_levels
     return (lo if d.level_min is None else d.level_min, hi if d.level_max is None else d.level_max)
+
+
+def check_levels_fit(config: Config, side: int) -> None:
+    """Refuse, in one sentence naming ``diffusion.level_max`` and ``data.dataset``, a level_max
+    beyond what the degradation can do to side x side images (``Degradation.max_level``)."""
+    d = config.diffusion
+    level_max = cold_levels(d)[1]
+    most = make_degradation(d.degradation).max_level(side)
+    if level_max > most:
+        default = f" (the default of {d.degradation})" if d.level_max is None else ""
+        raise UserError(
+            f"diffusion.level_max = {level_max:g}{default} exceeds {most:g}, the most "
+            f"{d.degradation} takes on the {side}x{side} images of data.dataset = "
+            f"{config.data.dataset}: use at most {most:g}"
+        )
 
 
 def resolve_start(start: str, sampler: str) -> str:
@@ -86,13 +104,20 @@ class ColdDiffusion:
     kind: str = "cold"
 
     @classmethod
-    def from_config(cls, config: Config) -> ColdDiffusion:
+    def from_config(
+        cls, config: Config, shape: tuple[int, int, int] | None = None
+    ) -> ColdDiffusion:
         """The process ``config.diffusion`` describes; refuses levels its degradation cannot
-        take (``Degradation.check_levels``)."""
+        take (``Degradation.check_levels``) and, for images of ``shape`` (C, S, S) or, without
+        it, of the side ``config.data`` declares (``declared_side``; none: not checked here), a
+        level_max beyond the size's (:func:`check_levels_fit`)."""
         d = config.diffusion
         degradation = make_degradation(d.degradation)
         level_min, level_max = cold_levels(d)
         degradation.check_levels(level_min, level_max)
+        side = declared_side(config.data) if shape is None else shape[-1]
+        if side is not None:
+            check_levels_fit(config, side)
         levels = linear_schedule(level_min, level_max, d.T)
         return cls(degradation, levels, d.loss, d.t_per, d.t_range)
 
@@ -111,7 +136,7 @@ class ColdDiffusion:
         return randint(KEY_RANGE, n, generator, device).expand(batch)
 
     def degrade(self, x0: torch.Tensor, t: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        """x_t = D(x0, level_t, key); x0 (B,1,28,28), t (B,) int, key (B,) int64."""
+        """x_t = D(x0, level_t, key); x0 (B, C, H, W), t (B,) int, key (B,) int64."""
         return self.degradation(x0, self.levels[t], key)
 
     def draw_noise(
@@ -185,7 +210,7 @@ class ColdDiffusion:
         return self.start_from(x0, mode, generator)
 
     def start_from(self, x0: torch.Tensor, mode: str, generator: Generators) -> ColdStart:
-        """Degrade x0 (B, 1, 28, 28) into a ``test`` or ``test_consistent`` start, own keys."""
+        """Degrade x0 (B, C, H, W) into a ``test`` or ``test_consistent`` start, own keys."""
         key = self.draw_keys(len(x0), generator, x0.device)
         if mode == "test":  # the report's: degraded at T - 1, sampled from T
             t = torch.full((len(x0),), self.T - 1, device=x0.device, dtype=torch.long)
@@ -202,7 +227,7 @@ class ColdDiffusion:
 def degraded_gmm(config: Config, images: torch.Tensor) -> DegradedGMM:
     """``cold_start.py``'s mixture for ``config``'s degradation and data, fitted once per process.
 
-    ``images``: the training images of ``config.data`` (uint8 (N, 1, H, W)), handed in by the
+    ``images``: the training images of ``config.data`` (uint8 (N, C, H, W)), handed in by the
     caller; since the config names them, the mixture is kept by ``config`` alone (the last
     ``MIXTURES_KEPT``). Fitted to the training split (``data.subset`` and the 80/20 split
     respected), seeded with ``training.seed``, so the same config always gives the same mixture.
@@ -216,7 +241,7 @@ def degraded_gmm(config: Config, images: torch.Tensor) -> DegradedGMM:
         x0 = to_model(images[train_idx[:N_FIT]])
         if len(_MIXTURES) == MIXTURES_KEPT:
             del _MIXTURES[next(iter(_MIXTURES))]  # the oldest
-        process = ColdDiffusion.from_config(config)
+        process = ColdDiffusion.from_config(config, tuple(images.shape[1:]))
         _MIXTURES[config] = fit_degraded_gmm(process, x0, config.training.seed)
     return _MIXTURES[config]
 

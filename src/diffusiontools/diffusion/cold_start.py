@@ -7,7 +7,8 @@ to fully degraded training images (for blur: to their channel means) and draw x_
 the same, in a PCA-reduced space so that full covariances stay cheap:
 
   1. degrade the first ``n_fit`` images of the training split at t = T, one random field each;
-  2. project them on their first ``n_pca`` principal components (784 -> n_pca);
+  2. project them on their first ``n_pca`` principal components (C * H * W -> n_pca; MNIST's
+     784);
   3. fit a ``n_components`` full-covariance GaussianMixture there (sklearn, seeded);
   4. to sample: pick a component k ~ weights, draw mean_k + L_k eps with L_k L_k^T = Sigma_k,
      map back to pixels and clamp to [-0.5, 0.5], the range every built-in degradation keeps.
@@ -43,20 +44,21 @@ N_COMPONENTS = 10  # mixture components, one per digit class as in the report's 
 class DegradedGMM:
     """A Gaussian mixture over PCA coefficients of degraded images, as torch tensors (CPU)."""
 
-    pixel_mean: Tensor  # (784,) mean image of the fitted set
-    components: Tensor  # (n_pca, 784) orthonormal principal axes
+    pixel_mean: Tensor  # (C*H*W,) mean image of the fitted set
+    components: Tensor  # (n_pca, C*H*W) orthonormal principal axes
     weights: Tensor  # (K,) mixture weights, summing to 1
     means: Tensor  # (K, n_pca)
     cholesky: Tensor  # (K, n_pca, n_pca) lower-triangular L_k, L_k L_k^T = Sigma_k
+    shape: tuple[int, int, int]  # (C, H, W) of the fitted images
 
     def sample(self, n: int, generator: Generators, device: torch.device) -> Tensor:
-        """n draws of x_T, (n, 1, 28, 28) in [-0.5, 0.5], on ``device`` (the generator's)."""
+        """n draws of x_T, (n, *shape) in [-0.5, 0.5], on ``device`` (the generator's)."""
         weights, means, cholesky = (a.to(device) for a in (self.weights, self.means, self.cholesky))
         k = choice(weights, n, generator)  # (n,)
         eps = randn((n, means.shape[1], 1), generator, device)
         coeffs = means[k] + (cholesky[k] @ eps).squeeze(-1)  # (n, n_pca)
-        pixels = self.pixel_mean.to(device) + coeffs @ self.components.to(device)  # (n, 784)
-        return pixels.clamp(-0.5, 0.5).reshape(n, 1, 28, 28)
+        pixels = self.pixel_mean.to(device) + coeffs @ self.components.to(device)  # (n, C*H*W)
+        return pixels.clamp(-0.5, 0.5).reshape(n, *self.shape)
 
 
 def fit_degraded_gmm(
@@ -66,7 +68,7 @@ def fit_degraded_gmm(
     n_pca: int = N_PCA,
     n_components: int = N_COMPONENTS,
 ) -> DegradedGMM:
-    """Steps 1-3 of the module doc. x0: (N, 1, 28, 28) clean images in [-0.5, 0.5], on the CPU,
+    """Steps 1-3 of the module doc. x0: (N, C, H, W) clean images in [-0.5, 0.5], on the CPU,
     N >= ``n_components`` (else UserError); the PCA keeps at most N - 1 components, as it must.
     """
     if len(x0) < n_components:
@@ -88,7 +90,7 @@ def fit_degraded_gmm(
             for i in range(0, len(x0), 1000)
         ]
     )  # chunks bound the swap index arrays
-    flat = x_T.reshape(len(x0), -1).double().numpy()  # (N, 784)
+    flat = x_T.reshape(len(x0), -1).double().numpy()  # (N, C*H*W)
     # One BLAS thread: these matrices are small, and on a busy machine OpenBLAS's threads fight
     # each other (measured: a 5000-image fit went from minutes to seconds).
     with threadpool_limits(1):
@@ -102,4 +104,5 @@ def fit_degraded_gmm(
         means=torch.from_numpy(gmm.means_).float(),
         # positive definite: sklearn adds reg_covar to each and factors them itself to fit
         cholesky=torch.from_numpy(np.linalg.cholesky(gmm.covariances_)).float(),
+        shape=tuple(x0.shape[1:]),
     )

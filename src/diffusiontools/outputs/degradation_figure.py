@@ -14,7 +14,7 @@ import torch
 
 from ..config import Config
 from ..data import load_data, to_model
-from ..diffusion.cold import KEY_RANGE, ColdDiffusion
+from ..diffusion.cold import KEY_RANGE, ColdDiffusion, check_levels_fit
 from .figures import save_image_rows
 from .safe_writes import check_output_file, staged_outputs
 
@@ -33,10 +33,11 @@ def degradation_figure(config: Config, path: Path, seed: int = 0) -> Path:
     check_output_file(path, "path", "the figure", image=True)
     process = ColdDiffusion.from_config(config)
     test = load_data(config.data)
-    x0 = to_model(test.test_images[list(FIGURE_IMAGES)])  # (4, 1, 28, 28)
+    check_levels_fit(config, test.spec.width)  # the side npz and folder data say only now
+    x0 = to_model(test.test_images[list(FIGURE_IMAGES)])  # (4, C, H, W)
     keys = torch.randint(0, KEY_RANGE, (len(x0),), generator=torch.Generator().manual_seed(seed))
     ts = [round(f * process.T) for f in FIGURE_FRACTIONS]
-    columns = [process.degrade(x0, torch.full((len(x0),), t), keys) for t in ts]  # each (4,1,28,28)
+    columns = [process.degrade(x0, torch.full((len(x0),), t), keys) for t in ts]  # each (4,C,H,W)
     rows = [torch.stack([column[i] for column in columns]) for i in range(len(x0))]
     labels = [f"test #{index}\ndigit {int(test.test_labels[index])}" for index in FIGURE_IMAGES]
     col_labels = [f"t={t}\nlevel={float(process.levels[t]):.3g}" for t in ts]

@@ -26,7 +26,7 @@ def sample_cold_improved(
     2. z = z - D(x0_hat, t_i) + D(x0_hat, t_{i+1}), both with the start's key, so that the error
        of x0_hat cancels to first order (Bansal et al., Sec. 3.3). With an exact R and a start
        z = D(x0, t_0, key) the updates telescope to D(x0, 0, key) = x0, for any time grid.
-    Returns z at t = 0, (B, 1, 28, 28) (D at level_0 is the identity for the built-in
+    Returns z at t = 0, (B, C, H, W) as x_T (D at level_0 is the identity for the built-in
     degradations).
     """
     if x_T.fresh_fields:

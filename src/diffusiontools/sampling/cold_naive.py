@@ -24,7 +24,7 @@ def sample_cold_naive(
     1. x0_hat = R(z, t_i);
     2. if t_{i+1} > 0: z = D(x0_hat, t_{i+1}) with the start's key, or with a fresh random field
        for the report's start (``x_T.fresh_fields``, as the original).
-    Returns the last x0_hat, (B, 1, 28, 28). The first x0_hat is the "direct" reconstruction.
+    Returns the last x0_hat, (B, C, H, W) as x_T. The first x0_hat is the "direct" reconstruction.
     """
     z = x_T.x.clone()
     times = process.time_grid(x_T.t, steps)

@@ -11,12 +11,11 @@ import torch
 
 from ..config import Config, DataConfig
 from ..data import ImageDataset, data_record, load_data, subset_split
+from ..diffusion import make_process
 from ..errors import UserError
 
 _DATA_FIELDS = {f.name: f for f in dataclasses.fields(DataConfig)}
 VAL_FRACTION_MAX = _DATA_FIELDS["val_fraction"].metadata["max"]  # the largest allowed
-# The cold processes' degradations, start states and level ranges are written for these images.
-COLD_SHAPE = (1, 28, 28)
 
 
 @dataclass
@@ -39,10 +38,11 @@ def load_training_data(config: Config, device: torch.device) -> TrainingData:
 
 def check_trainable(dataset: ImageDataset, config: Config) -> None:
     """Refuse, in one sentence naming ``data.dataset``, a data set that ``config`` cannot train
-    on: unlabelled images, images that are not square (the networks take S x S), or images
-    other than 1x28x28 for a cold process (its degradations are written for them). Gray or RGB
-    images of any square size train a Gaussian process; whether the network's levels fit the size,
-    the network says (``models.unet.check_levels``)."""
+    on: unlabelled images, or images that are not square (the networks take S x S). Gray or RGB
+    images of any square size train a Gaussian or a cold process; whether a degradation's levels
+    fit the size, the process says (``make_process`` with the data's shape, here, before the
+    run's folder changes), and whether the network's levels fit it, the network says
+    (``models.unet.check_levels``)."""
     spec, name = dataset.spec, config.data.dataset
     if not spec.num_classes:
         raise UserError(
@@ -53,11 +53,7 @@ def check_trainable(dataset: ImageDataset, config: Config) -> None:
             f"data.dataset = {name} gives {spec.height}x{spec.width} images; the networks take "
             "square images only (data.image_size resizes a folder data set)"
         )
-    if config.diffusion.kind == "cold" and spec.shape != COLD_SHAPE:
-        raise UserError(
-            f"data.dataset = {name} gives {spec.channels}x{spec.height}x{spec.width} images; "
-            "diffusion.kind = cold takes 1x28x28 images only: use diffusion.kind = gaussian"
-        )
+    make_process(config, spec.shape)
 
 
 def check_classes(dataset: ImageDataset, config: Config) -> None:

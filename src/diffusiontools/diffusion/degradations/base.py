@@ -17,7 +17,8 @@ from torch import Tensor
 from diffusiontools.errors import UserError
 
 BACKGROUND = -0.5
-"""Value of an empty MNIST pixel in [-0.5, 0.5] units: what padding and masks fill in."""
+"""Value of a black pixel (MNIST's empty background) in [-0.5, 0.5] units, in every channel: what
+padding and masks fill in."""
 KEY_RANGE = 2**62  # random keys are drawn uniformly from [0, KEY_RANGE)
 
 
@@ -26,23 +27,31 @@ class Degradation(Protocol):
     """A cold-diffusion degradation D(x0, level, key).
 
     ``default_levels`` is (level at t = 0, level at t = T), used when the config gives none; the
-    level at t = 0 must leave the image unchanged (bit-exact).
+    level at t = 0 must leave the image unchanged (bit-exact). Images are square, gray or RGB, of
+    any side: a degradation reads the shape from x and acts on every channel of an image alike
+    (one blur, mask, swap or block grid per image, applied to each of its channels).
     """
 
     name: str
     default_levels: tuple[float, float]
 
     def check_levels(self, level_min: float, level_max: float) -> None:
-        """Raise UserError unless (level_min, level_max) is a valid schedule for this one."""
+        """Raise UserError unless (level_min, level_max) is a valid schedule for this one on
+        images of any size (the size's own bound is ``max_level``)."""
+        ...
+
+    def max_level(self, side: int) -> float:
+        """The largest level that means something on side x side images (``math.inf`` where the
+        size sets no bound); ``ColdDiffusion.from_config`` refuses a larger level_max."""
         ...
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
         """Degrade a batch.
 
-        x: (B, 1, H, W) float in [-0.5, 0.5]; level: (B,) float, one level per image;
-        key: (B,) int64, one random key per image. The same (x, level, key) always gives the same
-        output, so D is deterministic along one sampling trajectory. Returns (B, 1, H, W), same
-        dtype and device as x.
+        x: (B, C, H, W) float in [-0.5, 0.5], C = 1 or 3, H = W; level: (B,) float, one level
+        per image; key: (B,) int64, one random key per image. The same (x, level, key) always
+        gives the same output, so D is deterministic along one sampling trajectory. Returns
+        (B, C, H, W), same dtype and device as x.
         """
         ...
 

@@ -39,14 +39,20 @@ def gaussian_kernels(sigma: Tensor, radius: int) -> Tensor:
 
 @dataclass(frozen=True)
 class GaussianBlur:
-    """Gaussian blur with standard deviation = level (pixels), one sigma per image; key unused."""
+    """Gaussian blur with standard deviation = level (pixels), one sigma per image and the same
+    for each of its channels; key unused."""
 
     name: str = "blur"
     default_levels: tuple[float, float] = (0.0, 3.0)
 
     def check_levels(self, level_min: float, level_max: float) -> None:
-        """Beyond sigma = 10 the truncated kernel is wider than two 28-px images: all is blurred."""
+        """Up to sigma = 10 px (on 28-px images the truncated kernel is then wider than two
+        images: all is blurred)."""
         check_level_range(self.name, level_min, level_max, 0.0, 10.0)
+
+    def max_level(self, side: int) -> float:
+        """Any sigma blurs an image of any side: the size sets no bound."""
+        return math.inf
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
         """x: (B, C, H, W); level: (B,) sigma >= 0; key: (B,) ignored. Returns (B, C, H, W)."""

@@ -15,6 +15,7 @@ theirs; the kernel is linear and sums to 1, so it commutes with our [-0.5, 0.5] 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -35,12 +36,19 @@ def bansal_kernel(size: int = KERNEL_SIZE, std: float = KERNEL_STD) -> Tensor:
 
 
 def blur_circular(x: Tensor, kernel: Tensor) -> Tensor:
-    """One separable blur with circular padding. x: (B, C, H, W); kernel: (K,) odd K."""
+    """One separable blur with circular padding, each channel alike. x: (B, C, H, W);
+    kernel: (K,) odd K.
+
+    The padding wraps by indexing, so it may wrap more than once: images narrower than the
+    kernel's radius (``F.pad``'s circular mode refuses them) are blurred as the same tiling.
+    """
     batch, channels, height, width = x.shape
     radius = len(kernel) // 2
     k = kernel.to(device=x.device, dtype=x.dtype)
     planes = x.reshape(batch * channels, 1, height, width)
-    planes = F.pad(planes, (radius, radius, radius, radius), mode="circular")
+    rows = torch.arange(-radius, height + radius, device=x.device) % height
+    cols = torch.arange(-radius, width + radius, device=x.device) % width
+    planes = planes[:, :, rows][:, :, :, cols]  # (B*C, 1, H + 2r, W + 2r)
     planes = F.conv2d(planes, k[None, None, None, :])  # rows
     planes = F.conv2d(planes, k[None, None, :, None])  # cols
     return planes.reshape(batch, channels, height, width)
@@ -56,6 +64,10 @@ class RepeatedBlur:
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Up to 100 applications (their MNIST setting uses 20)."""
         check_level_range(self.name, level_min, level_max, 0.0, 100.0)
+
+    def max_level(self, side: int) -> float:
+        """Each application blurs an image of any side: the size sets no bound."""
+        return math.inf
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
         """x: (B, C, H, W); level: (B,) >= 0; key: (B,) ignored. Returns (B, C, H, W)."""

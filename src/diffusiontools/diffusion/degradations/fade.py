@@ -16,6 +16,7 @@ reproduced: their ``--discrete`` rounding of x_t to 8-bit levels during training
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +54,8 @@ def fade_masks(n_max: int, key: Tensor, size: tuple[int, int]) -> Tensor:
 
 @dataclass(frozen=True)
 class Fade:
-    """Bansal et al.'s "Random_Incremental" fade: level = number of fade steps."""
+    """Bansal et al.'s "Random_Incremental" fade: level = number of fade steps; one centre per
+    image, every channel faded alike."""
 
     name: str = "fade"
     default_levels: tuple[float, float] = (0.0, 50.0)
@@ -61,6 +63,10 @@ class Fade:
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Up to 100 steps (their MNIST setting uses 50; by 100 the hole covers the image)."""
         check_level_range(self.name, level_min, level_max, 0.0, 100.0)
+
+    def max_level(self, side: int) -> float:
+        """The hole widens in pixels whatever the side: the size sets no bound."""
+        return math.inf
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
         """x: (B, C, H, W); level: (B,) >= 0; key: (B,) int64. Returns (B, C, H, W)."""

@@ -8,7 +8,7 @@ sampling trajectory (one key) keeps one centre:
 - the centre c = (c_r, c_c) is uniform over the image, from ``uniform_fields(key, (2,))``;
 - pixel (i, j) is masked when its centre is within the Chebyshev distance level of c, measured
   in image sides: max(|i + 0.5 - c_r| / H, |j + 0.5 - c_c| / W) < level;
-- masked pixels take the background value -0.5.
+- masked pixels take the background value -0.5, in every channel alike (RGB: black).
 
 So level 0 masks nothing (identity), level 1 masks everything wherever the centre is, and the
 masked set only grows with the level (nested squares, for one key).
@@ -16,6 +16,7 @@ masked set only grows with the level (nested squares, for one key).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +52,10 @@ class Mask:
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Level 1 already masks the whole image from any centre."""
         check_level_range(self.name, level_min, level_max, 0.0, 1.0)
+
+    def max_level(self, side: int) -> float:
+        """The level is in image sides, so the size sets no bound."""
+        return math.inf
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
         """x: (B, C, H, W); level: (B,) in [0, 1]; key: (B,) int64. Returns (B, C, H, W)."""

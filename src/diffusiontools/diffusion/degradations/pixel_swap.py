@@ -1,23 +1,25 @@
 """The report's "custom" cold-diffusion degradation: local pixel swaps, in raster order.
 
 For a level s the original draws two uniform fields u1, u2 over the image grid and gives pixel
-(i, j) the partner ((i + dr) % H, (j + dc) % W), with
+(i, j) of an H x W image (the report's: 28 x 28) the partner ((i + dr) % H, (j + dc) % W), with
 
-    dc = int((u1 - 0.5) * 2 * s * 28),  dr = int((u2 - 0.5) * 2 * s * 28)    (int truncates to 0)
+    dc = int((u1 - 0.5) * 2 * s * W),  dr = int((u2 - 0.5) * 2 * s * H)    (int truncates to 0)
 
 then visits the pixels in raster order and swaps each with its partner in place, one after the
 other, so a pixel can move more than once. At s = 0.035 every offset truncates to 0 (identity);
-at 0.15 and 0.2 the largest offset is 4 and 5 px.
+at 0.15 and 0.2 the largest offset is 4 and 5 px (on 28 px; the offsets scale with the side).
+Every channel of an image is swapped alike.
 
-The original did 784 Python-level swaps of image data per call, with one field and one level for
-the whole batch. Here the 784 transpositions are composed into one permutation per image on
-small integer arrays, and the images move once, by a single gather. Each image has its own
-field (from its key) and its own level; passing one key and level for the whole batch gives the
+The original did H * W = 784 Python-level swaps of image data per call, with one field and one
+level for the whole batch. Here the H * W transpositions are composed into one permutation per
+image on small integer arrays, and the images move once, by a single gather. Each image has its
+own field (from its key) and its own level; passing one key and level for the whole batch gives the
 original's shared field.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,15 +30,12 @@ from diffusiontools.diffusion.degradations.base import check_level_range
 from diffusiontools.diffusion.degradations.random_fields import uniform_fields
 
 
-def swap_offsets(
-    level: Tensor, key: Tensor, size: tuple[int, int] = (28, 28)
-) -> tuple[Tensor, Tensor]:
+def swap_offsets(level: Tensor, key: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
     """Row and column offsets (dr, dc) of every pixel's swap partner.
 
-    level: (B,) float; key: (B,) int64. Returns dr, dc, each (B, H, W) int64 on key's device,
-    |dr| <= int(s * H) and |dc| <= int(s * W). For the report's 28x28 images H = W = 28 as in
-    the formula above. Computed in float64, so no rounding can lift 0.98 * (1 - 2**-23), the
-    largest |(u - 0.5) * 2 * 0.035 * 28|, to 1.
+    level: (B,) float; key: (B,) int64; size: (H, W). Returns dr, dc, each (B, H, W) int64 on
+    key's device, |dr| <= int(s * H) and |dc| <= int(s * W). Computed in float64, so no rounding
+    can lift 0.98 * (1 - 2**-23), the largest |(u - 0.5) * 2 * 0.035 * 28|, to 1.
     """
     height, width = size
     u = uniform_fields(key, (2, height, width)).to(torch.float64)  # (B, 2, H, W): u1, u2
@@ -129,8 +128,12 @@ class PixelSwap:
         """Offsets of up to the whole side (s = 1) are meaningful; beyond, they only wrap."""
         check_level_range(self.name, level_min, level_max, 0.0, 1.0)
 
+    def max_level(self, side: int) -> float:
+        """The level is a fraction of the side, so the size sets no bound."""
+        return math.inf
+
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
-        """x: (B, 1, H, W); level: (B,); key: (B,) int64. Returns (B, 1, H, W).
+        """x: (B, C, H, W); level: (B,); key: (B,) int64. Returns (B, C, H, W).
 
         Images with the same (key, level) share one permutation, so it is composed once: the
         original's shared-field mode (one key and level for the batch) costs a single image.

@@ -5,13 +5,14 @@ pixels is replaced by its average, then shown at full size again. Here the level
 side in pixels, continuous so that a linear schedule can drive it: block = round(level) (halves
 round up), at least 1.
 
-28 is divisible by few block sizes, so each side is split into n = ceil(28 / block) cells of
-as equal a size as possible (pixel i goes to cell floor((i + 0.5) * n / 28), which spreads the
-larger cells symmetrically: 9, 10, 9 for n = 3). Blocks that divide 28 get exact blocks.
+A side S (MNIST's 28) is divisible by few block sizes, so each side is split into
+n = ceil(S / block) cells of as equal a size as possible (pixel i goes to cell
+floor((i + 0.5) * n / S), which spreads the larger cells symmetrically: 9, 10, 9 for n = 3 on
+28 px). Blocks that divide S get exact blocks. Every channel gets the same cells.
 Padding with background to a multiple of the block was the alternative, but it mixes more and
 more background into the border cells as the block grows, so the distance to x0 then falls at
-some larger blocks (11 -> 13, 27 -> 28); with the cell split, a larger level never degrades less
-(blocks with the same n give the same image).
+some larger blocks (on 28 px: 11 -> 13, 27 -> 28); with the cell split, a larger level never
+degrades less (blocks with the same n give the same image).
 """
 
 from __future__ import annotations
@@ -56,8 +57,12 @@ class Pixelate:
     default_levels: tuple[float, float] = (1.0, 14.0)
 
     def check_levels(self, level_min: float, level_max: float) -> None:
-        """Blocks range from 1 px (identity) to 28 px (the whole image becomes its mean)."""
-        check_level_range(self.name, level_min, level_max, 1.0, 28.0)
+        """Blocks start at 1 px (identity); their largest is the image's side (``max_level``)."""
+        check_level_range(self.name, level_min, level_max, 1.0, math.inf)
+
+    def max_level(self, side: int) -> float:
+        """A block of the whole side turns the image into its mean: the most there is."""
+        return float(side)
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
         """x: (B, C, H, W); level: (B,) >= 1; key: (B,) ignored. Returns (B, C, H, W)."""

@@ -4,7 +4,8 @@ Their public code (resolution-diffusion-pytorch, README command for MNIST: ``--t
 --resolution_routine 'Incremental_factor_2'``) makes step i (i = 0, 1, ...) a bicubic
 down-sampling (no antialiasing) to ``size // 2**(i + 1)`` pixels followed by a 'nearest-exact'
 up-sampling back to full size, and x_t applies steps 0..t-1 one after the other. They padded
-MNIST to 32 px (32 -> 16 -> 8 -> 4); we keep 28 px, so the sizes are 14, 7 and 3.
+MNIST to 32 px (32 -> 16 -> 8 -> 4); we keep the images' own side S, so on MNIST's 28 px the
+sizes are 14, 7 and 3. Every channel is resized alike.
 
 The level is the number of halvings n (rounded; 0 is the identity), so a linear schedule from 0
 to T with T steps gives x_t exactly. Bicubic weights sum to 1, so the operator commutes with our
@@ -13,6 +14,7 @@ to T with T steps gives x_t exactly. Bicubic weights sum to 1, so the operator c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch.nn.functional as F
@@ -36,8 +38,12 @@ class Resolution:
     default_levels: tuple[float, float] = (0.0, 3.0)
 
     def check_levels(self, level_min: float, level_max: float) -> None:
-        """Four halvings leave 28 // 16 = 1 pixel: the most there can be."""
-        check_level_range(self.name, level_min, level_max, 0.0, 4.0)
+        """Any count of halvings from 0 (identity); the side bounds it (``max_level``)."""
+        check_level_range(self.name, level_min, level_max, 0.0, math.inf)
+
+    def max_level(self, side: int) -> float:
+        """Halvings while at least 1 px is left: floor(log2(side)) (28 px: 4, 28 // 16 = 1)."""
+        return float(side.bit_length() - 1)
 
     def __call__(self, x: Tensor, level: Tensor, key: Tensor) -> Tensor:
         """x: (B, C, H, W), square; level: (B,) >= 0; key: (B,) ignored. Returns (B, C, H, W)."""
