@@ -227,16 +227,6 @@ def test_the_quality_probe_refuses_a_data_set_without_its_classifier(tmp_path, f
     assert not (tmp_path / "run" / "data.json").exists()
 
 
-def test_a_data_set_without_labels_is_refused_before_training(tmp_path):
-    np.savez(tmp_path / "plain.npz", images=np.zeros((40, 8, 8), np.uint8))
-    with pytest.raises(UserError) as e:
-        train_tiny(tmp_path / "run", "data.dataset=npz", f"data.dir={tmp_path / 'plain.npz'}")
-    assert str(e.value) == (
-        "data.dataset = npz has no class labels; training takes labelled images only"
-    )
-    assert not (tmp_path / "run" / "data.json").exists()
-
-
 @pytest.mark.parametrize("n", [5, 11])
 def test_a_class_count_that_does_not_fit_the_data_is_refused_before_training(tmp_path, n):
     """Five classes cannot embed MNIST's labels 0-9 (it was an IndexError deep in torch);

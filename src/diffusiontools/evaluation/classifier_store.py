@@ -31,6 +31,7 @@ from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
 from .classifier import WEIGHTS_FILE, WEIGHTS_SHA256, MnistClassifier, load_classifier
 from .classifier_training import fit_classifier, state_dict
+from .inception_features import InceptionFeatures, unlabelled_scoring
 
 SHIPPED = "mnist"  # the data set (data.dataset) whose classifier ships in the package
 # The [data] keys that choose the images load_data returns (the rest choose a run's split).
@@ -41,9 +42,11 @@ LOADING_KEYS = ("dataset", "dir", "source", "channels", "image_size", "test_frac
 class DatasetClassifier:
     """``network``: a data set's classifier in eval mode; ``record``: which one it is (JSON:
     ``dataset``, ``weights``, ``weights_sha256``, and for a trained one ``fingerprint``,
-    ``spec``, ``test_accuracy``, ``epochs``, ``seed``)."""
+    ``spec``, ``test_accuracy``, ``epochs``, ``seed``). A data set without labels has no
+    classifier: ``network`` is then a feature network without a class head, or None where none
+    can be had, and ``record`` says which metrics are ``omitted`` (``inception_features``)."""
 
-    network: MnistClassifier
+    network: MnistClassifier | InceptionFeatures | None
     record: dict
 
 
@@ -109,7 +112,9 @@ def classifier_for(
     data: DataConfig, device: torch.device | str, action: str = "evaluate", remedy: str = ""
 ) -> DatasetClassifier:
     """The classifier that scores images of the data set ``data`` (a ``[data]`` section), on
-    ``device``: MNIST's shipped one, else the one stored for the data set's fingerprint.
+    ``device``: MNIST's shipped one, else the one stored for the data set's fingerprint; for a
+    data set without labels, Inception features where they can be had offline
+    (``inception_features.unlabelled_scoring``).
 
     Raises UserError naming ``action`` (what needs the classifier), the data set and the command
     that trains its classifier, ``remedy`` ending the sentence, when none is stored; and when a
@@ -130,6 +135,8 @@ def classifier_for(
             f"{spec.channels} images; this version scores 28x28 single-channel images only"
             f"{remedy}"
         )
+    if not spec.num_classes:  # no classes to train a classifier on: a classifier-free network
+        return DatasetClassifier(*unlabelled_scoring(data.dataset, device))
     fingerprint = dataset.fingerprint()
     weights, record_path = stored_paths(data.dataset, fingerprint)
     if not record_path.is_file():

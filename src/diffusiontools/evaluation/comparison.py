@@ -118,7 +118,8 @@ def evaluate_sets(
         stages.update()
 
         stages.set_description("evaluate: classifier features")
-        classifier = data.classifier.network.to(device)
+        network = data.classifier.network  # None: unlabelled data without a feature network
+        classifier = None if network is None else network.to(device)
         test_images = data.test_images(settings.test_reference)
         test_features, test_probabilities = features_in_chunks(
             classifier, test_images, device, "test features"
@@ -149,10 +150,11 @@ def evaluate_sets(
             save_set_figures(
                 m, emb, joint.test_gmm, settings.tsne_reference, data.training.train[:, 0], work
             )
-        labels = data.dataset.test_labels[: settings.tsne_reference].numpy()
-        save_tsne_by_label(
-            joint.test, labels, work / "tsne_test_labels.png", data.dataset.spec.class_names
-        )
+        if data.dataset.test_labels is not None:  # an unlabelled data set has no colours
+            labels = data.dataset.test_labels[: settings.tsne_reference].numpy()
+            save_tsne_by_label(
+                joint.test, labels, work / "tsne_test_labels.png", data.dataset.spec.class_names
+            )
         values = reference_values(test_images, test_probabilities)
         results = write_metrics(work, settings, data, joint, runs, values)
         stages.update()

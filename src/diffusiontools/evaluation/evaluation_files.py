@@ -87,8 +87,9 @@ def save_set_figures(
         title=f"{s.label}: {shown} of {len(s.images)} samples",
     )
     save_tsne_over_density(embedding, test_gmm, n_test_points, s.label, work / f"tsne_{stem}.png")
-    histogram = class_histogram(measured.probabilities)
-    save_class_histogram(histogram, s.label, work / f"class_histogram_{stem}.png")
+    if measured.probabilities is not None:  # None: unlabelled data, which has no classes
+        histogram = class_histogram(measured.probabilities)
+        save_class_histogram(histogram, s.label, work / f"class_histogram_{stem}.png")
     closest = np.argsort(measured.distances, kind="stable")[:PAIRS_SHOWN]
     save_memorisation_pairs(
         torch.from_numpy(s.images[closest]),
@@ -101,12 +102,14 @@ def save_set_figures(
 
 
 def run_record(measured: MeasuredSet, metrics: dict[str, dict]) -> dict:
-    """One set's entry under metrics.json's ``runs``."""
+    """One set's entry under metrics.json's ``runs`` (``class_histogram`` None: unlabelled
+    data)."""
+    p = measured.probabilities
     return {
         "n_samples": len(measured.samples.images),
         "source": measured.samples.source,
         "metrics": metrics,
-        "class_histogram": class_histogram(measured.probabilities).tolist(),
+        "class_histogram": None if p is None else class_histogram(p).tolist(),
     }
 
 

@@ -27,7 +27,8 @@ def classifier_features(
     """Penultimate features (N, D) and class probabilities (N, K) of ``images``, as float64.
 
     images: float (N, C, H, W) in [-0.5, 0.5], or (N, H, W) for one channel. ``classifier``
-    must have a ``features`` method and a ``head`` mapping features to logits (``MnistClassifier``).
+    must have a ``features`` method and a ``head`` mapping features to logits (``MnistClassifier``);
+    a feature network without a ``head`` (``InceptionFeatures``) gives probabilities None.
     """
     x = torch.as_tensor(images, dtype=torch.float32)
     if x.dim() == 3:
@@ -37,8 +38,9 @@ def classifier_features(
     for start in range(0, len(x), batch_size):
         f = classifier.features(x[start : start + batch_size].to(device))
         features.append(f.cpu().double())
-        probabilities.append(torch.softmax(classifier.head(f), dim=1).cpu().double())
-    return torch.cat(features).numpy(), torch.cat(probabilities).numpy()
+        if hasattr(classifier, "head"):
+            probabilities.append(torch.softmax(classifier.head(f), dim=1).cpu().double())
+    return torch.cat(features).numpy(), torch.cat(probabilities).numpy() if probabilities else None
 
 
 def psd_sqrt(cov: np.ndarray) -> np.ndarray:

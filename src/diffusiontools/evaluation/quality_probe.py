@@ -41,6 +41,7 @@ from torch import nn
 from ..config import Config
 from ..data import load_data, to_model, to_uint8
 from ..diffusion import make_process
+from ..errors import UserError
 from ..sampling.generation import generate
 from ..sampling.plan import resolve_plan
 from . import (
@@ -115,6 +116,14 @@ class QualityProbe:
         self.config = probe_config(config)
         self.settings = resolve_plan(self.config)  # what is drawn, every choice resolved
         self.n = config.training.eval_samples
+        data = load_data(config.data)
+        if not data.spec.num_classes:  # its columns are a classifier's: no labels, none
+            raise UserError(
+                f"training.eval_every={config.training.eval_every}: the quality probe scores "
+                f"with a classifier of the data set's classes, and data.dataset = "
+                f"{config.data.dataset} has no class labels; set training.eval_every = 0 and "
+                "score the run with `diffusiontools evaluate`"
+            )
         found = classifier_for(
             config.data,
             "cpu",
@@ -122,7 +131,6 @@ class QualityProbe:
             ", or set training.eval_every = 0 to train without the quality probe",
         )
         self.classifier = found.network
-        data = load_data(config.data)
         self.shape = data.spec.shape  # (C, H, W), 28x28 gray: classifier_for refuses others
         test = data.test_images[:, 0].numpy()  # (K, 28, 28): one channel
         self.n_test = len(test)

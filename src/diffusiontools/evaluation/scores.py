@@ -99,16 +99,18 @@ class HeldOutReference:
 
     features (K, 128) float64: classifier features of the first K test images;
     radii (K,): each test feature's distance to its PR_K-th nearest test feature;
+    (both None where there is no feature network: unlabelled data without Inception features)
     nn_distances (K,): each test image's L2 distance to its nearest training image.
     """
 
-    features: np.ndarray
-    radii: torch.Tensor
+    features: np.ndarray | None
+    radii: torch.Tensor | None
     nn_distances: np.ndarray
 
     @classmethod
-    def build(cls, features: np.ndarray, nn_distances: np.ndarray) -> HeldOutReference:
-        return cls(features, kth_neighbour_radii(features, PR_K), nn_distances)
+    def build(cls, features: np.ndarray | None, nn_distances: np.ndarray) -> HeldOutReference:
+        radii = None if features is None else kth_neighbour_radii(features, PR_K)
+        return cls(features, radii, nn_distances)
 
 
 def pixel_scores(x: np.ndarray, seed: int, n_boot: int = N_BOOT_SET) -> dict[str, dict]:
@@ -125,10 +127,13 @@ def frame_scores(images: np.ndarray, seed: int, n_boot: int = N_BOOT) -> dict[st
     }
 
 
-def reference_values(images: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+def reference_values(images: np.ndarray, probabilities: np.ndarray | None) -> dict[str, float]:
     """What real images score on the metrics that need no reference set: the frame statistics
-    of uint8 images (K, 28, 28) and the class metrics of their probabilities (K, 10). For the
-    test images, it is the value a perfect generator would reach, shown beside the samples'."""
+    of uint8 images (K, 28, 28) and the class metrics of their probabilities (K, 10), where
+    there are any (None: unlabelled data). For the test images, it is the value a perfect
+    generator would reach, shown beside the samples'."""
+    if probabilities is None:
+        return frame_statistics(images)
     return {
         **frame_statistics(images),
         "class_entropy": class_entropy(class_histogram(probabilities)),

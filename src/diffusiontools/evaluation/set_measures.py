@@ -20,11 +20,12 @@ CHUNK = 1000  # images per step of the feature and nearest-neighbour progress ba
 class MeasuredSet:
     """A set with what its scores are computed from: classifier features
     (N, 128) and class probabilities (N, 10), and each sample's L2 distance (N,) to its nearest
-    training image and that image's index (N,) in the training split."""
+    training image and that image's index (N,) in the training split. A data set without labels
+    has no probabilities (None), and features only where a feature network can be had."""
 
     samples: SampleSet
-    features: np.ndarray
-    probabilities: np.ndarray
+    features: np.ndarray | None
+    probabilities: np.ndarray | None
     distances: np.ndarray
     nearest: np.ndarray
 
@@ -33,12 +34,16 @@ def features_in_chunks(
     classifier, images: np.ndarray, device: torch.device, desc: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """``classifier_features`` of uint8 images (N, 28, 28), with a progress bar: features
-    (N, 128) and class probabilities (N, 10), float64."""
+    (N, 128) and class probabilities (N, 10), float64; None for what ``classifier`` cannot give
+    (no network: neither; a feature network without a class head: no probabilities)."""
+    if classifier is None:
+        return None, None
     parts = [
         classifier_features(classifier, to_model(torch.from_numpy(images[i : i + CHUNK])), device)
         for i in inner_bar(range(0, len(images), CHUNK), desc)
     ]
-    return np.concatenate([f for f, _ in parts]), np.concatenate([p for _, p in parts])
+    probabilities = None if parts[0][1] is None else np.concatenate([p for _, p in parts])
+    return np.concatenate([f for f, _ in parts]), probabilities
 
 
 def distances_in_chunks(

@@ -70,11 +70,12 @@ def set_scores(
     (N, 2), ``test_gmm`` the test points' mixture, ``reference`` the test reference."""
     images, seed = measured.samples.images, settings.seed
     n_boot, n_boot_set = settings.n_boot, settings.n_boot_set
+    features, probabilities = measured.features, measured.probabilities  # None: unlabelled data
     return {
         **pixel_scores(as_model_range(images), seed, n_boot_set),
         **density_scores(embedding, test_gmm, seed),
-        **feature_scores(measured.features, reference, seed, n_boot_set),
-        **class_scores(measured.probabilities, seed, n_boot, n_boot_set),
+        **({} if features is None else feature_scores(features, reference, seed, n_boot_set)),
+        **({} if probabilities is None else class_scores(probabilities, seed, n_boot, n_boot_set)),
         **frame_scores(images, seed, n_boot),
         **memorisation_scores(measured.distances, reference, seed, n_boot),
     }

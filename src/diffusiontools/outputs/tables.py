@@ -74,7 +74,10 @@ def table(results: dict) -> tuple[list[str], list[list[str]]]:
         ]
         value = reference["values"].get(key) if reference else None
         rows.append(row(name, cells, "" if value is None else f"{value + 0.0:.{digits}f}"))
-    histograms = [" ".join(map(str, run["class_histogram"])) for run in runs.values()]
+    histograms = [
+        "–" if run["class_histogram"] is None else " ".join(map(str, run["class_histogram"]))
+        for run in runs.values()
+    ]
     rows.append(row("class histogram (digits 0-9)", histograms, ""))
     return header, rows
 

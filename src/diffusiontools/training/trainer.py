@@ -176,7 +176,7 @@ def _train_loop(end: EpochEnd, changed: bool) -> Path:
         with EpochProgress(state, steps_per_epoch, ranks, end.board, end.run_dir, device) as bar:
             for idx in batches[state.batch :]:
                 # The global batch's labels and noise, drawn whole on every rank, then sliced.
-                y = labels_for_guidance(data.train_labels[idx], state.config, step_gen)
+                y = labels_for_guidance(data.train_labels, idx, state.config, step_gen)
                 noise = process.draw_noise((len(idx), *data.train.shape[1:]), step_gen, device)
                 x0 = to_model(data.train[ranks.shard(idx)])  # (B / ranks, C, H, W) in [-0.5, 0.5]
                 if tc.channels_last:

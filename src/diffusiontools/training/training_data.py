@@ -21,9 +21,9 @@ VAL_FRACTION_MAX = _DATA_FIELDS["val_fraction"].metadata["max"]  # the largest a
 @dataclass
 class TrainingData:
     train: torch.Tensor  # (N, C, H, W) uint8 on the device
-    train_labels: torch.Tensor  # (N,) int64 on the device
+    train_labels: torch.Tensor | None  # (N,) int64 on the device; None: unlabelled data
     val: torch.Tensor
-    val_labels: torch.Tensor
+    val_labels: torch.Tensor | None
     provenance: dict
 
 
@@ -38,16 +38,12 @@ def load_training_data(config: Config, device: torch.device) -> TrainingData:
 
 def check_trainable(dataset: ImageDataset, config: Config) -> None:
     """Refuse, in one sentence naming ``data.dataset``, a data set that ``config`` cannot train
-    on: unlabelled images, or images that are not square (the networks take S x S). Gray or RGB
-    images of any square size train a Gaussian or a cold process; whether a degradation's levels
+    on: images that are not square (the networks take S x S). Gray or RGB images of any square
+    size, labelled or not, train a Gaussian or a cold process; whether a degradation's levels
     fit the size, the process says (``make_process`` with the data's shape, here, before the
     run's folder changes), and whether the network's levels fit it, the network says
     (``models.unet.check_levels``)."""
     spec, name = dataset.spec, config.data.dataset
-    if not spec.num_classes:
-        raise UserError(
-            f"data.dataset = {name} has no class labels; training takes labelled images only"
-        )
     if spec.height != spec.width:
         raise UserError(
             f"data.dataset = {name} gives {spec.height}x{spec.width} images; the networks take "
@@ -58,8 +54,14 @@ def check_trainable(dataset: ImageDataset, config: Config) -> None:
 
 def check_classes(dataset: ImageDataset, config: Config) -> None:
     """Refuse a class-conditional model whose ``model.num_classes`` is not the data set's number
-    of classes: fewer cannot embed its labels, more learn classes that have no images."""
+    of classes: fewer cannot embed its labels, more learn classes that have no images; on a data
+    set without labels only an unconditional model (0) trains."""
     n, classes = config.model.num_classes, dataset.spec.num_classes
+    if n and not classes:
+        raise UserError(
+            f"model.num_classes = {n} needs class labels, and data.dataset = "
+            f"{config.data.dataset} has none: give model.num_classes = 0 (unconditional)"
+        )
     if n and n != classes:
         raise UserError(
             f"model.num_classes = {n} does not fit data.dataset = {config.data.dataset}, which "
@@ -101,8 +103,8 @@ def split_training_data(
     }
     return TrainingData(
         images[train_idx].to(device),
-        labels[train_idx].to(device),
+        None if labels is None else labels[train_idx].to(device),
         images[val_idx].to(device),
-        labels[val_idx].to(device),
+        None if labels is None else labels[val_idx].to(device),
         provenance,
     )

@@ -20,12 +20,18 @@ class NonFiniteLoss(UserError):
 
 
 def labels_for_guidance(
-    y: torch.Tensor, config: Config, generator: torch.Generator
+    labels: torch.Tensor | None,
+    idx: torch.Tensor | slice,
+    config: Config,
+    generator: torch.Generator,
 ) -> torch.Tensor | None:
-    """Class labels with a fraction dropped to the null label (classifier-free guidance)."""
+    """The class labels ``labels[idx]`` with a fraction dropped to the null label
+    (classifier-free guidance); None for an unconditional model (``labels`` may then be None:
+    a data set without labels)."""
     m = config.model
     if not m.num_classes:
         return None
+    y = labels[idx]
     drop = torch.rand(y.shape, device=y.device, generator=generator) < m.class_dropout
     return torch.where(drop, torch.full_like(y, m.num_classes), y)
 
@@ -51,7 +57,7 @@ def validation_loss(process, net: nn.Module, data: TrainingData, config: Config,
     total = torch.zeros((), device=device)
     for b in range(n_batches):
         sl = slice(b * batch_size, (b + 1) * batch_size)
-        y = labels_for_guidance(data.val_labels[sl], config, generator)
+        y = labels_for_guidance(data.val_labels, sl, config, generator)
         total += training_loss(process, net, to_model(data.val[sl]), generator, y)
     net.train()
     return float(total) / n_batches
