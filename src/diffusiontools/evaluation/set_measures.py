@@ -18,9 +18,9 @@ CHUNK = 1000  # images per step of the feature and nearest-neighbour progress ba
 
 @dataclass(frozen=True)
 class MeasuredSet:
-    """A set with what its scores are computed from: classifier features
-    (N, 128) and class probabilities (N, 10), and each sample's L2 distance (N,) to its nearest
-    training image and that image's index (N,) in the training split."""
+    """A set with what its scores are computed from: classifier features (N, 128) and class
+    probabilities (N, K) over the data set's K classes, and each sample's L2 distance (N,) to
+    its nearest training image and that image's index (N,) in the training split."""
 
     samples: SampleSet
     features: np.ndarray
@@ -32,8 +32,8 @@ class MeasuredSet:
 def features_in_chunks(
     classifier, images: np.ndarray, device: torch.device, desc: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``classifier_features`` of uint8 images (N, 28, 28), with a progress bar: features
-    (N, 128) and class probabilities (N, 10), float64."""
+    """``classifier_features`` of uint8 images (N, C, H, W), with a progress bar: features
+    (N, 128) and class probabilities (N, K), K the classifier's classes, float64."""
     parts = [
         classifier_features(classifier, to_model(torch.from_numpy(images[i : i + CHUNK])), device)
         for i in inner_bar(range(0, len(images), CHUNK), desc)
@@ -44,8 +44,8 @@ def features_in_chunks(
 def distances_in_chunks(
     images: np.ndarray, train: torch.Tensor, desc: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-training-image L2 distance (N,) and index (N,) of uint8 images (N, 28, 28);
-    ``train``: float (M, 1, 28, 28) in [-0.5, 0.5] on the device the distances are taken on."""
+    """Nearest-training-image L2 distance (N,) and index (N,) of uint8 images (N, C, H, W);
+    ``train``: float (M, C, H, W) in [-0.5, 0.5] on the device the distances are taken on."""
     parts = [
         nearest_neighbour_distances(
             to_model(torch.from_numpy(images[i : i + CHUNK])).to(train.device), train
