@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from test_shapes import DIGITS8, blobs_npz
-from tiny_runs import single_thread, train_tiny  # noqa: F401  (autouse: one thread)
+from tiny_runs import single_thread, tiny_config, train_tiny  # noqa: F401  (autouse: one thread)
 
 import diffusiontools as dt
 from diffusiontools.config import DataConfig
@@ -20,7 +20,9 @@ from diffusiontools.evaluation import total_variance
 from diffusiontools.evaluation.classifier_store import train_for_dataset
 from diffusiontools.evaluation.comparison import evaluate_sets
 from diffusiontools.evaluation.frame_metrics import frame_means, frame_statistics
+from diffusiontools.evaluation.reconstruction import by_class, markdown_table
 from diffusiontools.evaluation.settings import EvaluationSettings
+from diffusiontools.training.run_folder import read_metrics
 
 SMALL = {"tsne_reference": 60, "test_reference": 60, "n_boot": 20, "n_boot_set": 4}
 SET_FIGURES = ("samples_{}.png", "tsne_{}.png", "class_histogram_{}.png", "memorisation_{}.png")
@@ -71,6 +73,26 @@ def test_total_variance_of_rgb_images_against_its_closed_form():
     v[1, 0, :] = 0.5
     x = np.array([-0.3, -0.1, 0.1, 0.3])[:, None, None, None] * v  # (4, 3, 16, 16)
     assert total_variance(x) == pytest.approx(0.2 / 3 * 260)
+
+
+def test_reconstruction_tables_take_the_data_sets_classes():
+    values, labels = torch.tensor([1.0, 2.0, 4.0, 8.0]), torch.tensor([0, 2, 0, 2])
+    rmse = by_class(values, labels, ("cat", "dog", "fish"))
+    assert rmse == {"cat": 2.5, "dog": None, "fish": 5.0, "All": 3.75}
+    assert by_class(values, None, ()) == {"All": 3.75}  # unlabelled: no classes
+    result = {
+        "samplers": [],
+        "counts": {"cat": 2, "dog": 0, "fish": 2, "All": 4},
+        "table": {"direct": {"rmse": rmse, "mse": rmse}},
+    }
+    table = markdown_table(result).splitlines()
+    assert table[0] == "| class | n | direct RMSE | direct MSE |"
+    assert table[2:] == [
+        "| cat | 2 | 2.50000 | 2.50000 |",
+        "| dog | 0 | – | – |",
+        "| fish | 2 | 5.00000 | 5.00000 |",
+        "| All | 4 | 3.75000 | 3.75000 |",
+    ]
 
 
 # --- end to end --------------------------------------------------------------------------------
@@ -130,6 +152,18 @@ def test_a_set_of_another_shape_is_refused_in_one_sentence(
         "score a set against the data its images are of"
     )
     assert not (tmp_path / "eval").exists()
+
+
+def test_the_quality_probe_of_a_digits8_run_scores_8x8_samples(
+    digits8_cache, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(digits8_cache))
+    config = tiny_config(*DIGITS8, "training.eval_every=1", "training.eval_samples=10")
+    dt.train(config, tmp_path / "run")
+    (row,) = read_metrics(tmp_path / "run")  # epoch 0, the last
+    assert 0.0 <= row["class_entropy"] <= np.log(10)
+    assert 0.0 <= row["recognisable_fraction"] <= 1.0
+    assert row["frechet_distance"] >= 0.0 and 0.0 <= row["frame_mean"] <= 255.0
 
 
 def test_an_rgb_16x16_labelled_set_is_evaluated_end_to_end(tmp_path, monkeypatch):
