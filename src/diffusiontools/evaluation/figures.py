@@ -79,7 +79,7 @@ def save_class_histogram(
     ax = fig.subplots()
     ax.bar(range(n_classes), histogram, color="tab:blue")
     ax.axhline(n / n_classes, color="grey", linestyle="--", linewidth=1, label="uniform")
-    long = max(len(name) for name in class_names) > 2  # e.g. CIFAR's "automobile"
+    long = max(map(len, class_names), default=0) > 2  # e.g. CIFAR's "automobile"
     ax.set_xticks(range(n_classes), class_names, rotation=45 if long else 0, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("samples")
