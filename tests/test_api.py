@@ -161,12 +161,19 @@ def test_sampling_options_override_the_run_and_take_effect():
         (lambda: dt.show(torch.full((2, 28, 28), float("nan"))), "NaN or inf"),
         (lambda: dt.evaluate([1]), "non-empty dict"),
         (lambda: dt.evaluate({1: torch.zeros(20, 28, 28)}), "labels must be strings"),
-        (lambda: dt.evaluate({"x": np.zeros((20, 3, 28, 28), np.uint8)}), "not (20, 3, 28, 28)"),
+        (lambda: dt.evaluate({"x": np.zeros((20, 2, 28, 28), np.uint8)}), "not (20, 2, 28, 28)"),
+        (
+            lambda: dt.evaluate({"x": np.zeros((20, 3, 28, 28), np.uint8)}),
+            "holds 3x28x28 images, but data.dataset = mnist gives 1x28x28 images",
+        ),
         (lambda: dt.evaluate({"x": np.zeros((20, 28, 28), np.int64)}), "torch.int64"),
         (lambda: dt.evaluate({"x": np.full((20, 28, 28), 200.0)}), "look like 0..255 pixels"),
         (lambda: dt.evaluate({"x": np.zeros((20, 28, 28))}, n_samples=0), "n_samples=0"),
         (lambda: dt.evaluate({"x": np.zeros((20, 28, 28))}, n_boot=2.5), "n_boot=2.5 is not a"),
-        (lambda: dt.evaluate({"x": np.zeros((20, 32, 32), np.uint8)}), "not (20, 32, 32)"),
+        (
+            lambda: dt.evaluate({"x": np.zeros((20, 32, 32), np.uint8)}),
+            "holds 1x32x32 images, but data.dataset = mnist gives 1x28x28 images",
+        ),
     ],
 )
 def test_a_wrongly_typed_argument_raises_the_library_error(call, fragment, tmp_path, monkeypatch):

@@ -75,7 +75,9 @@ def test_frame_statistics_of_a_hand_computed_set():
 
 
 def test_frame_statistics_refuse_float_images():
-    with pytest.raises(UserError, match=r"uint8 images \(N, 28, 28\)"):
+    with pytest.raises(
+        UserError, match=r"uint8 images \(N, C, H, W\) with C 1 or 3, or \(N, H, W\)"
+    ):
         frame_statistics(np.zeros((2, 28, 28), np.float32))
 
 

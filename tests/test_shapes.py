@@ -136,18 +136,3 @@ def test_networks_map_images_of_their_shape_to_the_same_shape(network):
     net = make_network(config, seed=0, T=20, shape=(3, 16, 16))
     x = torch.zeros(2, 3, 16, 16)
     assert net(x, torch.full((2,), 0.5)).shape == (2, 3, 16, 16)
-
-
-def test_scoring_refuses_a_shape_it_cannot_score_yet():
-    """Training and sampling take any square gray or RGB shape; the evaluation's metrics and
-    figures still take 28x28 gray images: another shape is refused, never scored wrongly."""
-    from diffusiontools.config import DataConfig
-    from diffusiontools.errors import UserError
-    from diffusiontools.evaluation.classifier_store import classifier_for
-
-    with pytest.raises(UserError) as e:
-        classifier_for(DataConfig(dataset="digits8"), "cpu")
-    assert str(e.value) == (
-        "evaluate: data.dataset = digits8 gives 8x8x1 images; this version scores 28x28 "
-        "single-channel images only"
-    )

@@ -87,14 +87,19 @@ SampleSource = TrainedModel | str | Path | np.ndarray | torch.Tensor
 
 
 def checked_images(label: str, images: torch.Tensor) -> np.ndarray:
-    """Images given as an array: uint8 0..255 or float in model range, (N, 28, 28) or
-    (N, 1, 28, 28); anything else is refused rather than guessed at. Returns uint8 (N, 28, 28)
-    (values beyond [-0.5, 0.5] saturate to black or white, as for every sample)."""
+    """Images given as an array: uint8 0..255 or float in model range, (N, C, H, W) with C 1
+    or 3, or gray (N, H, W) (e.g. MNIST's (N, 28, 28)); anything else is refused rather than
+    guessed at (the shape is checked against the data's by ``evaluate``). Returns uint8
+    (N, C, H, W), gray as (N, 1, H, W) (values beyond [-0.5, 0.5] saturate to black or white,
+    as for every sample)."""
     shape = tuple(images.shape)
-    if not (len(shape) in (3, 4) and shape[-2:] == (28, 28) and (len(shape) == 3 or shape[1] == 1)):
-        raise UserError(f"set {label!r}: images must be (N, 28, 28) or (N, 1, 28, 28), not {shape}")
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[1] in (1, 3))):
+        raise UserError(
+            f"set {label!r}: images must be (N, C, H, W) with C 1 or 3, or (N, H, W), not {shape}"
+        )
+    nchw = (shape[0], 1, *shape[1:]) if len(shape) == 3 else shape  # (N, C, H, W)
     if images.dtype == torch.uint8:
-        return images.reshape(-1, 28, 28).cpu().numpy()
+        return images.reshape(nchw).cpu().numpy()
     if not images.dtype.is_floating_point:
         raise UserError(
             f"set {label!r}: images are {images.dtype}; give uint8 0..255 or float in [-0.5, 0.5]"
@@ -106,7 +111,7 @@ def checked_images(label: str, images: torch.Tensor) -> np.ndarray:
             f"set {label!r}: float images span {float(images.min()):g}..{float(images.max()):g}, "
             "which look like 0..255 pixels, not the model range [-0.5, 0.5]; give them as uint8"
         )
-    return to_uint8(images).reshape(-1, 28, 28).cpu().numpy()
+    return to_uint8(images).reshape(nchw).cpu().numpy()
 
 
 def evaluate(
@@ -121,14 +126,17 @@ def evaluate(
     n_boot_set: int = N_BOOT_SET,
     overwrite: bool = False,
 ) -> EvaluationResult:
-    """Score sample sets side by side against the MNIST test set (docs/evaluation.md).
+    """Score sample sets side by side against the test set of their data (docs/evaluation.md),
+    with that data set's own classifier.
 
     ``sets``: label -> a :class:`TrainedModel` (``n_samples`` are drawn with its sampling
     settings, default 200), a run or export folder (loaded, then the same), an NPZ file of
-    samples, or images as an array / tensor ((N, 28, 28) or (N, 1, 28, 28), uint8 0..255 or
-    model range [-0.5, 0.5]). ``n_samples``: per set, 10..10,000 (None: 200 per model, every
-    image of a file or array, at most 10,000). Models must share their ``[data]`` settings:
-    memorisation is measured against their training split, and the test reference is shared.
+    samples, or images as an array / tensor ((N, C, H, W) of the data's shape, or gray
+    (N, H, W), e.g. MNIST's (N, 28, 28); uint8 0..255 or model range [-0.5, 0.5]); a set of
+    another shape than the data's is refused. ``n_samples``: per set, 10..10,000 (None: 200
+    per model, every image of a file or array, at most 10,000). Models must share their
+    ``[data]`` settings: memorisation is measured against their training split, and the test
+    reference is shared.
     ``tsne_reference``, ``test_reference``: test images in the joint t-SNE and behind the
     classifier metrics (None: every test image of the data, at most 10,000).
     Writes metrics.json, metrics.md, NPZ files and the figures into ``out``; an evaluation

@@ -2,8 +2,8 @@
 
 All functions take class probabilities (N, K), rows summing to 1 (``classifier_features``), K the
 data set's number of classes (10 for MNIST).
-A generator that has collapsed onto a few digits shows a low class entropy; one that draws
-unreadable strokes shows a low mean confidence and a low recognisable fraction.
+A generator that has collapsed onto a few classes (MNIST: digits) shows a low class entropy; one
+that draws unreadable strokes shows a low mean confidence and a low recognisable fraction.
 """
 
 import numpy as np

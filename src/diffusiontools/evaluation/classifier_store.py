@@ -105,9 +105,6 @@ def train_for_dataset(
     return record
 
 
-SCORED_SHAPE = (1, 28, 28)  # (C, H, W) the evaluation's metrics and figures take
-
-
 def classifier_for(
     data: DataConfig, device: torch.device | str, action: str = "evaluate", remedy: str = ""
 ) -> DatasetClassifier:
@@ -129,12 +126,6 @@ def classifier_for(
         return DatasetClassifier(load_classifier(device), record)
     dataset = load_data(data)
     spec = dataset.spec
-    if spec.shape != SCORED_SHAPE:  # the scoring's frame metrics, t-SNE and figures
-        raise UserError(
-            f"{action}: data.dataset = {data.dataset} gives {spec.height}x{spec.width}x"
-            f"{spec.channels} images; this version scores 28x28 single-channel images only"
-            f"{remedy}"
-        )
     if not spec.num_classes:  # no classes to train a classifier on: a classifier-free network
         return DatasetClassifier(*unlabelled_scoring(data.dataset, device))
     fingerprint = dataset.fingerprint()

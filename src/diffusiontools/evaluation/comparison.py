@@ -78,7 +78,8 @@ def evaluate_sets(
     given as images) as samples_<label>.npz into ``out_dir``.
 
     sets: (label, source) in column order; a source is a :class:`TrainedModel` (sampled as
-    ``settings`` say), an NPZ file or uint8 images (N, 28, 28), of which the first
+    ``settings`` say), an NPZ file or uint8 images (N, C, H, W) of the data's (C, H, W) (gray
+    also (N, H, W), e.g. MNIST's (N, 28, 28)), of which the first
     ``settings.n_samples`` are scored (None: all, at most MAX_SAMPLES);
     settings: the counts, seed and references (:class:`EvaluationSettings`); reference sizes
     left None take the test images of the data in use, at most MAX_SAMPLES;
@@ -104,7 +105,10 @@ def evaluate_sets(
         resolve_plan(model.config, settings.sampler, settings.steps)
     data = load_evaluation_data(models, npz_data)
     settings = settings.for_test_images(len(data.dataset.test_images))
-    given = given_sets(sets, settings.n_samples, out_dir, npz_argument)
+    spec = data.dataset.spec
+    given = given_sets(
+        sets, settings.n_samples, out_dir, npz_argument, (data.config.data.dataset, spec.shape)
+    )
     inputs = [Path(src) for _, src in sets if isinstance(src, Path)]
     saved = [label for label, src in sets if not isinstance(src, Path)]  # written as NPZ
     replaced = files_replaced(out_dir, names, saved, inputs, overwrite)
@@ -128,7 +132,7 @@ def evaluate_sets(
         stages.update()
 
         stages.set_description("evaluate: nearest training images")
-        train = to_model(data.training.train).to(device)  # (n_train_split, 1, 28, 28)
+        train = to_model(data.training.train).to(device)  # (n_train_split, C, H, W)
         test_d, _ = distances_in_chunks(test_images, train, "test baseline")
         nearest = [distances_in_chunks(s.images, train, s.label) for s in sample_sets]
         reference = HeldOutReference.build(test_features, test_d)
@@ -148,13 +152,11 @@ def evaluate_sets(
             metrics = set_scores(m, emb, joint.test_gmm, reference, settings)
             runs[m.samples.label] = run_record(m, metrics)
             save_set_figures(
-                m, emb, joint.test_gmm, settings.tsne_reference, data.training.train[:, 0], work
+                m, emb, joint.test_gmm, settings.tsne_reference, data.training.train, spec, work
             )
         if data.dataset.test_labels is not None:  # an unlabelled data set has no colours
             labels = data.dataset.test_labels[: settings.tsne_reference].numpy()
-            save_tsne_by_label(
-                joint.test, labels, work / "tsne_test_labels.png", data.dataset.spec.class_names
-            )
+            save_tsne_by_label(joint.test, labels, work / "tsne_test_labels.png", spec.class_names)
         values = reference_values(test_images, test_probabilities)
         results = write_metrics(work, settings, data, joint, runs, values)
         stages.update()

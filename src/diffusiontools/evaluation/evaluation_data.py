@@ -63,14 +63,15 @@ class EvaluationData:
     classifier: DatasetClassifier
 
     def test_images(self, k: int) -> np.ndarray:
-        """The first k test images, uint8 (k, 28, 28): the one channel of (k, 1, 28, 28)."""
-        return self.dataset.test_images[:k, 0].numpy()
+        """The first k test images, uint8 (k, C, H, W)."""
+        return self.dataset.test_images[:k].numpy()
 
     def record(self) -> dict:
         """Which data, and which training images memorisation was measured against."""
         data, training = self.config.data, self.training
         return {
             **{k: training.provenance[k] for k in ("source", "folder", "n_train", "n_test")},
+            "spec": self.dataset.spec.to_dict(),  # the images' shape and the classes scored
             "settings": {**vars(data), "from": self.origin},
             "memorisation_reference": (
                 f"the {len(training.train)} images of the training split (data.subset "

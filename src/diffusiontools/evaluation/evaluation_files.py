@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
+from ..data import DatasetSpec
 from ..outputs.figures import save_sample_grid
 from ..outputs.safe_writes import refuse_existing
 from ..outputs.tables import markdown_table
@@ -74,11 +75,12 @@ def save_set_figures(
     test_gmm: GaussianMixture,
     n_test_points: int,
     train: torch.Tensor,
+    spec: DatasetSpec,
     work: Path,
 ) -> None:
     """A set's sample grid, t-SNE points over the test images' density (``n_test_points``
-    of them), class histogram and closest pairs to the training images ``train`` uint8
-    (M, 28, 28), into ``work``."""
+    of them), class histogram (over ``spec.class_names``) and closest pairs to the training
+    images ``train`` uint8 (M, C, H, W), into ``work``."""
     s, stem = measured.samples, file_stem(measured.samples.label)
     shown = min(GRID_SHOWN, len(s.images))
     save_sample_grid(
@@ -89,7 +91,9 @@ def save_set_figures(
     save_tsne_over_density(embedding, test_gmm, n_test_points, s.label, work / f"tsne_{stem}.png")
     if measured.probabilities is not None:  # None: unlabelled data, which has no classes
         histogram = class_histogram(measured.probabilities)
-        save_class_histogram(histogram, s.label, work / f"class_histogram_{stem}.png")
+        save_class_histogram(
+            histogram, s.label, work / f"class_histogram_{stem}.png", spec.class_names
+        )
     closest = np.argsort(measured.distances, kind="stable")[:PAIRS_SHOWN]
     save_memorisation_pairs(
         torch.from_numpy(s.images[closest]),
@@ -138,7 +142,7 @@ def write_metrics(
             "label": "test images",
             "n": settings.test_reference,
             "note": "the first test_reference test images themselves, on the metrics that "
-            "need no reference set: what a generator of MNIST-like digits should score",
+            "need no reference set: what a generator of the data set's images should score",
             "values": reference_values,
         },
     }

@@ -69,14 +69,18 @@ def save_tsne_over_density(
     save_figure(fig, path)
 
 
-def save_class_histogram(histogram: np.ndarray, label: str, path: Path) -> None:
-    """Predicted-class counts (K,) of one sample set, with the uniform count for reference."""
+def save_class_histogram(
+    histogram: np.ndarray, label: str, path: Path, class_names: Sequence[str]
+) -> None:
+    """Predicted-class counts (K,) of one sample set, with the uniform count for reference;
+    bars named by ``class_names`` (K,)."""
     n, n_classes = int(np.sum(histogram)), len(histogram)
-    fig = Figure(figsize=(5, 3))
+    fig = Figure(figsize=(max(5, 0.4 * n_classes), 3))
     ax = fig.subplots()
     ax.bar(range(n_classes), histogram, color="tab:blue")
     ax.axhline(n / n_classes, color="grey", linestyle="--", linewidth=1, label="uniform")
-    ax.set_xticks(range(n_classes))
+    long = max(map(len, class_names), default=0) > 2  # e.g. CIFAR's "automobile"
+    ax.set_xticks(range(n_classes), class_names, rotation=45 if long else 0, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("samples")
     ax.set_title(f"{label}: classifier's class counts over {n} samples", fontsize=9)
@@ -92,7 +96,8 @@ def save_memorisation_pairs(
     n_total: int,
     path: Path,
 ) -> None:
-    """The closest samples (P, 28, 28) uint8 above their nearest training images (P, 28, 28)."""
+    """The closest samples uint8 (P, C, H, W) above their nearest training images
+    (P, C, H, W)."""
     cols = [f"d={d:.2f}" for d in distances]
     title = (
         f"{label}: the {len(samples)} of {n_total} samples closest to a training image "

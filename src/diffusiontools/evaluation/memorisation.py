@@ -36,15 +36,15 @@ def nearest_neighbour_distances(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each query, the L2 distance to its nearest reference image and that image's index.
 
-    queries (N, ...) and reference (M, ...): float images in [-0.5, 0.5] with 784 pixels each,
-    e.g. (N, 28, 28) or (N, 1, 28, 28); compared flattened, in float32 on their own device.
+    queries (N, ...) and reference (M, ...): float images in [-0.5, 0.5] of one shape, e.g.
+    (N, C, H, W); compared flattened, in float32 on their own device.
     Returns distances (N,) float and indices (N,) int64. Chunked so memory is batch x M.
     Raises UserError for an empty reference, which has no nearest image.
     """
     if len(reference) == 0:
         raise UserError("nearest_neighbour_distances needs >= 1 reference image, got 0.")
-    q = queries.reshape(len(queries), -1).float()  # (N, 784)
-    r = reference.reshape(len(reference), -1).float().to(q.device)  # (M, 784)
+    q = queries.reshape(len(queries), -1).float()  # (N, C * H * W)
+    r = reference.reshape(len(reference), -1).float().to(q.device)  # (M, C * H * W)
     # cdist's fast matrix-product form loses ~1e-3 to cancellation near 0, so it only picks the
     # neighbour; the distance to it is recomputed directly, making an exact copy read 0.
     indices = torch.cat(
@@ -75,8 +75,9 @@ def memorisation_summary(
 ) -> MemorisationSummary:
     """Compare samples' and test images' nearest-training-image distances.
 
-    samples (N, ...), train (M, ...), test (K, ...): float images in [-0.5, 0.5], 784 pixels
-    each. Cost is (N + K) x M distances; a few thousand test images give a stable baseline.
+    samples (N, ...), train (M, ...), test (K, ...): float images in [-0.5, 0.5] of one shape,
+    e.g. (N, C, H, W). Cost is (N + K) x M distances; a few thousand test images give a stable
+    baseline.
     """
     sample_d, sample_i = nearest_neighbour_distances(samples, train, batch)
     test_d, _ = nearest_neighbour_distances(test, train, batch)

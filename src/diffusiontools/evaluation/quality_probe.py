@@ -95,7 +95,7 @@ def probe_config(config: Config) -> Config:
 
 
 def cached_reference(classifier: nn.Module, weights_sha256: str, test_images: np.ndarray):
-    """Classifier features (K, 128) of uint8 test images (K, 28, 28) and their own values of
+    """Classifier features (K, 128) of uint8 test images (K, C, H, W) and their own values of
     the probe's other metrics (``reference_values``); cached by the images' sha256 and
     ``weights_sha256``, the classifier's (a data set's classifier may be trained again)."""
     images = hashlib.sha256(np.ascontiguousarray(test_images).tobytes()).hexdigest()
@@ -131,8 +131,8 @@ class QualityProbe:
             ", or set training.eval_every = 0 to train without the quality probe",
         )
         self.classifier = found.network
-        self.shape = data.spec.shape  # (C, H, W), 28x28 gray: classifier_for refuses others
-        test = data.test_images[:, 0].numpy()  # (K, 28, 28): one channel
+        self.shape = data.spec.shape  # (C, H, W): what the network draws and the data holds
+        test = data.test_images.numpy()  # (K, C, H, W)
         self.n_test = len(test)
         self.test_features, self.reference = cached_reference(
             self.classifier, found.record["weights_sha256"], test
@@ -155,7 +155,7 @@ class QualityProbe:
         process = make_process(self.config).to(device)
         draw = (net, process, self.config, self.n, PROBE_SEED, device)
         x = generate(*draw, plan=self.settings, shape=self.shape)
-        images = to_uint8(x).cpu().numpy()  # (n, 28, 28), as a saved sample
+        images = to_uint8(x).reshape(x.shape).cpu().numpy()  # (n, C, H, W), as a saved sample
         features, probabilities = classifier_features(
             self.classifier, to_model(torch.from_numpy(images)), "cpu"
         )

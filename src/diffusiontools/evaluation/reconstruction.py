@@ -1,7 +1,7 @@
 """The report's reconstruction study (Table 1, Figure 15) for a trained cold-diffusion run.
 
-MNIST test images 0..n-1 are degraded, as ``ColdDiffusion.start_state``'s conditional starts,
-then restored two ways:
+The data's test images 0..n-1 (MNIST's in the report) are degraded, as
+``ColdDiffusion.start_state``'s conditional starts, then restored two ways:
 
 - direct: one application of the network, x0_hat = R(x_T, T) (the samplers' first x0_hat);
 - diffusion: the whole reverse process of each sampler (Bansal et al. 2022, Alg. 1 and 2).
@@ -10,9 +10,10 @@ The naive sampler starts as the report did (``test``: degraded at t = T - 1, fre
 the "direct" column is the report's, from that start; the improved sampler starts on its own
 trajectory (``test_consistent``: degraded at t = T, its key re-applied), see ``diffusion/cold.py``.
 
-Each is scored per digit (test labels) and over all images by two statistics in [-0.5, 0.5]
-units: the report's Table 1 number, the mean over images of the per-image root-mean-square error
-(the report calls it MSE), and the true MSE. By Jensen, mean RMSE <= sqrt(mean MSE).
+Each is scored per class (test labels, named by the data set's ``class_names``: MNIST's
+digits) and over all images by two statistics in [-0.5, 0.5] units: the report's Table 1
+number, the mean over images of the per-image root-mean-square error (the report calls it MSE),
+and the true MSE. By Jensen, mean RMSE <= sqrt(mean MSE).
 """
 
 from __future__ import annotations
@@ -37,27 +38,36 @@ from ..training.run_folder import RunFolder
 from ..training.trained_model import TrainedModel, load_model
 
 N_FIGURE = 8  # images in each triplet figure
-DIGITS = tuple(str(d) for d in range(10))
 
 
 def per_image_rmse(x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-    """Root-mean-square error of each image: x, x0 (N, 1, 28, 28) -> (N,)."""
+    """Root-mean-square error of each image: x, x0 (N, C, H, W) -> (N,)."""
     return per_image_mse(x, x0).sqrt()
 
 
 def per_image_mse(x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of each image: x, x0 (N, 1, 28, 28) -> (N,)."""
+    """Mean squared error of each image: x, x0 (N, C, H, W) -> (N,)."""
     return (x - x0).pow(2).flatten(1).mean(dim=1)
 
 
-def by_digit(values: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
-    """Mean of ``values`` (N,) per digit label (N,) and over all ("All"); None for no images."""
+def by_class(
+    values: torch.Tensor, labels: torch.Tensor | None, class_names: Sequence[str]
+) -> dict[str, float | None]:
+    """Mean of ``values`` (N,) per class, keyed by ``class_names`` (which ``labels`` (N,)
+    index; unlabelled images: no names, labels None), and over all ("All"); None for a class
+    without images."""
     table: dict[str, float | None] = {}
-    for d in range(10):
-        chosen = values[labels == d]
-        table[str(d)] = float(chosen.mean()) if len(chosen) else None
+    for c, name in enumerate(class_names):
+        chosen = values[labels == c]
+        table[name] = float(chosen.mean()) if len(chosen) else None
     table["All"] = float(values.mean())
     return table
+
+
+def class_noun(class_names: Sequence[str]) -> str:
+    """What a class is called in the tables and figures: "digit" where every name is a digit
+    (MNIST's "0".."9"), else "class"."""
+    return "digit" if class_names and all(n.isdigit() for n in class_names) else "class"
 
 
 @torch.no_grad()
@@ -69,7 +79,7 @@ def restore(
     seed: int,
     start: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Degrade x0 (N, 1, 28, 28) as ``start`` says for ``sampler`` (``test``: at t = T - 1;
+    """Degrade x0 (N, C, H, W) as ``start`` says for ``sampler`` (``test``: at t = T - 1;
     ``test_consistent``: at t = T) and restore it; returns (x_T, direct, diffusion).
 
     Batched and seeded like ``sampling.generate`` (image i's start key and sampler noise from its
@@ -94,17 +104,20 @@ def restore(
 
 
 def markdown_table(result: dict) -> str:
-    """The study as a Markdown table: rows digits 0..9 and All, RMSE then MSE columns."""
+    """The study as a Markdown table: one row per class (``result["counts"]``, e.g. MNIST's
+    digits 0..9) and All, RMSE then MSE columns."""
     samplers = result["samplers"]
     methods = ["direct", *samplers]
     names = ["direct", *(f"diffusion ({s})" for s in samplers)]
-    header = ["digit", "n", *(f"{m} RMSE" for m in names), *(f"{m} MSE" for m in names)]
+    classes = [name for name in result["counts"] if name != "All"]
+    noun = class_noun(classes)
+    header = [noun, "n", *(f"{m} RMSE" for m in names), *(f"{m} MSE" for m in names)]
     rows = []
-    for digit in (*DIGITS, "All"):
-        cells = [digit, str(result["counts"][digit])]
+    for name in (*classes, "All"):
+        cells = [name, str(result["counts"][name])]
         for statistic in ("rmse", "mse"):
             for m in methods:
-                value = result["table"][m][statistic][digit]
+                value = result["table"][m][statistic][name]
                 cells.append("–" if value is None else f"{value:.5f}")
         rows.append(cells)
     return markdown(header, rows)
@@ -239,8 +252,15 @@ def _run(study: _Study, seed: int) -> dict:
     """Restore, score, then write the study's files (only once every sampler has run)."""
     trained, dataset, n, samplers = study.trained, study.dataset, study.n, study.samplers
     config, process, device = trained.config, trained.process, trained.device
-    x0 = to_model(dataset.test_images[:n]).to(device)  # (n, 1, 28, 28)
-    labels = dataset.test_labels[:n].cpu()
+    x0 = to_model(dataset.test_images[:n]).to(device)  # (n, C, H, W)
+    labels = None if dataset.test_labels is None else dataset.test_labels[:n].cpu()
+    class_names = dataset.spec.class_names  # () for unlabelled images: "All" only
+    k = min(N_FIGURE, n)
+    row_labels = (
+        [f"{class_noun(class_names)} {class_names[int(c)]}" for c in labels[:k]]
+        if labels is not None
+        else [f"#{i}" for i in range(k)]
+    )
 
     restored: dict[str, torch.Tensor] = {}
     figures = []
@@ -251,7 +271,6 @@ def _run(study: _Study, seed: int) -> dict:
         if resolve_start("auto", sampler) == "test" or "direct" not in restored:
             restored["direct"] = direct
         restored[sampler] = diffusion
-        k = min(N_FIGURE, n)
         rows = [torch.stack([x0[i], x_T[i], direct[i], diffusion[i]]) for i in range(k)]
         level = process.T - 1 if resolve_start("auto", sampler) == "test" else process.T
         cols = ["ground truth", f"x_T (t={level})", "direct", f"diffusion ({sampler})"]
@@ -259,8 +278,8 @@ def _run(study: _Study, seed: int) -> dict:
 
     table = {
         method: {
-            "rmse": by_digit(per_image_rmse(x, x0).cpu(), labels),
-            "mse": by_digit(per_image_mse(x, x0).cpu(), labels),
+            "rmse": by_class(per_image_rmse(x, x0).cpu(), labels, class_names),
+            "mse": by_class(per_image_mse(x, x0).cpu(), labels, class_names),
         }
         for method, x in restored.items()
     }
@@ -272,16 +291,19 @@ def _run(study: _Study, seed: int) -> dict:
         "seed": seed,
         "samplers": list(samplers),
         "start": {
-            s: "MNIST test images 0..n-1 degraded at t = T - 1 (the report's)"
+            s: "test images 0..n-1 degraded at t = T - 1 (the report's)"
             if resolve_start("auto", s) == "test"
-            else "MNIST test images 0..n-1 degraded at t = T, the sampler re-applying their key"
+            else "test images 0..n-1 degraded at t = T, the sampler re-applying their key"
             for s in samplers
         },
         "statistics": {
             "rmse": "mean over images of the per-image RMSE, [-0.5, 0.5] units (report Table 1)",
             "mse": "mean over images of the per-image MSE, [-0.5, 0.5] units",
         },
-        "counts": {**{d: int((labels == int(d)).sum()) for d in DIGITS}, "All": n},
+        "counts": {
+            **{name: int((labels == c).sum()) for c, name in enumerate(class_names)},
+            "All": n,
+        },
         "table": table,
     }
     with staged_outputs() as staging:  # the study appears whole, once written
@@ -289,7 +311,7 @@ def _run(study: _Study, seed: int) -> dict:
         for sampler, rows, cols in figures:
             save_image_rows(
                 rows,
-                [f"digit {int(labels[i])}" for i in range(len(rows))],
+                row_labels,
                 cols,
                 out_dir / f"triplets_{sampler}.png",
                 title=f"{config.name}, epoch {trained.epoch}",

@@ -22,12 +22,13 @@ TSNE_PERPLEXITY = 30.0  # sklearn's default, the report's
 def total_variance(x: np.ndarray) -> float:
     """Sum over pixels of the per-pixel sample variance (ddof=1).
 
-    x: (N, 28, 28) or (N, 1, 28, 28) float in [-0.5, 0.5] (any trailing shape; N >= 2).
+    x: (N, C, H, W) (or gray (N, H, W)) float in [-0.5, 0.5], summed over all C * H * W
+    values (N >= 2).
     A measure of diversity: 0 when all samples are identical. The report: 56.7, 69.9, 49.1,
     41.5 for models 1, 2, custom 1, custom 2.
     """
     check_covariance_rows("total_variance", len(x))
-    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)  # (N, 784)
+    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)  # (N, C * H * W)
     return float(flat.var(axis=0, ddof=1).sum())
 
 
@@ -53,7 +54,8 @@ def joint_tsne(
 ) -> list[np.ndarray]:
     """One 2-D t-SNE of several image sets together, split back into one (N_i, 2) per set.
 
-    arrays: each (N_i, 28, 28) or (N_i, 1, 28, 28) float in [-0.5, 0.5], flattened to 784.
+    arrays: each (N_i, C, H, W) (or gray (N_i, H, W)) float in [-0.5, 0.5], all of one shape,
+    flattened to C * H * W values.
     The report embeds the 10,000 test images and all models' samples jointly (sklearn defaults,
     ``TSNE(n_components=2)``); t-SNE coordinates of separate fits are not comparable.
     perplexity must be below the total number of images (``tsne_perplexity`` picks one).

@@ -219,7 +219,7 @@ def evaluation_section(label: str, results: dict, eval_dir: Path) -> list[str]:
         (f"samples_{stem}.png", "evaluated samples"),
         ("tsne_test_labels.png", "t-SNE of the test set (report Figure 5)"),
         (f"tsne_{stem}.png", "t-SNE of the samples over the test density"),
-        (f"class_histogram_{stem}.png", "predicted digits"),
+        (f"class_histogram_{stem}.png", "predicted classes"),
         (f"memorisation_{stem}.png", "closest samples to training images"),
     ]:
         if (eval_dir / name).is_file():

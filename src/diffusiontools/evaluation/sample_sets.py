@@ -27,7 +27,7 @@ Source = TrainedModel | Path | np.ndarray  # a model to sample, an NPZ file, uin
 
 @dataclass(frozen=True)
 class SampleSet:
-    """One column of the comparison: images uint8 (N, 28, 28) and where they came from."""
+    """One column of the comparison: images uint8 (N, C, H, W) and where they came from."""
 
     label: str
     images: np.ndarray
@@ -37,11 +37,11 @@ class SampleSet:
 def samples_from_model(
     model: TrainedModel, n: int, sampler: str | None, steps: int | None, seed: int
 ) -> tuple[np.ndarray, dict]:
-    """Draw n samples of a trained model: uint8 (n, 28, 28) and their provenance."""
+    """Draw n samples of a trained model: uint8 (n, C, H, W) and their provenance."""
     plan = resolve_plan(model.config, sampler, steps)  # what is drawn, every choice resolved
     draw = (model.net, model.process, model.config, n, seed, model.device)
     x = generate(*draw, plan=plan, shape=model.shape)
-    images = to_uint8(x)  # (n, 28, 28); values beyond [-0.5, 0.5] saturate
+    images = to_uint8(x).reshape(x.shape)  # (n, C, H, W); beyond [-0.5, 0.5] saturates
     source = {
         "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
         **model.record(),  # which checkpoint, epoch, step and weights
@@ -61,7 +61,7 @@ def samples_from_run(
     seed: int,
     device: torch.device,
 ) -> tuple[np.ndarray, dict]:
-    """Draw n samples from a run (or export) folder: uint8 (n, 28, 28) and their provenance."""
+    """Draw n samples from a run (or export) folder: uint8 (n, C, H, W) and their provenance."""
     model = load_model(Path(run_dir), epoch, device)
     return samples_from_model(model, n, sampler, steps, seed)
 
@@ -92,8 +92,30 @@ def check_labels(names: list[str]) -> None:
         )
 
 
+def channels_first(images: np.ndarray) -> np.ndarray:
+    """Images (N, C, H, W) as they are; gray (N, H, W), the layout of sample NPZ files and of
+    MNIST's (N, 28, 28) arrays, as (N, 1, H, W)."""
+    return images[:, None] if images.ndim == 3 else images
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """(C, H, W) as "CxHxW", e.g. "1x28x28"."""
+    return "x".join(str(d) for d in shape)
+
+
+def check_shape(named: str, images: np.ndarray, data: tuple[str, tuple[int, int, int]]) -> None:
+    """Refuse images (N, C, H, W) of the set ``named`` whose (C, H, W) is not the shape of
+    ``data`` (the name and image shape of the data set they are scored against)."""
+    name, shape = data
+    if images.shape[1:] != shape:
+        raise UserError(
+            f"{named} holds {shape_text(images.shape[1:])} images, but data.dataset = {name} "
+            f"gives {shape_text(shape)} images: score a set against the data its images are of"
+        )
+
+
 def image_set(label: str, images: np.ndarray, source: dict, n: int | None, where: str) -> SampleSet:
-    """The first n of ``images`` (uint8 (N, 28, 28); None: all of them) as a set, checked."""
+    """The first n of ``images`` (uint8 (N, C, H, W); None: all of them) as a set, checked."""
     # Too few for evaluate's minimum first: then no n_samples could help, so none is advised.
     if len(images) < MIN_SAMPLES:
         raise UserError(
@@ -115,18 +137,27 @@ def image_set(label: str, images: np.ndarray, source: dict, n: int | None, where
 
 
 def given_sets(
-    sets: list[tuple[str, Source]], n: int | None, out_dir: Path, npz_argument: str | None
+    sets: list[tuple[str, Source]],
+    n: int | None,
+    out_dir: Path,
+    npz_argument: str | None,
+    data: tuple[str, tuple[int, int, int]],
 ) -> dict[str, SampleSet]:
     """The image sets among ``sets`` (NPZ files and arrays), read and checked, by label; the
     first ``n`` of each (None: all). An array is recorded as the NPZ it is saved as in
-    ``out_dir``; ``npz_argument`` names the argument the files came from in a refusal."""
+    ``out_dir``; ``npz_argument`` names the argument the files came from in a refusal;
+    ``data``: the name and image shape (C, H, W) of the data set every set is scored against."""
     given = {}
     for label, src in sets:
         if isinstance(src, np.ndarray):
+            images = channels_first(src)
+            check_shape(f"set {label!r}", images, data)
             source = {"npz": str((out_dir / f"samples_{file_stem(label)}.npz").resolve())}
-            given[label] = image_set(label, src, source, n, f"set {label!r}")
+            given[label] = image_set(label, images, source, n, f"set {label!r}")
         elif not isinstance(src, TrainedModel):
             images, meta = load_samples(Path(src), npz_argument or f"sets[{label!r}]")
+            images = channels_first(images)
+            check_shape(f"set {label!r} ({src})", images, data)
             source = {"npz": str(Path(src).resolve()), **meta}
             given[label] = image_set(label, images, source, n, str(src))
     return given

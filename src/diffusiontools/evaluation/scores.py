@@ -114,13 +114,13 @@ class HeldOutReference:
 
 
 def pixel_scores(x: np.ndarray, seed: int, n_boot: int = N_BOOT_SET) -> dict[str, dict]:
-    """Total variance of x (N, 28, 28) float in [-0.5, 0.5] (the report's diversity number)."""
+    """Total variance of x (N, C, H, W) float in [-0.5, 0.5] (the report's diversity number)."""
     return {"total_variance": half_sampled(total_variance, x, seed, n_boot, bounds=(0, np.inf))}
 
 
 def frame_scores(images: np.ndarray, seed: int, n_boot: int = N_BOOT) -> dict[str, dict]:
     """Frame mean (/255), fraction of frames above 5/255 and mid-grey pixel fraction of uint8
-    images (N, 28, 28) (``frame_metrics``): means over images, so the ordinary bootstrap."""
+    images (N, C, H, W) (``frame_metrics``): means over images, so the ordinary bootstrap."""
     return {
         name: bootstrapped(statistic, per_image(images), seed, n_boot)
         for name, (per_image, statistic) in FRAME_STATISTICS.items()
@@ -129,8 +129,8 @@ def frame_scores(images: np.ndarray, seed: int, n_boot: int = N_BOOT) -> dict[st
 
 def reference_values(images: np.ndarray, probabilities: np.ndarray | None) -> dict[str, float]:
     """What real images score on the metrics that need no reference set: the frame statistics
-    of uint8 images (K, 28, 28) and the class metrics of their probabilities (K, 10), where
-    there are any (None: unlabelled data). For the test images, it is the value a perfect
+    of uint8 images (K, C, H, W) and the class metrics of their probabilities (K, classes),
+    where there are any (None: unlabelled data). For the test images, it is the value a perfect
     generator would reach, shown beside the samples'."""
     if probabilities is None:
         return frame_statistics(images)

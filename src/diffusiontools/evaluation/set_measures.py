@@ -18,10 +18,11 @@ CHUNK = 1000  # images per step of the feature and nearest-neighbour progress ba
 
 @dataclass(frozen=True)
 class MeasuredSet:
-    """A set with what its scores are computed from: classifier features
-    (N, 128) and class probabilities (N, 10), and each sample's L2 distance (N,) to its nearest
-    training image and that image's index (N,) in the training split. A data set without labels
-    has no probabilities (None), and features only where a feature network can be had."""
+    """A set with what its scores are computed from: classifier features (N, D) and class
+    probabilities (N, K) over the data set's K classes, and each sample's L2 distance (N,) to
+    its nearest training image and that image's index (N,) in the training split. A data set
+    without labels has no probabilities (None), and features only where a feature network can
+    be had."""
 
     samples: SampleSet
     features: np.ndarray | None
@@ -33,9 +34,10 @@ class MeasuredSet:
 def features_in_chunks(
     classifier, images: np.ndarray, device: torch.device, desc: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``classifier_features`` of uint8 images (N, 28, 28), with a progress bar: features
-    (N, 128) and class probabilities (N, 10), float64; None for what ``classifier`` cannot give
-    (no network: neither; a feature network without a class head: no probabilities)."""
+    """``classifier_features`` of uint8 images (N, C, H, W), with a progress bar: features
+    (N, D) and class probabilities (N, K), K the classifier's classes, float64; None for what
+    ``classifier`` cannot give (no network: neither; a feature network without a class head:
+    no probabilities)."""
     if classifier is None:
         return None, None
     parts = [
@@ -49,8 +51,8 @@ def features_in_chunks(
 def distances_in_chunks(
     images: np.ndarray, train: torch.Tensor, desc: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-training-image L2 distance (N,) and index (N,) of uint8 images (N, 28, 28);
-    ``train``: float (M, 1, 28, 28) in [-0.5, 0.5] on the device the distances are taken on."""
+    """Nearest-training-image L2 distance (N,) and index (N,) of uint8 images (N, C, H, W);
+    ``train``: float (M, C, H, W) in [-0.5, 0.5] on the device the distances are taken on."""
     parts = [
         nearest_neighbour_distances(
             to_model(torch.from_numpy(images[i : i + CHUNK])).to(train.device), train

@@ -41,12 +41,12 @@ class JointEmbedding:
 
 
 def as_model_range(images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) as float64 in [-0.5, 0.5]."""
+    """uint8 images (N, C, H, W) as float64 in [-0.5, 0.5]."""
     return images.astype(np.float64) / 255 - 0.5
 
 
 def embed_jointly(sets: list[SampleSet], test_images: np.ndarray, seed: int) -> JointEmbedding:
-    """One seeded t-SNE of the test images uint8 (K, 28, 28) and every set together (separate
+    """One seeded t-SNE of the test images uint8 (K, C, H, W) and every set together (separate
     fits would not share coordinates), and the test points' mixture; a perplexity lowered for
     few points is logged and noted."""
     n_points = len(test_images) + sum(len(s.images) for s in sets)
