@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SECTIONS, Config
+from ..data import recorded_shape
 from ..errors import UserError
 from .run_folder import RunFolder
 
@@ -92,6 +93,15 @@ def check_same_data(
     stored = stored or _data_json(run_dir)
     if not stored:
         return  # no record of the data at all: nothing to compare with
+    # First the shape: a network of one shape would load, or train on, images of another
+    # (the CNN takes any size), and the keys below need not tell a folder's images apart.
+    trained, now = recorded_shape(stored), recorded_shape(found)
+    if trained != now:
+        raise UserError(
+            f"{action}: data.dataset = {_dataset_name(found)} gives {_shape_text(now)} images, "
+            f"but the run in {run_dir} trained on {_shape_text(trained)} images of data.dataset "
+            f"= {_dataset_name(stored)}; point data.dir at the run's data"
+        )
     differing = [
         f"{k} {stored[k]!r} -> {found.get(k)!r}"
         for k in keys
@@ -102,3 +112,13 @@ def check_same_data(
             f"{action}: the data found now is not the data the run in {run_dir} trained on "
             f"({'; '.join(differing)}); point data.dir or DIFFUSIONTOOLS_DATA at the run's data"
         )
+
+
+def _dataset_name(record: dict) -> str:
+    """The data set a :func:`~diffusiontools.data.data_record` names (its registry name; a
+    record from before data sets were named: its source, e.g. "mnist")."""
+    return record.get("dataset", {}).get("provenance", {}).get("source", record.get("source"))
+
+
+def _shape_text(shape: tuple[int, int, int]) -> str:
+    return "x".join(map(str, shape))  # (C, H, W) as "CxHxW"
