@@ -1,6 +1,7 @@
 """A run meets data of another shape than it trained on: resuming it, or sampling a cold model
 (which starts from the data's test images), is refused in one sentence naming data.dataset and
-both shapes, before any weight is loaded or any image degraded."""
+both shapes, before any weight is loaded or any image degraded; other images of the same shape
+are told apart by their files' sha256s."""
 
 from __future__ import annotations
 
@@ -51,6 +52,19 @@ def test_resuming_on_images_of_another_size_names_both_shapes(tmp_path):
         f"resume=True: data.dataset = folder gives 1x12x12 images, but the run in {run} trained "
         "on 1x8x8 images of data.dataset = folder; point data.dir at the run's data"
     )
+
+
+def test_resuming_on_other_images_of_the_same_shape_and_count_is_refused(tmp_path):
+    run = train_on(image_folder(tmp_path / "first", 8), tmp_path / "run")
+    other = image_folder(tmp_path / "second", 8)
+    (other / "a" / "1.png").unlink()
+    Image.new("L", (8, 8), 255).save(other / "a" / "1.png")  # one image of twelve differs
+    with pytest.raises(
+        UserError, match=r"resume=True: the data found now is not .* \(files sha256 \['"
+    ):
+        train_on(other, run, resume=True, **{"training.max_steps": 4, "training.epochs": 2})
+    moved = image_folder(tmp_path / "moved", 8)  # the same images elsewhere: data.dir may change
+    train_on(moved, run, resume=True, **{"training.max_steps": 4, "training.epochs": 2})
 
 
 def test_resuming_with_another_data_set_names_data_dataset(tmp_path):
