@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SECTIONS, Config
+from ..data import recorded_shape
 from ..errors import UserError
 from .run_folder import RunFolder
 
@@ -92,13 +93,44 @@ def check_same_data(
     stored = stored or _data_json(run_dir)
     if not stored:
         return  # no record of the data at all: nothing to compare with
+    # First the shape, named as such: otherwise a network of one shape meets images of another
+    # and fails deep inside loading or sampling, in words that name neither.
+    trained, now = recorded_shape(stored), recorded_shape(found)
+    if trained != now:
+        raise UserError(
+            f"{action}: data.dataset = {_dataset_name(found)} gives {_shape_text(now)} images, "
+            f"but the run in {run_dir} trained on {_shape_text(trained)} images of data.dataset "
+            f"= {_dataset_name(stored)}; point data.dir at the run's data"
+        )
     differing = [
         f"{k} {stored[k]!r} -> {found.get(k)!r}"
         for k in keys
         if k in stored and stored[k] != found.get(k)
     ]
+    # The files' sha256s tell apart what the keys cannot: a folder's images (recorded without
+    # an md5) replaced by as many others. A record from before sha256s were kept has none.
+    trained_files, files_now = _sha256s(stored), _sha256s(found)
+    if trained_files and files_now and trained_files != files_now:
+        differing.append(f"files sha256 {trained_files!r} -> {files_now!r}")
     if differing:
         raise UserError(
             f"{action}: the data found now is not the data the run in {run_dir} trained on "
             f"({'; '.join(differing)}); point data.dir or DIFFUSIONTOOLS_DATA at the run's data"
         )
+
+
+def _dataset_name(record: dict) -> str:
+    """The data set a :func:`~diffusiontools.data.data_record` names (its registry name; a
+    record from before data sets were named: its source, e.g. "mnist")."""
+    return record.get("dataset", {}).get("provenance", {}).get("source", record.get("source"))
+
+
+def _sha256s(record: dict) -> list[str]:
+    """The sha256s (first 12 digits) of the files a record's data set was read from, sorted:
+    where the files lie (data.dir may change on resume) is left out."""
+    files = record.get("dataset", {}).get("provenance", {}).get("files", {})
+    return sorted(sums["sha256"][:12] for sums in files.values() if "sha256" in sums)
+
+
+def _shape_text(shape: tuple[int, int, int]) -> str:
+    return "x".join(map(str, shape))  # (C, H, W) as "CxHxW"
