@@ -1,7 +1,7 @@
 """End to end on data sets other than MNIST: train -> sample -> evaluate with the data's classifier.
 
 Run as ``python -m bench.bench_end_to_end_datasets [--datasets digits8,coloured_mnist]
-[--steps 300] [--n-samples 200] [--classifier-epochs 3] [--out bench_end_to_end]``. For each data
+[--steps 300] [--n-samples 200] [--classifier-epochs 10] [--out bench_end_to_end]``. For each data
 set (``data.dataset``; ``digits8`` is 8x8 gray, ``coloured_mnist`` 32x32 RGB, both offline):
 
 1. train a model with ``dt.train``: the quickstart's settings (conditional UNet predicting x0,
@@ -160,7 +160,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300, help="training steps per model")
     parser.add_argument("--base", type=int, default=16, help="the UNet's base_channels")
     parser.add_argument("--n-samples", type=int, default=200, help="samples drawn and scored")
-    parser.add_argument("--classifier-epochs", type=int, default=3, help="its training epochs")
+    parser.add_argument(
+        "--classifier-epochs",
+        type=int,
+        default=10,
+        help="the classifier's epochs (coloured MNIST's test accuracy: 0.12 after 1, 0.86 after "
+        "10)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_end_to_end"), help="folder")
     args = parser.parse_args(argv)
     print(describe())
