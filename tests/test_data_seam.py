@@ -46,7 +46,7 @@ def test_dataset_defaults_to_mnist_and_offers_the_sources_a_config_can_name():
         read_config(None, ["data.dataset=cifar"])
     assert str(e.value) == (
         "data.dataset='cifar' is not allowed: choose one of mnist, fashion_mnist, kmnist, "
-        "cifar10, folder, npz, digits8"
+        "cifar10, folder, npz, digits8, coloured_mnist"
     )
 
 
@@ -72,8 +72,8 @@ def test_dataset_defaults_to_mnist_and_offers_the_sources_a_config_can_name():
         (
             ["data.dataset=digits8", "data.dir=/tmp"],
             "data.dir=/tmp applies to data sets read from files (data.dataset other than "
-            "digits8) only; data.dataset = digits8, which scikit-learn ships, would ignore it: "
-            "remove it",
+            "digits8 and coloured_mnist) only; a data set made from what installed packages "
+            "ship (digits8, coloured_mnist) would ignore it: remove it",
         ),
         (["data.dataset=npz"], "data.dataset = npz needs data.dir, the .npz file"),
         (["data.dataset=folder", "data.channels=2", "data.dir=/tmp"], "data.channels=2 is not"),

@@ -62,7 +62,16 @@ class _Section:
 # The data sets a config can name: the names of ``data.sources.SOURCES`` but ``memory`` (arrays
 # handed in from Python) and ``mnist_embedded`` (data.source = embedded). Written here, not
 # imported, so that reading a config loads no data code; tests/test_data_seam.py ties the two.
-DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10", "folder", "npz", "digits8")
+DATASETS = (
+    "mnist",
+    "fashion_mnist",
+    "kmnist",
+    "cifar10",
+    "folder",
+    "npz",
+    "digits8",
+    "coloured_mnist",
+)
 
 
 @dataclass(frozen=True)
@@ -328,9 +337,9 @@ SWITCHED: dict[str, _Switch] = {
         "another data set",
     ),
     "data.dir": (
-        lambda c: c.data.dataset != "digits8",
-        "data sets read from files (data.dataset other than digits8)",
-        "data.dataset = digits8, which scikit-learn ships,",
+        lambda c: c.data.dataset not in ("digits8", "coloured_mnist"),
+        "data sets read from files (data.dataset other than digits8 and coloured_mnist)",
+        "a data set made from what installed packages ship (digits8, coloured_mnist)",
     ),
     "data.channels": _FOLDER,
     "data.image_size": _FOLDER,

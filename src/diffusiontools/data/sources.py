@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import UserError
 from .bundled import load_digits8, load_mnist_embedded
 from .cifar10 import load_cifar10
+from .coloured_mnist import load_coloured_mnist
 from .dataset import ImageDataset
 from .folder import load_folder
 from .idx_family import load_idx_dataset
@@ -29,6 +30,7 @@ SOURCES = {
     "memory": load_memory,
     "mnist_embedded": load_mnist_embedded,
     "digits8": load_digits8,
+    "coloured_mnist": load_coloured_mnist,
 }
 
 
