@@ -59,10 +59,11 @@ class _Section:
         """Rules between this section's fields; raise UserError."""
 
 
-# The data sets a config can name: the names of ``data.sources.SOURCES`` but ``memory`` (arrays
-# handed in from Python) and ``mnist_embedded`` (data.source = embedded). Written here, not
+# The data sets a config can name: the names of ``data.sources.SOURCES`` but ``mnist_embedded``
+# (data.source = embedded); ``memory`` is what a run trained on arrays handed in from Python
+# records (``dt.train(..., data=)``), whose images no config can load. Written here, not
 # imported, so that reading a config loads no data code; tests/test_data_seam.py ties the two.
-DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10", "folder", "npz", "digits8")
+DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10", "folder", "npz", "digits8", "memory")
 
 
 @dataclass(frozen=True)
