@@ -524,6 +524,7 @@ METADATA_ROWS = [
             "guidance": 1.0,
             "digit": 7,
             "labels": "all 7",
+            "class_name": "7",  # the run's data set names its classes
         },
     ),
     (
@@ -560,6 +561,7 @@ def test_npz_metadata_records_the_resolved_settings(name, run, flags, expected, 
         "step": ckpt["step"],
         "weights": "ema" if ckpt["ema"] is not None else "raw",
         "weights_sha256": ckpt_io.weights_sha256(load_trained(run_dir, None, CPU).net),
+        "dataset": load_trained(run_dir, None, CPU).dataset(),  # the data set sampled for
     }
     assert meta == {"run": str(run_dir), "seed": 3, **record, **expected}
 
