@@ -13,9 +13,11 @@ from tiny_runs import single_thread, tiny_config  # noqa: F401  (autouse: one th
 
 import diffusiontools as dt
 from diffusiontools import cli
+from diffusiontools.api import handed_over
 from diffusiontools.config import DataConfig
 from diffusiontools.data import load_data
 from diffusiontools.data.memory import load_memory
+from diffusiontools.data.sources import load_dataset
 from diffusiontools.errors import UserError
 from diffusiontools.training import checkpoint as ckpt_io
 from diffusiontools.training.sample_files import sample_files, sample_to_files
@@ -148,8 +150,7 @@ def test_a_resumed_run_on_arrays_is_the_uninterrupted_run(memory_run, tmp_path):
     images, labels = rgb_arrays()
     run = tmp_path / "run"
     dt.train(tiny_config(*TINY, "training.max_steps=3"), run, data=(images, labels))
-    tensors = as_tensors(images, labels)
-    resumed = dt.train(tiny_config(*TINY), run, data=load_memory(*tensors), resume=True)
+    resumed = dt.train(tiny_config(*TINY), run, data=as_tensors(images, labels), resume=True)
     whole = dt.load(memory_run)
     assert resumed.step == whole.step == 4
     ours, theirs = resumed.net.state_dict(), whole.net.state_dict()
@@ -163,7 +164,7 @@ def as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, to
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
-def test_float_images_and_other_data_are_refused(tmp_path):
+def test_float_images_other_data_and_a_cold_process_are_refused(tmp_path):
     images, labels = rgb_arrays()
     with pytest.raises(UserError) as e:
         dt.train(tiny_config(*TINY), tmp_path / "run", data=(images / 255.0, labels))
@@ -171,6 +172,13 @@ def test_float_images_and_other_data_are_refused(tmp_path):
     with pytest.raises(UserError) as e:
         dt.train(tiny_config(*TINY), tmp_path / "run", data="images.npz")
     assert str(e.value) == ("data is a str; give (images, labels), images alone or an ImageDataset")
+    with pytest.raises(UserError) as e:
+        gray = images[..., 0], labels
+        dt.train(tiny_config("diffusion.kind=cold"), tmp_path / "run", data=gray)
+    assert str(e.value) == (
+        "diffusion.kind = cold starts every sample from its data set's test images, which "
+        "arrays handed over as data= cannot give back: use diffusion.kind = gaussian"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -178,3 +186,13 @@ def test_a_config_naming_memory_loads_no_images():
     with pytest.raises(UserError) as e:
         load_data(DataConfig(dataset="memory"))
     assert str(e.value) == MEMORY_ONLY
+
+
+def test_a_data_set_handed_over_is_recorded_as_memory_with_its_origin():
+    digits = load_dataset("digits8")
+    given = handed_over(digits)
+    assert given.provenance.source == "memory"
+    assert given.provenance.details["origin"] == "digits8"
+    assert given.fingerprint() == digits.fingerprint()
+    arrays = load_memory(*rgb_arrays())
+    assert handed_over(arrays) is arrays

@@ -48,7 +48,8 @@ def train(
     ``ImageDataset`` from ``load_dataset("memory", ..., class_names=)`` names them); 10% are held
     out as the test split (seed 0). The run records ``data.dataset = memory`` and the arrays'
     fingerprint; nothing can load them again, so resuming needs ``data=`` with the same arrays
-    (other arrays are refused), and evaluating such a run is refused.
+    (other arrays are refused), and evaluating such a run is refused; so is a cold process, which
+    samples from its data set's test images.
 
     Raises DiffusionToolsError for bad settings or data, a folder that holds a run (without
     ``resume`` or ``overwrite``), or a non-finite loss. Progress goes to tqdm bars and the
@@ -69,6 +70,11 @@ def train(
         dataset = handed_over(data)
         memory = dataclasses.replace(config.data, dataset="memory", dir=None)
         config = dataclasses.replace(config, data=memory)
+        if config.diffusion.kind == "cold":
+            raise UserError(
+                "diffusion.kind = cold starts every sample from its data set's test images, "
+                "which arrays handed over as data= cannot give back: use diffusion.kind = gaussian"
+            )
         if config.training.eval_every:
             raise UserError(
                 f"training.eval_every={config.training.eval_every} measures against a data set "
