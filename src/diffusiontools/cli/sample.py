@@ -89,7 +89,8 @@ def add_parser(subparsers) -> None:
         type=int,
         default=16,
         help="number of samples (default 16), all in the NPZ and the first 256 in the grid; at "
-        "most what the NPZ's disk holds (784 bytes a sample before compression)",
+        "most what the NPZ's disk holds (C x H x W bytes a sample before compression: 784 "
+        "for MNIST)",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     add_sampling_flags(p)
