@@ -148,7 +148,16 @@ def main(argv: list[str] | None = None) -> None:
                 config = dataclasses.replace(
                     config, sampling=dataclasses.replace(config.sampling, start="gmm")
                 )
-            images = generate(model.net, model.process, config, args.n_gen, args.seed, CPU, sampler)
+            images = generate(
+                model.net,
+                model.process,
+                config,
+                args.n_gen,
+                args.seed,
+                CPU,
+                sampler,
+                shape=model.shape,
+            )
             label = f"gmm, {sampler}" if sampler else "noise, its own settings"
             scores = class_scores(classifier, images, test_feats)
             results["gen"][f"{name} ({label})"] = scores

@@ -112,7 +112,7 @@ def training_step(
 ) -> Callable[[], None]:
     """One training step as the trainer takes it, on stand-in uint8 images held on the device
     (speed does not depend on the pixel values); labels for a class-conditional network."""
-    net = make_network(model, seed=0).to(device)
+    net = make_network(model, seed=0, shape=(1, 28, 28)).to(device)
     process = GaussianDiffusion.from_config(DiffusionConfig()).to(device)
     optimizer = _make_optimizer(net, Config(model=model), device)
     if mode:
@@ -186,7 +186,7 @@ def measure_sampling(sizes: Sizes, device: torch.device) -> dict:
     """Part 2: image-evals/s of each network's forward pass on sampling-sized batches."""
     out: dict = {}
     for label, config in NETWORKS.items():
-        net = make_network(load_config(config).model, seed=0).to(device).eval()
+        net = make_network(load_config(config).model, seed=0, shape=(1, 28, 28)).to(device).eval()
         x = torch.randn(sizes.eval_batch, 1, 28, 28, device=device)
         t = torch.rand(sizes.eval_batch, device=device)
         for name, bf16 in (("fp32", False), ("bf16 autocast", True)):
@@ -242,7 +242,9 @@ def sample_and_score(sizes: Sizes, device: torch.device, run_dir: Path, out_dir:
     """Part 4: samples of the trained model 1 with its own sampler, scored and drawn."""
     model = load_trained(run_dir, None, device)
     started = time.monotonic()
-    images = generate(model.net, model.process, model.config, sizes.n_samples, 0, device)
+    images = generate(
+        model.net, model.process, model.config, sizes.n_samples, 0, device, shape=model.shape
+    )
     sampling_s = time.monotonic() - started
     save_sample_grid(
         images[:64].cpu(), out_dir / "model1_samples.png", title=f"model 1, epoch {model.epoch}"

@@ -30,7 +30,7 @@ NETWORKS = ("unet", "unet2d_diffusers")
 
 def _network(name: str, base: int) -> torch.nn.Module:
     config = ModelConfig(network=name, base_channels=base, channel_mults=(1, 2, 2), num_classes=10)
-    return make_network(config, seed=0, T=T)
+    return make_network(config, seed=0, T=T, shape=(1, 28, 28))
 
 
 def seconds_per_step(name: str, base: int, images: torch.Tensor, steps: int) -> float:

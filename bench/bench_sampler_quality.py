@@ -42,7 +42,15 @@ def main(argv: list[str] | None = None) -> None:
         for sampler, steps in SETTINGS:
             started = time.perf_counter()
             images = generate(
-                model.net, model.process, model.config, args.n, 0, device, sampler, steps
+                model.net,
+                model.process,
+                model.config,
+                args.n,
+                0,
+                device,
+                sampler,
+                steps,
+                shape=model.shape,
             )
             seconds = time.perf_counter() - started
             fd = frechet_distance(features(classifier, images.clamp(-0.5, 0.5)).numpy(), test)

@@ -29,7 +29,7 @@ SETTINGS = [("ancestral", 1000), ("ddim", 50), ("dpm_solver", 20)]
 def seconds_per_evaluation(sampler_name: str, batch: int, evals: int) -> float:
     """Time ``evals`` real sampler steps on ``batch`` images and return seconds per step."""
     torch.manual_seed(0)
-    net = make_network(Config().model).eval()
+    net = make_network(Config().model, shape=(1, 28, 28)).eval()
     process = GaussianDiffusion.from_config(DiffusionConfig(T=evals))  # T = evals: a short run
     sample = SAMPLERS[sampler_name].sample
     generator = torch.Generator().manual_seed(0)

@@ -42,7 +42,17 @@ def features(classifier, images: torch.Tensor) -> torch.Tensor:
 
 def quality(run_dir: Path, n: int, classifier, test_features) -> float:
     model = load_trained(run_dir, None, torch.device("cpu"))
-    images = generate(model.net, model.process, model.config, n, 0, torch.device("cpu"), "ddim", 50)
+    images = generate(
+        model.net,
+        model.process,
+        model.config,
+        n,
+        0,
+        torch.device("cpu"),
+        "ddim",
+        50,
+        shape=model.shape,
+    )
     return frechet_distance(features(classifier, images.clamp(-0.5, 0.5)).numpy(), test_features)
 
 

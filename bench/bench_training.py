@@ -77,7 +77,7 @@ class NotebookMNIST(Dataset):
 
 
 def _network(channels_last: bool = False) -> nn.Module:
-    net = make_network(Config().model, seed=0)
+    net = make_network(Config().model, seed=0, shape=(1, 28, 28))
     return net.to(memory_format=torch.channels_last) if channels_last else net
 
 

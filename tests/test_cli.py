@@ -198,7 +198,9 @@ def test_sample_writes_more_than_a_batch_as_generate_draws_them(tmp_path):
     argv = ["sample", str(reference_run()), "-n", "600", "--seed", "2", "--npz", str(npz)]
     assert cli.main([*argv, "--out", str(tmp_path / "g.png"), "--device", "cpu"]) == 0
     model = load_trained(reference_run(), None, torch.device("cpu"))
-    whole = generate(model.net, model.process, model.config, 600, 2, torch.device("cpu"))
+    whole = generate(
+        model.net, model.process, model.config, 600, 2, torch.device("cpu"), shape=model.shape
+    )
     with np.load(npz) as data:
         assert np.array_equal(data["images"], to_uint8(whole).numpy())
 

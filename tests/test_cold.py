@@ -90,7 +90,7 @@ def cold_run(tmp_path_factory) -> Path:
 def test_training_loss_decreases_on_a_small_subset():
     config = cold_config("diffusion.loss=l1")
     torch.manual_seed(0)
-    net = make_network(config.model)
+    net = make_network(config.model, shape=(1, 28, 28))
     process = make_process(config)
     x0 = to_model(load_mnist(None).train_images[:256])
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
@@ -248,7 +248,9 @@ def test_the_naive_samplers_faithful_numbers_are_unchanged(t_per, expected, star
         f"sampling.start={start}",
         "sampling.sampler=naive",
     )
-    out = generate(Affine(), make_process(config), config, 3, 7, torch.device("cpu"))
+    out = generate(
+        Affine(), make_process(config), config, 3, 7, torch.device("cpu"), shape=(1, 28, 28)
+    )
     weights = torch.arange(out.numel(), dtype=torch.float64).reshape(out.shape)
     assert float((out.double() * weights).sum()) == pytest.approx(expected, rel=1e-12)
 
@@ -305,7 +307,16 @@ def test_direct_reconstruction_is_the_first_x0_hat_and_diffusion_equals_generate
     # outputs[0]: the study's own R(x_T, T); outputs[1]: the sampler's first x0_hat.
     assert torch.equal(direct, outputs[1]) and torch.equal(direct, outputs[0])
     assert len(outputs) == 1 + model.process.T
-    samples = generate(model.net, model.process, model.config, 5, 3, torch.device("cpu"), "naive")
+    samples = generate(
+        model.net,
+        model.process,
+        model.config,
+        5,
+        3,
+        torch.device("cpu"),
+        "naive",
+        shape=model.shape,
+    )
     assert torch.equal(diffusion, samples)
     # generate seeds one generator per sample from (seed, index): the start uses the same ones.
     generators = sample_generators(3, 0, 5, torch.device("cpu"))
@@ -321,7 +332,14 @@ def test_direct_reconstruction_is_the_first_x0_hat_and_diffusion_equals_generate
     )
     assert torch.equal(x_T, model.process.degrade(x0, t_T, start.key))
     samples = generate(
-        model.net, model.process, model.config, 5, 3, torch.device("cpu"), "improved"
+        model.net,
+        model.process,
+        model.config,
+        5,
+        3,
+        torch.device("cpu"),
+        "improved",
+        shape=model.shape,
     )
     assert torch.equal(improved, samples)
 
@@ -413,8 +431,8 @@ def test_gmm_start_is_seeded_cached_in_range_and_used_by_generate():
     assert torch.equal(x_T, again.x) and degraded_gmm(config, data.train_images) is mixture
     other = process.start_state(4, torch.Generator().manual_seed(1), cpu, config, data)
     assert not torch.equal(x_T, other.x)
-    net = make_network(config.model)
-    assert generate(net, process, config, 3, 0, cpu).shape == (3, 1, 28, 28)
+    net = make_network(config.model, shape=(1, 28, 28))
+    assert generate(net, process, config, 3, 0, cpu, shape=(1, 28, 28)).shape == (3, 1, 28, 28)
 
 
 @pytest.mark.parametrize("subset, fits", [(10, False), (13, True)])
@@ -431,7 +449,15 @@ def test_gmm_start_on_fewer_training_images_than_components_is_one_sentence(subs
         assert start.x.shape[0] == 2
         return
     with pytest.raises(UserError) as e:
-        generate(make_network(config.model), process, config, 2, 0, cpu)
+        generate(
+            make_network(config.model, shape=(1, 28, 28)),
+            process,
+            config,
+            2,
+            0,
+            cpu,
+            shape=(1, 28, 28),
+        )
     assert str(e.value) == (
         "sampling.start=gmm fits a 10-component mixture to degraded training images and needs "
         "at least 10, but the training split holds 8; train on more images (data.subset) or use "

@@ -214,7 +214,7 @@ def test_the_factories_refuse_a_name_they_do_not_build():
     model = ModelConfig()
     object.__setattr__(model, "network", "resnet")
     with pytest.raises(UserError, match="model.network='resnet' is not allowed"):
-        make_network(model)
+        make_network(model, shape=(1, 28, 28))
     config = Config()
     object.__setattr__(config.diffusion, "kind", "heat")
     with pytest.raises(UserError, match="diffusion.kind='heat' is not allowed"):

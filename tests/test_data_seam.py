@@ -41,12 +41,12 @@ KMNIST = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 
 def test_dataset_defaults_to_mnist_and_offers_the_sources_a_config_can_name():
     assert DataConfig().dataset == "mnist"
-    assert set(DATASETS) == set(SOURCES) - {"memory", "mnist_embedded"}
+    assert set(DATASETS) == set(SOURCES) - {"mnist_embedded"}
     with pytest.raises(UserError) as e:
         read_config(None, ["data.dataset=cifar"])
     assert str(e.value) == (
         "data.dataset='cifar' is not allowed: choose one of mnist, fashion_mnist, kmnist, "
-        "cifar10, folder, npz, digits8, coloured_mnist"
+        "cifar10, folder, npz, digits8, coloured_mnist, memory"
     )
 
 

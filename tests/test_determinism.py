@@ -21,7 +21,7 @@ CPU = torch.device("cpu")
 
 def samples(run, epoch: int) -> torch.Tensor:
     model = load_trained(run, epoch, CPU)
-    return generate(model.net, model.process, model.config, 8, 5, CPU)
+    return generate(model.net, model.process, model.config, 8, 5, CPU, shape=model.shape)
 
 
 def test_a_second_run_repeats_the_first(tmp_path):

@@ -362,7 +362,7 @@ def tiny_model() -> TrainedModel:
     """An untrained CNN (8, 8 channels) on the short schedule cut to T = 20, never saved."""
     diffusion = dataclasses.replace(SHORT, T=20)
     config = Config(model=ModelConfig(n_hidden=(8, 8)), diffusion=diffusion).check()
-    net = make_network(config.model, seed=0).eval()
+    net = make_network(config.model, seed=0, shape=(1, 28, 28)).eval()
     process = GaussianDiffusion.from_config(diffusion)
     return TrainedModel(config, net, process, epoch=0, path=Path("unsaved"))
 

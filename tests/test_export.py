@@ -192,7 +192,7 @@ def test_a_changed_or_newer_export_is_refused(tmp_path):
 def test_unet2d_diffusers_is_fed_t_times_T_and_none_as_the_null_label():
     config = ModelConfig(network="unet2d_diffusers", base_channels=8, channel_mults=(1, 2))
     conditional = dataclasses.replace(config, num_classes=10)
-    net = make_network(conditional, seed=0, T=20).eval()
+    net = make_network(conditional, seed=0, T=20, shape=(1, 28, 28)).eval()
     x, t, y = torch.randn(3, 1, 28, 28), torch.tensor([0, 7, 20]), torch.tensor([4, 10, 9])
     with torch.no_grad():
         ours = net(x, t / 20, y)
@@ -201,9 +201,11 @@ def test_unet2d_diffusers_is_fed_t_times_T_and_none_as_the_null_label():
         assert torch.equal(net(x, t / 20), net(x, t / 20, torch.full((3,), 10)))
     assert net.unet.config.num_class_embeds == 11 and net.unet.config.norm_num_groups == 8
     with pytest.raises(dt.DiffusionToolsError, match="needs T="):
-        make_network(config)
+        make_network(config, shape=(1, 28, 28))
     with pytest.raises(dt.DiffusionToolsError, match=r"asks for 4 levels, but 28x28 images"):
-        make_network(dataclasses.replace(config, channel_mults=(1, 2, 2, 2)), T=20)
+        make_network(
+            dataclasses.replace(config, channel_mults=(1, 2, 2, 2)), T=20, shape=(1, 28, 28)
+        )
 
 
 @pytest.mark.parametrize(

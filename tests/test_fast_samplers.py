@@ -280,7 +280,9 @@ def test_generate_passes_the_configured_eta_to_ddim():
     def draw(eta: float) -> torch.Tensor:
         sampling = dataclasses.replace(config.sampling, eta=eta)
         with_eta = dataclasses.replace(config, sampling=sampling)
-        return generate(ZeroNet(), process, with_eta, 2, seed=0, device=torch.device("cpu"))
+        return generate(
+            ZeroNet(), process, with_eta, 2, seed=0, device=torch.device("cpu"), shape=(1, 28, 28)
+        )
 
     # generate seeds one generator per sample (noise.sample_generators), x_T is drawn from those.
     x_T = randn((2, 1, 28, 28), sample_generators(0, 0, 2, torch.device("cpu")), "cpu")

@@ -92,7 +92,7 @@ def test_guidance_and_clip_x0_act_on_the_sigma_space_samplers_as_on_every_gaussi
 
     def draw(**sampling) -> torch.Tensor:
         c = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **sampling))
-        return generate(Labelled(), process, c, 4, 0, cpu)
+        return generate(Labelled(), process, c, 4, 0, cpu, shape=(1, 28, 28))
 
     plain, clipped = draw(), draw(clip_x0=True)
     # The last step returns x0_hat, as x + (0 - sigma) (x - x0_hat) / sigma: to float rounding.
@@ -100,4 +100,7 @@ def test_guidance_and_clip_x0_act_on_the_sigma_space_samplers_as_on_every_gaussi
     assert not torch.equal(draw(guidance=3.0), plain)
     # guidance 0 samples the unconditional model: the labels drop out
     unconditional = dataclasses.replace(config, model=ModelConfig(num_classes=0))
-    assert torch.equal(draw(guidance=0.0), generate(Labelled(), process, unconditional, 4, 0, cpu))
+    assert torch.equal(
+        draw(guidance=0.0),
+        generate(Labelled(), process, unconditional, 4, 0, cpu, shape=(1, 28, 28)),
+    )

@@ -112,6 +112,7 @@ def test_sample_draws_from_an_old_run(name, tmp_path, capsys):
     assert images.shape == (3, 28, 28) and images.dtype == np.uint8
     assert {key: meta[key] for key in expected_sampler_meta(name)} == expected_sampler_meta(name)
     assert meta["epoch"] == 0
+    assert meta["dataset"]["name"] == "mnist" and meta["dataset"]["shape"] == [1, 28, 28]
     err = capsys.readouterr().err
     assert ("sampling.start=test for the improved sampler" in err) == (RUNS[name]["kind"] == "cold")
 

@@ -301,7 +301,7 @@ def test_a_cold_run_is_probed_from_its_own_start_and_the_global_rng_is_untouched
     )
     before = torch.get_rng_state()
     probe = QualityProbe(config)
-    row = probe(make_network(config.model, seed=0), torch.device("cpu"))
+    row = probe(make_network(config.model, seed=0, shape=(1, 28, 28)), torch.device("cpu"))
     assert torch.equal(torch.get_rng_state(), before)
     assert probe.settings.cold_start == "test"  # the report's start: degraded test images
     assert set(row) == set(COLUMNS) and all(np.isfinite(v) for v in row.values())

@@ -54,7 +54,18 @@ def draw(diffusion: DiffusionConfig, sampling: dict, sampler=None, steps=None, d
     config = Config(
         diffusion=diffusion, model=ModelConfig(**model), sampling=SamplingConfig(**sampling)
     )
-    x = generate(StandIn(), make_process(config), config, 3, 11, CPU, sampler, steps, digit)
+    x = generate(
+        StandIn(),
+        make_process(config),
+        config,
+        3,
+        11,
+        CPU,
+        sampler,
+        steps,
+        digit,
+        shape=(1, 28, 28),
+    )
     return weighted_sum(x)
 
 

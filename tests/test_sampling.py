@@ -29,7 +29,7 @@ def model():
 
 
 def draw(model, n: int = 6, seed: int = 0) -> torch.Tensor:
-    return generate(model.net, model.process, model.config, n, seed, CPU)
+    return generate(model.net, model.process, model.config, n, seed, CPU, shape=model.shape)
 
 
 def test_samples_have_the_image_shape_and_a_sane_range(model):
@@ -48,7 +48,7 @@ def test_the_same_seed_gives_the_same_samples_and_another_seed_others(model):
 
 
 def test_trajectory_ends_in_the_sample(model):
-    times, states = trajectory(model.net, model.process, model.config, 3, 0, CPU)
+    times, states = trajectory(model.net, model.process, model.config, 3, 0, CPU, shape=model.shape)
     assert times == [20, 10, 2, 1, 0]  # the ancestral sampler visits every t: the targets
     assert len(states) == len(TRAJECTORY_FRACTIONS)
     assert all(s.shape == (3, 1, 28, 28) for s in states)
@@ -66,12 +66,16 @@ def test_npz_holds_uint8_images_and_the_metadata(model, tmp_path):
 
 def test_batches_are_the_samples_in_order_one_batch_at_a_time(model):
     batches = list(
-        generate_batches(model.net, model.process, model.config, 7, 0, CPU, batch_size=3)
+        generate_batches(
+            model.net, model.process, model.config, 7, 0, CPU, batch_size=3, shape=model.shape
+        )
     )
     assert [len(b) for b in batches] == [3, 3, 1]
     assert torch.equal(
         torch.cat(batches),
-        generate(model.net, model.process, model.config, 7, 0, CPU, batch_size=3),
+        generate(
+            model.net, model.process, model.config, 7, 0, CPU, batch_size=3, shape=model.shape
+        ),
     )
 
 
@@ -112,7 +116,13 @@ def test_trajectory_with_colliding_fractions_fills_every_column(T):
     config = Config(model=ModelConfig(n_hidden=(4, 4)), diffusion=diffusion)
     process = GaussianDiffusion.from_config(config.diffusion)
     times, states = trajectory(
-        make_network(config.model), process, config, 2, 0, torch.device("cpu")
+        make_network(config.model, shape=(1, 28, 28)),
+        process,
+        config,
+        2,
+        0,
+        torch.device("cpu"),
+        shape=(1, 28, 28),
     )
     assert times == [round(f * T) for f in TRAJECTORY_FRACTIONS]
     assert len(states) == len(TRAJECTORY_FRACTIONS)

@@ -141,7 +141,10 @@ def test_the_trainers_cpu_adam_computes_torchs_plain_adam_bit_for_bit():
     from diffusiontools.training.trainer import _make_optimizer
 
     model = ModelConfig(network="cnn", n_hidden=(4, 4))
-    ours, plain = make_network(model, seed=0), make_network(model, seed=0)
+    ours, plain = (
+        make_network(model, seed=0, shape=(1, 28, 28)),
+        make_network(model, seed=0, shape=(1, 28, 28)),
+    )
     optimizers = [
         _make_optimizer(ours, tiny_config(), torch.device("cpu")),
         torch.optim.Adam(plain.parameters(), lr=tiny_config().training.lr, foreach=False),
@@ -156,7 +159,9 @@ def test_the_trainers_cpu_adam_computes_torchs_plain_adam_bit_for_bit():
     assert all(
         torch.equal(a, b) for a, b in zip(ours.parameters(), plain.parameters(), strict=True)
     )
-    assert not torch.equal(next(ours.parameters()), next(make_network(model, seed=0).parameters()))
+    assert not torch.equal(
+        next(ours.parameters()), next(make_network(model, seed=0, shape=(1, 28, 28)).parameters())
+    )
 
 
 def test_the_validation_loss_says_which_weights_and_how_many_images(tmp_path):

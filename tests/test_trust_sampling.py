@@ -524,6 +524,7 @@ METADATA_ROWS = [
             "guidance": 1.0,
             "digit": 7,
             "labels": "all 7",
+            "class_name": "7",  # the run's data set names its classes
         },
     ),
     (
@@ -560,6 +561,7 @@ def test_npz_metadata_records_the_resolved_settings(name, run, flags, expected, 
         "step": ckpt["step"],
         "weights": "ema" if ckpt["ema"] is not None else "raw",
         "weights_sha256": ckpt_io.weights_sha256(load_trained(run_dir, None, CPU).net),
+        "dataset": load_trained(run_dir, None, CPU).dataset(),  # the data set sampled for
     }
     assert meta == {"run": str(run_dir), "seed": 3, **record, **expected}
 
@@ -582,7 +584,7 @@ def test_npz_metadata_records_the_run_as_an_absolute_path(tmp_path, monkeypatch)
 def gaussian_model(*overrides: str):
     config = tiny_config(*overrides)
     torch.manual_seed(0)  # an untrained network: only the sampler's randomness matters here
-    return make_network(config.model), make_process(config), config
+    return make_network(config.model, shape=(1, 28, 28)), make_process(config), config
 
 
 def cold_model(*overrides: str):
@@ -649,7 +651,9 @@ def test_sample_i_is_the_same_for_any_n_and_batch_size(name, overrides, monkeypa
 
     def draw(n: int, batch_size: int = 500, seed: int = 7):
         def samples() -> torch.Tensor:
-            return generate(net, process, config, n, seed, CPU, batch_size=batch_size)
+            return generate(
+                net, process, config, n, seed, CPU, batch_size=batch_size, shape=(1, 28, 28)
+            )
 
         return seeded_draws(monkeypatch, seed, n, samples)
 
@@ -672,7 +676,9 @@ def test_cold_fields_shared_per_batch_still_keep_the_sample_order(monkeypatch):
     )
 
     def draw(n: int):
-        return seeded_draws(monkeypatch, 0, n, lambda: generate(net, process, config, n, 0, CPU))
+        return seeded_draws(
+            monkeypatch, 0, n, lambda: generate(net, process, config, n, 0, CPU, shape=(1, 28, 28))
+        )
 
     (eight, noise), (four, noise_of_four) = draw(8), draw(4)
     assert noise[0] and not any(noise[1:])  # the shared fields come from sample 0's stream alone
@@ -685,7 +691,7 @@ def test_six_hundred_samples_begin_with_the_four_hundred():
     model = load_trained(reference_run(), None, CPU)
 
     def draw(n: int) -> torch.Tensor:
-        return generate(model.net, model.process, model.config, n, 0, CPU)
+        return generate(model.net, model.process, model.config, n, 0, CPU, shape=model.shape)
 
     assert_close(draw(600)[:400], draw(400), **ROUNDING)  # batches of 500 and 400: see ROUNDING
 
@@ -707,10 +713,10 @@ def test_to_uint8_and_the_figures_refuse_non_finite_images():
 
 def test_trajectory_shows_the_times_it_reached_and_ends_in_the_sample():
     net, process, config = gaussian_model("sampling.sampler=ddim")
-    times, states = trajectory(net, process, config, 3, 0, CPU, steps=3)
+    times, states = trajectory(net, process, config, 3, 0, CPU, steps=3, shape=(1, 28, 28))
     # ddim 3 steps visits t = 20, 13, 7, 0; the fractions' targets are 20, 10, 2, 1, 0.
     assert times == [20, 7, 0, 0, 0]
-    final = generate(net, process, config, 3, 0, CPU, steps=3)
+    final = generate(net, process, config, 3, 0, CPU, steps=3, shape=(1, 28, 28))
     assert torch.equal(states[-1], final) and not torch.equal(states[1], final)
 
 
@@ -718,10 +724,12 @@ def test_a_strided_cold_trajectory_fills_every_column():
     """Cold, 4 of T=6 steps: targets 6, 3, 1, 0, 0; a target the grid passes only at the end
     shows the sample (was None -> TypeError)."""
     net, process, config = gaussian_model("diffusion.kind=cold", "diffusion.T=6")
-    times, states = trajectory(net, process, config, 2, 0, CPU, steps=4)
+    times, states = trajectory(net, process, config, 2, 0, CPU, steps=4, shape=(1, 28, 28))
     assert all(s is not None and s.shape == (2, 1, 28, 28) for s in states)
     assert times[0] == 6 and times[-1] == 0
-    assert torch.equal(states[-1], generate(net, process, config, 2, 0, CPU, steps=4))
+    assert torch.equal(
+        states[-1], generate(net, process, config, 2, 0, CPU, steps=4, shape=(1, 28, 28))
+    )
 
 
 def test_a_grid_path_with_no_image_ending_is_refused_before_drawing(tmp_path, capsys):

@@ -41,7 +41,9 @@ def test_output_shape_and_pinned_parameter_count(base_channels, channel_mults, e
 
 
 def test_make_network_builds_the_configured_unet():
-    net = make_network(ModelConfig(network="unet", base_channels=16, num_classes=10))
+    net = make_network(
+        ModelConfig(network="unet", base_channels=16, num_classes=10), shape=(1, 28, 28)
+    )
     assert isinstance(net, UNet) and net.class_embed is not None
     assert n_parameters(net) == n_parameters(UNet(16, (1, 2, 2), num_classes=10))
 

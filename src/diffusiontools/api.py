@@ -3,6 +3,7 @@ score sample sets side by side."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,9 @@ import numpy as np
 import torch
 
 from .config import Config
-from .data import to_uint8
+from .data import ImageDataset, to_uint8
+from .data.load import MEMORY_ONLY
+from .data.memory import load_memory
 from .device import resolve_device
 from .errors import UserError
 from .evaluation.comparison import evaluate_sets
@@ -26,6 +29,7 @@ def train(
     run_dir: str | Path,
     resume: bool = False,
     overwrite: bool = False,
+    data: ImageDataset | tuple | np.ndarray | torch.Tensor | None = None,
 ) -> TrainedModel:
     """Train ``config`` (a :class:`Config`, an INI path or a packaged name such as
     ``"quickstart"``) into the folder ``run_dir`` and return the trained model (EMA weights where
@@ -36,20 +40,70 @@ def train(
     ``run_dir`` (checked first, deleted only once the new run has a checkpoint). Ctrl-C writes a
     checkpoint and raises ``KeyboardInterrupt`` (``TrainingStopped``); ``resume=True`` continues.
     ``training.eval_every`` > 0 adds the quality curve to metrics.csv (``quality_probe.py``).
-    Raises DiffusionToolsError for bad settings, a folder that holds a run (without ``resume``
-    or ``overwrite``), or a non-finite loss. Progress goes to tqdm bars and the
+
+    ``data``: train on images held in Python instead of ``config.data``'s: ``(images, labels)``,
+    images alone, or an :class:`ImageDataset`. Images are uint8 0..255 (NumPy or torch),
+    (N, H, W), (N, H, W, C) or (N, C, H, W) with C 1 or 3 (float images: convert them with
+    ``diffusiontools.data.to_uint8``); labels integer (N,), classes 0..max label (an
+    ``ImageDataset`` from ``load_dataset("memory", ..., class_names=)`` names them); 10% are held
+    out as the test split (seed 0). The run records ``data.dataset = memory`` and the arrays'
+    fingerprint; nothing can load them again, so resuming needs ``data=`` with the same arrays
+    (other arrays are refused), and evaluating such a run is refused; so is a cold process, which
+    samples from its data set's test images.
+
+    Raises DiffusionToolsError for bad settings or data, a folder that holds a run (without
+    ``resume`` or ``overwrite``), or a non-finite loss. Progress goes to tqdm bars and the
     ``diffusiontools`` logger.
     """
     from .evaluation.quality_probe import quality_probe  # torch-heavy: imported when training
     from .training.checkpoint import recorded_config
     from .training.trainer import train as train_run  # starts
 
-    if not isinstance(config, Config):  # a resume reads the keys the run recorded as recorded
-        recorded = recorded_config(Path(run_dir)) if resume is True else None
+    # A resume reads the keys the run recorded as recorded.
+    recorded = recorded_config(Path(run_dir)) if resume is True else None
+    if data is None and (recorded or {}).get("data", {}).get("dataset") == "memory":
+        raise UserError(MEMORY_ONLY)
+    if not isinstance(config, Config):
         config = load_config(config, recorded=recorded)
+    dataset = None
+    if data is not None:
+        dataset = handed_over(data)
+        memory = dataclasses.replace(config.data, dataset="memory", dir=None)
+        config = dataclasses.replace(config, data=memory)
+        if config.diffusion.kind == "cold":
+            raise UserError(
+                "diffusion.kind = cold starts every sample from its data set's test images, "
+                "which arrays handed over as data= cannot give back: use diffusion.kind = gaussian"
+            )
+        if config.training.eval_every:
+            raise UserError(
+                f"training.eval_every={config.training.eval_every} measures against a data set "
+                "loaded from files, and data= hands over arrays: set training.eval_every=0"
+            )
     probe = quality_probe(config)  # training.eval_every: the quality curve, None when off
-    train_run(config, Path(run_dir), resume=resume, overwrite=overwrite, probe=probe)
+    train_run(
+        config, Path(run_dir), resume=resume, overwrite=overwrite, probe=probe, dataset=dataset
+    )
     return load(run_dir, device=config.training.device)
+
+
+def handed_over(data: object) -> ImageDataset:
+    """``dt.train``'s ``data`` as an ``ImageDataset`` whose provenance source is ``memory`` (a
+    data set from elsewhere keeps its own source under ``details["origin"]``)."""
+    if isinstance(data, ImageDataset):
+        provenance = data.provenance
+        if provenance.source == "memory":
+            return data
+        details = {**provenance.details, "origin": provenance.source}
+        provenance = dataclasses.replace(provenance, source="memory", details=details)
+        return dataclasses.replace(data, provenance=provenance)
+    if isinstance(data, np.ndarray | torch.Tensor):
+        return load_memory(data)
+    if isinstance(data, tuple | list) and len(data) == 2:
+        return load_memory(*data)
+    raise UserError(
+        f"data is a {type(data).__name__}; give (images, labels), images alone or an ImageDataset"
+    )
 
 
 class Table(str):

@@ -59,8 +59,9 @@ class _Section:
         """Rules between this section's fields; raise UserError."""
 
 
-# The data sets a config can name: the names of ``data.sources.SOURCES`` but ``memory`` (arrays
-# handed in from Python) and ``mnist_embedded`` (data.source = embedded). Written here, not
+# The data sets a config can name: the names of ``data.sources.SOURCES`` but ``mnist_embedded``
+# (data.source = embedded); ``memory`` is what a run trained on arrays handed in from Python
+# records (``dt.train(..., data=)``), whose images no config can load. Written here, not
 # imported, so that reading a config loads no data code; tests/test_data_seam.py ties the two.
 DATASETS = (
     "mnist",
@@ -71,6 +72,7 @@ DATASETS = (
     "npz",
     "digits8",
     "coloured_mnist",
+    "memory",
 )
 
 

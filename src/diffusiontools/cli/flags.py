@@ -12,6 +12,7 @@ from ..errors import UserError
 ARGUMENT_FLAGS = {
     "steps": "--steps",
     "digit": "--digit",
+    "label": "--label",
     "n": "-n",
     "epoch": "--epoch",
     "epochs": "--epochs",

@@ -28,8 +28,8 @@ def _epoch_list(text: str) -> list[int]:
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
-    """--sampler, --steps, --digit and one flag per sampling option, each with the help, type
-    and choices of the sampler registry and the SamplingConfig fields."""
+    """--sampler, --steps, --label (--digit) and one flag per sampling option, each with the
+    help, type and choices of the sampler registry and the SamplingConfig fields."""
     samplers = "; ".join(f"{name} ({s.kind}): {s.help}" for name, s in SAMPLERS.items())
     p.add_argument(
         "--sampler",
@@ -44,7 +44,12 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         help=f"sampler steps, 1..T (default: the run's, else all T; {defaults})",
     )
-    p.add_argument("--digit", type=int, help="class to draw (class-conditional models only)")
+    p.add_argument(
+        "--label",
+        type=int,
+        help="class to draw, 0..num_classes - 1 (class-conditional models only)",
+    )
+    p.add_argument("--digit", type=int, help="the digit to draw: --label for digit data sets")
     for name, option in OPTIONS.items():
         flag = "--" + name.replace("_", "-")
         text = f"{option.help}; taken by {', '.join(takers(name))}"
@@ -84,7 +89,8 @@ def add_parser(subparsers) -> None:
         type=int,
         default=16,
         help="number of samples (default 16), all in the NPZ and the first 256 in the grid; at "
-        "most what the NPZ's disk holds (784 bytes a sample before compression)",
+        "most what the NPZ's disk holds (C x H x W bytes a sample before compression: 784 "
+        "for MNIST)",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     add_sampling_flags(p)
@@ -146,13 +152,14 @@ def run(args: argparse.Namespace) -> None:
     given = {"sampler": args.sampler, "steps": args.steps, **options}
     given = {f"sampling.{k}": typed_flag(k, v) for k, v in given.items() if v is not None}
     draw = (args.sampler, args.steps, args.digit, epoch_models)
-    with keys_given_as_flags(given):  # name the flag the user typed, not the key it sets
-        check_draw(model, args.n, *draw, **options)  # the request first, then the files
+    # The request first, then the files; errors name the flag the user typed, not the key.
+    with keys_given_as_flags(given):
+        check_draw(model, args.n, *draw, label=args.label, **options)
     files = sample_files(
         folder, args.out, args.npz, args.trajectory, bool(args.epochs), args.overwrite
     )
     with keys_given_as_flags(given):
-        sample_to_files(model, files, args.n, args.seed, *draw, **options)
+        sample_to_files(model, files, args.n, args.seed, *draw, label=args.label, **options)
     print(f"samples: {files.grid} and {files.npz}")
     if files.trajectory is not None:
         print(f"trajectory: {files.trajectory}")

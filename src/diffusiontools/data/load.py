@@ -3,7 +3,10 @@
 ``data.dataset`` names the source (:data:`~diffusiontools.data.sources.SOURCES`) and the other
 ``data.*`` keys are its options: ``dir`` (the folder of the files; for ``npz`` the ``.npz`` file),
 ``channels`` and ``image_size`` (``folder``), ``test_fraction`` (``folder``, ``npz``, ``digits8``;
-None keeps the source's own). ``mnist`` is read by :func:`~diffusiontools.data.mnist.load_mnist`,
+None keeps the source's own). ``memory`` names arrays handed to ``dt.train(..., data=)``: they
+reach training as an ``ImageDataset`` (:func:`~diffusiontools.data.memory.load_memory`), and
+anything that would load them from the config is refused (:data:`MEMORY_ONLY`).
+``mnist`` is read by :func:`~diffusiontools.data.mnist.load_mnist`,
 so ``data.source`` keeps its meaning: ``auto`` falls back to the embedded subset with a warning
 where the files are neither found nor downloadable, ``mnist`` insists on the files, ``embedded``
 takes the subset.
@@ -21,6 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import UserError
 from .bundled import load_mnist_embedded
 from .dataset import DatasetSpec, ImageDataset, Provenance
 from .idx_family import FAMILY, SIZE
@@ -30,6 +34,13 @@ from .sources import load_dataset
 
 if TYPE_CHECKING:  # an annotation only: the data layer reads the section, it builds none
     from ..config import DataConfig
+
+# Why the images of ``data.dataset = memory`` cannot be loaded again: arrays handed over from
+# Python are kept by no file, so whatever needs them later takes them from the caller.
+MEMORY_ONLY = (
+    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; pass "
+    "the same arrays again, e.g. dt.train(config, run, data=(images, labels), resume=True)"
+)
 
 # The provenance source of the embedded subset, under the name earlier runs recorded.
 RECORDED_SOURCE = {"mnist_embedded": "embedded"}
@@ -43,6 +54,8 @@ def load_data(data: DataConfig) -> ImageDataset:
     is read again): the tensors are shared by every caller, so clone one before changing it in
     place. Raises ``UserError`` naming the key or file for data that cannot be found or read.
     """
+    if data.dataset == "memory":
+        raise UserError(MEMORY_ONLY)
     if data.dataset == "mnist":
         return _from_mnist(load_mnist(data.dir, data.source))  # load_mnist keeps its own cache
     options = {"data_dir": data.dir} if data.dir is not None else {}

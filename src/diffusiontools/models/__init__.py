@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, check_key
-from ..data import UNRECORDED_SHAPE
 from ..errors import UserError
 from .cnn import CNN
 
@@ -17,7 +16,8 @@ def make_network(
     config: ModelConfig,
     seed: int | None = None,
     T: int | None = None,
-    shape: tuple[int, int, int] = UNRECORDED_SHAPE,
+    *,
+    shape: tuple[int, int, int],
 ) -> nn.Module:
     """Build the network named by ``config.network`` (on the CPU) for images ``shape``
     (C, H, W) with H == W (the data set's spec.shape).

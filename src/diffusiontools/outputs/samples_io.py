@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import UNRECORDED_SHAPE, to_uint8
+from ..data import to_uint8
 from ..errors import UserError
 
 FORMAT = 2  # images (N, H, W) or (N, 3, H, W) of any size; none: (N, 28, 28)
@@ -75,7 +75,7 @@ def write_samples(path: Path, batches: Iterable[torch.Tensor], n: int, **meta) -
         raise
 
 
-def check_room(path: Path, n: int, shape: tuple[int, int, int] = UNRECORDED_SHAPE) -> None:
+def check_room(path: Path, n: int, shape: tuple[int, int, int]) -> None:
     """Refuse ``n`` samples of ``shape`` (C, H, W) for the NPZ at ``path`` where its disk could
     not hold them.
 

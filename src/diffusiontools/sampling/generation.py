@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..data import UNRECORDED_SHAPE, load_data
+from ..data import load_data
 from ..diffusion.noise import Generators, randn, sample_generators
 from ..errors import UserError
 from .plan import SamplingPlan, resolve_plan
@@ -68,7 +68,8 @@ def start_state(
     config: Config,
     offset: int = 0,
     mode: str | None = None,
-    shape: tuple[int, int, int] = UNRECORDED_SHAPE,
+    *,
+    shape: tuple[int, int, int],
 ):
     """x_T: N(0, I) of (n, *shape) for a Gaussian process; for a cold one, the process builds a
     ``ColdStart`` (x_T with its key and time) from start ``mode`` (a plan's ``cold_start``) and the
@@ -133,7 +134,7 @@ def generate(
     batch_size: int = BATCH_SIZE,
     *,
     plan: SamplingPlan | None = None,
-    shape: tuple[int, int, int] = UNRECORDED_SHAPE,
+    shape: tuple[int, int, int],
 ) -> torch.Tensor:
     """Draw ``n`` samples (n, *shape) in [-0.5, 0.5]-ish model units, in batches, seeded;
     ``shape`` (C, H, W): the images the network takes (``TrainedModel.shape``).
@@ -192,7 +193,7 @@ def generate_batches(
     batch_size: int = BATCH_SIZE,
     *,
     plan: SamplingPlan | None = None,
-    shape: tuple[int, int, int] = UNRECORDED_SHAPE,
+    shape: tuple[int, int, int],
 ) -> Iterator[torch.Tensor]:
     """:func:`generate`'s samples as they are drawn: one (b, *shape) tensor per batch of
     ``batch_size`` (the last may be smaller), samples 0..n-1 in order, each batch checked to be
@@ -244,7 +245,7 @@ def _batches(
             if plan.clip_x0:
                 model = clip_x0(model, process)
             x_T = start_state(
-                process, b, generators, device, config, offset, plan.cold_start, shape
+                process, b, generators, device, config, offset, plan.cold_start, shape=shape
             )
             x = sample(model, process, x_T, generators, plan.steps, on_step, **keywords)
             check_finite(x, offset, n)
@@ -269,7 +270,7 @@ def trajectory(
     fractions=TRAJECTORY_FRACTIONS,
     *,
     plan: SamplingPlan | None = None,
-    shape: tuple[int, int, int] = UNRECORDED_SHAPE,
+    shape: tuple[int, int, int],
 ) -> tuple[list[int], list[torch.Tensor]]:
     """States of the reverse process near ``fractions`` of T (the report's "diffusion process").
 

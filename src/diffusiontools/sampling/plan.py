@@ -52,8 +52,8 @@ class SamplingPlan:
     timestep_spacing: str | None  # ddim and dpm_solver only
     guidance: float | None  # class-conditional models only
     clip_x0: bool | None  # Gaussian samplers only
-    digit: int | None
-    # The class labels drawn with (generation.class_labels): "all 7" (the digit given), or
+    digit: int | None  # the class label asked for (``label=``, or its alias ``digit=``)
+    # The class labels drawn with (generation.class_labels): "all 7" (the label given), or
     # "cycled 0-9" (every class in turn, 0, 1, ..., 9, 0, ...); None where no label takes
     # effect (an unconditional model, or guidance 0: the unconditional prediction alone).
     labels: str | None
@@ -71,15 +71,18 @@ def resolve_plan(
     steps: int | None = None,
     digit: int | None = None,
     *,
+    label_name: str = "digit",
     written: typing.Collection[str] = (),
     **options: typing.Any,
 ) -> SamplingPlan:
     """The plan of drawing from ``config``'s model with this request (the module doc's rules).
 
-    ``sampler``, ``steps``, ``digit`` and ``options`` (eta, timestep_spacing, guidance, clip_x0,
-    start; None: not given) are the caller's; ``written``: the ``sampling.*`` keys the INI file
-    wrote, when a config is loaded. Raises DiffusionToolsError naming the ``sampling.*`` key (or
-    ``digit``) of a setting that cannot take effect.
+    ``sampler``, ``steps``, ``digit`` (the class label to draw, 0..num_classes - 1) and
+    ``options`` (eta, timestep_spacing, guidance, clip_x0, start; None: not given) are the
+    caller's; ``label_name``: the argument that gave ``digit`` (label, or its alias digit), as
+    errors name it; ``written``: the ``sampling.*`` keys the INI file wrote, when a config is
+    loaded. Raises DiffusionToolsError naming the ``sampling.*`` key (or ``label_name``) of a
+    setting that cannot take effect.
     """
     unknown = set(options) - set(OPTIONS)
     if unknown:
@@ -137,7 +140,7 @@ def resolve_plan(
                 f"use {', '.join(spec.starts)} or auto"
             )
     if digit is not None:
-        _check_digit(digit, config.model.num_classes, applied["guidance"])
+        _check_label(digit, label_name, config.model.num_classes, applied["guidance"])
     labels = None
     if conditional and applied["guidance"] != 0:
         labels = f"all {digit}" if digit is not None else f"cycled 0-{config.model.num_classes - 1}"
@@ -184,16 +187,20 @@ def _scope(key: str, name: str, kind: str, conditional: bool) -> tuple[str, str]
     return f"the {listed} sampler{plural}", f"the {name} sampler"
 
 
-def _check_digit(digit: int, num_classes: int, guidance: float | None) -> None:
+def _check_label(label: int, name: str, num_classes: int, guidance: float | None) -> None:
+    """Refuse class ``label``, given as argument ``name`` (label, or its alias digit), that this
+    model cannot draw."""
     if not num_classes:
         raise UserError(
-            f"digit={digit} needs a class-conditional model (model.num_classes > 0); this "
+            f"{name}={label} needs a class-conditional model (model.num_classes > 0); this "
             "model is unconditional"
         )
-    if not 0 <= digit < num_classes:
-        raise UserError(f"digit={digit} is out of range: 0..{num_classes - 1}")
+    if not 0 <= label < num_classes:
+        raise UserError(
+            f"{name}={label} is outside 0..{num_classes - 1} (model.num_classes = {num_classes})"
+        )
     if guidance == 0:
         raise UserError(
-            f"digit={digit} takes no effect with sampling.guidance=0, which samples the "
-            "unconditional prediction alone: give a guidance above 0 (1 = the digit's own)"
+            f"{name}={label} takes no effect with sampling.guidance=0, which samples the "
+            "unconditional prediction alone: give a guidance above 0 (1 = the class's own)"
         )

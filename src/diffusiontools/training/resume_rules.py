@@ -89,11 +89,19 @@ def check_same_data(
     """Refuse to ``action`` (resume, evaluate, reconstruct) a run on other data than it trained
     on: ``stored`` is its checkpoint's provenance (None: a checkpoint from before provenance was
     checkpointed, whose run folder's data.json is read instead), ``found`` the data's now; the
-    ``keys`` the record holds are compared."""
+    ``keys`` the record holds are compared, and for arrays handed over from Python (source
+    ``memory``) the data set's fingerprint."""
     stored = stored or _data_json(run_dir)
     if not stored:
         return  # no record of the data at all: nothing to compare with
-    # First the shape, named as such: otherwise a network of one shape meets images of another
+    if stored.get("source") == "memory":  # no file names the arrays: their fingerprint does
+        old, new = (record.get("dataset", {}).get("fingerprint") for record in (stored, found))
+        if old != new:
+            raise UserError(
+                f"{action}: the arrays given are not the ones the run in {run_dir} trained on "
+                f"(fingerprint {old} -> {new}); pass the same images and labels as data="
+            )
+    # Then the shape, named as such: otherwise a network of one shape meets images of another
     # and fails deep inside loading or sampling, in words that name neither.
     trained, now = recorded_shape(stored), recorded_shape(found)
     if trained != now:

@@ -143,7 +143,9 @@ def sample_to_files(
 ) -> SampleFiles:
     """Draw ``n`` samples of ``model`` into ``files`` (from :func:`sample_files`); returns them.
 
-    ``files.npz``: all n, uint8 (n, C, H, W), with the settings used as its metadata;
+    ``files.npz``: all n, uint8 (n, C, H, W), with the settings used as its metadata, the data
+    set sampled for (:meth:`TrainedModel.dataset`) and the name of the class asked for, where
+    the run recorded class names (``class_name``);
     ``files.grid``: the first ``GRID_MAX``; ``files.trajectory``: the reverse process of the first
     8 (``TrainedModel.trajectory``); ``files.epochs``: the first 8 drawn from each of
     ``epoch_models`` (the same run's other checkpoints), one row each. ``sampler``, ``steps``,
@@ -173,6 +175,10 @@ def sample_to_files(
         batches = generate_batches(*draws, n, seed, model.device, plan=plan, shape=model.shape)
         # The run as an absolute path: the file may be read from anywhere, long after.
         meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
+        meta["dataset"] = model.dataset()
+        names = meta["dataset"]["class_names"]
+        if plan.digit is not None and names:
+            meta["class_name"] = names[plan.digit]
         write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(plan))
         title = f"{model.config.name}, epoch {model.epoch}"
         first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "

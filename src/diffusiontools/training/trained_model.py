@@ -33,7 +33,7 @@ from .pretrained import model_folder
 from .resume_rules import check_same_data
 from .run_folder import RunFolder, recover_if_idle
 
-SAMPLING_TYPES = {"sampler": str, "steps": int, "digit": int, "eta": float, "guidance": float}
+SAMPLING_TYPES = {"sampler": str, "steps": int, "eta": float, "guidance": float}
 SAMPLING_TYPES.update(clip_x0=bool, start=str, timestep_spacing=str)
 
 
@@ -91,6 +91,35 @@ class TrainedModel:
         """One image's shape (C, H, W): that of the data the run trained on, as recorded."""
         return recorded_shape(self.data)
 
+    def dataset(self) -> dict:
+        """The data set the run trained on, as its record says and every sample file names it:
+        ``name`` (``data.dataset``; ``memory``: arrays handed to ``dt.train(..., data=)``),
+        ``source`` (None: a run that recorded none), ``fingerprint``
+        (``ImageDataset.fingerprint``; None: a run from before it was recorded), ``shape``
+        [C, H, W] and ``class_names`` (empty where none are recorded)."""
+        record = self.data or {}
+        recorded = record.get("dataset", {})
+        return {
+            "name": self.config.data.dataset,
+            "source": record.get("source"),
+            "fingerprint": recorded.get("fingerprint"),
+            "shape": list(self.shape),
+            "class_names": list(recorded.get("spec", {}).get("class_names", [])),
+        }
+
+    def __repr__(self) -> str:
+        data = self.dataset()
+        where = "in-memory arrays" if data["name"] == "memory" else f"data.dataset = {data['name']}"
+        fingerprint = "unrecorded" if data["fingerprint"] is None else data["fingerprint"][:16]
+        return (
+            f"TrainedModel({self.config.name!r}, {self.process.kind}, epoch {self.epoch}, "
+            f"step {self.step}, images {'x'.join(map(str, self.shape))}, trained on {where} "
+            f"(fingerprint {fingerprint}), from {self.path})"
+        )
+
+    def _repr_markdown_(self) -> str:
+        return f"`{self!r}`"
+
     def record(self) -> dict:
         """Which weights these are, as every record of samples or metrics names them: the
         ``checkpoint`` file (absolute; an export's: the checkpoint it was written from), the
@@ -131,21 +160,24 @@ class TrainedModel:
         sampler: str | None = None,
         steps: int | None = None,
         digit: int | None = None,
+        label: int | None = None,
         **options,
     ) -> SamplingPlan:
         """What a draw with these settings does (``sampling.plan.resolve_plan``): ``sampler``,
-        ``steps``, ``digit`` and ``options`` (guidance, eta, clip_x0, start, timestep_spacing;
-        None: the run's own) on the run's config. An option given (not None) that cannot take
+        ``steps``, ``label`` (or ``digit``, its alias: :func:`class_label`) and ``options``
+        (guidance, eta, clip_x0, start, timestep_spacing; None: the run's own) on the run's
+        config. An option given (not None) that cannot take
         effect is refused, whatever its value (``eta=0.0`` for the ancestral sampler too), not
         ignored. The run's ``steps``, ``eta`` and ``timestep_spacing`` belong to the run's
         sampler: picking another sampler without giving them uses that sampler's defaults. A
         cold model starts from its data set's images: data other than the run's is refused.
         """
-        given = {"sampler": sampler, "steps": steps, "digit": digit, **options}
+        name, label = class_label(label, digit)
+        given = {"sampler": sampler, "steps": steps, **options}
         for key, value in given.items():
             if value is not None:
                 given[key] = _as_type(key, value, SAMPLING_TYPES[key])
-        plan = resolve_plan(self.config, **given)
+        plan = resolve_plan(self.config, **given, digit=label, label_name=name)
         if self.process.kind == "cold":
             found = data_record(load_data(self.config.data))
             check_same_data(self.data, found, self.folder, "sample", ("source", "md5"))
@@ -163,13 +195,15 @@ class TrainedModel:
         clip_x0: bool | None = None,
         start: str | None = None,
         timestep_spacing: str | None = None,
+        label: int | None = None,
     ) -> torch.Tensor:
         """Draw ``n`` samples: a float tensor (n, C, H, W) (:attr:`shape`) in model range
         [-0.5, 0.5] (values may overshoot slightly; ``diffusiontools.show`` and the NPZ files
         clamp), on the model's device. Every option left None is the run's ``sampling.*`` setting:
         ``sampler`` (one of ``sampling.registry.SAMPLERS``: ancestral, ddim, dpm_solver, heun,
         euler_ancestral; naive, improved for cold models), ``steps`` (the sampler's steps, 1..T),
-        ``digit`` (0-9, class-conditional models), ``guidance`` (classifier-free guidance scale, Ho
+        ``label`` (the class to draw, 0..num_classes - 1, class-conditional models; ``digit`` is
+        its alias, for digit data sets), ``guidance`` (classifier-free guidance scale, Ho
         & Salimans 2022), ``eta`` (DDIM stochasticity, Song et al. 2021), ``clip_x0`` (clamp each
         step's x0_hat), ``start`` (a cold model's x_T), ``timestep_spacing`` (the time grid of ddim
         / dpm_solver: ours, or diffusers' trailing, leading, linspace, to reproduce its scheduler's
@@ -182,6 +216,7 @@ class TrainedModel:
             sampler,
             steps,
             digit,
+            label,
             guidance=guidance,
             eta=eta,
             clip_x0=clip_x0,
@@ -199,16 +234,32 @@ class TrainedModel:
         sampler: str | None = None,
         steps: int | None = None,
         digit: int | None = None,
+        label: int | None = None,
         **options,
     ) -> tuple[list[int], list[torch.Tensor]]:
         """The reverse process of ``n`` samples near t = T, T/2, T/10, T/20 and 0: the times
         reached and one (n, C, H, W) state per time (the last is the sample, the same as
         :meth:`sample` gives). ``options``: guidance, eta, clip_x0, start, timestep_spacing as
-        for :meth:`sample`."""
-        plan = self.sampling_plan(sampler, steps, digit, **options)
+        for :meth:`sample`; ``label`` (or ``digit``) too."""
+        plan = self.sampling_plan(sampler, steps, digit, label, **options)
         return trajectory(
             self.net, self.process, self.config, n, seed, self.device, plan=plan, shape=self.shape
         )
+
+
+def class_label(label, digit) -> tuple[str, int | None]:
+    """The class to draw and the argument that gave it: ``label``, else ``digit``, its alias for
+    digit data sets (MNIST); both given and different are refused. Returns ("label", value),
+    ("digit", value) or ("label", None) when neither is given."""
+    if label is not None and digit is not None:
+        label, digit = _as_type("label", label, int), _as_type("digit", digit, int)
+        if label != digit:
+            raise UserError(
+                f"label={label} and digit={digit} differ; digit is an alias of label: give one"
+            )
+    if label is None and digit is not None:
+        return "digit", _as_type("digit", digit, int)
+    return "label", None if label is None else _as_type("label", label, int)
 
 
 def _check_epoch(epoch) -> None:

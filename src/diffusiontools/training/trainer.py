@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..data import recorded_shape, shuffled_batches, to_model
+from ..data import ImageDataset, recorded_shape, shuffled_batches, to_model
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
@@ -49,11 +49,13 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     probe: QualityProbe | None = None,
+    dataset: ImageDataset | None = None,
 ) -> Path:
     """Train ``config`` into ``run_dir``; returns the run folder. See the module docstring.
 
     ``probe``: what ``training.eval_every`` runs (``evaluation.quality_probe.quality_probe``
     builds it; ``dt.train`` and ``diffusiontools train`` pass it); required when that key is on.
+    ``dataset``: the images of a ``data.dataset = memory`` config, handed over by ``dt.train``.
 
     Every check (config, device, world size, batch, the folder's state, on resume the
     checkpoint's config, the data and on resume the checkpoint's data) runs before anything in
@@ -83,7 +85,7 @@ def train(
         device = ranks.device(device)
         with TrainingSession(run_dir, resume, overwrite, ranks, device) as session:
             config = session.check(config)
-            data = load_training_data(config, device)
+            data = load_training_data(config, device, dataset)
             # The run's length is known once the data is: refuse a schedule that ends before it.
             check_schedule_covers(config.training, len(data.train) // config.training.batch_size)
             state = _fresh_state(config, data.provenance, device)

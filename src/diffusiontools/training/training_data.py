@@ -27,10 +27,13 @@ class TrainingData:
     provenance: dict
 
 
-def load_training_data(config: Config, device: torch.device) -> TrainingData:
+def load_training_data(
+    config: Config, device: torch.device, dataset: ImageDataset | None = None
+) -> TrainingData:
     """The training images of ``config.data`` (optionally the first ``data.subset``), split 80/20
-    as the report; a data set that no network or process here can train on is refused."""
-    dataset = load_data(config.data)
+    as the report; a data set that no network or process here can train on is refused.
+    ``dataset``: the images handed over from Python (``data.dataset = memory``), else None."""
+    dataset = load_data(config.data) if dataset is None else dataset
     check_trainable(dataset, config)
     check_classes(dataset, config)
     return split_training_data(dataset, config, device)

@@ -1,0 +1,198 @@
+"""Training on images held in Python: ``dt.train(cfg, run, data=...)`` records where they came
+from, a resume takes the same arrays only, and whatever would load them again from the config is
+refused; the class to draw is ``label=`` (``digit=`` its alias); sample files name the data set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_runs import single_thread, tiny_config  # noqa: F401  (autouse: one thread)
+
+import diffusiontools as dt
+from diffusiontools import cli
+from diffusiontools.api import handed_over
+from diffusiontools.config import DataConfig
+from diffusiontools.data import load_data
+from diffusiontools.data.memory import load_memory
+from diffusiontools.data.sources import load_dataset
+from diffusiontools.errors import UserError
+from diffusiontools.training import checkpoint as ckpt_io
+from diffusiontools.training.sample_files import sample_files, sample_to_files
+
+# 64 images -> 58 train (6 held out as the test split) -> 46 train / 12 validation;
+# batch 16 -> 2 steps per epoch.
+TINY = ("model.num_classes=3", "training.epochs=2")
+MEMORY_ONLY = (
+    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; pass "
+    "the same arrays again, e.g. dt.train(config, run, data=(images, labels), resume=True)"
+)
+
+
+def rgb_arrays(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """64 uint8 RGB images (N, 16, 16, 3), channels last as NumPy users hold them, and labels
+    0, 1, 2, 0, ..."""
+    images = np.random.default_rng(seed).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    return images, np.arange(64) % 3
+
+
+@pytest.fixture(scope="module")
+def memory_run(tmp_path_factory):
+    images, labels = rgb_arrays()
+    run = tmp_path_factory.mktemp("memory") / "run"
+    dt.train(tiny_config(*TINY), run, data=(images, labels))
+    return run
+
+
+def test_a_run_on_arrays_records_memory_and_the_fingerprint(memory_run):
+    images, labels = rgb_arrays()
+    fingerprint = load_memory(images, labels).fingerprint()
+    model = dt.load(memory_run)
+    assert model.shape == (3, 16, 16)
+    assert model.config.data.dataset == "memory"
+    assert model.data["source"] == "memory"
+    assert model.data["dataset"]["fingerprint"] == fingerprint
+    assert model.dataset() == {
+        "name": "memory",
+        "source": "memory",
+        "fingerprint": fingerprint,
+        "shape": [3, 16, 16],
+        "class_names": ["0", "1", "2"],
+    }
+    recorded = json.loads((memory_run / "data.json").read_text())
+    assert recorded["source"] == "memory" and recorded["dataset"]["fingerprint"] == fingerprint
+    assert "\ndataset = memory\n" in (memory_run / "config.ini").read_text()
+    ckpt = ckpt_io.load_checkpoint(memory_run / "checkpoints" / "latest.pt", map_location="cpu")
+    assert ckpt["config"]["data"]["dataset"] == "memory"
+    assert ckpt["data"]["dataset"]["fingerprint"] == fingerprint
+    assert f"trained on in-memory arrays (fingerprint {fingerprint[:16]})" in repr(model)
+    assert "in-memory arrays" in model._repr_markdown_()
+
+
+def test_a_run_on_arrays_samples_a_label(memory_run):
+    model = dt.load(memory_run)
+    x = model.sample(4, label=2)
+    assert x.shape == (4, 3, 16, 16)
+    assert torch.equal(x, model.sample(4, digit=2))  # digit is label's alias
+    assert torch.equal(x, model.sample(4, label=2, digit=2))
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"label": 3}, "label=3 is outside 0..2 (model.num_classes = 3)"),
+        ({"digit": -1}, "digit=-1 is outside 0..2 (model.num_classes = 3)"),
+        (
+            {"label": 1, "digit": 2},
+            "label=1 and digit=2 differ; digit is an alias of label: give one",
+        ),
+        ({"label": 1.5}, "label=1.5 is not an int"),
+    ],
+)
+def test_a_label_the_model_cannot_draw_is_refused(memory_run, request_, message):
+    with pytest.raises(UserError) as e:
+        dt.load(memory_run).sample(2, **request_)
+    assert str(e.value) == message
+
+
+def test_the_cli_takes_label_and_digit_as_its_alias(memory_run, tmp_path, capsys):
+    npz = tmp_path / "x.npz"
+    argv = ["sample", str(memory_run), "-n", "3", "--out", str(tmp_path / "grid.png")]
+    assert cli.main([*argv, "--npz", str(npz), "--label", "1", "--device", "cpu"]) == 0
+    with np.load(npz) as data:
+        labelled = data["images"]
+    assert cli.main([*argv, "--npz", str(npz), "--digit", "1", "--device", "cpu"]) == 0
+    with np.load(npz) as data:
+        assert np.array_equal(data["images"], labelled)
+    assert cli.main([*argv, "--label", "5", "--device", "cpu"]) == 2
+    assert "--label 5 is outside 0..2 (model.num_classes = 3)" in capsys.readouterr().err
+
+
+def test_a_sample_npz_names_the_data_set_and_the_class(memory_run):
+    model = dt.load(memory_run)
+    files = sample_to_files(model, sample_files(memory_run), 3, label=1)
+    with np.load(files.npz) as data:
+        images, meta = data["images"], json.loads(str(data["meta"]))
+    assert images.shape == (3, 3, 16, 16)
+    assert meta["dataset"] == model.dataset()
+    assert meta["dataset"]["name"] == "memory" and meta["dataset"]["shape"] == [3, 16, 16]
+    assert meta["digit"] == 1 and meta["class_name"] == "1"
+
+
+def test_whatever_would_load_the_arrays_again_is_refused(memory_run, tmp_path):
+    with pytest.raises(UserError) as e:
+        dt.train(tiny_config(*TINY), memory_run, resume=True)  # no data=
+    assert str(e.value) == MEMORY_ONLY
+    with pytest.raises(UserError) as e:
+        dt.train(memory_run / "config.ini", memory_run, resume=True)
+    assert str(e.value) == MEMORY_ONLY
+    with pytest.raises(UserError) as e:
+        dt.evaluate({"a": memory_run}, n_samples=10, out=tmp_path / "eval")
+    assert str(e.value) == MEMORY_ONLY
+
+
+def test_a_resume_takes_the_same_arrays_only(memory_run, tmp_path):
+    images, labels = rgb_arrays(seed=1)
+    with pytest.raises(UserError) as e:
+        dt.train(tiny_config(*TINY), memory_run, data=(images, labels), resume=True)
+    assert str(e.value).startswith(
+        f"resume=True: the arrays given are not the ones the run in {memory_run} trained on "
+        "(fingerprint "
+    )
+    assert str(e.value).endswith("pass the same images and labels as data=")
+
+
+def test_a_resumed_run_on_arrays_is_the_uninterrupted_run(memory_run, tmp_path):
+    """Stopped after 3 of 4 steps, then resumed with the same arrays given as tensors
+    (channels first): the weights are those of the uninterrupted run."""
+    images, labels = rgb_arrays()
+    run = tmp_path / "run"
+    dt.train(tiny_config(*TINY, "training.max_steps=3"), run, data=(images, labels))
+    resumed = dt.train(tiny_config(*TINY), run, data=as_tensors(images, labels), resume=True)
+    whole = dt.load(memory_run)
+    assert resumed.step == whole.step == 4
+    ours, theirs = resumed.net.state_dict(), whole.net.state_dict()
+    assert ours.keys() == theirs.keys()
+    for name in ours:  # within float32 rounding
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-6, atol=1e-6)
+
+
+def as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The arrays as torch tensors, the images channels first (N, C, H, W)."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+
+
+def test_float_images_other_data_and_a_cold_process_are_refused(tmp_path):
+    images, labels = rgb_arrays()
+    with pytest.raises(UserError) as e:
+        dt.train(tiny_config(*TINY), tmp_path / "run", data=(images / 255.0, labels))
+    assert str(e.value) == "images has dtype float64; images must be uint8 in 0..255"
+    with pytest.raises(UserError) as e:
+        dt.train(tiny_config(*TINY), tmp_path / "run", data="images.npz")
+    assert str(e.value) == ("data is a str; give (images, labels), images alone or an ImageDataset")
+    with pytest.raises(UserError) as e:
+        gray = images[..., 0], labels
+        dt.train(tiny_config("diffusion.kind=cold"), tmp_path / "run", data=gray)
+    assert str(e.value) == (
+        "diffusion.kind = cold starts every sample from its data set's test images, which "
+        "arrays handed over as data= cannot give back: use diffusion.kind = gaussian"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_naming_memory_loads_no_images():
+    with pytest.raises(UserError) as e:
+        load_data(DataConfig(dataset="memory"))
+    assert str(e.value) == MEMORY_ONLY
+
+
+def test_a_data_set_handed_over_is_recorded_as_memory_with_its_origin():
+    digits = load_dataset("digits8")
+    given = handed_over(digits)
+    assert given.provenance.source == "memory"
+    assert given.provenance.details["origin"] == "digits8"
+    assert given.fingerprint() == digits.fingerprint()
+    arrays = load_memory(*rgb_arrays())
+    assert handed_over(arrays) is arrays
