@@ -94,13 +94,17 @@ def check_same_data(
     stored = stored or _data_json(run_dir)
     if not stored:
         return  # no record of the data at all: nothing to compare with
-    if stored.get("source") == "memory":  # no file names the arrays: their fingerprint does
+    if stored.get("source") == "memory":
+        # No file names the arrays: the data set's fingerprint (its images, labels and split,
+        # after conversion) does, and it alone: the same images in another layout or type
+        # (channels last, a tensor) are other bytes but the same data.
         old, new = (record.get("dataset", {}).get("fingerprint") for record in (stored, found))
         if old != new:
             raise UserError(
                 f"{action}: the arrays given are not the ones the run in {run_dir} trained on "
                 f"(fingerprint {old} -> {new}); pass the same images and labels as data="
             )
+        return
     # Then the shape, named as such: otherwise a network of one shape meets images of another
     # and fails deep inside loading or sampling, in words that name neither.
     trained, now = recorded_shape(stored), recorded_shape(found)
