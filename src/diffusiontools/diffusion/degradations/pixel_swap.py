@@ -6,8 +6,9 @@ For a level s the original draws two uniform fields u1, u2 over the image grid a
     dc = int((u1 - 0.5) * 2 * s * W),  dr = int((u2 - 0.5) * 2 * s * H)    (int truncates to 0)
 
 then visits the pixels in raster order and swaps each with its partner in place, one after the
-other, so a pixel can move more than once. At s = 0.035 every offset truncates to 0 (identity);
-at 0.15 and 0.2 the largest offset is 4 and 5 px (on 28 px; the offsets scale with the side).
+other, so a pixel can move more than once. At s = 0.035 every offset truncates to 0 on 28 px
+(identity); at 0.15 and 0.2 the largest offset is 4 and 5 px there. The offsets scale with the
+side: s is the identity only while s * side <= 1 (0.035 moves some pixels by 1 px on 32 px).
 Every channel of an image is swapped alike.
 
 The original did H * W = 784 Python-level swaps of image data per call, with one field and one
