@@ -68,6 +68,7 @@ def test_training_runs_and_saves(tmp_path):
     out = tmp_path / "sub" / "weights.pt"
     test_accuracy = train_classifier(fake, epochs=1, seed=0, device="cpu", out_path=out)
     assert 0.0 <= test_accuracy <= 1.0
-    assert set(torch.load(out, weights_only=True)) == set(classifier.MnistClassifier().state_dict())
+    shipped = classifier.MnistClassifier(1, 28, 28, 10)  # MNIST's shape and classes
+    assert set(torch.load(out, weights_only=True)) == set(shipped.state_dict())
     with pytest.raises(UserError, match="epochs=0 is not a number of passes: give at least 1"):
         train_classifier(fake, epochs=0, seed=0, device="cpu", out_path=out)

@@ -13,6 +13,7 @@ from test_shapes import DIGITS8, blobs_npz
 from tiny_runs import single_thread, tiny_config, train_tiny  # noqa: F401  (autouse: one thread)
 
 import diffusiontools as dt
+from diffusiontools.cli import main
 from diffusiontools.config import DataConfig
 from diffusiontools.data import load_data
 from diffusiontools.errors import UserError
@@ -22,6 +23,7 @@ from diffusiontools.evaluation.comparison import evaluate_sets
 from diffusiontools.evaluation.frame_metrics import frame_means, frame_statistics
 from diffusiontools.evaluation.reconstruction import by_class, markdown_table
 from diffusiontools.evaluation.settings import EvaluationSettings
+from diffusiontools.outputs.samples_io import load_samples, save_samples
 from diffusiontools.training.run_folder import read_metrics
 
 SMALL = {"tsne_reference": 60, "test_reference": 60, "n_boot": 20, "n_boot_set": 4}
@@ -136,8 +138,52 @@ def test_digits8_is_scored_with_its_classifier_and_10_classes(
     assert (out / "tsne_test_labels.png").is_file()
     with np.load(out / "samples_real.npz") as saved:  # gray saved as ever: (N, H, W)
         assert np.array_equal(saved["images"], real)
+    # The samples drawn name their data set, as the sample command's files do.
+    _, meta = load_samples(out / "samples_tiny.npz")
+    assert meta["dataset"]["name"] == "digits8" and meta["dataset"]["shape"] == [1, 8, 8]
+    assert meta["dataset"]["class_names"] == list("0123456789")
     # A real digit's frame: digits8's images fill their 8x8 box, so frames are far from black.
     assert result.value("real", "frame_mean") == pytest.approx(frame_means(real).mean())
+
+
+def test_npz_files_alone_are_scored_against_the_data_set_named(
+    digits8_cache, tmp_path, monkeypatch, capsys
+):
+    """data= (a name or a dict of [data] keys) and --set data.KEY=VALUE: digits8, not MNIST."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(digits8_cache))
+    test = load_data(DataConfig(dataset="digits8")).test_images
+    npz = tmp_path / "real.npz"
+    save_samples(npz, test[-20:])  # (20, 1, 8, 8), written as (20, 8, 8)
+    small = ["--tsne-reference", "60", "--test-reference", "60", "--n-boot", "20"]
+    outs = [tmp_path / "by_name", tmp_path / "by_keys", tmp_path / "cli"]
+    dt.evaluate({"real": npz}, out=outs[0], data="digits8", **SMALL)
+    dt.evaluate({"real": npz}, out=outs[1], data={"dataset": "digits8", "subset": 256}, **SMALL)
+    args = ["evaluate", "--npz", str(npz), "--set", "data.dataset=digits8", *small]
+    assert main([*args, "--n-boot-set", "4", "--out", str(outs[2])]) == 0, capsys.readouterr()
+    for out, subset in zip(outs, (None, 256, None), strict=True):
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["settings"]["classifier"]["dataset"] == "digits8"
+        assert metrics["settings"]["data"]["spec"]["height"] == 8
+        assert metrics["settings"]["data"]["settings"]["subset"] == subset
+        assert len(metrics["runs"]["real"]["class_histogram"]) == 10
+
+
+def test_data_beside_runs_must_be_theirs(digits8_cache, digits8_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(digits8_cache))
+    model = dt.load(digits8_run)
+    with pytest.raises(UserError) as e:
+        dt.evaluate({"tiny": model}, out=tmp_path / "eval", data="mnist")
+    assert str(e.value) == (
+        "the given [data] settings data.dataset=mnist, data.subset=None differ from those "
+        f"{model.folder} was trained with (dataset = digits8, subset = 256); runs are scored "
+        "against their own data, so drop the given settings or make them the runs'"
+    )
+    assert not (tmp_path / "eval").exists()
+    with pytest.raises(UserError, match="data=8 is not a data setting; give a data set's name"):
+        dt.evaluate({"tiny": model}, out=tmp_path / "eval", data=8)
+    theirs = {"dataset": "digits8", "subset": 256}  # the run's own: accepted
+    result = dt.evaluate({"tiny": model}, n_samples=10, out=tmp_path / "eval", data=theirs, **SMALL)
+    assert result.metrics["settings"]["data"]["settings"]["subset"] == 256
 
 
 def test_a_set_of_another_shape_is_refused_in_one_sentence(

@@ -15,16 +15,17 @@ from diffusiontools.models.cnn import CNN
 
 
 def test_notebook_cnn_has_146961_parameters():
-    assert sum(p.numel() for p in CNN((16, 32, 32, 16)).parameters()) == 146_961
+    cnn = CNN((16, 32, 32, 16), image_channels=1, image_size=28)  # MNIST's images
+    assert sum(p.numel() for p in cnn.parameters()) == 146_961
 
 
 def test_layernorm_normalises_each_image_not_channels():
-    norm = CNN().blocks[0].net[1]
+    norm = CNN(image_channels=1, image_size=28).blocks[0].net[1]
     assert tuple(norm.normalized_shape) == (28, 28) and norm.weight.shape == (28, 28)
 
 
 def test_time_encoding_of_zero_is_zero_features():
-    emb = CNN().time_embed
+    emb = CNN(image_channels=1, image_size=28).time_embed
     phases = torch.zeros(1, 16)
     features = torch.cat((torch.sin(phases), torch.cos(phases) - 1), dim=1)
     assert torch.equal(emb.mlp(features), emb(torch.zeros(1)))

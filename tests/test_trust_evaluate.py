@@ -239,7 +239,7 @@ def test_memorisation_uses_the_runs_training_split(tmp_path, capsys, run_and_spl
 # (name, second run's --set override or None, flags, expected one-line error fragment)
 DATA_REFUSED = [
     ("runs with different data settings", "data.subset=200", [], "different [data] settings"),
-    ("--data-dir beside a run", None, ["--data-dir", "/tmp"], "--data-dir /tmp is for NPZ-only"),
+    ("--data-dir beside a run", None, ["--data-dir", "/tmp"], "--data-dir /tmp, data.subset"),
 ]
 
 

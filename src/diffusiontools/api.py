@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Config
+from .config import Config, DataConfig, read_config
 from .data import ImageDataset, to_uint8
 from .data.load import MEMORY_ONLY
 from .data.memory import load_memory
@@ -179,6 +179,7 @@ def evaluate(
     n_boot: int = N_BOOT,
     n_boot_set: int = N_BOOT_SET,
     overwrite: bool = False,
+    data: str | Mapping[str, object] | DataConfig | None = None,
 ) -> EvaluationResult:
     """Score sample sets side by side against the test set of their data (docs/evaluation.md),
     with that data set's own classifier.
@@ -193,6 +194,11 @@ def evaluate(
     reference is shared.
     ``tsne_reference``, ``test_reference``: test images in the joint t-SNE and behind the
     classifier metrics (None: every test image of the data, at most 10,000).
+    ``data``: the data NPZ files and arrays are scored against, with its classifier: a data
+    set's name (``"digits8"``), a dict of ``[data]`` keys (``{"dataset": "folder", "dir":
+    "~/faces"}``) or a :class:`DataConfig`; None: MNIST's default settings, or the models'.
+    Models are scored against the ``[data]`` settings stored with them, so ``data`` beside
+    models must equal those.
     Writes metrics.json, metrics.md, NPZ files and the figures into ``out``; an evaluation
     already there is refused unless ``overwrite`` (which replaces its files, and leaves other
     files be). Every input is checked before ``out`` is created. All randomness follows
@@ -225,5 +231,22 @@ def evaluate(
                 "an NPZ file or an image array"
             )
         sources.append((label, source))
-    metrics = evaluate_sets(sources, Path(out), settings, device, overwrite=overwrite)
+    metrics = evaluate_sets(sources, Path(out), settings, device, data_setting(data), overwrite)
     return EvaluationResult(metrics, Path(out))
+
+
+def data_setting(data: str | Mapping[str, object] | DataConfig | None) -> DataConfig | None:
+    """``evaluate``'s ``data`` as a checked ``[data]`` section (None stays None).
+
+    Raises UserError for another type, and (``read_config``'s) for an unknown key or bad value.
+    """
+    if data is None or isinstance(data, DataConfig):
+        return data
+    if isinstance(data, str):
+        data = {"dataset": data}
+    if not isinstance(data, Mapping):
+        raise UserError(
+            f"data={data!r} is not a data setting; give a data set's name, a dict of [data] "
+            "keys or a DataConfig"
+        )
+    return read_config(None, {f"data.{key}": value for key, value in data.items()})[0].data

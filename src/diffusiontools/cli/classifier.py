@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .flags import keys_given_as_flags
+from .flags import data_overrides, keys_given_as_flags
 
 
 def add_parser(subparsers) -> None:
@@ -65,11 +65,8 @@ def run(args: argparse.Namespace) -> None:
     from ..evaluation.classifier_training import train_classifier
     from ..outputs.safe_writes import check_output_file, refuse_existing
 
-    other = [o for o in args.overrides if not o.strip().startswith("data.")]
-    if other:
-        raise UserError(f"--set {other[0]} is not a [data] key; classifier train reads data.* only")
+    overrides = data_overrides(args.overrides, args.data_dir, "classifier train")
     given = {"data.dir": "--data-dir"} if args.data_dir is not None else {}
-    overrides = args.overrides + ([f"data.dir={args.data_dir}"] if given else [])
     with keys_given_as_flags(given):  # name the flag typed, not the key it sets
         data = read_config(args.data, overrides)[0].data
     device = resolve_device(args.device)

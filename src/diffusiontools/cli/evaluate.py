@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .flags import keys_given_as_flags
+from .flags import data_overrides, keys_given_as_flags
 
 
 def add_parser(subparsers) -> None:
@@ -37,7 +37,8 @@ def add_parser(subparsers) -> None:
         type=Path,
         default=[],
         metavar="FILE",
-        help="score samples from NPZ files (images uint8 (N, 28, 28)) instead of runs; repeatable",
+        help="score samples from NPZ files (images uint8 of the data's shape: (N, H, W) gray or "
+        "(N, C, H, W)) instead of runs; repeatable",
     )
     p.add_argument(
         "--label",
@@ -93,9 +94,19 @@ def add_parser(subparsers) -> None:
         "replaced, other files stay",
     )
     p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="data.KEY=VALUE",
+        help="set one [data] key of the data NPZ files are scored against (default MNIST), e.g. "
+        "data.dataset=digits8; repeatable; RUN_DIRs use the [data] settings stored in their "
+        "checkpoints, which these must then equal",
+    )
+    p.add_argument(
         "--data-dir",
-        help="MNIST folder for NPZ-only evaluations (default: $DIFFUSIONTOOLS_DATA or the cache); "
-        "RUN_DIRs use the [data] settings stored in their checkpoints",
+        help="the data's folder, data.dir, for NPZ files (MNIST default: $DIFFUSIONTOOLS_DATA or "
+        "the cache); RUN_DIRs use the [data] settings stored in their checkpoints",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
@@ -108,7 +119,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..config import DataConfig
+    from ..config import read_config
     from ..device import resolve_device
     from ..errors import UserError
     from ..evaluation.comparison import evaluate
@@ -141,7 +152,9 @@ def run(args: argparse.Namespace) -> None:
         return
     flags = {"data.dir": (args.data_dir, "--data-dir"), "sampling.steps": (args.steps, "--steps")}
     given = {key: flag for key, (value, flag) in flags.items() if value is not None}
+    overrides = data_overrides(args.overrides, args.data_dir, "evaluate")
     with keys_given_as_flags(given):  # name the flag typed, not the key it sets
+        npz_data = read_config(None, overrides)[0].data if overrides else None
         settings = EvaluationSettings(
             n_samples=args.n_samples,
             sampler=args.sampler,
@@ -160,7 +173,7 @@ def run(args: argparse.Namespace) -> None:
             settings,
             args.epoch,
             resolve_device(args.device),
-            None if args.data_dir is None else DataConfig(dir=args.data_dir),
+            npz_data,
             args.overwrite,
         )
     for label, result in results["runs"].items():

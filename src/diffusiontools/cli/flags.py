@@ -75,3 +75,12 @@ def keys_given_as_flags(flags: dict[str, str]):
         yield
     except UserError as exc:
         raise UserError(keys_as_flags(str(exc), flags)) from None
+
+
+def data_overrides(overrides: list[str], data_dir: str | None, command: str) -> list[str]:
+    """The ``--set data.KEY=VALUE`` flags of ``command``, which reads only ``[data]`` keys, and
+    ``data.dir`` from ``--data-dir`` where given. Raises UserError for a key of another section."""
+    other = [o for o in overrides if not o.strip().startswith("data.")]
+    if other:
+        raise UserError(f"--set {other[0]} is not a [data] key; {command} reads data.* only")
+    return overrides + ([f"data.dir={data_dir}"] if data_dir is not None else [])

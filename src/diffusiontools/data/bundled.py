@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from .arrays import split_dataset
-from .dataset import DatasetSpec, ImageDataset, Provenance
+from .dataset import ImageDataset, Provenance
 from .embedded import embedded_mnist
-from .idx_family import FAMILY, SIZE
+from .idx_family import member_spec
 
 DIGITS_MAX = 16  # the largest pixel value of scikit-learn's digits
 
@@ -34,7 +34,7 @@ def load_mnist_embedded() -> ImageDataset:
         torch.from_numpy(train_labels),
         torch.from_numpy(test_images).unsqueeze(1),
         torch.from_numpy(test_labels),
-        DatasetSpec(1, SIZE, SIZE, len(FAMILY["mnist"].class_names), FAMILY["mnist"].class_names),
+        member_spec("mnist"),
         Provenance(
             source="mnist_embedded",
             files={key: {"md5": md5} for key, md5 in provenance["md5"].items()},

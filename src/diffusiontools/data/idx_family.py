@@ -73,6 +73,11 @@ FAMILY = {
 }
 
 
+def member_spec(name: str) -> DatasetSpec:
+    """The spec of family member ``name``: 1 x 28 x 28 gray images in its 10 classes."""
+    return DatasetSpec(1, SIZE, SIZE, len(FAMILY[name].class_names), FAMILY[name].class_names)
+
+
 def load_idx_dataset(name: str, data_dir: str | None = None, download: bool = True) -> ImageDataset:
     """Load family member ``name`` ("mnist", "fashion_mnist" or "kmnist") from its four IDX files.
 
@@ -165,7 +170,7 @@ def _read(name: str, files: dict[str, Path]) -> ImageDataset:
                 f"0..{len(FAMILY[name].class_names) - 1}"
             )
 
-    spec = DatasetSpec(1, SIZE, SIZE, len(FAMILY[name].class_names), FAMILY[name].class_names)
+    spec = member_spec(name)
     provenance = Provenance(
         source=name,
         files=checksums,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from ..errors import UserError
 from .bundled import load_mnist_embedded
 from .dataset import DatasetSpec, ImageDataset, Provenance
-from .idx_family import FAMILY, SIZE
+from .idx_family import member_spec
 from .locate import ENV_VAR, OFFLINE_VAR, cache_dir
 from .mnist import MnistData, load_mnist
 from .sources import load_dataset
@@ -92,14 +92,13 @@ def _from_mnist(mnist: MnistData) -> ImageDataset:
     """``load_mnist``'s data as an ``ImageDataset``: the same tensors, a channel axis added."""
     if mnist.provenance["source"] == "embedded":
         return load_mnist_embedded()
-    member = FAMILY["mnist"]
     provenance = mnist.provenance
     return ImageDataset(
         mnist.train_images.unsqueeze(1),  # (N, 28, 28) -> (N, 1, 28, 28), a view
         mnist.train_labels,
         mnist.test_images.unsqueeze(1),
         mnist.test_labels,
-        DatasetSpec(1, SIZE, SIZE, len(member.class_names), member.class_names),
+        member_spec("mnist"),
         Provenance(
             source="mnist",
             files={name: {"md5": md5} for name, md5 in provenance["md5"].items()},
@@ -112,7 +111,7 @@ def _from_mnist(mnist: MnistData) -> ImageDataset:
 
 # The shape (C, H, W) of a run whose data record holds no spec: every such run trained on the
 # report's 28x28 gray images (MNIST and its look-alikes).
-UNRECORDED_SHAPE = (1, 28, 28)
+UNRECORDED_SHAPE = member_spec("mnist").shape
 
 
 def recorded_shape(record: dict | None) -> tuple[int, int, int]:

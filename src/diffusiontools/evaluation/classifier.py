@@ -15,8 +15,11 @@ import torch
 from torch import nn
 
 from ..data.download import file_sha256
+from ..data.idx_family import member_spec
 from ..errors import UserError
 
+SHIPPED = "mnist"  # the data set (data.dataset) whose classifier ships in the package
+SHIPPED_SPEC = member_spec(SHIPPED)  # the shape and classes its weights were trained on
 WEIGHTS_FILE = "mnist_classifier.pt"
 # sha256 of the committed weights; a different file means the metrics are not comparable.
 WEIGHTS_SHA256 = "333f4b4e5a9cbbd1b1610df5d62fe330da2f29379d4f37331f57f3f2ed7ef8d5"
@@ -28,13 +31,11 @@ class MnistClassifier(nn.Module):
 
     Pooling after every convolution keeps a CPU epoch over 60k images to about a minute; the
     128-d output of the first fully connected layer (after ReLU) is the feature embedding.
-    The defaults are MNIST's (the shipped weights); another data set's classifier
-    (``classifier_store``) takes its spec's channels, height, width and number of classes.
+    It takes its data set's spec: channels, height, width and number of classes (the shipped
+    weights: ``SHIPPED_SPEC``, MNIST's).
     """
 
-    def __init__(
-        self, channels: int = 1, height: int = 28, width: int = 28, num_classes: int = 10
-    ) -> None:
+    def __init__(self, channels: int, height: int, width: int, num_classes: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(channels, 32, 3, padding=1),
@@ -82,7 +83,8 @@ def load_classifier(device: torch.device | str) -> MnistClassifier:
         )
     with resources.as_file(weights) as path:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    with torch.random.fork_rng(devices=[]):  # the layers' random init, overwritten below,
-        model = MnistClassifier()  # must not move the caller's global RNG (a training's)
+    # The layers' random init, overwritten below, must not move the caller's global RNG.
+    with torch.random.fork_rng(devices=[]):
+        model = MnistClassifier(*SHIPPED_SPEC.shape, SHIPPED_SPEC.num_classes)
     model.load_state_dict(state)
     return model.to(device).eval()

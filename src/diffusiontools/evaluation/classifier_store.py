@@ -29,11 +29,10 @@ from ..data.download import file_sha256
 from ..data.locate import cache_dir
 from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
-from .classifier import WEIGHTS_FILE, WEIGHTS_SHA256, MnistClassifier, load_classifier
+from .classifier import SHIPPED, WEIGHTS_FILE, WEIGHTS_SHA256, MnistClassifier, load_classifier
 from .classifier_training import fit_classifier, state_dict
 from .inception_features import InceptionFeatures, unlabelled_scoring
 
-SHIPPED = "mnist"  # the data set (data.dataset) whose classifier ships in the package
 # The [data] keys that choose the images load_data returns (the rest choose a run's split).
 LOADING_KEYS = ("dataset", "dir", "source", "channels", "image_size", "test_fraction")
 

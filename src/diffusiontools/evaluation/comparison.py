@@ -83,8 +83,9 @@ def evaluate_sets(
     ``settings.n_samples`` are scored (None: all, at most MAX_SAMPLES);
     settings: the counts, seed and references (:class:`EvaluationSettings`); reference sizes
     left None take the test images of the data in use, at most MAX_SAMPLES;
-    npz_data: the ``[data]`` settings when no set is a model (None: the defaults); models use
-    the settings stored with their weights;
+    npz_data: the ``[data]`` settings the sets are scored against when no set is a model (None:
+    the defaults, MNIST); models use the settings stored with their weights, which
+    ``npz_data``, if given beside them, must equal;
     overwrite: replace the evaluation already in ``out_dir`` (its files; other files stay),
     which is otherwise refused;
     npz_argument: the argument the NPZ files came from, named when one is refused (None: the

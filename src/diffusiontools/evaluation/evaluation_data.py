@@ -25,20 +25,25 @@ def shared_data_config(
 
     Models: their stored ``[data]`` settings, which must agree — the test reference and the
     training split behind memorisation are shared by all sets, so models trained on different
-    data are refused rather than scored against data one of them never saw. Images only:
-    ``npz_data``, by default the default settings (MNIST from $DIFFUSIONTOOLS_DATA or the cache,
-    the default 80/20 split); image sets beside models are scored against the models' data.
+    data are refused rather than scored against data one of them never saw; ``npz_data`` beside
+    them must equal their settings. Images only: ``npz_data``, by default the default settings
+    (MNIST from $DIFFUSIONTOOLS_DATA or the cache, the default 80/20 split); image sets beside
+    models are scored against the models' data.
     """
     if not models:
         if npz_data is None:
             return Config(), "default [data] settings (NPZ files only)"
         return Config(data=npz_data), "given [data] settings (NPZ files only)"
-    if npz_data is not None:
-        raise UserError(
-            f"data_dir={npz_data.dir} is for NPZ-only evaluations; RUN_DIRs are scored "
-            "against the data settings stored in their checkpoints, so drop --data-dir"
-        )
     first = next(iter(models.values()))
+    if npz_data is not None and npz_data != first.config.data:
+        keys = [k for k in vars(npz_data) if getattr(npz_data, k) != getattr(first.config.data, k)]
+        given = ", ".join(f"data.{k}={getattr(npz_data, k)}" for k in keys)
+        stored = ", ".join(f"{k} = {getattr(first.config.data, k)}" for k in keys)
+        raise UserError(
+            f"the given [data] settings {given} differ from those {first.folder} was trained "
+            f"with ({stored}); runs are scored against their own data, so drop the given "
+            "settings or make them the runs'"
+        )
     for model in models.values():
         if model.config.data != first.config.data:
             raise UserError(

@@ -18,6 +18,7 @@ from ..errors import UserError
 from ..outputs.samples_io import load_samples, save_samples
 from ..sampling.generation import generate
 from ..sampling.plan import resolve_plan
+from ..training.sample_files import dataset_fields
 from ..training.trained_model import TrainedModel, load_model
 from .report_metrics import GMM_COMPONENTS
 from .settings import MAX_SAMPLES, MIN_SAMPLES, EvaluationSettings
@@ -37,7 +38,8 @@ class SampleSet:
 def samples_from_model(
     model: TrainedModel, n: int, sampler: str | None, steps: int | None, seed: int
 ) -> tuple[np.ndarray, dict]:
-    """Draw n samples of a trained model: uint8 (n, C, H, W) and their provenance."""
+    """Draw n samples of a trained model: uint8 (n, C, H, W) and their provenance, which names
+    their data set as the sample command's files do (``dataset``, ``class_name``)."""
     plan = resolve_plan(model.config, sampler, steps)  # what is drawn, every choice resolved
     draw = (model.net, model.process, model.config, n, seed, model.device)
     x = generate(*draw, plan=plan, shape=model.shape)
@@ -45,6 +47,7 @@ def samples_from_model(
     source = {
         "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
         **model.record(),  # which checkpoint, epoch, step and weights
+        **dataset_fields(model, plan.digit),
         "kind": model.process.kind,
         "seed": seed,
         **dataclasses.asdict(plan),

@@ -34,15 +34,28 @@ def make_network(
         if seed is not None:
             torch.manual_seed(seed)
         if config.network == "cnn":
-            return CNN(config.n_hidden, config.num_classes, channels, size)
+            return CNN(
+                config.n_hidden, config.num_classes, image_channels=channels, image_size=size
+            )
         if config.network == "unet2d_diffusers":
             from .unet2d_diffusers import UNet2DDiffusers  # late: needs the diffusers extra
 
             if T is None:
                 raise UserError("make_network needs T= (the process's steps) for unet2d_diffusers")
             return UNet2DDiffusers(
-                T, config.base_channels, config.channel_mults, config.num_classes, channels, size
+                T,
+                config.base_channels,
+                config.channel_mults,
+                config.num_classes,
+                image_channels=channels,
+                image_size=size,
             )
         from .unet import UNet
 
-        return UNet(config.base_channels, config.channel_mults, config.num_classes, channels, size)
+        return UNet(
+            config.base_channels,
+            config.channel_mults,
+            config.num_classes,
+            image_channels=channels,
+            image_size=size,
+        )

@@ -12,7 +12,7 @@ from .time_embedding import TimeEmbedding
 class CNNBlock(nn.Module):
     """Conv(7x7) -> LayerNorm over the whole image (one affine map shared by channels) -> GELU."""
 
-    def __init__(self, in_channels: int, out_channels: int, image_size: int = 28, kernel: int = 7):
+    def __init__(self, in_channels: int, out_channels: int, image_size: int, kernel: int = 7):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2),
@@ -38,8 +38,9 @@ class CNN(nn.Module):
         self,
         n_hidden: tuple[int, ...] = (16, 32, 32, 16),
         num_classes: int = 0,
-        image_channels: int = 1,
-        image_size: int = 28,
+        *,
+        image_channels: int,
+        image_size: int,
     ):
         super().__init__()
         widths = (image_channels, *n_hidden)

@@ -78,8 +78,9 @@ class UNet(nn.Module):
         base_channels: int = 32,
         channel_mults: tuple[int, ...] = (1, 2, 2),
         num_classes: int = 0,
-        image_channels: int = 1,
-        image_size: int = 28,
+        *,
+        image_channels: int,
+        image_size: int,
     ):
         super().__init__()
         check_levels(channel_mults, image_size)

@@ -23,8 +23,8 @@ def unet2d_config(
     channel_mults: tuple[int, ...],
     num_classes: int,
     T: int,
-    image_channels: int = 1,
-    image_size: int = 28,
+    image_channels: int,
+    image_size: int,
 ) -> dict:
     """The ``UNet2DModel`` config of a small UNet for ``image_channels`` x S x S images
     (S = ``image_size``): one ResNet block per resolution on the way down (S -> S/2 -> ...;
@@ -65,8 +65,9 @@ class UNet2DDiffusers(nn.Module):
         base_channels: int = 32,
         channel_mults: tuple[int, ...] = (1, 2, 2),
         num_classes: int = 0,
-        image_channels: int = 1,
-        image_size: int = 28,
+        *,
+        image_channels: int,
+        image_size: int,
     ):
         super().__init__()
         diffusers = require("diffusers", "diffusers", "model.network = unet2d_diffusers")

@@ -175,10 +175,7 @@ def sample_to_files(
         batches = generate_batches(*draws, n, seed, model.device, plan=plan, shape=model.shape)
         # The run as an absolute path: the file may be read from anywhere, long after.
         meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
-        meta["dataset"] = model.dataset()
-        names = meta["dataset"]["class_names"]
-        if plan.digit is not None and names:
-            meta["class_name"] = names[plan.digit]
+        meta.update(dataset_fields(model, plan.digit))
         write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(plan))
         title = f"{model.config.name}, epoch {model.epoch}"
         first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "
@@ -206,6 +203,17 @@ def sample_to_files(
                 title=f"{model.config.name}: samples 0..{k - 1} at stages of training",
             )
     return files
+
+
+def dataset_fields(model: TrainedModel, digit: int | None) -> dict:
+    """What a file of ``model``'s samples records of their data set: ``dataset``
+    (:meth:`TrainedModel.dataset`) and, for samples of class ``digit`` of a run that recorded
+    class names, that class's name (``class_name``)."""
+    fields = {"dataset": model.dataset()}
+    names = fields["dataset"]["class_names"]
+    if digit is not None and names:
+        fields["class_name"] = names[digit]
+    return fields
 
 
 def _stand_ins(staging: Staging, files: SampleFiles) -> SampleFiles:
