@@ -176,3 +176,15 @@ def test_the_quality_probe_of_a_fashion_run_uses_its_classifier(fashion, tmp_pat
     assert len(rows) == 1  # epoch 0, the last
     assert all(0.0 <= row["recognisable_fraction"] <= 1.0 for row in rows)
     assert all(0.0 <= row["class_entropy"] <= np.log(10) for row in rows)
+
+
+def test_the_default_training_length_is_a_number_of_steps_not_of_passes():
+    """MNIST's 3 passes are 1,407 steps of 128; a small data set gets as many steps (the 1,437
+    8x8 digits' 12 steps a pass: 117 passes), never fewer than 3 passes; an explicit count wins."""
+    from diffusiontools.evaluation.classifier_training import resolved_epochs
+
+    assert resolved_epochs(None, 60_000) == 3  # ceil(1400 / 469) = 3
+    assert resolved_epochs(None, 1_437) == 117  # ceil(1400 / 12)
+    assert resolved_epochs(None, 4_000) == 44  # ceil(1400 / 32)
+    assert resolved_epochs(None, 1_000_000) == 3
+    assert resolved_epochs(5, 1_437) == 5

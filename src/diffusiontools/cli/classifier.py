@@ -34,7 +34,10 @@ def add_parser(subparsers) -> None:
         help="set one [data] key, e.g. data.dataset=fashion_mnist; repeatable",
     )
     t.add_argument(
-        "--epochs", type=int, default=3, help="passes over the training images (default 3)"
+        "--epochs",
+        type=int,
+        help="passes over the training images (default: enough for 1,400 steps of 128 images, "
+        "at least 3; MNIST: 3)",
     )
     t.add_argument(
         "--seed", type=int, default=0, help="seed for initialisation, order and shifts (default 0)"

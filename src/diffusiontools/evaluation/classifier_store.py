@@ -30,7 +30,7 @@ from ..data.locate import cache_dir
 from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
 from .classifier import SHIPPED, WEIGHTS_FILE, WEIGHTS_SHA256, MnistClassifier, load_classifier
-from .classifier_training import fit_classifier, state_dict
+from .classifier_training import fit_classifier, resolved_epochs, state_dict
 from .inception_features import InceptionFeatures, unlabelled_scoring
 
 # The [data] keys that choose the images load_data returns (the rest choose a run's split).
@@ -69,10 +69,11 @@ def train_command(data: DataConfig) -> str:
 
 
 def train_for_dataset(
-    data: DataConfig, epochs: int = 3, seed: int = 0, device: torch.device | str = "cpu"
+    data: DataConfig, epochs: int | None = None, seed: int = 0, device: torch.device | str = "cpu"
 ) -> dict:
     """Train the classifier of the data set ``data`` (a ``[data]`` section) on its training
-    split, store it in the cache and return its record (see the module docstring).
+    split, store it in the cache and return its record (see the module docstring). ``epochs``:
+    passes over the training images (None: ``classifier_training.resolved_epochs``).
 
     Raises UserError for MNIST, whose classifier ships in the package (``diffusiontools
     classifier train --out FILE`` regenerates those weights), for a data set without labels,
@@ -84,6 +85,7 @@ def train_for_dataset(
             "regenerate its weights with `diffusiontools classifier train --out FILE`"
         )
     dataset = load_data(data)
+    epochs = resolved_epochs(epochs, len(dataset.train_images))
     model, test_accuracy = fit_classifier(dataset, epochs, seed, device)
     fingerprint = dataset.fingerprint()
     weights, record_path = stored_paths(data.dataset, fingerprint)

@@ -28,6 +28,7 @@ from diffusiontools.evaluation.classifier import MnistClassifier
 from diffusiontools.outputs.safe_writes import check_output_file, staged_outputs
 
 BATCH_SIZE = 128
+MIN_STEPS = 1400  # the default training length: MNIST's 3 epochs of 469 steps
 LEARNING_RATE = 2e-3
 MAX_SHIFT = 2  # pixels; MNIST digits are centred by mass, so small shifts are realistic
 
@@ -65,6 +66,16 @@ def accuracy(
         predicted = model(x).argmax(dim=1).cpu()
         correct += int((predicted == labels[start : start + batch_size]).sum())
     return correct / len(images)
+
+
+def resolved_epochs(epochs: int | None, n_train: int) -> int:
+    """``epochs``, or for None the passes over ``n_train`` images that make at least
+    ``MIN_STEPS`` steps of ``BATCH_SIZE``, and at least 3 (MNIST's 60,000 images: 3; scikit-learn's
+    1,437 8x8 training digits: 117, where 3 passes are 36 steps and leave the classifier near
+    chance)."""
+    if epochs is not None:
+        return epochs
+    return max(3, math.ceil(MIN_STEPS / math.ceil(n_train / BATCH_SIZE)))
 
 
 def fit_classifier(
@@ -119,15 +130,16 @@ def fit_classifier(
 
 def train_classifier(
     data: ImageDataset,
-    epochs: int,
+    epochs: int | None,
     seed: int,
     device: torch.device | str,
     out_path: str | Path,
 ) -> float:
-    """:func:`fit_classifier`, its state dict saved to ``out_path`` (parent folders created);
-    return its test accuracy. A path that is a folder, or whose folder cannot be created, is
-    refused before training."""
+    """:func:`fit_classifier` for ``epochs`` (None: :func:`resolved_epochs`), its state dict
+    saved to ``out_path`` (parent folders created); return its test accuracy. A path that is a
+    folder, or whose folder cannot be created, is refused before training."""
     check_output_file(out_path, "out_path", "the weights", ending=".pt")  # not after the training
+    epochs = resolved_epochs(epochs, len(data.train_images))
     model, test_accuracy = fit_classifier(data, epochs, seed, device)
     with staged_outputs() as staging:  # the weights (and a new folder) appear whole
         torch.save(state_dict(model), staging.file(out_path))
