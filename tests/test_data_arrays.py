@@ -36,6 +36,8 @@ def test_npz_layouts_become_nchw(tmp_path, layout, array, shape):
     data = load_dataset("npz", path=tmp_path / "x.npz")
     assert data.spec.shape == shape and data.spec.class_names == ("0", "1", "2")
     assert data.provenance.details["layout"] == layout
+    transposed = [f"{N} images transposed from (N, H, W, C) to (N, C, H, W)"]
+    assert list(data.provenance.conversions) == (transposed if "C)" in layout else [])
     images = torch.cat([data.train_images, data.test_images])
     labels = torch.cat([data.train_labels, data.test_labels])
     assert (images[:, :, 0, 0] == images[:, :1, 0, 0] + 100 * torch.arange(shape[0])).all()

@@ -15,6 +15,7 @@ from ..errors import UserError
 from .dataset import CHANNELS, DatasetSpec, ImageDataset, Provenance
 
 LAYOUTS = "(N, H, W), (N, H, W, C) or (N, C, H, W) with C = 1 or 3"
+CHANNELS_LAST = "(N, H, W, C)"
 
 
 def to_nchw(images: np.ndarray, where: str) -> tuple[np.ndarray, str]:
@@ -30,7 +31,7 @@ def to_nchw(images: np.ndarray, where: str) -> tuple[np.ndarray, str]:
     if images.ndim == 4 and images.shape[1] in CHANNELS:
         return images, "(N, C, H, W)"
     if images.ndim == 4 and images.shape[3] in CHANNELS:
-        return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), "(N, H, W, C)"
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), CHANNELS_LAST
     raise UserError(f"{where} has shape {images.shape}; images must be {LAYOUTS}")
 
 
@@ -82,10 +83,16 @@ def split_dataset(
 
     ``labels`` are int64 (N,) or None (unlabelled, ``class_names`` empty); ``where`` names the
     data in errors; ``provenance`` holds ``Provenance``'s ``source``, ``files`` and optionally
-    ``conversions`` and ``details``, to which the split's fraction and seed are added.
+    ``conversions`` and ``details``, to which the split's fraction and seed are added (and, for
+    ``details["layout"]`` channels-last, the transposition to ``conversions``).
     """
     train, test = held_out(len(images), test_fraction, seed, where)
     details = {**provenance.pop("details", {}), "test_fraction": test_fraction, "split_seed": seed}
+    if details.get("layout") == CHANNELS_LAST:  # the pixels moved: a conversion, on record
+        provenance["conversions"] = (
+            *provenance.get("conversions", ()),
+            f"{len(images)} images transposed from {CHANNELS_LAST} to (N, C, H, W)",
+        )
 
     def tensor(array: np.ndarray | None, index: np.ndarray) -> torch.Tensor | None:
         return None if array is None else torch.from_numpy(np.ascontiguousarray(array[index]))
