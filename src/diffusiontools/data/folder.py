@@ -10,8 +10,8 @@ What ``data_dir`` may hold (names starting with "." are skipped, e.g. ``.DS_Stor
   ``test_fraction`` (0.1 when None) is held out (see ``arrays.held_out``).
 
 Anything else is refused with the file's name: a file that is not ``.png``/``.jpg``/``.jpeg``, one
-Pillow cannot decode, an image that is not 8-bit (16-bit gray or colour, 32-bit, float), images beside class subfolders,
-a folder inside a class, an empty class, fewer than two images.
+Pillow cannot decode, an image that is not 8-bit (16-bit gray or colour, 32-bit, float), images
+beside class subfolders, a folder inside a class, an empty class, fewer than two images.
 
 The conversions, each recorded in ``provenance.conversions`` with how many images it changed:
 EXIF orientation applied; every image brought to ``channels`` by Pillow's ``convert`` (colour to
