@@ -2,9 +2,10 @@
 
 ``data.dataset`` names the source (:data:`~diffusiontools.data.sources.SOURCES`) and the other
 ``data.*`` keys are its options: ``dir`` (the folder of the files; for ``npz`` the ``.npz`` file),
-``channels`` and ``image_size`` (``folder``), ``test_fraction`` (``folder``, ``npz``, ``digits8``;
-None keeps the source's own). ``memory`` names arrays handed to ``dt.train(..., data=)``: they
-reach training as an ``ImageDataset`` (:func:`~diffusiontools.data.memory.load_memory`), and
+``channels`` and ``image_size`` (``folder``), ``test_fraction`` (``folder`` without ``train/``
+and ``test/``, ``npz``, ``digits8``, ``memory``; None keeps the source's own). ``memory`` names
+arrays handed to ``dt.train(..., data=)``: they reach training as an ``ImageDataset``
+(:func:`~diffusiontools.data.memory.load_memory`, split by ``test_fraction``), and
 anything that would load them from the config is refused (:data:`MEMORY_ONLY`).
 ``mnist`` is read by :func:`~diffusiontools.data.mnist.load_mnist`,
 so ``data.source`` keeps its meaning: ``auto`` falls back to the embedded subset with a warning
