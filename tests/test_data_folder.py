@@ -2,6 +2,8 @@
 sizes converted and recorded; every bad input refused naming the file."""
 
 import hashlib
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +144,52 @@ def test_bad_folders_are_refused_naming_the_file(tmp_path, layout, message):
             path.write_bytes(content)
     with pytest.raises(UserError, match=message):
         load_dataset("folder", data_dir=str(tmp_path))
+
+
+def save_png16(path: Path, colour_type: int, samples: int) -> Path:
+    """A 2x2 PNG of 16 bits per sample written chunk by chunk (colour type 2: RGB, 4: gray and
+    alpha, 6: RGBA), which Pillow opens in the 8-bit modes RGB and RGBA."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    row = b"\0" + np.full(2 * samples, 40000, dtype=">u2").tobytes()  # filter 0, then the row
+    header = struct.pack(">IIBBBBB", 2, 2, 16, colour_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * 2))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "colour_type, samples, mode", [(2, 3, "RGB"), (6, 4, "RGBA"), (4, 2, "RGBA")]
+)
+def test_16_bit_colour_pngs_are_refused_naming_the_file(tmp_path, colour_type, samples, mode):
+    save(tmp_path / "a.png", "RGB", size=(2, 2))
+    deep = save_png16(tmp_path / "deep.png", colour_type, samples)
+    assert Image.open(deep).mode == mode  # Pillow alone would read it as 8-bit
+    with pytest.raises(UserError) as refused:
+        load_dataset("folder", data_dir=str(tmp_path))
+    assert str(refused.value) == (
+        f"{deep} is a 16-bit PNG (not 8-bit gray or colour); save it as an 8-bit image"
+    )
+
+
+def test_test_fraction_beside_train_and_test_subfolders_is_refused(tmp_path):
+    for split in ("train", "test"):
+        for i in range(2):
+            save(tmp_path / split / f"{i}.png")
+    with pytest.raises(UserError) as refused:
+        load_dataset("folder", data_dir=str(tmp_path), test_fraction=0.2)
+    assert str(refused.value) == (
+        f"data.test_fraction=0.2 applies to a folder without train/ and test/ only; {tmp_path}'s "
+        "train/ and test/ are its splits and would ignore it: remove it"
+    )
 
 
 def test_bad_options_and_missing_folder(tmp_path):

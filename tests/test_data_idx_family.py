@@ -11,7 +11,8 @@ import pytest
 from conftest import idx_bytes
 from loopback import mirror
 
-from diffusiontools.data import idx_family, mnist
+from diffusiontools.config import DataConfig
+from diffusiontools.data import data_record, idx_family, load_data, mnist
 from diffusiontools.data.sources import load_dataset
 from diffusiontools.errors import UserError
 
@@ -103,18 +104,72 @@ def test_unknown_md5_is_refused_and_the_file_kept(tiny_family):
     with pytest.raises(
         UserError,
         match="labels-idx1-ubyte.gz has md5 .*, not MNIST's published .*; it was left in place",
-    ):
+    ) as refused:
         load_dataset("mnist", data_dir=str(folder))
+    assert str(refused.value).endswith(
+        "replace it with a fresh copy of MNIST's t10k-labels-idx1-ubyte.gz, or, for data of one's "
+        "own in this layout, store the files uncompressed (read and recorded as unverified) or as "
+        "one .npz file with data.dataset = npz"
+    )
     assert (folder / "t10k-labels-idx1-ubyte.gz").read_bytes() == files["t10k-labels-idx1-ubyte.gz"]
 
 
-def test_uncompressed_files_are_read_and_listed_as_unverified(tiny_family):
-    files = {
-        name[: -len(".gz")]: gzip.decompress(body) for name, body in tiny_files("kmnist").items()
+def uncompressed(member: str) -> dict[str, bytes]:
+    return {name[: -len(".gz")]: gzip.decompress(body) for name, body in tiny_files(member).items()}
+
+
+def test_uncompressed_files_are_read_listed_and_warned_about_as_unverified(tiny_family, caplog):
+    files = uncompressed("mnist")  # MNIST's content, but its sha256s are not the tiny files'
+    folder = write(tiny_family / "raw", files)
+    with caplog.at_level("WARNING", logger="diffusiontools"):
+        data = load_data(DataConfig(dataset="kmnist", dir=str(folder)))
+    names = ", ".join(idx_family.STEMS.values())
+    note = (
+        f"{names} in {folder} are uncompressed and match no published checksum, so their content "
+        "could not be verified as Kuzushiji-MNIST's; they were read as Kuzushiji-MNIST"
+    )
+    assert [record.getMessage() for record in caplog.records] == [note]
+    assert data.provenance.details["unverified"] == list(idx_family.STEMS.values())
+    assert data_record(data)["dataset"]["provenance"]["details"]["unverified_note"] == note
+    assert (data.train_images == 1).all()
+
+
+def test_uncompressed_content_of_a_known_member_is_verified_or_named(tiny_family, monkeypatch):
+    sha256 = {
+        name: hashlib.sha256(body).hexdigest() for name, body in uncompressed("mnist").items()
     }
-    data = load_dataset("kmnist", data_dir=str(write(tiny_family / "raw", files)))
-    assert sorted(data.provenance.details["unverified"]) == sorted(files)
-    assert (data.train_images == 3).all()
+    patched = dataclasses.replace(idx_family.FAMILY["mnist"], sha256=sha256)
+    monkeypatch.setitem(idx_family.FAMILY, "mnist", patched)
+    folder = write(tiny_family / "raw", uncompressed("mnist"))
+    data = load_dataset("mnist", data_dir=str(folder))
+    assert data.provenance.details["unverified"] == []
+    with pytest.raises(UserError) as refused:
+        load_dataset("fashion_mnist", data_dir=str(folder))
+    assert str(refused.value) == (
+        f"{folder / 'train-images-idx3-ubyte'} is MNIST's train-images-idx3-ubyte (uncompressed), "
+        "not Fashion-MNIST's; use data.dataset = mnist for these files, or point data.dir at "
+        "Fashion-MNIST's (nothing was deleted)"
+    )
+
+
+def test_published_mnist_contents_are_those_of_its_gz_files():
+    assert idx_family.FAMILY["mnist"].sha256["train-labels-idx1-ubyte"] == (
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
+    )
+    assert set(idx_family.FAMILY["mnist"].sha256) == set(idx_family.STEMS.values())
+    assert idx_family.FAMILY["fashion_mnist"].sha256 == idx_family.FAMILY["kmnist"].sha256 == {}
+
+
+def test_a_folder_with_three_of_the_four_files_names_the_missing_one(tiny_family):
+    files = tiny_files("fashion_mnist")
+    del files["train-labels-idx1-ubyte.gz"]
+    folder = write(tiny_family / "data", files)
+    with pytest.raises(UserError) as refused:
+        load_dataset("fashion_mnist", data_dir=str(folder))
+    assert str(refused.value) == (
+        f"{folder} holds 3 of Fashion-MNIST's four IDX files but not train-labels-idx1-ubyte(.gz); "
+        "add it, or point data.dir at a folder with all four"
+    )
 
 
 def test_label_outside_the_ten_classes_names_the_file(tiny_family, monkeypatch):
@@ -186,3 +241,10 @@ def test_real_mnist_loads_with_published_checksums(real_mnist):
     )
     gz = {name: sums["md5"] for name, sums in data.provenance.files.items() if name.endswith(".gz")}
     assert gz == {name: md5 for name, md5 in idx_family.FAMILY["mnist"].md5.items() if name in gz}
+
+
+@pytest.mark.real_mnist
+def test_real_mnist_contents_have_the_recorded_sha256(real_mnist):
+    for stem, sha256 in idx_family.FAMILY["mnist"].sha256.items():
+        content = gzip.decompress((real_mnist / f"{stem}.gz").read_bytes())
+        assert hashlib.sha256(content).hexdigest() == sha256

@@ -155,11 +155,16 @@ def test_offline_variable_forbids_the_download(isolated, monkeypatch, value, dow
     assert reason in str(e.value)
 
 
-def test_partial_folder_is_skipped(isolated):
+@pytest.mark.parametrize("source", ["mnist", "auto"])
+def test_partial_folder_is_refused_naming_the_missing_file(isolated, source):
     folder = write_folder(isolated / "d")
     (folder / STEMS[3]).unlink()
-    with pytest.raises(UserError, match="not found"):
-        load_mnist(str(folder), source="mnist", download=False)
+    with pytest.raises(UserError) as refused:
+        load_mnist(str(folder), source=source, download=False)
+    assert str(refused.value) == (
+        f"{folder} holds 3 of MNIST's four IDX files but not t10k-labels-idx1-ubyte(.gz); add "
+        "it, or point data.dir at a folder with all four"
+    )
 
 
 def test_auto_falls_back_to_embedded_loudly(isolated, caplog):

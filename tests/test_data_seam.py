@@ -66,8 +66,8 @@ def test_dataset_defaults_to_mnist_and_offers_the_sources_a_config_can_name():
         (
             ["data.dataset=fashion_mnist", "data.test_fraction=0.2"],
             "data.test_fraction=0.2 applies to data sets without their own test split "
-            "(data.dataset = folder, npz or digits8) only; a data set with its own test split "
-            "would ignore it: remove it",
+            "(data.dataset = folder, npz, digits8 or memory) only; a data set with its own test "
+            "split would ignore it: remove it",
         ),
         (
             ["data.dataset=digits8", "data.dir=/tmp"],

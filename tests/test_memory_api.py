@@ -4,6 +4,7 @@ refused; the class to draw is ``label=`` (``digit=`` its alias); sample files na
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -145,8 +146,8 @@ def test_a_resume_takes_the_same_arrays_only(memory_run, tmp_path):
 
 
 def test_a_resumed_run_on_arrays_is_the_uninterrupted_run(memory_run, tmp_path):
-    """Stopped after 3 of 4 steps, then resumed with the same arrays given as tensors
-    (channels first): the weights are those of the uninterrupted run."""
+    """Stopped after 3 of 4 steps, then resumed with the same values given as tensors
+    (channels first, int32 labels): the weights are those of the uninterrupted run."""
     images, labels = rgb_arrays()
     run = tmp_path / "run"
     dt.train(tiny_config(*TINY, "training.max_steps=3"), run, data=(images, labels))
@@ -160,8 +161,36 @@ def test_a_resumed_run_on_arrays_is_the_uninterrupted_run(memory_run, tmp_path):
 
 
 def as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """The arrays as torch tensors, the images channels first (N, C, H, W)."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+    """The arrays as torch tensors, the images channels first (N, C, H, W), the labels int32."""
+    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    return images, torch.from_numpy(labels).to(torch.int32)
+
+
+def test_labels_of_another_integer_type_are_the_same_data():
+    images, labels = rgb_arrays()
+    int64 = load_memory(images, labels)
+    int32 = load_memory(images, labels.astype(np.int32))
+    assert int32.fingerprint() == int64.fingerprint()
+    assert int32.provenance.details["labels_array"] == "int32 (64,)"
+
+
+def test_test_fraction_splits_arrays_and_is_recorded(tmp_path):
+    config = tiny_config(*TINY, "training.max_steps=1")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, test_fraction=0.25))
+    dt.train(config, tmp_path / "run", data=rgb_arrays())
+    recorded = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert (recorded["n_train"], recorded["n_test"]) == (48, 16)
+    assert recorded["dataset"]["provenance"]["details"]["test_fraction"] == 0.25
+    assert "\ntest_fraction = 0.25\n" in (tmp_path / "run" / "config.ini").read_text()
+
+
+def test_test_fraction_with_an_image_dataset_is_refused():
+    with pytest.raises(UserError) as e:
+        handed_over(load_dataset("digits8"), test_fraction=0.3)
+    assert str(e.value) == (
+        "data.test_fraction=0.3 splits arrays handed over as data=; an ImageDataset has its own "
+        "test split, which would ignore it: remove it"
+    )
 
 
 def test_float_images_other_data_and_a_cold_process_are_refused(tmp_path):
@@ -196,3 +225,15 @@ def test_a_data_set_handed_over_is_recorded_as_memory_with_its_origin():
     assert given.fingerprint() == digits.fingerprint()
     arrays = load_memory(*rgb_arrays())
     assert handed_over(arrays) is arrays
+
+
+def test_the_docstrings_float_recipe_and_class_names_call_work():
+    recipe = "np.clip(np.round(x * 255), 0, 255).astype(np.uint8)"
+    assert recipe in " ".join(dt.train.__doc__.split())
+    x = np.array([0.0, 0.5, 1.0]).reshape(3, 1, 1, 1) * np.ones((3, 4, 4, 1))  # floats in [0, 1]
+    images = np.clip(np.round(x * 255), 0, 255).astype(np.uint8)  # the recipe, as written
+    assert images[:, 0, 0, 0].tolist() == [0, 128, 255]
+    from diffusiontools.data import load_dataset as exported
+
+    data = exported("memory", images=images, labels=np.array([0, 1, 0]), class_names=("a", "b"))
+    assert data.spec.class_names == ("a", "b") and data.spec.shape == (1, 4, 4)

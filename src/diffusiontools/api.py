@@ -43,13 +43,17 @@ def train(
 
     ``data``: train on images held in Python instead of ``config.data``'s: ``(images, labels)``,
     images alone, or an :class:`ImageDataset`. Images are uint8 0..255 (NumPy or torch),
-    (N, H, W), (N, H, W, C) or (N, C, H, W) with C 1 or 3 (float images: convert them with
-    ``diffusiontools.data.to_uint8``); labels integer (N,), classes 0..max label (an
-    ``ImageDataset`` from ``load_dataset("memory", ..., class_names=)`` names them); 10% are held
-    out as the test split (seed 0). The run records ``data.dataset = memory`` and the arrays'
-    fingerprint; nothing can load them again, so resuming needs ``data=`` with the same arrays
-    (other arrays are refused), and evaluating such a run is refused; so is a cold process, which
-    samples from its data set's test images.
+    (N, H, W), (N, H, W, C) or (N, C, H, W) with C 1 or 3 (float images in [0, 1]: convert them
+    with ``np.clip(np.round(x * 255), 0, 255).astype(np.uint8)``, or for a tensor
+    ``(x * 255).round().clamp(0, 255).to(torch.uint8)``); labels integer (N,), classes 0..max
+    label (an ``ImageDataset`` from
+    ``diffusiontools.data.load_dataset("memory", images=, labels=, class_names=)`` names them);
+    ``data.test_fraction`` of the images (0.1 when None) are held out as the test split (seed 0),
+    while an ``ImageDataset`` keeps its own split (``data.test_fraction`` is then refused). The
+    run records ``data.dataset = memory`` and the data's fingerprint (of the images and int64
+    labels as split, whatever their layout and integer type); nothing can load them again, so
+    resuming needs ``data=`` with the same values (other values are refused), and evaluating such
+    a run is refused; so is a cold process, which samples from its data set's test images.
 
     Raises DiffusionToolsError for bad settings or data, a folder that holds a run (without
     ``resume`` or ``overwrite``), or a non-finite loss. Progress goes to tqdm bars and the
@@ -67,9 +71,9 @@ def train(
         config = load_config(config, recorded=recorded)
     dataset = None
     if data is not None:
-        dataset = handed_over(data)
         memory = dataclasses.replace(config.data, dataset="memory", dir=None)
         config = dataclasses.replace(config, data=memory)
+        dataset = handed_over(data, config.data.test_fraction)
         if config.diffusion.kind == "cold":
             raise UserError(
                 "diffusion.kind = cold starts every sample from its data set's test images, "
@@ -87,20 +91,28 @@ def train(
     return load(run_dir, device=config.training.device)
 
 
-def handed_over(data: object) -> ImageDataset:
+def handed_over(data: object, test_fraction: float | None = None) -> ImageDataset:
     """``dt.train``'s ``data`` as an ``ImageDataset`` whose provenance source is ``memory`` (a
-    data set from elsewhere keeps its own source under ``details["origin"]``)."""
+    data set from elsewhere keeps its own source under ``details["origin"]``); arrays are split
+    with ``test_fraction`` (None: ``load_memory``'s 0.1). An ``ImageDataset`` keeps its own
+    split, so a ``test_fraction`` given with one is refused."""
     if isinstance(data, ImageDataset):
+        if test_fraction is not None:
+            raise UserError(
+                f"data.test_fraction={test_fraction} splits arrays handed over as data=; an "
+                "ImageDataset has its own test split, which would ignore it: remove it"
+            )
         provenance = data.provenance
         if provenance.source == "memory":
             return data
         details = {**provenance.details, "origin": provenance.source}
         provenance = dataclasses.replace(provenance, source="memory", details=details)
         return dataclasses.replace(data, provenance=provenance)
+    options = {} if test_fraction is None else {"test_fraction": test_fraction}
     if isinstance(data, np.ndarray | torch.Tensor):
-        return load_memory(data)
+        return load_memory(data, **options)
     if isinstance(data, tuple | list) and len(data) == 2:
-        return load_memory(*data)
+        return load_memory(*data, **options)
     raise UserError(
         f"data is a {type(data).__name__}; give (images, labels), images alone or an ImageDataset"
     )

@@ -346,8 +346,8 @@ SWITCHED: dict[str, _Switch] = {
     "data.channels": _FOLDER,
     "data.image_size": _FOLDER,
     "data.test_fraction": (
-        lambda c: c.data.dataset in ("folder", "npz", "digits8"),
-        "data sets without their own test split (data.dataset = folder, npz or digits8)",
+        lambda c: c.data.dataset in ("folder", "npz", "digits8", "memory"),
+        "data sets without their own test split (data.dataset = folder, npz, digits8 or memory)",
         "a data set with its own test split",
     ),
     "model.n_hidden": (

@@ -6,6 +6,7 @@ from .idx import read_idx
 from .load import UNRECORDED_SHAPE, data_record, load_data, recorded_shape
 from .mnist import MnistData, load_mnist
 from .pixels import to_model, to_uint8
+from .sources import load_dataset
 from .split import shuffled_batches, subset_split, train_val_split
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Provenance",
     "data_record",
     "load_data",
+    "load_dataset",
     "load_mnist",
     "read_idx",
     "recorded_shape",

@@ -5,12 +5,13 @@ What ``data_dir`` may hold (names starting with "." are skipped, e.g. ``.DS_Stor
 - images only: an unlabelled data set;
 - one subfolder of images per class: classes named after the subfolders, in sorted order;
 - ``train/`` and ``test/``, each laid out as above, with the test classes among the train ones:
-  those are the splits; otherwise a seeded ``test_fraction`` is held out (see ``arrays.held_out``)
-  and each given split is put in one seeded order, so that its first images mix the classes.
+  those are the splits, each put in one seeded order so that its first images mix the classes
+  (a ``test_fraction`` given is refused: these splits would ignore it); otherwise a seeded
+  ``test_fraction`` (0.1 when None) is held out (see ``arrays.held_out``).
 
 Anything else is refused with the file's name: a file that is not ``.png``/``.jpg``/``.jpeg``, one
-Pillow cannot decode, an image that is not 8-bit (16-bit, float), images beside class subfolders,
-a folder inside a class, an empty class, fewer than two images.
+Pillow cannot decode, an image that is not 8-bit (16-bit gray or colour, 32-bit, float), images
+beside class subfolders, a folder inside a class, an empty class, fewer than two images.
 
 The conversions, each recorded in ``provenance.conversions`` with how many images it changed:
 EXIF orientation applied; every image brought to ``channels`` by Pillow's ``convert`` (colour to
@@ -36,16 +37,22 @@ from .arrays import seeded_order, split_dataset
 from .dataset import CHANNELS, DatasetSpec, ImageDataset, Provenance
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
+HELD_OUT = 0.1  # the test fraction of a folder without train/ and test/, unless one is given
 GRAY_MODES = ("1", "L", "LA")
 COLOUR_MODES = ("P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
 _EXIF_ORIENTATION = 0x0112  # values 5..8 turn the image by 90 degrees, swapping its sides
+# A PNG opens with its 8-byte signature and then the IHDR chunk (length, b"IHDR", width, height,
+# bit depth): the bit depth per sample is byte 24. Pillow opens 16-bit colour PNGs in 8-bit modes
+# (RGB, RGBA), dropping the low byte, so the mode alone cannot tell them from 8-bit ones.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_BIT_DEPTH = 24
 
 
 def load_folder(
     data_dir: str | Path,
     channels: int | None = None,
     image_size: int | None = None,
-    test_fraction: float = 0.1,
+    test_fraction: float | None = None,
     seed: int = 0,
 ) -> ImageDataset:
     """Read the images under ``data_dir`` as uint8 (N, C, H, W), labelled by subfolder or not.
@@ -61,6 +68,11 @@ def load_folder(
         raise UserError(f"image_size={image_size} is invalid; use a positive number of pixels")
 
     splits = _splits(root)  # {"all": items} or {"train": items, "test": items}
+    if "all" not in splits and test_fraction is not None:
+        raise UserError(
+            f"data.test_fraction={test_fraction} applies to a folder without train/ and test/ "
+            f"only; {root}'s train/ and test/ are its splits and would ignore it: remove it"
+        )
     items = [item for split_items in splits.values() for item in split_items]  # (file, class)
     class_names = tuple(sorted({name for _, name in items if name is not None}))
     raw = {path: path.read_bytes() for path, _ in items}
@@ -88,9 +100,8 @@ def load_folder(
         "details": {"folder": str(root), "n_files": len(items)},
     }
     if "all" in splits:
-        return split_dataset(
-            images, labels, class_names, test_fraction, seed, str(root), **provenance
-        )
+        fraction = HELD_OUT if test_fraction is None else test_fraction
+        return split_dataset(images, labels, class_names, fraction, seed, str(root), **provenance)
 
     n_train = len(splits["train"])
     train = seeded_order(n_train, seed)
@@ -188,8 +199,20 @@ def _header(path: Path, raw: bytes) -> tuple[str, tuple[int, int]]:
             f"{path} has Pillow mode {image.mode} (not 8-bit gray or colour); save it as an 8-bit "
             "image"
         )
+    bits = _png_bit_depth(raw)
+    if bits is not None and bits > 8:
+        raise UserError(
+            f"{path} is a {bits}-bit PNG (not 8-bit gray or colour); save it as an 8-bit image"
+        )
     width, height = image.size
     return image.mode, ((height, width) if orientation in (5, 6, 7, 8) else (width, height))
+
+
+def _png_bit_depth(raw: bytes) -> int | None:
+    """Bits per sample from a PNG's IHDR chunk (1, 2, 4, 8 or 16), or None for another format."""
+    if raw[:8] != _PNG_SIGNATURE or raw[12:16] != b"IHDR" or len(raw) <= _PNG_BIT_DEPTH:
+        return None
+    return raw[_PNG_BIT_DEPTH]
 
 
 def _decode(

@@ -3,13 +3,17 @@
 The three ship the same four file names (``train-images-idx3-ubyte.gz`` ...), so only the bytes
 tell them apart. Each ``.gz`` file is checked against its member's published md5; one whose md5 is
 another member's is named as that member's file and refused, and a file is never deleted or
-replaced. Uncompressed copies have no published checksum: they are read, their checksums recorded
-and their names listed in ``provenance.details["unverified"]``.
+replaced. Uncompressed copies have no published checksum: one whose sha256 is that of a published
+file's content (:attr:`Member.sha256`, known for MNIST) is verified, or named as the other
+member's and refused, like a ``.gz``; any other is read, its checksums recorded, its name listed in
+``provenance.details["unverified"]`` and :func:`unverified_note` logged as a warning by
+``load_data`` and kept in ``provenance.details["unverified_note"]``. A folder holding some but not
+all four files is refused naming the missing ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +37,31 @@ STEMS = {
 
 @dataclass(frozen=True)
 class Member:
-    """One data set of the family: its title, published md5 per ``.gz`` file, mirrors, classes."""
+    """One data set of the family: its title, published md5 per ``.gz`` file, mirrors, classes,
+    and the sha256 of each published file's uncompressed content where it is known."""
 
     title: str
     md5: dict[str, str]
     mirrors: tuple[str, ...]
     class_names: tuple[str, ...]
+    sha256: dict[str, str] = field(default_factory=dict)
+
+
+# sha256 of the content of MNIST's published .gz files (those of MNIST_MD5's md5s), computed with
+# ``gunzip -c FILE | sha256sum``; Fashion-MNIST's and KMNIST's are not known here.
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
 
 
 # md5s, mirrors and class names as torchvision.datasets.mnist publishes them
 # (https://github.com/pytorch/vision/blob/main/torchvision/datasets/mnist.py); MNIST's are kept
 # in download.py, where download_mnist reads them too.
 FAMILY = {
-    "mnist": Member("MNIST", MNIST_MD5, MIRRORS, tuple("0123456789")),
+    "mnist": Member("MNIST", MNIST_MD5, MIRRORS, tuple("0123456789"), MNIST_SHA256),
     "fashion_mnist": Member(
         "Fashion-MNIST",
         {
@@ -84,13 +100,13 @@ def load_idx_dataset(name: str, data_dir: str | None = None, download: bool = Tr
     The folders of :mod:`~diffusiontools.data.locate` are searched for all four files (``.gz`` or
     uncompressed); with none found they are downloaded into the cache where the network is allowed.
     Returns train 60,000 and test 10,000 images uint8 (N, 1, 28, 28) with int64 labels in 0..9 for
-    the published files. Raises ``UserError`` for files found nowhere, a file of another member or
-    of unknown md5, or a malformed file.
+    the published files. Raises ``UserError`` for files found nowhere, a folder with some of the
+    four only, a file of another member or of unknown md5, or a malformed file.
     """
     member = FAMILY[name]
     folders = search_folders(name, data_dir)
     for folder in folders:
-        files = find_files(folder)
+        files = find_files(folder, None if folder == folders[-1] else member.title)
         if files is not None:
             return _read(name, files)
 
@@ -108,17 +124,29 @@ def load_idx_dataset(name: str, data_dir: str | None = None, download: bool = Tr
     raise not_found(member.title, list(member.md5), folders, reason)
 
 
-def find_files(folder: Path) -> dict[str, Path] | None:
-    """Map each role to its file in ``folder`` (``.gz`` preferred), or None if any is missing."""
+def find_files(folder: Path, title: str | None = None) -> dict[str, Path] | None:
+    """Map each role to its file in ``folder`` (``.gz`` preferred), or None if any is missing.
+
+    With ``title`` (the data set's, for a folder the user chose rather than the download cache,
+    which a download completes), a folder with some but not all four files raises ``UserError``
+    naming the missing ones.
+    """
     found = {}
     for role, stem in STEMS.items():
         for name in (stem + ".gz", stem):
             if (folder / name).is_file():
                 found[role] = folder / name
                 break
-        else:
-            return None
-    return found
+    if len(found) == len(STEMS):
+        return found
+    if found and title is not None:
+        missing = [f"{stem}(.gz)" for role, stem in STEMS.items() if role not in found]
+        raise UserError(
+            f"{folder} holds {len(found)} of {title}'s four IDX files but not "
+            f"{', '.join(missing)}; add {'it' if len(missing) == 1 else 'them'}, or point "
+            "data.dir at a folder with all four"
+        )
+    return None
 
 
 def verify_gz(name: str, path: Path, md5: str) -> None:
@@ -136,7 +164,33 @@ def verify_gz(name: str, path: Path, md5: str) -> None:
             )
     raise UserError(
         f"{path} has md5 {md5}, not {member.title}'s published {published}; it was left in "
-        f"place: replace it with a fresh copy of {member.title}'s {path.name}"
+        f"place: replace it with a fresh copy of {member.title}'s {path.name}, or, for data of "
+        "one's own in this layout, store the files uncompressed (read and recorded as unverified) "
+        "or as one .npz file with data.dataset = npz"
+    )
+
+
+def verify_uncompressed(name: str, path: Path, sha256: str) -> bool:
+    """Whether an uncompressed file's ``sha256`` is the content of ``name``'s published file;
+    one that is another member's is refused naming that member, one unknown gives False."""
+    member = FAMILY[name]
+    if member.sha256.get(path.name) == sha256:
+        return True
+    for other_name, other in FAMILY.items():
+        if other.sha256.get(path.name) == sha256:
+            raise UserError(
+                f"{path} is {other.title}'s {path.name} (uncompressed), not {member.title}'s; use "
+                f"data.dataset = {other_name} for these files, or point data.dir at "
+                f"{member.title}'s (nothing was deleted)"
+            )
+    return False
+
+
+def unverified_note(title: str, folder: Path, names: list[str]) -> str:
+    """The warning for uncompressed files whose content no published checksum vouches for."""
+    return (
+        f"{', '.join(names)} in {folder} are uncompressed and match no published checksum, so "
+        f"their content could not be verified as {title}'s; they were read as {title}"
     )
 
 
@@ -147,7 +201,7 @@ def _read(name: str, files: dict[str, Path]) -> ImageDataset:
         checksums[path.name] = file_checksums(path)
         if path.suffix == ".gz":
             verify_gz(name, path, checksums[path.name]["md5"])
-        else:
+        elif not verify_uncompressed(name, path, checksums[path.name]["sha256"]):
             unverified.append(path.name)
 
     arrays = {role: read_idx(path) for role, path in files.items()}
@@ -171,12 +225,16 @@ def _read(name: str, files: dict[str, Path]) -> ImageDataset:
             )
 
     spec = member_spec(name)
+    folder = next(iter(files.values())).parent
+    details = {"folder": str(folder), "unverified": unverified}
+    if unverified:
+        details["unverified_note"] = unverified_note(FAMILY[name].title, folder, unverified)
     provenance = Provenance(
         source=name,
         files=checksums,
         n_train=len(arrays["train_images"]),
         n_test=len(arrays["test_images"]),
-        details={"folder": str(next(iter(files.values())).parent), "unverified": unverified},
+        details=details,
     )
     return ImageDataset(
         torch.from_numpy(arrays["train_images"]).unsqueeze(1),  # (N, 28, 28) -> (N, 1, 28, 28)

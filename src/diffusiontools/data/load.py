@@ -2,9 +2,10 @@
 
 ``data.dataset`` names the source (:data:`~diffusiontools.data.sources.SOURCES`) and the other
 ``data.*`` keys are its options: ``dir`` (the folder of the files; for ``npz`` the ``.npz`` file),
-``channels`` and ``image_size`` (``folder``), ``test_fraction`` (``folder``, ``npz``, ``digits8``;
-None keeps the source's own). ``memory`` names arrays handed to ``dt.train(..., data=)``: they
-reach training as an ``ImageDataset`` (:func:`~diffusiontools.data.memory.load_memory`), and
+``channels`` and ``image_size`` (``folder``), ``test_fraction`` (``folder`` without ``train/``
+and ``test/``, ``npz``, ``digits8``, ``memory``; None keeps the source's own). ``memory`` names
+arrays handed to ``dt.train(..., data=)``: they reach training as an ``ImageDataset``
+(:func:`~diffusiontools.data.memory.load_memory`, split by ``test_fraction``), and
 anything that would load them from the config is refused (:data:`MEMORY_ONLY`).
 ``mnist`` is read by :func:`~diffusiontools.data.mnist.load_mnist`,
 so ``data.source`` keeps its meaning: ``auto`` falls back to the embedded subset with a warning
@@ -20,6 +21,7 @@ recorded them, so that the data of an old run is compared like for like) and the
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +36,8 @@ from .sources import load_dataset
 
 if TYPE_CHECKING:  # an annotation only: the data layer reads the section, it builds none
     from ..config import DataConfig
+
+logger = logging.getLogger(__name__)
 
 # Why the images of ``data.dataset = memory`` cannot be loaded again: arrays handed over from
 # Python are kept by no file, so whatever needs them later takes them from the caller.
@@ -52,10 +56,21 @@ def load_data(data: DataConfig) -> ImageDataset:
 
     Memoised on the keys that choose the data and on the files' sizes and times (a replaced file
     is read again): the tensors are shared by every caller, so clone one before changing it in
-    place. Raises ``UserError`` naming the key or file for data that cannot be found or read.
+    place. Uncompressed IDX files that no published checksum vouches for are logged as a warning
+    (``provenance.details["unverified_note"]``). Raises ``UserError`` naming the key or file for
+    data that cannot be found or read.
     """
     if data.dataset == "memory":
         raise UserError(MEMORY_ONLY)
+    dataset = _load_section(data)
+    note = dataset.provenance.details.get("unverified_note")
+    if note:  # on every load, not once per cached read: each run that uses such files says so
+        logger.warning(note)
+    return dataset
+
+
+def _load_section(data: DataConfig) -> ImageDataset:
+    """``load_data`` without its warning: the memoised load itself."""
     if data.dataset == "mnist":
         return _from_mnist(load_mnist(data.dir, data.source))  # load_mnist keeps its own cache
     options = {"data_dir": data.dir} if data.dir is not None else {}
@@ -104,7 +119,10 @@ def _from_mnist(mnist: MnistData) -> ImageDataset:
             files={name: {"md5": md5} for name, md5 in provenance["md5"].items()},
             n_train=provenance["n_train"],
             n_test=provenance["n_test"],
-            details={"folder": provenance["folder"]},
+            details={
+                "folder": provenance["folder"],
+                **{k: provenance[k] for k in ("unverified", "unverified_note") if k in provenance},
+            },
         ),
     )
 

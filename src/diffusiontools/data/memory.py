@@ -1,7 +1,10 @@
 """Images handed over from Python: ``(images, labels)`` as NumPy arrays or torch tensors.
 
-Nothing on disk says where such data came from, so the sha256 of the arrays' bytes as given (with
-their shape and dtype) is recorded instead, under the source name "memory".
+Nothing on disk says where such data came from, so the source is recorded as "memory" with the
+sha256 of each array's bytes as given (``provenance.files``; the bytes only) and its dtype and
+shape (``details["images_array"]``, ``details["labels_array"]``). What identifies the data on a
+resume is the data set's fingerprint (``ImageDataset.fingerprint``): the images as (N, C, H, W)
+and the labels as int64, so the same values in another layout or integer type are the same data.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ def load_memory(
     seed: int = 0,
 ) -> ImageDataset:
     """Wrap uint8 ``images`` in one of :data:`~diffusiontools.data.arrays.LAYOUTS` and optional
-    integer ``labels`` (N,) as an ``ImageDataset`` with a held-out test split.
+    integer ``labels`` (N,) as an ``ImageDataset`` with a held-out test split of ``test_fraction``
+    (in (0, 1)) under ``seed`` (``arrays.held_out``).
 
     The classes are ``class_names`` when given, else "0".."K-1" with K ``num_classes`` or the
     largest label + 1. Raises ``UserError`` naming ``images`` or ``labels`` when one is of the

@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from .download import DownloadError, download_mnist, md5sum
+from .download import DownloadError, download_mnist, file_checksums, md5sum
 from .embedded import embedded_mnist
 from .idx import read_idx
-from .idx_family import find_files, verify_gz
+from .idx_family import find_files, unverified_note, verify_gz, verify_uncompressed
 from .locate import ENV_VAR, OFFLINE_VAR, candidate_folders, user_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -43,9 +43,11 @@ class MnistData:
 
     ``train_images``/``test_images`` are uint8 (N, 28, 28) in 0..255 and the labels int64 (N,) in
     0..9. ``provenance`` (JSON-serialisable) says where the data came from: ``source`` ("mnist" or
-    "embedded"), ``folder``, ``n_train``, ``n_test`` and ``md5`` of each file used, so a run folder
-    can record exactly which data it saw. The object is cached and shared by every caller of
-    ``load_mnist``: clone a tensor before changing it in place.
+    "embedded"), ``folder``, ``n_train``, ``n_test`` and ``md5`` of each file used, and, for
+    uncompressed files that no published checksum vouches for, ``unverified`` (their names) and
+    ``unverified_note``, so a run folder can record exactly which data it saw. The object is
+    cached and shared by every caller of ``load_mnist``: clone a tensor before changing it in
+    place.
     """
 
     train_images: torch.Tensor
@@ -76,7 +78,7 @@ def load_mnist(
         raise UserError(f"data.dir={data_dir} does not exist; fix the path or leave data.dir unset")
     folders = candidate_folders(data_dir)
     for folder in folders:
-        files = find_files(folder)
+        files = find_files(folder, None if folder == folders[-1] else "MNIST")  # last: the cache
         if files is not None:
             return _with_own_provenance(_load_files(*_signature(files)))
 
@@ -137,13 +139,19 @@ def _signature(files: dict[str, Path]) -> tuple[tuple[str, str, int, int], ...]:
 def _load_files(*signature: tuple[str, str, int, int]) -> MnistData:
     """Verify and parse the four files; cached because commands and tests load MNIST repeatedly."""
     files = {role: Path(path) for role, path, _, _ in signature}
-    md5 = {}
+    md5, unverified = {}, []
     for path in files.values():
-        md5[path.name] = md5sum(path)
-        # Only the canonical .gz files have published checksums; an uncompressed copy is trusted
-        # but its md5 is still recorded. Another family member's file is named as such.
+        # The .gz files have published md5s, their contents known sha256s (idx_family); an
+        # uncompressed file of neither is read but listed as unverified. Another family member's
+        # file is named as such.
         if path.suffix == ".gz":
+            md5[path.name] = md5sum(path)
             verify_gz("mnist", path, md5[path.name])
+            continue
+        checksums = file_checksums(path)
+        md5[path.name] = checksums["md5"]
+        if not verify_uncompressed("mnist", path, checksums["sha256"]):
+            unverified.append(path.name)
 
     arrays = {}
     for role, path in files.items():
@@ -170,16 +178,20 @@ def _load_files(*signature: tuple[str, str, int, int]) -> MnistData:
             )
 
     folder = next(iter(files.values())).parent
+    provenance = {
+        "source": "mnist",
+        "folder": str(folder),
+        "n_train": len(arrays["train_images"]),
+        "n_test": len(arrays["test_images"]),
+        "md5": md5,
+    }
+    if unverified:
+        provenance["unverified"] = unverified
+        provenance["unverified_note"] = unverified_note("MNIST", folder, unverified)
     return MnistData(
         train_images=torch.from_numpy(arrays["train_images"]),
         train_labels=torch.from_numpy(arrays["train_labels"].astype("int64")),
         test_images=torch.from_numpy(arrays["test_images"]),
         test_labels=torch.from_numpy(arrays["test_labels"].astype("int64")),
-        provenance={
-            "source": "mnist",
-            "folder": str(folder),
-            "n_train": len(arrays["train_images"]),
-            "n_test": len(arrays["test_images"]),
-            "md5": md5,
-        },
+        provenance=provenance,
     )

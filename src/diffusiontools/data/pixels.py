@@ -33,8 +33,10 @@ def to_model(images_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float (B, 1, H, W), (B, H, W) or (B, 3, H, W), nominally in [-0.5, 0.5] -> uint8
-    (B, H, W) for gray images, (B, 3, H, W) for RGB ones.
+    """Model inputs or samples back to pixels: a float torch tensor (B, 1, H, W), (B, H, W) or
+    (B, 3, H, W) in the model's range [-0.5, 0.5] -> uint8 (B, H, W) for gray images (the
+    channel axis dropped), (B, 3, H, W) for RGB ones. Not for images in [0, 1] (their values
+    would land in 128..255) nor for NumPy arrays: scale those with ``round(x * 255)``.
 
     Computes ``round((x + 0.5) * 255)`` clamped to 0..255, the exact inverse of ``to_model`` on
     uint8 inputs; samples that overshoot the range saturate rather than wrap around. Non-finite
