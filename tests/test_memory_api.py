@@ -130,7 +130,12 @@ def test_whatever_would_load_the_arrays_again_is_refused(memory_run, tmp_path):
     assert str(e.value) == MEMORY_ONLY
     with pytest.raises(UserError) as e:
         dt.evaluate({"a": memory_run}, n_samples=10, out=tmp_path / "eval")
-    assert str(e.value) == MEMORY_ONLY
+    assert str(e.value) == (  # names what evaluate can score: the arrays saved, trained on
+        "evaluate: data.dataset = memory (arrays handed to dt.train(..., data=)) has no files to "
+        "load its test images from or to train its classifier on; save the arrays with "
+        "np.savez(PATH, images=images, labels=labels) and train on them with data.dataset = npz, "
+        "data.dir = PATH, which evaluate can score"
+    )
 
 
 def test_a_resume_takes_the_same_arrays_only(memory_run, tmp_path):

@@ -16,6 +16,16 @@ from ..training.resume_rules import check_same_data
 from ..training.trained_model import TrainedModel
 from ..training.training_data import TrainingData, split_training_data
 from .classifier_store import DatasetClassifier, classifier_for
+from .settings import check_test_count
+
+# Evaluation scores against a data set's test split and its stored classifier, both loaded from
+# files: arrays handed to dt.train(..., data=) are neither.
+MEMORY_RUNS = (
+    "evaluate: data.dataset = memory (arrays handed to dt.train(..., data=)) has no files to "
+    "load its test images from or to train its classifier on; save the arrays with "
+    "np.savez(PATH, images=images, labels=labels) and train on them with data.dataset = npz, "
+    "data.dir = PATH, which evaluate can score"
+)
 
 
 def shared_data_config(
@@ -92,10 +102,13 @@ def load_evaluation_data(
     models: dict[str, TrainedModel], npz_data: DataConfig | None
 ) -> EvaluationData:
     """The data of ``shared_data_config``, read once (a fallback to the embedded subset warns
-    once), checked to be the data each model trained on, and the data set's classifier (refused
-    before any work when it has none)."""
+    once), checked to be the data each model trained on, then the data set's classifier (refused
+    before any work when it has none). Raises UserError for in-memory data (``MEMORY_RUNS``),
+    data other than a model's (``check_same_data``), too few test images
+    (``check_test_count``) and a data set without its classifier."""
     config, origin = shared_data_config(models, npz_data)
-    classifier = classifier_for(config.data, "cpu")
+    if config.data.dataset == "memory":
+        raise UserError(MEMORY_RUNS)
     dataset = load_data(config.data)
     # Memorisation is judged against the images the model trained on: the run's own training
     # split, without the validation images it never saw (the trainer's own split code).
@@ -104,4 +117,7 @@ def load_evaluation_data(
     training = split_training_data(dataset, split_config, torch.device("cpu"))
     for model in models.values():  # e.g. data.source = auto fell back to the embedded subset
         check_same_data(model.data, training.provenance, model.folder, "evaluate")
+    check_test_count(len(dataset.test_images), config.data.dataset)
+    # After the data's identity and size: a classifier is asked for the runs' own data only.
+    classifier = classifier_for(config.data, "cpu")
     return EvaluationData(config, origin, dataset, training, classifier)

@@ -82,7 +82,7 @@ class EvaluationSettings:
     def for_test_images(self, n_test: int) -> EvaluationSettings:
         """These settings with both reference sizes resolved against the ``n_test`` test images
         of the data in use: a size given is checked against them, None takes every one of
-        them, at most MAX_SAMPLES."""
+        them, at most MAX_SAMPLES (``check_test_count`` has refused fewer than MIN_SAMPLES)."""
         sizes = {}
         for name in ("tsne_reference", "test_reference"):
             k = getattr(self, name)
@@ -119,6 +119,16 @@ class EvaluationSettings:
                 "sklearn": sklearn.__version__,
             },
         }
+
+
+def check_test_count(n_test: int, dataset: str) -> None:
+    """Refuse data (``dataset``: its name) of fewer than MIN_SAMPLES test images: the test
+    references need as many, and no reference size could help."""
+    if n_test < MIN_SAMPLES:
+        raise UserError(
+            f"data.dataset = {dataset} has {n_test} test images; evaluate needs at least "
+            f"{MIN_SAMPLES}: raise data.test_fraction or add images"
+        )
 
 
 def check_sample_count(n_samples: int) -> None:
