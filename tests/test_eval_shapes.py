@@ -24,6 +24,7 @@ from diffusiontools.evaluation.comparison import evaluate_sets
 from diffusiontools.evaluation.frame_metrics import frame_means, frame_statistics
 from diffusiontools.evaluation.reconstruction import by_class, markdown_table
 from diffusiontools.evaluation.settings import EvaluationSettings
+from diffusiontools.outputs import tables
 from diffusiontools.outputs.samples_io import load_samples, save_samples
 from diffusiontools.training.run_folder import read_metrics
 
@@ -317,3 +318,46 @@ def test_changed_run_data_is_named_before_a_classifier_is_asked_for(tmp_path, mo
         "(n_train_split 87 -> 88; files sha256 "
     )
     assert str(e.value).endswith("point data.dir or DIFFUSIONTOOLS_DATA at the run's data")
+
+
+# --- the classifier's quality and the data's classes in metrics.md ------------------------------
+
+
+def test_metrics_md_names_the_data_sets_classes_and_its_classifiers_accuracy():
+    """ln K and the class names of the data scored, and the classifier's test accuracy with its
+    test-set size; below 0.9 the note says the metrics resting on it are weak."""
+    entry = {"value": 1.0, "ci": None}
+    run = {"n_samples": 10, "metrics": {"class_entropy": entry}, "class_histogram": [4, 6, 0]}
+    spec = {"class_names": ["cat", "dog", "fish"]}
+    record = {"dataset": "pets", "test_accuracy": 0.5}
+    settings = {"data": {"spec": spec}, "classifier": record, "classifier_test_accuracy": 0.5}
+    results = {"runs": {"a": run}, "settings": {**settings, "classifier_n_test": 2}}
+    table, note = tables.markdown_table(results).split("\n\n")
+    assert "| class entropy (nats, max 1.099) | 1.000 (no CI) |" in table.splitlines()
+    assert "| class histogram (cat, dog, fish) | 4 6 0 |" in table.splitlines()
+    assert note == (
+        "Classifier: pets's own, test accuracy 0.5000 on 2 test images; below 0.9, so the "
+        "metrics that rest on it (Fréchet distance, KID, precision, recall, class entropy, "
+        "confidence, recognisable fraction) are weak.\n"
+    )
+    digits = {**settings, "data": {"spec": {"class_names": list("01234")}}}
+    good = {"runs": {"a": run}, "settings": {**digits, "classifier_test_accuracy": 0.95}}
+    table, note = tables.markdown_table(good).split("\n\n")
+    assert "| class histogram (digits 0-4) | 4 6 0 |" in table.splitlines()
+    assert note == "Classifier: pets's own, test accuracy 0.9500.\n"
+
+
+def test_a_weak_classifier_is_shown_and_warned_of(digits8_cache, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(digits8_cache))
+    record = json.loads(
+        next((digits8_cache / "diffusiontools" / "classifiers").glob("*.json")).read_text()
+    )
+    test = load_data(DataConfig(dataset="digits8")).test_images
+    result = dt.evaluate({"real": test[-20:]}, out=tmp_path / "eval", data="digits8", **SMALL)
+    settings = result.metrics["settings"]
+    assert settings["classifier_test_accuracy"] == record["test_accuracy"]
+    assert settings["classifier_n_test"] == record["n_test"] == len(test)
+    note = f"test accuracy {record['test_accuracy']:.4f} on {len(test)} test images"
+    assert note in (tmp_path / "eval" / "metrics.md").read_text()
+    weak = [r.getMessage() for r in caplog.records if "below 0.9" in r.getMessage()]
+    assert len(weak) == (record["test_accuracy"] < 0.9)  # one epoch: usually weak

@@ -4,6 +4,7 @@ trained on (memorisation), from one data setting, loaded once."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,11 +13,14 @@ import torch
 from ..config import Config, DataConfig, TrainingConfig
 from ..data import ImageDataset, load_data
 from ..errors import UserError
+from ..outputs.tables import WEAK_CLASSIFIER
 from ..training.resume_rules import check_same_data
 from ..training.trained_model import TrainedModel
 from ..training.training_data import TrainingData, split_training_data
-from .classifier_store import DatasetClassifier, classifier_for
+from .classifier_store import DatasetClassifier, classifier_for, train_command
 from .settings import check_test_count
+
+logger = logging.getLogger(__name__)
 
 # Evaluation scores against a data set's test split and its stored classifier, both loaded from
 # files: arrays handed to dt.train(..., data=) are neither.
@@ -120,4 +124,16 @@ def load_evaluation_data(
     check_test_count(len(dataset.test_images), config.data.dataset)
     # After the data's identity and size: a classifier is asked for the runs' own data only.
     classifier = classifier_for(config.data, "cpu")
+    accuracy = classifier.record.get("test_accuracy")
+    if accuracy is not None and accuracy < WEAK_CLASSIFIER:
+        logger.warning(
+            "the classifier of data.dataset = %s has test accuracy %.4f on %s test images, "
+            "below %s: the metrics that rest on it (Fréchet distance, KID, precision, recall, "
+            "class metrics) are weak; train it longer with `%s --epochs N`",
+            config.data.dataset,
+            accuracy,
+            classifier.record.get("n_test", "its"),
+            WEAK_CLASSIFIER,
+            train_command(config.data),
+        )
     return EvaluationData(config, origin, dataset, training, classifier)

@@ -112,6 +112,9 @@ class EvaluationSettings:
             "test_reference_note": "first test images, for the classifier metrics and the "
             "memorisation baseline",
             "classifier_sha256": classifier["weights_sha256"],
+            # None: the shipped MNIST classifier's record holds no accuracy
+            "classifier_test_accuracy": classifier.get("test_accuracy"),
+            "classifier_n_test": classifier.get("n_test"),
             "classifier": classifier,
             "versions": {
                 "diffusiontools": __version__,
