@@ -201,3 +201,26 @@ def test_a_data_set_handed_over_is_recorded_as_memory_with_its_origin():
     assert given.fingerprint() == digits.fingerprint()
     arrays = load_memory(*rgb_arrays())
     assert handed_over(arrays) is arrays
+
+
+def test_digit_is_refused_on_classes_that_are_not_digits(tmp_path):
+    """digit= names a digit: on named classes it is refused pointing at label=, which draws."""
+    images, labels = rgb_arrays()
+    pets = load_dataset("memory", images=images, labels=labels, class_names=["cat", "dog", "fish"])
+    model = dt.train(tiny_config(*TINY), tmp_path / "run", data=pets)
+    with pytest.raises(UserError) as e:
+        model.sample(4, digit=1)
+    assert str(e.value) == (
+        "digit=1 names a digit; data.dataset = memory's classes are cat, dog, fish: use label=1"
+    )
+    assert model.sample(4, label=1).shape == (4, 3, 16, 16)
+
+
+def test_an_evaluation_result_is_shown_in_one_short_line(tmp_path):
+    entry = {"value": 1.0, "ci": None}
+    runs = {label: {"metrics": {"kid": entry, "recall": entry}} for label in ("a", "b")}
+    result = dt.EvaluationResult({"runs": runs, "settings": {}}, tmp_path / "eval")
+    assert (
+        repr(result)
+        == f"EvaluationResult(sets ['a', 'b'], 2 metrics each, out {tmp_path / 'eval'})"
+    )
