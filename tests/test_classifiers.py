@@ -61,13 +61,14 @@ def test_train_stores_the_classifier_under_the_data_fingerprint(fashion, tmp_pat
         "dataset": "fashion_mnist",
         "fingerprint": fingerprint,
         "spec": SPEC,
+        "n_test": 16,
         "epochs": 1,
         "seed": 0,
         "weights": str(weights),
         "weights_sha256": file_sha256(weights),
     }
     assert capsys.readouterr().out.endswith(
-        f"test accuracy {accuracy:.4f}; weights written to {weights}\n"
+        f"test accuracy {accuracy:.4f} on 16 test images; weights written to {weights}\n"
     )
     found = classifier_for(fashion, "cpu")
     assert found.record == {**record, "test_accuracy": accuracy}

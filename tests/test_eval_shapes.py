@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from test_shapes import DIGITS8, blobs_npz
 from tiny_runs import single_thread, tiny_config, train_tiny  # noqa: F401  (autouse: one thread)
 
@@ -23,6 +24,7 @@ from diffusiontools.evaluation.comparison import evaluate_sets
 from diffusiontools.evaluation.frame_metrics import frame_means, frame_statistics
 from diffusiontools.evaluation.reconstruction import by_class, markdown_table
 from diffusiontools.evaluation.settings import EvaluationSettings
+from diffusiontools.outputs import tables
 from diffusiontools.outputs.samples_io import load_samples, save_samples
 from diffusiontools.training.run_folder import read_metrics
 
@@ -240,3 +242,122 @@ def test_an_rgb_16x16_labelled_set_is_evaluated_end_to_end(tmp_path, monkeypatch
         assert (out / name.format("blobs")).is_file()
     with np.load(out / "samples_blobs.npz") as saved:
         assert np.array_equal(saved["images"], images)
+
+
+# --- the data an NPZ records, and data too small or changed ------------------------------------
+
+
+def test_an_npz_of_another_data_set_is_refused_naming_both(digits8_cache, tmp_path, monkeypatch):
+    """An NPZ records its data set (``dataset``): scored against other data, it is refused in
+    one sentence naming the file, both data sets and how to choose; a file without the record
+    (an older one, a user's own) is scored as ever (test_npz_files_alone_...)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(digits8_cache))
+    digits8 = load_data(DataConfig(dataset="digits8"))
+    npz = tmp_path / "digits8.npz"
+    recorded = {"name": "digits8", "fingerprint": digits8.fingerprint(), "shape": [1, 8, 8]}
+    save_samples(npz, digits8.test_images[-20:], dataset=recorded)
+    with pytest.raises(UserError) as e:
+        evaluate_sets([("x", npz)], tmp_path / "eval", EvaluationSettings(), npz_argument="npz")
+    assert str(e.value) == (
+        f"set 'x' ({npz}) holds samples of data.dataset = digits8, but would be scored against "
+        "data.dataset = mnist, from the default [data] settings (NPZ files only): score it "
+        "against its own data with --set data.dataset=digits8"
+    )
+    with pytest.raises(UserError, match=r"score it against its own data with data='digits8'$"):
+        dt.evaluate({"x": npz}, out=tmp_path / "eval")
+    # The same name with another fingerprint: other images of digits8.
+    other = tmp_path / "other.npz"
+    save_samples(other, digits8.test_images[-20:], dataset={**recorded, "fingerprint": "ab" * 32})
+    with pytest.raises(UserError) as e:
+        dt.evaluate({"x": other}, out=tmp_path / "eval", data="digits8")
+    assert str(e.value) == (
+        f"set 'x' ({other}) holds samples of data.dataset = digits8 (fingerprint abababababab), "
+        "but would be scored against data.dataset = digits8 (fingerprint "
+        f"{digits8.fingerprint()[:12]}, other images), from the given [data] settings (NPZ "
+        "files only): score it against its data's own [data] settings with data={KEY: VALUE}"
+    )
+    assert not (tmp_path / "eval").exists()
+    # Its own data: scored.
+    result = dt.evaluate({"x": npz}, out=tmp_path / "eval", data="digits8", **SMALL)
+    assert result.metrics["runs"]["x"]["n_samples"] == 20
+
+
+def gray_folder(folder, per_class: int, size: int = 8) -> None:
+    """``per_class`` seeded random gray PNGs (size x size) in each of the class folders a/, b/."""
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size), dtype=np.uint8)
+            Image.fromarray(pixels, "L").save(folder / name / f"{i:03d}.png")
+
+
+def test_a_data_set_of_too_few_test_images_is_named_as_such(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no classifier is asked for
+    gray_folder(tmp_path / "few", per_class=10)  # 20 images: 2 test images at test_fraction 0.1
+    images = np.zeros((20, 1, 8, 8), np.uint8)
+    with pytest.raises(UserError) as e:
+        data = {"dataset": "folder", "dir": str(tmp_path / "few")}
+        dt.evaluate({"x": images}, out=tmp_path / "eval", data=data)
+    assert str(e.value) == (
+        "data.dataset = folder has 2 test images; evaluate needs at least 10: raise "
+        "data.test_fraction or add images"
+    )
+
+
+def test_changed_run_data_is_named_before_a_classifier_is_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no classifier stored
+    gray_folder(tmp_path / "data", per_class=60)
+    keys = ("data.dataset=folder", f"data.dir={tmp_path / 'data'}", "data.image_size=8")
+    run = train_tiny(tmp_path / "run", *keys, "training.epochs=1")
+    Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(tmp_path / "data" / "a" / "new.png")
+    with pytest.raises(UserError) as e:
+        dt.evaluate({"run": run}, out=tmp_path / "eval")
+    assert str(e.value).startswith(
+        f"evaluate: the data found now is not the data the run in {run} trained on "
+        "(n_train_split 87 -> 88; files sha256 "
+    )
+    assert str(e.value).endswith("point data.dir or DIFFUSIONTOOLS_DATA at the run's data")
+
+
+# --- the classifier's quality and the data's classes in metrics.md ------------------------------
+
+
+def test_metrics_md_names_the_data_sets_classes_and_its_classifiers_accuracy():
+    """ln K and the class names of the data scored, and the classifier's test accuracy with its
+    test-set size; below 0.9 the note says the metrics resting on it are weak."""
+    entry = {"value": 1.0, "ci": None}
+    run = {"n_samples": 10, "metrics": {"class_entropy": entry}, "class_histogram": [4, 6, 0]}
+    spec = {"class_names": ["cat", "dog", "fish"]}
+    record = {"dataset": "pets", "test_accuracy": 0.5}
+    settings = {"data": {"spec": spec}, "classifier": record, "classifier_test_accuracy": 0.5}
+    results = {"runs": {"a": run}, "settings": {**settings, "classifier_n_test": 2}}
+    table, note = tables.markdown_table(results).split("\n\n")
+    assert "| class entropy (nats, max 1.099) | 1.000 (no CI) |" in table.splitlines()
+    assert "| class histogram (cat, dog, fish) | 4 6 0 |" in table.splitlines()
+    assert note == (
+        "Classifier: pets's own, test accuracy 0.5000 on 2 test images; below 0.9, so the "
+        "metrics that rest on it (Fréchet distance, KID, precision, recall, class entropy, "
+        "confidence, recognisable fraction) are weak.\n"
+    )
+    digits = {**settings, "data": {"spec": {"class_names": list("01234")}}}
+    good = {"runs": {"a": run}, "settings": {**digits, "classifier_test_accuracy": 0.95}}
+    table, note = tables.markdown_table(good).split("\n\n")
+    assert "| class histogram (digits 0-4) | 4 6 0 |" in table.splitlines()
+    assert note == "Classifier: pets's own, test accuracy 0.9500.\n"
+
+
+def test_a_weak_classifier_is_shown_and_warned_of(digits8_cache, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(digits8_cache))
+    record = json.loads(
+        next((digits8_cache / "diffusiontools" / "classifiers").glob("*.json")).read_text()
+    )
+    test = load_data(DataConfig(dataset="digits8")).test_images
+    result = dt.evaluate({"real": test[-20:]}, out=tmp_path / "eval", data="digits8", **SMALL)
+    settings = result.metrics["settings"]
+    assert settings["classifier_test_accuracy"] == record["test_accuracy"]
+    assert settings["classifier_n_test"] == record["n_test"] == len(test)
+    note = f"test accuracy {record['test_accuracy']:.4f} on {len(test)} test images"
+    assert note in (tmp_path / "eval" / "metrics.md").read_text()
+    weak = [r.getMessage() for r in caplog.records if "below 0.9" in r.getMessage()]
+    assert len(weak) == (record["test_accuracy"] < 0.9)  # one epoch: usually weak

@@ -27,8 +27,10 @@ from diffusiontools.training.sample_files import sample_files, sample_to_files
 # batch 16 -> 2 steps per epoch.
 TINY = ("model.num_classes=3", "training.epochs=2")
 MEMORY_ONLY = (
-    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; pass "
-    "the same arrays again, e.g. dt.train(config, run, data=(images, labels), resume=True)"
+    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; to go "
+    "on training, give dt.train the same images and labels again with resuming on; for anything "
+    "that reads the data set later (a cold start, evaluate, a classifier), save them with "
+    "np.savez(PATH, images=..., labels=...) and train with data.dataset = npz, data.dir = PATH"
 )
 
 
@@ -131,7 +133,12 @@ def test_whatever_would_load_the_arrays_again_is_refused(memory_run, tmp_path):
     assert str(e.value) == MEMORY_ONLY
     with pytest.raises(UserError) as e:
         dt.evaluate({"a": memory_run}, n_samples=10, out=tmp_path / "eval")
-    assert str(e.value) == MEMORY_ONLY
+    assert str(e.value) == (  # names what evaluate can score: the arrays saved, trained on
+        "evaluate: data.dataset = memory (arrays handed to dt.train(..., data=)) has no files to "
+        "load its test images from or to train its classifier on; save the arrays with "
+        "np.savez(PATH, images=images, labels=labels) and train on them with data.dataset = npz, "
+        "data.dir = PATH, which evaluate can score"
+    )
 
 
 def test_a_resume_takes_the_same_arrays_only(memory_run, tmp_path):
@@ -237,3 +244,26 @@ def test_the_docstrings_float_recipe_and_class_names_call_work():
 
     data = exported("memory", images=images, labels=np.array([0, 1, 0]), class_names=("a", "b"))
     assert data.spec.class_names == ("a", "b") and data.spec.shape == (1, 4, 4)
+
+
+def test_digit_is_refused_on_classes_that_are_not_digits(tmp_path):
+    """digit= names a digit: on named classes it is refused pointing at label=, which draws."""
+    images, labels = rgb_arrays()
+    pets = load_dataset("memory", images=images, labels=labels, class_names=["cat", "dog", "fish"])
+    model = dt.train(tiny_config(*TINY), tmp_path / "run", data=pets)
+    with pytest.raises(UserError) as e:
+        model.sample(4, digit=1)
+    assert str(e.value) == (
+        "digit=1 names a digit; data.dataset = memory's classes are cat, dog, fish: use label=1"
+    )
+    assert model.sample(4, label=1).shape == (4, 3, 16, 16)
+
+
+def test_an_evaluation_result_is_shown_in_one_short_line(tmp_path):
+    entry = {"value": 1.0, "ci": None}
+    runs = {label: {"metrics": {"kid": entry, "recall": entry}} for label in ("a", "b")}
+    result = dt.EvaluationResult({"runs": runs, "settings": {}}, tmp_path / "eval")
+    assert (
+        repr(result)
+        == f"EvaluationResult(sets ['a', 'b'], 2 metrics each, out {tmp_path / 'eval'})"
+    )

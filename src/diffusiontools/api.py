@@ -134,6 +134,11 @@ class EvaluationResult:
     metrics: dict
     out_dir: Path
 
+    def __repr__(self) -> str:
+        runs = self.metrics["runs"]
+        count = len(next(iter(runs.values()))["metrics"]) if runs else 0
+        return f"EvaluationResult(sets {list(runs)}, {count} metrics each, out {self.out_dir})"
+
     def table(self) -> Table:
         """The side-by-side table (rows: metrics, columns: sets), as in metrics.md."""
         return Table((self.out_dir / "metrics.md").read_text())

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> None:
         with keys_given_as_flags(given):
             record = train_for_dataset(data, args.epochs, args.seed, device)
         accuracy, weights = record["test_accuracy"], record["weights"]
-        print(f"test accuracy {accuracy:.4f}; weights written to {weights}")
+        n_test = record["n_test"]
+        print(f"test accuracy {accuracy:.4f} on {n_test} test images; weights written to {weights}")
         return
 
     out = args.out
@@ -94,4 +95,5 @@ def run(args: argparse.Namespace) -> None:
         # the committed weights are trained on the MNIST files, never the embedded subset
         dataset = load_data(dataclasses.replace(data, source="mnist"))
     accuracy = train_classifier(dataset, args.epochs, args.seed, device, out)
-    print(f"test accuracy {accuracy:.4f}; weights written to {out}")
+    n_test = len(dataset.test_images)
+    print(f"test accuracy {accuracy:.4f} on {n_test} test images; weights written to {out}")

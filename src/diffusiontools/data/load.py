@@ -42,8 +42,10 @@ logger = logging.getLogger(__name__)
 # Why the images of ``data.dataset = memory`` cannot be loaded again: arrays handed over from
 # Python are kept by no file, so whatever needs them later takes them from the caller.
 MEMORY_ONLY = (
-    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; pass "
-    "the same arrays again, e.g. dt.train(config, run, data=(images, labels), resume=True)"
+    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; to go "
+    "on training, give dt.train the same images and labels again with resuming on; for anything "
+    "that reads the data set later (a cold start, evaluate, a classifier), save them with "
+    "np.savez(PATH, images=..., labels=...) and train with data.dataset = npz, data.dir = PATH"
 )
 
 # The provenance source of the embedded subset, under the name earlier runs recorded.

@@ -9,7 +9,8 @@ very pixels and labels, ``ImageDataset.fingerprint``):
     ${XDG_CACHE_HOME:-~/.cache}/diffusiontools/classifiers/<dataset>-<fingerprint[:12]>.json
 
 The JSON record holds the data set's name, fingerprint and spec, the test accuracy, the epochs, the
-seed and the weights' sha256. Both files appear together (staged, then moved in place), so a
+seed and the weights' sha256 (and, since it was recorded, ``n_test``, the test images behind the
+accuracy). Both files appear together (staged, then moved in place), so a
 training cut short leaves neither. A data set's samples are only ever scored by the classifier
 whose record names that data set's fingerprint (:func:`classifier_for`).
 """
@@ -41,7 +42,7 @@ LOADING_KEYS = ("dataset", "dir", "source", "channels", "image_size", "test_frac
 class DatasetClassifier:
     """``network``: a data set's classifier in eval mode; ``record``: which one it is (JSON:
     ``dataset``, ``weights``, ``weights_sha256``, and for a trained one ``fingerprint``,
-    ``spec``, ``test_accuracy``, ``epochs``, ``seed``). A data set without labels has no
+    ``spec``, ``test_accuracy``, ``n_test``, ``epochs``, ``seed``). A data set without labels has no
     classifier: ``network`` is then a feature network without a class head, or None where none
     can be had, and ``record`` says which metrics are ``omitted`` (``inception_features``)."""
 
@@ -97,6 +98,7 @@ def train_for_dataset(
             "fingerprint": fingerprint,
             "spec": dataset.spec.to_dict(),
             "test_accuracy": test_accuracy,
+            "n_test": len(dataset.test_images),  # the images test_accuracy is measured on
             "epochs": epochs,
             "seed": seed,
             "weights": str(weights),

@@ -107,9 +107,7 @@ def evaluate_sets(
     data = load_evaluation_data(models, npz_data)
     settings = settings.for_test_images(len(data.dataset.test_images))
     spec = data.dataset.spec
-    given = given_sets(
-        sets, settings.n_samples, out_dir, npz_argument, (data.config.data.dataset, spec.shape)
-    )
+    given = given_sets(sets, settings.n_samples, out_dir, npz_argument, data)
     inputs = [Path(src) for _, src in sets if isinstance(src, Path)]
     saved = [label for label, src in sets if not isinstance(src, Path)]  # written as NPZ
     replaced = files_replaced(out_dir, names, saved, inputs, overwrite)

@@ -4,6 +4,7 @@ trained on (memorisation), from one data setting, loaded once."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,10 +13,23 @@ import torch
 from ..config import Config, DataConfig, TrainingConfig
 from ..data import ImageDataset, load_data
 from ..errors import UserError
+from ..outputs.tables import WEAK_CLASSIFIER
 from ..training.resume_rules import check_same_data
 from ..training.trained_model import TrainedModel
 from ..training.training_data import TrainingData, split_training_data
-from .classifier_store import DatasetClassifier, classifier_for
+from .classifier_store import DatasetClassifier, classifier_for, train_command
+from .settings import check_test_count
+
+logger = logging.getLogger(__name__)
+
+# Evaluation scores against a data set's test split and its stored classifier, both loaded from
+# files: arrays handed to dt.train(..., data=) are neither.
+MEMORY_RUNS = (
+    "evaluate: data.dataset = memory (arrays handed to dt.train(..., data=)) has no files to "
+    "load its test images from or to train its classifier on; save the arrays with "
+    "np.savez(PATH, images=images, labels=labels) and train on them with data.dataset = npz, "
+    "data.dir = PATH, which evaluate can score"
+)
 
 
 def shared_data_config(
@@ -92,10 +106,13 @@ def load_evaluation_data(
     models: dict[str, TrainedModel], npz_data: DataConfig | None
 ) -> EvaluationData:
     """The data of ``shared_data_config``, read once (a fallback to the embedded subset warns
-    once), checked to be the data each model trained on, and the data set's classifier (refused
-    before any work when it has none)."""
+    once), checked to be the data each model trained on, then the data set's classifier (refused
+    before any work when it has none). Raises UserError for in-memory data (``MEMORY_RUNS``),
+    data other than a model's (``check_same_data``), too few test images
+    (``check_test_count``) and a data set without its classifier."""
     config, origin = shared_data_config(models, npz_data)
-    classifier = classifier_for(config.data, "cpu")
+    if config.data.dataset == "memory":
+        raise UserError(MEMORY_RUNS)
     dataset = load_data(config.data)
     # Memorisation is judged against the images the model trained on: the run's own training
     # split, without the validation images it never saw (the trainer's own split code).
@@ -104,4 +121,19 @@ def load_evaluation_data(
     training = split_training_data(dataset, split_config, torch.device("cpu"))
     for model in models.values():  # e.g. data.source = auto fell back to the embedded subset
         check_same_data(model.data, training.provenance, model.folder, "evaluate")
+    check_test_count(len(dataset.test_images), config.data.dataset)
+    # After the data's identity and size: a classifier is asked for the runs' own data only.
+    classifier = classifier_for(config.data, "cpu")
+    accuracy = classifier.record.get("test_accuracy")
+    if accuracy is not None and accuracy < WEAK_CLASSIFIER:
+        logger.warning(
+            "the classifier of data.dataset = %s has test accuracy %.4f on %s test images, "
+            "below %s: the metrics that rest on it (Fréchet distance, KID, precision, recall, "
+            "class metrics) are weak; train it longer with `%s --epochs N`",
+            config.data.dataset,
+            accuracy,
+            classifier.record.get("n_test", "its"),
+            WEAK_CLASSIFIER,
+            train_command(config.data),
+        )
     return EvaluationData(config, origin, dataset, training, classifier)

@@ -20,6 +20,7 @@ from ..sampling.generation import generate
 from ..sampling.plan import resolve_plan
 from ..training.sample_files import dataset_fields
 from ..training.trained_model import TrainedModel, load_model
+from .evaluation_data import EvaluationData
 from .report_metrics import GMM_COMPONENTS
 from .settings import MAX_SAMPLES, MIN_SAMPLES, EvaluationSettings
 
@@ -106,15 +107,41 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def check_shape(named: str, images: np.ndarray, data: tuple[str, tuple[int, int, int]]) -> None:
+def check_shape(named: str, images: np.ndarray, data: EvaluationData) -> None:
     """Refuse images (N, C, H, W) of the set ``named`` whose (C, H, W) is not the shape of
-    ``data`` (the name and image shape of the data set they are scored against)."""
-    name, shape = data
+    ``data``, the data they are scored against."""
+    name, shape = data.config.data.dataset, data.dataset.spec.shape
     if images.shape[1:] != shape:
         raise UserError(
             f"{named} holds {shape_text(images.shape[1:])} images, but data.dataset = {name} "
             f"gives {shape_text(shape)} images: score a set against the data its images are of"
         )
+
+
+def check_recorded_data(named: str, recorded: dict | None, data: EvaluationData, cli: bool) -> None:
+    """Refuse the NPZ ``named`` whose ``recorded`` data set (its metadata's ``dataset``, as
+    ``dataset_fields`` writes it; None: a file without one, accepted) is not ``data``, the data
+    it is scored against: another name, or another fingerprint where both have one. ``cli``:
+    the remedy is named as a ``--set`` flag, else as ``data=``."""
+    if not isinstance(recorded, dict) or "name" not in recorded:
+        return
+    name, fingerprint = data.config.data.dataset, data.dataset.fingerprint()
+    theirs = recorded.get("fingerprint")
+    if recorded["name"] == name and (theirs is None or theirs == fingerprint):
+        return
+    if recorded["name"] == name:  # the same data set loaded with other settings
+        sets = f"data.dataset = {name} (fingerprint {theirs[:12]})"
+        ours = f"data.dataset = {name} (fingerprint {fingerprint[:12]}, other images)"
+        how = "--set data.KEY=VALUE" if cli else "data={KEY: VALUE}"
+        choose = f"its data's own [data] settings with {how}"
+    else:
+        sets, ours = f"data.dataset = {recorded['name']}", f"data.dataset = {name}"
+        how = f"--set data.dataset={recorded['name']}" if cli else f"data={recorded['name']!r}"
+        choose = f"its own data with {how}"
+    raise UserError(
+        f"{named} holds samples of {sets}, but would be scored against {ours}, from the "
+        f"{data.origin}: score it against {choose}"
+    )
 
 
 def image_set(label: str, images: np.ndarray, source: dict, n: int | None, where: str) -> SampleSet:
@@ -144,12 +171,13 @@ def given_sets(
     n: int | None,
     out_dir: Path,
     npz_argument: str | None,
-    data: tuple[str, tuple[int, int, int]],
+    data: EvaluationData,
 ) -> dict[str, SampleSet]:
     """The image sets among ``sets`` (NPZ files and arrays), read and checked, by label; the
     first ``n`` of each (None: all). An array is recorded as the NPZ it is saved as in
-    ``out_dir``; ``npz_argument`` names the argument the files came from in a refusal;
-    ``data``: the name and image shape (C, H, W) of the data set every set is scored against."""
+    ``out_dir``; ``npz_argument`` names the argument the files came from in a refusal (None: the
+    Python API); ``data``: the data every set is scored against, whose image shape each set
+    must have and whose data set an NPZ must record, if it records one."""
     given = {}
     for label, src in sets:
         if isinstance(src, np.ndarray):
@@ -160,6 +188,9 @@ def given_sets(
         elif not isinstance(src, TrainedModel):
             images, meta = load_samples(Path(src), npz_argument or f"sets[{label!r}]")
             images = channels_first(images)
+            check_recorded_data(
+                f"set {label!r} ({src})", meta.get("dataset"), data, npz_argument is not None
+            )
             check_shape(f"set {label!r} ({src})", images, data)
             source = {"npz": str(Path(src).resolve()), **meta}
             given[label] = image_set(label, images, source, n, str(src))

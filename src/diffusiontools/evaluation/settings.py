@@ -82,7 +82,7 @@ class EvaluationSettings:
     def for_test_images(self, n_test: int) -> EvaluationSettings:
         """These settings with both reference sizes resolved against the ``n_test`` test images
         of the data in use: a size given is checked against them, None takes every one of
-        them, at most MAX_SAMPLES."""
+        them, at most MAX_SAMPLES (``check_test_count`` has refused fewer than MIN_SAMPLES)."""
         sizes = {}
         for name in ("tsne_reference", "test_reference"):
             k = getattr(self, name)
@@ -112,6 +112,9 @@ class EvaluationSettings:
             "test_reference_note": "first test images, for the classifier metrics and the "
             "memorisation baseline",
             "classifier_sha256": classifier["weights_sha256"],
+            # None: the shipped MNIST classifier's record holds no accuracy
+            "classifier_test_accuracy": classifier.get("test_accuracy"),
+            "classifier_n_test": classifier.get("n_test"),
             "classifier": classifier,
             "versions": {
                 "diffusiontools": __version__,
@@ -119,6 +122,16 @@ class EvaluationSettings:
                 "sklearn": sklearn.__version__,
             },
         }
+
+
+def check_test_count(n_test: int, dataset: str) -> None:
+    """Refuse data (``dataset``: its name) of fewer than MIN_SAMPLES test images: the test
+    references need as many, and no reference size could help."""
+    if n_test < MIN_SAMPLES:
+        raise UserError(
+            f"data.dataset = {dataset} has {n_test} test images; evaluate needs at least "
+            f"{MIN_SAMPLES}: raise data.test_fraction or add images"
+        )
 
 
 def check_sample_count(n_samples: int) -> None:

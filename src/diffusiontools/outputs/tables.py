@@ -7,6 +7,9 @@ Read from the dict that ``evaluate`` writes to metrics.json, so that the Markdow
 from __future__ import annotations
 
 import html
+import math
+
+WEAK_CLASSIFIER = 0.9  # test accuracy below which the classifier's metrics are called weak
 
 # (key in metrics.json, row name shown, digits after the point)
 ROWS = [
@@ -18,7 +21,7 @@ ROWS = [
     ("kid", "KID (mean ± std over subsets)", 4),
     ("precision", "precision (k=3)", 3),
     ("recall", "recall (k=3)", 3),
-    ("class_entropy", "class entropy (nats, max 2.303)", 3),
+    ("class_entropy", "class entropy (nats, max ln K)", 3),  # K: the data's classes
     ("mean_confidence", "mean classifier confidence", 3),
     ("recognisable_fraction", "recognisable fraction (conf. >= 0.9)", 3),
     ("frame_mean", "frame mean (outer 3 px, /255)", 2),
@@ -67,7 +70,10 @@ def table(results: dict) -> tuple[list[str], list[list[str]]]:
             str(reference["n"]) if reference else "",
         )
     ]
+    names = class_names(results)
     for key, name, digits in ROWS:
+        if key == "class_entropy" and names:
+            name = f"class entropy (nats, max {math.log(len(names)):.3f})"
         cells = [
             cell(run["metrics"][key], digits) if key in run["metrics"] else "–"
             for run in runs.values()
@@ -78,8 +84,50 @@ def table(results: dict) -> tuple[list[str], list[list[str]]]:
         "–" if run["class_histogram"] is None else " ".join(map(str, run["class_histogram"]))
         for run in runs.values()
     ]
-    rows.append(row("class histogram (digits 0-9)", histograms, ""))
+    rows.append(row(f"class histogram ({histogram_classes(names)})", histograms, ""))
     return header, rows
+
+
+def class_names(results: dict) -> list[str]:
+    """The classes the sets were scored on: the data's class names as metrics.json records them
+    (``settings.data.spec``), else "0".."K-1" for the K bins of a set's histogram (an older
+    metrics.json); [] for unlabelled data."""
+    spec = results.get("settings", {}).get("data", {}).get("spec")
+    if spec is not None:
+        return list(spec.get("class_names", []))
+    bins = [
+        len(run["class_histogram"]) for run in results["runs"].values() if run["class_histogram"]
+    ]
+    return [str(k) for k in range(bins[0])] if bins else []
+
+
+def histogram_classes(names: list[str]) -> str:
+    """The histogram row's classes: "digits 0-9" for digit classes, else the class names, or
+    "no classes" for unlabelled data."""
+    if not names:
+        return "no classes"
+    if names == [str(k) for k in range(len(names))]:
+        return f"digits 0-{len(names) - 1}" if len(names) <= 10 else f"classes 0..{len(names) - 1}"
+    return ", ".join(names)
+
+
+def classifier_note(results: dict) -> str | None:
+    """A sentence on the classifier behind the class and feature metrics: its test accuracy and
+    the test images it was measured on, where its record holds them (None where not)."""
+    settings = results.get("settings", {})
+    accuracy = settings.get("classifier_test_accuracy")
+    if accuracy is None:
+        return None
+    n_test = settings.get("classifier_n_test")
+    on = "" if n_test is None else f" on {n_test} test images"
+    weak = (
+        f"; below {WEAK_CLASSIFIER}, so the metrics that rest on it (Fréchet distance, KID, "
+        "precision, recall, class entropy, confidence, recognisable fraction) are weak"
+        if accuracy < WEAK_CLASSIFIER
+        else ""
+    )
+    name = settings.get("classifier", {}).get("dataset", "the data set")
+    return f"Classifier: {name}'s own, test accuracy {accuracy:.4f}{on}{weak}."
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -91,8 +139,10 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 
 def markdown_table(results: dict) -> str:
     """The table as GitHub Markdown; [low, high] are 95% intervals (half-sampling for the
-    set-level metrics, the bootstrap for per-sample means: docs/evaluation.md)."""
-    return markdown(*table(results))
+    set-level metrics, the bootstrap for per-sample means: docs/evaluation.md); below it, a
+    note on the classifier's test accuracy where its record holds one."""
+    note = classifier_note(results)
+    return markdown(*table(results)) + ("" if note is None else f"\n{note}\n")
 
 
 def html_table(results: dict) -> str:

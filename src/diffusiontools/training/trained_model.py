@@ -173,6 +173,12 @@ class TrainedModel:
         cold model starts from its data set's images: data other than the run's is refused.
         """
         name, label = class_label(label, digit)
+        classes = self.dataset()["class_names"]  # digit= names a digit: refused on other classes
+        if name == "digit" and classes and classes != [str(k) for k in range(len(classes))]:
+            raise UserError(
+                f"digit={label} names a digit; data.dataset = {self.config.data.dataset}'s "
+                f"classes are {', '.join(classes)}: use label={label}"
+            )
         given = {"sampler": sampler, "steps": steps, **options}
         for key, value in given.items():
             if value is not None:
