@@ -458,6 +458,17 @@ def with_default(config: Config, key: str) -> Config:
     return dataclasses.replace(config, **{section: part})
 
 
+def differences(a: typing.Any, b: typing.Any) -> str:
+    """The keys in which two sections of one kind (two :class:`DataConfig`) differ, each with
+    both values: ``"data.subset = none vs 200; data.split_seed = 42 vs 7"``; empty if equal."""
+    section = _SECTION_NAMES[type(a)]
+    return "; ".join(
+        f"{section}.{f.name} = {ini_value(getattr(a, f.name))} vs {ini_value(getattr(b, f.name))}"
+        for f in dataclasses.fields(a)
+        if getattr(a, f.name) != getattr(b, f.name)
+    )
+
+
 def check_key(key: str, value: typing.Any) -> None:
     """Apply the bounds and choices of config field ``key`` ("section.name") to ``value``, for
     the factories and classes that take one value of a section; raises UserError."""
