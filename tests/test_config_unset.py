@@ -65,6 +65,18 @@ def test_an_empty_override_unsets_whatever_wrote_the_key(tmp_path):
     assert load_config(ini, ["training.epochs=7", "training.epochs= "]).training.epochs == 100
     assert load_config(ini, ["model.n_hidden="]).model.n_hidden == (16, 32, 32, 16)  # unwritten
     assert load_config(ini, ["data.subset=", "data.subset=8"]).data.subset == 8  # in order
+    with pytest.raises(UserError) as refused:
+        load_config(ini, ["data.sorce="])
+    assert str(refused.value) == "unknown key data.sorce; did you mean 'source'? allowed: " + (
+        "dataset, dir, source, channels, image_size, test_fraction, subset, val_fraction, "
+        "split_seed"
+    )
+    with pytest.raises(UserError) as refused:
+        load_config(ini, ["daat.source="])
+    assert str(refused.value) == (
+        "unknown config section [daat]; did you mean 'data'? allowed: data, model, diffusion, "
+        "training, sampling"
+    )
 
 
 def test_the_command_line_names_and_takes_the_unset(tmp_path, capsys):

@@ -575,19 +575,25 @@ def check_field(key: str, value: typing.Any, meta: typing.Mapping) -> None:
 def _apply(sections: dict[str, dict[str, str]], name: str) -> tuple[Config, frozenset[str]]:
     parts = {}
     for section, values in sections.items():
-        if section not in SECTIONS:
-            raise UserError(f"unknown config section [{section}]; {_closest(section, SECTIONS)}")
+        _check_known(section, values)
         cls = SECTIONS[section]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
         hints = typing.get_type_hints(cls)
         parsed = {}
         for key, text in values.items():
-            if key not in fields:
-                raise UserError(f"unknown key {section}.{key}; {_closest(key, fields)}")
             parsed[key] = _parse_value(f"{section}.{key}", text, hints[key])
         parts[section] = cls(**parsed)
     written = frozenset(f"{section}.{key}" for section, keys in sections.items() for key in keys)
     return Config(name=name, **parts), written
+
+
+def _check_known(section: str, keys: typing.Iterable[str]) -> None:
+    """Refuse a section or key no config has, naming the closest that exists."""
+    if section not in SECTIONS:
+        raise UserError(f"unknown config section [{section}]; {_closest(section, SECTIONS)}")
+    fields = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    for key in keys:
+        if key not in fields:
+            raise UserError(f"unknown key {section}.{key}; {_closest(key, fields)}")
 
 
 def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> None:
@@ -601,6 +607,7 @@ def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> 
         if value.strip():
             base.setdefault(section, {})[option] = value
         else:
+            _check_known(section, [option])  # an unset names a key that exists, as a value does
             base.get(section, {}).pop(option, None)
 
 
