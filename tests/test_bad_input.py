@@ -174,13 +174,13 @@ ROWS = [
     Row("lr = 0", train("training.lr=0"), ("training.lr=0.0", "> 0")),
     Row("lr < 0", train("training.lr=-1"), ("training.lr=-1.0",)),
     Row("batch > data", train("training.batch_size=300"), ("training.batch_size=300",)),
-    Row("empty n_hidden", train("model.n_hidden="), ("model.n_hidden",)),
+    Row("empty n_hidden", train("model.n_hidden=,"), ("model.n_hidden",)),
     Row(
         "n_hidden on a UNet",  # the UNet's tiny INI: --set is the one place n_hidden is written
         train("model.network=unet", "model.n_hidden=8,8"),
         (
             "model.n_hidden=8, 8 applies to the cnn (model.network = cnn) only; a UNet would "
-            "ignore it: remove it",
+            "ignore it: remove it, or unset it with an empty override: --set model.n_hidden=",
         ),
     ),
     Row(

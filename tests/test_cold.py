@@ -409,7 +409,8 @@ def test_t_range_full_is_refused_for_a_gaussian_process():
         load_config(None, ["diffusion.t_range=full"])
     assert str(refused.value) == (
         "diffusion.t_range=full applies to cold processes (diffusion.kind = cold) only; the "
-        "Gaussian process, which draws t from 1..T-1, would ignore it: remove it"
+        "Gaussian process, which draws t from 1..T-1, would ignore it: remove it, "
+        "or unset it with an empty override: --set diffusion.t_range="
     )
 
 

@@ -86,7 +86,7 @@ def test_data_dir_is_kept_absolute(tiny_ini, tmp_path, monkeypatch):
         ("diffusion.T=1", "diffusion.T=1 is out of range: must be >= 2"),
         ("diffusion.kind=hot", "diffusion.kind='hot' is not allowed: choose one of gaussian, cold"),
         ("diffusion.beta1=0.3", "must satisfy 0 < beta1 < beta2 < 1"),
-        ("model.n_hidden=", "model.n_hidden is empty"),
+        ("model.n_hidden=,", "model.n_hidden is empty"),
         ("model.n_hidden=a,b", "expected a comma-separated list of integers"),
         (
             "training.channels_last=maybe",
@@ -230,23 +230,25 @@ def test_the_factories_refuse_a_name_they_do_not_build():
         (
             ["diffusion.loss=l1"],  # quickstart: Gaussian, whose loss is always the MSE
             "diffusion.loss=l1 applies to cold processes (diffusion.kind = cold) only; the "
-            "Gaussian process, whose loss is the MSE, would ignore it: remove it",
+            "Gaussian process, whose loss is the MSE, would ignore it: remove it, "
+            "or unset it with an empty override: --set diffusion.loss=",
         ),
         (
             ["diffusion.t_per=batch"],
             "diffusion.t_per=batch applies to cold processes (diffusion.kind = cold) only; the "
-            "Gaussian process would ignore it: remove it",
+            "Gaussian process would ignore it: remove it, "
+            "or unset it with an empty override: --set diffusion.t_per=",
         ),
         (
             ["model.n_hidden=8,8"],  # quickstart's network is the UNet
             "model.n_hidden=8, 8 applies to the cnn (model.network = cnn) only; a UNet would "
-            "ignore it: remove it",
+            "ignore it: remove it, or unset it with an empty override: --set model.n_hidden=",
         ),
         (
             ["diffusion.schedule=cosine", "diffusion.beta1=1e-3"],
             "diffusion.beta1=0.001 applies to the linear schedule (diffusion.kind = gaussian, "
             "diffusion.schedule = linear) only; a cold process or the cosine schedule would "
-            "ignore it: remove it",
+            "ignore it: remove it, or unset it with an empty override: --set diffusion.beta1=",
         ),
     ],
 )
@@ -266,20 +268,21 @@ def test_a_key_of_another_network_or_process_is_refused_when_written(overrides, 
             "0.02",
             "diffusion.beta2=0.02 applies to the linear schedule (diffusion.kind = gaussian, "
             "diffusion.schedule = linear) only; a cold process or the cosine schedule would "
-            "ignore it: remove it",
+            "ignore it: remove it, or unset it with an empty override: --set diffusion.beta2=",
         ),
         (
             "prediction",
             "x0",
             "diffusion.prediction=x0 applies to Gaussian processes (diffusion.kind = gaussian) "
-            "only; a cold process, whose network predicts x0, would ignore it: remove it",
+            "only; a cold process, whose network predicts x0, would ignore it: remove it, "
+            "or unset it with an empty override: --set diffusion.prediction=",
         ),
         (
             "schedule",
             "linear",
             "diffusion.schedule=linear applies to Gaussian processes (diffusion.kind = gaussian) "
             "only; a cold process, whose levels run from level_min to level_max, would ignore "
-            "it: remove it",
+            "it: remove it, or unset it with an empty override: --set diffusion.schedule=",
         ),
     ],
 )

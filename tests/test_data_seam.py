@@ -16,7 +16,13 @@ from conftest import idx_bytes
 from tiny_runs import single_thread, tiny_config, train_tiny  # noqa: F401  (autouse: one thread)
 
 import diffusiontools as dt
-from diffusiontools.config import DATASETS, DataConfig, config_from_dict, read_config
+from diffusiontools.config import (
+    DATASETS,
+    RECORDED_DATASETS,
+    DataConfig,
+    config_from_dict,
+    read_config,
+)
 from diffusiontools.data import data_record, idx_family, load_data, load_mnist, to_model
 from diffusiontools.data.sources import SOURCES
 from diffusiontools.diffusion import make_process
@@ -41,13 +47,16 @@ KMNIST = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 
 def test_dataset_defaults_to_mnist_and_offers_the_sources_a_config_can_name():
     assert DataConfig().dataset == "mnist"
-    assert set(DATASETS) == set(SOURCES) - {"mnist_embedded"}
+    assert set(DATASETS) == set(SOURCES) - {"mnist_embedded", *RECORDED_DATASETS}
+    assert set(RECORDED_DATASETS) <= set(SOURCES)
     with pytest.raises(UserError) as e:
         read_config(None, ["data.dataset=cifar"])
     assert str(e.value) == (
         "data.dataset='cifar' is not allowed: choose one of mnist, fashion_mnist, kmnist, "
-        "cifar10, folder, npz, digits8, coloured_mnist, memory"
+        "cifar10, folder, npz, digits8, coloured_mnist"
     )
+    # memory, what a run trained on arrays records, reads back from a record
+    assert config_from_dict({"data": {"dataset": "memory"}}).data.dataset == "memory"
 
 
 @pytest.mark.parametrize(

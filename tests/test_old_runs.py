@@ -183,7 +183,8 @@ def test_a_resume_refuses_other_values_other_data_and_an_old_ini_for_a_new_run(t
     assert cli.main(["train", ini, "--out", str(tmp_path / "new")]) == 2
     assert capsys.readouterr().err == (  # the first key of the table it writes unused
         "error: model.base_channels=32 applies to the UNets (model.network = unet or "
-        "unet2d_diffusers) only; the cnn would ignore it: remove it\n"
+        "unet2d_diffusers) only; the cnn would ignore it: remove it, "
+        "or unset it with an empty override: --set model.base_channels=\n"
     )
     assert not (tmp_path / "new").exists()
     assert cli.main([*resume, "--set", "data.source=embedded"]) == 2

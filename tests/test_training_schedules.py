@@ -63,7 +63,8 @@ GAUSSIAN_ONLY = "applies to Gaussian processes (diffusion.kind = gaussian) only"
 
 
 def unused(key_value: str, only: str) -> str:
-    return f"{key_value} {only}: remove it"
+    key = key_value.partition("=")[0]
+    return f"{key_value} {only}: remove it, or unset it with an empty override: --set {key}="
 
 
 @pytest.mark.parametrize(
@@ -93,13 +94,14 @@ def unused(key_value: str, only: str) -> str:
         (
             ("diffusion.kind=cold", "diffusion.loss_weighting=min_snr"),
             f"diffusion.loss_weighting=min_snr {GAUSSIAN_ONLY}; a cold process would ignore it: "
-            "remove it",
+            "remove it, or unset it with an empty override: --set diffusion.loss_weighting=",
         ),
         (("diffusion.t_lognormal_std=2",), unused("diffusion.t_lognormal_std=2.0", LOGNORMAL_ONLY)),
         (
             ("diffusion.kind=cold", "diffusion.t_sampling=lognormal"),
             f"diffusion.t_sampling=lognormal {GAUSSIAN_ONLY}; a cold process, which chooses its "
-            "training levels with diffusion.t_range, would ignore it: remove it",
+            "training levels with diffusion.t_range, would ignore it: remove it, "
+            "or unset it with an empty override: --set diffusion.t_sampling=",
         ),
         # Written at its default value, the key is refused all the same: it was given, and it
         # would not take effect (before: accepted in silence, while another value was refused).
@@ -118,17 +120,19 @@ def unused(key_value: str, only: str) -> str:
         (
             ("diffusion.kind=cold", "diffusion.loss_weighting=none"),
             f"diffusion.loss_weighting=none {GAUSSIAN_ONLY}; a cold process would ignore it: "
-            "remove it",
+            "remove it, or unset it with an empty override: --set diffusion.loss_weighting=",
         ),
         (
             ("diffusion.kind=cold", "diffusion.t_sampling=uniform"),
             f"diffusion.t_sampling=uniform {GAUSSIAN_ONLY}; a cold process, which chooses its "
-            "training levels with diffusion.t_range, would ignore it: remove it",
+            "training levels with diffusion.t_range, would ignore it: remove it, "
+            "or unset it with an empty override: --set diffusion.t_sampling=",
         ),
         (
             ("diffusion.t_range=notebook",),
             "diffusion.t_range=notebook applies to cold processes (diffusion.kind = cold) only; "
-            "the Gaussian process, which draws t from 1..T-1, would ignore it: remove it",
+            "the Gaussian process, which draws t from 1..T-1, would ignore it: remove it, "
+            "or unset it with an empty override: --set diffusion.t_range=",
         ),
     ],
 )

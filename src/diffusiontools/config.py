@@ -60,9 +60,8 @@ class _Section:
 
 
 # The data sets a config can name: the names of ``data.sources.SOURCES`` but ``mnist_embedded``
-# (data.source = embedded); ``memory`` is what a run trained on arrays handed in from Python
-# records (``dt.train(..., data=)``), whose images no config can load. Written here, not
-# imported, so that reading a config loads no data code; tests/test_data_seam.py ties the two.
+# (data.source = embedded) and ``memory``. Written here, not imported, so that reading a config
+# loads no data code; tests/test_data_seam.py ties the two.
 DATASETS = (
     "mnist",
     "fashion_mnist",
@@ -72,13 +71,18 @@ DATASETS = (
     "npz",
     "digits8",
     "coloured_mnist",
-    "memory",
 )
+# What a run trained on arrays handed in from Python records (``dt.train(..., data=)``): read
+# back from its records, but no config can load its images, so no message offers it.
+RECORDED_DATASETS = ("memory",)
 
 
 @dataclass(frozen=True)
 class DataConfig(_Section):
-    dataset: str = _choices(*DATASETS, default="mnist")
+    dataset: str = field(
+        default="mnist",
+        metadata={"choices": (*DATASETS, *RECORDED_DATASETS), "offered": DATASETS},
+    )
     # mnist, fashion_mnist, kmnist, cifar10: the folder of the data set's files (else, for mnist,
     # $DIFFUSIONTOOLS_DATA, then the user cache); folder: the folder of images; npz: the .npz file
     dir: str | None = None
@@ -276,13 +280,15 @@ class Config:
         self so calls chain.
 
         ``written``: the ``section.key`` names the INI file and overrides wrote (read_config's
-        record). A key of :func:`unused_keys` (one whose switch is off, e.g.
+        record; an empty override unsets a key, see :func:`read_config`). A key of
+        :func:`unused_keys` (one whose switch is off, e.g.
         ``diffusion.min_snr_gamma`` without ``loss_weighting = min_snr``) is refused when it was
         written, whatever its value, and, in a config built in code, when it is not its default.
         """
         d, m = self.diffusion, self.model
         for key, (scope, ignored_by) in unused_keys(self).items():
-            refuse_unused(key, value_of(self, key), scope, ignored_by, key in written)
+            fix = f"remove it, or unset it with an empty override: --set {key}="
+            refuse_unused(key, value_of(self, key), scope, ignored_by, key in written, fix)
         if d.kind == "cold" and m.num_classes:
             raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
         if self.training.log == "tensorboard":  # refused here, before any run folder changes
@@ -407,13 +413,22 @@ def unused_keys(config: Config) -> dict[str, tuple[str, str]]:
     }
 
 
-def refuse_unused(key: str, value: typing.Any, scope: str, ignored_by: str, written: bool) -> None:
+def refuse_unused(
+    key: str,
+    value: typing.Any,
+    scope: str,
+    ignored_by: str,
+    written: bool,
+    fix: str = "remove it",
+) -> None:
     """Refuse ``key`` = ``value``, which cannot take effect (it applies to ``scope`` only and
     ``ignored_by`` would ignore it), where it was ``written`` (in the INI, by an override, given
-    as an option), whatever its value; in a config built in code, where it is not its default."""
+    as an option), whatever its value, saying ``fix``; in a config built in code, where it is
+    not its default."""
     default = default_of(key)
     if written or value != default:
-        fix = "remove it" if written else f"leave it at {ini_value(default)}"
+        if not written:
+            fix = f"leave it at {ini_value(default)}"
         raise UserError(
             f"{key}={ini_value(value)} applies to {scope} only; {ignored_by} would ignore it: {fix}"
         )
@@ -441,6 +456,17 @@ def with_default(config: Config, key: str) -> Config:
     section, _, name = key.partition(".")
     part = dataclasses.replace(getattr(config, section), **{name: default_of(key)})
     return dataclasses.replace(config, **{section: part})
+
+
+def differences(a: typing.Any, b: typing.Any) -> str:
+    """The keys in which two sections of one kind (two :class:`DataConfig`) differ, each with
+    both values: ``"data.subset = none vs 200; data.split_seed = 42 vs 7"``; empty if equal."""
+    section = _SECTION_NAMES[type(a)]
+    return "; ".join(
+        f"{section}.{f.name} = {ini_value(getattr(a, f.name))} vs {ini_value(getattr(b, f.name))}"
+        for f in dataclasses.fields(a)
+        if getattr(a, f.name) != getattr(b, f.name)
+    )
 
 
 def check_key(key: str, value: typing.Any) -> None:
@@ -528,15 +554,16 @@ def _as_field_type(key: str, value: typing.Any, annotation: typing.Any) -> typin
 
 
 def check_field(key: str, value: typing.Any, meta: typing.Mapping) -> None:
-    """Apply a field's ``choices``/``min``/``max``/``gt`` metadata; NaN and inf are refused."""
+    """Apply a field's ``choices``/``min``/``max``/``gt`` metadata; NaN and inf are refused.
+    ``offered``, where given, are the choices the message lists (the others are read from
+    records only)."""
     if value is None:
         return
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{key}={value} is not a finite number")
     if "choices" in meta and value not in meta["choices"]:
-        raise UserError(
-            f"{key}={value!r} is not allowed: choose one of {', '.join(meta['choices'])}"
-        )
+        offered = meta.get("offered", meta["choices"])
+        raise UserError(f"{key}={value!r} is not allowed: choose one of {', '.join(offered)}")
     if "min" in meta and value < meta["min"]:
         raise UserError(f"{key}={value} is out of range: must be >= {meta['min']}")
     if "max" in meta and value > meta["max"]:
@@ -548,28 +575,40 @@ def check_field(key: str, value: typing.Any, meta: typing.Mapping) -> None:
 def _apply(sections: dict[str, dict[str, str]], name: str) -> tuple[Config, frozenset[str]]:
     parts = {}
     for section, values in sections.items():
-        if section not in SECTIONS:
-            raise UserError(f"unknown config section [{section}]; {_closest(section, SECTIONS)}")
+        _check_known(section, values)
         cls = SECTIONS[section]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
         hints = typing.get_type_hints(cls)
         parsed = {}
         for key, text in values.items():
-            if key not in fields:
-                raise UserError(f"unknown key {section}.{key}; {_closest(key, fields)}")
             parsed[key] = _parse_value(f"{section}.{key}", text, hints[key])
         parts[section] = cls(**parsed)
     written = frozenset(f"{section}.{key}" for section, keys in sections.items() for key in keys)
     return Config(name=name, **parts), written
 
 
+def _check_known(section: str, keys: typing.Iterable[str]) -> None:
+    """Refuse a section or key no config has, naming the closest that exists."""
+    if section not in SECTIONS:
+        raise UserError(f"unknown config section [{section}]; {_closest(section, SECTIONS)}")
+    fields = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    for key in keys:
+        if key not in fields:
+            raise UserError(f"unknown key {section}.{key}; {_closest(key, fields)}")
+
+
 def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> None:
+    """Apply ``section.key=value`` overrides to the file's keys; an empty value unsets the key
+    (see :func:`read_config`)."""
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, option = key.strip().partition(".")
         if not sep or not dot or not option:
             raise UserError(f"override={item!r} is not of the form section.key=value")
-        base.setdefault(section, {})[option] = value
+        if value.strip():
+            base.setdefault(section, {})[option] = value
+        else:
+            _check_known(section, [option])  # an unset names a key that exists, as a value does
+            base.get(section, {}).pop(option, None)
 
 
 def packaged_configs() -> list[str]:
@@ -636,7 +675,12 @@ def read_config(
 
     ``path``: an INI file, the name of a packaged config (``"model1"``, ``"quickstart"``, see
     :func:`packaged_configs`), or None for the defaults. ``overrides``: ``{"training.epochs": 1}``
-    or ``["training.epochs=1"]`` (as ``--set``). Raises DiffusionToolsError naming the file, the
+    or ``["training.epochs=1"]`` (as ``--set``). An override with an empty value
+    (``{"data.source": ""}``, ``--set data.source=``) unsets the key, as if neither the file
+    nor an earlier override wrote it: it takes its default and counts as not written, so a
+    packaged config moves to a data set, network or process its keys do not apply to (a key
+    written where it cannot take effect is refused whatever its value, its default included:
+    :meth:`Config.check`). Raises DiffusionToolsError naming the file, the
     section or the ``section.key`` and value that is wrong, and what is allowed.
     """
     if isinstance(overrides, str):

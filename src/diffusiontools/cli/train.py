@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override one config key; repeatable",
+        help="override one config key (an empty VALUE unsets it: --set data.source=); repeatable",
     )
     p.add_argument(
         "--resume",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import Config, DataConfig, TrainingConfig
+from ..config import Config, DataConfig, TrainingConfig, differences
 from ..data import ImageDataset, load_data
 from ..errors import UserError
 from ..outputs.tables import WEAK_CLASSIFIER
@@ -62,8 +62,8 @@ def shared_data_config(
         if model.config.data != first.config.data:
             raise UserError(
                 f"{first.folder} and {model.folder} were trained with different [data] settings "
-                f"({first.config.data} vs {model.config.data}); evaluate them in separate calls, "
-                "as all sets share one test reference and one training split"
+                f"({differences(first.config.data, model.config.data)}); evaluate them in "
+                "separate calls, as all sets share one test reference and one training split"
             )
     stored = "checkpoint" if first.path.suffix == ".pt" else "export"
     return Config(data=first.config.data), f"[data] settings stored in {first.folder}'s {stored}"
