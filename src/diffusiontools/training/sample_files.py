@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from ..data import load_data
+from ..diffusion.cold import start_images_record
 from ..errors import UserError
 from ..outputs.figures import save_image_rows, save_sample_grid
 from ..outputs.safe_writes import (
@@ -175,7 +177,7 @@ def sample_to_files(
         batches = generate_batches(*draws, n, seed, model.device, plan=plan, shape=model.shape)
         # The run as an absolute path: the file may be read from anywhere, long after.
         meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
-        meta.update(dataset_fields(model, plan.digit))
+        meta.update(dataset_fields(model, plan.digit), **start_fields(model, plan, n))
         write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(plan))
         title = f"{model.config.name}, epoch {model.epoch}"
         first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "
@@ -214,6 +216,16 @@ def dataset_fields(model: TrainedModel, digit: int | None) -> dict:
     if digit is not None and names:
         fields["class_name"] = names[digit]
     return fields
+
+
+def start_fields(model: TrainedModel, plan: SamplingPlan, n: int) -> dict:
+    """What a file of ``n`` samples drawn with ``plan`` records of the test images they started
+    from (``start_images``, :func:`~diffusiontools.diffusion.cold.start_images_record`): only a cold
+    start from test images has any."""
+    if plan.cold_start not in ("test", "test_consistent"):
+        return {}
+    n_test = len(load_data(model.config.data).test_images)
+    return {"start_images": start_images_record(n, n_test)}
 
 
 def _stand_ins(staging: Staging, files: SampleFiles) -> SampleFiles:
