@@ -8,18 +8,23 @@ random field, and says so in its record.
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from test_shapes import blobs_npz
 from tiny_runs import single_thread, train_tiny  # noqa: F401  (autouse: one thread)
 
 import diffusiontools as dt
 from diffusiontools.data import load_data
 from diffusiontools.diffusion.cold import cycled_test_indices, start_images_record
+from diffusiontools.outputs import degradation_figure as figure
 from diffusiontools.outputs.samples_io import load_samples
+from diffusiontools.training.run_config import load_config
 from diffusiontools.training.sample_files import sample_files, sample_to_files
 
 _scratch = Path(tempfile.mkdtemp(prefix="diffusiontools-small-test-"))
@@ -70,3 +75,69 @@ def test_as_many_samples_as_test_images_record_them_uncycled(tmp_path):
     model = dt.load(small_run())
     files = sample_to_files(model, sample_files(model.folder, tmp_path / "s.png"), 6)
     assert load_samples(files.npz)[1]["start_images"] == "test images 0..5"
+
+
+# --- the degradation figure ----------------------------------------------------------------------
+
+
+def write_folder(root: Path, per_class: int, classes=("cats", "dogs")) -> Path:
+    """``per_class`` 8x8 gray PNGs in a subfolder per class (the folder's labels)."""
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def figure_rows(monkeypatch, config, path: Path) -> list[str]:
+    """The row labels ``degradation_figure`` draws for ``config``."""
+    shown = {}
+
+    def keep_labels(rows, labels, *args, **kwargs):
+        shown["labels"] = labels
+        shown["rows"] = len(rows)
+
+    monkeypatch.setattr(figure, "save_image_rows", keep_labels)
+    figure.degradation_figure(config, path)
+    assert shown["rows"] == len(shown["labels"])
+    return shown["labels"]
+
+
+def test_the_figure_shows_the_test_images_a_small_folder_has(tmp_path, monkeypatch):
+    data = write_folder(tmp_path / "pets", per_class=10)  # 20 images: 2 test images
+    config = load_config(
+        None, ["diffusion.kind=cold", "data.dataset=folder", f"data.dir={data}", "diffusion.T=10"]
+    )
+    assert len(load_data(config.data).test_images) == 2
+    assert figure.degradation_figure(config, tmp_path / "drawn.png").is_file()
+    labels = figure_rows(monkeypatch, config, tmp_path / "fig.png")
+    assert len(labels) == 2 and all(label.startswith("test #") for label in labels)
+    assert {label.split("\n")[1] for label in labels} <= {"class cats", "class dogs"}
+
+
+def test_the_figure_names_unlabelled_rows_image(tmp_path, monkeypatch):
+    data = tmp_path / "plain.npz"
+    pixels = np.random.default_rng(0).integers(0, 256, (30, 8, 8), dtype=np.uint8)
+    np.savez(data, images=pixels)  # no labels; 3 test images
+    config = load_config(
+        None, ["diffusion.kind=cold", "data.dataset=npz", f"data.dir={data}", "diffusion.T=10"]
+    )
+    assert figure_rows(monkeypatch, config, tmp_path / "fig.png") == [
+        "test image #0",
+        "test image #1",
+        "test image #2",
+    ]
+
+
+def test_the_figure_keeps_mnists_four_digits(tmp_path, monkeypatch):
+    config = load_config(None, ["diffusion.kind=cold", "diffusion.T=10"])
+    labels = figure_rows(monkeypatch, config, tmp_path / "fig.png")  # the tests' embedded MNIST
+    assert [label.split("\n")[0] for label in labels] == [
+        "test #2",
+        "test #1",
+        "test #18",
+        "test #4",
+    ]
+    assert all(re.fullmatch(r"class [0-9]", label.split("\n")[1]) for label in labels)
