@@ -20,6 +20,7 @@ from test_shapes import blobs_npz
 from tiny_runs import single_thread, train_tiny  # noqa: F401  (autouse: one thread)
 
 import diffusiontools as dt
+from diffusiontools import cli
 from diffusiontools.data import load_data
 from diffusiontools.diffusion.cold import cycled_test_indices, start_images_record
 from diffusiontools.outputs import degradation_figure as figure
@@ -141,3 +142,27 @@ def test_the_figure_keeps_mnists_four_digits(tmp_path, monkeypatch):
         "test #4",
     ]
     assert all(re.fullmatch(r"class [0-9]", label.split("\n")[1]) for label in labels)
+
+
+# --- the reconstruction study's n ----------------------------------------------------------------
+
+
+def test_reconstruct_with_the_default_n_names_the_test_set_size(capsys):
+    run = small_run()
+    capsys.readouterr()  # the training's progress
+    assert cli.main(["reconstruct", str(run)]) == 2  # -n not given: 200
+    assert capsys.readouterr().err == (
+        "error: the reconstruction study asks for 200 test images but the data set has 6: "
+        "give -n 6 or fewer\n"
+    )
+
+
+def test_evaluate_reconstruction_names_its_own_flag(capsys, tmp_path):
+    run = small_run()
+    capsys.readouterr()  # the training's progress
+    argv = ["evaluate", str(run), "--reconstruction", "--out", str(tmp_path / "ev")]
+    assert cli.main(argv) == 2  # --n-samples not given: 200
+    assert capsys.readouterr().err == (
+        "error: the reconstruction study asks for 200 test images but the data set has 6: "
+        "give --n-samples 6 or fewer\n"
+    )
