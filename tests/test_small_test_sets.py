@@ -166,3 +166,43 @@ def test_evaluate_reconstruction_names_its_own_flag(capsys, tmp_path):
         "error: the reconstruction study asks for 200 test images but the data set has 6: "
         "give --n-samples 6 or fewer\n"
     )
+
+
+# --- a cold run whose data moved -----------------------------------------------------------------
+
+
+def test_sample_finds_a_cold_runs_moved_data_with_data_dir(tmp_path, capsys):
+    first = tmp_path / "first" / "blobs.npz"
+    first.parent.mkdir()
+    blobs_npz(first, n=40, size=16)
+    run = train_tiny(
+        tmp_path / "run",
+        "diffusion.kind=cold",
+        "data.dataset=npz",
+        f"data.dir={first}",
+        "training.epochs=1",
+    )
+    export = dt.load(run).export(tmp_path / "export")
+    moved = first.rename(tmp_path / "moved.npz")
+    capsys.readouterr()  # the training's progress
+    argv = ["sample", str(run), "-n", "3", "--out", str(tmp_path / "s.png")]
+    argv += ["--npz", str(tmp_path / "s.npz")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err  # the data loader's sentence, then how to point at the data
+    assert (
+        err.startswith("error: ")
+        and str(first) in err
+        and err.endswith(
+            " (a cold model starts from its data set's images: where the run's data lie elsewhere "
+            "now, give --data-dir THEIR_PATH)\n"
+        )
+    )
+    assert cli.main([*argv, "--data-dir", str(moved)]) == 0
+    assert load_samples(tmp_path / "s.npz")[0].shape == (3, 3, 16, 16)
+    other = tmp_path / "other.npz"
+    blobs_npz(other, n=48, size=16)
+    assert cli.main([*argv, "--overwrite", "--data-dir", str(other)]) == 2
+    assert "is not the data the run in" in capsys.readouterr().err
+    exported = ["sample", str(export), "-n", "2", "--out", str(tmp_path / "e.png")]
+    assert cli.main([*exported, "--data-dir", str(moved)]) == 0
+    assert dt.load(run, data_dir=moved).sample(2).shape == (2, 3, 16, 16)  # the API's data_dir
