@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 from test_shapes import blobs_npz
-from tiny_runs import single_thread, train_tiny  # noqa: F401  (autouse: one thread)
+from tiny_runs import single_thread, tiny_config, train_tiny  # noqa: F401  (autouse: one thread)
 
 import diffusiontools as dt
 from diffusiontools import cli
@@ -70,6 +70,8 @@ def test_more_samples_than_test_images_cycle_them_and_say_so(tmp_path, sampler):
     assert not (images[6:] == images[:3]).all(axis=(1, 2, 3)).any()  # own fields: new starts
     x = model.sample(9, sampler=sampler)
     assert torch.equal(x[:6], model.sample(6, sampler=sampler))  # the first 6 as before
+    times, states = model.trajectory(8, sampler=sampler)  # as pages draws it: 8 rows
+    assert times[0] == model.process.T and torch.equal(states[-1], x[:8])
 
 
 def test_as_many_samples_as_test_images_record_them_uncycled(tmp_path):
@@ -206,3 +208,27 @@ def test_sample_finds_a_cold_runs_moved_data_with_data_dir(tmp_path, capsys):
     exported = ["sample", str(export), "-n", "2", "--out", str(tmp_path / "e.png")]
     assert cli.main([*exported, "--data-dir", str(moved)]) == 0
     assert dt.load(run, data_dir=moved).sample(2).shape == (2, 3, 16, 16)  # the API's data_dir
+
+
+def test_mnists_embedded_test_set_gives_1001_samples(tmp_path):
+    run = train_tiny(tmp_path / "run", "diffusion.kind=cold", "training.epochs=1")
+    model = dt.load(run)
+    assert len(load_data(model.config.data).test_images) == 1000  # the tests' embedded MNIST
+    where = sample_files(run, tmp_path / "s.png")
+    files = sample_to_files(model, where, 1001, steps=1)
+    images, meta = load_samples(files.npz)
+    assert images.shape == (1001, 28, 28)
+    assert meta["start_images"] == (
+        "test images 0..999, cycled: sample i starts from test image i % 1000"
+    )
+
+
+def test_the_quality_probe_of_a_cold_run_draws_more_samples_than_test_images():
+    from diffusiontools.evaluation.quality_probe import COLUMNS, QualityProbe
+    from diffusiontools.models import make_network
+
+    probe = ("training.eval_every=1", "training.eval_samples=1001")  # 1,000 test images
+    config = tiny_config("diffusion.kind=cold", "diffusion.T=5", *probe)
+    net = make_network(config.model, seed=0, shape=(1, 28, 28))
+    row = QualityProbe(config)(net, torch.device("cpu"))
+    assert set(row) == set(COLUMNS) and all(np.isfinite(v) for v in row.values())
