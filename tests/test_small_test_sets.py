@@ -22,9 +22,17 @@ from tiny_runs import single_thread, tiny_config, train_tiny  # noqa: F401  (aut
 import diffusiontools as dt
 from diffusiontools import cli
 from diffusiontools.data import load_data
-from diffusiontools.diffusion.cold import cycled_test_indices, start_images_record
+from diffusiontools.diffusion.cold import (
+    ColdDiffusion,
+    cycled_test_indices,
+    start_images_record,
+)
+from diffusiontools.diffusion.degradations import DEGRADATIONS, make_degradation
+from diffusiontools.errors import UserError
 from diffusiontools.outputs import degradation_figure as figure
 from diffusiontools.outputs.samples_io import load_samples
+from diffusiontools.sampling.generation import check_starts
+from diffusiontools.sampling.plan import resolve_plan
 from diffusiontools.training.run_config import load_config
 from diffusiontools.training.sample_files import sample_files, sample_to_files
 
@@ -32,11 +40,17 @@ _scratch = Path(tempfile.mkdtemp(prefix="diffusiontools-small-test-"))
 
 
 @functools.cache
-def small_run() -> Path:
-    """A one-epoch cold run (pixel swap: each field from its key) on 64 RGB 16 px discs, of which
-    6 are test images."""
+def small_run_data() -> Path:
+    """64 RGB 16 px discs in an NPZ file, of which 6 are test images."""
     data = _scratch / "blobs.npz"
     blobs_npz(data, n=64, size=16)
+    return data
+
+
+@functools.cache
+def small_run() -> Path:
+    """A one-epoch cold run (pixel swap: each field from its key) on :func:`small_run_data`."""
+    data = small_run_data()
     return train_tiny(
         _scratch / "run",
         "diffusion.kind=cold",
@@ -232,3 +246,85 @@ def test_the_quality_probe_of_a_cold_run_draws_more_samples_than_test_images():
     net = make_network(config.model, seed=0, shape=(1, 28, 28))
     row = QualityProbe(config)(net, torch.device("cpu"))
     assert set(row) == set(COLUMNS) and all(np.isfinite(v) for v in row.values())
+
+
+# --- where cycled starts would repeat: refused ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(DEGRADATIONS))
+def test_random_field_says_whether_the_key_changes_the_image(name):
+    degradation = make_degradation(name)
+    x = torch.rand(1, 1, 16, 16) - 0.5
+    level = torch.tensor([sum(degradation.default_levels) / 2], dtype=torch.float32)  # midway
+    a, b = (degradation(x, level, torch.tensor([key])) for key in (1, 2))
+    assert degradation.random_field == (not torch.equal(a, b))
+
+
+def cold_on_small_data(*overrides: str):
+    """A cold config on the small run's data (6 test images), and its process."""
+    data = small_run_data()
+    config = load_config(
+        None, ["diffusion.kind=cold", "data.dataset=npz", f"data.dir={data}", *overrides]
+    )
+    return config, ColdDiffusion.from_config(config, (3, 16, 16))
+
+
+REPEATS = [
+    (
+        ("diffusion.degradation=blur",),
+        "7 samples would start from the 6 test images in turn and diffusion.degradation = blur "
+        "draws no random field, so sample 6 would repeat sample 0: ask for at most 6 (sample -n, "
+        "evaluate --n-samples, training.eval_samples) or use sampling.start=gmm",
+    ),
+    (
+        ("diffusion.t_per=batch",),
+        "7 samples would start from the 6 test images in turn and diffusion.t_per = batch gives "
+        "each batch of 500 one random field, so sample 6 would repeat sample 0: ask for at most "
+        "6 (sample -n, evaluate --n-samples, training.eval_samples) or use sampling.start=gmm",
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides, message", REPEATS)
+def test_starts_that_would_repeat_are_refused_before_drawing(overrides, message):
+    config, process = cold_on_small_data(*overrides)
+    plan = resolve_plan(config)
+    check_starts(process, config, plan, 6)  # one start per test image: nothing repeats
+    with pytest.raises(UserError) as e:
+        check_starts(process, config, plan, 7)
+    assert str(e.value) == message
+    check_starts(process, config, resolve_plan(config, start="gmm"), 7)  # no test images
+
+
+def test_one_field_per_batch_repeats_nothing_in_batches_no_larger_than_the_test_set():
+    config, process = cold_on_small_data("diffusion.t_per=batch")
+    check_starts(process, config, resolve_plan(config), 13, batch_size=6)
+
+
+def test_sample_refuses_repeating_starts_before_writing(tmp_path, capsys):
+    run = train_tiny(
+        tmp_path / "run",
+        "diffusion.kind=cold",
+        "diffusion.degradation=blur",
+        "data.dataset=npz",
+        f"data.dir={small_run_data()}",
+        "training.epochs=1",
+    )
+    capsys.readouterr()  # the training's progress
+    out = tmp_path / "out"
+    assert cli.main(["sample", str(run), "-n", "7", "--out", str(out / "s.png")]) == 2
+    assert capsys.readouterr().err == (
+        "error: 7 samples would start from the 6 test images in turn and diffusion.degradation "
+        "= blur draws no random field, so sample 6 would repeat sample 0: ask for at most 6 "
+        "(sample -n, evaluate --n-samples, training.eval_samples) or use sampling.start=gmm\n"
+    )
+    assert not out.exists()
+
+
+def test_a_probe_whose_starts_would_repeat_is_refused_before_training():
+    from diffusiontools.evaluation.quality_probe import QualityProbe
+
+    probe = ("training.eval_every=1", "training.eval_samples=1001")  # 1,000 test images
+    config = tiny_config("diffusion.kind=cold", "diffusion.degradation=blur", *probe)
+    with pytest.raises(UserError, match="^1001 samples would start from the 1000 test images"):
+        QualityProbe(config)

@@ -42,7 +42,7 @@ from ..outputs.safe_writes import (
     staged_outputs,
 )
 from ..outputs.samples_io import check_room, write_samples
-from ..sampling.generation import generate, generate_batches, trajectory
+from ..sampling.generation import check_starts, generate, generate_batches, trajectory
 from ..sampling.plan import SamplingPlan
 from .run_folder import RunFolder
 from .trained_model import TrainedModel
@@ -125,10 +125,12 @@ def check_draw(
 ) -> tuple[SamplingPlan, list[SamplingPlan]]:
     """The plans of a draw of ``n`` samples from ``model`` and from each of ``epoch_models``
     (their configs may differ), resolved before any file is looked at: a request that cannot
-    take effect is refused first (:meth:`TrainedModel.sampling_plan`)."""
+    take effect is refused first (:meth:`TrainedModel.sampling_plan`), and so are n cold
+    starts from test images that would repeat (:func:`check_starts`)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"n={n} is not a number of samples: give at least 1")
     plan = model.sampling_plan(sampler, steps, digit, **options)
+    check_starts(model.process, model.config, plan, n)
     return plan, [m.sampling_plan(sampler, steps, digit, **options) for m in epoch_models]
 
 
