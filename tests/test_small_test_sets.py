@@ -274,13 +274,15 @@ REPEATS = [
         ("diffusion.degradation=blur",),
         "7 samples would start from the 6 test images in turn and diffusion.degradation = blur "
         "draws no random field, so sample 6 would repeat sample 0: ask for at most 6 (sample -n, "
-        "evaluate --n-samples, training.eval_samples) or use sampling.start=gmm",
+        "evaluate --n-samples, training.eval_samples) or start "
+        "from sampling.start = gmm (sample --start gmm)",
     ),
     (
         ("diffusion.t_per=batch",),
         "7 samples would start from the 6 test images in turn and diffusion.t_per = batch gives "
         "each batch of 500 one random field, so sample 6 would repeat sample 0: ask for at most "
-        "6 (sample -n, evaluate --n-samples, training.eval_samples) or use sampling.start=gmm",
+        "6 (sample -n, evaluate --n-samples, training.eval_samples) or start "
+        "from sampling.start = gmm (sample --start gmm)",
     ),
 ]
 
@@ -316,7 +318,8 @@ def test_sample_refuses_repeating_starts_before_writing(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "error: 7 samples would start from the 6 test images in turn and diffusion.degradation "
         "= blur draws no random field, so sample 6 would repeat sample 0: ask for at most 6 "
-        "(sample -n, evaluate --n-samples, training.eval_samples) or use sampling.start=gmm\n"
+        "(sample -n, evaluate --n-samples, training.eval_samples) or start "
+        "from sampling.start = gmm (sample --start gmm)\n"
     )
     assert not out.exists()
 
