@@ -429,7 +429,7 @@ def test_contradictory_sampling_keys_are_refused_at_load_time(overrides, fragmen
 BASE = {"eta": None, "guidance": None, "clip_x0": False, "digit": None, "cold_start": None}
 BASE["labels"] = None
 BASE["timestep_spacing"] = None
-COLD = {**BASE, "clip_x0": None, "cold_start": "test"}
+COLD = {**BASE, "clip_x0": None, "cold_start": "test", "start_images": "test images 0..3"}
 METADATA_ROWS = [
     # (name, run, flags, expected metadata beyond run, epoch and seed)
     ("default sampler", reference, (), {**BASE, "sampler": "ancestral", "steps": 20}),

@@ -20,7 +20,8 @@ def _levels(text: str) -> tuple[float, float]:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "degrade", help="draw a cold degradation at t = T, 0.75T, 0.5T, 0.25T, 0 on four digits"
+        "degrade",
+        help="draw a cold degradation at t = T, 0.75T, 0.5T, 0.25T, 0 on four test images",
     )
     p.add_argument("--degradation", help="pixel_swap, blur, pixelate or mask (default: --config's)")
     p.add_argument(
@@ -81,5 +82,5 @@ def run(args: argparse.Namespace) -> None:
     if out is None:  # a default in the current folder: never replaces an earlier figure
         out = Path(f"degradation_{config.diffusion.degradation}.png")
         refuse_existing([out], "name the file with --out to replace it")
-    check_output_file(out, "out", "the figure", image=True)  # before MNIST is read
+    check_output_file(out, "out", "the figure", image=True)  # before the data are read
     print(f"degradation figure: {degradation_figure(config, out, args.seed)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from .flags import data_overrides, keys_given_as_flags
@@ -138,15 +139,18 @@ def run(args: argparse.Namespace) -> None:
         if not args.run_dirs or args.npz:
             raise UserError("--reconstruction needs RUN_DIRs of cold runs and no --npz")
         outs = [args.out / f"reconstruction_{run_dir.name}" for run_dir in args.run_dirs]
-        results = reconstruction_studies(
-            args.run_dirs,
-            RUN_SAMPLES if args.n_samples is None else args.n_samples,
-            args.epoch,
-            seed=args.seed,
-            device=resolve_device(args.device),
-            out_dirs=outs,
-            overwrite=args.overwrite,
-        )
+        try:
+            results = reconstruction_studies(
+                args.run_dirs,
+                RUN_SAMPLES if args.n_samples is None else args.n_samples,
+                args.epoch,
+                seed=args.seed,
+                device=resolve_device(args.device),
+                out_dirs=outs,
+                overwrite=args.overwrite,
+            )
+        except UserError as exc:  # the study's n is --n-samples here, not -n
+            raise UserError(re.sub(r"(?<![\w.\-])n=", "n_samples=", str(exc))) from None
         for run_dir, out, result in zip(args.run_dirs, outs, results, strict=True):
             print(f"{run_dir}:\n{markdown_table(result)}reconstruction: {out}")
         return

@@ -123,6 +123,11 @@ def add_parser(subparsers) -> None:
         type=_epoch_list,
         help="comma-separated epochs, e.g. 20,40,60: draw samples at those stages of training",
     )
+    p.add_argument(
+        "--data-dir",
+        help="where the run's data lie now, if they moved since training: its folder (data.dir; "
+        "an NPZ data set's file), which a cold model samples from (default: the run's data.dir)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 
@@ -137,7 +142,7 @@ def run(args: argparse.Namespace) -> None:
     folder = Path(args.run_dir)
     use_ema = not args.no_ema
     # The model first: a mistyped folder must not be created by the writability probe.
-    model = load_model(folder, args.epoch, device, use_ema=use_ema)
+    model = load_model(folder, args.epoch, device, use_ema=use_ema, data_dir=args.data_dir)
     if args.epochs and RunFolder(folder).is_export:
         raise UserError(
             f"--epochs applies to run folders; the export {folder} holds the weights of one epoch"
@@ -145,7 +150,9 @@ def run(args: argparse.Namespace) -> None:
     epoch_models = []
     for epoch in args.epochs or ():  # every one loaded before any drawing
         try:
-            epoch_models.append(load_model(folder, epoch, device, use_ema=use_ema))
+            epoch_models.append(
+                load_model(folder, epoch, device, use_ema=use_ema, data_dir=args.data_dir)
+            )
         except UserError as exc:
             raise UserError(f"in --epochs, {exc}") from None
     options = {name: getattr(args, name) for name in OPTIONS}

@@ -195,7 +195,9 @@ class ColdDiffusion:
         says for ``sampler``), from ``data``, the data set of ``config.data`` (loaded by the
         caller: the process reads no files).
 
-        ``test`` and ``test_consistent`` start from its test images offset..offset+n-1;
+        ``test`` and ``test_consistent`` start sample i (i = offset..offset+n-1) from test
+        image i % K of the K there are (:func:`cycled_test_indices`), each with its own field
+        (where a start would repeat, :meth:`check_test_starts` refuses it before drawing);
         ``gmm`` (Bansal et al.'s generation) from a mixture fitted to training images degraded
         at t = T (``cold_start.py``) plus N(0, GMM_NOISE_STD^2); ``offset`` then plays no part.
         """
@@ -206,8 +208,29 @@ class ColdDiffusion:
             return ColdStart(x, self.draw_keys(n, generator, device), self.T)
         from ..data import to_model
 
-        x0 = to_model(data.test_images[offset : offset + n]).to(device)
-        return self.start_from(x0, mode, generator)
+        x0 = to_model(data.test_images[cycled_test_indices(offset, n, len(data.test_images))])
+        return self.start_from(x0.to(device), mode, generator)
+
+    def check_test_starts(self, n: int, n_test: int, batch_size: int) -> None:
+        """Refuse ``n`` samples started from ``n_test`` test images in turn (``start_state``,
+        in batches of ``batch_size``) where a start would repeat an earlier one, so that a
+        sample would too: a degradation that draws no random field repeats every start from
+        sample ``n_test`` on, one field per batch (``t_per = batch``) every start within a batch
+        of more than ``n_test``."""
+        if n <= n_test:
+            return
+        if not self.degradation.random_field:
+            why = f"diffusion.degradation = {self.degradation.name} draws no random field"
+        elif self.t_per == "batch" and min(n, batch_size) > n_test:
+            why = f"diffusion.t_per = batch gives each batch of {batch_size} one random field"
+        else:
+            return  # each cycled start has its own field
+        raise UserError(
+            f"{n} samples would start from the {n_test} test images in turn and {why}, so "
+            f"sample {n_test} would repeat sample 0: ask for at most {n_test} (sample -n, "
+            "evaluate --n-samples, training.eval_samples) or start "
+            "from sampling.start = gmm (sample --start gmm)"
+        )
 
     def start_from(self, x0: torch.Tensor, mode: str, generator: Generators) -> ColdStart:
         """Degrade x0 (B, C, H, W) into a ``test`` or ``test_consistent`` start, own keys."""
@@ -222,6 +245,24 @@ class ColdDiffusion:
             )
         t = torch.full((len(x0),), self.T, device=x0.device, dtype=torch.long)
         return ColdStart(self.degrade(x0, t, key), key, self.T)
+
+
+def cycled_test_indices(offset: int, n: int, n_test: int) -> torch.Tensor | slice:
+    """The test images samples offset..offset+n-1 start from: image i % n_test for sample i.
+
+    A plain slice while no index passes the end (the images themselves, not a copy); beyond it
+    the test images are taken again in order, and the samples differ by their own fields
+    (``draw_keys``; :meth:`ColdDiffusion.check_test_starts` refuses where they would not)."""
+    if offset + n <= n_test:
+        return slice(offset, offset + n)
+    return torch.arange(offset, offset + n) % n_test
+
+
+def start_images_record(n: int, n_test: int) -> str:
+    """What a sample record says of ``n`` samples started from ``n_test`` test images."""
+    if n <= n_test:
+        return f"test images 0..{n - 1}"
+    return f"test images 0..{n_test - 1}, cycled: sample i starts from test image i % {n_test}"
 
 
 def degraded_gmm(config: Config, images: torch.Tensor) -> DegradedGMM:

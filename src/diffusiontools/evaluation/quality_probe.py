@@ -42,7 +42,7 @@ from ..config import Config
 from ..data import load_data, to_model, to_uint8
 from ..diffusion import make_process
 from ..errors import UserError
-from ..sampling.generation import generate
+from ..sampling.generation import check_starts, generate
 from ..sampling.plan import resolve_plan
 from . import (
     class_entropy,
@@ -134,6 +134,7 @@ class QualityProbe:
         self.shape = data.spec.shape  # (C, H, W): what the network draws and the data holds
         test = data.test_images.numpy()  # (K, C, H, W)
         self.n_test = len(test)
+        check_starts(make_process(self.config), self.config, self.settings, self.n)
         self.test_features, self.reference = cached_reference(
             self.classifier, found.record["weights_sha256"], test
         )

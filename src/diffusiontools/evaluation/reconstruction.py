@@ -160,8 +160,14 @@ def _prepare(
     dataset = load_data(config.data)
     found = data_record(dataset)
     check_same_data(trained.data, found, run_dir, "reconstruct", ("source", "md5"))
-    if not 1 <= n <= len(dataset.test_images):
-        raise UserError(f"n={n} is out of range: use 1..{len(dataset.test_images)} test images")
+    n_test = len(dataset.test_images)
+    if n < 1:
+        raise UserError(f"n={n} is out of range: use 1..{n_test} test images")
+    if n > n_test:
+        raise UserError(
+            f"the reconstruction study asks for {n} test images but the data set has "
+            f"{n_test}: give n={n_test} or fewer"
+        )
     own = RunFolder(run_dir).reconstruction
     out_dir = Path(out_dir) if out_dir is not None else own
     is_own = out_dir.resolve() == own.resolve()  # the run's own: each study's

@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..outputs.samples_io import load_samples, save_samples
 from ..sampling.generation import generate
 from ..sampling.plan import resolve_plan
-from ..training.sample_files import dataset_fields
+from ..training.sample_files import dataset_fields, start_fields
 from ..training.trained_model import TrainedModel, load_model
 from .evaluation_data import EvaluationData
 from .report_metrics import GMM_COMPONENTS
@@ -49,6 +49,7 @@ def samples_from_model(
         "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
         **model.record(),  # which checkpoint, epoch, step and weights
         **dataset_fields(model, plan.digit),
+        **start_fields(model, plan, n),
         "kind": model.process.kind,
         "seed": seed,
         **dataclasses.asdict(plan),

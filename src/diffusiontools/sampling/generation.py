@@ -204,7 +204,19 @@ def generate_batches(
     if on_step is not None and n > batch_size:
         raise UserError(f"a trajectory is drawn for at most {batch_size} images, not {n}")
     plan = _plan(config, sampler, steps, digit, plan)
+    check_starts(process, config, plan, n, batch_size)
     return _batches(net, process, config, n, seed, device, plan, on_step, batch_size, shape)
+
+
+def check_starts(
+    process, config: Config, plan: SamplingPlan, n: int, batch_size: int = BATCH_SIZE
+) -> None:
+    """Refuse ``n`` samples of ``plan`` whose cold starts from the test images of
+    ``config.data`` would repeat (``ColdDiffusion.check_test_starts``); nothing else is
+    checked (a Gaussian or gmm start repeats none)."""
+    if process.kind == "cold" and plan.cold_start in ("test", "test_consistent"):
+        n_test = len(load_data(config.data).test_images)
+        process.check_test_starts(n, n_test, batch_size)
 
 
 def _plan(

@@ -117,7 +117,7 @@ def check_same_data(
     differing = [
         f"{k} {stored[k]!r} -> {found.get(k)!r}"
         for k in keys
-        if k in stored and stored[k] != found.get(k)
+        if k in stored and _identity(stored, k) != _identity(found, k)
     ]
     # The files' sha256s tell apart what the keys cannot: a folder's images (recorded without
     # an md5) replaced by as many others. A record from before sha256s were kept has none.
@@ -129,6 +129,13 @@ def check_same_data(
             f"{action}: the data found now is not the data the run in {run_dir} trained on "
             f"({'; '.join(differing)}); point data.dir or DIFFUSIONTOOLS_DATA at the run's data"
         )
+
+
+def _identity(record: dict, key: str) -> Any:
+    """What ``key`` of a data record says of the data themselves: the md5s' values alone (an
+    NPZ file's md5 is keyed by its path, and data moved since training are the same data)."""
+    value = record.get(key)
+    return sorted(value.values()) if key == "md5" and isinstance(value, dict) else value
 
 
 def _dataset_name(record: dict) -> str:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from ..data import load_data
+from ..diffusion.cold import start_images_record
 from ..errors import UserError
 from ..outputs.figures import save_image_rows, save_sample_grid
 from ..outputs.safe_writes import (
@@ -40,7 +42,7 @@ from ..outputs.safe_writes import (
     staged_outputs,
 )
 from ..outputs.samples_io import check_room, write_samples
-from ..sampling.generation import generate, generate_batches, trajectory
+from ..sampling.generation import check_starts, generate, generate_batches, trajectory
 from ..sampling.plan import SamplingPlan
 from .run_folder import RunFolder
 from .trained_model import TrainedModel
@@ -123,10 +125,12 @@ def check_draw(
 ) -> tuple[SamplingPlan, list[SamplingPlan]]:
     """The plans of a draw of ``n`` samples from ``model`` and from each of ``epoch_models``
     (their configs may differ), resolved before any file is looked at: a request that cannot
-    take effect is refused first (:meth:`TrainedModel.sampling_plan`)."""
+    take effect is refused first (:meth:`TrainedModel.sampling_plan`), and so are n cold
+    starts from test images that would repeat (:func:`check_starts`)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"n={n} is not a number of samples: give at least 1")
     plan = model.sampling_plan(sampler, steps, digit, **options)
+    check_starts(model.process, model.config, plan, n)
     return plan, [m.sampling_plan(sampler, steps, digit, **options) for m in epoch_models]
 
 
@@ -175,7 +179,7 @@ def sample_to_files(
         batches = generate_batches(*draws, n, seed, model.device, plan=plan, shape=model.shape)
         # The run as an absolute path: the file may be read from anywhere, long after.
         meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
-        meta.update(dataset_fields(model, plan.digit))
+        meta.update(dataset_fields(model, plan.digit), **start_fields(model, plan, n))
         write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(plan))
         title = f"{model.config.name}, epoch {model.epoch}"
         first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "
@@ -214,6 +218,16 @@ def dataset_fields(model: TrainedModel, digit: int | None) -> dict:
     if digit is not None and names:
         fields["class_name"] = names[digit]
     return fields
+
+
+def start_fields(model: TrainedModel, plan: SamplingPlan, n: int) -> dict:
+    """What a file of ``n`` samples drawn with ``plan`` records of the test images they started
+    from (``start_images``, :func:`~diffusiontools.diffusion.cold.start_images_record`): only a cold
+    start from test images has any."""
+    if plan.cold_start not in ("test", "test_consistent"):
+        return {}
+    n_test = len(load_data(model.config.data).test_images)
+    return {"start_images": start_images_record(n, n_test)}
 
 
 def _stand_ins(staging: Staging, files: SampleFiles) -> SampleFiles:

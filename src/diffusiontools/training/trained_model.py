@@ -3,6 +3,7 @@ the sampling calls a notebook makes on it."""
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import operator
 from dataclasses import dataclass
@@ -185,7 +186,13 @@ class TrainedModel:
                 given[key] = _as_type(key, value, SAMPLING_TYPES[key])
         plan = resolve_plan(self.config, **given, digit=label, label_name=name)
         if self.process.kind == "cold":
-            found = data_record(load_data(self.config.data))
+            try:
+                found = data_record(load_data(self.config.data))
+            except UserError as exc:  # the data moved since training: say how to find them
+                raise UserError(
+                    f"{exc} (a cold model starts from its data set's images: where the run's "
+                    "data lie elsewhere now, give data_dir=THEIR_PATH)"
+                ) from None
             check_same_data(self.data, found, self.folder, "sample", ("source", "md5"))
         return plan
 
@@ -317,7 +324,11 @@ def load_export(folder: Path, device: torch.device, use_ema: bool = True) -> Tra
 
 
 def load(
-    run_dir: str | Path, epoch: int | None = None, device: str = "auto", ema: bool = True
+    run_dir: str | Path,
+    epoch: int | None = None,
+    device: str = "auto",
+    ema: bool = True,
+    data_dir: str | Path | None = None,
 ) -> TrainedModel:
     """The model of a run folder written by ``diffusiontools.train`` (or the CLI), of an
     export folder written by :meth:`TrainedModel.export`, or a model shipped with the package
@@ -327,8 +338,10 @@ def load(
     ``epoch``: a kept checkpoint's epoch (None: the latest, which may be inside an epoch; an
     export holds one set of weights and takes None only); ``device``: auto (CUDA when present),
     cpu, cuda or cuda:N; ``ema``: the EMA weights where the run kept them (False: the raw ones,
-    which an export of EMA weights does not hold). Raises DiffusionToolsError naming a missing
-    run, epoch or device, or an export that does not match.
+    which an export of EMA weights does not hold); ``data_dir``: where the run's data lie now,
+    as ``data.dir`` names them (a folder; an NPZ file), when they moved since training (a cold
+    model samples from them; they must be the data the run trained on). Raises
+    DiffusionToolsError naming a missing run, epoch or device, or an export that does not match.
     """
     if not isinstance(run_dir, str | Path):
         raise UserError(
@@ -336,22 +349,32 @@ def load(
             "shipped model's name"
         )
     _check_epoch(epoch)
-    return load_model(Path(run_dir), epoch, resolve_device(device), use_ema=ema)
+    return load_model(Path(run_dir), epoch, resolve_device(device), use_ema=ema, data_dir=data_dir)
 
 
 def load_model(
-    folder: Path, epoch: int | None, device: torch.device, use_ema: bool = True
+    folder: Path,
+    epoch: int | None,
+    device: torch.device,
+    use_ema: bool = True,
+    data_dir: str | Path | None = None,
 ) -> TrainedModel:
     """:func:`load` on a device already chosen: a run folder's checkpoint of ``epoch`` (None:
     the latest) or an export folder's weights (``epoch`` None only); the EMA weights where
-    there are some and ``use_ema``. ``folder`` may name a shipped model (``"model1"``,
+    there are some and ``use_ema``; its data read from ``data_dir`` where given (None: from its
+    config's ``data.dir``). ``folder`` may name a shipped model (``"model1"``,
     ``pretrained.py``) where no file or folder of that name exists."""
     folder = model_folder(folder)
     if RunFolder(folder).is_export:
         if epoch is not None:
             raise UserError(f"epoch={epoch} applies to run folders; the export {folder} holds one")
-        return load_export(Path(folder), device, use_ema=use_ema)
-    return load_trained(Path(folder), epoch, device, use_ema=use_ema)
+        model = load_export(Path(folder), device, use_ema=use_ema)
+    else:
+        model = load_trained(Path(folder), epoch, device, use_ema=use_ema)
+    if data_dir is None:
+        return model
+    data = dataclasses.replace(model.config.data, dir=str(Path(data_dir).expanduser().resolve()))
+    return dataclasses.replace(model, config=dataclasses.replace(model.config, data=data))
 
 
 def export_run(

@@ -34,6 +34,7 @@ class Degradation(Protocol):
 
     name: str
     default_levels: tuple[float, float]
+    random_field: bool  # whether D draws on its key (False: D ignores it, x_t is x0's alone)
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Raise UserError unless (level_min, level_max) is a valid schedule for this one on

@@ -44,6 +44,7 @@ class GaussianBlur:
 
     name: str = "blur"
     default_levels: tuple[float, float] = (0.0, 3.0)
+    random_field: bool = False
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Up to sigma = 10 px (on 28-px images the truncated kernel is then wider than two

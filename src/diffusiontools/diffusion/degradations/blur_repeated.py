@@ -60,6 +60,7 @@ class RepeatedBlur:
 
     name: str = "blur_repeated"
     default_levels: tuple[float, float] = (0.0, 20.0)
+    random_field: bool = False
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Up to 100 applications (their MNIST setting uses 20)."""

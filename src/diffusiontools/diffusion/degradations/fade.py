@@ -59,6 +59,7 @@ class Fade:
 
     name: str = "fade"
     default_levels: tuple[float, float] = (0.0, 50.0)
+    random_field: bool = True
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Up to 100 steps (their MNIST setting uses 50; by 100 the hole covers the image)."""

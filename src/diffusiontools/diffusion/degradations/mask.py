@@ -48,6 +48,7 @@ class Mask:
 
     name: str = "mask"
     default_levels: tuple[float, float] = (0.0, 1.0)
+    random_field: bool = True
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Level 1 already masks the whole image from any centre."""

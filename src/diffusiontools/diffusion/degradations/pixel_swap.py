@@ -124,6 +124,7 @@ class PixelSwap:
 
     name: str = "pixel_swap"
     default_levels: tuple[float, float] = (0.035, 0.2)
+    random_field: bool = True
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Offsets of up to the whole side (s = 1) are meaningful; beyond, they only wrap."""

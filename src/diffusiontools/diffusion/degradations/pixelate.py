@@ -55,6 +55,7 @@ class Pixelate:
 
     name: str = "pixelate"
     default_levels: tuple[float, float] = (1.0, 14.0)
+    random_field: bool = False
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Blocks start at 1 px (identity); their largest is the image's side (``max_level``)."""

@@ -36,6 +36,7 @@ class Resolution:
 
     name: str = "resolution"
     default_levels: tuple[float, float] = (0.0, 3.0)
+    random_field: bool = False
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Any count of halvings from 0 (identity); the side bounds it (``max_level``)."""
