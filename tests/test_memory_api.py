@@ -27,10 +27,10 @@ from diffusiontools.training.sample_files import sample_files, sample_to_files
 # batch 16 -> 2 steps per epoch.
 TINY = ("model.num_classes=3", "training.epochs=2")
 MEMORY_ONLY = (
-    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; to go "
-    "on training, give dt.train the same images and labels again with resuming on; for anything "
-    "that reads the data set later (a cold start, evaluate, a classifier), save them with "
-    "np.savez(PATH, images=..., labels=...) and train with data.dataset = npz, data.dir = PATH"
+    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; give "
+    "the same images and labels again as data= to dt.train (resuming on), dt.evaluate or "
+    "dt.train_classifier; for a cold start, save them with np.savez(PATH, images=..., "
+    "labels=...) and train with data.dataset = npz, data.dir = PATH"
 )
 
 
@@ -133,11 +133,10 @@ def test_whatever_would_load_the_arrays_again_is_refused(memory_run, tmp_path):
     assert str(e.value) == MEMORY_ONLY
     with pytest.raises(UserError) as e:
         dt.evaluate({"a": memory_run}, n_samples=10, out=tmp_path / "eval")
-    assert str(e.value) == (  # names what evaluate can score: the arrays saved, trained on
-        "evaluate: data.dataset = memory (arrays handed to dt.train(..., data=)) has no files to "
-        "load its test images from or to train its classifier on; save the arrays with "
-        "np.savez(PATH, images=images, labels=labels) and train on them with data.dataset = npz, "
-        "data.dir = PATH, which evaluate can score"
+    assert str(e.value) == (  # names what evaluate can score: the same arrays, given again
+        "evaluate: data.dataset = memory (arrays handed to dt.train(..., data=)) is held by no "
+        "file that evaluate could load its test images from; pass the same arrays again, from "
+        "Python: dt.evaluate(sets, data=(images, labels))"
     )
 
 

@@ -34,6 +34,7 @@ _PUBLIC = {
     "packaged_configs": "config",
     "show": "outputs.figures",
     "train": "api",
+    "train_classifier": "api",
 }
 __all__ = sorted(_PUBLIC)
 

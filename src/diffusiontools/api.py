@@ -17,6 +17,7 @@ from .data.load import MEMORY_ONLY
 from .data.memory import load_memory
 from .device import resolve_device
 from .errors import UserError
+from .evaluation.classifier_store import train_for_dataset
 from .evaluation.comparison import evaluate_sets
 from .evaluation.scores import N_BOOT, N_BOOT_SET
 from .evaluation.settings import EvaluationSettings
@@ -52,8 +53,9 @@ def train(
     while an ``ImageDataset`` keeps its own split (``data.test_fraction`` is then refused). The
     run records ``data.dataset = memory`` and the data's fingerprint (of the images and int64
     labels as split, whatever their layout and integer type); nothing can load them again, so
-    resuming needs ``data=`` with the same values (other values are refused), and evaluating such
-    a run is refused; so is a cold process, which samples from its data set's test images.
+    resuming and evaluating need ``data=`` with the same values (other values are refused;
+    :func:`train_classifier` trains the classifier evaluate scores them with); a cold process,
+    which samples from its data set's test images, is refused.
 
     Raises DiffusionToolsError for bad settings or data, a folder that holds a run (without
     ``resume`` or ``overwrite``), or a non-finite loss. Progress goes to tqdm bars and the
@@ -196,7 +198,7 @@ def evaluate(
     n_boot: int = N_BOOT,
     n_boot_set: int = N_BOOT_SET,
     overwrite: bool = False,
-    data: str | Mapping[str, object] | DataConfig | None = None,
+    data: str | Mapping[str, object] | DataConfig | ImageDataset | tuple | None = None,
 ) -> EvaluationResult:
     """Score sample sets side by side against the test set of their data (docs/evaluation.md),
     with that data set's own classifier.
@@ -215,7 +217,11 @@ def evaluate(
     set's name (``"digits8"``), a dict of ``[data]`` keys (``{"dataset": "folder", "dir":
     "~/faces"}``) or a :class:`DataConfig`; None: MNIST's default settings, or the models'.
     Models are scored against the ``[data]`` settings stored with them, so ``data`` beside
-    models must equal those.
+    models must equal those. Runs trained on arrays (``dt.train(..., data=)``) are scored
+    against the same arrays given again as ``data``: ``(images, labels)``, images alone or an
+    :class:`ImageDataset`, converted and split as ``train`` does (with the runs'
+    ``data.test_fraction``), refused unless their fingerprint is the runs'; their classifier
+    comes from :func:`train_classifier`.
     Writes metrics.json, metrics.md, NPZ files and the figures into ``out``; an evaluation
     already there is refused unless ``overwrite`` (which replaces its files, and leaves other
     files be). Every input is checked before ``out`` is created. All randomness follows
@@ -248,8 +254,46 @@ def evaluate(
                 "an NPZ file or an image array"
             )
         sources.append((label, source))
-    metrics = evaluate_sets(sources, Path(out), settings, device, data_setting(data), overwrite)
+    models = [source for _, source in sources if isinstance(source, TrainedModel)]
+    data = given_data(data, models) if is_handed_over(data) else data_setting(data)
+    metrics = evaluate_sets(sources, Path(out), settings, device, data, overwrite)
     return EvaluationResult(metrics, Path(out))
+
+
+def is_handed_over(data: object) -> bool:
+    """Whether ``data`` is images from Python (``train``'s ``data``), not a data setting."""
+    return isinstance(data, ImageDataset | np.ndarray | torch.Tensor | tuple | list)
+
+
+def given_data(data: object, models: list[TrainedModel]) -> ImageDataset:
+    """``evaluate``'s images from Python as ``train`` made them of the runs trained on arrays:
+    ``handed_over`` with their ``data.test_fraction`` (none such runs: the default split); an
+    ``ImageDataset`` keeps its own split, which the runs' fingerprint checks."""
+    memory = [m.config.data for m in models if m.config.data.dataset == "memory"]
+    own_split = isinstance(data, ImageDataset) or not memory
+    return handed_over(data, None if own_split else memory[0].test_fraction)
+
+
+def train_classifier(
+    data: ImageDataset | tuple | np.ndarray | torch.Tensor,
+    epochs: int | None = None,
+    test_fraction: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> dict:
+    """Train the classifier that ``evaluate`` scores samples of ``data`` with, store it in the
+    user cache (keyed by the data's fingerprint; ``classifier_store``) and return its record
+    (``test_accuracy``, ``n_test``, ``epochs``, ``weights``, ...).
+
+    ``data``: images from Python as ``train`` takes them, ``(images, labels)`` or an
+    :class:`ImageDataset` with labels, converted and split as ``train`` does: give the
+    ``test_fraction`` the run was trained with (its ``data.test_fraction``; None: 0.1), so that
+    the fingerprint is the run's. ``epochs``: passes over the training images (None: at least
+    1,400 batches, ``classifier_training.resolved_epochs``). Data sets read from files have
+    ``diffusiontools classifier train``. Raises DiffusionToolsError for bad data, data without
+    labels or ``epochs`` < 1.
+    """
+    return train_for_dataset(handed_over(data, test_fraction), epochs, seed, resolve_device(device))
 
 
 def data_setting(data: str | Mapping[str, object] | DataConfig | None) -> DataConfig | None:

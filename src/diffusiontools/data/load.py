@@ -5,8 +5,9 @@
 ``channels`` and ``image_size`` (``folder``), ``test_fraction`` (``folder`` without ``train/``
 and ``test/``, ``npz``, ``digits8``, ``memory``; None keeps the source's own). ``memory`` names
 arrays handed to ``dt.train(..., data=)``: they reach training as an ``ImageDataset``
-(:func:`~diffusiontools.data.memory.load_memory`, split by ``test_fraction``), and
-anything that would load them from the config is refused (:data:`MEMORY_ONLY`).
+(:func:`~diffusiontools.data.memory.load_memory`, split by ``test_fraction``), as they reach
+evaluation and its classifier, and anything that would load them from the config is refused
+(:data:`MEMORY_ONLY`).
 ``mnist`` is read by :func:`~diffusiontools.data.mnist.load_mnist`,
 so ``data.source`` keeps its meaning: ``auto`` falls back to the embedded subset with a warning
 where the files are neither found nor downloadable, ``mnist`` insists on the files, ``embedded``
@@ -42,10 +43,10 @@ logger = logging.getLogger(__name__)
 # Why the images of ``data.dataset = memory`` cannot be loaded again: arrays handed over from
 # Python are kept by no file, so whatever needs them later takes them from the caller.
 MEMORY_ONLY = (
-    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; to go "
-    "on training, give dt.train the same images and labels again with resuming on; for anything "
-    "that reads the data set later (a cold start, evaluate, a classifier), save them with "
-    "np.savez(PATH, images=..., labels=...) and train with data.dataset = npz, data.dir = PATH"
+    "data.dataset = memory: the run was trained on in-memory arrays, which no file holds; give "
+    "the same images and labels again as data= to dt.train (resuming on), dt.evaluate or "
+    "dt.train_classifier; for a cold start, save them with np.savez(PATH, images=..., "
+    "labels=...) and train with data.dataset = npz, data.dir = PATH"
 )
 
 # The provenance source of the embedded subset, under the name earlier runs recorded.

@@ -18,13 +18,16 @@ from ..errors import UserError
 from .arrays import class_labels, split_dataset, to_nchw
 from .dataset import ImageDataset
 
+# The share of the arrays held out as the test split when no data.test_fraction is given.
+TEST_FRACTION = 0.1
+
 
 def load_memory(
     images: np.ndarray | torch.Tensor,
     labels: np.ndarray | torch.Tensor | None = None,
     num_classes: int | None = None,
     class_names: tuple[str, ...] | None = None,
-    test_fraction: float = 0.1,
+    test_fraction: float = TEST_FRACTION,
     seed: int = 0,
 ) -> ImageDataset:
     """Wrap uint8 ``images`` in one of :data:`~diffusiontools.data.arrays.LAYOUTS` and optional

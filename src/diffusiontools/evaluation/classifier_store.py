@@ -2,8 +2,9 @@
 
 MNIST's is the shipped network whose weights are pinned by sha256 (``classifier.load_classifier``).
 Any other data set's is trained by ``diffusiontools classifier train --set data.dataset=NAME``
-(:func:`train_for_dataset`) and kept in the user cache, keyed by the data set's fingerprint (the
-very pixels and labels, ``ImageDataset.fingerprint``):
+(:func:`train_for_dataset`; for arrays handed over from Python, ``dt.train_classifier(data=...)``)
+and kept in the user cache, keyed by the data set's fingerprint (the very pixels and labels,
+``ImageDataset.fingerprint``):
 
     ${XDG_CACHE_HOME:-~/.cache}/diffusiontools/classifiers/<dataset>-<fingerprint[:12]>.pt
     ${XDG_CACHE_HOME:-~/.cache}/diffusiontools/classifiers/<dataset>-<fingerprint[:12]>.json
@@ -28,6 +29,7 @@ from ..config import DataConfig, default_of
 from ..data import ImageDataset, load_data
 from ..data.download import file_sha256
 from ..data.locate import cache_dir
+from ..data.memory import TEST_FRACTION as MEMORY_TEST_FRACTION
 from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
 from .classifier import SHIPPED, WEIGHTS_FILE, WEIGHTS_SHA256, MnistClassifier, load_classifier
@@ -61,40 +63,66 @@ def stored_paths(name: str, fingerprint: str) -> tuple[Path, Path]:
     return stem.with_suffix(".pt"), stem.with_suffix(".json")
 
 
-def train_command(data: DataConfig) -> str:
-    """The command that trains the classifier of ``data``: its loading keys that differ from
-    their defaults, as ``--set`` flags."""
+def name_of(data: DataConfig | ImageDataset) -> str:
+    """The name a data set's classifier is stored and recorded under: a ``[data]`` section's
+    ``dataset``, an ``ImageDataset``'s provenance source (``memory`` for arrays from Python)."""
+    return data.provenance.source if isinstance(data, ImageDataset) else data.dataset
+
+
+def images_of(data: DataConfig | ImageDataset) -> ImageDataset:
+    """The images of ``data``: an ``ImageDataset`` as given, a ``[data]`` section loaded."""
+    return data if isinstance(data, ImageDataset) else load_data(data)
+
+
+def train_command(data: DataConfig | ImageDataset, epochs: str | None = None) -> str:
+    """The call that trains the classifier of ``data`` (with ``epochs``, e.g. "N", when given):
+    for a ``[data]`` section the command, its loading keys that differ from their defaults as
+    ``--set`` flags; for images given from Python (an ``ImageDataset``), which no command can
+    read, ``dt.train_classifier`` with the test fraction they were split with."""
+    if isinstance(data, ImageDataset):
+        details = data.provenance.details
+        split = details.get("test_fraction")  # arrays split by load_memory: the same split again
+        given = "origin" not in details and split not in (None, MEMORY_TEST_FRACTION)
+        options = (f", test_fraction={split}" if given else "") + (
+            f", epochs={epochs}" if epochs else ""
+        )
+        return f"dt.train_classifier(data=(images, labels){options})"
     keys = [k for k in LOADING_KEYS if getattr(data, k) != default_of(f"data.{k}")]
     flags = "".join(f" --set {shlex.quote(f'data.{k}={getattr(data, k)}')}" for k in keys)
-    return f"diffusiontools classifier train{flags}"
+    return f"diffusiontools classifier train{flags}" + (f" --epochs {epochs}" if epochs else "")
 
 
 def train_for_dataset(
-    data: DataConfig, epochs: int | None = None, seed: int = 0, device: torch.device | str = "cpu"
+    data: DataConfig | ImageDataset,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
 ) -> dict:
-    """Train the classifier of the data set ``data`` (a ``[data]`` section) on its training
-    split, store it in the cache and return its record (see the module docstring). ``epochs``:
-    passes over the training images (None: ``classifier_training.resolved_epochs``).
+    """Train the classifier of the data set ``data`` (a ``[data]`` section, or an
+    ``ImageDataset`` such as arrays handed over from Python) on its training split, store it in
+    the cache and return its record (see the module docstring). ``epochs``: passes over the
+    training images (None: ``classifier_training.resolved_epochs``).
 
     Raises UserError for MNIST, whose classifier ships in the package (``diffusiontools
     classifier train --out FILE`` regenerates those weights), for a data set without labels,
     and for ``epochs`` < 1.
     """
-    if data.dataset == SHIPPED:
+    name = name_of(data)
+    if name == SHIPPED:
         raise UserError(
             f"data.dataset = {SHIPPED} is scored by the classifier shipped in the package; "
             "regenerate its weights with `diffusiontools classifier train --out FILE`"
         )
-    dataset = load_data(data)
+    dataset = images_of(data)
     epochs = resolved_epochs(epochs, len(dataset.train_images))
     model, test_accuracy = fit_classifier(dataset, epochs, seed, device)
     fingerprint = dataset.fingerprint()
-    weights, record_path = stored_paths(data.dataset, fingerprint)
+    weights, record_path = stored_paths(name, fingerprint)
     with staged_outputs() as staging:  # weights and record appear together, or neither
         staged = staging.file(weights)
         torch.save(state_dict(model), staged)
         record = {
-            "dataset": data.dataset,
+            "dataset": name,
             "fingerprint": fingerprint,
             "spec": dataset.spec.to_dict(),
             "test_accuracy": test_accuracy,
@@ -109,38 +137,42 @@ def train_for_dataset(
 
 
 def classifier_for(
-    data: DataConfig, device: torch.device | str, action: str = "evaluate", remedy: str = ""
+    data: DataConfig | ImageDataset,
+    device: torch.device | str,
+    action: str = "evaluate",
+    remedy: str = "",
 ) -> DatasetClassifier:
-    """The classifier that scores images of the data set ``data`` (a ``[data]`` section), on
-    ``device``: MNIST's shipped one, else the one stored for the data set's fingerprint; for a
-    data set without labels, Inception features where they can be had offline
-    (``inception_features.unlabelled_scoring``).
+    """The classifier that scores images of the data set ``data`` (a ``[data]`` section, or an
+    ``ImageDataset`` such as arrays handed over from Python), on ``device``: MNIST's shipped
+    one, else the one stored for the data set's fingerprint; for a data set without labels,
+    Inception features where they can be had offline (``inception_features.unlabelled_scoring``).
 
     Raises UserError naming ``action`` (what needs the classifier), the data set and the command
     that trains its classifier, ``remedy`` ending the sentence, when none is stored; and when a
     stored record names another data set or fingerprint than the file it is stored under.
     """
-    if data.dataset == SHIPPED:
+    name = name_of(data)
+    if name == SHIPPED:
         record = {
             "dataset": SHIPPED,
             "weights": f"diffusiontools/assets/{WEIGHTS_FILE}",
             "weights_sha256": WEIGHTS_SHA256,
         }
         return DatasetClassifier(load_classifier(device), record)
-    dataset = load_data(data)
+    dataset = images_of(data)
     spec = dataset.spec
     if not spec.num_classes:  # no classes to train a classifier on: a classifier-free network
-        return DatasetClassifier(*unlabelled_scoring(data.dataset, device))
+        return DatasetClassifier(*unlabelled_scoring(name, device))
     fingerprint = dataset.fingerprint()
-    weights, record_path = stored_paths(data.dataset, fingerprint)
+    weights, record_path = stored_paths(name, fingerprint)
     if not record_path.is_file():
         raise UserError(
-            f"{action}: samples of data.dataset = {data.dataset} need a classifier of that data "
+            f"{action}: samples of data.dataset = {name} need a classifier of that data "
             f"set (fingerprint {fingerprint[:12]}), and none is stored in {store_folder()}; "
             f"train one with `{train_command(data)}`{remedy}"
         )
     record = json.loads(record_path.read_text())
-    check_record(record, record_path, data.dataset, dataset)
+    check_record(record, record_path, name, dataset)
     if not weights.is_file() or file_sha256(weights) != record["weights_sha256"]:
         raise UserError(
             f"the classifier weights {weights} are missing or not those its record "

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import DataConfig
-from ..data import to_model
+from ..data import ImageDataset, to_model
 from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
 from ..sampling.plan import resolve_plan
@@ -70,7 +70,7 @@ def evaluate_sets(
     out_dir: Path,
     settings: EvaluationSettings,
     device: torch.device | str = "cpu",
-    npz_data: DataConfig | None = None,
+    npz_data: DataConfig | ImageDataset | None = None,
     overwrite: bool = False,
     npz_argument: str | None = None,
 ) -> dict:
@@ -85,7 +85,8 @@ def evaluate_sets(
     left None take the test images of the data in use, at most MAX_SAMPLES;
     npz_data: the ``[data]`` settings the sets are scored against when no set is a model (None:
     the defaults, MNIST); models use the settings stored with their weights, which
-    ``npz_data``, if given beside them, must equal;
+    ``npz_data``, if given beside them, must equal; an ``ImageDataset``: arrays handed over
+    from Python, the data of runs trained on arrays (``evaluation_data.shared_data_config``);
     overwrite: replace the evaluation already in ``out_dir`` (its files; other files stay),
     which is otherwise refused;
     npz_argument: the argument the NPZ files came from, named when one is refused (None: the

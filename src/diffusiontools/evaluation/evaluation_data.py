@@ -11,45 +11,53 @@ import numpy as np
 import torch
 
 from ..config import Config, DataConfig, TrainingConfig, differences
-from ..data import ImageDataset, load_data
+from ..data import ImageDataset
 from ..errors import UserError
 from ..outputs.tables import WEAK_CLASSIFIER
 from ..training.resume_rules import check_same_data
 from ..training.trained_model import TrainedModel
 from ..training.training_data import TrainingData, split_training_data
-from .classifier_store import DatasetClassifier, classifier_for, train_command
+from .classifier_store import DatasetClassifier, classifier_for, images_of, train_command
 from .settings import check_test_count
 
 logger = logging.getLogger(__name__)
 
-# Evaluation scores against a data set's test split and its stored classifier, both loaded from
-# files: arrays handed to dt.train(..., data=) are neither.
+# Arrays handed to dt.train(..., data=) are kept by no file: evaluate takes them from the caller.
 MEMORY_RUNS = (
-    "evaluate: data.dataset = memory (arrays handed to dt.train(..., data=)) has no files to "
-    "load its test images from or to train its classifier on; save the arrays with "
-    "np.savez(PATH, images=images, labels=labels) and train on them with data.dataset = npz, "
-    "data.dir = PATH, which evaluate can score"
+    "evaluate: data.dataset = memory (arrays handed to dt.train(..., data=)) is held by no file "
+    "that evaluate could load its test images from; pass the same arrays again, from Python: "
+    "dt.evaluate(sets, data=(images, labels))"
 )
 
 
 def shared_data_config(
-    models: dict[str, TrainedModel], npz_data: DataConfig | None
+    models: dict[str, TrainedModel], npz_data: DataConfig | ImageDataset | None
 ) -> tuple[Config, str]:
     """The one data setting every set is scored against, and a sentence saying where it is from.
 
     Models: their stored ``[data]`` settings, which must agree — the test reference and the
     training split behind memorisation are shared by all sets, so models trained on different
     data are refused rather than scored against data one of them never saw; ``npz_data`` beside
-    them must equal their settings. Images only: ``npz_data``, by default the default settings
-    (MNIST from $DIFFUSIONTOOLS_DATA or the cache, the default 80/20 split); image sets beside
-    models are scored against the models' data.
+    them must equal their settings, and images given (an ``ImageDataset``) are for runs trained
+    on arrays (``data.dataset = memory``) only. Images only: ``npz_data``, by default the
+    default settings (MNIST from $DIFFUSIONTOOLS_DATA or the cache, the default 80/20 split),
+    for an ``ImageDataset`` ``data.dataset = memory``; image sets beside models are scored
+    against the models' data.
     """
+    arrays = isinstance(npz_data, ImageDataset)
     if not models:
         if npz_data is None:
             return Config(), "default [data] settings (NPZ files only)"
+        if arrays:
+            return Config(data=DataConfig(dataset="memory")), "images given as data= (no runs)"
         return Config(data=npz_data), "given [data] settings (NPZ files only)"
     first = next(iter(models.values()))
-    if npz_data is not None and npz_data != first.config.data:
+    if arrays and first.config.data.dataset != "memory":
+        raise UserError(
+            f"data= gives images, and {first.folder} was trained on data.dataset = "
+            f"{first.config.data.dataset}, which evaluate loads itself: drop data="
+        )
+    if not arrays and npz_data is not None and npz_data != first.config.data:
         keys = [k for k in vars(npz_data) if getattr(npz_data, k) != getattr(first.config.data, k)]
         given = ", ".join(f"data.{k}={getattr(npz_data, k)}" for k in keys)
         stored = ", ".join(f"{k} = {getattr(first.config.data, k)}" for k in keys)
@@ -66,7 +74,8 @@ def shared_data_config(
                 "separate calls, as all sets share one test reference and one training split"
             )
     stored = "checkpoint" if first.path.suffix == ".pt" else "export"
-    return Config(data=first.config.data), f"[data] settings stored in {first.folder}'s {stored}"
+    origin = f"[data] settings stored in {first.folder}'s {stored}"
+    return Config(data=first.config.data), origin + (", images given as data=" if arrays else "")
 
 
 @dataclass(frozen=True)
@@ -103,17 +112,21 @@ class EvaluationData:
 
 
 def load_evaluation_data(
-    models: dict[str, TrainedModel], npz_data: DataConfig | None
+    models: dict[str, TrainedModel], npz_data: DataConfig | ImageDataset | None
 ) -> EvaluationData:
-    """The data of ``shared_data_config``, read once (a fallback to the embedded subset warns
-    once), checked to be the data each model trained on, then the data set's classifier (refused
-    before any work when it has none). Raises UserError for in-memory data (``MEMORY_RUNS``),
-    data other than a model's (``check_same_data``), too few test images
+    """The data of ``shared_data_config``: the images given (an ``ImageDataset``: arrays handed
+    over from Python, as ``dt.train`` converts and splits them) or else read once (a fallback
+    to the embedded subset warns once), checked to be the data each model trained on, then the
+    data set's classifier (refused before any work when it has none). Raises UserError for
+    in-memory data without the images (``MEMORY_RUNS``), data other than a model's
+    (``check_same_data``: for arrays, another fingerprint), too few test images
     (``check_test_count``) and a data set without its classifier."""
     config, origin = shared_data_config(models, npz_data)
-    if config.data.dataset == "memory":
+    # Where the images and the classifier come from: decided here, once.
+    source = npz_data if isinstance(npz_data, ImageDataset) else config.data
+    if source is config.data and config.data.dataset == "memory":
         raise UserError(MEMORY_RUNS)
-    dataset = load_data(config.data)
+    dataset = images_of(source)
     # Memorisation is judged against the images the model trained on: the run's own training
     # split, without the validation images it never saw (the trainer's own split code).
     # (batch size 1: only the split is wanted, not the trainer's batch-size check)
@@ -123,17 +136,17 @@ def load_evaluation_data(
         check_same_data(model.data, training.provenance, model.folder, "evaluate")
     check_test_count(len(dataset.test_images), config.data.dataset)
     # After the data's identity and size: a classifier is asked for the runs' own data only.
-    classifier = classifier_for(config.data, "cpu")
+    classifier = classifier_for(source, "cpu")
     accuracy = classifier.record.get("test_accuracy")
     if accuracy is not None and accuracy < WEAK_CLASSIFIER:
         logger.warning(
             "the classifier of data.dataset = %s has test accuracy %.4f on %s test images, "
             "below %s: the metrics that rest on it (Fréchet distance, KID, precision, recall, "
-            "class metrics) are weak; train it longer with `%s --epochs N`",
+            "class metrics) are weak; train it longer with `%s`",
             config.data.dataset,
             accuracy,
             classifier.record.get("n_test", "its"),
             WEAK_CLASSIFIER,
-            train_command(config.data),
+            train_command(source, epochs="N"),
         )
     return EvaluationData(config, origin, dataset, training, classifier)
