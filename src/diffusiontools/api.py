@@ -198,7 +198,7 @@ def evaluate(
     n_boot: int = N_BOOT,
     n_boot_set: int = N_BOOT_SET,
     overwrite: bool = False,
-    data: str | Mapping[str, object] | DataConfig | ImageDataset | tuple | None = None,
+    data: str | Mapping[str, object] | DataConfig | ImageDataset | tuple | np.ndarray | None = None,
 ) -> EvaluationResult:
     """Score sample sets side by side against the test set of their data (docs/evaluation.md),
     with that data set's own classifier.
