@@ -145,3 +145,17 @@ def test_the_classifier_store_takes_an_image_dataset(arrays_cache, monkeypatch):
     found = classifier_for(handed_over(rgb_arrays(), SPLIT), "cpu")
     assert found.record == arrays_cache[1]
     assert found.network.training is False
+
+
+def test_images_alone_are_scored_against_arrays_given(arrays_cache, tmp_path, monkeypatch):
+    """No run: the arrays given are the data (an ImageDataset keeps its own split)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(arrays_cache[0]))
+    data = load_dataset(
+        "memory", images=rgb_arrays()[0], labels=rgb_arrays()[1], test_fraction=SPLIT
+    )
+    real = data.test_images[:10].numpy()  # (10, 3, 16, 16)
+    result = dt.evaluate({"real": real}, out=tmp_path / "eval", data=data, **SMALL)
+    settings = result.metrics["settings"]
+    assert settings["classifier"]["fingerprint"] == arrays_cache[1]["fingerprint"]
+    assert settings["data"]["settings"]["from"] == "images given as data= (no runs)"
+    assert len(result.metrics["runs"]["real"]["class_histogram"]) == 3
