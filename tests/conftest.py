@@ -19,6 +19,7 @@ saying so, where it is not set.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import struct
@@ -29,7 +30,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffusiontools.data import idx_family, mnist
+from diffusiontools.config import DataConfig
+from diffusiontools.data import idx_family, load_data, mnist
 from diffusiontools.data.embedded import embedded_mnist
 
 REAL_MNIST_VAR = "DIFFUSIONTOOLS_TEST_MNIST"
@@ -66,6 +68,22 @@ def _hermetic_environment() -> Path:
 
 
 SUITE_MNIST = _hermetic_environment()
+
+
+def _load_suite_mnist_once() -> None:
+    """The suite's MNIST is the embedded subset written as uncompressed IDX files, which no
+    published checksum vouches for, and ``load_data`` warns of such files once per process: load
+    them here, quietly, so that no test's captured output depends on which test came first."""
+    logger = logging.getLogger("diffusiontools.data.load")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        load_data(DataConfig())
+    finally:
+        logger.setLevel(level)
+
+
+_load_suite_mnist_once()
 
 
 @pytest.fixture

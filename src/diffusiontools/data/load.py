@@ -53,21 +53,25 @@ MEMORY_ONLY = (
 RECORDED_SOURCE = {"mnist_embedded": "embedded"}
 
 
+_WARNED: set[str] = set()  # the unverified-files notes this process has logged
+
+
 def load_data(data: DataConfig) -> ImageDataset:
     """The data set of ``data`` (a config's ``[data]`` section): uint8 (N, C, H, W) images, labels,
     spec and provenance; ``mnist`` gives (N, 1, 28, 28) with labels 0..9.
 
     Memoised on the keys that choose the data and on the files' sizes and times (a replaced file
     is read again): the tensors are shared by every caller, so clone one before changing it in
-    place. Uncompressed IDX files that no published checksum vouches for are logged as a warning
-    (``provenance.details["unverified_note"]``). Raises ``UserError`` naming the key or file for
-    data that cannot be found or read.
+    place. Uncompressed IDX files that no published checksum vouches for are logged as a warning,
+    once per process (``provenance.details["unverified_note"]``, which every run records).
+    Raises ``UserError`` naming the key or file for data that cannot be found or read.
     """
     if data.dataset == "memory":
         raise UserError(MEMORY_ONLY)
     dataset = _load_section(data)
     note = dataset.provenance.details.get("unverified_note")
-    if note:  # on every load, not once per cached read: each run that uses such files says so
+    if note and note not in _WARNED:  # once per process and files; each run's data.json keeps it
+        _WARNED.add(note)
         logger.warning(note)
     return dataset
 
