@@ -94,3 +94,18 @@ def test_each_starter_config_trains_on_its_own_format(tmp_path, monkeypatch, nam
             "12 of 12 images resized (bicubic) and centre-cropped to 8x8",
             "6 of 12 images of mode L converted to RGB by Pillow",
         ]
+
+
+def test_the_folder_config_trains_on_a_folder_with_train_and_test_subfolders(tmp_path):
+    """The README's command works on both folder layouts: folder.ini sets no test_fraction,
+    which a folder with train/ and test/ would refuse (its splits are its own)."""
+    for split, n in (("train", 8), ("test", 4)):
+        for i in range(n):
+            path = tmp_path / "mine" / split / ("cats" if i % 2 else "dogs") / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (10, 10), (20 * i, 0, 255)).save(path)
+    overrides = [f"data.dir={tmp_path / 'mine'}", "data.image_size=8", *SHRINK]
+    with one_thread():
+        run = train(load_config("folder", overrides), tmp_path / "run")
+    provenance = json.loads((run / "data.json").read_text())["dataset"]["provenance"]
+    assert (provenance["n_train"], provenance["n_test"]) == (8, 4)
