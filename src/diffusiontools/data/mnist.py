@@ -73,6 +73,8 @@ def load_mnist(
     searched if they are neither found nor downloadable (``download=False`` or the environment's
     ``DIFFUSIONTOOLS_OFFLINE`` skips the download);
     "auto" behaves like "mnist" but falls back to the embedded subset with a loud warning.
+    A search that finds no files is remembered for the process until the folders searched hold
+    other MNIST file names: one download attempt and one warning, however many callers load.
     """
     if source not in SOURCES:
         raise UserError(f"data source {source!r} is unknown; use one of {', '.join(SOURCES)}")
