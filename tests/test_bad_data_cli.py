@@ -58,7 +58,10 @@ def npz_of_rank_2(data: Path) -> str:
 
 def npz_label_beyond_classes(data: Path) -> str:
     np.savez(data, images=np.zeros((10, 8, 8), np.uint8), labels=np.arange(10) - 1)
-    return f"{data} key 'labels' holds label -1; labels must lie in 0..8"
+    return (
+        f"{data} key 'labels' holds label -1; labels must be non-negative integers 0..K-1 "
+        "numbering the K classes"
+    )
 
 
 CASES = {

@@ -87,6 +87,18 @@ def test_bad_npz_is_refused_naming_file_and_key(tmp_path, arrays, message):
         load_dataset("npz", path=tmp_path / "x.npz")
 
 
+def test_labels_shifted_below_zero_are_refused_naming_the_value(tmp_path):
+    """Labels in -1..1 are not read as a class count of 2 with a bad label: the count comes from
+    the labels only once they are class indices."""
+    np.savez(tmp_path / "x.npz", images=images_nchw(), labels=np.arange(N) % 3 - 1)
+    with pytest.raises(UserError) as refused:
+        load_dataset("npz", path=tmp_path / "x.npz")
+    assert str(refused.value) == (
+        f"{tmp_path / 'x.npz'} key 'labels' holds label -1; labels must be non-negative integers "
+        "0..K-1 numbering the K classes"
+    )
+
+
 def test_npz_labels_beyond_num_classes_and_bad_files(tmp_path):
     np.savez(tmp_path / "x.npz", images=images_nchw(), labels=np.arange(N))
     with pytest.raises(UserError, match="holds label 4; labels must lie in 0..3"):

@@ -13,10 +13,12 @@ import pytest
 import torch
 from loopback import mirror
 
+from diffusiontools.config import DataConfig
 from diffusiontools.data import (
     MnistData,
     download,
     idx_family,
+    load_data,
     load_mnist,
     mnist,
     shuffled_batches,
@@ -176,6 +178,45 @@ def test_auto_falls_back_to_embedded_loudly(isolated, caplog):
     assert "embedded 5,000-image MNIST subset" in record.getMessage()
     assert "results are not comparable to full MNIST" in record.getMessage()
     assert data.provenance["source"] == "embedded"
+
+
+def test_a_process_looks_for_missing_mnist_once_until_files_appear(isolated, monkeypatch, caplog):
+    """Training, sampling's start and evaluation each load the data: a process without MNIST
+    tries the download once and warns once, and finds the files as soon as they are there."""
+    calls = []
+
+    def fake_download(folder):
+        calls.append(folder)
+        raise download.DownloadError("the network timed out")
+
+    monkeypatch.setattr(mnist, "download_mnist", fake_download)
+    with caplog.at_level("WARNING", logger="diffusiontools"):
+        loaded = [load_data(DataConfig()) for _ in range(4)]
+    assert [d.provenance.source for d in loaded] == ["mnist_embedded"] * 4
+    assert len(calls) == 1
+    warnings = [r for r in caplog.records if r.name == "diffusiontools.data.mnist"]
+    assert len(warnings) == 1 and "(the network timed out)" in warnings[0].getMessage()
+
+    write_folder(isolated / "cache" / "diffusiontools" / "mnist", n_train=20)
+    assert load_data(DataConfig()).provenance.n_train == 20
+    assert len(calls) == 1
+
+
+def test_a_download_that_failed_part_way_is_not_retried(isolated, monkeypatch):
+    """The files a failed download left in the cache are part of what the process has seen."""
+    calls = []
+
+    def fake_download(folder):
+        calls.append(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / STEMS[0]).write_bytes(synthetic_files(20, 10)[STEMS[0]])
+        raise download.DownloadError("the second file timed out")
+
+    monkeypatch.setattr(mnist, "download_mnist", fake_download)
+    for _ in range(3):
+        with pytest.raises(UserError, match="the second file timed out"):
+            load_mnist(None, source="mnist")
+    assert len(calls) == 1
 
 
 def test_unknown_source_lists_allowed_values():

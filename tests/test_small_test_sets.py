@@ -275,14 +275,14 @@ REPEATS = [
         "7 samples would start from the 6 test images in turn and diffusion.degradation = blur "
         "draws no random field, so sample 6 would repeat sample 0: ask for at most 6 (sample -n, "
         "evaluate --n-samples, training.eval_samples) or start "
-        "from sampling.start = gmm (sample --start gmm)",
+        "from sampling.start=gmm, which takes no test image",
     ),
     (
         ("diffusion.t_per=batch",),
         "7 samples would start from the 6 test images in turn and diffusion.t_per = batch gives "
         "each batch of 500 one random field, so sample 6 would repeat sample 0: ask for at most "
         "6 (sample -n, evaluate --n-samples, training.eval_samples) or start "
-        "from sampling.start = gmm (sample --start gmm)",
+        "from sampling.start=gmm, which takes no test image",
     ),
 ]
 
@@ -319,7 +319,12 @@ def test_sample_refuses_repeating_starts_before_writing(tmp_path, capsys):
         "error: 7 samples would start from the 6 test images in turn and diffusion.degradation "
         "= blur draws no random field, so sample 6 would repeat sample 0: ask for at most 6 "
         "(sample -n, evaluate --n-samples, training.eval_samples) or start "
-        "from sampling.start = gmm (sample --start gmm)\n"
+        "from sampling.start=gmm, which takes no test image\n"
+    )
+    argv = ["sample", str(run), "-n", "7", "--start", "test", "--out", str(out / "s.png")]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.endswith(
+        "or start from --start gmm, which takes no test image\n"
     )
     assert not out.exists()
 

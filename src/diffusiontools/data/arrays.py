@@ -43,9 +43,15 @@ def class_labels(
         raise UserError(f"{where} has dtype {labels.dtype}; labels must be integers")
     if labels.shape != (n,):
         raise UserError(f"{where} has shape {labels.shape}; labels must be ({n},), one per image")
+    negative = labels[labels < 0]
+    if len(negative):  # before the count is inferred from the labels, which a shift misleads
+        raise UserError(
+            f"{where} holds label {negative[0]}; labels must be non-negative integers 0..K-1 "
+            "numbering the K classes"
+        )
     if num_classes is None:
         num_classes = int(labels.max()) + 1 if n else 0
-    bad = labels[(labels < 0) | (labels >= num_classes)]
+    bad = labels[labels >= num_classes]
     if len(bad):
         raise UserError(f"{where} holds label {bad[0]}; labels must lie in 0..{num_classes - 1}")
     return labels.astype(np.int64), num_classes

@@ -33,6 +33,7 @@ from .dataset import DatasetSpec, ImageDataset, Provenance
 from .idx_family import member_spec
 from .locate import ENV_VAR, OFFLINE_VAR, cache_dir
 from .mnist import MnistData, load_mnist
+from .notes import warn_once
 from .sources import load_dataset
 
 if TYPE_CHECKING:  # an annotation only: the data layer reads the section, it builds none
@@ -53,9 +54,6 @@ MEMORY_ONLY = (
 RECORDED_SOURCE = {"mnist_embedded": "embedded"}
 
 
-_WARNED: set[str] = set()  # the unverified-files notes this process has logged
-
-
 def load_data(data: DataConfig) -> ImageDataset:
     """The data set of ``data`` (a config's ``[data]`` section): uint8 (N, C, H, W) images, labels,
     spec and provenance; ``mnist`` gives (N, 1, 28, 28) with labels 0..9.
@@ -70,9 +68,8 @@ def load_data(data: DataConfig) -> ImageDataset:
         raise UserError(MEMORY_ONLY)
     dataset = _load_section(data)
     note = dataset.provenance.details.get("unverified_note")
-    if note and note not in _WARNED:  # once per process and files; each run's data.json keeps it
-        _WARNED.add(note)
-        logger.warning(note)
+    if note:  # each run's data.json keeps it
+        warn_once(logger, note)
     return dataset
 
 

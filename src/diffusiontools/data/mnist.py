@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,8 +28,15 @@ from ..errors import UserError
 from .download import DownloadError, download_mnist, file_checksums, md5sum
 from .embedded import embedded_mnist
 from .idx import read_idx
-from .idx_family import find_files, unverified_note, verify_gz, verify_uncompressed
-from .locate import ENV_VAR, OFFLINE_VAR, candidate_folders, user_cache_dir
+from .idx_family import STEMS, find_files, unverified_note, verify_gz, verify_uncompressed
+from .locate import (
+    ENV_VAR,
+    OFFLINE_VAR,  # noqa: F401  the variable's name, where callers of load_mnist look
+    candidate_folders,
+    download_refusal,
+    user_cache_dir,
+)
+from .notes import warn_once
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +73,8 @@ def load_mnist(
     searched if they are neither found nor downloadable (``download=False`` or the environment's
     ``DIFFUSIONTOOLS_OFFLINE`` skips the download);
     "auto" behaves like "mnist" but falls back to the embedded subset with a loud warning.
+    A search that finds no files is remembered for the process until the folders searched hold
+    other MNIST file names: one download attempt and one warning, however many callers load.
     """
     if source not in SOURCES:
         raise UserError(f"data source {source!r} is unknown; use one of {', '.join(SOURCES)}")
@@ -82,17 +90,18 @@ def load_mnist(
         if files is not None:
             return _with_own_provenance(_load_files(*_signature(files)))
 
-    cache = user_cache_dir()
-    if download and os.environ.get(OFFLINE_VAR, "0") not in ("", "0"):
-        reason = f"downloading is off: {OFFLINE_VAR}={os.environ[OFFLINE_VAR]}"
-    elif download:
-        try:
-            download_mnist(cache)
-            return _with_own_provenance(_load_files(*_signature(find_files(cache))))
-        except DownloadError as e:
-            reason = str(e)
-    else:
-        reason = "downloading is disabled"
+    refusal = download_refusal(download)
+    reason = _NOT_FOUND.get(_search_key(folders, refusal))
+    if reason is None:  # this search is new to the process: download, once
+        reason = refusal
+        if reason is None:
+            try:
+                download_mnist(user_cache_dir())
+                return _with_own_provenance(_load_files(*_signature(find_files(user_cache_dir()))))
+            except DownloadError as e:
+                reason = str(e)
+        # Keyed after the attempt, so that files a failed download left are part of what was seen.
+        _NOT_FOUND[_search_key(folders, refusal)] = reason
 
     searched = ", ".join(str(f) for f in folders)
     if source == "mnist":
@@ -106,8 +115,22 @@ def load_mnist(
         f"{ENV_VAR}=/path/to/mnist (a folder with the four IDX files) or data.dir to use the "
         "real data"
     )
-    logger.warning(message)  # the CLI prints it; a notebook shows it as a warning on stderr
+    warn_once(logger, message)  # the CLI prints it; a notebook shows it as a warning on stderr
     return _embedded()
+
+
+# Searches that found no files, by what they saw (:func:`_search_key`), and why nothing was
+# downloaded: every caller in a process (training, sampling's start, evaluation) meets the same
+# absence, which costs one download attempt, not one per caller; files that appear are found.
+_NOT_FOUND: dict[tuple, str] = {}
+
+
+def _search_key(folders: list[Path], refusal: str | None) -> tuple:
+    """What a search that found nothing depends on: each folder with the names of MNIST's files
+    it holds, and why downloading is off (None where it is allowed)."""
+    names = [name for stem in STEMS.values() for name in (stem + ".gz", stem)]
+    held = tuple((str(f), tuple(n for n in names if (f / n).is_file())) for f in folders)
+    return held, refusal
 
 
 def _embedded() -> MnistData:

@@ -228,8 +228,8 @@ class ColdDiffusion:
         raise UserError(
             f"{n} samples would start from the {n_test} test images in turn and {why}, so "
             f"sample {n_test} would repeat sample 0: ask for at most {n_test} (sample -n, "
-            "evaluate --n-samples, training.eval_samples) or start "
-            "from sampling.start = gmm (sample --start gmm)"
+            "evaluate --n-samples, training.eval_samples) or start from sampling.start=gmm, "
+            "which takes no test image"
         )
 
     def start_from(self, x0: torch.Tensor, mode: str, generator: Generators) -> ColdStart:
