@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
 from ..sampling.plan import resolve_plan
 from ..training.trained_model import TrainedModel, load_model
-from .evaluation_data import load_evaluation_data
+from .evaluation_data import load_evaluation_data, with_classifier
 from .evaluation_files import files_replaced, run_record, save_set_figures, write_metrics
 from .figures import save_tsne_by_label
 from .sample_sets import Source, check_labels, draw_sets, given_sets, set_labels
@@ -114,6 +114,7 @@ def evaluate_sets(
     settings = settings.for_test_images(len(data.dataset.test_images))
     spec = data.dataset.spec
     given = given_sets(sets, settings.n_samples, out_dir, npz_argument, data)
+    data = with_classifier(data, npz_data)  # once the sets are known to be of this data
     inputs = [Path(src) for _, src in sets if isinstance(src, Path)]
     saved = [label for label, src in sets if not isinstance(src, Path)]  # written as NPZ
     replaced = files_replaced(out_dir, names, saved, inputs, overwrite)

@@ -97,13 +97,14 @@ def as_setting(data: DataConfig | Mapping[str, object]) -> DataConfig:
 class EvaluationData:
     """``config.data``: the data setting, ``origin``: a sentence saying where it is from;
     ``dataset``: its images; ``training``: its training split (validation images left out), on
-    the CPU; ``classifier``: the data set's own classifier, on the CPU."""
+    the CPU; ``classifier``: the data set's own classifier, on the CPU (None until
+    :func:`with_classifier`: the sets are checked to be of this data first)."""
 
     config: Config
     origin: str
     dataset: ImageDataset
     training: TrainingData
-    classifier: DatasetClassifier
+    classifier: DatasetClassifier | None
 
     def test_images(self, k: int) -> np.ndarray:
         """The first k test images, uint8 (k, C, H, W)."""
@@ -132,14 +133,12 @@ def load_evaluation_data(
 ) -> EvaluationData:
     """The data of ``shared_data_config``: the images given (an ``ImageDataset``: arrays handed
     over from Python, as ``dt.train`` converts and splits them) or else read once (a fallback
-    to the embedded subset warns once), checked to be the data each model trained on, then the
-    data set's classifier (refused before any work when it has none). Raises UserError for
-    in-memory data without the images (``MEMORY_RUNS``), data other than a model's
-    (``check_same_data``: for arrays, another fingerprint), too few test images
-    (``check_test_count``) and a data set without its classifier."""
+    to the embedded subset warns once), checked to be the data each model trained on; its
+    classifier comes from :func:`with_classifier`. Raises UserError for in-memory data without
+    the images (``MEMORY_RUNS``), data other than a model's (``check_same_data``: for arrays,
+    another fingerprint) and too few test images (``check_test_count``)."""
     config, origin = shared_data_config(models, npz_data)
-    # Where the images and the classifier come from: decided here, once.
-    source = npz_data if isinstance(npz_data, ImageDataset) else config.data
+    source = data_source(npz_data, config)
     if source is config.data and config.data.dataset == "memory":
         raise UserError(MEMORY_RUNS)
     try:
@@ -161,7 +160,23 @@ def load_evaluation_data(
             model.data, training.provenance, model.folder, "evaluate", remedy=DATA_DIR_REMEDY
         )
     check_test_count(len(dataset.test_images), config.data.dataset)
-    # After the data's identity and size: a classifier is asked for the runs' own data only.
+    return EvaluationData(config, origin, dataset, training, None)
+
+
+def data_source(
+    npz_data: DataConfig | Mapping[str, object] | ImageDataset | None, config: Config
+) -> DataConfig | ImageDataset:
+    """Where the images and the classifier come from: the images given, else the setting."""
+    return npz_data if isinstance(npz_data, ImageDataset) else config.data
+
+
+def with_classifier(
+    data: EvaluationData, npz_data: DataConfig | Mapping[str, object] | ImageDataset | None
+) -> EvaluationData:
+    """``data`` with its data set's own classifier (a weak one warns). Called once the sets are
+    known to be of ``data`` (the runs' data, the data set an NPZ records): a classifier is
+    asked for the data scored against only. Raises UserError for a data set without one."""
+    source = data_source(npz_data, data.config)
     classifier = classifier_for(source, "cpu")
     accuracy = classifier.record.get("test_accuracy")
     if accuracy is not None and accuracy < WEAK_CLASSIFIER:
@@ -169,10 +184,10 @@ def load_evaluation_data(
             "the classifier of data.dataset = %s has test accuracy %.4f on %s test images, "
             "below %s: the metrics that rest on it (Fréchet distance, KID, precision, recall, "
             "class metrics) are weak; train it longer with `%s`",
-            config.data.dataset,
+            data.config.data.dataset,
             accuracy,
             classifier.record.get("n_test", "its"),
             WEAK_CLASSIFIER,
             train_command(source, epochs="N"),
         )
-    return EvaluationData(config, origin, dataset, training, classifier)
+    return dataclasses.replace(data, classifier=classifier)
