@@ -65,6 +65,14 @@ def test_evaluate_reads_a_moved_run_data_from_data_dir(moved, tmp_path, capsys):
     assert cli.main(argv) == 0
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert metrics["settings"]["data"]["settings"]["dir"] == str(away)
+    small = {"n_samples": 10, "tsne_reference": 10, "test_reference": 10, "n_boot": 5}
+    dt.evaluate({"run": run}, out=tmp_path / "folder", n_boot_set=2, data_dir=away, **small)
+    with pytest.raises(UserError) as e:
+        dt.evaluate({"run": dt.load(run)}, out=tmp_path / "x", data_dir=away, **small)
+    assert str(e.value) == (
+        f"data_dir={away} applies to run folders in sets, and none is given (a TrainedModel "
+        "takes it from load(..., data_dir=))"
+    )
     result = dt.evaluate(
         {"run": dt.load(run, data_dir=away)},
         out=tmp_path / "api",
