@@ -83,5 +83,6 @@ def test_a_cold_model_refuses_to_start_from_images_of_another_size(tmp_path):
         dt.load(run).sample(2)
     assert str(e.value) == (
         f"sample: data.dataset = folder gives 1x16x16 images, but the run in {run} trained on "
-        "1x28x28 images of data.dataset = folder; point data.dir at the run's data"
+        "1x28x28 images of data.dataset = folder; give data_dir=THEIR_PATH, where the run's "
+        "data lie now"
     )

@@ -317,7 +317,7 @@ def test_changed_run_data_is_named_before_a_classifier_is_asked_for(tmp_path, mo
         f"evaluate: the data found now is not the data the run in {run} trained on "
         "(n_train_split 87 -> 88; files sha256 "
     )
-    assert str(e.value).endswith("point data.dir or DIFFUSIONTOOLS_DATA at the run's data")
+    assert str(e.value).endswith("give data_dir=THEIR_PATH, where the run's data lie now")
 
 
 # --- the classifier's quality and the data's classes in metrics.md ------------------------------

@@ -239,7 +239,8 @@ def test_memorisation_uses_the_runs_training_split(tmp_path, capsys, run_and_spl
 # (name, second run's --set override or None, flags, expected one-line error fragment)
 DATA_REFUSED = [
     ("runs with different data settings", "data.subset=200", [], "different [data] settings"),
-    ("--data-dir beside a run", None, ["--data-dir", "/tmp"], "--data-dir /tmp, data.subset"),
+    # Only the keys given are named (--data-dir beside a run is where its data lie now).
+    ("--set beside a run", None, ["--set", "data.subset=100"], "settings data.subset=100 differ"),
 ]
 
 

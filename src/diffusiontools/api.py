@@ -199,6 +199,7 @@ def evaluate(
     n_boot_set: int = N_BOOT_SET,
     overwrite: bool = False,
     data: str | Mapping[str, object] | DataConfig | ImageDataset | tuple | np.ndarray | None = None,
+    data_dir: str | Path | None = None,
 ) -> EvaluationResult:
     """Score sample sets side by side against the test set of their data (docs/evaluation.md),
     with that data set's own classifier.
@@ -221,7 +222,9 @@ def evaluate(
     against the same arrays given again as ``data``: ``(images, labels)``, images alone or an
     :class:`ImageDataset`, converted and split as ``train`` does (with the runs'
     ``data.test_fraction``), refused unless their fingerprint is the runs'; their classifier
-    comes from :func:`train_classifier`.
+    comes from :func:`train_classifier`. ``data_dir``: where the data of the run folders in
+    ``sets`` lie now, when they moved since training (:func:`load`'s; they must be the runs'
+    data; a :class:`TrainedModel` takes it from ``load``).
     Writes metrics.json, metrics.md, NPZ files and the figures into ``out``; an evaluation
     already there is refused unless ``overwrite`` (which replaces its files, and leaves other
     files be). Every input is checked before ``out`` is created. All randomness follows
@@ -240,10 +243,17 @@ def evaluate(
         n_boot_set=n_boot_set,
     )
     device = resolve_device(device)
+    if data_dir is not None and not any(
+        isinstance(s, str | Path) and Path(s).is_dir() for s in sets.values()
+    ):
+        raise UserError(
+            f"data_dir={data_dir} applies to run folders in sets, and none is given (a "
+            "TrainedModel takes it from load(..., data_dir=))"
+        )
     sources = []
     for label, source in sets.items():
         if isinstance(source, str | Path) and Path(source).is_dir():
-            source = load_model(Path(source), None, device)
+            source = load_model(Path(source), None, device, data_dir=data_dir)
         elif isinstance(source, np.ndarray | torch.Tensor):
             source = checked_images(label, torch.as_tensor(source))
         elif isinstance(source, str | Path):

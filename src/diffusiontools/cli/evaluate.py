@@ -102,12 +102,13 @@ def add_parser(subparsers) -> None:
         metavar="data.KEY=VALUE",
         help="set one [data] key of the data NPZ files are scored against (default MNIST), e.g. "
         "data.dataset=digits8; repeatable; RUN_DIRs use the [data] settings stored in their "
-        "checkpoints, which these must then equal",
+        "checkpoints, which the keys given must then equal",
     )
     p.add_argument(
         "--data-dir",
         help="the data's folder, data.dir, for NPZ files (MNIST default: $DIFFUSIONTOOLS_DATA or "
-        "the cache); RUN_DIRs use the [data] settings stored in their checkpoints",
+        "the cache); for RUN_DIRs, where their data lie now if they moved since training (their "
+        "stored [data] settings with this data.dir; the data found must be theirs)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> None:
                 device=resolve_device(args.device),
                 out_dirs=outs,
                 overwrite=args.overwrite,
+                data_dir=args.data_dir,
             )
         except UserError as exc:  # the study's n is --n-samples here, not -n
             raise UserError(re.sub(r"(?<![\w.\-])n=", "n_samples=", str(exc))) from None
@@ -158,7 +160,12 @@ def run(args: argparse.Namespace) -> None:
     given = {key: flag for key, (value, flag) in flags.items() if value is not None}
     overrides = data_overrides(args.overrides, args.data_dir, "evaluate")
     with keys_given_as_flags(given):  # name the flag typed, not the key it sets
-        npz_data = read_config(None, overrides)[0].data if overrides else None
+        data, written = read_config(None, overrides)
+        npz_data = {
+            key: getattr(data.data, key) for _, key in sorted(k.split(".") for k in written)
+        }
+        # RUN_DIRs: their own [data] settings, read where data.dir says their data lie now.
+        data_dir = npz_data.pop("dir", None) if args.run_dirs else None
         settings = EvaluationSettings(
             n_samples=args.n_samples,
             sampler=args.sampler,
@@ -177,8 +184,9 @@ def run(args: argparse.Namespace) -> None:
             settings,
             args.epoch,
             resolve_device(args.device),
-            npz_data,
+            npz_data or None,
             args.overwrite,
+            data_dir,
         )
     for label, result in results["runs"].items():
         source = result["source"]

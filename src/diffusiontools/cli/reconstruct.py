@@ -43,6 +43,12 @@ def add_parser(subparsers) -> None:
         help="replace the study already in --out (all its files, a sampler's figure not drawn "
         "again included); other files stay",
     )
+    p.add_argument(
+        "--data-dir",
+        help="where the run's data lie now, if they moved since training: its folder (data.dir; "
+        "an NPZ data set's file), whose test images the study degrades (default: the run's "
+        "data.dir)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 
@@ -55,7 +61,15 @@ def run(args: argparse.Namespace) -> None:
     out = args.out if args.out else RunFolder(args.run_dir).reconstruction
     device = resolve_device(args.device)
     result = reconstruction_study(
-        args.run_dir, args.n, args.epoch, args.samplers, args.seed, device, out, args.overwrite
+        args.run_dir,
+        args.n,
+        args.epoch,
+        args.samplers,
+        args.seed,
+        device,
+        out,
+        args.overwrite,
+        args.data_dir,
     )
     print(markdown_table(result), end="")
     print(

@@ -143,6 +143,11 @@ def run(args: argparse.Namespace) -> None:
     use_ema = not args.no_ema
     # The model first: a mistyped folder must not be created by the writability probe.
     model = load_model(folder, args.epoch, device, use_ema=use_ema, data_dir=args.data_dir)
+    if args.data_dir is not None and model.process.kind != "cold":
+        raise UserError(  # an option that cannot take effect is refused, not ignored
+            f"--data-dir applies to cold models, which start from their data's images; {folder} "
+            f"is a {model.process.kind} model, whose sampling reads no data"
+        )
     if args.epochs and RunFolder(folder).is_export:
         raise UserError(
             f"--epochs applies to run folders; the export {folder} holds the weights of one epoch"

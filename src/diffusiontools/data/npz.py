@@ -34,6 +34,8 @@ def load_npz(
     rank, or labels out of range.
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an .npz file; data.dir must name an .npz file")
     if not path.is_file():
         raise UserError(f"{path} does not exist; data.dir must name an .npz file")
     try:

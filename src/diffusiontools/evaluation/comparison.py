@@ -19,6 +19,7 @@ The stages, each in its own module; everything is checked before anything is wri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
 from ..sampling.plan import resolve_plan
 from ..training.trained_model import TrainedModel, load_model
-from .evaluation_data import load_evaluation_data
+from .evaluation_data import load_evaluation_data, with_classifier
 from .evaluation_files import files_replaced, run_record, save_set_figures, write_metrics
 from .figures import save_tsne_by_label
 from .sample_sets import Source, check_labels, draw_sets, given_sets, set_labels
@@ -48,19 +49,22 @@ def evaluate(
     settings: EvaluationSettings,
     epoch: int | None = None,
     device: torch.device | str = "cpu",
-    npz_data: DataConfig | None = None,
+    npz_data: DataConfig | Mapping[str, object] | None = None,
     overwrite: bool = False,
+    data_dir: str | Path | None = None,
 ) -> dict:
     """``diffusiontools evaluate``: score run (or export) folders, then NPZ files, labelled
     ``labels`` (default: folder and file names); see :func:`evaluate_sets`.
 
-    ``epoch``: every run's checkpoint (None: the latest).
+    ``epoch``: every run's checkpoint (None: the latest); ``data_dir``: where the runs' data
+    lie now, when they moved since training (``diffusiontools.load``'s; they must be the runs'
+    data).
     """
     if not run_dirs and not npz_files:
         raise UserError("give at least one RUN_DIR or --npz FILE to evaluate")
     names = set_labels(run_dirs, npz_files, labels)
     device = torch.device(device)
-    models = [load_model(Path(r), epoch, device) for r in run_dirs]
+    models = [load_model(Path(r), epoch, device, data_dir=data_dir) for r in run_dirs]
     sets = list(zip(names, [*models, *(Path(p) for p in npz_files)], strict=True))
     return evaluate_sets(sets, out_dir, settings, device, npz_data, overwrite, npz_argument="npz")
 
@@ -70,7 +74,7 @@ def evaluate_sets(
     out_dir: Path,
     settings: EvaluationSettings,
     device: torch.device | str = "cpu",
-    npz_data: DataConfig | ImageDataset | None = None,
+    npz_data: DataConfig | Mapping[str, object] | ImageDataset | None = None,
     overwrite: bool = False,
     npz_argument: str | None = None,
 ) -> dict:
@@ -84,8 +88,9 @@ def evaluate_sets(
     settings: the counts, seed and references (:class:`EvaluationSettings`); reference sizes
     left None take the test images of the data in use, at most MAX_SAMPLES;
     npz_data: the ``[data]`` settings the sets are scored against when no set is a model (None:
-    the defaults, MNIST); models use the settings stored with their weights, which
-    ``npz_data``, if given beside them, must equal; an ``ImageDataset``: arrays handed over
+    the defaults, MNIST; a mapping: the keys given, the others' defaults); models use the
+    settings stored with their weights, which ``npz_data``, if given beside them, must equal
+    (a mapping: in the keys it gives); an ``ImageDataset``: arrays handed over
     from Python, the data of runs trained on arrays (``evaluation_data.shared_data_config``);
     overwrite: replace the evaluation already in ``out_dir`` (its files; other files stay),
     which is otherwise refused;
@@ -109,6 +114,7 @@ def evaluate_sets(
     settings = settings.for_test_images(len(data.dataset.test_images))
     spec = data.dataset.spec
     given = given_sets(sets, settings.n_samples, out_dir, npz_argument, data)
+    data = with_classifier(data, npz_data)  # once the sets are known to be of this data
     inputs = [Path(src) for _, src in sets if isinstance(src, Path)]
     saved = [label for label, src in sets if not isinstance(src, Path)]  # written as NPZ
     replaced = files_replaced(out_dir, names, saved, inputs, overwrite)

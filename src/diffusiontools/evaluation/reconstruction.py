@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import ImageDataset, data_record, load_data, to_model
+from ..data import ImageDataset, to_model
 from ..diffusion.cold import resolve_start
 from ..errors import UserError
 from ..outputs.figures import save_image_rows
@@ -33,7 +33,6 @@ from ..outputs.safe_writes import check_distinct, refuse_existing, staged_output
 from ..outputs.tables import markdown
 from ..sampling.generation import check_finite, model_fn, seeded_batches
 from ..sampling.registry import get_sampler
-from ..training.resume_rules import check_same_data
 from ..training.run_folder import RunFolder
 from ..training.trained_model import TrainedModel, load_model
 
@@ -145,10 +144,11 @@ def _prepare(
     device: torch.device,
     out_dir: Path | None,
     overwrite: bool,
+    data_dir: str | Path | None = None,
 ) -> _Study:
     """Load and check everything one study needs; reads only, writes nothing."""
-    trained = load_model(Path(run_dir), epoch, device)
-    config, process = trained.config, trained.process
+    trained = load_model(Path(run_dir), epoch, device, data_dir=data_dir)
+    process = trained.process
     if process.kind != "cold":
         raise UserError(f"{run_dir} is a {process.kind} model; the reconstruction study needs cold")
     if not samplers:
@@ -157,9 +157,7 @@ def _prepare(
         get_sampler(sampler, process.kind)
     if len(set(samplers)) != len(samplers):
         raise UserError(f"samplers={','.join(samplers)} names a sampler twice; give each once")
-    dataset = load_data(config.data)
-    found = data_record(dataset)
-    check_same_data(trained.data, found, run_dir, "reconstruct", ("source", "md5"))
+    dataset = trained.own_data("reconstruct", "the study degrades the run's test images")
     n_test = len(dataset.test_images)
     if n < 1:
         raise UserError(f"n={n} is out of range: use 1..{n_test} test images")
@@ -206,9 +204,10 @@ def reconstruction_studies(
     device: torch.device | str = "cpu",
     out_dirs: Sequence[Path | None] | None = None,
     overwrite: bool = False,
+    data_dir: str | Path | None = None,
 ) -> list[dict]:
     """:func:`reconstruction_study` of several runs (``out_dirs``: one each, None: the run's
-    own), every one checked before the first is run."""
+    own), every one checked before the first is run; ``data_dir``: where their data lie now."""
     out_dirs = [None] * len(run_dirs) if out_dirs is None else list(out_dirs)
     device = torch.device(device)
     folders = [
@@ -222,7 +221,7 @@ def reconstruction_studies(
         }
     )
     studies = [
-        _prepare(run_dir, n, epoch, samplers, device, out_dir, overwrite)
+        _prepare(run_dir, n, epoch, samplers, device, out_dir, overwrite, data_dir)
         for run_dir, out_dir in zip(run_dirs, out_dirs, strict=True)
     ]
     return [_run(study, seed) for study in studies]
@@ -237,9 +236,11 @@ def reconstruction_study(
     device: torch.device | str = "cpu",
     out_dir: Path | None = None,
     overwrite: bool = False,
+    data_dir: str | Path | None = None,
 ) -> dict:
     """Run the study on the model of a run folder (its checkpoint of ``epoch``, None: latest)
-    or of an export folder; see the module doc.
+    or of an export folder; see the module doc. ``data_dir``: where the run's data lie now,
+    when they moved since training (``diffusiontools.load``'s; they must be the run's data).
 
     Writes ``reconstruction.json``, ``reconstruction.md`` and one triplet figure per sampler
     (ground truth / x_T / direct / diffusion, first 8 images) into ``out_dir`` and returns the
@@ -250,7 +251,7 @@ def reconstruction_study(
     files appear together once the study is done (``outputs.safe_writes.staged_outputs``).
     """
     return reconstruction_studies(
-        [run_dir], n, epoch, samplers, seed, device, [out_dir], overwrite
+        [run_dir], n, epoch, samplers, seed, device, [out_dir], overwrite, data_dir
     )[0]
 
 

@@ -42,6 +42,11 @@ MAY_CHANGE_SECTIONS = frozenset({"sampling"})
 
 # The provenance entries that identify the training data (data.json, and every checkpoint).
 DATA_IDENTITY = ("source", "md5", "subset", "n_train_split", "n_val_split")
+# How the commands that load a run and take where its data lie now (``load(data_dir=)``) find
+# the run's data that moved since training; resume finds them by the config's keys.
+DATA_DIR_REMEDY = "give data_dir=THEIR_PATH, where the run's data lie now"
+CONFIG_REMEDY = "point data.dir or DIFFUSIONTOOLS_DATA at the run's data"
+SHAPE_REMEDY = "point data.dir at the run's data"  # images of another shape are not MNIST's
 
 
 def flat(config: Config) -> dict[str, Any]:
@@ -84,13 +89,19 @@ def _data_json(run_dir: Any) -> dict | None:
 
 
 def check_same_data(
-    stored: dict | None, found: dict, run_dir: Any, action: str = "resume=True", keys=DATA_IDENTITY
+    stored: dict | None,
+    found: dict,
+    run_dir: Any,
+    action: str = "resume=True",
+    keys=DATA_IDENTITY,
+    remedy: str | None = None,
 ) -> None:
     """Refuse to ``action`` (resume, evaluate, reconstruct) a run on other data than it trained
     on: ``stored`` is its checkpoint's provenance (None: a checkpoint from before provenance was
     checkpointed, whose run folder's data.json is read instead), ``found`` the data's now; the
     ``keys`` the record holds are compared, and for arrays handed over from Python (source
-    ``memory``) the data set's fingerprint."""
+    ``memory``) the data set's fingerprint. ``remedy``: how the caller finds the run's data (None:
+    by the config's data.dir; :data:`DATA_DIR_REMEDY`: by ``data_dir=``)."""
     stored = stored or _data_json(run_dir)
     if not stored:
         return  # no record of the data at all: nothing to compare with
@@ -112,7 +123,7 @@ def check_same_data(
         raise UserError(
             f"{action}: data.dataset = {_dataset_name(found)} gives {_shape_text(now)} images, "
             f"but the run in {run_dir} trained on {_shape_text(trained)} images of data.dataset "
-            f"= {_dataset_name(stored)}; point data.dir at the run's data"
+            f"= {_dataset_name(stored)}; {remedy or SHAPE_REMEDY}"
         )
     differing = [
         f"{k} {stored[k]!r} -> {found.get(k)!r}"
@@ -127,7 +138,7 @@ def check_same_data(
     if differing:
         raise UserError(
             f"{action}: the data found now is not the data the run in {run_dir} trained on "
-            f"({'; '.join(differing)}); point data.dir or DIFFUSIONTOOLS_DATA at the run's data"
+            f"({'; '.join(differing)}); {remedy or CONFIG_REMEDY}"
         )
 
 

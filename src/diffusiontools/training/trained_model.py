@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import Config
-from ..data import data_record, load_data, recorded_shape
+from ..config import SWITCHED, Config
+from ..data import ImageDataset, data_record, load_data, recorded_shape
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
@@ -31,7 +31,7 @@ from .export import (
     write_export,
 )
 from .pretrained import model_folder
-from .resume_rules import check_same_data
+from .resume_rules import DATA_DIR_REMEDY, check_same_data
 from .run_folder import RunFolder, recover_if_idle
 
 SAMPLING_TYPES = {"sampler": str, "steps": int, "eta": float, "guidance": float}
@@ -186,15 +186,24 @@ class TrainedModel:
                 given[key] = _as_type(key, value, SAMPLING_TYPES[key])
         plan = resolve_plan(self.config, **given, digit=label, label_name=name)
         if self.process.kind == "cold":
-            try:
-                found = data_record(load_data(self.config.data))
-            except UserError as exc:  # the data moved since training: say how to find them
-                raise UserError(
-                    f"{exc} (a cold model starts from its data set's images: where the run's "
-                    "data lie elsewhere now, give data_dir=THEIR_PATH)"
-                ) from None
-            check_same_data(self.data, found, self.folder, "sample", ("source", "md5"))
+            self.own_data("sample", "a cold model starts from its data set's images")
         return plan
+
+    def own_data(self, action: str, why: str) -> ImageDataset:
+        """The data this model trained on, read as its ``[data]`` settings say (``data.dir``:
+        where :func:`load` was told they lie now), for ``action`` (sample, reconstruct), which
+        needs them ``why``. Raises UserError where they cannot be read, or where what is read
+        is not the data the run trained on (``check_same_data``: shape, md5s, files' sha256);
+        either names data_dir= as the remedy."""
+        try:
+            dataset = load_data(self.config.data)
+        except UserError as exc:  # the data moved since training: say how to find them
+            raise UserError(
+                f"{exc} ({why}: where the run's data lie elsewhere now, give data_dir=THEIR_PATH)"
+            ) from None
+        found = data_record(dataset)
+        check_same_data(self.data, found, self.folder, action, ("source", "md5"), DATA_DIR_REMEDY)
+        return dataset
 
     def sample(
         self,
@@ -373,6 +382,12 @@ def load_model(
         model = load_trained(Path(folder), epoch, device, use_ema=use_ema)
     if data_dir is None:
         return model
+    reads_files, _, other = SWITCHED["data.dir"]
+    if not reads_files(model.config):
+        raise UserError(
+            f"data_dir={data_dir} does not apply: {folder} was trained on data.dataset = "
+            f"{model.config.data.dataset}, {other}, which no file holds"
+        )
     data = dataclasses.replace(model.config.data, dir=str(Path(data_dir).expanduser().resolve()))
     return dataclasses.replace(model, config=dataclasses.replace(model.config, data=data))
 
