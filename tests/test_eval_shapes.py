@@ -361,3 +361,20 @@ def test_a_weak_classifier_is_shown_and_warned_of(digits8_cache, tmp_path, monke
     assert note in (tmp_path / "eval" / "metrics.md").read_text()
     weak = [r.getMessage() for r in caplog.records if "below 0.9" in r.getMessage()]
     assert len(weak) == (record["test_accuracy"] < 0.9)  # one epoch: usually weak
+
+
+def test_the_quality_probe_warns_of_a_weak_classifier_as_evaluate_does(
+    digits8_cache, monkeypatch, caplog
+):
+    """The warning is classifier_for's, so the probe built before training gives it too."""
+    from diffusiontools.evaluation.quality_probe import QualityProbe
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(digits8_cache))
+    record = json.loads(
+        next((digits8_cache / "diffusiontools" / "classifiers").glob("*.json")).read_text()
+    )
+    QualityProbe(tiny_config(*DIGITS8, "training.eval_every=1", "training.eval_samples=10"))
+    weak = [r.getMessage() for r in caplog.records if "below 0.9" in r.getMessage()]
+    assert len(weak) == (record["test_accuracy"] < 0.9)
+    if weak:
+        assert "the quality probe's columns" in weak[0] and "data.dataset = digits8" in weak[0]

@@ -19,6 +19,7 @@ whose record names that data set's fingerprint (:func:`classifier_for`).
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +33,15 @@ from ..data.locate import cache_dir
 from ..data.memory import TEST_FRACTION as MEMORY_TEST_FRACTION
 from ..errors import UserError
 from ..outputs.safe_writes import staged_outputs
+from ..outputs.tables import WEAK_CLASSIFIER
 from .classifier import SHIPPED, WEIGHTS_FILE, WEIGHTS_SHA256, MnistClassifier, load_classifier
 from .classifier_training import fit_classifier, resolved_epochs, state_dict
 from .inception_features import InceptionFeatures, unlabelled_scoring
 
 # The [data] keys that choose the images load_data returns (the rest choose a run's split).
 LOADING_KEYS = ("dataset", "dir", "source", "channels", "image_size", "test_fraction")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,18 @@ def classifier_for(
     with torch.random.fork_rng(devices=[]):  # its random init, overwritten, must not move
         network = MnistClassifier(spec.channels, spec.height, spec.width, spec.num_classes)
     network.load_state_dict(state)
+    accuracy = record.get("test_accuracy")
+    if accuracy is not None and accuracy < WEAK_CLASSIFIER:
+        logger.warning(
+            "the classifier of data.dataset = %s has test accuracy %.4f on %s test images, "
+            "below %s: the metrics that rest on it (Fréchet distance, KID, precision, recall, "
+            "class metrics, the quality probe's columns) are weak; train it longer with `%s`",
+            name,
+            accuracy,
+            record.get("n_test", "its"),
+            WEAK_CLASSIFIER,
+            train_command(data, epochs="N"),
+        )
     return DatasetClassifier(network.to(device).eval(), record)
 
 

@@ -5,7 +5,6 @@ trained on (memorisation), from one data setting, loaded once."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,14 +14,11 @@ import torch
 from ..config import Config, DataConfig, TrainingConfig, differences
 from ..data import ImageDataset
 from ..errors import UserError
-from ..outputs.tables import WEAK_CLASSIFIER
 from ..training.resume_rules import DATA_DIR_REMEDY, check_same_data
 from ..training.trained_model import TrainedModel
 from ..training.training_data import TrainingData, split_training_data
-from .classifier_store import DatasetClassifier, classifier_for, images_of, train_command
+from .classifier_store import DatasetClassifier, classifier_for, images_of
 from .settings import check_test_count
-
-logger = logging.getLogger(__name__)
 
 # Arrays handed to dt.train(..., data=) are kept by no file: evaluate takes them from the caller.
 MEMORY_RUNS = (
@@ -173,21 +169,9 @@ def data_source(
 def with_classifier(
     data: EvaluationData, npz_data: DataConfig | Mapping[str, object] | ImageDataset | None
 ) -> EvaluationData:
-    """``data`` with its data set's own classifier (a weak one warns). Called once the sets are
-    known to be of ``data`` (the runs' data, the data set an NPZ records): a classifier is
-    asked for the data scored against only. Raises UserError for a data set without one."""
-    source = data_source(npz_data, data.config)
-    classifier = classifier_for(source, "cpu")
-    accuracy = classifier.record.get("test_accuracy")
-    if accuracy is not None and accuracy < WEAK_CLASSIFIER:
-        logger.warning(
-            "the classifier of data.dataset = %s has test accuracy %.4f on %s test images, "
-            "below %s: the metrics that rest on it (Fréchet distance, KID, precision, recall, "
-            "class metrics) are weak; train it longer with `%s`",
-            data.config.data.dataset,
-            accuracy,
-            classifier.record.get("n_test", "its"),
-            WEAK_CLASSIFIER,
-            train_command(source, epochs="N"),
-        )
+    """``data`` with its data set's own classifier (a weak one warns: ``classifier_for``).
+    Called once the sets are known to be of ``data`` (the runs' data, the data set an NPZ
+    records): a classifier is asked for the data scored against only. Raises UserError for a
+    data set without one."""
+    classifier = classifier_for(data_source(npz_data, data.config), "cpu")
     return dataclasses.replace(data, classifier=classifier)
