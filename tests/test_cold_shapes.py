@@ -147,14 +147,15 @@ def cold(*overrides: str):
     return load_config(None, ["diffusion.kind=cold", *overrides])
 
 
-def test_pixelate_beyond_cifar10s_side_is_refused_at_config_load():
+@pytest.mark.parametrize("dataset", ["cifar10", "coloured_mnist"])
+def test_pixelate_beyond_a_32px_sets_side_is_refused_at_config_load(dataset):
     with pytest.raises(UserError) as e:
-        cold("data.dataset=cifar10", "diffusion.degradation=pixelate", "diffusion.level_max=40")
+        cold(f"data.dataset={dataset}", "diffusion.degradation=pixelate", "diffusion.level_max=40")
     assert str(e.value) == (
         "diffusion.level_max = 40 exceeds 32, the most pixelate takes on the 32x32 images of "
-        "data.dataset = cifar10: use at most 32"
+        f"data.dataset = {dataset}: use at most 32"
     )
-    cold("data.dataset=cifar10", "diffusion.degradation=pixelate", "diffusion.level_max=32")
+    cold(f"data.dataset={dataset}", "diffusion.degradation=pixelate", "diffusion.level_max=32")
 
 
 def test_mnist_keeps_its_28px_bounds():

@@ -2,7 +2,8 @@
 
 A rule that depends on the size (a degradation's largest level) is checked when the config is
 loaded wherever the section already says the size: every image of the MNIST family is 28 px,
-CIFAR-10's 32, scikit-learn's digits 8, and a folder's ``data.image_size`` resizes to that side.
+CIFAR-10's and coloured MNIST's 32, scikit-learn's digits 8, and a folder's
+``data.image_size`` resizes to that side.
 Where only the files can tell (``npz``, a folder without ``data.image_size``), the rule waits
 for the data (``training_data.check_trainable``).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import cifar10, idx_family
+from . import cifar10, coloured_mnist, idx_family
 
 if TYPE_CHECKING:  # an annotation only: the data layer reads the section, it builds none
     from ..config import DataConfig
@@ -23,6 +24,7 @@ FIXED_SIDES = {
     "kmnist": idx_family.SIZE,
     "cifar10": cifar10.SIZE,
     "digits8": DIGITS8_SIDE,
+    "coloured_mnist": coloured_mnist.SIZE,
 }
 
 
