@@ -30,6 +30,7 @@ ARGUMENT_FLAGS = {
     "data_dir": "--data-dir",
     "scale": "--scale",
     "skip_training": "--skip-training",
+    "jobs": "--jobs",
     "eval_dir": "--eval",
     "format": "--format",
     "ema": "--ema",

@@ -2,10 +2,11 @@
 
 Stages, in order (folders under OUT):
   1. train      runs/<model>: the four report models, then custom1/custom2 with per-image t
-                and random fields (beyond the report); an interrupted run resumes.
+                and random fields (beyond the report); an interrupted run resumes; ``jobs``
+                runs at once, each in a process of its own (``side_by_side``).
      export     models/<model>: each report model's analysed weights as the package ships them
-                (training/pretrained.py): a safetensors export with the run's config.ini,
-                data.json, metrics.csv and learning curve.
+                (training/pretrained.py), as soon as its training has finished: a safetensors
+                export with the run's config.ini, data.json, metrics.csv and learning curve.
   2. sample     samples/<label>.npz: 200 samples per column at the analysed checkpoint; the cold
                 models also with Bansal et al.'s improved sampler (beyond the report).
   3. evaluate   evaluation/: report metrics + classifier metrics of every column, with figures.
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
 from ..evaluation.comparison import evaluate
 from ..evaluation.sample_sets import file_stem, samples_from_run
 from ..evaluation.settings import EvaluationSettings
@@ -45,7 +47,14 @@ SAMPLERS_COLD = ("naive", "improved")
 PAGES_STAGE = "report"
 
 
-def train_all(study: Study) -> None:
+def train_all(study: Study, jobs: int = 1) -> None:
+    """Train every run (resuming each), ``jobs`` at once (``side_by_side``); each report model
+    is exported as soon as its training has finished."""
+    if jobs > 1:
+        from .side_by_side import train_side_by_side
+
+        train_side_by_side(study, study.run_names(), jobs, lambda name: export(study, name))
+        return
     from ..evaluation.quality_probe import quality_probe
     from ..training.trainer import train
 
@@ -55,27 +64,28 @@ def train_all(study: Study) -> None:
             resume = RunFolder(run_dir).latest.is_file()
             config = study_config(run_name, study.scale)
             train(config, run_dir, resume=resume, probe=quality_probe(config))
+        export(study, run_name)
 
 
-def export_all(study: Study) -> None:
-    """OUT/models/<model>: each report model's analysed weights with its run's records, the
-    folder the package ships (copied into diffusiontools/pretrained). A folder an interrupted
-    export left without its metrics.csv (copied last) is the study's own: written again."""
+def export(study: Study, run_name: str) -> None:
+    """OUT/models/<model>: a report model's analysed weights with its run's records, the folder
+    the package ships (copied into diffusiontools/pretrained); nothing for another run. A
+    folder an interrupted export left without its metrics.csv (copied last) is the study's
+    own: written again."""
     from ..training.export import write_export
     from ..training.trained_model import load_model
 
-    for model in REPORT_MODELS:
-        folder = study.out / "models" / model
-        if (folder / METRICS_FILE).is_file():
-            continue
-        with study.stage(f"export {model}"):
-            run = RunFolder(study.run_dir(model))
-            trained = load_model(run.path, study.analysed_epoch(model), torch.device("cpu"))
-            if folder.is_dir():
-                shutil.rmtree(folder)
-            write_export(trained, folder, "safetensors")
-            for record in (run.config, run.data_record, run.learning_curve, run.metrics):
-                shutil.copyfile(record, folder / record.name)
+    folder = study.out / "models" / run_name
+    if run_name not in REPORT_MODELS or (folder / METRICS_FILE).is_file():
+        return
+    with study.stage(f"export {run_name}"):
+        run = RunFolder(study.run_dir(run_name))
+        trained = load_model(run.path, study.analysed_epoch(run_name), torch.device("cpu"))
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        write_export(trained, folder, "safetensors")
+        for record in (run.config, run.data_record, run.learning_curve, run.metrics):
+            shutil.copyfile(record, folder / record.name)
 
 
 def sample_all(study: Study) -> list[Path]:
@@ -208,19 +218,33 @@ def gather_figures(study: Study, results: dict) -> dict[str, Path]:
 
 
 def reproduce(
-    scale: Scale, out: Path, device: torch.device, seed: int = 0, skip_training: bool = False
+    scale: Scale,
+    out: Path,
+    device: torch.device,
+    seed: int = 0,
+    skip_training: bool = False,
+    jobs: int = 1,
 ) -> Path:
     """Run (or finish) the study at ``scale`` into ``out``; returns the path of reproduction.md.
 
     ``skip_training``: study the models shipped in the package (scale report only; see the
-    module doc). Raises DiffusionToolsError naming the stage that failed."""
+    module doc). ``jobs``: how many runs train at once, each in a process of its own
+    (``side_by_side``; 1: one after the other in this process). Raises DiffusionToolsError
+    naming the stage that failed, or a ``jobs`` that is not a positive whole number or is
+    given with ``skip_training``."""
     from .summary import write_summary
 
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"jobs={jobs!r} is how many models train at once; use 1 or more")
+    if skip_training and jobs != 1:
+        raise UserError(
+            f"jobs={jobs} sets how many models train at once, but skip_training=True trains "
+            "none; use jobs=1"
+        )
     study = Study(out, scale, device, seed, shipped=skip_training)
     logger.info(f"reproduce --scale {scale.name}: {scale.summary}")
     if not study.shipped:
-        train_all(study)
-        export_all(study)
+        train_all(study, jobs)
     npz_files = sample_all(study)
     results = evaluate_all(study, npz_files)
     tables = reconstruct_all(study)

@@ -153,7 +153,7 @@ class Study:
         try:
             yield
         except TrainingStopped:
-            self._record(name, time.perf_counter() - started)
+            self.record(name, time.perf_counter() - started)
             raise
         except UserError as exc:
             raise UserError(f"reproduce stage '{name}' failed: {exc}") from exc
@@ -162,12 +162,14 @@ class Study:
                 f"reproduce stage '{name}' failed: {type(exc).__name__}: {exc} "
                 "(re-run with --debug for the traceback; finished stages are kept)"
             ) from exc
-        self._record(name, time.perf_counter() - started)
+        self.record(name, time.perf_counter() - started)
 
-    def _record(self, name: str, seconds: float) -> None:
+    def record(self, name: str, seconds: float, machine: str | None = None) -> None:
+        """Add ``seconds`` to stage ``name``'s time and list ``machine`` (default: this
+        process's, ``device.describe_machine``) among those it ran on; written at once."""
         stages, machines = self.state["stages"], self.state["machines"]
         stages[name] = round(seconds + stages.get(name, 0.0), 1)
-        machine = describe_machine(self.device)
+        machine = machine or describe_machine(self.device)
         machines[name] = [*(m for m in machines.get(name, []) if m != machine), machine]
         with staged_outputs() as staging:  # whole or not at all: the next run reads it
             staging.file(self.state_path).write_text(json.dumps(self.state, indent=2) + "\n")

@@ -1,0 +1,133 @@
+"""``reproduce --jobs N``: the study's runs trained side by side, one process each, equal the
+runs trained one at a time; a stop or a failure leaves every started run checkpointed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+from tiny_runs import single_thread  # noqa: F401  (autouse: one thread per test)
+
+from diffusiontools.cli import main
+from diffusiontools.errors import UserError
+from diffusiontools.reproduce.pipeline import reproduce
+from diffusiontools.reproduce.scales import get_scale
+from diffusiontools.reproduce.side_by_side import log_path, train_side_by_side
+from diffusiontools.reproduce.study import Study, study_config
+from diffusiontools.training.checkpoint import load_checkpoint
+from diffusiontools.training.run_folder import RunFolder
+from diffusiontools.training.trainer import train
+
+SMOKE = get_scale("smoke")
+
+
+@pytest.mark.slow
+def test_runs_trained_side_by_side_equal_runs_trained_one_at_a_time(tmp_path):
+    study = Study(tmp_path / "study", SMOKE, torch.device("cpu"), 0)
+    handed = []
+    train_side_by_side(study, ["model1", "custom1"], 2, handed.append)
+    assert sorted(handed) == ["custom1", "model1"]
+    recorded = json.loads((study.out / "reproduce.json").read_text())
+    for name in ("model1", "custom1"):
+        # one thread here and in each process (1 // 2 rounds up to 1): the same sums in the
+        # same order, so the weights agree bit for bit (as tiny_runs' subprocess runs do)
+        alone = tmp_path / f"alone_{name}"
+        train(study_config(name, SMOKE), alone)
+        side = load_checkpoint(RunFolder(study.out / "runs" / name).latest)
+        one = load_checkpoint(RunFolder(alone).latest)
+        for key, value in one["model"].items():
+            assert torch.equal(side["model"][key], value), (name, key)
+        (machine,) = recorded["machines"][f"train {name}"]
+        assert machine.endswith(
+            "1 torch threads; torch " + torch.__version__ + "; 2 trainings side by side"
+        )
+        assert recorded["stages"][f"train {name}"] > 0
+        assert f"train {name}: " in log_path(study.out, name).read_text()
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_named_and_the_others_keep_their_checkpoints(tmp_path):
+    study = Study(tmp_path, SMOKE, torch.device("cpu"), 0)
+    broken = tmp_path / "runs" / "model2"
+    broken.mkdir(parents=True)
+    (broken / "metrics.csv").write_text("epoch\n")  # a run killed before its first checkpoint
+    with pytest.raises(UserError, match="stage 'train model2' failed: .*holds a run's files"):
+        train_side_by_side(study, ["model1", "model2", "custom1"], 2, lambda name: None)
+    assert RunFolder(tmp_path / "runs" / "model1").latest.is_file()
+    assert not (tmp_path / "runs" / "custom1").exists()  # not started after the failure
+    recorded = json.loads((tmp_path / "reproduce.json").read_text())
+    assert "train model2" not in recorded["stages"]
+
+
+STOPPABLE = """
+import dataclasses, sys
+import torch
+from diffusiontools.reproduce.pipeline import reproduce
+from diffusiontools.reproduce.scales import get_scale
+from diffusiontools.training.signals import TrainingStopped
+long = dataclasses.replace(get_scale("smoke"), epochs=400)
+try:
+    reproduce(long, sys.argv[1], torch.device("cpu"), jobs=2)
+except TrainingStopped as stopped:
+    sys.exit(128 + stopped.signum)
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_training_with_a_checkpoint_and_records_its_time(tmp_path):
+    out = tmp_path / "study"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}  # 2 // 2: one thread per training
+    parent = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(STOPPABLE), str(out)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # the event: both trainings have written a checkpoint, so both are in their loops
+    latest = [RunFolder(out / "runs" / name).latest for name in ("model1", "model2")]
+    while not all(path.is_file() for path in latest):
+        assert parent.poll() is None, parent.stderr.read()
+        time.sleep(0.05)  # a poll interval, not a delay the outcome depends on
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait() == 128 + signal.SIGTERM, parent.stderr.read()
+    recorded = json.loads((out / "reproduce.json").read_text())
+    assert set(recorded["stages"]) == {"train model1", "train model2"}
+    for path in latest:
+        assert 1 <= load_checkpoint(path)["epoch"] < 400
+    assert not (out / "runs" / "custom1").exists()
+
+
+def test_jobs_must_be_a_positive_whole_number(tmp_path):
+    for jobs in (0, -1, 1.5, True):
+        with pytest.raises(UserError, match=f"jobs={jobs!r} is how many models train at once"):
+            reproduce(SMOKE, tmp_path, torch.device("cpu"), jobs=jobs)
+    assert not any(tmp_path.iterdir())  # refused before the folder is touched
+
+
+def test_jobs_with_skip_training_is_refused_as_flags(tmp_path, capsys):
+    code = main(
+        [
+            "reproduce",
+            "--scale",
+            "report",
+            "--skip-training",
+            "--jobs",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert (
+        "error: --jobs 2 sets how many models train at once, but --skip-training trains "
+        "none; use --jobs 1" in err
+    )
+    assert not (tmp_path / "o").exists()
