@@ -204,6 +204,18 @@ def test_smoke_reproduction_exports_each_report_model_as_the_package_ships_it(sm
         assert all(torch.equal(v, weights[k]) for k, v in shipped.net.state_dict().items())
 
 
+def test_a_run_killed_before_its_first_checkpoint_is_started_again(tmp_path):
+    from diffusiontools.reproduce.pipeline import train_run
+    from diffusiontools.training.run_folder import RunFolder, read_metrics
+
+    run = RunFolder(tmp_path / "model1")
+    run.path.mkdir()
+    run.metrics.write_text("epoch\n")  # the first row written, the kill before the checkpoint
+    train_run(run.path, "model1", get_scale("smoke"))
+    assert [row["epoch"] for row in read_metrics(run.path)] == [0.0, 1.0]
+    assert run.latest.is_file()
+
+
 def shipping(monkeypatch, models):
     """Make the package ship the models in ``models`` (a reproduction's models/ folder)."""
     monkeypatch.setattr(pretrained, "pretrained_root", lambda: models)

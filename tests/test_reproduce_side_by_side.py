@@ -53,17 +53,19 @@ def test_runs_trained_side_by_side_equal_runs_trained_one_at_a_time(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_run_is_named_and_the_others_keep_their_checkpoints(tmp_path):
+def test_a_failed_run_is_named_alone_and_stops_the_study(tmp_path):
     study = Study(tmp_path, SMOKE, torch.device("cpu"), 0)
-    broken = tmp_path / "runs" / "model2"
-    broken.mkdir(parents=True)
-    (broken / "metrics.csv").write_text("epoch\n")  # a run killed before its first checkpoint
-    with pytest.raises(UserError, match="stage 'train model2' failed: .*holds a run's files"):
+    broken = RunFolder(tmp_path / "runs" / "model2").latest
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError) as failed:
         train_side_by_side(study, ["model1", "model2", "custom1"], 2, lambda name: None)
-    assert RunFolder(tmp_path / "runs" / "model1").latest.is_file()
+    # model1, stopped (or finished) meanwhile, is no failure of its own
+    assert str(failed.value).startswith("reproduce stage 'train model2' failed: checkpoint ")
+    assert "is not a checkpoint" in str(failed.value) and "model1" not in str(failed.value)
     assert not (tmp_path / "runs" / "custom1").exists()  # not started after the failure
-    recorded = json.loads((tmp_path / "reproduce.json").read_text())
-    assert "train model2" not in recorded["stages"]
+    state = tmp_path / "reproduce.json"  # absent where model1 was stopped before it began
+    assert not state.is_file() or "train model2" not in json.loads(state.read_text())["stages"]
 
 
 STOPPABLE = """

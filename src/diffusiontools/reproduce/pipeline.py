@@ -35,7 +35,7 @@ from ..evaluation.comparison import evaluate
 from ..evaluation.sample_sets import file_stem, samples_from_run
 from ..evaluation.settings import EvaluationSettings
 from ..outputs.samples_io import save_samples
-from ..training.run_folder import METRICS_FILE, RunFolder
+from ..training.run_folder import METRICS_FILE, RunFolder, holds_run
 from .scales import REPORT_MODELS, Scale
 from .study import COLD_MODELS, Study, report_model, study_config
 
@@ -55,16 +55,23 @@ def train_all(study: Study, jobs: int = 1) -> None:
 
         train_side_by_side(study, study.run_names(), jobs, lambda name: export(study, name))
         return
+    for run_name in study.run_names():
+        with study.stage(f"train {run_name}"):
+            train_run(study.run_dir(run_name), run_name, study.scale)
+        export(study, run_name)
+
+
+def train_run(run_dir: Path, run_name: str, scale: Scale) -> None:
+    """Train the study's run ``run_name`` into ``run_dir``: resumed from its checkpoint, or
+    started (again) where it has none. The folder is the study's own, so the files of a run
+    killed before its first checkpoint are replaced, as ``overwrite`` does."""
     from ..evaluation.quality_probe import quality_probe
     from ..training.trainer import train
 
-    for run_name in study.run_names():
-        run_dir = study.run_dir(run_name)
-        with study.stage(f"train {run_name}"):
-            resume = RunFolder(run_dir).latest.is_file()
-            config = study_config(run_name, study.scale)
-            train(config, run_dir, resume=resume, probe=quality_probe(config))
-        export(study, run_name)
+    resume = RunFolder(run_dir).latest.is_file()
+    config = study_config(run_name, scale)
+    overwrite = not resume and holds_run(run_dir)
+    train(config, run_dir, resume=resume, overwrite=overwrite, probe=quality_probe(config))
 
 
 def export(study: Study, run_name: str) -> None:

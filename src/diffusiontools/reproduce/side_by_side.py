@@ -80,8 +80,7 @@ def train_side_by_side(
             for name in [n for n, (p, _, _) in running.items() if p.sentinel in finished]:
                 process, receive, started = running.pop(name)
                 process.join()
-                outcome, detail = receive.recv() if receive.poll() else ("died", None)
-                receive.close()
+                outcome, detail = _outcome(receive)
                 stage = f"train {name}"
                 if outcome in ("done", "stopped"):
                     seconds = time.perf_counter() - started
@@ -92,13 +91,13 @@ def train_side_by_side(
                         on_trained(name)
                 elif outcome == "failed":
                     failures.append(f"reproduce stage '{stage}' failed: {detail}")
-                elif outcome == "died" and not stop.signum:
+                elif outcome == "died" and not stop.requested:
                     failures.append(
                         f"reproduce stage '{stage}' failed: its process ended with exit code "
                         f"{process.exitcode} before saying why (see {log_path(study.out, name)}); "
                         "its last checkpoint is kept, re-run to resume"
                     )
-                if failures and not stop.signum:
+                if failures and not stop.requested:
                     stop.stop_all()
     if failures:
         raise UserError("; ".join(failures))
@@ -108,14 +107,27 @@ def train_side_by_side(
         )
 
 
+def _outcome(receive) -> tuple[str, str | None]:
+    """What an ended training process sent, or ("died", None) where it ended before sending."""
+    try:
+        return receive.recv() if receive.poll() else ("died", None)
+    except EOFError:  # closed without a word: killed before its training began
+        return ("died", None)
+    finally:
+        receive.close()
+
+
 class _Stop:
-    """The parent's stop request: the signal it received (or None), and the stop of every
-    running training by SIGTERM, which each turns into a checkpoint and an exit."""
+    """The parent's stop request: the signal it received (or None), whether it stopped the
+    trainings (``requested``: a process that ends without a word then ended by that stop), and
+    the stop of every running training by SIGTERM, which each turns into a checkpoint and an
+    exit (one still starting, before its training began, simply ends)."""
 
     def __init__(self, running: dict):
-        self.running, self.signum = running, None
+        self.running, self.signum, self.requested = running, None, False
 
     def stop_all(self) -> None:
+        self.requested = True
         for process, _, _ in self.running.values():
             process.terminate()  # SIGTERM: the training's StopRequest checkpoints and stops
 
@@ -148,14 +160,11 @@ def _train_one(
     out: Path, scale_name: str, seed: int, device: str, run_name: str, threads: int, connection
 ) -> None:
     """A training process's work: train ``run_name`` of the study in ``out`` as the study run
-    one at a time does, its output appended to its log; send ("done", machine), ("stopped",
-    machine) or ("failed", reason) to the parent."""
+    one at a time does (``pipeline.train_run``), its output appended to its log; send ("done",
+    machine), ("stopped", machine) or ("failed", reason) to the parent."""
     from ..device import describe_machine
-    from ..evaluation.quality_probe import quality_probe
-    from ..training.run_folder import RunFolder
-    from ..training.trainer import train
+    from .pipeline import train_run
     from .scales import get_scale
-    from .study import study_config
 
     path = log_path(out, run_name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,11 +178,8 @@ def _train_one(
     torch.set_num_threads(threads)
     machine = describe_machine(torch.device(device))
     library_log.info(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} train {run_name}: {machine}")
-    run_dir = Path(out) / "runs" / run_name
     try:
-        config = study_config(run_name, get_scale(scale_name))
-        resume = RunFolder(run_dir).latest.is_file()
-        train(config, run_dir, resume=resume, probe=quality_probe(config))
+        train_run(Path(out) / "runs" / run_name, run_name, get_scale(scale_name))
     except TrainingStopped:
         connection.send(("stopped", machine))
     except DiffusionToolsError as exc:
