@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from . import bench_networks, bench_pixel_swap, bench_sampling, bench_training
+from . import bench_networks, bench_pixel_swap, bench_sampling, bench_side_by_side, bench_training
 
 
 def main() -> None:
@@ -19,6 +19,7 @@ def main() -> None:
     bench_training.main([])
     bench_networks.main([])
     bench_sampling.main([])
+    bench_side_by_side.main([])
     if "--time-to-quality" in sys.argv:
         from . import bench_time_to_quality
 
