@@ -73,11 +73,12 @@ def test_importing_loads_no_torch_and_lists_every_public_name(tmp_path):
         import diffusiontools as dt
         print("torch" in sys.modules)
         print(all(callable(getattr(dt, name)) for name in dt.__all__))
+        print(dir(dt) == sorted([*dt.__all__, "__version__"]))  # no annotations, importlib
         """,
         tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["False", "True"]
+    assert done.stdout.split() == ["False", "True", "True"]
 
 
 @pytest.mark.parametrize(

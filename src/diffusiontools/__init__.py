@@ -1,4 +1,5 @@
-"""diffusiontools: train, sample and evaluate Gaussian and cold diffusion models on MNIST.
+"""diffusiontools: train, sample and evaluate Gaussian and cold diffusion models on small images
+(MNIST, Fashion-MNIST, CIFAR-10, folders of your own).
 
 In a notebook::
 
@@ -16,7 +17,7 @@ command line's ``--help``) stays fast and loads torch only when a call needs it.
 
 from __future__ import annotations
 
-import importlib
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
@@ -42,10 +43,11 @@ __all__ = sorted(_PUBLIC)
 def __getattr__(name: str):
     if name not in _PUBLIC:
         raise AttributeError(f"module 'diffusiontools' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    value = getattr(_importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
     globals()[name] = value  # once imported, a plain attribute
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+    """The public names (what tab completion offers), not the module's own machinery."""
+    return sorted([*_PUBLIC, "__version__"])
