@@ -410,7 +410,7 @@ def test_t_range_full_is_refused_for_a_gaussian_process():
     assert str(refused.value) == (
         "diffusion.t_range=full applies to cold processes (diffusion.kind = cold) only; the "
         "Gaussian process, which draws t from 1..T-1, would ignore it: remove it, "
-        "or unset it with an empty override: --set diffusion.t_range="
+        "or unset it with an empty override: {'diffusion.t_range': ''}"
     )
 
 

@@ -231,24 +231,24 @@ def test_the_factories_refuse_a_name_they_do_not_build():
             ["diffusion.loss=l1"],  # quickstart: Gaussian, whose loss is always the MSE
             "diffusion.loss=l1 applies to cold processes (diffusion.kind = cold) only; the "
             "Gaussian process, whose loss is the MSE, would ignore it: remove it, "
-            "or unset it with an empty override: --set diffusion.loss=",
+            "or unset it with an empty override: {'diffusion.loss': ''}",
         ),
         (
             ["diffusion.t_per=batch"],
             "diffusion.t_per=batch applies to cold processes (diffusion.kind = cold) only; the "
             "Gaussian process would ignore it: remove it, "
-            "or unset it with an empty override: --set diffusion.t_per=",
+            "or unset it with an empty override: {'diffusion.t_per': ''}",
         ),
         (
             ["model.n_hidden=8,8"],  # quickstart's network is the UNet
             "model.n_hidden=8, 8 applies to the cnn (model.network = cnn) only; a UNet would "
-            "ignore it: remove it, or unset it with an empty override: --set model.n_hidden=",
+            "ignore it: remove it, or unset it with an empty override: {'model.n_hidden': ''}",
         ),
         (
             ["diffusion.schedule=cosine", "diffusion.beta1=1e-3"],
             "diffusion.beta1=0.001 applies to the linear schedule (diffusion.kind = gaussian, "
             "diffusion.schedule = linear) only; a cold process or the cosine schedule would "
-            "ignore it: remove it, or unset it with an empty override: --set diffusion.beta1=",
+            "ignore it: remove it, or unset it with an empty override: {'diffusion.beta1': ''}",
         ),
     ],
 )
@@ -268,21 +268,21 @@ def test_a_key_of_another_network_or_process_is_refused_when_written(overrides, 
             "0.02",
             "diffusion.beta2=0.02 applies to the linear schedule (diffusion.kind = gaussian, "
             "diffusion.schedule = linear) only; a cold process or the cosine schedule would "
-            "ignore it: remove it, or unset it with an empty override: --set diffusion.beta2=",
+            "ignore it: remove it, or unset it with an empty override: {'diffusion.beta2': ''}",
         ),
         (
             "prediction",
             "x0",
             "diffusion.prediction=x0 applies to Gaussian processes (diffusion.kind = gaussian) "
             "only; a cold process, whose network predicts x0, would ignore it: remove it, "
-            "or unset it with an empty override: --set diffusion.prediction=",
+            "or unset it with an empty override: {'diffusion.prediction': ''}",
         ),
         (
             "schedule",
             "linear",
             "diffusion.schedule=linear applies to Gaussian processes (diffusion.kind = gaussian) "
             "only; a cold process, whose levels run from level_min to level_max, would ignore "
-            "it: remove it, or unset it with an empty override: --set diffusion.schedule=",
+            "it: remove it, or unset it with an empty override: {'diffusion.schedule': ''}",
         ),
     ],
 )

@@ -13,7 +13,7 @@ from diffusiontools.training.run_config import load_config, to_ini
 
 SOURCE_REFUSED = (
     "data.source=mnist applies to MNIST (data.dataset = mnist) only; another data set would "
-    "ignore it: remove it, or unset it with an empty override: --set data.source="
+    "ignore it: remove it, or unset it with an empty override: {'data.source': ''}"
 )
 
 
@@ -83,7 +83,8 @@ def test_the_command_line_names_and_takes_the_unset(tmp_path, capsys):
     out = str(tmp_path / "run")
     argv = ["train", "custom1", "--out", out, "--set", "data.dataset=digits8"]
     assert cli.main(argv) == 2
-    assert capsys.readouterr().err == f"error: {SOURCE_REFUSED}\n"
+    cli_words = SOURCE_REFUSED.replace("{'data.source': ''}", "--set data.source=")
+    assert capsys.readouterr().err == f"error: {cli_words}\n"  # the flag that unsets it
     short = ["training.max_steps=1", "training.epochs=1", "training.device=cpu"]
     assert (
         cli.main([*argv, "--set", "data.source=", *(x for o in short for x in ("--set", o))]) == 0

@@ -178,7 +178,7 @@ def test_a_resume_refuses_other_values_other_data_and_an_old_ini_for_a_new_run(t
     assert cli.main([*resume, "--set", "sampling.eta=0.3"]) == 2
     assert capsys.readouterr().err == (
         "error: sampling.eta=0.3 applies to the ddim sampler only; the ancestral sampler would "
-        "ignore it: remove it\n"
+        "ignore it: remove it, or unset it with an empty override: --set sampling.eta=\n"
     )
     assert cli.main(["train", ini, "--out", str(tmp_path / "new")]) == 2
     assert capsys.readouterr().err == (  # the first key of the table it writes unused

@@ -64,7 +64,7 @@ GAUSSIAN_ONLY = "applies to Gaussian processes (diffusion.kind = gaussian) only"
 
 def unused(key_value: str, only: str) -> str:
     key = key_value.partition("=")[0]
-    return f"{key_value} {only}: remove it, or unset it with an empty override: --set {key}="
+    return f"{key_value} {only}: remove it, or unset it with an empty override: {{'{key}': ''}}"
 
 
 @pytest.mark.parametrize(
@@ -94,14 +94,14 @@ def unused(key_value: str, only: str) -> str:
         (
             ("diffusion.kind=cold", "diffusion.loss_weighting=min_snr"),
             f"diffusion.loss_weighting=min_snr {GAUSSIAN_ONLY}; a cold process would ignore it: "
-            "remove it, or unset it with an empty override: --set diffusion.loss_weighting=",
+            "remove it, or unset it with an empty override: {'diffusion.loss_weighting': ''}",
         ),
         (("diffusion.t_lognormal_std=2",), unused("diffusion.t_lognormal_std=2.0", LOGNORMAL_ONLY)),
         (
             ("diffusion.kind=cold", "diffusion.t_sampling=lognormal"),
             f"diffusion.t_sampling=lognormal {GAUSSIAN_ONLY}; a cold process, which chooses its "
             "training levels with diffusion.t_range, would ignore it: remove it, "
-            "or unset it with an empty override: --set diffusion.t_sampling=",
+            "or unset it with an empty override: {'diffusion.t_sampling': ''}",
         ),
         # Written at its default value, the key is refused all the same: it was given, and it
         # would not take effect (before: accepted in silence, while another value was refused).
@@ -120,19 +120,19 @@ def unused(key_value: str, only: str) -> str:
         (
             ("diffusion.kind=cold", "diffusion.loss_weighting=none"),
             f"diffusion.loss_weighting=none {GAUSSIAN_ONLY}; a cold process would ignore it: "
-            "remove it, or unset it with an empty override: --set diffusion.loss_weighting=",
+            "remove it, or unset it with an empty override: {'diffusion.loss_weighting': ''}",
         ),
         (
             ("diffusion.kind=cold", "diffusion.t_sampling=uniform"),
             f"diffusion.t_sampling=uniform {GAUSSIAN_ONLY}; a cold process, which chooses its "
             "training levels with diffusion.t_range, would ignore it: remove it, "
-            "or unset it with an empty override: --set diffusion.t_sampling=",
+            "or unset it with an empty override: {'diffusion.t_sampling': ''}",
         ),
         (
             ("diffusion.t_range=notebook",),
             "diffusion.t_range=notebook applies to cold processes (diffusion.kind = cold) only; "
             "the Gaussian process, which draws t from 1..T-1, would ignore it: remove it, "
-            "or unset it with an empty override: --set diffusion.t_range=",
+            "or unset it with an empty override: {'diffusion.t_range': ''}",
         ),
     ],
 )

@@ -287,8 +287,7 @@ class Config:
         """
         d, m = self.diffusion, self.model
         for key, (scope, ignored_by) in unused_keys(self).items():
-            fix = f"remove it, or unset it with an empty override: --set {key}="
-            refuse_unused(key, value_of(self, key), scope, ignored_by, key in written, fix)
+            refuse_unused(key, value_of(self, key), scope, ignored_by, key in written)
         if d.kind == "cold" and m.num_classes:
             raise UserError("model.num_classes > 0 (guidance) works only with kind = gaussian")
         if self.training.log == "tensorboard":  # refused here, before any run folder changes
@@ -419,16 +418,19 @@ def refuse_unused(
     scope: str,
     ignored_by: str,
     written: bool,
-    fix: str = "remove it",
 ) -> None:
     """Refuse ``key`` = ``value``, which cannot take effect (it applies to ``scope`` only and
     ``ignored_by`` would ignore it), where it was ``written`` (in the INI, by an override, given
-    as an option), whatever its value, saying ``fix``; in a config built in code, where it is
-    not its default."""
+    as an option), whatever its value, saying how to remove it (an empty override unsets a key
+    the INI wrote: ``{'data.source': ''}``, which the CLI names ``--set data.source=``); in a
+    config built in code, where it is not its default."""
     default = default_of(key)
     if written or value != default:
-        if not written:
-            fix = f"leave it at {ini_value(default)}"
+        fix = (
+            f"remove it, or unset it with an empty override: {{'{key}': ''}}"
+            if written
+            else f"leave it at {ini_value(default)}"
+        )
         raise UserError(
             f"{key}={ini_value(value)} applies to {scope} only; {ignored_by} would ignore it: {fix}"
         )

@@ -32,7 +32,8 @@ COMMANDS = [train, sample, export, classifier, reconstruct, degrade, evaluate, p
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="diffusiontools",
-        description="Train, sample and evaluate Gaussian and cold diffusion models on small images.",
+        description="Train, sample and evaluate Gaussian and cold diffusion models on small "
+        "images.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

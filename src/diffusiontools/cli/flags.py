@@ -45,10 +45,12 @@ FALSE_FLAGS = {"ema": "--no-ema"}  # a boolean argument whose False has a flag o
 
 def as_flags(message: str) -> str:
     """A library message with its argument names (``steps=5``, ``resume=True``, ``ema=False``)
-    as the flags a command-line user typed (``--steps 5``, ``--resume``, ``--no-ema``); config
+    as the flags a command-line user typed (``--steps 5``, ``--resume``, ``--no-ema``), an
+    unsetting override (``{'data.source': ''}``) as ``--set data.source=``; config
     keys (``sampling.steps=``) stay as they are (see :func:`keys_as_flags`)."""
     for name, flag in FALSE_FLAGS.items():
         message = re.sub(rf"(?<![\w.\-]){name}=False\b", flag, message)
+    message = re.sub(r"\{'([\w.]+)': ''\}", r"--set \1=", message)  # an unset override
     for name, flag in ARGUMENT_FLAGS.items():
         message = re.sub(rf"(?<![\w.\-]){name}=True\b", flag, message)
         message = re.sub(rf"(?<![\w.\-]){name}=", f"{flag} ", message)
