@@ -558,6 +558,44 @@ def test_degrade_cli_refuses_bad_levels(tmp_path, capsys):
     )
 
 
+@pytest.mark.parametrize(
+    "levels, message",
+    [
+        (
+            "0.5,2",
+            "--levels 0.5,2.0 are not levels of pixelate: give 1.0 <= MIN < MAX (at most the "
+            "images' side)",
+        ),
+        (
+            "1,40",
+            "MAX of --levels = 40 exceeds 8, the most pixelate takes on the 8x8 images of "
+            "data.dataset = digits8: use at most 8",
+        ),
+    ],
+)
+def test_degrade_cli_names_the_levels_flag_and_the_side(tmp_path, capsys, levels, message):
+    argv = ["degrade", "--config", str(digits8_pixelate(tmp_path)), "--degradation", "pixelate"]
+    assert cli.main([*argv, "--levels", levels, "--out", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_degrade_cli_takes_another_degradations_own_levels_over_the_configs(tmp_path, capsys):
+    # the config's pixelate levels (1, 8) are no pixel-swap levels (at most 1): its own apply
+    argv = ["degrade", "--config", str(digits8_pixelate(tmp_path)), "--degradation", "pixel_swap"]
+    assert cli.main([*argv, "--out", str(tmp_path / "x.png")]) == 0
+    assert_png(tmp_path / "x.png")
+
+
+def digits8_pixelate(tmp_path: Path) -> Path:
+    """A cold config on the 8x8 digits (bundled, offline) with pixelate levels written."""
+    ini = tmp_path / "pixelate.ini"
+    ini.write_text(
+        "[data]\ndataset = digits8\n\n[diffusion]\nkind = cold\ndegradation = pixelate\n"
+        "level_min = 1\nlevel_max = 8\nT = 10\n"
+    )
+    return ini
+
+
 def assert_png(path: Path) -> None:
     with Image.open(path) as image:
         image.load()

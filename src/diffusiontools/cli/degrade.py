@@ -28,7 +28,8 @@ def add_parser(subparsers) -> None:
         "--levels",
         type=_levels,
         metavar="MIN,MAX",
-        help="levels at t = 0 and t = T (default: --config's, else the degradation's)",
+        help="levels at t = 0 and t = T (default: --config's where it has this degradation, "
+        "else the degradation's own)",
     )
     p.add_argument("--T", type=int, help="number of steps (default: --config's, else 100)")
     p.add_argument("--config", type=Path, help="take degradation, levels, T and data from this INI")
@@ -45,19 +46,22 @@ def add_parser(subparsers) -> None:
 
 def _as_flags(message: str, args: argparse.Namespace) -> str:
     """A config error in the flags given: ``diffusion.T=0`` -> ``--T 0``, the two levels ->
-    ``--levels MIN,MAX``."""
+    ``--levels MIN,MAX``, the upper one alone -> ``MAX of --levels``."""
     if args.levels is not None:
         message = re.sub(
             r"diffusion\.level_min=(\S+), diffusion\.level_max=(\S+) are",
             r"--levels \1,\2 are",
             message,
-        ).replace("level_min < level_max", "MIN < MAX")
+        )
+        message = message.replace("diffusion.level_max = ", "MAX of --levels = ")
+        message = message.replace("level_min < level_max", "MIN < MAX")
     flags = {"diffusion.T": "--T", "diffusion.degradation": "--degradation"}
     given = {key: flag for key, flag in flags.items() if getattr(args, flag[2:]) is not None}
     return keys_as_flags(message, given)
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..config import read_config
     from ..outputs.degradation_figure import degradation_figure
     from ..outputs.safe_writes import check_output_file, refuse_existing
     from ..training.run_config import load_config
@@ -75,6 +79,9 @@ def run(args: argparse.Namespace) -> None:
     if args.T is not None or args.config is None:
         overrides.append(f"diffusion.T={100 if args.T is None else args.T}")
     try:
+        if args.config is not None and args.degradation is not None and args.levels is None:
+            if read_config(args.config)[0].diffusion.degradation != args.degradation:
+                overrides += ["diffusion.level_min=", "diffusion.level_max="]  # another's levels
         config = load_config(args.config, overrides)
     except UserError as exc:  # name the flags typed, not the config keys they set
         raise UserError(_as_flags(str(exc), args)) from None

@@ -58,18 +58,21 @@ class Degradation(Protocol):
 
 
 def check_level_range(
-    name: str, level_min: float, level_max: float, low: float, high: float
+    name: str, level_min: float, level_max: float, low: float, high: float, bound: str = ""
 ) -> None:
-    """Raise UserError unless low <= level_min < level_max <= high (NaN is refused too)."""
+    """Raise UserError unless low <= level_min < level_max <= high (NaN is refused too).
+    ``bound``: for ``high = inf``, what bounds level_max instead (the images' size, which
+    ``max_level`` checks where the data are known), named in the sentence."""
     ok = (
         math.isfinite(level_min)
         and math.isfinite(level_max)
         and low <= level_min < level_max <= high
     )
     if not ok:
+        allowed = f"level_max <= {high}" if math.isfinite(high) else f"level_max ({bound})"
         raise UserError(
             f"diffusion.level_min={level_min}, diffusion.level_max={level_max} are not levels "
-            f"of {name}: give {low} <= level_min < level_max <= {high}"
+            f"of {name}: give {low} <= level_min < {allowed}"
         )
 
 

@@ -59,7 +59,9 @@ class Pixelate:
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Blocks start at 1 px (identity); their largest is the image's side (``max_level``)."""
-        check_level_range(self.name, level_min, level_max, 1.0, math.inf)
+        check_level_range(
+            self.name, level_min, level_max, 1.0, math.inf, "at most the images' side"
+        )
 
     def max_level(self, side: int) -> float:
         """A block of the whole side turns the image into its mean: the most there is."""

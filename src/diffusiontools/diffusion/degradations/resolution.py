@@ -40,7 +40,9 @@ class Resolution:
 
     def check_levels(self, level_min: float, level_max: float) -> None:
         """Any count of halvings from 0 (identity); the side bounds it (``max_level``)."""
-        check_level_range(self.name, level_min, level_max, 0.0, math.inf)
+        check_level_range(
+            self.name, level_min, level_max, 0.0, math.inf, "at most log2 of the images' side"
+        )
 
     def max_level(self, side: int) -> float:
         """Halvings while at least 1 px is left: floor(log2(side)) (28 px: 4, 28 // 16 = 1)."""
