@@ -34,7 +34,7 @@ def images_nchw(channels: int = 3) -> np.ndarray:
 def test_npz_layouts_become_nchw(tmp_path, layout, array, shape):
     np.savez(tmp_path / "x.npz", images=array, labels=np.arange(N) % 3)
     data = load_dataset("npz", path=tmp_path / "x.npz")
-    assert data.spec.shape == shape and data.spec.class_names == ("0", "1", "2")
+    assert data.spec.shape == shape and data.spec.class_names == ("class 0", "class 1", "class 2")
     assert data.provenance.details["layout"] == layout
     transposed = [f"{N} images transposed from (N, H, W, C) to (N, C, H, W)"]
     assert list(data.provenance.conversions) == (transposed if "C)" in layout else [])
@@ -147,3 +147,11 @@ def test_held_out_split_is_seeded_disjoint_and_never_empty():
         held_out(1, 0.1, 0, "x")
     with pytest.raises(UserError, match="test_fraction=1.0 is invalid; use a value in"):
         held_out(10, 1.0, 0, "x")
+
+
+def test_classes_given_by_number_do_not_pass_for_digits():
+    from diffusiontools.data.dataset import are_digits, digit_names, unnamed_classes
+
+    assert digit_names(3) == ("0", "1", "2") and are_digits(digit_names(10))
+    assert unnamed_classes(2) == ("class 0", "class 1") and not are_digits(unnamed_classes(2))
+    assert not are_digits(()) and not are_digits(("1", "2"))  # none, or not from 0

@@ -231,7 +231,7 @@ def test_an_rgb_16x16_labelled_set_is_evaluated_end_to_end(tmp_path, monkeypatch
     metrics = evaluate_sets([("blobs", images)], out, settings, npz_data=data)
     run = metrics["runs"]["blobs"]
     assert len(run["class_histogram"]) == 3 and sum(run["class_histogram"]) == 30
-    assert metrics["settings"]["data"]["spec"]["class_names"] == ["0", "1", "2"]
+    assert metrics["settings"]["data"]["spec"]["class_names"] == ["class 0", "class 1", "class 2"]
     assert 0.0 <= run["metrics"]["class_entropy"]["value"] <= np.log(3)
     # Images of the training split lie at distance 0 from it; test images do not.
     assert run["metrics"]["memorisation_median_distance"]["value"] == 0.0

@@ -52,7 +52,7 @@ def test_the_classifier_of_arrays_is_stored_under_their_fingerprint(arrays_run, 
     fingerprint = dt.load(arrays_run).data["dataset"]["fingerprint"]
     assert record["dataset"] == "memory"
     assert record["fingerprint"] == fingerprint
-    assert record["spec"]["class_names"] == ["0", "1", "2"]
+    assert record["spec"]["class_names"] == ["class 0", "class 1", "class 2"]
     assert record["n_test"] == 16 and record["epochs"] == 1
 
 
@@ -71,7 +71,7 @@ def test_a_run_on_arrays_is_evaluated_against_the_same_arrays(
     data = metrics["settings"]["data"]
     assert data["source"] == "memory"
     assert (data["n_train"], data["n_test"]) == (48, 16)
-    assert data["spec"]["class_names"] == ["0", "1", "2"]
+    assert data["spec"]["class_names"] == ["class 0", "class 1", "class 2"]
     assert data["settings"]["dataset"] == "memory"
     assert data["settings"]["test_fraction"] == SPLIT
     run = metrics["runs"]["mine"]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .arrays import split_dataset
-from .dataset import ImageDataset, Provenance
+from .dataset import ImageDataset, Provenance, digit_names
 from .embedded import embedded_mnist
 from .idx_family import member_spec
 
@@ -55,7 +55,7 @@ def load_digits8(test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
     return split_dataset(
         images,
         digits.target.astype(np.int64),
-        tuple(str(digit) for digit in range(len(digits.target_names))),
+        digit_names(len(digits.target_names)),
         test_fraction,
         seed,
         "scikit-learn's digits",

@@ -18,6 +18,23 @@ from ..errors import UserError
 CHANNELS = (1, 3)  # grayscale or RGB: what the networks, figures and image files handle
 
 
+def digit_names(count: int) -> tuple[str, ...]:
+    """The names of digit classes: "0".."count-1" (MNIST's, the 8x8 digits')."""
+    return tuple(str(k) for k in range(count))
+
+
+def are_digits(class_names) -> bool:
+    """Whether ``class_names`` name digits ("0".."K-1"): ``digit=`` takes them, and tables
+    say "digits 0-9"."""
+    return bool(class_names) and tuple(class_names) == digit_names(len(class_names))
+
+
+def unnamed_classes(count: int) -> tuple[str, ...]:
+    """Names for classes given by number only (arrays, NPZ files): "class 0".."class count-1",
+    which do not pass for digits."""
+    return tuple(f"class {k}" for k in range(count))
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """The shape and classes of a data set's images.

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .dataset import DatasetSpec, ImageDataset, Provenance
+from .dataset import DatasetSpec, ImageDataset, Provenance, digit_names
 from .download import MIRRORS, MNIST_MD5, DownloadError, download_all, file_checksums
 from .idx import read_idx
 from .locate import cache_dir, download_refusal, not_found, search_folders
@@ -61,7 +61,7 @@ MNIST_SHA256 = {
 # (https://github.com/pytorch/vision/blob/main/torchvision/datasets/mnist.py); MNIST's are kept
 # in download.py, where download_mnist reads them too.
 FAMILY = {
-    "mnist": Member("MNIST", MNIST_MD5, MIRRORS, tuple("0123456789"), MNIST_SHA256),
+    "mnist": Member("MNIST", MNIST_MD5, MIRRORS, digit_names(10), MNIST_SHA256),
     "fashion_mnist": Member(
         "Fashion-MNIST",
         {

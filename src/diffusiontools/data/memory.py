@@ -16,7 +16,7 @@ import torch
 
 from ..errors import UserError
 from .arrays import class_labels, split_dataset, to_nchw
-from .dataset import ImageDataset
+from .dataset import ImageDataset, unnamed_classes
 
 # The share of the arrays held out as the test split when no data.test_fraction is given.
 TEST_FRACTION = 0.1
@@ -34,9 +34,11 @@ def load_memory(
     integer ``labels`` (N,) as an ``ImageDataset`` with a held-out test split of ``test_fraction``
     (in (0, 1)) under ``seed`` (``arrays.held_out``).
 
-    The classes are ``class_names`` when given, else "0".."K-1" with K ``num_classes`` or the
-    largest label + 1. Raises ``UserError`` naming ``images`` or ``labels`` when one is of the
-    wrong type, dtype or shape, or a label is out of range.
+    The classes are ``class_names`` when given, else "class 0".."class K-1" with K
+    ``num_classes`` or the largest label + 1 (not "0".."K-1", which name digits: give those
+    as ``class_names`` where the classes are digits, so that ``digit=`` takes them). Raises
+    ``UserError`` naming ``images`` or ``labels`` when one is of the wrong type, dtype or
+    shape, or a label is out of range.
     """
     arrays = {"images": _numpy(images, "images")}
     if labels is not None:
@@ -48,7 +50,7 @@ def load_memory(
     labels_int64, count = None, 0
     if labels is not None:
         labels_int64, count = class_labels(arrays["labels"], len(nchw), "labels", num_classes)
-    names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(count))
+    names = tuple(class_names) if class_names is not None else unnamed_classes(count)
     return split_dataset(
         nchw,
         labels_int64,

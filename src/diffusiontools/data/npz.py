@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import UserError
 from .arrays import class_labels, split_dataset, to_nchw
-from .dataset import ImageDataset
+from .dataset import ImageDataset, unnamed_classes
 from .download import file_checksums
 
 KEYS = ("images", "labels")
@@ -27,7 +27,7 @@ def load_npz(
     test_fraction: float = 0.1,
     seed: int = 0,
 ) -> ImageDataset:
-    """Load the images (and labels) of ``path``; classes are named "0", "1", ....
+    """Load the images (and labels) of ``path``; classes are named "class 0", "class 1", ...
 
     ``num_classes`` defaults to the largest label + 1. Raises ``UserError`` naming the file and
     key for a missing file, an unreadable archive, an unknown or missing key, a wrong dtype or
@@ -68,7 +68,7 @@ def load_npz(
     return split_dataset(
         images,
         labels,
-        tuple(str(c) for c in range(count)),
+        unnamed_classes(count),
         test_fraction,
         seed,
         str(path),

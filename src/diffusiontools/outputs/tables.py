@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 import math
 
+from ..data.dataset import are_digits, unnamed_classes
+
 WEAK_CLASSIFIER = 0.9  # test accuracy below which the classifier's metrics are called weak
 
 # (key in metrics.json, row name shown, digits after the point)
@@ -106,8 +108,10 @@ def histogram_classes(names: list[str]) -> str:
     "no classes" for unlabelled data."""
     if not names:
         return "no classes"
-    if names == [str(k) for k in range(len(names))]:
+    if are_digits(names):
         return f"digits 0-{len(names) - 1}" if len(names) <= 10 else f"classes 0..{len(names) - 1}"
+    if tuple(names) == unnamed_classes(len(names)):
+        return f"classes 0..{len(names) - 1}"
     return ", ".join(names)
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..config import SWITCHED, Config
 from ..data import ImageDataset, data_record, load_data, recorded_shape
+from ..data.dataset import are_digits
 from ..device import resolve_device
 from ..diffusion import make_process
 from ..errors import UserError
@@ -175,7 +176,7 @@ class TrainedModel:
         """
         name, label = class_label(label, digit)
         classes = self.dataset()["class_names"]  # digit= names a digit: refused on other classes
-        if name == "digit" and classes and classes != [str(k) for k in range(len(classes))]:
+        if name == "digit" and classes and not are_digits(classes):
             raise UserError(
                 f"digit={label} names a digit; data.dataset = {self.config.data.dataset}'s "
                 f"classes are {', '.join(classes)}: use label={label}"
