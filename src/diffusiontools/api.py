@@ -47,8 +47,9 @@ def train(
     (N, H, W), (N, H, W, C) or (N, C, H, W) with C 1 or 3 (float images in [0, 1]: convert them
     with ``np.clip(np.round(x * 255), 0, 255).astype(np.uint8)``, or for a tensor
     ``(x * 255).round().clamp(0, 255).to(torch.uint8)``); labels integer (N,), classes 0..max
-    label (an ``ImageDataset`` from
-    ``diffusiontools.data.load_dataset("memory", images=, labels=, class_names=)`` names them);
+    label, named "class 0", "class 1", ... (an ``ImageDataset`` from
+    ``diffusiontools.data.load_dataset("memory", images=, labels=, class_names=)`` names them;
+    names "0".."9" make them digits, which ``digit=`` takes);
     ``data.test_fraction`` of the images (0.1 when None) are held out as the test split (seed 0),
     while an ``ImageDataset`` keeps its own split (``data.test_fraction`` is then refused). The
     run records ``data.dataset = memory`` and the data's fingerprint (of the images and int64
