@@ -1,4 +1,5 @@
-"""What the classifier says about a set of samples: which classes, how evenly, how clearly.
+"""What the classifier says about a set of samples: which classes, how evenly, how clearly, and
+whether as the classes they were asked to be.
 
 All functions take class probabilities (N, K), rows summing to 1 (``classifier_features``), K the
 data set's number of classes (10 for MNIST).
@@ -33,3 +34,11 @@ def recognisable_fraction(
 ) -> float:
     """Fraction of samples whose largest class probability is >= ``threshold``."""
     return float((np.max(probabilities, axis=1) >= threshold).mean())
+
+
+def read_as_asked(probabilities: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """Per sample, whether the predicted (argmax) class is the one it was asked to be: bool (N,)
+    from probabilities (N, K) and asked classes (N,) int in 0..K-1. Its mean is the fraction
+    of samples read as the class asked for (of real images asked as their labels: the
+    classifier's accuracy)."""
+    return np.argmax(probabilities, axis=1) == np.asarray(asked)

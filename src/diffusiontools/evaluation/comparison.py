@@ -163,7 +163,9 @@ def evaluate_sets(
         if data.dataset.test_labels is not None:  # an unlabelled data set has no colours
             labels = data.dataset.test_labels[: settings.tsne_reference].numpy()
             save_tsne_by_label(joint.test, labels, work / "tsne_test_labels.png", spec.class_names)
-        values = reference_values(test_images, test_probabilities)
+        test_labels = data.dataset.test_labels  # None: unlabelled data
+        k_labels = None if test_labels is None else test_labels[: settings.test_reference].numpy()
+        values = reference_values(test_images, test_probabilities, k_labels)
         results = write_metrics(work, settings, data, joint, runs, values)
         stages.update()
     return results

@@ -27,8 +27,8 @@ PAIRS_SHOWN = 8  # closest sample / training-image pairs drawn
 INTERVALS_NOTE = (
     "95%; set-level metrics (total variance, Fréchet distance, KID, precision, recall, class "
     "entropy): value ± 1.96 sd with sd from n_boot_set subsets of N/2 distinct samples "
-    "(half-sampling); per-sample means and medians (confidence, recognisable fraction, "
-    "memorisation): percentile bootstrap with n_boot resamples; KLs: none"
+    "(half-sampling); per-sample means and medians (confidence, recognisable fraction, read as "
+    "the class asked for, memorisation): percentile bootstrap with n_boot resamples; KLs: none"
 )
 EVALUATION_FILES = ("metrics.json", "metrics.md", "tsne_test_labels.png")
 SET_FILES = ("samples_{}.png", "tsne_{}.png", "class_histogram_{}.png", "memorisation_{}.png")
@@ -107,12 +107,14 @@ def save_set_figures(
 
 def run_record(measured: MeasuredSet, metrics: dict[str, dict]) -> dict:
     """One set's entry under metrics.json's ``runs`` (``class_histogram`` None: unlabelled
-    data)."""
-    p = measured.probabilities
+    data); ``omitted``: the metrics of a labelled data set left out of this set's, and why
+    (``read_as_asked``, where its asked classes are unknown)."""
+    p, unasked = measured.probabilities, measured.samples.unasked
     return {
         "n_samples": len(measured.samples.images),
         "source": measured.samples.source,
         "metrics": metrics,
+        "omitted": {} if p is None or unasked is None else {"read_as_asked": unasked},
         "class_histogram": None if p is None else class_histogram(p).tolist(),
     }
 

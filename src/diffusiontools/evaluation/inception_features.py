@@ -97,7 +97,8 @@ def unlabelled_scoring(dataset: str, device: torch.device | str) -> tuple[nn.Mod
     network, record = feature_network(device)
     omitted = (
         f"data.dataset = {dataset} has no class labels: class metrics (class entropy, mean "
-        "confidence, recognisable fraction, class histograms) omitted"
+        "confidence, recognisable fraction, read as the class asked for, class histograms) "
+        "omitted"
     )
     if network is None:
         omitted += (

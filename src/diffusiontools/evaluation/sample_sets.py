@@ -18,8 +18,9 @@ from ..errors import UserError
 from ..outputs.samples_io import load_samples, save_samples
 from ..sampling.generation import generate
 from ..sampling.plan import resolve_plan
-from ..training.sample_files import dataset_fields, start_fields
+from ..training.sample_files import asked_fields, dataset_fields, start_fields
 from ..training.trained_model import TrainedModel, load_model
+from .asked_classes import ARRAY_REASON, recorded_asked, without_asked
 from .evaluation_data import EvaluationData
 from .report_metrics import GMM_COMPONENTS
 from .settings import MAX_SAMPLES, MIN_SAMPLES, EvaluationSettings
@@ -29,18 +30,23 @@ Source = TrainedModel | Path | np.ndarray  # a model to sample, an NPZ file, uin
 
 @dataclass(frozen=True)
 class SampleSet:
-    """One column of the comparison: images uint8 (N, C, H, W) and where they came from."""
+    """One column of the comparison: images uint8 (N, C, H, W), where they came from, and the
+    class each was asked to be, (N,) int64 (``asked_classes``), or None and ``unasked``, why
+    that is unknown."""
 
     label: str
     images: np.ndarray
     source: dict
+    asked: np.ndarray | None = None
+    unasked: str | None = None
 
 
 def samples_from_model(
     model: TrainedModel, n: int, sampler: str | None, steps: int | None, seed: int
 ) -> tuple[np.ndarray, dict]:
     """Draw n samples of a trained model: uint8 (n, C, H, W) and their provenance, which names
-    their data set as the sample command's files do (``dataset``, ``class_name``)."""
+    their data set and the classes asked for as the sample command's files do (``dataset``,
+    ``class_name``, ``asked_classes``)."""
     plan = resolve_plan(model.config, sampler, steps)  # what is drawn, every choice resolved
     draw = (model.net, model.process, model.config, n, seed, model.device)
     x = generate(*draw, plan=plan, shape=model.shape)
@@ -50,6 +56,7 @@ def samples_from_model(
         **model.record(),  # which checkpoint, epoch, step and weights
         **dataset_fields(model, plan.digit),
         **start_fields(model, plan, n),
+        **asked_fields(model, plan, n),
         "kind": model.process.kind,
         "seed": seed,
         **dataclasses.asdict(plan),
@@ -145,8 +152,17 @@ def check_recorded_data(named: str, recorded: dict | None, data: EvaluationData,
     )
 
 
-def image_set(label: str, images: np.ndarray, source: dict, n: int | None, where: str) -> SampleSet:
-    """The first n of ``images`` (uint8 (N, C, H, W); None: all of them) as a set, checked."""
+def image_set(
+    label: str,
+    images: np.ndarray,
+    source: dict,
+    n: int | None,
+    where: str,
+    asked: tuple[np.ndarray | None, str | None],
+) -> SampleSet:
+    """The first n of ``images`` (uint8 (N, C, H, W); None: all of them) as a set, checked;
+    ``asked``: the classes (N,) they were asked to be, or None and why not
+    (``recorded_asked``)."""
     # Too few for evaluate's minimum first: then no n_samples could help, so none is advised.
     if len(images) < MIN_SAMPLES:
         raise UserError(
@@ -164,7 +180,11 @@ def image_set(label: str, images: np.ndarray, source: dict, n: int | None, where
             f"({MAX_SAMPLES}); give n_samples={MIN_SAMPLES}..{MAX_SAMPLES} to score its first ones"
         )
     used = len(images) if n is None else n
-    return SampleSet(label, images[:used], {**source, "npz_images": len(images)})
+    classes, unasked = asked
+    if classes is not None:
+        classes = classes[:used]
+    source = {**without_asked(source), "npz_images": len(images)}
+    return SampleSet(label, images[:used], source, classes, unasked)
 
 
 def given_sets(
@@ -185,7 +205,9 @@ def given_sets(
             images = channels_first(src)
             check_shape(f"set {label!r}", images, data)
             source = {"npz": str((out_dir / f"samples_{file_stem(label)}.npz").resolve())}
-            given[label] = image_set(label, images, source, n, f"set {label!r}")
+            given[label] = image_set(
+                label, images, source, n, f"set {label!r}", (None, ARRAY_REASON)
+            )
         elif not isinstance(src, TrainedModel):
             images, meta = load_samples(Path(src), npz_argument or f"sets[{label!r}]")
             images = channels_first(images)
@@ -194,7 +216,9 @@ def given_sets(
             )
             check_shape(f"set {label!r} ({src})", images, data)
             source = {"npz": str(Path(src).resolve()), **meta}
-            given[label] = image_set(label, images, source, n, str(src))
+            where = f"set {label!r} ({src})"
+            asked = recorded_asked(meta, len(images), data.dataset.spec.num_classes, where)
+            given[label] = image_set(label, images, source, n, str(src), asked)
     return given
 
 
@@ -222,7 +246,9 @@ def draw_sets(
                 src, n, settings.sampler, settings.steps, settings.seed
             )
             save_samples(path, torch.from_numpy(images), label=label, **source)
-            sample_sets.append(SampleSet(label, images, source))
+            classes = src.config.model.num_classes
+            asked = recorded_asked(source, n, classes, f"set {label!r}")
+            sample_sets.append(SampleSet(label, images, without_asked(source), *asked))
             continue
         if isinstance(src, np.ndarray):
             save_samples(path, torch.from_numpy(given[label].images), label=label)

@@ -8,8 +8,9 @@ samples only. Two kinds of interval (``evaluation/bootstrap.py``):
 - set-level metrics (total variance, Fréchet distance, KID, precision, recall, class entropy)
   are functions of the whole set, which a duplicated row distorts: ``half_sample_ci``, subsets
   of N/2 distinct samples, value ± 1.96 sd around the full-set value;
-- per-sample means and medians (confidence, recognisable fraction, the frame statistics, the
-  memorisation distances): the ordinary percentile bootstrap ``bootstrap_ci``.
+- per-sample means and medians (confidence, recognisable fraction, read as the class asked
+  for, the frame statistics, the memorisation distances): the ordinary percentile bootstrap
+  ``bootstrap_ci``.
 
 Each score is a dict ``{"value", "ci", "n", "n_boot", "interval", "note"}`` so that metrics.json
 says how it was obtained; ``value`` None says the score could not be computed, and ``note`` why.
@@ -38,6 +39,7 @@ from . import (
     recognisable_fraction,
     total_variance,
 )
+from .class_metrics import read_as_asked
 from .feature_metrics import fraction_inside, kth_neighbour_radii
 from .frame_metrics import FRAME_STATISTICS, frame_statistics
 from .memorisation import memorisation_statistics
@@ -127,19 +129,25 @@ def frame_scores(images: np.ndarray, seed: int, n_boot: int = N_BOOT) -> dict[st
     }
 
 
-def reference_values(images: np.ndarray, probabilities: np.ndarray | None) -> dict[str, float]:
+def reference_values(
+    images: np.ndarray, probabilities: np.ndarray | None, labels: np.ndarray | None = None
+) -> dict[str, float]:
     """What real images score on the metrics that need no reference set: the frame statistics
     of uint8 images (K, C, H, W) and the class metrics of their probabilities (K, classes),
-    where there are any (None: unlabelled data). For the test images, it is the value a perfect
-    generator would reach, shown beside the samples'."""
+    where there are any (None: unlabelled data), and with their ``labels`` (K,) taken as the
+    classes asked for, the fraction read as them (the classifier's accuracy on them). For the
+    test images, it is the value a perfect generator would reach, shown beside the samples'."""
     if probabilities is None:
         return frame_statistics(images)
-    return {
+    values = {
         **frame_statistics(images),
         "class_entropy": class_entropy(class_histogram(probabilities)),
         "mean_confidence": mean_confidence(probabilities),
         "recognisable_fraction": recognisable_fraction(probabilities),
     }
+    if labels is not None:
+        values["read_as_asked"] = float(read_as_asked(probabilities, labels).mean())
+    return values
 
 
 def density_scores(embedding: np.ndarray, test_gmm, seed: int) -> dict[str, dict]:
@@ -227,6 +235,15 @@ def class_scores(
         "mean_confidence": bootstrapped(mean_confidence, probabilities, seed, n_boot),
         "recognisable_fraction": bootstrapped(recognisable_fraction, probabilities, seed, n_boot),
     }
+
+
+def asked_scores(
+    probabilities: np.ndarray, asked: np.ndarray, seed: int, n_boot: int = N_BOOT
+) -> dict[str, dict]:
+    """The fraction of samples the classifier reads as the class they were asked to be, from
+    probabilities (N, K) and asked classes (N,): a per-sample mean, so bootstrapped."""
+    correct = read_as_asked(probabilities, asked).astype(np.float64)  # (N,) 0 or 1
+    return {"read_as_asked": bootstrapped(np.mean, correct, seed, n_boot)}
 
 
 def memorisation_scores(

@@ -14,6 +14,7 @@ from .report_metrics import tsne_perplexity
 from .sample_sets import SampleSet
 from .scores import (
     HeldOutReference,
+    asked_scores,
     class_scores,
     density_scores,
     feature_scores,
@@ -67,15 +68,18 @@ def set_scores(
     settings: EvaluationSettings,
 ) -> dict[str, dict]:
     """Every score of one set, by metric name (``scores.py``); ``embedding``: its t-SNE points
-    (N, 2), ``test_gmm`` the test points' mixture, ``reference`` the test reference."""
-    images, seed = measured.samples.images, settings.seed
+    (N, 2), ``test_gmm`` the test points' mixture, ``reference`` the test reference. The
+    fraction read as the class asked for only where the set's asked classes are known."""
+    images, seed, asked = measured.samples.images, settings.seed, measured.samples.asked
     n_boot, n_boot_set = settings.n_boot, settings.n_boot_set
     features, probabilities = measured.features, measured.probabilities  # None: unlabelled data
+    asked_known = probabilities is not None and asked is not None
     return {
         **pixel_scores(as_model_range(images), seed, n_boot_set),
         **density_scores(embedding, test_gmm, seed),
         **({} if features is None else feature_scores(features, reference, seed, n_boot_set)),
         **({} if probabilities is None else class_scores(probabilities, seed, n_boot, n_boot_set)),
+        **(asked_scores(probabilities, asked, seed, n_boot) if asked_known else {}),
         **frame_scores(images, seed, n_boot),
         **memorisation_scores(measured.distances, reference, seed, n_boot),
     }

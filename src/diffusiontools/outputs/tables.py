@@ -26,6 +26,7 @@ ROWS = [
     ("class_entropy", "class entropy (nats, max ln K)", 3),  # K: the data's classes
     ("mean_confidence", "mean classifier confidence", 3),
     ("recognisable_fraction", "recognisable fraction (conf. >= 0.9)", 3),
+    ("read_as_asked", "read as the class asked for", 3),
     ("frame_mean", "frame mean (outer 3 px, /255)", 2),
     ("frame_above_5", "fraction of frames above 5/255", 3),
     ("mid_grey_fraction", "mid-grey pixel fraction (25..230)", 3),
@@ -56,8 +57,9 @@ def cell(entry: dict, digits: int) -> str:
 def table(results: dict) -> tuple[list[str], list[list[str]]]:
     """Header (metric column + one per run) and rows of cell strings, n first; then, where
     ``results`` has a ``reference`` (the test images' own values), a column of those values for
-    the metrics that need no reference set and "" for the others. A metric that an older
-    metrics.json lacks shows "–"."""
+    the metrics that need no reference set and "" for the others. A metric that a set leaves
+    out (its ``omitted`` says why: read as the class asked for, where no class was asked) or
+    that an older metrics.json lacks shows "–"."""
     runs = results["runs"]
     reference = results.get("reference")
     header = ["metric", *runs, *([reference["label"]] if reference else [])]
@@ -126,7 +128,8 @@ def classifier_note(results: dict) -> str | None:
     on = "" if n_test is None else f" on {n_test} test images"
     weak = (
         f"; below {WEAK_CLASSIFIER}, so the metrics that rest on it (Fréchet distance, KID, "
-        "precision, recall, class entropy, confidence, recognisable fraction) are weak"
+        "precision, recall, class entropy, confidence, recognisable fraction, read as the class "
+        "asked for) are weak"
         if accuracy < WEAK_CLASSIFIER
         else ""
     )

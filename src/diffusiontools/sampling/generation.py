@@ -51,6 +51,15 @@ def class_labels(
     return torch.arange(offset, offset + n, device=device) % num_classes
 
 
+def asked_classes(num_classes: int, plan: SamplingPlan, n: int) -> list[int] | None:
+    """The class each of samples 0..n-1 drawn with ``plan`` is asked to be, by
+    :func:`class_labels`'s rule; None where no label takes effect (``plan.labels`` None: an
+    unconditional model, or guidance 0, the unconditional prediction alone)."""
+    if plan.labels is None:
+        return None
+    return class_labels(num_classes, plan.digit, 0, n, torch.device("cpu")).tolist()
+
+
 def clip_x0(model: Callable, process) -> Callable:
     """``model`` with its x0 prediction clamped to the data range at every step (Gaussian)."""
 

@@ -42,7 +42,13 @@ from ..outputs.safe_writes import (
     staged_outputs,
 )
 from ..outputs.samples_io import check_room, write_samples
-from ..sampling.generation import check_starts, generate, generate_batches, trajectory
+from ..sampling.generation import (
+    asked_classes,
+    check_starts,
+    generate,
+    generate_batches,
+    trajectory,
+)
 from ..sampling.plan import SamplingPlan
 from .run_folder import RunFolder
 from .trained_model import TrainedModel
@@ -148,8 +154,9 @@ def sample_to_files(
     """Draw ``n`` samples of ``model`` into ``files`` (from :func:`sample_files`); returns them.
 
     ``files.npz``: all n, uint8 (n, C, H, W), with the settings used as its metadata, the data
-    set sampled for (:meth:`TrainedModel.dataset`) and the name of the class asked for, where
-    the run recorded class names (``class_name``);
+    set sampled for (:meth:`TrainedModel.dataset`), the name of the class asked for, where
+    the run recorded class names (``class_name``), and for a class-conditional model the class
+    each sample was asked to be (``asked_classes``, :func:`asked_fields`);
     ``files.grid``: the first ``GRID_MAX``; ``files.trajectory``: the reverse process of the first
     8 (``TrainedModel.trajectory``); ``files.epochs``: the first 8 drawn from each of
     ``epoch_models`` (the same run's other checkpoints), one row each. ``sampler``, ``steps``,
@@ -180,6 +187,7 @@ def sample_to_files(
         # The run as an absolute path: the file may be read from anywhere, long after.
         meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
         meta.update(dataset_fields(model, plan.digit), **start_fields(model, plan, n))
+        meta.update(asked_fields(model, plan, n))
         write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(plan))
         title = f"{model.config.name}, epoch {model.epoch}"
         first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "
@@ -218,6 +226,14 @@ def dataset_fields(model: TrainedModel, digit: int | None) -> dict:
     if digit is not None and names:
         fields["class_name"] = names[digit]
     return fields
+
+
+def asked_fields(model: TrainedModel, plan: SamplingPlan, n: int) -> dict:
+    """What a file of ``n`` samples drawn with ``plan`` records of the class each was asked to
+    be (``asked_classes``: one class index per sample, :func:`asked_classes`), so that
+    evaluate can score how many read as it; nothing where no label takes effect."""
+    asked = asked_classes(model.config.model.num_classes, plan, n)
+    return {} if asked is None else {"asked_classes": asked}
 
 
 def start_fields(model: TrainedModel, plan: SamplingPlan, n: int) -> dict:

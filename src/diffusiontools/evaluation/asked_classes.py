@@ -1,0 +1,71 @@
+"""The class each sample of a set was asked to be, read from the set's record: the provenance
+of the samples evaluate draws from a class-conditional model, or a samples NPZ's metadata.
+
+Both record it as ``asked_classes``, one class index per sample
+(``training.sample_files.asked_fields``); a file drawn with one class by a version that did not
+write ``asked_classes`` still names that class as ``digit``. Where a set records neither, its
+asked classes are unknown and the reason says why: the score that needs them
+(``read_as_asked``) is left out of that set's metrics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+
+ASKED_KEY = "asked_classes"
+ARRAY_REASON = "images given as an array record no class asked for"
+
+
+def recorded_asked(
+    record: dict, n: int, num_classes: int, where: str
+) -> tuple[np.ndarray | None, str | None]:
+    """The classes (n,) int64 in 0..num_classes - 1 that the n images of the set ``where``
+    were asked to be, from its ``record``, and None; or None and the reason they are unknown.
+
+    1. ``asked_classes``: one class index per image, as ``sample`` and ``evaluate`` write;
+    2. else ``digit`` (an int): the one class every image was drawn as;
+    3. else unknown: no label took effect where ``labels`` is recorded as None (an
+       unconditional model, or guidance 0), or the file records no class per sample.
+
+    Raises UserError for recorded classes that are not one index in 0..num_classes - 1 per
+    image: such a file was not written by ``sample`` for these images (or this data).
+    """
+    if ASKED_KEY in record:
+        asked = record[ASKED_KEY]
+        if not (isinstance(asked, list) and len(asked) == n and all(map(_is_index, asked))):
+            raise UserError(
+                f"{where} records meta '{ASKED_KEY}' that is not a list of {n} class indices "
+                "(one per image): write it as diffusiontools sample does"
+            )
+        classes = np.asarray(asked, dtype=np.int64)
+    elif _is_index(record.get("digit")):
+        classes = np.full(n, record["digit"], dtype=np.int64)
+    elif "labels" in record and record["labels"] is None:
+        drawn = "with sampling.guidance = 0" if record.get("guidance") == 0 else "unconditionally"
+        return None, f"its samples were drawn {drawn}: no class was asked for"
+    else:
+        return None, (
+            f"its file records no class asked for per sample (meta '{ASKED_KEY}', which "
+            "diffusiontools sample writes for a class-conditional model, or 'digit')"
+        )
+    if not num_classes:
+        return None, "the data set has no classes to ask for"
+    if classes.min() < 0 or classes.max() >= num_classes:
+        raise UserError(
+            f"{where} records asked classes {classes.min()}..{classes.max()}, but the data set "
+            f"it is scored against has classes 0..{num_classes - 1}: score it against its own "
+            "data"
+        )
+    return classes, None
+
+
+def without_asked(record: dict) -> dict:
+    """``record`` without its per-sample classes: the provenance metrics.json keeps of a set
+    (one index per sample would fill it)."""
+    return {key: value for key, value in record.items() if key != ASKED_KEY}
+
+
+def _is_index(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
