@@ -338,7 +338,7 @@ def test_metrics_md_names_the_data_sets_classes_and_its_classifiers_accuracy():
     assert note == (
         "Classifier: pets's own, test accuracy 0.5000 on 2 test images; below 0.9, so the "
         "metrics that rest on it (Fréchet distance, KID, precision, recall, class entropy, "
-        "confidence, recognisable fraction) are weak.\n"
+        "confidence, recognisable fraction, read as the class asked for) are weak.\n"
     )
     digits = {**settings, "data": {"spec": {"class_names": list("01234")}}}
     good = {"runs": {"a": run}, "settings": {**digits, "classifier_test_accuracy": 0.95}}

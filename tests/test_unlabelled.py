@@ -114,7 +114,8 @@ def test_unlabelled_samples_are_evaluated_without_a_feature_network(
         "unavailable": "Inception features are not available offline: its weights are not in "
         "the torch hub cache (/nowhere)",
         "omitted": "data.dataset = folder has no class labels: class metrics (class entropy, "
-        "mean confidence, recognisable fraction, class histograms) omitted; Inception features "
+        "mean confidence, recognisable fraction, read as the class asked for, class histograms) "
+        "omitted; Inception features "
         "are not available offline: its weights are not in the torch hub cache (/nowhere): "
         "feature metrics (Fréchet distance, KID, precision, recall) omitted; pixel-space "
         "memorisation, t-SNE KL and total variance computed",
@@ -188,5 +189,6 @@ def test_unlabelled_samples_are_scored_on_inception_features_where_they_can_be_h
         "weights": str(fidelity),
         "weights_sha256": digest,
         "omitted": "data.dataset = folder has no class labels: class metrics (class entropy, "
-        "mean confidence, recognisable fraction, class histograms) omitted",
+        "mean confidence, recognisable fraction, read as the class asked for, class histograms) "
+        "omitted",
     }
