@@ -525,13 +525,21 @@ METADATA_ROWS = [
             "digit": 7,
             "labels": "all 7",
             "class_name": "7",  # the run's data set names its classes
+            "asked_classes": [7, 7, 7, 7],  # each sample's class, as evaluate reads it
         },
     ),
     (
         "conditional, no digit: the labels cycle",  # said, not left to a digit of None
         lambda tmp: conditional_run(),
         (),
-        {**BASE, "sampler": "ancestral", "steps": 20, "guidance": 1.0, "labels": "cycled 0-9"},
+        {
+            **BASE,
+            "sampler": "ancestral",
+            "steps": 20,
+            "guidance": 1.0,
+            "labels": "cycled 0-9",
+            "asked_classes": [0, 1, 2, 3],
+        },
     ),
     (
         "conditional, guidance 0: no label takes effect",
