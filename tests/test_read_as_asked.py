@@ -77,7 +77,8 @@ def test_sample_records_the_class_each_sample_was_asked_to_be(conditional_run, t
 def test_evaluate_scores_a_conditional_model_as_its_samples_were_asked(conditional_run, tmp_path):
     out = tmp_path / "eval"
     sets = {"cond": dt.load(conditional_run), "plain": dt.load(reference_run())}
-    metrics = dt.evaluate(sets, n_samples=20, out=out, **SMALL).metrics
+    result = dt.evaluate(sets, n_samples=20, out=out, **SMALL)
+    metrics = result.metrics
     cond, plain = metrics["runs"]["cond"], metrics["runs"]["plain"]
     entry = cond["metrics"]["read_as_asked"]
     assert entry["n"] == 20 and entry["interval"] == "bootstrap" and 0 <= entry["value"] <= 1
@@ -85,6 +86,8 @@ def test_evaluate_scores_a_conditional_model_as_its_samples_were_asked(condition
     assert "read_as_asked" not in plain["metrics"]
     reason = "its samples were drawn unconditionally: no class was asked for"
     assert plain["omitted"] == {"read_as_asked": reason}
+    with pytest.raises(UserError, match=f"set 'plain' has no read_as_asked: {reason}"):
+        result.value("plain", "read_as_asked")
     # The samples saved record their asked classes: scored again from the file, the same value.
     assert load_samples(out / "samples_cond.npz")[1]["asked_classes"] == [i % 10 for i in range(20)]
     again = dt.evaluate({"cond": out / "samples_cond.npz"}, out=tmp_path / "again", **SMALL)

@@ -151,7 +151,9 @@ class EvaluationResult:
         runs = self.metrics["runs"]
         if label not in runs:
             raise UserError(f"no set labelled {label!r}; sets: {', '.join(runs)}")
-        scores = runs[label]["metrics"]
+        scores, omitted = runs[label]["metrics"], runs[label].get("omitted", {})
+        if metric in omitted:  # left out of this set, e.g. read_as_asked where none was asked
+            raise UserError(f"set {label!r} has no {metric}: {omitted[metric]}")
         if metric not in scores:
             raise UserError(f"no metric {metric!r}; metrics: {', '.join(scores)}")
         return scores[metric]["value"]
