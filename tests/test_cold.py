@@ -586,6 +586,18 @@ def test_degrade_cli_takes_another_degradations_own_levels_over_the_configs(tmp_
     assert_png(tmp_path / "x.png")
 
 
+def test_degrade_cli_takes_the_data_alone_of_a_gaussian_config(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "x.png")]
+    assert cli.main(["degrade", "--config", "digits8", *out]) == 2
+    assert capsys.readouterr().err == (
+        "error: --config digits8 is a Gaussian config, which has no degradation to draw: name "
+        "one with --degradation NAME (the config's data are used)\n"
+    )
+    # its schedule, T and guidance keys are not the figure's: no refusal naming them
+    assert cli.main(["degrade", "--config", "digits8", "--degradation", "pixel_swap", *out]) == 0
+    assert_png(tmp_path / "x.png")
+
+
 def digits8_pixelate(tmp_path: Path) -> Path:
     """A cold config on the 8x8 digits (bundled, offline) with pixelate levels written."""
     ini = tmp_path / "pixelate.ini"

@@ -55,6 +55,11 @@ def test_the_asked_classes_are_read_from_a_record_or_left_out_with_the_reason():
         recorded_asked({"asked_classes": [0, 1, 2]}, 4, 3, "set 'a'")
     with pytest.raises(UserError, match=r"asked classes 0..3, but .* has classes 0..2"):
         recorded_asked({"asked_classes": [0, 3, 1, 1]}, 4, 3, "set 'a'")
+    huge = 2**70  # beyond int64: refused in words, not an OverflowError
+    with pytest.raises(UserError, match=rf"asked classes {huge}..{huge}, but .* classes 0..2"):
+        recorded_asked({"asked_classes": [huge] * 4}, 4, 3, "set 'a'")
+    with pytest.raises(UserError, match=r"set 'a' records meta 'digit' = '3', not a class index"):
+        recorded_asked({"digit": "3"}, 4, 3, "set 'a'")
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ from tiny_runs import single_thread  # noqa: F401  (autouse: one thread per test
 
 from diffusiontools.cli import main
 from diffusiontools.errors import UserError
-from diffusiontools.reproduce.pipeline import reproduce
+from diffusiontools.reproduce.pipeline import reproduce, train_all, train_run
 from diffusiontools.reproduce.scales import get_scale
 from diffusiontools.reproduce.side_by_side import log_path, train_side_by_side
 from diffusiontools.reproduce.study import Study, study_config
 from diffusiontools.training.checkpoint import load_checkpoint
-from diffusiontools.training.run_folder import RunFolder
+from diffusiontools.training.run_folder import RunFolder, RunLock, read_metrics
 from diffusiontools.training.trainer import train
 
 SMOKE = get_scale("smoke")
@@ -46,10 +46,17 @@ def test_runs_trained_side_by_side_equal_runs_trained_one_at_a_time(tmp_path):
             assert torch.equal(side["model"][key], value), (name, key)
         (machine,) = recorded["machines"][f"train {name}"]
         assert machine.endswith(
-            "1 torch threads; torch " + torch.__version__ + "; 2 trainings side by side"
+            "1 torch thread; torch " + torch.__version__ + "; 2 trainings side by side"
         )
         assert recorded["stages"][f"train {name}"] > 0
         assert f"train {name}: " in log_path(study.out, name).read_text()
+    # trained runs are neither started nor timed again; the report model is exported
+    study.run_names = lambda: ["model1", "custom1"]
+    train_all(study, jobs=2)
+    after = json.loads((study.out / "reproduce.json").read_text())["stages"]
+    assert set(after) == {"train model1", "train custom1", "export model1", "export custom1"}
+    assert after["train model1"] == recorded["stages"]["train model1"]
+    assert (study.out / "models" / "model1" / "model.safetensors").is_file()
 
 
 @pytest.mark.slow
@@ -69,11 +76,12 @@ def test_a_failed_run_is_named_alone_and_stops_the_study(tmp_path):
 
 
 STOPPABLE = """
-import dataclasses, sys
+import dataclasses, logging, sys
 import torch
 from diffusiontools.reproduce.pipeline import reproduce
 from diffusiontools.reproduce.scales import get_scale
 from diffusiontools.training.signals import TrainingStopped
+logging.basicConfig(level=logging.INFO, format="%(message)s")
 long = dataclasses.replace(get_scale("smoke"), epochs=400)
 try:
     reproduce(long, sys.argv[1], torch.device("cpu"), jobs=2)
@@ -82,9 +90,10 @@ except TrainingStopped as stopped:
 """
 
 
-@pytest.mark.slow
-def test_sigterm_stops_every_training_with_a_checkpoint_and_records_its_time(tmp_path):
-    out = tmp_path / "study"
+def start_stoppable(out):
+    """A study of 400-epoch smoke runs, two side by side, in a process of its own; returns it
+    once both trainings have written a checkpoint (so both are in their loops), and the
+    checkpoints' paths."""
     env = {**os.environ, "OMP_NUM_THREADS": "2"}  # 2 // 2: one thread per training
     parent = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(STOPPABLE), str(out)],
@@ -92,13 +101,54 @@ def test_sigterm_stops_every_training_with_a_checkpoint_and_records_its_time(tmp
         stderr=subprocess.PIPE,
         text=True,
     )
-    # the event: both trainings have written a checkpoint, so both are in their loops
     latest = [RunFolder(out / "runs" / name).latest for name in ("model1", "model2")]
-    while not all(path.is_file() for path in latest):
-        assert parent.poll() is None, parent.stderr.read()
-        time.sleep(0.05)  # a poll interval, not a delay the outcome depends on
+    until(lambda: all(path.is_file() for path in latest) or parent.poll() is not None)
+    assert parent.poll() is None, parent.stderr.read()
+    return parent, latest
+
+
+def until(event, polls: int = 12_000) -> None:
+    """Poll for ``event`` every 0.05 s (an interval, not a delay the outcome depends on); fail
+    rather than hang after ``polls`` polls (10 minutes)."""
+    for _ in range(polls):
+        if event():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the awaited event never happened")
+
+
+def lock_free(folder) -> bool:
+    try:
+        with RunLock(folder):
+            return True
+    except UserError:
+        return False
+
+
+@pytest.mark.slow
+def test_trainings_whose_parent_is_killed_stop_with_a_checkpoint(tmp_path):
+    out = tmp_path / "study"
+    parent, latest = start_stoppable(out)
+    parent.kill()  # SIGKILL: no handler runs in the parent
+    parent.wait()
+    for name in ("model1", "model2"):  # each training's lock goes when its process ends
+        until(lambda name=name: lock_free(out / "runs" / name))
+    for path in latest:
+        assert 1 <= load_checkpoint(path)["epoch"] < 400
+    for name in ("model1", "model2"):
+        assert "stopped by signal 15" in log_path(out, name).read_text()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_training_with_a_checkpoint_and_records_its_time(tmp_path):
+    out = tmp_path / "study"
+    parent, latest = start_stoppable(out)
     parent.send_signal(signal.SIGTERM)
-    assert parent.wait() == 128 + signal.SIGTERM, parent.stderr.read()
+    assert parent.wait() == 128 + signal.SIGTERM
+    assert parent.stderr.read().endswith(
+        "reproduce: stopped by signal 15; every training that had begun wrote a checkpoint: "
+        "re-run the same command to resume\n"
+    )
     recorded = json.loads((out / "reproduce.json").read_text())
     assert set(recorded["stages"]) == {"train model1", "train model2"}
     for path in latest:
@@ -133,3 +183,50 @@ def test_jobs_with_skip_training_is_refused_as_flags(tmp_path, capsys):
         "none; use --jobs 1" in err
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_a_second_reproduce_in_the_same_folder_is_refused(tmp_path):
+    Study(tmp_path, SMOKE, torch.device("cpu"), 0)  # the folder of a study under way
+    with RunLock(tmp_path, "reproduce"):
+        with pytest.raises(UserError, match=f"another reproduce is running in {tmp_path} "):
+            reproduce(SMOKE, tmp_path, torch.device("cpu"), jobs=2)
+
+
+def test_an_overwrite_killed_before_its_first_checkpoint_is_put_right_and_started_again(
+    tmp_path,
+):
+    run = RunFolder(tmp_path / "model1")
+    run.previous.mkdir(parents=True)  # the killed run's files, moved aside by the restart
+    (run.previous / "metrics.csv").write_text("epoch\n")
+    run.config.write_text("[data]\n")  # the restart's first file, written before its kill
+    train_run(run.path, "model1", SMOKE)
+    assert [row["epoch"] for row in read_metrics(run.path)] == [0.0, 1.0]
+    assert run.latest.is_file() and not run.previous.exists()
+
+
+@pytest.mark.parametrize(
+    "exitcode, log, checkpoint, words",
+    [
+        (-9, False, False, "its process was killed by signal 9 (SIGKILL) before it began (see "
+         "the error above; from a script, a call with jobs > 1 must sit under if __name__ == "
+         '"__main__":, since spawning a process imports the script again)'),
+        (1, True, False, "its process ended with exit code 1 before saying why (see LOG); it "
+         "had written no checkpoint yet: a re-run starts it again"),
+        (-9, True, True, "its process was killed by signal 9 (SIGKILL) before saying why (see "
+         "LOG); its last checkpoint is kept: re-run to resume"),
+    ],
+)  # fmt: skip
+def test_a_training_process_that_died_is_explained(tmp_path, exitcode, log, checkpoint, words):
+    from types import SimpleNamespace
+
+    from diffusiontools.reproduce.side_by_side import _death
+
+    study = Study(tmp_path, SMOKE, torch.device("cpu"), 0)
+    if log:
+        log_path(tmp_path, "model1").parent.mkdir()
+        log_path(tmp_path, "model1").write_text("")
+    if checkpoint:
+        RunFolder(study.run_dir("model1")).latest.parent.mkdir(parents=True)
+        RunFolder(study.run_dir("model1")).latest.write_bytes(b"")
+    died = _death(study, "model1", SimpleNamespace(exitcode=exitcode))
+    assert died == words.replace("LOG", str(log_path(tmp_path, "model1")))

@@ -35,7 +35,8 @@ def describe_machine(device: torch.device) -> str:
     if cpuinfo.is_file():
         names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
         cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    parts = [f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"]
+    threads = torch.get_num_threads()
+    parts = [f"{cpu}, {os.cpu_count()} cores, {threads} torch thread{'s' * (threads != 1)}"]
     if device.type == "cuda":
         parts.append(f"{torch.cuda.get_device_name(device)} ({device})")
     return "; ".join([*parts, f"torch {torch.__version__}"])

@@ -32,7 +32,12 @@ def add_parser(subparsers) -> None:
         "else the degradation's own)",
     )
     p.add_argument("--T", type=int, help="number of steps (default: --config's, else 100)")
-    p.add_argument("--config", type=Path, help="take degradation, levels, T and data from this INI")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="take degradation, levels, T and data from this INI (of a Gaussian config: its "
+        "data only)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random fields (default 0)")
     p.add_argument(
         "--out",
@@ -60,29 +65,49 @@ def _as_flags(message: str, args: argparse.Namespace) -> str:
     return keys_as_flags(message, given)
 
 
+def _base_config(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
+    """The INI the figure's config starts from and the overrides that carry over from it: a
+    cold ``--config`` itself (its levels unset where ``--degradation`` names another
+    degradation, whose own levels then apply); of a Gaussian one only the ``[data]`` keys it
+    writes (its process has no degradation to draw), which needs ``--degradation``."""
+    from ..config import ini_value, read_config, value_of
+
+    if args.config is None:
+        return None, []
+    config, written = read_config(args.config)
+    if config.diffusion.kind == "cold":
+        if args.degradation not in (None, config.diffusion.degradation) and args.levels is None:
+            return args.config, ["diffusion.level_min=", "diffusion.level_max="]
+        return args.config, []
+    if args.degradation is None:
+        raise UserError(
+            f"--config {args.config} is a Gaussian config, which has no degradation to draw: "
+            "name one with --degradation NAME (the config's data are used)"
+        )
+    data_keys = sorted(key for key in written if key.startswith("data."))
+    return None, [f"{key}={ini_value(value_of(config, key))}" for key in data_keys]
+
+
 def run(args: argparse.Namespace) -> None:
-    from ..config import read_config
     from ..outputs.degradation_figure import degradation_figure
     from ..outputs.safe_writes import check_output_file, refuse_existing
     from ..training.run_config import load_config
 
     if args.degradation is None and args.config is None:
         raise UserError("name a degradation with --degradation NAME or give --config INI")
-    overrides = ["diffusion.kind=cold"]
-    if args.degradation is not None:
-        overrides.append(f"diffusion.degradation={args.degradation}")
-    if args.levels is not None:
-        overrides += [
-            f"diffusion.level_min={args.levels[0]}",
-            f"diffusion.level_max={args.levels[1]}",
-        ]
-    if args.T is not None or args.config is None:
-        overrides.append(f"diffusion.T={100 if args.T is None else args.T}")
     try:
-        if args.config is not None and args.degradation is not None and args.levels is None:
-            if read_config(args.config)[0].diffusion.degradation != args.degradation:
-                overrides += ["diffusion.level_min=", "diffusion.level_max="]  # another's levels
-        config = load_config(args.config, overrides)
+        base, overrides = _base_config(args)
+        overrides.append("diffusion.kind=cold")
+        if args.degradation is not None:
+            overrides.append(f"diffusion.degradation={args.degradation}")
+        if args.levels is not None:
+            overrides += [
+                f"diffusion.level_min={args.levels[0]}",
+                f"diffusion.level_max={args.levels[1]}",
+            ]
+        if args.T is not None or base is None:
+            overrides.append(f"diffusion.T={100 if args.T is None else args.T}")
+        config = load_config(base, overrides)
     except UserError as exc:  # name the flags typed, not the config keys they set
         raise UserError(_as_flags(str(exc), args)) from None
     out = args.out

@@ -39,9 +39,13 @@ def recorded_asked(
                 f"{where} records meta '{ASKED_KEY}' that is not a list of {n} class indices "
                 "(one per image): write it as diffusiontools sample does"
             )
-        classes = np.asarray(asked, dtype=np.int64)
-    elif _is_index(record.get("digit")):
-        classes = np.full(n, record["digit"], dtype=np.int64)
+    elif record.get("digit") is not None:
+        if not _is_index(record["digit"]):
+            raise UserError(
+                f"{where} records meta 'digit' = {record['digit']!r}, not a class index: write "
+                "it as diffusiontools sample does"
+            )
+        asked = [record["digit"]] * n
     elif "labels" in record and record["labels"] is None:
         drawn = "with sampling.guidance = 0" if record.get("guidance") == 0 else "unconditionally"
         return None, f"its samples were drawn {drawn}: no class was asked for"
@@ -52,13 +56,13 @@ def recorded_asked(
         )
     if not num_classes:
         return None, "the data set has no classes to ask for"
-    if classes.min() < 0 or classes.max() >= num_classes:
+    if min(asked) < 0 or max(asked) >= num_classes:  # Python ints: no overflow on any value
         raise UserError(
-            f"{where} records asked classes {classes.min()}..{classes.max()}, but the data set "
+            f"{where} records asked classes {min(asked)}..{max(asked)}, but the data set "
             f"it is scored against has classes 0..{num_classes - 1}: score it against its own "
             "data"
         )
-    return classes, None
+    return np.asarray(asked, dtype=np.int64), None
 
 
 def without_asked(record: dict) -> dict:

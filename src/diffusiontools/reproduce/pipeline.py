@@ -35,7 +35,8 @@ from ..evaluation.comparison import evaluate
 from ..evaluation.sample_sets import file_stem, samples_from_run
 from ..evaluation.settings import EvaluationSettings
 from ..outputs.samples_io import save_samples
-from ..training.run_folder import METRICS_FILE, RunFolder, holds_run
+from ..training.checkpoint import load_checkpoint
+from ..training.run_folder import METRICS_FILE, RunFolder, RunLock, holds_run, recover_if_idle
 from .scales import REPORT_MODELS, Scale
 from .study import COLD_MODELS, Study, report_model, study_config
 
@@ -48,26 +49,45 @@ PAGES_STAGE = "report"
 
 
 def train_all(study: Study, jobs: int = 1) -> None:
-    """Train every run (resuming each), ``jobs`` at once (``side_by_side``); each report model
-    is exported as soon as its training has finished."""
+    """Train every run not yet trained (resuming each), ``jobs`` at once (``side_by_side``);
+    each report model is exported as soon as its training has finished. A run trained earlier
+    is neither started nor timed again."""
+    todo = [r for r in study.run_names() if not trained(study.run_dir(r), r, study.scale)]
     if jobs > 1:
         from .side_by_side import train_side_by_side
 
-        train_side_by_side(study, study.run_names(), jobs, lambda name: export(study, name))
-        return
-    for run_name in study.run_names():
-        with study.stage(f"train {run_name}"):
-            train_run(study.run_dir(run_name), run_name, study.scale)
+        train_side_by_side(study, todo, jobs, lambda name: export(study, name))
+    else:
+        for run_name in todo:
+            with study.stage(f"train {run_name}"):
+                train_run(study.run_dir(run_name), run_name, study.scale)
+            export(study, run_name)
+    for run_name in study.run_names():  # trained in an earlier call, its export interrupted
         export(study, run_name)
+
+
+def trained(run_dir: Path, run_name: str, scale: Scale) -> bool:
+    """Whether the study's run ``run_name`` in ``run_dir`` has finished its training: every
+    epoch of its config, the last epoch's quality probe included."""
+    latest = RunFolder(run_dir).latest
+    if not latest.is_file():
+        return False
+    ckpt = load_checkpoint(latest)
+    return ckpt["epoch"] >= study_config(run_name, scale).training.epochs and not ckpt.get(
+        "probe_pending", False
+    )
 
 
 def train_run(run_dir: Path, run_name: str, scale: Scale) -> None:
     """Train the study's run ``run_name`` into ``run_dir``: resumed from its checkpoint, or
     started (again) where it has none. The folder is the study's own, so the files of a run
-    killed before its first checkpoint are replaced, as ``overwrite`` does."""
+    killed before its first checkpoint are replaced, as ``overwrite`` does; an overwrite killed
+    before its new run's first checkpoint is put right first, so that the folder shows what it
+    holds."""
     from ..evaluation.quality_probe import quality_probe
     from ..training.trainer import train
 
+    recover_if_idle(run_dir)
     resume = RunFolder(run_dir).latest.is_file()
     config = study_config(run_name, scale)
     overwrite = not resume and holds_run(run_dir)
@@ -239,17 +259,25 @@ def reproduce(
     (``side_by_side``; 1: one after the other in this process). Raises DiffusionToolsError
     naming the stage that failed, or a ``jobs`` that is not a positive whole number or is
     given with ``skip_training``."""
-    from .summary import write_summary
-
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise UserError(f"jobs={jobs!r} is how many models train at once; use 1 or more")
+        raise UserError(
+            f"jobs={jobs!r} is how many models train at once; use a whole number, 1 or more"
+        )
     if skip_training and jobs != 1:
         raise UserError(
             f"jobs={jobs} sets how many models train at once, but skip_training=True trains "
             "none; use jobs=1"
         )
     study = Study(out, scale, device, seed, shipped=skip_training)
-    logger.info(f"reproduce --scale {scale.name}: {scale.summary}")
+    with RunLock(study.out, "reproduce"):  # one study at a time in a folder
+        return _stages(study, jobs)
+
+
+def _stages(study: Study, jobs: int) -> Path:
+    """Every stage of ``study`` in order (see the module doc); returns reproduction.md's path."""
+    from .summary import write_summary
+
+    logger.info(f"reproduce --scale {study.scale.name}: {study.scale.summary}")
     if not study.shipped:
         train_all(study, jobs)
     npz_files = sample_all(study)

@@ -18,6 +18,7 @@ stopped; a failed run stops the others the same way and is reported with its sta
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -26,13 +27,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 import torch
 
 from ..errors import DiffusionToolsError, UserError
+from ..training.run_folder import RunFolder
 from ..training.signals import TrainingStopped
+from .scales import Scale
 from .study import Study
 
 logger = logging.getLogger("diffusiontools.reproduce.pipeline")
@@ -51,63 +54,124 @@ def train_side_by_side(
     """Train ``run_names`` (resuming each where it stopped), at most ``jobs`` at once; call
     ``on_trained(run_name)`` in this process as each one finishes. Raises TrainingStopped on
     SIGINT/SIGTERM (every started run checkpointed, its time recorded) and DiffusionToolsError
-    naming the stage of a run that failed (the others stopped with a checkpoint)."""
+    naming the stage of a run that failed (the others stopped with a checkpoint). A training
+    whose parent dies (SIGKILL) stops itself the same way, with a checkpoint.
+
+    From a script, the call must sit under ``if __name__ == "__main__":``: each process is
+    spawned, and spawning imports the script again (``multiprocessing``'s rule)."""
     context = multiprocessing.get_context("spawn")  # no fork: torch's threads, CUDA
     threads = max(1, torch.get_num_threads() // jobs)
-    waiting, running = list(run_names), {}  # run name -> (process, receiving end, start time)
+    waiting, running = list(run_names), {}  # run name -> _Training
     failures: list[str] = []
     with _forwarded_stop(running) as stop:
         while waiting or running:
             while waiting and len(running) < jobs and not (failures or stop.signum):
                 name = waiting.pop(0)
-                receive, send = context.Pipe(duplex=False)
-                process = context.Process(
-                    target=_train_one,
-                    args=(study.out, study.scale.name, study.seed, str(study.device), name),
-                    kwargs=dict(threads=threads, connection=send),
-                    name=f"train {name}",
-                )
                 logger.info(
                     f"reproduce: train {name} ... (a process of its own, {threads} torch "
                     f"thread{'s' * (threads > 1)}; its progress in {log_path(study.out, name)})"
                 )
-                process.start()
-                send.close()
-                running[name] = (process, receive, time.perf_counter())
+                running[name] = _Training.start(context, study, name, threads)
             if not running:  # stopped before the next run started
                 break
-            finished = wait([process.sentinel for process, _, _ in running.values()])
-            for name in [n for n, (p, _, _) in running.items() if p.sentinel in finished]:
-                process, receive, started = running.pop(name)
-                process.join()
-                outcome, detail = _outcome(receive)
-                stage = f"train {name}"
-                if outcome in ("done", "stopped"):
-                    seconds = time.perf_counter() - started
-                    study.record(stage, seconds, f"{detail}; {jobs} trainings side by side")
-                if outcome == "done":
-                    logger.info(f"reproduce: {stage} finished")
-                    if not (failures or stop.signum):
-                        on_trained(name)
-                elif outcome == "failed":
-                    failures.append(f"reproduce stage '{stage}' failed: {detail}")
-                elif outcome == "died" and not stop.requested:
-                    failures.append(
-                        f"reproduce stage '{stage}' failed: its process ended with exit code "
-                        f"{process.exitcode} before saying why (see {log_path(study.out, name)}); "
-                        "its last checkpoint is kept, re-run to resume"
-                    )
+            for training in running.values():
+                training.side_by_side = max(training.side_by_side, len(running))
+            ended = wait([training.process.sentinel for training in running.values()])
+            for name in [n for n, t in running.items() if t.process.sentinel in ended]:
+                outcome, failure = _ended(study, name, running.pop(name), stop.requested)
+                if failure:
+                    failures.append(failure)
+                elif outcome == "done" and not (failures or stop.signum):
+                    on_trained(name)
                 if failures and not stop.requested:
                     stop.stop_all()
     if failures:
         raise UserError("; ".join(failures))
     if stop.signum:
+        logger.info(
+            f"reproduce: stopped by signal {stop.signum}; every training that had begun wrote a "
+            "checkpoint: re-run the same command to resume"
+        )
         raise TrainingStopped(
             stop.signum, f"stopped by signal {stop.signum}: every training kept a checkpoint"
         )
 
 
-def _outcome(receive) -> tuple[str, str | None]:
+@dataclasses.dataclass
+class _Training:
+    """One training process seen from the parent: the process, the end its outcome arrives
+    on, the end whose closing (the parent's death) tells it to stop, when it started, and the
+    most trainings that ran at once during its life."""
+
+    process: multiprocessing.process.BaseProcess
+    outcome: Connection
+    parent_alive: Connection
+    started: float
+    side_by_side: int = 1
+
+    @classmethod
+    def start(cls, context, study: Study, name: str, threads: int) -> _Training:
+        receive, send = context.Pipe(duplex=False)
+        watch, alive = context.Pipe(duplex=False)  # alive stays here: EOF at watch = no parent
+        process = context.Process(
+            target=_train_one,
+            args=(study.out, study.scale, str(study.device), name),
+            kwargs=dict(threads=threads, connection=send, parent_alive=watch),
+            name=f"train {name}",
+        )
+        process.start()
+        send.close()
+        watch.close()
+        return cls(process, receive, alive, time.perf_counter())
+
+
+def _ended(study: Study, name: str, training: _Training, stopped: bool) -> tuple[str, str | None]:
+    """Record the time of a training process that ended and log how; return its outcome
+    ("done", "stopped", "failed" or "died") and the failure to report, if any (a process that
+    ended without a word after the parent ``stopped`` the trainings ended by that stop)."""
+    training.process.join()
+    training.parent_alive.close()
+    outcome, detail = _outcome(training.outcome)
+    stage = f"train {name}"
+    if outcome in ("done", "stopped"):
+        seconds = time.perf_counter() - training.started
+        n = training.side_by_side
+        study.record(
+            stage, seconds, f"{detail}; " + (f"{n} trainings side by side" if n > 1 else "alone")
+        )
+    if outcome == "done":
+        logger.info(f"reproduce: {stage} finished")
+    elif outcome == "failed":
+        return outcome, f"reproduce stage '{stage}' failed: {detail}"
+    elif outcome == "died" and not stopped:
+        return outcome, f"reproduce stage '{stage}' failed: {_death(study, name, training.process)}"
+    return outcome, None
+
+
+def _death(study: Study, name: str, process) -> str:
+    """Why a training process ended without a word, and what a re-run does about it."""
+    code = process.exitcode
+    how = (
+        f"its process was killed by signal {-code} ({signal.Signals(-code).name})"
+        if code < 0
+        else f"its process ended with exit code {code}"
+    )
+    log = log_path(study.out, name)
+    if not log.is_file():  # it never reached its training: spawning it failed
+        return (
+            f"{how} before it began (see the error above; from a script, a call with jobs > 1 "
+            'must sit under if __name__ == "__main__":, since spawning a process imports the '
+            "script again)"
+        )
+    kept = (
+        "its last checkpoint is kept: re-run to resume"
+        if RunFolder(study.run_dir(name)).latest.is_file()
+        else "it had written no checkpoint yet: a re-run starts it again"
+    )
+    return f"{how} before saying why (see {log}); {kept}"
+
+
+def _outcome(receive: Connection) -> tuple[str, str | None]:
     """What an ended training process sent, or ("died", None) where it ended before sending."""
     try:
         return receive.recv() if receive.poll() else ("died", None)
@@ -128,8 +192,8 @@ class _Stop:
 
     def stop_all(self) -> None:
         self.requested = True
-        for process, _, _ in self.running.values():
-            process.terminate()  # SIGTERM: the training's StopRequest checkpoints and stops
+        for training in self.running.values():
+            training.process.terminate()  # SIGTERM: its StopRequest checkpoints and stops
 
     def handle(self, signum, frame) -> None:
         self.signum = signum
@@ -148,8 +212,8 @@ def _forwarded_stop(running: dict):
         yield stop
     except BaseException:  # an error of this process: the trainings stop with a checkpoint
         stop.stop_all()
-        for process, _, _ in running.values():
-            process.join()
+        for training in running.values():
+            training.process.join()
         raise
     finally:
         for s, handler in previous.items():
@@ -157,20 +221,30 @@ def _forwarded_stop(running: dict):
 
 
 def _train_one(
-    out: Path, scale_name: str, seed: int, device: str, run_name: str, threads: int, connection
+    out: Path,
+    scale: Scale,
+    device: str,
+    run_name: str,
+    threads: int,
+    connection: Connection,
+    parent_alive: Connection,
 ) -> None:
-    """A training process's work: train ``run_name`` of the study in ``out`` as the study run
-    one at a time does (``pipeline.train_run``), its output appended to its log; send ("done",
-    machine), ("stopped", machine) or ("failed", reason) to the parent."""
+    """A training process's work: train ``run_name`` of the study in ``out`` at ``scale`` (the
+    study's own, which need not be a registered one) as the study run one at a time does
+    (``pipeline.train_run``), its output appended to its log; send ("done",
+    machine), ("stopped", machine) or ("failed", reason) to the parent. Should the parent die,
+    ``parent_alive`` reads EOF and the training stops as on SIGTERM (checkpoint, exit)."""
     from ..device import describe_machine
     from .pipeline import train_run
-    from .scales import get_scale
 
     path = log_path(out, run_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as log:
+        log.write("\n")  # after a progress bar an earlier stop left open
+        log.flush()
         os.dup2(log.fileno(), sys.stderr.fileno())
         os.dup2(log.fileno(), sys.stdout.fileno())
+    threading.Thread(target=_stop_without_parent, args=(parent_alive,), daemon=True).start()
     handler = logging.StreamHandler(sys.stderr)
     library_log = logging.getLogger("diffusiontools")
     library_log.addHandler(handler)
@@ -179,16 +253,34 @@ def _train_one(
     machine = describe_machine(torch.device(device))
     library_log.info(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} train {run_name}: {machine}")
     try:
-        train_run(Path(out) / "runs" / run_name, run_name, get_scale(scale_name))
+        train_run(Path(out) / "runs" / run_name, run_name, scale)
     except TrainingStopped:
-        connection.send(("stopped", machine))
+        outcome = ("stopped", machine)
     except DiffusionToolsError as exc:
-        connection.send(("failed", str(exc)))
+        outcome = ("failed", str(exc))
     except (RuntimeError, ValueError, OSError) as exc:
-        connection.send(("failed", f"{type(exc).__name__}: {exc} (see {path})"))
+        _tell(connection, ("failed", f"{type(exc).__name__}: {exc} (see {path})"))
         raise
     else:
-        connection.send(("done", machine))
+        outcome = ("done", machine)
+    _tell(connection, outcome)
+    handler.flush()
+
+
+def _tell(connection: Connection, outcome: tuple[str, str]) -> None:
+    """Send ``outcome`` to the parent, if it is still there to read it."""
+    try:
+        connection.send(outcome)
+    except OSError:  # BrokenPipeError: the parent died; the checkpoint says it all
+        pass
     finally:
         connection.close()
-        handler.flush()
+
+
+def _stop_without_parent(parent_alive: Connection) -> None:
+    """Wait (in a thread of the training process) until the parent's end of ``parent_alive``
+    closes, which happens only when the parent dies, then stop the training as SIGTERM does."""
+    try:
+        parent_alive.recv()
+    except (EOFError, OSError):
+        os.kill(os.getpid(), signal.SIGTERM)

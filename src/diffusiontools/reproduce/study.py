@@ -154,6 +154,7 @@ class Study:
             yield
         except TrainingStopped:
             self.record(name, time.perf_counter() - started)
+            logger.info("reproduce: stopped; re-run the same command to resume where it stopped")
             raise
         except UserError as exc:
             raise UserError(f"reproduce stage '{name}' failed: {exc}") from exc

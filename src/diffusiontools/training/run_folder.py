@@ -279,13 +279,14 @@ def ensure_writable(folder: Path, what: str = "the run") -> None:
 
 
 class RunLock:
-    """An exclusive ``flock`` on ``run_dir/.lock``: a second training in the same folder fails fast.
+    """An exclusive ``flock`` on ``folder/.lock``: a second training (``what``: a second
+    reproduce) in the same folder fails fast.
 
     The kernel drops the lock when the process dies, so a killed run never leaves a stale lock.
     """
 
-    def __init__(self, run_dir: Path):
-        self.path = RunFolder(run_dir).lock
+    def __init__(self, folder: Path, what: str = "training"):
+        self.path, self.what = RunFolder(folder).lock, what
         self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -295,7 +296,7 @@ class RunLock:
         except BlockingIOError:
             os.close(self.fd)
             raise UserError(
-                f"another training is running in {self.path.parent} (it holds {self.path})"
+                f"another {self.what} is running in {self.path.parent} (it holds {self.path})"
             ) from None
         os.ftruncate(self.fd, 0)
         os.write(self.fd, str(os.getpid()).encode())
