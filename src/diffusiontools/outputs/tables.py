@@ -59,7 +59,7 @@ def table(results: dict) -> tuple[list[str], list[list[str]]]:
     ``results`` has a ``reference`` (the test images' own values), a column of those values for
     the metrics that need no reference set and "" for the others. A metric that a set leaves
     out (its ``omitted`` says why: read as the class asked for, where no class was asked) or
-    that an older metrics.json lacks shows "–"."""
+    that an older metrics.json lacks shows "–"; a metric that no set has gets no row."""
     runs = results["runs"]
     reference = results.get("reference")
     header = ["metric", *runs, *([reference["label"]] if reference else [])]
@@ -76,6 +76,8 @@ def table(results: dict) -> tuple[list[str], list[list[str]]]:
     ]
     names = class_names(results)
     for key, name, digits in ROWS:
+        if all(key not in run["metrics"] for run in runs.values()):
+            continue
         if key == "class_entropy" and names:
             name = f"class entropy (nats, max {math.log(len(names)):.3f})"
         cells = [
