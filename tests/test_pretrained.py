@@ -61,3 +61,45 @@ def test_sample_writes_beside_the_caller_never_into_the_package(shipped, capsys)
         "error: run folder nothing does not exist, and no shipped model has that name "
         "(shipped: tiny)\n"
     )
+
+
+# The shipped models themselves (the tests above use a stand-in): each is the report's config
+# trained to the epoch the report analysed, whole and verified.
+EXPORT_FILES = {
+    "model.safetensors",
+    "diffusiontools.json",
+    "config.ini",
+    "data.json",
+    "metrics.csv",
+    "learning_curve.png",
+}
+
+
+@pytest.mark.parametrize("name", pretrained.pretrained_names())
+def test_each_shipped_model_is_the_reports_config_at_its_analysed_epoch(name):
+    from diffusiontools.reproduce.scales import REPORT_MODELS
+    from diffusiontools.training.run_config import load_config
+
+    folder = pretrained.pretrained_folder(name)  # its sha256 checked against the pin
+    assert {p.name for p in folder.iterdir()} == EXPORT_FILES
+    model = dt.load(name, device="cpu")
+    assert model.epoch == REPORT_MODELS[name] and model.config.data.dataset == "mnist"
+    report = load_config(name)  # the packaged config: network, process and sampler unchanged
+    assert (model.config.model, model.config.diffusion) == (report.model, report.diffusion)
+    assert model.config.sampling == report.sampling
+
+
+@pytest.mark.slow
+def test_model1_samples_its_pinned_pixels():
+    """dt.load("model1").sample(16, seed=0), as the README shows it. A relative change of 1e-6
+    in every weight moves no pixel of these samples by more than one level (measured), so
+    kernels of other CPUs stay within the tolerance of 3 levels."""
+    from diffusiontools.data import to_uint8
+
+    images = to_uint8(dt.load("model1", device="cpu").sample(16, seed=0)).int()  # (16, 28, 28)
+    assert images.shape == (16, 28, 28)
+    pinned = {(0, 10, 10): 212, (0, 11, 14): 255, (0, 12, 16): 148, (0, 16, 16): 104}
+    pinned |= {(0, 13, 10): 1}
+    for (i, row, col), value in pinned.items():
+        assert abs(images[i, row, col].item() - value) <= 3, (i, row, col)
+    assert images.float().mean().item() == pytest.approx(34.57, abs=0.05)

@@ -21,8 +21,10 @@ from ..errors import UserError
 from .export import WEIGHTS
 
 # Shipped model -> the sha256 of its model.safetensors. A model is listed once its analysed
-# checkpoint exists (reproduce --scale report) and its folder is committed.
-SHA256: dict[str, str] = {}
+# checkpoint exists (reproduce --scale report) and its folder (OUT/models/NAME) is copied here.
+SHA256: dict[str, str] = {
+    "model1": "1d7ac4e23810c002eb2e17da17a9d38ed515808d5f63c1ad75c2c7246f39140e",
+}
 
 
 def pretrained_root() -> Path:
