@@ -46,8 +46,9 @@ def test_damaged_weights_are_refused_and_a_folder_of_the_name_wins(shipped, monk
         f"the shipped model tiny's weights {shipped / 'model.safetensors'} have sha256 "
         f"{digest}, not the pinned {'0' * 64}: the install is damaged; reinstall diffusiontools"
     )
-    Path("tiny").mkdir()  # the user's own folder of that name: theirs, not ours
-    with pytest.raises(UserError, match="holds no checkpoint yet"):
+    Path("tiny").mkdir()  # the user's own run of that name, before its first checkpoint
+    Path("tiny", "config.ini").write_text("[training]\n")
+    with pytest.raises(UserError, match="holds no checkpoint yet"):  # theirs, not ours
         dt.load("tiny", device="cpu")
 
 
@@ -56,6 +57,8 @@ def test_sample_writes_beside_the_caller_never_into_the_package(shipped, capsys)
     assert cli.main(["sample", "tiny", "-n", "4", "--device", "cpu"]) == 0
     assert (Path("tiny") / "samples" / "samples.npz").is_file()
     assert sorted(p.name for p in shipped.iterdir()) == before
+    # ./tiny holds only those samples: the same command again still means the shipped model
+    assert cli.main(["sample", "tiny", "-n", "4", "--device", "cpu"]) == 0
     assert cli.main(["sample", "nothing", "-n", "4"]) == 2
     assert capsys.readouterr().err.endswith(
         "error: run folder nothing does not exist, and no shipped model has that name "

@@ -7,8 +7,9 @@ optimiser step) with the run's ``metrics.csv``, its training record, under
 report analysed (docs/reproduction.md). The sha256 of each weights file is pinned in
 ``SHA256`` and checked on every load: a damaged or replaced file is refused, never sampled.
 
-A name is looked up only where no file or folder of that name exists: ``./model1``, a run of
-the user's, always wins over the shipped model.
+A name is looked up where no model of that name is on disk: ``./model1`` holding a run (or an
+export) of the user's always wins over the shipped model, while a ``./model1`` holding only what
+``diffusiontools sample model1`` wrote there (its ``samples/``) does not hide it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from ..data.download import file_sha256
 from ..errors import UserError
 from .export import WEIGHTS
+from .run_folder import RunFolder
 
 # Shipped model -> the sha256 of its model.safetensors. A model is listed once its analysed
 # checkpoint exists (reproduce --scale report) and its folder (OUT/models/NAME) is copied here.
@@ -58,10 +60,11 @@ def pretrained_folder(name: str) -> Path:
 
 
 def model_folder(path_or_name: str | Path) -> Path:
-    """``path_or_name`` as a folder to load: itself where it exists, else the shipped model of
-    that name, verified. Raises DiffusionToolsError where it is neither."""
+    """``path_or_name`` as a folder to load: itself where it exists (and, for a shipped model's
+    name, holds a run or an export), else the shipped model of that name, verified. Raises
+    DiffusionToolsError where it is neither."""
     path = Path(path_or_name)
-    if path.exists():
+    if path.exists() and (str(path_or_name) not in SHA256 or holds_model(path)):
         return path
     if str(path_or_name) in SHA256:
         return pretrained_folder(str(path_or_name))
@@ -69,6 +72,13 @@ def model_folder(path_or_name: str | Path) -> Path:
     raise UserError(
         f"run folder {path} does not exist, and no shipped model has that name (shipped: {shipped})"
     )
+
+
+def holds_model(folder: Path) -> bool:
+    """Whether ``folder`` holds a model of its own: a run (its config or checkpoints, even one
+    that has not written its first checkpoint yet) or an export; not merely samples."""
+    run = RunFolder(folder)
+    return run.is_export or run.config.is_file() or run.checkpoints.is_dir() or folder.is_file()
 
 
 def is_pretrained(folder: Path) -> bool:
