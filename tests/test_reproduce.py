@@ -205,7 +205,7 @@ def test_smoke_reproduction_exports_each_report_model_as_the_package_ships_it(sm
 
 
 def test_a_run_killed_before_its_first_checkpoint_is_started_again(tmp_path):
-    from diffusiontools.reproduce.pipeline import train_run
+    from diffusiontools.reproduce.study_runs import train_run
     from diffusiontools.training.run_folder import RunFolder, read_metrics
 
     run = RunFolder(tmp_path / "model1")

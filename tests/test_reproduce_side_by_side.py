@@ -17,10 +17,11 @@ from tiny_runs import single_thread  # noqa: F401  (autouse: one thread per test
 
 from diffusiontools.cli import main
 from diffusiontools.errors import UserError
-from diffusiontools.reproduce.pipeline import reproduce, train_all, train_run
+from diffusiontools.reproduce.pipeline import reproduce, train_all
 from diffusiontools.reproduce.scales import get_scale
 from diffusiontools.reproduce.side_by_side import log_path, train_side_by_side
 from diffusiontools.reproduce.study import Study, study_config
+from diffusiontools.reproduce.study_runs import train_run
 from diffusiontools.training.checkpoint import load_checkpoint
 from diffusiontools.training.run_folder import RunFolder, RunLock, read_metrics
 from diffusiontools.training.trainer import train

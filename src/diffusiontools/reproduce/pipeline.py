@@ -35,10 +35,10 @@ from ..evaluation.comparison import evaluate
 from ..evaluation.sample_sets import file_stem, samples_from_run
 from ..evaluation.settings import EvaluationSettings
 from ..outputs.samples_io import save_samples
-from ..training.checkpoint import load_checkpoint
-from ..training.run_folder import METRICS_FILE, RunFolder, RunLock, holds_run, recover_if_idle
+from ..training.run_folder import METRICS_FILE, RunFolder, RunLock
 from .scales import REPORT_MODELS, Scale
 from .study import COLD_MODELS, Study, report_model, study_config
+from .study_runs import train_run, trained
 
 logger = logging.getLogger(__name__)
 
@@ -64,34 +64,6 @@ def train_all(study: Study, jobs: int = 1) -> None:
             export(study, run_name)
     for run_name in study.run_names():  # trained in an earlier call, its export interrupted
         export(study, run_name)
-
-
-def trained(run_dir: Path, run_name: str, scale: Scale) -> bool:
-    """Whether the study's run ``run_name`` in ``run_dir`` has finished its training: every
-    epoch of its config, the last epoch's quality probe included."""
-    latest = RunFolder(run_dir).latest
-    if not latest.is_file():
-        return False
-    ckpt = load_checkpoint(latest)
-    return ckpt["epoch"] >= study_config(run_name, scale).training.epochs and not ckpt.get(
-        "probe_pending", False
-    )
-
-
-def train_run(run_dir: Path, run_name: str, scale: Scale) -> None:
-    """Train the study's run ``run_name`` into ``run_dir``: resumed from its checkpoint, or
-    started (again) where it has none. The folder is the study's own, so the files of a run
-    killed before its first checkpoint are replaced, as ``overwrite`` does; an overwrite killed
-    before its new run's first checkpoint is put right first, so that the folder shows what it
-    holds."""
-    from ..evaluation.quality_probe import quality_probe
-    from ..training.trainer import train
-
-    recover_if_idle(run_dir)
-    resume = RunFolder(run_dir).latest.is_file()
-    config = study_config(run_name, scale)
-    overwrite = not resume and holds_run(run_dir)
-    train(config, run_dir, resume=resume, overwrite=overwrite, probe=quality_probe(config))
 
 
 def export(study: Study, run_name: str) -> None:

@@ -231,11 +231,11 @@ def _train_one(
 ) -> None:
     """A training process's work: train ``run_name`` of the study in ``out`` at ``scale`` (the
     study's own, which need not be a registered one) as the study run one at a time does
-    (``pipeline.train_run``), its output appended to its log; send ("done",
+    (``study_runs.train_run``), its output appended to its log; send ("done",
     machine), ("stopped", machine) or ("failed", reason) to the parent. Should the parent die,
     ``parent_alive`` reads EOF and the training stops as on SIGTERM (checkpoint, exit)."""
     from ..device import describe_machine
-    from .pipeline import train_run
+    from .study_runs import train_run
 
     path = log_path(out, run_name)
     path.parent.mkdir(parents=True, exist_ok=True)
