@@ -269,3 +269,5 @@ def test_an_evaluation_result_is_shown_in_one_short_line(tmp_path):
         repr(result)
         == f"EvaluationResult(sets ['a', 'b'], 2 metrics each, out {tmp_path / 'eval'})"
     )
+    runs["b"]["metrics"]["read_as_asked"] = entry  # a conditional set has one more
+    assert repr(result).startswith("EvaluationResult(sets ['a', 'b'], 2-3 metrics each, out ")

@@ -139,8 +139,9 @@ class EvaluationResult:
 
     def __repr__(self) -> str:
         runs = self.metrics["runs"]
-        count = len(next(iter(runs.values()))["metrics"]) if runs else 0
-        return f"EvaluationResult(sets {list(runs)}, {count} metrics each, out {self.out_dir})"
+        counts = sorted({len(run["metrics"]) for run in runs.values()})  # sets may leave some out
+        metrics = "-".join(map(str, counts[:: max(len(counts) - 1, 1)])) if runs else "0"
+        return f"EvaluationResult(sets {list(runs)}, {metrics} metrics each, out {self.out_dir})"
 
     def table(self) -> Table:
         """The side-by-side table (rows: metrics, columns: sets), as in metrics.md."""
