@@ -280,13 +280,23 @@ def test_a_folder_of_trained_models_is_not_reused_for_the_shipped_ones(tmp_path,
 
 
 def test_skip_training_refuses_an_install_that_ships_no_models(tmp_path, monkeypatch):
-    monkeypatch.setattr(pretrained, "SHA256", {})
     monkeypatch.setattr(pretrained, "SHA256", {"model1": "0" * 64})
     with pytest.raises(
         UserError, match="does not ship model2, custom1, custom2 .shipped: model1.; train them"
     ):
         reproduce(SMALL_REPORT, tmp_path / "out", torch.device("cpu"), skip_training=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_skip_training_names_the_flag_to_leave_out_on_the_command_line(tmp_path, capsys):
+    from diffusiontools.cli import main
+
+    shipped = set(pretrained.pretrained_names())
+    if shipped >= set(REPORT_MODELS):
+        pytest.skip("every report model is shipped: nothing to refuse")
+    out = str(tmp_path / "out")
+    assert main(["reproduce", "--scale", "report", "--skip-training", "--out", out]) == 2
+    assert capsys.readouterr().err.endswith("train them instead (leave out --skip-training)\n")
 
 
 def test_the_quality_curve_is_set_beside_what_the_report_says_of_those_epochs(tmp_path):

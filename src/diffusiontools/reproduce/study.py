@@ -85,7 +85,7 @@ class Study:
             raise UserError(
                 f"skip_training=True evaluates the shipped models, but this install does not "
                 f"ship {', '.join(missing)} (shipped: {', '.join(pretrained_names()) or 'none'}); "
-                "train them instead (leave out skip_training)"
+                "train them instead (leave out skip_training=True)"
             )
         ensure_writable(self.out, "the reproduction")
         self.state_path = self.out / STATE_FILE
