@@ -9,6 +9,7 @@ import os
 
 import pytest
 import torch
+from test_pretrained import EXPORT_FILES
 from tiny_runs import one_thread, single_thread  # noqa: F401  (autouse: one thread per test)
 
 from diffusiontools.data.download import file_sha256
@@ -189,15 +190,7 @@ def test_each_stage_records_its_time_and_machine_a_stopped_training_too(tmp_path
 def test_smoke_reproduction_exports_each_report_model_as_the_package_ships_it(smoke_study):
     for model in REPORT_MODELS:
         folder = smoke_study / "models" / model
-        names = {p.name for p in folder.iterdir()}
-        assert names == {
-            "model.safetensors",
-            "diffusiontools.json",
-            "config.ini",
-            "data.json",
-            "metrics.csv",
-            "learning_curve.png",
-        }
+        assert {p.name for p in folder.iterdir()} == EXPORT_FILES  # what the package ships
         shipped, run = load(folder), load(smoke_study / "runs" / model, epoch=1)
         assert shipped.epoch == get_scale("smoke").analysed_epoch(model) == 1
         weights = run.net.state_dict()
