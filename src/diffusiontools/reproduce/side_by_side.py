@@ -1,8 +1,9 @@
 """The study's trainings side by side: ``reproduce --jobs N`` trains up to N runs at once, each
 in a process of its own with ``threads // N`` torch threads (at least one).
 
-One run trains on one core almost as fast as on two (batch 128 of a small UNet scales poorly
-across threads), so on two cores two runs at once halve the study's wall time. Each process
+Two runs at one thread each do twice the work of one at one thread and, on a quiet 2-core
+machine, 1.08x that of one on both threads (docs/benchmarks.md); on a shared machine, where a
+2-thread step stalls whenever a core is taken, more. Each process
 calls the same ``train`` as the one-at-a-time study, so a run trained side by side equals one
 trained alone at the same thread count, and resumes exactly.
 
