@@ -47,8 +47,12 @@ def test_the_asked_classes_are_read_from_a_record_or_left_out_with_the_reason():
     assert reason == "its samples were drawn unconditionally: no class was asked for"
     _, reason = recorded_asked({"labels": None, "guidance": 0.0}, 3, 10, "x")
     assert reason == "its samples were drawn with sampling.guidance = 0: no class was asked for"
-    _, reason = recorded_asked({"labels": "cycled 0-9"}, 3, 10, "x")
+    cycled, _ = recorded_asked({"labels": "cycled 0-2", "digit": None}, 7, 3, "x")  # older
+    assert cycled.tolist() == [0, 1, 2, 0, 1, 2, 0]
+    _, reason = recorded_asked({"labels": "a list of my own"}, 3, 10, "x")
     assert reason.startswith(NO_RECORD)
+    with pytest.raises(UserError, match=r"asked classes 0..9, but .* has classes 0..2"):
+        recorded_asked({"labels": "cycled 0-9"}, 12, 3, "x")
     with pytest.raises(
         UserError, match=r"set 'a' records meta 'asked_classes' that is not a list of 4"
     ):

@@ -69,10 +69,33 @@ def test_resume_mid_epoch_equals_the_straight_run(tmp_path, monkeypatch, stop_at
     epoch = (stop_at - 1) // STEPS_PER_EPOCH  # step 12 is the last of epoch 0: batch 12, not 0
     assert (ckpt["epoch"], ckpt["batch"]) == (epoch, stop_at - epoch * STEPS_PER_EPOCH)
     assert ckpt["step"] == stop_at
+    assert str(stopped.value) == (
+        f"stopped by signal 15 at step {stop_at}; checkpoint written to {ckpt_io.latest_path(run)}; "
+        "continue with resume=True"
+    )
 
     train_tiny(run, resume=True)
     assert losses(run) == losses(reference_run())
     assert_same_final_weights(run, reference_run())
+
+
+def test_the_cli_says_once_where_a_training_stopped_and_how_to_continue(
+    tmp_path, monkeypatch, capsys
+):
+    """The trainer logs where it stopped; ``train`` adds its own flag for going on (a caller such
+    as ``reproduce`` adds its own way instead)."""
+
+    def sigterm_at(step, loss):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss
+
+    on_training_steps(monkeypatch, sigterm_at)
+    run = tmp_path / "run"
+    assert cli.main(["train", str(write_ini(tmp_path)), "--out", str(run)]) == 143
+    err = capsys.readouterr().err
+    assert f"stopped by signal 15 at step 5; checkpoint written to {ckpt_io.latest_path(run)}\n" in err
+    assert err.endswith("continue with --resume\n") and err.count("resume") == 1
 
 
 def test_the_progress_bar_loss_after_a_mid_epoch_resume_is_the_mean_of_the_new_steps(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from ..config import config_path
+from ..training.signals import TrainingStopped
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -41,5 +45,10 @@ def run(args: argparse.Namespace) -> None:
     recorded = recorded_config(run_dir) if args.resume else None
     config = load_config(args.config, args.overrides, recorded=recorded)
     probe = quality_probe(config)  # training.eval_every: the quality curve, None when off
-    train(config, run_dir, resume=args.resume, overwrite=args.overwrite, probe=probe)
+    try:
+        train(config, run_dir, resume=args.resume, overwrite=args.overwrite, probe=probe)
+    except TrainingStopped as exc:
+        if exc.reported:
+            logger.info("continue with --resume")
+        raise
     print(f"run folder: {run_dir}")

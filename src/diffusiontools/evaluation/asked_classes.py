@@ -2,13 +2,16 @@
 of the samples evaluate draws from a class-conditional model, or a samples NPZ's metadata.
 
 Both record it as ``asked_classes``, one class index per sample
-(``training.sample_files.asked_fields``); a file drawn with one class by a version that did not
-write ``asked_classes`` still names that class as ``digit``. Where a set records neither, its
-asked classes are unknown and the reason says why: the score that needs them
-(``read_as_asked``) is left out of that set's metrics.
+(``training.sample_files.asked_fields``); a file written by a version that did not record
+``asked_classes`` still names its one class as ``digit``, or the cycle of every class as
+``labels`` ("cycled 0-9", ``sampling.plan.SamplingPlan.labels``: sample i asked as i % 10).
+Where a set records none of them, its asked classes are unknown and the reason says why: the
+score that needs them (``read_as_asked``) is left out of that set's metrics.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -16,6 +19,7 @@ from ..errors import UserError
 
 ASKED_KEY = "asked_classes"
 ARRAY_REASON = "images given as an array record no class asked for"
+CYCLED = re.compile(r"cycled 0-(\d+)")  # SamplingPlan.labels of generation.class_labels' cycle
 
 
 def recorded_asked(
@@ -26,7 +30,8 @@ def recorded_asked(
 
     1. ``asked_classes``: one class index per image, as ``sample`` and ``evaluate`` write;
     2. else ``digit`` (an int): the one class every image was drawn as;
-    3. else unknown: no label took effect where ``labels`` is recorded as None (an
+    3. else ``labels`` "cycled 0-(K-1)": image i was asked as class i % K;
+    4. else unknown: no label took effect where ``labels`` is recorded as None (an
        unconditional model, or guidance 0), or the file records no class per sample.
 
     Raises UserError for recorded classes that are not one index in 0..num_classes - 1 per
@@ -46,13 +51,15 @@ def recorded_asked(
                 "it as diffusiontools sample does"
             )
         asked = [record["digit"]] * n
+    elif isinstance(record.get("labels"), str) and (cycle := CYCLED.fullmatch(record["labels"])):
+        asked = [i % (int(cycle[1]) + 1) for i in range(n)]
     elif "labels" in record and record["labels"] is None:
         drawn = "with sampling.guidance = 0" if record.get("guidance") == 0 else "unconditionally"
         return None, f"its samples were drawn {drawn}: no class was asked for"
     else:
         return None, (
             f"its file records no class asked for per sample (meta '{ASKED_KEY}', which "
-            "diffusiontools sample writes for a class-conditional model, or 'digit')"
+            "diffusiontools sample writes for a class-conditional model, 'digit' or 'labels')"
         )
     if not num_classes:
         return None, "the data set has no classes to ask for"

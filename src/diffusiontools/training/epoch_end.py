@@ -196,14 +196,14 @@ def probe_quality(end: EpochEnd) -> None:
     signum = end.ranks.max(end.stop.signum or 0, end.device)  # every rank: one decision
     if signum or values is None:
         latest = ckpt_io.latest_path(end.run_dir)
-        message = (
+        stopped = (
             f"stopped by signal {signum} during the quality probe of epoch {row['epoch']}; "
-            f"the epoch's checkpoint is {latest}; continue with --resume (resume=True in "
-            f"Python), which probes epoch {row['epoch']} first"
+            f"the epoch's checkpoint is {latest}; a resumed training probes epoch "
+            f"{row['epoch']} first"
         )
         if end.ranks.is_main:
-            logger.info(message)
-        raise TrainingStopped(signum, message)
+            logger.info(stopped)
+        raise TrainingStopped(signum, f"{stopped}; continue with resume=True", end.ranks.is_main)
     state.probe_pending = False
     state.probed_as_last = row["epoch"] % end.config.training.eval_every != 0
     if end.ranks.is_main:

@@ -14,12 +14,16 @@ class TrainingStopped(KeyboardInterrupt):
     """Training stopped on SIGINT (Ctrl-C) or SIGTERM after writing a checkpoint.
 
     A ``KeyboardInterrupt``, so a notebook or script treats it as the interrupt it is; ``signum``
-    says which signal, and the CLI exits with the conventional 128 + signum (130, 143).
+    says which signal, and the CLI exits with the conventional 128 + signum (130, 143). Its
+    message says where it stopped and how to continue in Python (``resume=True``); ``reported``
+    is True in the process that logged where it stopped (the main rank), whose caller adds how
+    to continue in its own terms (``train --resume``, re-running ``reproduce``).
     """
 
-    def __init__(self, signum: int, message: str):
+    def __init__(self, signum: int, message: str, reported: bool = False):
         super().__init__(message)
         self.signum = signum
+        self.reported = reported
 
 
 class Interrupted(BaseException):

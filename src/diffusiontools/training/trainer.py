@@ -222,13 +222,10 @@ def _stop_inside_epoch(end: EpochEnd, signum: int, steps_per_epoch: int) -> None
     state, latest = end.state, ckpt_io.latest_path(end.run_dir)
     end.save(latest)
     if signum:
-        message = (
-            f"stopped by signal {signum} at step {state.step}; checkpoint written to {latest}; "
-            "continue with --resume (resume=True in Python)"
-        )
+        stopped = f"stopped by signal {signum} at step {state.step}; checkpoint written to {latest}"
         if end.ranks.is_main:
-            logger.info(message)
-        raise TrainingStopped(signum, message)
+            logger.info(stopped)
+        raise TrainingStopped(signum, f"{stopped}; continue with resume=True", end.ranks.is_main)
     if end.ranks.is_main:
         logger.info(
             "reached training.max_steps=%d inside epoch %d (%d of %d batches): the epoch "
