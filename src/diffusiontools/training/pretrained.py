@@ -25,6 +25,7 @@ from .run_folder import RunFolder
 # Shipped model -> the sha256 of its model.safetensors. A model is listed once its analysed
 # checkpoint exists (reproduce --scale report) and its folder (OUT/models/NAME) is copied here.
 SHA256: dict[str, str] = {
+    "custom1": "6873b14d9b8a8f35425b0c6fcd7220cf4757b059de16a7d5648aa15910425adf",
     "model1": "1d7ac4e23810c002eb2e17da17a9d38ed515808d5f63c1ad75c2c7246f39140e",
 }
 
