@@ -142,6 +142,21 @@ def test_trainings_whose_parent_is_killed_stop_with_a_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_training_killed_by_sigkill_is_named_and_leaves_no_warning_behind(tmp_path):
+    """The other training stops with its checkpoint; the console shows the failure in words,
+    not Python's 'leaked semaphore' warning (a progress bar's lock the killed process held)."""
+    out = tmp_path / "study"
+    parent, latest = start_stoppable(out)
+    pid = int(RunFolder(out / "runs" / "model1").lock.read_text())
+    os.kill(pid, signal.SIGKILL)
+    assert parent.wait() == 1
+    err = parent.stderr.read()
+    assert "reproduce stage 'train model1' failed: its process was killed by signal 9" in err
+    assert "leaked" not in err and "resource_tracker" not in err
+    assert 1 <= load_checkpoint(latest[1])["epoch"] < 400  # model2 stopped with a checkpoint
+
+
+@pytest.mark.slow
 def test_sigterm_stops_every_training_with_a_checkpoint_and_records_its_time(tmp_path):
     out = tmp_path / "study"
     parent, latest = start_stoppable(out)

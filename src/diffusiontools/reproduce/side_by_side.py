@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from ..errors import DiffusionToolsError, UserError
 from ..training.run_folder import RunFolder
@@ -246,6 +247,9 @@ def _train_one(
         os.dup2(log.fileno(), sys.stderr.fileno())
         os.dup2(log.fileno(), sys.stdout.fileno())
     threading.Thread(target=_stop_without_parent, args=(parent_alive,), daemon=True).start()
+    # tqdm's default lock is a multiprocessing semaphore, which a SIGKILLed training leaves for
+    # the parent's resource tracker to warn about on the console; its bars need a thread lock.
+    tqdm.set_lock(threading.RLock())
     handler = logging.StreamHandler(sys.stderr)
     library_log = logging.getLogger("diffusiontools")
     library_log.addHandler(handler)
