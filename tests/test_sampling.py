@@ -5,19 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_runs import reference_run, single_thread  # noqa: F401 (single_thread: autouse fixture)
+from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
+    reference_run,
+    single_thread,
+    train_tiny,
+)
 
 from diffusiontools.config import Config, DiffusionConfig, ModelConfig
 from diffusiontools.data import to_uint8
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.models import make_network
 from diffusiontools.outputs.samples_io import load_samples, save_samples, write_samples
+from diffusiontools.sampling import generation
 from diffusiontools.sampling.generation import (
     TRAJECTORY_FRACTIONS,
     generate,
     generate_batches,
     trajectory,
 )
+from diffusiontools.sampling.plan import resolve_plan
 from diffusiontools.training.trained_model import load_trained
 
 CPU = torch.device("cpu")
@@ -45,6 +51,47 @@ def test_samples_have_the_image_shape_and_a_sane_range(model):
 def test_the_same_seed_gives_the_same_samples_and_another_seed_others(model):
     assert torch.equal(draw(model, seed=3), draw(model, seed=3))
     assert not torch.allclose(draw(model, seed=3), draw(model, seed=4))
+
+
+@pytest.fixture(scope="module")
+def cold_model(tmp_path_factory):
+    run = train_tiny(tmp_path_factory.mktemp("cold") / "run", "diffusion.kind=cold")
+    return load_trained(run, None, CPU)
+
+
+@pytest.mark.parametrize(
+    "kind, sampler, steps",
+    [("gaussian", "ancestral", 20), ("gaussian", "ddim", 5), ("gaussian", "dpm_solver", 5),
+     ("gaussian", "heun", 4), ("gaussian", "euler_ancestral", 5), ("cold", "naive", 20),
+     ("cold", "improved", 7)],
+)  # fmt: skip
+def test_the_progress_bar_counts_every_step_of_every_batch_and_changes_no_sample(
+    model, cold_model, monkeypatch, kind, sampler, steps
+):
+    """5 samples in batches of 2: 3 batches of ``steps`` steps; the bar moves one step at a time
+    (a sampler's last step, which naive does not report, is added at its batch's end)."""
+    m = model if kind == "gaussian" else cold_model
+    plan = resolve_plan(m.config, sampler, steps)
+    draw = (m.net, m.process, m.config, 5, 0, CPU)
+    plain = generate(*draw, batch_size=2, plan=plan, shape=m.shape)
+    moves, bars = [], []
+
+    class RecordingBar(generation.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append((self, kwargs["disable"]))
+
+        def update(self, k=1):
+            moves.append(k)
+            return super().update(k)
+
+    monkeypatch.setattr(generation, "tqdm", RecordingBar)
+    shown = generate(*draw, batch_size=2, plan=plan, shape=m.shape, progress=True)
+    assert torch.equal(shown, plain)
+    ((bar, disabled),) = bars
+    assert bar.total == bar.n == 3 * steps and not disabled
+    assert set(moves) <= {0, 1}  # one step at a time; 0: the batch's end found all reported
+    assert moves.count(1) == 3 * steps
 
 
 def test_trajectory_ends_in_the_sample(model):

@@ -94,7 +94,8 @@ def test_the_cli_says_once_where_a_training_stopped_and_how_to_continue(
     run = tmp_path / "run"
     assert cli.main(["train", str(write_ini(tmp_path)), "--out", str(run)]) == 143
     err = capsys.readouterr().err
-    assert f"stopped by signal 15 at step 5; checkpoint written to {ckpt_io.latest_path(run)}\n" in err
+    latest = ckpt_io.latest_path(run)
+    assert f"stopped by signal 15 at step 5; checkpoint written to {latest}\n" in err
     assert err.endswith("continue with --resume\n") and err.count("resume") == 1
 
 

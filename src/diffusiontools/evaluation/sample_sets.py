@@ -49,7 +49,7 @@ def samples_from_model(
     ``class_name``, ``asked_classes``)."""
     plan = resolve_plan(model.config, sampler, steps)  # what is drawn, every choice resolved
     draw = (model.net, model.process, model.config, n, seed, model.device)
-    x = generate(*draw, plan=plan, shape=model.shape)
+    x = generate(*draw, plan=plan, shape=model.shape, progress=inner_bars_shown())
     images = to_uint8(x).reshape(x.shape)  # (n, C, H, W); beyond [-0.5, 0.5] saturates
     source = {
         "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
@@ -222,10 +222,15 @@ def given_sets(
     return given
 
 
+def inner_bars_shown() -> bool:
+    """Whether progress bars inside evaluate's own are shown: on a terminal only; in a log file
+    their cursor moves would leave "\x1b[A" debris between the outer bar's lines."""
+    return sys.stderr.isatty()
+
+
 def inner_bar(iterable, desc: str) -> tqdm:
-    """A progress bar inside evaluate's own: shown on a terminal only, and erased when done; in
-    a log file its cursor moves would leave "\x1b[A" debris between the outer bar's lines."""
-    return tqdm(iterable, desc=desc, leave=False, disable=not sys.stderr.isatty())
+    """A progress bar inside evaluate's own (:func:`inner_bars_shown`), erased when done."""
+    return tqdm(iterable, desc=desc, leave=False, disable=not inner_bars_shown())
 
 
 def draw_sets(

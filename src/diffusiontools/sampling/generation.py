@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from ..config import Config
 from ..data import load_data
 from ..diffusion.noise import Generators, randn, sample_generators
 from ..errors import UserError
+from .ancestral import StepCallback
 from .plan import SamplingPlan, resolve_plan
 from .registry import SAMPLERS
 
@@ -144,9 +146,11 @@ def generate(
     *,
     plan: SamplingPlan | None = None,
     shape: tuple[int, int, int],
+    progress: bool = False,
 ) -> torch.Tensor:
     """Draw ``n`` samples (n, *shape) in [-0.5, 0.5]-ish model units, in batches, seeded;
-    ``shape`` (C, H, W): the images the network takes (``TrainedModel.shape``).
+    ``shape`` (C, H, W): the images the network takes (``TrainedModel.shape``); ``progress``:
+    show a tqdm bar of the sampler's steps over all batches (erased when done).
 
     What is drawn is ``plan`` (from :func:`~diffusiontools.sampling.plan.resolve_plan`), or the
     plan of the request ``sampler``, ``steps``, ``digit`` on ``config`` (None: the config's own),
@@ -184,6 +188,7 @@ def generate(
         batch_size,
         plan=plan,
         shape=shape,
+        progress=progress,
     )
     return torch.cat(list(batches))
 
@@ -203,6 +208,7 @@ def generate_batches(
     *,
     plan: SamplingPlan | None = None,
     shape: tuple[int, int, int],
+    progress: bool = False,
 ) -> Iterator[torch.Tensor]:
     """:func:`generate`'s samples as they are drawn: one (b, *shape) tensor per batch of
     ``batch_size`` (the last may be smaller), samples 0..n-1 in order, each batch checked to be
@@ -214,7 +220,9 @@ def generate_batches(
         raise UserError(f"a trajectory is drawn for at most {batch_size} images, not {n}")
     plan = _plan(config, sampler, steps, digit, plan)
     check_starts(process, config, plan, n, batch_size)
-    return _batches(net, process, config, n, seed, device, plan, on_step, batch_size, shape)
+    return _batches(
+        net, process, config, n, seed, device, plan, on_step, batch_size, shape, progress
+    )
 
 
 def check_starts(
@@ -254,13 +262,22 @@ def _batches(
     on_step: Callable[[int, torch.Tensor], None] | None,
     batch_size: int,
     shape: tuple[int, int, int],
+    progress: bool,
 ) -> Iterator[torch.Tensor]:
     sample = SAMPLERS[plan.sampler].sample
     keywords = plan.keywords()  # eta, timestep_spacing: where the sampler takes them
     was_training = net.training
     net.eval()
+    batches = math.ceil(n / batch_size)
+    bar = tqdm(
+        total=batches * plan.steps,
+        desc=f"{plan.sampler}, {n} sample{'s' * (n != 1)}",
+        unit="step",
+        leave=False,
+        disable=not progress,
+    )
     try:
-        for offset, b, generators in seeded_batches(n, seed, device, batch_size):
+        for k, (offset, b, generators) in enumerate(seeded_batches(n, seed, device, batch_size)):
             y = class_labels(config.model.num_classes, plan.digit, offset, b, device)
             model = model_fn(net, process.T, y, 1.0 if plan.guidance is None else plan.guidance)
             if plan.clip_x0:
@@ -268,11 +285,30 @@ def _batches(
             x_T = start_state(
                 process, b, generators, device, config, offset, plan.cold_start, shape=shape
             )
-            x = sample(model, process, x_T, generators, plan.steps, on_step, **keywords)
+            stepped = _ticking(bar, on_step)
+            x = sample(model, process, x_T, generators, plan.steps, stepped, **keywords)
+            bar.update((k + 1) * plan.steps - bar.n)  # a sampler may not report its last step
             check_finite(x, offset, n)
             yield x
     finally:
+        bar.close()
         net.train(was_training)
+
+
+def _ticking(bar: tqdm, on_step: StepCallback | None) -> StepCallback:
+    """A sampler's ``on_step`` that also moves ``bar`` by one per step: every call but the
+    first, which shows the starting state (the samplers' protocol, ``ancestral.py``)."""
+    started = False
+
+    def stepped(t: float, x: torch.Tensor) -> None:
+        nonlocal started
+        if on_step is not None:
+            on_step(t, x)
+        if started:
+            bar.update()
+        started = True
+
+    return stepped
 
 
 TRAJECTORY_FRACTIONS = (1.0, 0.5, 0.1, 0.05, 0.0)
@@ -292,6 +328,7 @@ def trajectory(
     *,
     plan: SamplingPlan | None = None,
     shape: tuple[int, int, int],
+    progress: bool = False,
 ) -> tuple[list[int], list[torch.Tensor]]:
     """States of the reverse process near ``fractions`` of T (the report's "diffusion process").
 
@@ -310,7 +347,18 @@ def trajectory(
             if states[k] is None and t <= target:  # t is real for the sigma-space samplers
                 times[k], states[k] = round(t), x.clone()
 
-    final = generate(net, process, config, n, seed, device, on_step=record, plan=plan, shape=shape)
+    final = generate(
+        net,
+        process,
+        config,
+        n,
+        seed,
+        device,
+        on_step=record,
+        plan=plan,
+        shape=shape,
+        progress=progress,
+    )
     for k in range(len(targets)):
         if states[k] is None:  # reached at or below its target only by the end: the sample
             times[k], states[k] = 0, final

@@ -183,7 +183,9 @@ def sample_to_files(
                 yield x
 
         draws = (model.net, model.process, model.config)
-        batches = generate_batches(*draws, n, seed, model.device, plan=plan, shape=model.shape)
+        batches = generate_batches(
+            *draws, n, seed, model.device, plan=plan, shape=model.shape, progress=True
+        )
         # The run as an absolute path: the file may be read from anywhere, long after.
         meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
         meta.update(dataset_fields(model, plan.digit), **start_fields(model, plan, n))
@@ -194,7 +196,9 @@ def sample_to_files(
         save_sample_grid(torch.cat(shown), at.grid, title=f"{title}, {first}n={n}")
         k = min(n, ROW_MAX)  # samples 0..k-1 of the grid: sample i depends only on seed and i
         if at.trajectory is not None:
-            times, states = trajectory(*draws, k, seed, model.device, plan=plan, shape=model.shape)
+            times, states = trajectory(
+                *draws, k, seed, model.device, plan=plan, shape=model.shape, progress=True
+            )
             save_image_rows(
                 [torch.stack([s[i] for s in states]) for i in range(k)],
                 [f"#{i}" for i in range(k)],
@@ -204,7 +208,12 @@ def sample_to_files(
             )
         if at.epochs is not None:
             rows = [
-                generate(m.net, m.process, m.config, k, seed, m.device, plan=p, shape=m.shape)
+                generate(
+                    *(m.net, m.process, m.config, k, seed, m.device),
+                    plan=p,
+                    shape=m.shape,
+                    progress=True,
+                )
                 for m, p in zip(epoch_models, epoch_plans, strict=True)
             ]
             save_image_rows(

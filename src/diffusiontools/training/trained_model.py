@@ -230,7 +230,8 @@ class TrainedModel:
         & Salimans 2022), ``eta`` (DDIM stochasticity, Song et al. 2021), ``clip_x0`` (clamp each
         step's x0_hat), ``start`` (a cold model's x_T), ``timestep_spacing`` (the time grid of ddim
         / dpm_solver: ours, or diffusers' trailing, leading, linspace, to reproduce its scheduler's
-        run exactly). Sample i depends only on ``seed`` and i. Raises DiffusionToolsError naming an
+        run exactly). Sample i depends only on ``seed`` and i. A tqdm bar shows the sampler's
+        steps while it draws, erased when done. Raises DiffusionToolsError naming an
         option that does not apply to this model or sampler.
         """
         n = _as_type("n", n, int)
@@ -247,7 +248,10 @@ class TrainedModel:
             timestep_spacing=timestep_spacing,
         )
         return generate(
-            self.net, self.process, self.config, n, seed, self.device, plan=plan, shape=self.shape
+            *(self.net, self.process, self.config, n, seed, self.device),
+            plan=plan,
+            shape=self.shape,
+            progress=True,
         )
 
     def trajectory(
@@ -266,7 +270,10 @@ class TrainedModel:
         for :meth:`sample`; ``label`` (or ``digit``) too."""
         plan = self.sampling_plan(sampler, steps, digit, label, **options)
         return trajectory(
-            self.net, self.process, self.config, n, seed, self.device, plan=plan, shape=self.shape
+            *(self.net, self.process, self.config, n, seed, self.device),
+            plan=plan,
+            shape=self.shape,
+            progress=True,
         )
 
 
