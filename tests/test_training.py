@@ -70,8 +70,8 @@ def test_resume_mid_epoch_equals_the_straight_run(tmp_path, monkeypatch, stop_at
     assert (ckpt["epoch"], ckpt["batch"]) == (epoch, stop_at - epoch * STEPS_PER_EPOCH)
     assert ckpt["step"] == stop_at
     assert str(stopped.value) == (
-        f"stopped by signal 15 at step {stop_at}; checkpoint written to {ckpt_io.latest_path(run)}; "
-        "continue with resume=True"
+        f"stopped by signal 15 at step {stop_at}; checkpoint written to "
+        f"{ckpt_io.latest_path(run)}; continue with resume=True"
     )
 
     train_tiny(run, resume=True)
