@@ -105,7 +105,8 @@ SCALES = {
         name="report",
         summary="the report's models at its own scale: all 60,000 training images, each model "
         "trained exactly to the epoch the report analysed (120/80/20/140) and evaluated there, "
-        "with the quality curve every 10 epochs; 7-14 hours of 2-core CPU, minutes on a GPU",
+        "with the quality curve every 10 epochs, the per-image cold variants as long; about "
+        "27 hours of one CPU core (14 hours of 2 cores with --jobs 2)",
         subset=None,
         epochs=None,
         save_every=None,
