@@ -74,6 +74,11 @@ def train(
         config = load_config(config, recorded=recorded)
     dataset = None
     if data is not None:
+        if config.data.image_size is not None:
+            raise UserError(
+                f"data.image_size={config.data.image_size} resizes data sets loaded from files; "
+                "arrays handed over as data= keep the size they are given: remove it"
+            )
         memory = dataclasses.replace(config.data, dataset="memory", dir=None)
         config = dataclasses.replace(config, data=memory)
         dataset = handed_over(data, config.data.test_fraction)

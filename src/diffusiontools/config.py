@@ -88,7 +88,10 @@ class DataConfig(_Section):
     dir: str | None = None
     source: str = _choices("auto", "mnist", "embedded", default="auto")  # mnist only
     channels: int | None = _bounded(None, min=1, max=3)  # folder: 1 or 3; None: as the images are
-    image_size: int | None = _bounded(None, min=2)  # folder: resize and centre-crop to this square
+    # The images' side S: a folder's shorter side resized (bicubic) and its centre cropped to
+    # S x S; any other data set's images resized to S x S after loading (bilinear, as Bansal et
+    # al.'s MNIST loader: data/resize.py); None: the images' own size
+    image_size: int | None = _bounded(None, min=2)
     # folder (without train/ and test/), npz, digits8: the fraction held out as the test split,
     # drawn with a fixed seed so every run of a data set tests on the same images; None: the
     # source's own default (0.1; digits8 0.2)
@@ -349,7 +352,11 @@ SWITCHED: dict[str, _Switch] = {
         "a data set made from what installed packages ship (digits8, coloured_mnist)",
     ),
     "data.channels": _FOLDER,
-    "data.image_size": _FOLDER,
+    "data.image_size": (
+        lambda c: c.data.dataset != "memory",
+        "data sets loaded from files (data.dataset other than memory)",
+        "arrays handed over from Python, which keep the size they are given,",
+    ),
     "data.test_fraction": (
         lambda c: c.data.dataset in ("folder", "npz", "digits8", "memory"),
         "data sets without their own test split (data.dataset = folder, npz, digits8 or memory)",

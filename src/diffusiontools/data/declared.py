@@ -1,10 +1,10 @@
 """The image side a config's ``[data]`` section fixes before any file is read.
 
 A rule that depends on the size (a degradation's largest level) is checked when the config is
-loaded wherever the section already says the size: every image of the MNIST family is 28 px,
-CIFAR-10's and coloured MNIST's 32, scikit-learn's digits 8, and a folder's
-``data.image_size`` resizes to that side.
-Where only the files can tell (``npz``, a folder without ``data.image_size``), the rule waits
+loaded wherever the section already says the size: ``data.image_size`` resizes every data set
+to its side, and without it every image of the MNIST family is 28 px, CIFAR-10's and coloured
+MNIST's 32, and scikit-learn's digits 8.
+Where only the files can tell (``npz`` or a folder without ``data.image_size``), the rule waits
 for the data (``training_data.check_trainable``).
 """
 
@@ -30,6 +30,6 @@ FIXED_SIDES = {
 
 def declared_side(data: DataConfig) -> int | None:
     """The side S of the S x S images ``data`` loads, where the config alone says it; else None."""
-    if data.dataset == "folder":
+    if data.image_size is not None:
         return data.image_size
     return FIXED_SIDES.get(data.dataset)

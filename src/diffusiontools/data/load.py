@@ -2,8 +2,10 @@
 
 ``data.dataset`` names the source (:data:`~diffusiontools.data.sources.SOURCES`) and the other
 ``data.*`` keys are its options: ``dir`` (the folder of the files; for ``npz`` the ``.npz`` file),
-``channels`` and ``image_size`` (``folder``), ``test_fraction`` (``folder`` without ``train/``
-and ``test/``, ``npz``, ``digits8``, ``memory``; None keeps the source's own). ``memory`` names
+``channels`` (``folder``), ``image_size`` (a folder's own resize and crop; every other source's
+images resized after loading, :mod:`~diffusiontools.data.resize`), ``test_fraction``
+(``folder`` without ``train/`` and ``test/``, ``npz``, ``digits8``, ``memory``; None keeps the
+source's own). ``memory`` names
 arrays handed to ``dt.train(..., data=)``: they reach training as an ``ImageDataset``
 (:func:`~diffusiontools.data.memory.load_memory`, split by ``test_fraction``), as they reach
 evaluation and its classifier, and anything that would load them from the config is refused
@@ -34,6 +36,7 @@ from .idx_family import member_spec
 from .locate import ENV_VAR, OFFLINE_VAR, cache_dir
 from .mnist import MnistData, load_mnist
 from .notes import warn_once
+from .resize import resized
 from .sources import load_dataset
 
 if TYPE_CHECKING:  # an annotation only: the data layer reads the section, it builds none
@@ -56,7 +59,8 @@ RECORDED_SOURCE = {"mnist_embedded": "embedded"}
 
 def load_data(data: DataConfig) -> ImageDataset:
     """The data set of ``data`` (a config's ``[data]`` section): uint8 (N, C, H, W) images, labels,
-    spec and provenance; ``mnist`` gives (N, 1, 28, 28) with labels 0..9.
+    spec and provenance; ``mnist`` gives (N, 1, 28, 28) with labels 0..9, (N, 1, S, S) with
+    ``data.image_size`` S.
 
     Memoised on the keys that choose the data and on the files' sizes and times (a replaced file
     is read again): the tensors are shared by every caller, so clone one before changing it in
@@ -74,7 +78,31 @@ def load_data(data: DataConfig) -> ImageDataset:
 
 
 def _load_section(data: DataConfig) -> ImageDataset:
-    """``load_data`` without its warning: the memoised load itself."""
+    """``load_data`` without its warning: the memoised load itself, resized to
+    ``data.image_size`` where set (a folder resizes as it decodes)."""
+    dataset = _load_as_stored(data)
+    if data.image_size is None or data.dataset == "folder":
+        return dataset
+    return _resized_once(dataset, data.image_size)
+
+
+# Resized data sets by (their source's storage, side): a resize of MNIST takes seconds, and the
+# source is held beside its resized copy so that no other tensor can take its address.
+_RESIZED: dict[tuple[int, int, int], tuple[ImageDataset, ImageDataset]] = {}
+
+
+def _resized_once(dataset: ImageDataset, side: int) -> ImageDataset:
+    """``resize.resized(dataset, side)``, memoised on the storage of ``dataset``'s images."""
+    key = (dataset.train_images.data_ptr(), dataset.test_images.data_ptr(), side)
+    if key not in _RESIZED:
+        if len(_RESIZED) >= 2:
+            del _RESIZED[next(iter(_RESIZED))]
+        _RESIZED[key] = (dataset, resized(dataset, side))
+    return _RESIZED[key][1]
+
+
+def _load_as_stored(data: DataConfig) -> ImageDataset:
+    """The data set ``data`` names at its own size (a folder: at ``data.image_size``)."""
     if data.dataset == "mnist":
         return _from_mnist(load_mnist(data.dir, data.source))  # load_mnist keeps its own cache
     options = {"data_dir": data.dir} if data.dir is not None else {}

@@ -120,10 +120,13 @@ def check_same_data(
     # and fails deep inside loading or sampling, in words that name neither.
     trained, now = recorded_shape(stored), recorded_shape(found)
     if trained != now:
+        # The same data set at another size: data.image_size resized one of them.
+        same = _dataset_name(found) == _dataset_name(stored)
+        resize = f", or set data.image_size = {trained[-1]}, the run's side" if same else ""
         raise UserError(
             f"{action}: data.dataset = {_dataset_name(found)} gives {_shape_text(now)} images, "
             f"but the run in {run_dir} trained on {_shape_text(trained)} images of data.dataset "
-            f"= {_dataset_name(stored)}; {remedy or SHAPE_REMEDY}"
+            f"= {_dataset_name(stored)}; {remedy or SHAPE_REMEDY}{resize}"
         )
     differing = [
         f"{k} {stored[k]!r} -> {found.get(k)!r}"

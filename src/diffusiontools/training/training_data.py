@@ -50,7 +50,7 @@ def check_trainable(dataset: ImageDataset, config: Config) -> None:
     if spec.height != spec.width:
         raise UserError(
             f"data.dataset = {name} gives {spec.height}x{spec.width} images; the networks take "
-            "square images only (data.image_size resizes a folder data set)"
+            "square images only (data.image_size resizes them to a square)"
         )
     make_process(config, spec.shape)
 
