@@ -50,6 +50,10 @@ TINY_RUN = [
     "training.device=cpu",
 ]
 NARROW_CNN = "model.n_hidden=4,4"  # the cnn configs' width (a UNet's would be refused: unused)
+# Bansal et al.'s UNet (base 64, four levels) takes seconds a step of 32 images on one CPU thread:
+# the few-step runs narrow it, keeping its levels and 32 px (one full-width step is tested alone).
+NARROW_UNET = "model.base_channels=8"
+BANSAL = ("blur_bansal", "pixelate_bansal", "mask_bansal")
 
 
 def cold_config(*overrides: str):
@@ -353,6 +357,7 @@ def test_each_degradation_config_trains_a_few_steps(name, tmp_path):
     ini = CONFIGS / f"{name}.ini"
     argv = ["train", str(ini), "--out", str(run)]
     narrow = [NARROW_CNN] if load_config(ini).model.network == "cnn" else []
+    narrow += [NARROW_UNET] if name in BANSAL else []
     assert cli.main([*argv, *as_flags([*TINY_RUN, *narrow, "diffusion.T=5"])]) == 0
     assert (run / "checkpoints" / "latest.pt").is_file()
 
@@ -379,7 +384,9 @@ def test_faithful_configs_hold_the_reference_settings():
 
 def test_bansal_configs_hold_their_mnist_settings():
     """Their README's MNIST commands: blur T = 20 (11 x 11, std 7, applied t times), resolution
-    T = 3 (halved t times), fade T = 50; L1, t from 1..T, Algorithm 2 from a consistent start."""
+    T = 3 (halved t times), fade T = 50; L1, t from 1..T, Algorithm 2 from a consistent start;
+    their mnist_train.py's: 32 px, UNet dim 64 with multipliers (1, 2, 4, 8), Adam 2e-5, batch
+    32 x 2 accumulation steps, EMA 0.995, 700,000 steps (epoch 934 of 750 steps)."""
     expected = {"blur_bansal": ("blur_repeated", 20), "pixelate_bansal": ("resolution", 3)}
     expected["mask_bansal"] = ("fade", 50)
     for name, (degradation, T) in expected.items():
@@ -395,6 +402,53 @@ def test_bansal_configs_hold_their_mnist_settings():
             0.995,
         )
         assert (c.sampling.sampler, c.sampling.start) == ("improved", "test_consistent")
+        assert (c.data.dataset, c.data.image_size) == ("mnist", 32)
+        assert (c.model.network, c.model.base_channels, c.model.channel_mults) == (
+            "unet",
+            64,
+            (1, 2, 4, 8),
+        )
+        t = c.training
+        assert (t.lr, t.batch_size, t.max_steps, t.epochs) == (2e-5, 64, 700_000, 934)
+        assert 48_000 // t.batch_size * (t.epochs - 1) < t.max_steps  # the last epoch reaches it
+
+
+@pytest.mark.parametrize("name", BANSAL)
+def test_bansal_configs_build_their_network_on_32px_and_step(name):
+    config = load_config(CONFIGS / f"{name}.ini", ["data.subset=8"])
+    data = load_data(config.data)
+    assert data.spec.shape == (1, 32, 32)
+    process = make_process(config, data.spec.shape)
+    net = make_network(config.model, seed=0, T=config.diffusion.T, shape=data.spec.shape)
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.training.lr)
+    x0 = to_model(data.train_images[:4])  # (4, 1, 32, 32)
+    training_loss(process, net, x0, torch.Generator().manual_seed(0)).backward()
+    optimizer.step()
+    assert all(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_a_batch_of_64_is_their_32_with_two_accumulation_steps(float64):
+    """Their trainer backpropagates each half's mean loss / 2; the UNet treats each image alone
+    (GroupNorm, no batch statistics), so the mean over the whole batch has the same gradient:
+    in float64, to 1e-12 (in float32 rounding alone moves the gradients that are ~0, e.g. of a
+    bias a GroupNorm cancels, by up to their own size)."""
+    config = load_config(CONFIGS / "blur_bansal.ini", [NARROW_UNET])
+    net = make_network(config.model, seed=0, T=config.diffusion.T, shape=(1, 32, 32))
+    process = make_process(config, (1, 32, 32))
+    x0 = torch.rand(8, 1, 32, 32) - 0.5
+    noise = process.draw_noise(x0.shape, torch.Generator().manual_seed(0), x0.device)
+
+    def gradients(halves: list[slice]) -> list[torch.Tensor]:
+        net.zero_grad()
+        for part in halves:
+            sliced = {name: value[part] for name, value in noise.items()}
+            (process.loss(net, x0[part], sliced) / len(halves)).backward()
+        return [p.grad.clone() for p in net.parameters()]
+
+    whole, accumulated = gradients([slice(0, 8)]), gradients([slice(0, 4), slice(4, 8)])
+    for a, b in zip(whole, accumulated, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("t_range, highest", [("notebook", 5), ("full", 6)])
