@@ -3,9 +3,9 @@
 Their public code (resolution-diffusion-pytorch, README command for MNIST: ``--time_steps 3
 --resolution_routine 'Incremental_factor_2'``) makes step i (i = 0, 1, ...) a bicubic
 down-sampling (no antialiasing) to ``size // 2**(i + 1)`` pixels followed by a 'nearest-exact'
-up-sampling back to full size, and x_t applies steps 0..t-1 one after the other. They padded
-MNIST to 32 px (32 -> 16 -> 8 -> 4); we keep the images' own side S, so on MNIST's 28 px the
-sizes are 14, 7 and 3. Every channel is resized alike.
+up-sampling back to full size, and x_t applies steps 0..t-1 one after the other. They resized
+MNIST to 32 px (32 -> 16 -> 8 -> 4, as ``data.image_size = 32`` does); the steps take the images'
+own side S, so on MNIST's 28 px the sizes are 14, 7 and 3. Every channel is resized alike.
 
 The level is the number of halvings n (rounded; 0 is the identity), so a linear schedule from 0
 to T with T steps gives x_t exactly. Bicubic weights sum to 1, so the operator commutes with our
