@@ -120,8 +120,12 @@ def check_same_data(
     # and fails deep inside loading or sampling, in words that name neither.
     trained, now = recorded_shape(stored), recorded_shape(found)
     if trained != now:
-        # The same data set at another size: data.image_size resized one of them.
-        same = _dataset_name(found) == _dataset_name(stored)
+        # The same files at another side: data.image_size resized one of them.
+        same = [_dataset_name(found), _identity(found, "md5"), _sha256s(found)] == [
+            _dataset_name(stored),
+            _identity(stored, "md5"),
+            _sha256s(stored),
+        ]
         resize = f", or set data.image_size = {trained[-1]}, the run's side" if same else ""
         raise UserError(
             f"{action}: data.dataset = {_dataset_name(found)} gives {_shape_text(now)} images, "
