@@ -66,6 +66,15 @@ def test_sample_writes_beside_the_caller_never_into_the_package(shipped, capsys)
     )
 
 
+def test_epochs_of_a_shipped_model_are_refused_as_for_its_export(shipped, capsys):
+    assert cli.main(["sample", "tiny", "--epochs", "1,2", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --epochs applies to run folders; the export {shipped} holds the weights of one "
+        "epoch\n"
+    )
+    assert not Path("tiny").exists()  # refused before anything is written
+
+
 # The shipped models themselves (the tests above use a stand-in): each is the report's config
 # trained to the epoch the report analysed, whole and verified.
 EXPORT_FILES = {

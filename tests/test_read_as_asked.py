@@ -66,6 +66,25 @@ def test_the_asked_classes_are_read_from_a_record_or_left_out_with_the_reason():
         recorded_asked({"digit": "3"}, 4, 3, "set 'a'")
 
 
+def test_a_cycle_of_other_classes_than_the_datas_is_refused():
+    cycled, _ = recorded_asked({"labels": "cycled 0-9"}, 3, 10, "x")  # fewer images than classes
+    assert cycled.tolist() == [0, 1, 2]
+    for labels, shown in [("cycled 0-0", "0"), ("cycled 0-99", "99"), ("cycled 0-09", "09")]:
+        with pytest.raises(UserError) as e:
+            recorded_asked({"labels": labels}, 10, 10, "set 'a'")
+        assert str(e.value) == (
+            f"set 'a' records meta 'labels' = {labels!r}, asked classes 0..{shown}, but the "
+            "data set it is scored against has classes 0..9: score it against its own data"
+        )
+    long = "9" * 5000  # beyond int()'s 4,300 digits: refused in words, not a ValueError
+    with pytest.raises(UserError, match=r"'labels' = 'cycled 0-9999.*has classes 0..9"):
+        recorded_asked({"labels": f"cycled 0-{long}"}, 10, 10, "set 'a'")
+    _, reason = recorded_asked({"labels": "cycled 0-\u0669"}, 10, 10, "x")  # an Arabic-Indic 9
+    assert reason.startswith(NO_RECORD)
+    _, reason = recorded_asked({"labels": "cycled 0-9"}, 10, 0, "x")
+    assert reason == "the data set has no classes to ask for"
+
+
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
     return train_tiny(tmp_path_factory.mktemp("conditional") / "run", "training.epochs=1",

@@ -214,3 +214,13 @@ def test_the_last_line_counts_one_step_as_one_step(tmp_path, caplog):
     with caplog.at_level("INFO", logger="diffusiontools"):
         run = train_tiny(tmp_path / "one", "training.max_steps=1")
     assert f"done: {run} (1 step)" in caplog.messages
+
+
+def test_a_resume_names_the_settings_it_takes_from_the_config_given_now(tmp_path, caplog):
+    run = train_tiny(tmp_path / "run", "training.max_steps=1", "training.val_batches=1")
+    with caplog.at_level("INFO", logger="diffusiontools"):
+        train_tiny(run, "training.max_steps=2", resume=True)  # val_batches: tiny's 2
+    assert (
+        "resumed with settings other than the run's: training.max_steps 1 -> 2; "
+        "training.val_batches 1 -> 2" in caplog.messages
+    )

@@ -148,9 +148,10 @@ def run(args: argparse.Namespace) -> None:
             f"--data-dir applies to cold models, which start from their data's images; {folder} "
             f"is a {model.process.kind} model, whose sampling reads no data"
         )
-    if args.epochs and RunFolder(folder).is_export:
+    if args.epochs and RunFolder(model.folder).is_export:  # a shipped model's name: its export
         raise UserError(
-            f"--epochs applies to run folders; the export {folder} holds the weights of one epoch"
+            f"--epochs applies to run folders; the export {model.folder} holds the weights of "
+            "one epoch"
         )
     epoch_models = []
     for epoch in args.epochs or ():  # every one loaded before any drawing

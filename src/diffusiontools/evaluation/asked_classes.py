@@ -19,7 +19,9 @@ from ..errors import UserError
 
 ASKED_KEY = "asked_classes"
 ARRAY_REASON = "images given as an array record no class asked for"
-CYCLED = re.compile(r"cycled 0-(\d+)")  # SamplingPlan.labels of generation.class_labels' cycle
+# SamplingPlan.labels of generation.class_labels' cycle; ASCII digits, as the plan writes them
+CYCLED = re.compile(r"cycled 0-([0-9]+)")
+NO_CLASSES = "the data set has no classes to ask for"
 
 
 def recorded_asked(
@@ -30,12 +32,14 @@ def recorded_asked(
 
     1. ``asked_classes``: one class index per image, as ``sample`` and ``evaluate`` write;
     2. else ``digit`` (an int): the one class every image was drawn as;
-    3. else ``labels`` "cycled 0-(K-1)": image i was asked as class i % K;
+    3. else ``labels`` "cycled 0-(K-1)", K the data's ``num_classes``: image i was asked as
+       class i % K;
     4. else unknown: no label took effect where ``labels`` is recorded as None (an
        unconditional model, or guidance 0), or the file records no class per sample.
 
     Raises UserError for recorded classes that are not one index in 0..num_classes - 1 per
-    image: such a file was not written by ``sample`` for these images (or this data).
+    image, or a cycle of another number of classes: such a file was not written by ``sample``
+    for these images (or this data).
     """
     if ASKED_KEY in record:
         asked = record[ASKED_KEY]
@@ -52,7 +56,17 @@ def recorded_asked(
             )
         asked = [record["digit"]] * n
     elif isinstance(record.get("labels"), str) and (cycle := CYCLED.fullmatch(record["labels"])):
-        asked = [i % (int(cycle[1]) + 1) for i in range(n)]
+        if not num_classes:
+            return None, NO_CLASSES
+        # The cycle runs over the model's classes, which are the data's: compared as text, so
+        # that no recorded number, however long, is converted.
+        if cycle[1] != str(num_classes - 1):
+            raise UserError(
+                f"{where} records meta 'labels' = {record['labels']!r}, asked classes "
+                f"0..{cycle[1]}, but the data set it is scored against has classes "
+                f"0..{num_classes - 1}: score it against its own data"
+            )
+        asked = [i % num_classes for i in range(n)]
     elif "labels" in record and record["labels"] is None:
         drawn = "with sampling.guidance = 0" if record.get("guidance") == 0 else "unconditionally"
         return None, f"its samples were drawn {drawn}: no class was asked for"
@@ -62,7 +76,7 @@ def recorded_asked(
             "diffusiontools sample writes for a class-conditional model, 'digit' or 'labels')"
         )
     if not num_classes:
-        return None, "the data set has no classes to ask for"
+        return None, NO_CLASSES
     if min(asked) < 0 or max(asked) >= num_classes:  # Python ints: no overflow on any value
         raise UserError(
             f"{where} records asked classes {min(asked)}..{max(asked)}, but the data set "

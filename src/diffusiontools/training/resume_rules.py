@@ -82,6 +82,13 @@ def resumed_config(stored: Config, requested: Config, run_dir: Any) -> Config:
     return dataclasses.replace(requested, name=stored.name)
 
 
+def changed_settings(stored: Config, resumed: Config) -> list[str]:
+    """``"key old -> new"`` for each key a resume changed (:func:`resumed_config`): the log
+    names them, since a resume takes them from the config given now, not from the run's."""
+    old, new = flat(stored), flat(resumed)
+    return [f"{k} {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k]]
+
+
 def _data_json(run_dir: Any) -> dict | None:
     """The data record a run folder's data.json holds, or None where there is none."""
     path = RunFolder(run_dir).data_record if isinstance(run_dir, str | Path) else None

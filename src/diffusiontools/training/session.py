@@ -34,7 +34,7 @@ from . import run_folder
 from .checkpoint import TrainingState
 from .distributed import Ranks
 from .epoch_end import QualityProbe
-from .resume_rules import check_same_data, resumed_config
+from .resume_rules import changed_settings, check_same_data, resumed_config
 from .run_config import to_ini
 from .signals import StopRequest
 from .tensorboard_log import TensorBoardLog
@@ -52,6 +52,7 @@ class TrainingSession:
         self.run_dir, self.resume, self.overwrite = Path(run_dir), resume, overwrite
         self.ranks, self.device = ranks, device
         self.changed = False  # resumed with settings other than the checkpoint's
+        self._changes: list[str] = []  # those settings, "key old -> new"
         self._checkpoint: dict | None = None  # read by check, loaded by restore
         self._held = contextlib.ExitStack()  # the lock, then the stop request
         self._locked = False
@@ -152,6 +153,7 @@ class TrainingSession:
             config = resumed_config(stored, requested, self.run_dir)
             _check_not_below(config, ckpt["epoch"], ckpt["step"])
         self._checkpoint, self.changed = ckpt, config != stored
+        self._changes = changed_settings(stored, config)
         return config
 
     def _restore(self, state: TrainingState) -> None:
@@ -161,6 +163,8 @@ class TrainingSession:
             check_same_data(ckpt.get("data"), state.data, self.run_dir)
             ckpt_io.restore_training(state, ckpt, path)
         logger.info("resuming %s at epoch %d, step %d", self.run_dir, state.epoch, state.step)
+        if self._changes:
+            logger.info("resumed with settings other than the run's: %s", "; ".join(self._changes))
 
 
 @contextlib.contextmanager
