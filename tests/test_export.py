@@ -189,6 +189,25 @@ def test_a_changed_or_newer_export_is_refused(tmp_path):
         dt.load(out)
 
 
+@pytest.mark.parametrize("format", ["safetensors", "diffusers"])
+def test_an_export_whose_weights_changed_after_it_was_written_is_refused(tmp_path, format):
+    """One weight's last byte flipped inside the file, its header intact: the file still reads
+    as safetensors, and only the recorded weights_sha256 tells the weights apart."""
+    run = reference_run() if format == "safetensors" else train_tiny(tmp_path / "r", *UNET2D)
+    out = export_run(run, tmp_path / "e", format=format)
+    (weights,) = [p for p in out.rglob("*.safetensors")]
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # the last tensor's last byte
+    weights.write_bytes(bytes(data))
+    with pytest.raises(dt.DiffusionToolsError) as refused:
+        dt.load(out, device="cpu")
+    assert str(refused.value) == (
+        f"the weights in {weights if format == 'safetensors' else out / 'unet'} are not those "
+        "its diffusiontools.json records (weights_sha256): the file was changed or damaged "
+        "since it was exported; export the run again"
+    )
+
+
 def test_unet2d_diffusers_is_fed_t_times_T_and_none_as_the_null_label():
     config = ModelConfig(network="unet2d_diffusers", base_channels=8, channel_mults=(1, 2))
     conditional = dataclasses.replace(config, num_classes=10)

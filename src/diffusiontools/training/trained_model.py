@@ -331,6 +331,13 @@ def load_export(folder: Path, device: torch.device, use_ema: bool = True) -> Tra
     process = make_process(config).to(device)
     check_schedule(description, process, folder)
     path = folder / (WEIGHTS if description["format"].endswith("safetensors") else UNET)
+    recorded = description.get("weights_sha256")  # None: written before exports recorded it
+    if recorded is not None and ckpt_io.weights_sha256(net) != recorded:
+        raise UserError(
+            f"the weights in {path} are not those its diffusiontools.json records "
+            "(weights_sha256): the file was changed or damaged since it was exported; export "
+            "the run again"
+        )
     ema = description["weights"] == "ema"
     data, step = description.get("data"), description.get("step")
     finished = description.get("epoch_finished")  # None: written before it was recorded
