@@ -16,6 +16,7 @@ from diffusiontools.data import to_uint8
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
 from diffusiontools.models import make_network
 from diffusiontools.outputs.samples_io import load_samples, save_samples, write_samples
+from diffusiontools.outputs.tables import shared_field_notes
 from diffusiontools.sampling import generation
 from diffusiontools.sampling.generation import (
     TRAJECTORY_FRACTIONS,
@@ -24,6 +25,7 @@ from diffusiontools.sampling.generation import (
     trajectory,
 )
 from diffusiontools.sampling.plan import resolve_plan
+from diffusiontools.training.sample_files import start_fields
 from diffusiontools.training.trained_model import load_trained
 
 CPU = torch.device("cpu")
@@ -92,6 +94,27 @@ def test_the_progress_bar_counts_every_step_of_every_batch_and_changes_no_sample
     assert bar.total == bar.n == 3 * steps and not disabled
     assert set(moves) <= {0, 1}  # one step at a time; 0: the batch's end found all reported
     assert moves.count(1) == 3 * steps
+
+
+def test_samples_that_share_a_random_field_say_so_and_the_table_notes_it(cold_model, tmp_path):
+    """t_per = batch: one pixel-swap field per sampling batch, which every interval over the
+    samples holds fixed; t_per = image (the tiny cold run's): one field per sample, no note."""
+    run = train_tiny(tmp_path / "run", "diffusion.kind=cold", "diffusion.t_per=batch",
+                     "training.max_steps=1")  # fmt: skip
+    shared = load_trained(run, None, CPU)
+    fields = start_fields(shared, resolve_plan(shared.config, "naive", 2), 3)
+    assert fields["shared_field"] == (
+        "diffusion.t_per = batch: the samples of each sampling batch (up to 500) share one "
+        "random field"
+    )
+    own = start_fields(cold_model, resolve_plan(cold_model.config, "naive", 2), 3)
+    assert "shared_field" not in own
+    results = {"runs": {"batch": {"source": fields}, "image": {"source": own}}}
+    assert shared_field_notes(results) == [
+        "batch: diffusion.t_per = batch: the samples of each sampling batch (up to 500) share "
+        "one random field, so its intervals hold that field fixed and do not cover how the "
+        "metrics vary with it: compare evaluations at several seeds."
+    ]
 
 
 def test_trajectory_ends_in_the_sample(model):

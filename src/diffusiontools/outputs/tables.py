@@ -146,12 +146,25 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shared_field_notes(results: dict) -> list[str]:
+    """A sentence per set whose samples share a random field per batch (its source's
+    ``shared_field``, ``training.sample_files.start_fields``): its intervals resample the samples
+    with that field fixed, so they leave out how the field itself varies from seed to seed."""
+    return [
+        f"{label}: {run['source']['shared_field']}, so its intervals hold that field fixed and "
+        "do not cover how the metrics vary with it: compare evaluations at several seeds."
+        for label, run in results.get("runs", {}).items()
+        if run.get("source", {}).get("shared_field")
+    ]
+
+
 def markdown_table(results: dict) -> str:
     """The table as GitHub Markdown; [low, high] are 95% intervals (half-sampling for the
     set-level metrics, the bootstrap for per-sample means: docs/evaluation.md); below it, a
-    note on the classifier's test accuracy where its record holds one."""
-    note = classifier_note(results)
-    return markdown(*table(results)) + ("" if note is None else f"\n{note}\n")
+    note on the classifier's test accuracy where its record holds one, and one per set whose
+    samples share a random field (:func:`shared_field_notes`)."""
+    notes = [n for n in (classifier_note(results), *shared_field_notes(results)) if n]
+    return markdown(*table(results)) + "".join(f"\n{note}\n" for note in notes)
 
 
 def html_table(results: dict) -> str:

@@ -43,6 +43,7 @@ from ..outputs.safe_writes import (
 )
 from ..outputs.samples_io import check_room, write_samples
 from ..sampling.generation import (
+    BATCH_SIZE,
     asked_classes,
     check_starts,
     generate,
@@ -246,13 +247,23 @@ def asked_fields(model: TrainedModel, plan: SamplingPlan, n: int) -> dict:
 
 
 def start_fields(model: TrainedModel, plan: SamplingPlan, n: int) -> dict:
-    """What a file of ``n`` samples drawn with ``plan`` records of the test images they started
-    from (``start_images``, :func:`~diffusiontools.diffusion.cold.start_images_record`): only a cold
-    start from test images has any."""
-    if plan.cold_start not in ("test", "test_consistent"):
-        return {}
-    n_test = len(load_data(model.config.data).test_images)
-    return {"start_images": start_images_record(n, n_test)}
+    """What a file of ``n`` samples drawn with ``plan`` records of their start: the test images
+    they started from (``start_images``, :func:`~diffusiontools.diffusion.cold.start_images_record`;
+    only a cold start from test images has any) and, for a cold process that draws one random
+    field per batch (``diffusion.t_per = batch``, a degradation with a random field), that the
+    samples of each sampling batch share one (``shared_field``): their metrics' intervals, which
+    resample the samples, hold that field fixed."""
+    fields = {}
+    process = model.process
+    if process.kind == "cold" and process.t_per == "batch" and process.degradation.random_field:
+        fields["shared_field"] = (
+            f"diffusion.t_per = batch: the samples of each sampling batch (up to {BATCH_SIZE}) "
+            "share one random field"
+        )
+    if plan.cold_start in ("test", "test_consistent"):
+        n_test = len(load_data(model.config.data).test_images)
+        fields["start_images"] = start_images_record(n, n_test)
+    return fields
 
 
 def _stand_ins(staging: Staging, files: SampleFiles) -> SampleFiles:
