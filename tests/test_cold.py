@@ -551,6 +551,17 @@ def test_reconstruction_study_writes_finite_tables_and_figures(cold_run, tmp_pat
         assert_png(out / f"triplets_{sampler}.png")
 
 
+def test_sample_names_the_data_dir_flag_it_was_given(cold_run, tmp_path, capsys):
+    missing = tmp_path / "none"
+    argv = ["sample", str(cold_run), "--data-dir", str(missing), "-n", "2", "--device", "cpu"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: --data-dir {missing} does not exist; fix the path or leave --data-dir unset"
+    )
+    assert "data.dir" not in err
+
+
 def test_reconstruction_study_refuses_bad_input(cold_run, tmp_path):
     with pytest.raises(UserError, match="sampler"):
         reconstruction_study(cold_run, 4, samplers=("ancestral",), out_dir=tmp_path)

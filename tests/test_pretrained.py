@@ -115,3 +115,14 @@ def test_model1_samples_its_pinned_pixels():
     for (i, row, col), value in pinned.items():
         assert abs(images[i, row, col].item() - value) <= 3, (i, row, col)
     assert images.float().mean().item() == pytest.approx(34.57, abs=0.05)
+
+
+@pytest.mark.parametrize("run_dir", ["", 3])
+def test_a_run_dir_that_names_no_folder_is_refused(run_dir):
+    """ "" is no name: as a path it would be the working folder, whatever it holds."""
+    with pytest.raises(UserError) as refused:
+        dt.load(run_dir)
+    assert str(refused.value) == (
+        f"run_dir={run_dir!r} is not a folder: give a run or export folder's path, or a shipped "
+        "model's name"
+    )

@@ -134,13 +134,26 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..device import resolve_device
-    from ..training.run_folder import RunFolder
-    from ..training.sample_files import check_draw, sample_files, sample_to_files
-    from ..training.trained_model import load_model
 
     device = resolve_device(args.device)
     folder = Path(args.run_dir)
     use_ema = not args.no_ema
+    options = {name: getattr(args, name) for name in OPTIONS}
+    given = {"sampler": args.sampler, "steps": args.steps, **options}
+    given = {f"sampling.{k}": typed_flag(k, v) for k, v in given.items() if v is not None}
+    if args.data_dir is not None:
+        given["data.dir"] = "--data-dir"
+    # Errors name the flag the user typed, not the key it sets.
+    with keys_given_as_flags(given):
+        _sample(args, folder, device, use_ema, options)
+
+
+def _sample(args, folder: Path, device, use_ema: bool, options: dict) -> None:
+    """The sample command once its flags are read: load, check, draw, write, say where."""
+    from ..training.run_folder import RunFolder
+    from ..training.sample_files import check_draw, sample_files, sample_to_files
+    from ..training.trained_model import load_model
+
     # The model first: a mistyped folder must not be created by the writability probe.
     model = load_model(folder, args.epoch, device, use_ema=use_ema, data_dir=args.data_dir)
     if args.data_dir is not None and model.process.kind != "cold":
@@ -161,18 +174,12 @@ def run(args: argparse.Namespace) -> None:
             )
         except UserError as exc:
             raise UserError(f"in --epochs, {exc}") from None
-    options = {name: getattr(args, name) for name in OPTIONS}
-    given = {"sampler": args.sampler, "steps": args.steps, **options}
-    given = {f"sampling.{k}": typed_flag(k, v) for k, v in given.items() if v is not None}
     draw = (args.sampler, args.steps, args.digit, epoch_models)
-    # The request first, then the files; errors name the flag the user typed, not the key.
-    with keys_given_as_flags(given):
-        check_draw(model, args.n, *draw, label=args.label, **options)
+    check_draw(model, args.n, *draw, label=args.label, **options)  # the request, then the files
     files = sample_files(
         folder, args.out, args.npz, args.trajectory, bool(args.epochs), args.overwrite
     )
-    with keys_given_as_flags(given):
-        sample_to_files(model, files, args.n, args.seed, *draw, label=args.label, **options)
+    sample_to_files(model, files, args.n, args.seed, *draw, label=args.label, **options)
     print(f"samples: {files.grid} and {files.npz}")
     if files.trajectory is not None:
         print(f"trajectory: {files.trajectory}")

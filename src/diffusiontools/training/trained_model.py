@@ -367,7 +367,7 @@ def load(
     model samples from them; they must be the data the run trained on). Raises
     DiffusionToolsError naming a missing run, epoch or device, or an export that does not match.
     """
-    if not isinstance(run_dir, str | Path):
+    if not isinstance(run_dir, str | Path) or str(run_dir) == "":  # Path("") is the cwd
         raise UserError(
             f"run_dir={run_dir!r} is not a folder: give a run or export folder's path, or a "
             "shipped model's name"
