@@ -11,13 +11,14 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     train_tiny,
 )
 
+from diffusiontools import progress_bar
 from diffusiontools.config import Config, DiffusionConfig, ModelConfig
 from diffusiontools.data import to_uint8
 from diffusiontools.diffusion.gaussian import GaussianDiffusion
+from diffusiontools.errors import DiffusionToolsError
 from diffusiontools.models import make_network
 from diffusiontools.outputs.samples_io import load_samples, save_samples, write_samples
 from diffusiontools.outputs.tables import shared_field_notes
-from diffusiontools.sampling import generation
 from diffusiontools.sampling.generation import (
     TRAJECTORY_FRACTIONS,
     generate,
@@ -78,22 +79,35 @@ def test_the_progress_bar_counts_every_step_of_every_batch_and_changes_no_sample
     plain = generate(*draw, batch_size=2, plan=plan, shape=m.shape)
     moves, bars = [], []
 
-    class RecordingBar(generation.tqdm):
+    class RecordingBar(progress_bar.tqdm):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            bars.append((self, kwargs["disable"]))
+            bars.append((self, self.disable))
 
         def update(self, k=1):
             moves.append(k)
             return super().update(k)
 
-    monkeypatch.setattr(generation, "tqdm", RecordingBar)
+    monkeypatch.setattr(progress_bar, "tqdm", RecordingBar)
     shown = generate(*draw, batch_size=2, plan=plan, shape=m.shape, progress=True)
     assert torch.equal(shown, plain)
     ((bar, disabled),) = bars
     assert bar.total == bar.n == 3 * steps and not disabled
     assert set(moves) <= {0, 1}  # one step at a time; 0: the batch's end found all reported
     assert moves.count(1) == 3 * steps
+
+
+@pytest.mark.parametrize("method", ["sample", "trajectory"])
+def test_progress_false_hides_the_sampling_bar_and_changes_no_sample(model, capsys, method):
+    draw = getattr(model, method)
+    shown = draw(3, seed=1, steps=4)
+    assert "3 samples:" in capsys.readouterr().err  # the bar's first line, shown at its start
+    hidden = draw(3, seed=1, steps=4, progress=False)
+    assert capsys.readouterr().err == ""
+    final = (lambda x: x) if method == "sample" else (lambda times_states: times_states[1][-1])
+    assert torch.equal(final(hidden), final(shown))
+    with pytest.raises(DiffusionToolsError, match=r"^progress='no' is not a bool$"):
+        draw(3, progress="no")
 
 
 def test_samples_that_share_a_random_field_say_so_and_the_table_notes_it(cold_model, tmp_path):

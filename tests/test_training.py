@@ -22,7 +22,7 @@ from tiny_runs import (
 )
 
 import diffusiontools as dt
-from diffusiontools import cli
+from diffusiontools import cli, progress_bar
 from diffusiontools.training import checkpoint as ckpt_io
 from diffusiontools.training.run_folder import read_metrics
 from diffusiontools.training.training_data import load_training_data
@@ -105,12 +105,10 @@ def test_the_progress_bar_loss_after_a_mid_epoch_resume_is_the_mean_of_the_new_s
     """Stopped after 5 of epoch 0's 12 steps and resumed: the bar's loss at the epoch's end is the
     mean of the 7 steps run since (before: their sum over 12 slots, 5 of them empty zeros, so
     7/12 of it)."""
-    from diffusiontools.training import progress
-
     run = train_tiny(tmp_path / "run", "training.max_steps=5")
     shown, step_losses = [], []
 
-    class RecordingBar(progress.tqdm):
+    class RecordingBar(progress_bar.tqdm):
         def set_postfix(self, **kwargs):
             shown.append(kwargs["loss"])
             super().set_postfix(**kwargs)
@@ -119,7 +117,7 @@ def test_the_progress_bar_loss_after_a_mid_epoch_resume_is_the_mean_of_the_new_s
         step_losses.append(float(loss.detach()))
         return loss
 
-    monkeypatch.setattr(progress, "tqdm", RecordingBar)
+    monkeypatch.setattr(progress_bar, "tqdm", RecordingBar)
     on_training_steps(monkeypatch, record)
     train_tiny(run, "training.epochs=1", resume=True)
     assert len(step_losses) == STEPS_PER_EPOCH - 5 == 7

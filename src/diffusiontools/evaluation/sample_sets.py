@@ -16,6 +16,7 @@ from tqdm import tqdm
 from ..data import to_uint8
 from ..errors import UserError
 from ..outputs.samples_io import load_samples, save_samples
+from ..progress_bar import progress_bar
 from ..sampling.generation import generate
 from ..sampling.plan import resolve_plan
 from ..training.sample_files import asked_fields, dataset_fields, start_fields
@@ -230,7 +231,7 @@ def inner_bars_shown() -> bool:
 
 def inner_bar(iterable, desc: str) -> tqdm:
     """A progress bar inside evaluate's own (:func:`inner_bars_shown`), erased when done."""
-    return tqdm(iterable, desc=desc, leave=False, disable=not inner_bars_shown())
+    return progress_bar(iterable, desc=desc, leave=False, shown=inner_bars_shown())
 
 
 def draw_sets(

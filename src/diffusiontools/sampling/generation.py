@@ -15,6 +15,7 @@ from ..config import Config
 from ..data import load_data
 from ..diffusion.noise import Generators, randn, sample_generators
 from ..errors import UserError
+from ..progress_bar import progress_bar
 from .ancestral import StepCallback
 from .plan import SamplingPlan, resolve_plan
 from .registry import SAMPLERS
@@ -269,12 +270,12 @@ def _batches(
     was_training = net.training
     net.eval()
     batches = math.ceil(n / batch_size)
-    bar = tqdm(
+    bar = progress_bar(
         total=batches * plan.steps,
         desc=f"{plan.sampler}, {n} sample{'s' * (n != 1)}",
         unit="step",
         leave=False,
-        disable=not progress,
+        shown=progress,
     )
     try:
         for k, (offset, b, generators) in enumerate(seeded_batches(n, seed, device, batch_size)):

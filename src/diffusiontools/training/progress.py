@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
+from ..progress_bar import progress_bar
 from .checkpoint import TrainingState
 from .distributed import Ranks
 from .tensorboard_log import TensorBoardLog
@@ -39,14 +39,14 @@ class EpochProgress:
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)  # its step, or -1
         self.loss_sum = torch.tensor(state.loss_sum, device=device, dtype=torch.float64)
         self.started, self.first_batch = time.perf_counter(), state.batch
-        self.bar = tqdm(
+        self.bar = progress_bar(
             total=steps_per_epoch,
             initial=state.batch,
             desc=f"epoch {state.epoch}",
             leave=False,
             dynamic_ncols=True,
             file=sys.stderr,
-            disable=not ranks.is_main,
+            shown=ranks.is_main,
         )
 
     def __enter__(self) -> EpochProgress:

@@ -219,6 +219,7 @@ class TrainedModel:
         start: str | None = None,
         timestep_spacing: str | None = None,
         label: int | None = None,
+        progress: bool = True,
     ) -> torch.Tensor:
         """Draw ``n`` samples: a float tensor (n, C, H, W) (:attr:`shape`) in model range
         [-0.5, 0.5] (values may overshoot slightly; ``diffusiontools.show`` and the NPZ files
@@ -231,7 +232,8 @@ class TrainedModel:
         step's x0_hat), ``start`` (a cold model's x_T), ``timestep_spacing`` (the time grid of ddim
         / dpm_solver: ours, or diffusers' trailing, leading, linspace, to reproduce its scheduler's
         run exactly). Sample i depends only on ``seed`` and i. A tqdm bar shows the sampler's
-        steps while it draws, erased when done. Raises DiffusionToolsError naming an
+        steps while it draws, erased when done (``progress=False`` hides it, as does tqdm's
+        ``TQDM_DISABLE=1`` set before tqdm is imported). Raises DiffusionToolsError naming an
         option that does not apply to this model or sampler.
         """
         n = _as_type("n", n, int)
@@ -251,7 +253,7 @@ class TrainedModel:
             *(self.net, self.process, self.config, n, seed, self.device),
             plan=plan,
             shape=self.shape,
-            progress=True,
+            progress=_as_type("progress", progress, bool),
         )
 
     def trajectory(
@@ -262,18 +264,19 @@ class TrainedModel:
         steps: int | None = None,
         digit: int | None = None,
         label: int | None = None,
+        progress: bool = True,
         **options,
     ) -> tuple[list[int], list[torch.Tensor]]:
         """The reverse process of ``n`` samples near t = T, T/2, T/10, T/20 and 0: the times
         reached and one (n, C, H, W) state per time (the last is the sample, the same as
         :meth:`sample` gives). ``options``: guidance, eta, clip_x0, start, timestep_spacing as
-        for :meth:`sample`; ``label`` (or ``digit``) too."""
+        for :meth:`sample`; ``label`` (or ``digit``) and ``progress`` too."""
         plan = self.sampling_plan(sampler, steps, digit, label, **options)
         return trajectory(
             *(self.net, self.process, self.config, n, seed, self.device),
             plan=plan,
             shape=self.shape,
-            progress=True,
+            progress=_as_type("progress", progress, bool),
         )
 
 
