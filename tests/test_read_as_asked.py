@@ -21,6 +21,7 @@ from diffusiontools.evaluation.asked_classes import recorded_asked
 from diffusiontools.evaluation.class_metrics import read_as_asked
 from diffusiontools.evaluation.scores import asked_scores
 from diffusiontools.outputs.samples_io import load_samples, save_samples
+from diffusiontools.outputs.tables import markdown_table, omitted_notes
 
 SMALL = {"tsne_reference": 60, "test_reference": 60, "n_boot": 20, "n_boot_set": 4}
 SMALL_FLAGS = ["--tsne-reference", "60", "--test-reference", "60", "--n-boot", "20",
@@ -49,8 +50,12 @@ def test_the_asked_classes_are_read_from_a_record_or_left_out_with_the_reason():
     assert reason == "its samples were drawn with sampling.guidance = 0: no class was asked for"
     cycled, _ = recorded_asked({"labels": "cycled 0-2", "digit": None}, 7, 3, "x")  # older
     assert cycled.tolist() == [0, 1, 2, 0, 1, 2, 0]
-    _, reason = recorded_asked({"labels": "a list of my own"}, 3, 10, "x")
-    assert reason.startswith(NO_RECORD)
+    _, reason = recorded_asked({"labels": "cycled 0-9 "}, 3, 10, "x")  # a user's own meta
+    assert reason == (
+        f"{NO_RECORD} (meta 'asked_classes', which diffusiontools sample writes for a "
+        "class-conditional model, 'digit' or 'labels'; its 'labels' = 'cycled 0-9 ' is not "
+        "'cycled 0-K')"
+    )
     with pytest.raises(UserError, match=r"asked classes 0..9, but .* has classes 0..2"):
         recorded_asked({"labels": "cycled 0-9"}, 12, 3, "x")
     with pytest.raises(
@@ -83,6 +88,28 @@ def test_a_cycle_of_other_classes_than_the_datas_is_refused():
     assert reason.startswith(NO_RECORD)
     _, reason = recorded_asked({"labels": "cycled 0-9"}, 10, 0, "x")
     assert reason == "the data set has no classes to ask for"
+
+
+def test_a_set_without_a_metric_that_others_have_says_why_below_the_table():
+    """A "–" cell is explained; a metric no set has (no row) needs no note."""
+    entry = {"value": 0.5, "ci": None}
+    results = {
+        "runs": {
+            "cond": {"n_samples": 4, "metrics": {"read_as_asked": entry}, "class_histogram": None},
+            "mine": {
+                "n_samples": 4,
+                "metrics": {},
+                "class_histogram": None,
+                "omitted": {"read_as_asked": "no class was asked for", "frame_mean": "never"},
+            },
+        }
+    }
+    assert omitted_notes(results) == [
+        "mine: no read as the class asked for: no class was asked for."
+    ]
+    page = markdown_table(results)
+    assert "| read as the class asked for | 0.500 (no CI) | – |" in page
+    assert page.endswith("\nmine: no read as the class asked for: no class was asked for.\n")
 
 
 @pytest.fixture(scope="module")

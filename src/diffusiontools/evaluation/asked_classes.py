@@ -71,9 +71,12 @@ def recorded_asked(
         drawn = "with sampling.guidance = 0" if record.get("guidance") == 0 else "unconditionally"
         return None, f"its samples were drawn {drawn}: no class was asked for"
     else:
+        labels = record.get("labels")
+        found = "" if labels is None else f"; its 'labels' = {labels!r} is not 'cycled 0-K'"
         return None, (
             f"its file records no class asked for per sample (meta '{ASKED_KEY}', which "
-            "diffusiontools sample writes for a class-conditional model, 'digit' or 'labels')"
+            f"diffusiontools sample writes for a class-conditional model, 'digit' or 'labels'"
+            f"{found})"
         )
     if not num_classes:
         return None, NO_CLASSES

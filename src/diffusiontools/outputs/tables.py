@@ -158,12 +158,31 @@ def shared_field_notes(results: dict) -> list[str]:
     ]
 
 
+def omitted_notes(results: dict) -> list[str]:
+    """A sentence per "–" cell of a metric that other sets have: why that set left it out (its
+    ``omitted``, e.g. read as asked where its file records no class asked for)."""
+    runs = results.get("runs", {})
+    shown = {key for key, _, _ in ROWS if any(key in run["metrics"] for run in runs.values())}
+    names = {key: name for key, name, _ in ROWS}
+    return [
+        f"{label}: no {names[key]}: {reason}."
+        for label, run in runs.items()
+        for key, reason in run.get("omitted", {}).items()
+        if key in shown and key not in run["metrics"]
+    ]
+
+
 def markdown_table(results: dict) -> str:
     """The table as GitHub Markdown; [low, high] are 95% intervals (half-sampling for the
     set-level metrics, the bootstrap for per-sample means: docs/evaluation.md); below it, a
-    note on the classifier's test accuracy where its record holds one, and one per set whose
-    samples share a random field (:func:`shared_field_notes`)."""
-    notes = [n for n in (classifier_note(results), *shared_field_notes(results)) if n]
+    note on the classifier's test accuracy where its record holds one, one per set whose
+    samples share a random field (:func:`shared_field_notes`) and one per metric a set left
+    out that others have (:func:`omitted_notes`)."""
+    notes = [
+        n
+        for n in (classifier_note(results), *shared_field_notes(results), *omitted_notes(results))
+        if n
+    ]
     return markdown(*table(results)) + "".join(f"\n{note}\n" for note in notes)
 
 
