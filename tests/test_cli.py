@@ -3,6 +3,7 @@ where sample writes and how many it may draw."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
 )
 
 from diffusiontools import cli
+from diffusiontools.cli.flags import path_arg, path_text
 from diffusiontools.data import to_uint8
 from diffusiontools.sampling.generation import generate
 from diffusiontools.training import sample_files
@@ -246,3 +248,41 @@ def test_sample_n_beyond_the_disk_is_refused_before_anything_is_drawn(
     expected = advice.format(npz=tmp_path / "samples.npz", tmp=tmp_path)
     assert capsys.readouterr().err == f"error: -n {n} samples {expected}\n"
     assert sorted(tmp_path.iterdir()) == []
+
+
+# --- file and folder arguments ---------------------------------------------------------------
+
+PATH_DESTS = {"run_dir", "run_dirs", "out", "npz", "data_dir", "config", "data", "eval"}
+
+
+def _commands(parser, words=()):
+    """(the words that reach a (sub)command, its parser) for every command, nested ones too."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*words, name))
+            return
+    yield words, parser
+
+
+def test_every_file_or_folder_argument_refuses_the_empty_text(capsys):
+    """pathlib reads '' as the working folder: 'sample ""' sampled ./ and 'evaluate --out ""'
+    wrote there. Each command's file and folder arguments refuse it before anything runs."""
+    checked = []
+    for words, parser in _commands(cli.build_parser()):
+        for action in parser._actions:
+            if action.dest not in PATH_DESTS:
+                continue
+            assert action.type in (path_text, path_arg), (words, action.dest)
+            given = [action.option_strings[0], ""] if action.option_strings else [""]
+            with pytest.raises(SystemExit) as stop:
+                cli.main([*words, *given])
+            assert stop.value.code == 2
+            name = "/".join(action.option_strings) or action.metavar or action.dest
+            assert capsys.readouterr().err.endswith(
+                f"error: argument {name}: '' names no file or folder (write . for the "
+                "current folder)\n"
+            )
+            checked.append((words[0], action.dest))
+    assert {"sample", "evaluate", "train", "export", "reproduce"} <= {c for c, _ in checked}
+    assert len(checked) >= 20

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .flags import data_overrides, keys_given_as_flags
+from .flags import data_overrides, keys_given_as_flags, path_text
 
 
 def add_parser(subparsers) -> None:
@@ -22,6 +22,7 @@ def add_parser(subparsers) -> None:
     )
     t.add_argument(
         "--data",
+        type=path_text,
         metavar="CONFIG",
         help="INI config (or packaged name) whose [data] section names the data set",
     )
@@ -44,12 +45,14 @@ def add_parser(subparsers) -> None:
     )
     t.add_argument(
         "--out",
+        type=path_text,
         help="MNIST only: where to write the weights, replaced if it exists (default "
         "mnist_classifier.pt in the current folder, which is never replaced: name it with --out "
         "to replace it; the committed copy is diffusiontools/assets/)",
     )
     t.add_argument(
         "--data-dir",
+        type=path_text,
         help="the data set's folder, data.dir (MNIST default: $DIFFUSIONTOOLS_DATA, then the "
         "cache)",
     )

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
-from .flags import keys_as_flags
+from .flags import keys_as_flags, path_arg
 
 
 def _levels(text: str) -> tuple[float, float]:
@@ -34,14 +34,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--T", type=int, help="number of steps (default: --config's, else 100)")
     p.add_argument(
         "--config",
-        type=Path,
+        type=path_arg,
         help="take degradation, levels, T and data from this INI (of a Gaussian config: its "
         "data only)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random fields (default 0)")
     p.add_argument(
         "--out",
-        type=Path,
+        type=path_arg,
         help="image path (.png, .jpg, .jpeg, .pdf or .svg), replaced if it exists (default "
         "degradation_<name>.png in the current folder, which is never replaced: name it with "
         "--out to replace it)",

@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from .flags import data_overrides, keys_given_as_flags
+from .flags import data_overrides, keys_given_as_flags, path_arg, path_text
 
 
 def add_parser(subparsers) -> None:
@@ -16,7 +16,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "run_dirs",
         nargs="*",
-        type=Path,
+        type=path_arg,
         metavar="RUN_DIR",
         help="run folders written by 'diffusiontools train', or export folders written by "
         "'diffusiontools export'",
@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
         "--npz",
         nargs="+",
         action="extend",
-        type=Path,
+        type=path_arg,
         default=[],
         metavar="FILE",
         help="score samples from NPZ files (images uint8 of the data's shape: (N, H, W) gray or "
@@ -83,7 +83,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=path_arg,
         default=Path("evaluation"),
         help="output folder (default ./evaluation); one that holds an evaluation is refused "
         "unless --overwrite",
@@ -106,6 +106,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--data-dir",
+        type=path_text,
         help="the data's folder, data.dir, for NPZ files (MNIST default: $DIFFUSIONTOOLS_DATA or "
         "the cache); for RUN_DIRs, where their data lie now if they moved since training (their "
         "stored [data] settings with this data.dir; the data found must be theirs)",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from .flags import path_text
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "export", help="write a run's model as safetensors or as a folder diffusers loads"
     )
-    p.add_argument("run_dir", help="run folder written by 'diffusiontools train'")
+    p.add_argument("run_dir", type=path_text, help="run folder written by 'diffusiontools train'")
     p.add_argument(
         "--format",
         required=True,
@@ -23,7 +25,9 @@ def add_parser(subparsers) -> None:
         help="--ema: the EMA weights (refused for a run without them); --no-ema: the raw "
         "weights (default: the EMA weights where the run kept them, else the raw ones)",
     )
-    p.add_argument("--out", help="export folder (default: RUN_DIR/exports/FORMAT[_epoch_NNNN])")
+    p.add_argument(
+        "--out", type=path_text, help="export folder (default: RUN_DIR/exports/FORMAT[_epoch_NNNN])"
+    )
     p.set_defaults(run=run)
 
 

@@ -3,8 +3,10 @@ line user typed flags (``--steps 5``, ``--T 0``). Every error a command prints n
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import re
+from pathlib import Path
 
 from ..errors import UserError
 
@@ -87,3 +89,18 @@ def data_overrides(overrides: list[str], data_dir: str | None, command: str) -> 
     if other:
         raise UserError(f"--set {other[0]} is not a [data] key; {command} reads data.* only")
     return overrides + ([f"data.dir={data_dir}"] if data_dir is not None else [])
+
+
+def path_text(text: str) -> str:
+    """An argparse ``type`` for a file, folder or shipped model's name: ``text``, refusing the
+    empty text that pathlib would read as the working folder."""
+    if text == "":
+        raise argparse.ArgumentTypeError(
+            "'' names no file or folder (write . for the current folder)"
+        )
+    return text
+
+
+def path_arg(text: str) -> Path:
+    """:func:`path_text` as a Path."""
+    return Path(path_text(text))

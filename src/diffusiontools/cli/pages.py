@@ -9,6 +9,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from .flags import path_arg
+
 logger = logging.getLogger(__name__)
 
 FORMER_NAME = "report"
@@ -23,19 +25,19 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "run_dirs",
         nargs="+",
-        type=Path,
+        type=path_arg,
         metavar="RUN_DIR",
         help="run folders written by 'diffusiontools train'",
     )
     p.add_argument(
         "--eval",
-        type=Path,
+        type=path_arg,
         metavar="DIR",
         help="folder written by 'diffusiontools evaluate': adds its metrics and t-SNE",
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=path_arg,
         default=Path("pages"),
         help="output folder (default ./pages); pages already there are refused unless --overwrite",
     )

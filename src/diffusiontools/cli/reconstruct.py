@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from .flags import path_arg, path_text
 
 
 def _sampler_list(text: str) -> tuple[str, ...]:
@@ -17,7 +18,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "run_dir",
-        type=Path,
+        type=path_arg,
         help="cold-diffusion run folder from 'diffusiontools train' (or its export folder)",
     )
     p.add_argument(
@@ -33,7 +34,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random fields (default 0)")
     p.add_argument(
         "--out",
-        type=Path,
+        type=path_arg,
         help="output folder (default RUN_DIR/reconstruction, the study's own, replaced as a "
         "whole by each study); another that holds a study is refused unless --overwrite",
     )
@@ -45,6 +46,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--data-dir",
+        type=path_text,
         help="where the run's data lie now, if they moved since training: its folder (data.dir; "
         "an NPZ data set's file), whose test images the study degrades (default: the run's "
         "data.dir)",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .flags import path_arg
+
 
 def add_parser(subparsers) -> None:
     from ..reproduce.scales import SCALES
@@ -19,7 +21,9 @@ def add_parser(subparsers) -> None:
         help="; ".join(f"{name}: {s.summary}" for name, s in SCALES.items()) + " (default cpu)",
     )
     p.add_argument(
-        "--out", type=Path, help="output folder (default reproduction-<scale>); re-run to resume"
+        "--out",
+        type=path_arg,
+        help="output folder (default reproduction-<scale>); re-run to resume",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of sampling and evaluation")
     p.add_argument(

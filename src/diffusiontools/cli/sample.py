@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config import SamplingConfig
 from ..errors import UserError
 from ..sampling.registry import OPTIONS, SAMPLERS, takers
-from .flags import keys_given_as_flags
+from .flags import keys_given_as_flags, path_text
 
 SAMPLING_FIELDS = {f.name: f for f in dataclasses.fields(SamplingConfig)}
 SAMPLING_TYPES = typing.get_type_hints(SamplingConfig)
@@ -80,6 +80,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "run_dir",
+        type=path_text,
         help="run folder written by 'diffusiontools train', or an export folder written by "
         "'diffusiontools export'",
     )
@@ -99,11 +100,13 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--out",
+        type=path_text,
         help="grid image path, replaced if it exists (default: RUN_DIR/samples/sample_grid.png); "
         "samples.npz (without --npz), trajectory.png and epochs.png go beside it",
     )
     p.add_argument(
         "--npz",
+        type=path_text,
         help="NPZ path for the images, replaced if it exists (default: samples.npz beside the "
         "grid)",
     )
@@ -125,6 +128,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--data-dir",
+        type=path_text,
         help="where the run's data lie now, if they moved since training: its folder (data.dir; "
         "an NPZ data set's file), which a cold model samples from (default: the run's data.dir)",
     )

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from ..config import config_path
 from ..training.signals import TrainingStopped
+from .flags import path_text
 
 logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model from an INI config")
-    p.add_argument("config", help="INI config file, e.g. configs/quickstart.ini")
-    p.add_argument("--out", help="run folder (default: runs/<config name>)")
+    p.add_argument("config", type=path_text, help="INI config file, e.g. configs/quickstart.ini")
+    p.add_argument("--out", type=path_text, help="run folder (default: runs/<config name>)")
     p.add_argument(
         "--set",
         dest="overrides",
