@@ -92,15 +92,16 @@ except TrainingStopped as stopped:
 
 
 def start_stoppable(out):
-    """A study of 400-epoch smoke runs, two side by side, in a process of its own; returns it
-    once both trainings have written a checkpoint (so both are in their loops), and the
-    checkpoints' paths."""
+    """A study of 400-epoch smoke runs, two side by side, in a process of its own and a process
+    group of their own (as a terminal's job is); returns it once both trainings have written a
+    checkpoint (so both are in their loops), and the checkpoints' paths."""
     env = {**os.environ, "OMP_NUM_THREADS": "2"}  # 2 // 2: one thread per training
     parent = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(STOPPABLE), str(out)],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     latest = [RunFolder(out / "runs" / name).latest for name in ("model1", "model2")]
     until(lambda: all(path.is_file() for path in latest) or parent.poll() is not None)
@@ -157,15 +158,25 @@ def test_a_training_killed_by_sigkill_is_named_and_leaves_no_warning_behind(tmp_
 
 
 @pytest.mark.slow
-def test_sigterm_stops_every_training_with_a_checkpoint_and_records_its_time(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_stops_every_training_with_a_checkpoint_and_records_its_time(
+    tmp_path, signum
+):
+    """SIGTERM to the parent alone (a kill), or SIGINT to the whole job (Ctrl-C at a terminal:
+    the children get it and then the parent's SIGTERM): every log names the signal sent."""
     out = tmp_path / "study"
     parent, latest = start_stoppable(out)
-    parent.send_signal(signal.SIGTERM)
-    assert parent.wait() == 128 + signal.SIGTERM
+    if signum == signal.SIGINT:
+        os.killpg(parent.pid, signum)
+    else:
+        parent.send_signal(signum)
+    assert parent.wait() == 128 + signum
     assert parent.stderr.read().endswith(
-        "reproduce: stopped by signal 15; every training that had begun wrote a checkpoint: "
-        "re-run the same command to resume\n"
+        f"reproduce: stopped by signal {int(signum)}; every training that had begun wrote a "
+        "checkpoint: re-run the same command to resume\n"
     )
+    for name in ("model1", "model2"):
+        assert f"stopped by signal {int(signum)}" in log_path(out, name).read_text()
     recorded = json.loads((out / "reproduce.json").read_text())
     assert set(recorded["stages"]) == {"train model1", "train model2"}
     for path in latest:

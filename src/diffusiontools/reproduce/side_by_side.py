@@ -198,7 +198,8 @@ class _Stop:
             training.process.terminate()  # SIGTERM: its StopRequest checkpoints and stops
 
     def handle(self, signum, frame) -> None:
-        self.signum = signum
+        if self.signum is None:  # the first request is the one reported, as in StopRequest
+            self.signum = signum
         self.stop_all()
 
 

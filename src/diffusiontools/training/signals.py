@@ -49,7 +49,8 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame) -> None:
-        self.signum = signum
+        if self.signum is None:  # the first request is the one reported: a Ctrl-C at a terminal
+            self.signum = signum  # reaches a reproduce child before its parent's SIGTERM
         if self.interrupt:
             self.interrupt = False  # once: a second signal must not break the unwinding
             raise Interrupted(signum)
