@@ -14,7 +14,7 @@ import diffusiontools as dt
 from diffusiontools import cli
 from diffusiontools.data.download import file_sha256
 from diffusiontools.errors import UserError
-from diffusiontools.training import pretrained
+from diffusiontools.training import pretrained, run_folder
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def shipped(tmp_path, monkeypatch) -> Path:
     """The reference run exported as shipped model 'tiny'; the test runs in an empty folder."""
     root = tmp_path / "package" / "pretrained"
     folder = dt.load(reference_run(), device="cpu").export(root / "tiny")
-    monkeypatch.setattr(pretrained, "pretrained_root", lambda: root)
+    monkeypatch.setattr(run_folder, "pretrained_root", lambda: root)
     monkeypatch.setattr(pretrained, "SHA256", {"tiny": file_sha256(folder / "model.safetensors")})
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
@@ -64,6 +64,18 @@ def test_sample_writes_beside_the_caller_never_into_the_package(shipped, capsys)
         "error: run folder nothing does not exist, and no shipped model has that name "
         "(shipped: tiny)\n"
     )
+
+
+def test_a_shipped_models_path_writes_beside_the_caller_as_its_name_does(shipped):
+    """The package folder given as a path (the README names it) is never written into: its
+    outputs go to ./NAME as for the name."""
+    before = sorted(p.name for p in shipped.iterdir())
+    assert cli.main(["sample", str(shipped), "-n", "4", "--device", "cpu"]) == 0
+    assert (Path("tiny") / "samples" / "samples.npz").is_file()
+    assert sorted(p.name for p in shipped.iterdir()) == before
+    folder = run_folder.RunFolder(shipped)
+    assert folder.is_shipped and folder.reconstruction == Path("tiny") / "reconstruction"
+    assert not run_folder.RunFolder(Path("tiny")).is_shipped  # the caller's folder of its name
 
 
 def test_epochs_of_a_shipped_model_are_refused_as_for_its_export(shipped, capsys):

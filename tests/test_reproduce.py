@@ -17,7 +17,7 @@ from diffusiontools.errors import UserError
 from diffusiontools.reproduce.pipeline import reproduce
 from diffusiontools.reproduce.scales import REPORT_MODELS, SCALES, get_scale
 from diffusiontools.reproduce.study import Study, columns, run_names, study_config
-from diffusiontools.training import pretrained
+from diffusiontools.training import pretrained, run_folder
 from diffusiontools.training.run_config import load_config
 from diffusiontools.training.trained_model import load
 
@@ -211,7 +211,7 @@ def test_a_run_killed_before_its_first_checkpoint_is_started_again(tmp_path):
 
 def shipping(monkeypatch, models):
     """Make the package ship the models in ``models`` (a reproduction's models/ folder)."""
-    monkeypatch.setattr(pretrained, "pretrained_root", lambda: models)
+    monkeypatch.setattr(run_folder, "pretrained_root", lambda: models)
     sha = {m: file_sha256(models / m / "model.safetensors") for m in REPORT_MODELS}
     monkeypatch.setattr(pretrained, "SHA256", sha)
 

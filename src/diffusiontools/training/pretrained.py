@@ -14,11 +14,11 @@ export) of the user's always wins over the shipped model, while a ``./model1`` h
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from ..data.download import file_sha256
 from ..errors import UserError
+from . import run_folder
 from .export import WEIGHTS
 from .run_folder import RunFolder
 
@@ -29,11 +29,6 @@ SHA256: dict[str, str] = {
     "model1": "1d7ac4e23810c002eb2e17da17a9d38ed515808d5f63c1ad75c2c7246f39140e",
     "model2": "237cfad1a850aca4d82e7e25f245b188823cb3eec81402cf78d184bd0eca1ffb",
 }
-
-
-def pretrained_root() -> Path:
-    """The package's folder of shipped models."""
-    return Path(str(resources.files("diffusiontools") / "pretrained"))
 
 
 def pretrained_names() -> list[str]:
@@ -50,7 +45,7 @@ def pretrained_folder(name: str) -> Path:
     if name not in SHA256:
         shipped = ", ".join(pretrained_names()) or "none yet"
         raise UserError(f"{name!r} is no shipped model; shipped: {shipped}")
-    folder = pretrained_root() / name
+    folder = run_folder.pretrained_root() / name
     weights = folder / WEIGHTS
     digest = file_sha256(weights) if weights.is_file() else "missing"
     if digest != SHA256[name]:
@@ -81,8 +76,3 @@ def holds_model(folder: Path) -> bool:
     that has not written its first checkpoint yet) or an export; not merely samples."""
     run = RunFolder(folder)
     return run.is_export or run.config.is_file() or run.checkpoints.is_dir() or folder.is_file()
-
-
-def is_pretrained(folder: Path) -> bool:
-    """Whether ``folder`` is a shipped model's (inside the package: never written into)."""
-    return Path(folder).resolve().parent == pretrained_root().resolve()

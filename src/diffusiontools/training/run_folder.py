@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from ..errors import UserError
@@ -37,6 +38,11 @@ METRICS_COLUMNS = (
 
 
 PREVIOUS = ".previous"  # an overwritten run, kept until the new run's first checkpoint
+
+
+def pretrained_root() -> Path:
+    """The package's folder of shipped models (``pretrained.py`` loads them by name)."""
+    return Path(str(resources.files("diffusiontools") / "pretrained"))
 
 
 @dataclass(frozen=True)
@@ -134,12 +140,25 @@ class RunFolder:
         return path
 
     @property
+    def is_shipped(self) -> bool:
+        """Whether this is a shipped model's folder, inside the package (never written into).
+        Reads the path only."""
+        return self.path.resolve().parent == pretrained_root().resolve()
+
+    @property
+    def home(self) -> Path:
+        """Where the commands' own outputs for this model go (``samples``, ``reconstruction``):
+        the folder itself, or for a shipped model ``./NAME`` in the working folder, as its name
+        given instead of its path gives."""
+        return Path(self.path.name) if self.is_shipped else self.path
+
+    @property
     def samples(self) -> Path:
-        return self.path / SAMPLES_DIR
+        return self.home / SAMPLES_DIR
 
     @property
     def reconstruction(self) -> Path:
-        return self.path / RECONSTRUCTION_DIR
+        return self.home / RECONSTRUCTION_DIR
 
     @property
     def exports(self) -> Path:
