@@ -12,6 +12,7 @@ import random
 import select
 import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -167,11 +168,13 @@ def test_the_lock_stops_a_second_training_and_its_overwrite(tmp_path):
 STEP, VALIDATION, WRITE = b"s", b"v", b"w"
 
 
-def fork_cli(argv: list[str]) -> tuple[int, int, int]:
+def fork_cli(argv: list[str], late_stop: bool = False) -> tuple[int, int, int]:
     """Run ``cli.main(argv)`` in a forked child (no interpreter start-up) that stops at every
     event (STEP, VALIDATION, WRITE): it writes the event's byte to a pipe and waits for one byte
     back. Kills are aimed at events, never at delays, so they land at the same point on any
-    machine. Returns the pid, the events pipe to read and the pipe to write go-aheads to.
+    machine. With ``late_stop``, the child runs the process entry ``cli.run(argv)`` instead and
+    sends itself SIGTERM as it exits. Returns the pid, the events pipe to read and the pipe to
+    write go-aheads to.
     """
     events_read, events_write = os.pipe()
     go_read, go_write = os.pipe()
@@ -209,6 +212,14 @@ def fork_cli(argv: list[str]) -> tuple[int, int, int]:
             GaussianDiffusion.loss = loss_with_event
             epoch_end.validation_loss = validation_with_event
             ckpt_io.torch.save = save_with_event
+            if late_stop:
+
+                def exit_after_a_late_stop(status: int) -> None:
+                    os.kill(os.getpid(), signal.SIGTERM)  # a second request, as it exits
+                    os._exit(status)
+
+                sys.exit = exit_after_a_late_stop
+                cli.run(argv)
             code = cli.main(argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 98
@@ -263,6 +274,18 @@ def test_sigint_finishes_the_step_checkpoints_exits_130_and_resumes_exactly(tmp_
     train_tiny(run, resume=True)
     assert losses(run) == losses(reference)
     assert_same_final_weights(run, reference)
+
+
+def test_a_stop_request_while_the_process_exits_leaves_the_status_it_reported(tmp_path):
+    """SIGINT during step 15 stops the training (its messages say signal 2); a SIGTERM while
+    the interpreter exits (torch's teardown takes up to a second) leaves the status 130 instead
+    of killing the process by SIGTERM."""
+    pid, events, go = fork_cli(
+        ["train", str(write_ini(tmp_path)), "--out", str(tmp_path / "run")], late_stop=True
+    )
+    assert run_until(events, go, STEP, 15, lambda: os.kill(pid, signal.SIGINT))
+    status = finish(pid, events, go)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 128 + signal.SIGINT
 
 
 def test_sigkill_at_random_events_then_resume_gives_the_uninterrupted_run(tmp_path):

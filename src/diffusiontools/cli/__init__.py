@@ -65,6 +65,9 @@ class Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _terminate(signum, frame) -> None:
     raise Terminated("stopped by signal 15")
 
@@ -74,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if on_main_thread else {}
+    if on_main_thread:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         args.run(args)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a training stopped (checkpointed)
+        if on_main_thread:  # stopped and reported: a second request must not change the status
+            _ignore_stop_signals()
         return 128 + getattr(exc, "signum", signal.SIGINT)
     except UserError as exc:
         if args.debug:
@@ -85,11 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {as_flags(str(exc))}", file=sys.stderr)
         return 2
     finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     return 0
 
 
-def run() -> None:
-    """The process entry of ``python -m diffusiontools``: exit with :func:`main`'s status."""
-    sys.exit(main())
+def _ignore_stop_signals() -> None:
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The process entry of ``diffusiontools`` and ``python -m diffusiontools``: exit with
+    :func:`main`'s status, which a stop signal during the interpreter's exit (torch's teardown
+    takes up to a second) does not replace with death by that signal."""
+    code = main(argv)
+    _ignore_stop_signals()
+    sys.exit(code)
