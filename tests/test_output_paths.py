@@ -165,6 +165,18 @@ def test_a_run_and_an_npz_of_one_name_are_refused(tmp, capsys):
     assert not (tmp / "ev").exists()
 
 
+@pytest.mark.parametrize("label", ["", " ", "\t"])
+def test_a_blank_label_is_refused_before_anything_is_written(tmp, capsys, label):
+    a = npz(tmp / "a.npz")
+    argv = ["evaluate", "--npz", str(a), "--label", label, "--out", str(tmp / "ev")]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: the label {label!r} is blank: give each set a name that shows in the table and "
+        "in its files' names with --label NAME ...\n"
+    )
+    assert not (tmp / "ev").exists()
+
+
 def test_set_labels_refuses_every_kind_of_clash():
     with pytest.raises(UserError, match=r"labels \['x', 'x'\] are not distinct"):
         set_labels([], [Path("a/x.npz"), Path("b/x.npz")], [])

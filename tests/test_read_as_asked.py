@@ -21,7 +21,7 @@ from diffusiontools.evaluation.asked_classes import recorded_asked
 from diffusiontools.evaluation.class_metrics import read_as_asked
 from diffusiontools.evaluation.scores import asked_scores
 from diffusiontools.outputs.samples_io import load_samples, save_samples
-from diffusiontools.outputs.tables import markdown_table, omitted_notes
+from diffusiontools.outputs.tables import markdown_table, missing_notes
 
 SMALL = {"tsne_reference": 60, "test_reference": 60, "n_boot": 20, "n_boot_set": 4}
 SMALL_FLAGS = ["--tsne-reference", "60", "--test-reference", "60", "--n-boot", "20",
@@ -90,26 +90,35 @@ def test_a_cycle_of_other_classes_than_the_datas_is_refused():
     assert reason == "the data set has no classes to ask for"
 
 
-def test_a_set_without_a_metric_that_others_have_says_why_below_the_table():
-    """A "–" cell is explained; a metric no set has (no row) needs no note."""
+def test_every_cell_without_a_value_says_why_below_the_table():
+    """A "–" cell and a "not computed" one are explained; a metric no set has (no row) needs
+    no note."""
     entry = {"value": 0.5, "ci": None}
+    failed = {"value": None, "ci": None, "note": "grid sum; not computed: 9 distinct points"}
     results = {
         "runs": {
-            "cond": {"n_samples": 4, "metrics": {"read_as_asked": entry}, "class_histogram": None},
+            "cond": {
+                "n_samples": 4,
+                "metrics": {"read_as_asked": entry, "kl_faithful": entry},
+                "class_histogram": None,
+            },
             "mine": {
                 "n_samples": 4,
-                "metrics": {},
+                "metrics": {"kl_faithful": failed},
                 "class_histogram": None,
                 "omitted": {"read_as_asked": "no class was asked for", "frame_mean": "never"},
             },
         }
     }
-    assert omitted_notes(results) == [
-        "mine: no read as the class asked for: no class was asked for."
+    notes = [
+        "mine has no read as the class asked for (no class was asked for).",
+        "mine, KL, report's grid sum: grid sum; not computed: 9 distinct points.",
     ]
+    assert missing_notes(results) == notes
     page = markdown_table(results)
     assert "| read as the class asked for | 0.500 (no CI) | – |" in page
-    assert page.endswith("\nmine: no read as the class asked for: no class was asked for.\n")
+    assert "| KL, report's grid sum | 0.500 (no CI) | not computed |" in page
+    assert page.endswith("".join(f"\n{note}\n" for note in notes))
 
 
 @pytest.fixture(scope="module")

@@ -97,7 +97,14 @@ def set_labels(run_dirs: list[Path], npz_files: list[Path], labels: list[str]) -
 
 
 def check_labels(names: list[str]) -> None:
-    """Refuse two sets whose labels (runs' and NPZ files' alike) name the same files."""
+    """Refuse a blank label (a column without a header, files named samples_.png) and two sets
+    whose labels (runs' and NPZ files' alike) name the same files."""
+    blank = [name for name in names if not name.strip()]
+    if blank:
+        raise UserError(
+            f"the label {blank[0]!r} is blank: give each set a name that shows in the table "
+            "and in its files' names with labels=NAME ..."
+        )
     if len({file_stem(name) for name in names}) != len(names):
         raise UserError(
             f"the labels {names} are not distinct as file names; set them apart with "

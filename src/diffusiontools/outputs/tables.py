@@ -158,29 +158,38 @@ def shared_field_notes(results: dict) -> list[str]:
     ]
 
 
-def omitted_notes(results: dict) -> list[str]:
-    """A sentence per "–" cell of a metric that other sets have: why that set left it out (its
-    ``omitted``, e.g. read as asked where its file records no class asked for)."""
+def missing_notes(results: dict) -> list[str]:
+    """A sentence per cell of the table without a value: a "–" of a metric that other sets
+    have (why that set left it out, its ``omitted``: e.g. read as asked where no class was
+    asked for) and a "not computed" (its metric's ``note``: e.g. a t-SNE mixture that could
+    not be fitted)."""
     runs = results.get("runs", {})
     shown = {key for key, _, _ in ROWS if any(key in run["metrics"] for run in runs.values())}
     names = {key: name for key, name, _ in ROWS}
-    return [
-        f"{label}: no {names[key]}: {reason}."
+    left_out = [
+        f"{label} has no {names[key]} ({reason})."
         for label, run in runs.items()
         for key, reason in run.get("omitted", {}).items()
         if key in shown and key not in run["metrics"]
     ]
+    not_computed = [
+        f"{label}, {names[key]}: {entry.get('note')}."
+        for label, run in runs.items()
+        for key, entry in run["metrics"].items()
+        if key in names and entry.get("value", 0) is None
+    ]
+    return left_out + not_computed
 
 
 def markdown_table(results: dict) -> str:
     """The table as GitHub Markdown; [low, high] are 95% intervals (half-sampling for the
     set-level metrics, the bootstrap for per-sample means: docs/evaluation.md); below it, a
     note on the classifier's test accuracy where its record holds one, one per set whose
-    samples share a random field (:func:`shared_field_notes`) and one per metric a set left
-    out that others have (:func:`omitted_notes`)."""
+    samples share a random field (:func:`shared_field_notes`) and one per cell without a value
+    (:func:`missing_notes`)."""
     notes = [
         n
-        for n in (classifier_note(results), *shared_field_notes(results), *omitted_notes(results))
+        for n in (classifier_note(results), *shared_field_notes(results), *missing_notes(results))
         if n
     ]
     return markdown(*table(results)) + "".join(f"\n{note}\n" for note in notes)
