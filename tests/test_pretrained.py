@@ -78,6 +78,16 @@ def test_a_shipped_models_path_writes_beside_the_caller_as_its_name_does(shipped
     assert not run_folder.RunFolder(Path("tiny")).is_shipped  # the caller's folder of its name
 
 
+@pytest.mark.parametrize("argv", [["export", "tiny", "--format", "safetensors"], ["pages", "tiny"]])
+def test_commands_that_need_a_run_folder_say_so_for_a_shipped_name(shipped, capsys, argv):
+    assert cli.main([*argv, "--device", "cpu"] if argv[0] == "pages" else argv) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: tiny is the name of a shipped model, an export that holds no checkpoints: this "
+        "needs a run folder (sample, evaluate, reconstruct and diffusiontools.load take the "
+        "name)\n"
+    )
+
+
 def test_epochs_of_a_shipped_model_are_refused_as_for_its_export(shipped, capsys):
     assert cli.main(["sample", "tiny", "--epochs", "1,2", "--device", "cpu"]) == 2
     assert capsys.readouterr().err == (

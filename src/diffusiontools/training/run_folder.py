@@ -120,6 +120,12 @@ class RunFolder:
         DiffusionToolsError naming what is missing (the folder, an export's lack of
         checkpoints, the epochs that have one)."""
         if not self.path.is_dir():
+            if RunFolder(pretrained_root() / self.path).is_export:  # a shipped model's name
+                raise UserError(
+                    f"{self.path} is the name of a shipped model, an export that holds no "
+                    "checkpoints: this needs a run folder (sample, evaluate, reconstruct and "
+                    "diffusiontools.load take the name)"
+                )
             raise UserError(f"run folder {self.path} does not exist")
         if epoch is None:
             if not self.latest.is_file() and self.is_export:
