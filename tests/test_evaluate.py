@@ -52,9 +52,12 @@ def test_every_metric_is_finite_with_interval_and_n(evaluation):
     assert len(settings["classifier_sha256"]) == 64
     for run in results["runs"].values():
         assert run["n_samples"] == N and sum(run["class_histogram"]) == N
-        # No class was asked of these files: that one metric is left out, with the reason.
-        assert set(run["metrics"]) == {key for key, _, _ in ROWS} - {"read_as_asked"}
+        # No class was asked of these files, and they hold no unclamped samples: those two
+        # metrics are left out, each with the reason.
+        left_out = {"read_as_asked", "total_variance_unclamped"}
+        assert set(run["metrics"]) == {key for key, _, _ in ROWS} - left_out
         assert "no class asked for" in run["omitted"]["read_as_asked"]
+        assert "clamped uint8 images only" in run["omitted"]["total_variance_unclamped"]
         for key, entry in run["metrics"].items():
             assert math.isfinite(entry["value"]) and entry["n"] == N, key
             if key.startswith("kl_"):  # no bootstrap through a t-SNE fit, and it says so

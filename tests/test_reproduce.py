@@ -6,7 +6,9 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 
+import numpy as np
 import pytest
 import torch
 from test_pretrained import EXPORT_FILES
@@ -139,6 +141,8 @@ def test_smoke_reproduction_writes_every_promised_file(smoke_study):
     page = (out / "reproduction.md").read_text()
     for published in ("56.7", "5.616", "0.372", "0.0735"):  # the report's numbers are shown
         assert published in page
+    (ours,) = [line for line in page.splitlines() if line.startswith("| total variance: ours, u")]
+    assert "–" not in ours and ours.count("[") == 4  # a value and interval for each model
     for name in expected:
         if name.startswith("figures/"):
             assert f"]({name})" in page, name
@@ -150,6 +154,7 @@ def test_smoke_reproduction_metrics_are_finite(smoke_study):
     assert list(results["runs"]) == [label for label, _, _ in columns()]
     for label, run in results["runs"].items():
         assert run["n_samples"] == 20
+        assert "total_variance_unclamped" in run["metrics"]  # the report's, like for like
         for key, entry in run["metrics"].items():
             assert math.isfinite(entry["value"]), (label, key)
     for run in run_names()[2:]:
@@ -169,6 +174,34 @@ def test_smoke_reproduction_rerun_skips_finished_stages(smoke_study):
     for stage in ("evaluate", "report", "reconstruct custom1", "sample model1"):
         assert again["stages"][stage] == state["stages"][stage]
     assert (smoke_study / "evaluation" / "metrics.json").stat().st_mtime_ns == metrics_time
+
+
+@pytest.mark.slow
+def test_a_sample_file_without_the_floats_as_drawn_is_drawn_again(smoke_study, tmp_path):
+    """A reproduction folder of an older version: its NPZ files hold uint8 images only, which
+    the report's (unclamped) total variance cannot be taken from."""
+    from diffusiontools.outputs.samples_io import load_samples, load_unclamped, save_samples
+    from diffusiontools.reproduce.pipeline import evaluate_all, sample_all
+
+    study_dir = tmp_path / "study"
+    shutil.copytree(smoke_study, study_dir)
+    study = Study(study_dir, SCALES["smoke"], torch.device("cpu"), 0)
+    old, kept = (study_dir / "samples" / f"{label.replace(' ', '_')}.npz" for label in
+                 (columns()[0][0], columns()[1][0]))  # fmt: skip
+    images, meta = load_samples(old)
+    save_samples(old, torch.from_numpy(images), **meta)  # as an older version wrote it
+    kept_bytes = kept.read_bytes()
+    paths = sample_all(study)
+    assert load_unclamped(old, load_samples(old)[0]) is not None
+    assert np.array_equal(load_samples(old)[0], images)  # the same draw, now with its floats
+    assert kept.read_bytes() == kept_bytes  # a current file is kept
+    metrics = study_dir / "evaluation" / "metrics.json"
+    results = json.loads(metrics.read_text())
+    for run in results["runs"].values():  # an older version's evaluation
+        del run["metrics"]["total_variance_unclamped"]
+    metrics.write_text(json.dumps(results))
+    again = evaluate_all(study, paths)
+    assert all("total_variance_unclamped" in run["metrics"] for run in again["runs"].values())
 
 
 def test_each_stage_records_its_time_and_machine_a_stopped_training_too(tmp_path):

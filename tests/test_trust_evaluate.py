@@ -333,7 +333,7 @@ def disjoint_sets():
             x = images[rows].numpy().astype(np.float64) / 255 - 0.5
             scores.append({
                 **feature_scores(features[rows], reference, seed=i, n_boot=N_HALF),
-                **pixel_scores(x, seed=i, n_boot=N_HALF),
+                **pixel_scores(x, None, seed=i, n_boot=N_HALF),
                 **class_scores(probabilities[rows], seed=i, n_boot=50, n_boot_set=N_HALF),
             })  # fmt: skip
     return scores

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .config import Config, DataConfig, read_config
-from .data import ImageDataset, to_uint8
+from .data import ImageDataset
 from .data.load import MEMORY_ONLY
 from .data.memory import load_memory
 from .device import resolve_device
@@ -172,8 +172,9 @@ def checked_images(label: str, images: torch.Tensor) -> np.ndarray:
     """Images given as an array: uint8 0..255 or float in model range, (N, C, H, W) with C 1
     or 3, or gray (N, H, W) (e.g. MNIST's (N, 28, 28)); anything else is refused rather than
     guessed at (the shape is checked against the data's by ``evaluate``). Returns uint8
-    (N, C, H, W), gray as (N, 1, H, W) (values beyond [-0.5, 0.5] saturate to black or white,
-    as for every sample)."""
+    (N, C, H, W), or for float images float32 (N, C, H, W) as given (their images saturate
+    beyond [-0.5, 0.5] to black or white, as every sample's; the unclamped total variance is of
+    the floats); gray as (N, 1, H, W)."""
     shape = tuple(images.shape)
     if not (len(shape) == 3 or (len(shape) == 4 and shape[1] in (1, 3))):
         raise UserError(
@@ -193,7 +194,7 @@ def checked_images(label: str, images: torch.Tensor) -> np.ndarray:
             f"set {label!r}: float images span {float(images.min()):g}..{float(images.max()):g}, "
             "which look like 0..255 pixels, not the model range [-0.5, 0.5]; give them as uint8"
         )
-    return to_uint8(images).reshape(nchw).cpu().numpy()
+    return images.reshape(nchw).float().cpu().numpy()
 
 
 def evaluate(
@@ -216,8 +217,9 @@ def evaluate(
     ``sets``: label -> a :class:`TrainedModel` (``n_samples`` are drawn with its sampling
     settings, default 200), a run or export folder (loaded, then the same), an NPZ file of
     samples, or images as an array / tensor ((N, C, H, W) of the data's shape, or gray
-    (N, H, W), e.g. MNIST's (N, 28, 28); uint8 0..255 or model range [-0.5, 0.5]); a set of
-    another shape than the data's is refused. ``n_samples``: per set, 10..10,000 (None: 200
+    (N, H, W), e.g. MNIST's (N, 28, 28); uint8 0..255 or model range [-0.5, 0.5], floats
+    also scored unclamped, as the report's total variance is); a set of another shape than
+    the data's is refused. ``n_samples``: per set, 10..10,000 (None: 200
     per model, every image of a file or array, at most 10,000). Models must share their
     ``[data]`` settings: memorisation is measured against their training split, and the test
     reference is shared.

@@ -111,6 +111,13 @@ def add_parser(subparsers) -> None:
         "grid)",
     )
     p.add_argument(
+        "--unclamped",
+        action="store_true",
+        help="also keep the samples as drawn in the NPZ ('unclamped', float32, 4 bytes a value): "
+        "values beyond [-0.5, 0.5], which the images saturate, count at their full size in "
+        "evaluate's unclamped total variance, the report's",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the files sample names itself (samples.npz, trajectory.png, epochs.png) "
@@ -183,7 +190,16 @@ def _sample(args, folder: Path, device, use_ema: bool, options: dict) -> None:
     files = sample_files(
         folder, args.out, args.npz, args.trajectory, bool(args.epochs), args.overwrite
     )
-    sample_to_files(model, files, args.n, args.seed, *draw, label=args.label, **options)
+    sample_to_files(
+        model,
+        files,
+        args.n,
+        args.seed,
+        *draw,
+        unclamped=args.unclamped,
+        label=args.label,
+        **options,
+    )
     print(f"samples: {files.grid} and {files.npz}")
     if files.trajectory is not None:
         print(f"trajectory: {files.trajectory}")

@@ -18,6 +18,7 @@ from . import class_histogram
 from .evaluation_data import EvaluationData
 from .figures import save_class_histogram, save_memorisation_pairs, save_tsne_over_density
 from .sample_sets import file_stem
+from .scores import TV_UNCLAMPED
 from .set_measures import MeasuredSet
 from .set_scoring import JointEmbedding
 from .settings import EvaluationSettings
@@ -107,14 +108,18 @@ def save_set_figures(
 
 def run_record(measured: MeasuredSet, metrics: dict[str, dict]) -> dict:
     """One set's entry under metrics.json's ``runs`` (``class_histogram`` None: unlabelled
-    data); ``omitted``: the metrics of a labelled data set left out of this set's, and why
-    (``read_as_asked``, where its asked classes are unknown)."""
-    p, unasked = measured.probabilities, measured.samples.unasked
+    data); ``omitted``: the metrics left out of this set's, and why (``read_as_asked`` of a
+    labelled data set, where its asked classes are unknown; the unclamped total variance,
+    where its samples as drawn are not there)."""
+    p, samples = measured.probabilities, measured.samples
+    omitted = {} if samples.clamped_only is None else {TV_UNCLAMPED: samples.clamped_only}
+    if p is not None and samples.unasked is not None:
+        omitted["read_as_asked"] = samples.unasked
     return {
-        "n_samples": len(measured.samples.images),
-        "source": measured.samples.source,
+        "n_samples": len(samples.images),
+        "source": samples.source,
         "metrics": metrics,
-        "omitted": {} if p is None or unasked is None else {"read_as_asked": unasked},
+        "omitted": omitted,
         "class_histogram": None if p is None else class_histogram(p).tolist(),
     }
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..data import to_uint8
 from ..errors import UserError
-from ..outputs.samples_io import load_samples, save_samples
+from ..outputs.samples_io import load_samples, load_unclamped, save_samples
 from ..progress_bar import progress_bar
 from ..sampling.generation import generate
 from ..sampling.plan import resolve_plan
@@ -26,31 +26,41 @@ from .evaluation_data import EvaluationData
 from .report_metrics import GMM_COMPONENTS
 from .settings import MAX_SAMPLES, MIN_SAMPLES, EvaluationSettings
 
-Source = TrainedModel | Path | np.ndarray  # a model to sample, an NPZ file, uint8 images
+# a model to sample, an NPZ file, images: uint8, or float32 samples in the model's range
+Source = TrainedModel | Path | np.ndarray
+NPZ_CLAMPED = (
+    "its NPZ holds the clamped uint8 images only (diffusiontools sample --unclamped keeps the "
+    "samples as drawn, as evaluate's and reproduce's own NPZ files do)"
+)
+UINT8_CLAMPED = "given as uint8 images, which hold no values beyond [-0.5, 0.5]"
 
 
 @dataclass(frozen=True)
 class SampleSet:
     """One column of the comparison: images uint8 (N, C, H, W), where they came from, and the
     class each was asked to be, (N,) int64 (``asked_classes``), or None and ``unasked``, why
-    that is unknown."""
+    that is unknown; ``unclamped``: the samples as drawn, float32 (N, C, H, W) in the model's
+    range and beyond it, or None and ``clamped_only``, why there are none."""
 
     label: str
     images: np.ndarray
     source: dict
     asked: np.ndarray | None = None
     unasked: str | None = None
+    unclamped: np.ndarray | None = None
+    clamped_only: str | None = None
 
 
 def samples_from_model(
     model: TrainedModel, n: int, sampler: str | None, steps: int | None, seed: int
-) -> tuple[np.ndarray, dict]:
-    """Draw n samples of a trained model: uint8 (n, C, H, W) and their provenance, which names
-    their data set and the classes asked for as the sample command's files do (``dataset``,
-    ``class_name``, ``asked_classes``)."""
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Draw n samples of a trained model: the samples as drawn, float32 (n, C, H, W) in the
+    model's range and beyond it (the sampler does not clamp), as uint8 images (n, C, H, W), and
+    their provenance, which names their data set and the classes asked for as the sample
+    command's files do (``dataset``, ``class_name``, ``asked_classes``)."""
     plan = resolve_plan(model.config, sampler, steps)  # what is drawn, every choice resolved
     draw = (model.net, model.process, model.config, n, seed, model.device)
-    x = generate(*draw, plan=plan, shape=model.shape, progress=inner_bars_shown())
+    x = generate(*draw, plan=plan, shape=model.shape, progress=inner_bars_shown()).float()
     images = to_uint8(x).reshape(x.shape)  # (n, C, H, W); beyond [-0.5, 0.5] saturates
     source = {
         "run_dir": str(model.folder.resolve()),  # absolute: read from anywhere, later
@@ -62,7 +72,7 @@ def samples_from_model(
         "seed": seed,
         **dataclasses.asdict(plan),
     }
-    return images.cpu().numpy(), source
+    return x.cpu().numpy(), images.cpu().numpy(), source
 
 
 def samples_from_run(
@@ -73,10 +83,17 @@ def samples_from_run(
     steps: int | None,
     seed: int,
     device: torch.device,
-) -> tuple[np.ndarray, dict]:
-    """Draw n samples from a run (or export) folder: uint8 (n, C, H, W) and their provenance."""
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Draw n samples from a run (or export) folder: as drawn, as uint8 and their provenance
+    (:func:`samples_from_model`)."""
     model = load_model(Path(run_dir), epoch, device)
     return samples_from_model(model, n, sampler, steps, seed)
+
+
+def float_images(floats: np.ndarray) -> np.ndarray:
+    """Float samples (N, C, H, W) in the model's range as uint8 images (N, C, H, W), as every
+    sample becomes an image (``to_uint8``: beyond [-0.5, 0.5] saturates)."""
+    return to_uint8(torch.from_numpy(floats)).reshape(floats.shape).numpy()
 
 
 def file_stem(label: str) -> str:
@@ -167,10 +184,12 @@ def image_set(
     n: int | None,
     where: str,
     asked: tuple[np.ndarray | None, str | None],
+    unclamped: tuple[np.ndarray | None, str | None],
 ) -> SampleSet:
     """The first n of ``images`` (uint8 (N, C, H, W); None: all of them) as a set, checked;
     ``asked``: the classes (N,) they were asked to be, or None and why not
-    (``recorded_asked``)."""
+    (``recorded_asked``); ``unclamped``: the samples as drawn (float32 (N, C, H, W)), or None
+    and why there are none."""
     # Too few for evaluate's minimum first: then no n_samples could help, so none is advised.
     if len(images) < MIN_SAMPLES:
         raise UserError(
@@ -189,10 +208,17 @@ def image_set(
         )
     used = len(images) if n is None else n
     classes, unasked = asked
-    if classes is not None:
-        classes = classes[:used]
+    floats, clamped_only = unclamped
     source = {**without_asked(source), "npz_images": len(images)}
-    return SampleSet(label, images[:used], source, classes, unasked)
+    return SampleSet(
+        label,
+        images[:used],
+        source,
+        None if classes is None else classes[:used],
+        unasked,
+        None if floats is None else floats[:used],
+        clamped_only,
+    )
 
 
 def given_sets(
@@ -202,23 +228,29 @@ def given_sets(
     npz_argument: str | None,
     data: EvaluationData,
 ) -> dict[str, SampleSet]:
-    """The image sets among ``sets`` (NPZ files and arrays), read and checked, by label; the
-    first ``n`` of each (None: all). An array is recorded as the NPZ it is saved as in
+    """The image sets among ``sets`` (NPZ files and arrays: uint8 images, or float32 samples
+    whose uint8 images are taken), read and checked, by label; the first ``n`` of each (None:
+    all). An array is recorded as the NPZ it is saved as in
     ``out_dir``; ``npz_argument`` names the argument the files came from in a refusal (None: the
     Python API); ``data``: the data every set is scored against, whose image shape each set
     must have and whose data set an NPZ must record, if it records one."""
     given = {}
     for label, src in sets:
         if isinstance(src, np.ndarray):
-            images = channels_first(src)
+            floats = None if src.dtype == np.uint8 else channels_first(src)
+            images = channels_first(src) if floats is None else float_images(floats)
             check_shape(f"set {label!r}", images, data)
             source = {"npz": str((out_dir / f"samples_{file_stem(label)}.npz").resolve())}
+            unclamped = (floats, None if floats is not None else UINT8_CLAMPED)
             given[label] = image_set(
-                label, images, source, n, f"set {label!r}", (None, ARRAY_REASON)
+                label, images, source, n, f"set {label!r}", (None, ARRAY_REASON), unclamped
             )
         elif not isinstance(src, TrainedModel):
-            images, meta = load_samples(Path(src), npz_argument or f"sets[{label!r}]")
+            name = npz_argument or f"sets[{label!r}]"
+            images, meta = load_samples(Path(src), name)
+            floats = load_unclamped(Path(src), images, name)
             images = channels_first(images)
+            unclamped = (None, NPZ_CLAMPED) if floats is None else (channels_first(floats), None)
             check_recorded_data(
                 f"set {label!r} ({src})", meta.get("dataset"), data, npz_argument is not None
             )
@@ -226,7 +258,7 @@ def given_sets(
             source = {"npz": str(Path(src).resolve()), **meta}
             where = f"set {label!r} ({src})"
             asked = recorded_asked(meta, len(images), data.dataset.spec.num_classes, where)
-            given[label] = image_set(label, images, source, n, str(src), asked)
+            given[label] = image_set(label, images, source, n, str(src), asked, unclamped)
     return given
 
 
@@ -255,15 +287,21 @@ def draw_sets(
         path = work / f"samples_{file_stem(label)}.npz"
         if isinstance(src, TrainedModel):
             n = settings.samples_per_model()
-            images, source = samples_from_model(
+            floats, images, source = samples_from_model(
                 src, n, settings.sampler, settings.steps, settings.seed
             )
-            save_samples(path, torch.from_numpy(images), label=label, **source)
+            save_samples(path, torch.from_numpy(floats), unclamped=True, label=label, **source)
             classes = src.config.model.num_classes
             asked = recorded_asked(source, n, classes, f"set {label!r}")
-            sample_sets.append(SampleSet(label, images, without_asked(source), *asked))
+            sample_sets.append(SampleSet(label, images, without_asked(source), *asked, floats))
             continue
         if isinstance(src, np.ndarray):
-            save_samples(path, torch.from_numpy(given[label].images), label=label)
+            kept = given[label].unclamped
+            save_samples(
+                path,
+                torch.from_numpy(given[label].images if kept is None else kept),
+                unclamped=kept is not None,
+                label=label,
+            )
         sample_sets.append(given[label])
     return sample_sets

@@ -51,6 +51,7 @@ KID_MAX_SUBSET = 1000
 PR_K = 3  # Kynkäänniemi et al. 2019's default neighbourhood size
 HALF = "half_sample"
 BOOT = "bootstrap"
+TV_UNCLAMPED = "total_variance_unclamped"
 HALF_NOTE = "interval: value ± 1.96 sd, sd from {n_boot} subsets of N/2 distinct samples"
 
 
@@ -115,9 +116,19 @@ class HeldOutReference:
         return cls(features, radii, nn_distances)
 
 
-def pixel_scores(x: np.ndarray, seed: int, n_boot: int = N_BOOT_SET) -> dict[str, dict]:
-    """Total variance of x (N, C, H, W) float in [-0.5, 0.5] (the report's diversity number)."""
-    return {"total_variance": half_sampled(total_variance, x, seed, n_boot, bounds=(0, np.inf))}
+def pixel_scores(
+    x: np.ndarray, unclamped: np.ndarray | None, seed: int, n_boot: int = N_BOOT_SET
+) -> dict[str, dict]:
+    """Total variance (the report's diversity number) of images x (N, C, H, W) float in
+    [-0.5, 0.5], and where there are any, of the ``unclamped`` samples they were drawn as
+    (N, C, H, W) float (``TV_UNCLAMPED``): the report's, whose sampler does not clamp
+    (REFERENCE.md), so that values beyond the range count at their full size."""
+    scores = {"total_variance": half_sampled(total_variance, x, seed, n_boot, bounds=(0, np.inf))}
+    if unclamped is not None:
+        scores[TV_UNCLAMPED] = half_sampled(
+            total_variance, unclamped, seed, n_boot, bounds=(0, np.inf)
+        )
+    return scores
 
 
 def frame_scores(images: np.ndarray, seed: int, n_boot: int = N_BOOT) -> dict[str, dict]:

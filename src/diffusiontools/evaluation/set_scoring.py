@@ -75,7 +75,7 @@ def set_scores(
     features, probabilities = measured.features, measured.probabilities  # None: unlabelled data
     asked_known = probabilities is not None and asked is not None
     return {
-        **pixel_scores(as_model_range(images), seed, n_boot_set),
+        **pixel_scores(as_model_range(images), measured.samples.unclamped, seed, n_boot_set),
         **density_scores(embedding, test_gmm, seed),
         **({} if features is None else feature_scores(features, reference, seed, n_boot_set)),
         **({} if probabilities is None else class_scores(probabilities, seed, n_boot, n_boot_set)),

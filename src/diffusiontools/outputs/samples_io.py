@@ -1,7 +1,9 @@
 """The NPZ exchange format every command and benchmark reads: ``images`` uint8, gray (N, H, W)
-or RGB (N, 3, H, W), ``meta`` (JSON) and ``format`` (:data:`FORMAT`). Gray images keep the
-layout of every earlier file, so readers of MNIST samples read them as ever; files without
-``format`` hold (N, 28, 28) gray images."""
+or RGB (N, 3, H, W), ``meta`` (JSON) and ``format`` (:data:`FORMAT`), and where the writer kept
+them, ``unclamped``: the samples as the model drew them, float32 in the images' layout, in the
+model's range [-0.5, 0.5] and beyond it (the report's total variance is of these). Gray images
+keep the layout of every earlier file, so readers of MNIST samples read them as ever; files
+without ``format`` hold (N, 28, 28) gray images; readers that know no ``unclamped`` pass it by."""
 
 from __future__ import annotations
 
@@ -23,34 +25,47 @@ from ..errors import UserError
 FORMAT = 2  # images (N, H, W) or (N, 3, H, W) of any size; none: (N, 28, 28)
 
 
-def save_samples(path: Path, images: torch.Tensor, **meta) -> None:
-    """Write samples (model range or uint8) and JSON metadata (seed, sampler, epoch, ...)."""
-    write_samples(path, [images], len(images), **meta)
+def save_samples(path: Path, images: torch.Tensor, unclamped: bool = False, **meta) -> None:
+    """Write samples (model range or uint8) and JSON metadata (seed, sampler, epoch, ...);
+    ``unclamped``: keep the float samples as drawn too (:func:`write_samples`)."""
+    write_samples(path, [images], len(images), unclamped, **meta)
 
 
-def write_samples(path: Path, batches: Iterable[torch.Tensor], n: int, **meta) -> None:
+def file_layout(batch: torch.Tensor) -> np.ndarray:
+    """A batch (b, C, H, W) as the file holds it: gray (b, H, W), the layout of every file;
+    RGB as it is."""
+    array = batch[:, 0] if batch.dim() == 4 and batch.shape[1] == 1 else batch
+    return array.cpu().numpy()
+
+
+def write_samples(
+    path: Path, batches: Iterable[torch.Tensor], n: int, unclamped: bool = False, **meta
+) -> None:
     """Write ``n`` samples that arrive in ``batches`` (each (b, C, H, W) or, gray, (b, H, W);
     model range or uint8) into the NPZ at ``path`` as they come, so memory holds one batch
     whatever n.
 
     The file is the one ``np.savez_compressed(path, images=..., meta=json, format=FORMAT)``
-    writes: ``images`` uint8 (n, H, W) gray or (n, 3, H, W) RGB, ``meta`` the JSON of ``meta``.
-    It is written beside ``path`` and renamed into place once whole: a failure (or Ctrl-C) in
-    any batch leaves no file and the old one, if any, as it was.
+    writes: ``images`` uint8 (n, H, W) gray or (n, 3, H, W) RGB, ``meta`` the JSON of ``meta``;
+    with ``unclamped`` (float batches only) also ``unclamped``, the batches as float32 in the
+    images' layout, unclamped and unrounded (4 bytes a value; gathered in a file beside
+    ``path`` meanwhile, not in memory). It is written beside ``path`` and renamed into place
+    once whole: a failure (or Ctrl-C) in any batch leaves no file and the old one, if any, as
+    it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.npz")
+    floats = path.with_name(f".{path.name}.unclamped.tmp")  # raw float32, while images are written
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             written = 0
-            with archive.open("images.npy", "w", force_zip64=True) as f:
+            with archive.open("images.npy", "w", force_zip64=True) as f, open(floats, "wb") as raw:
                 shape = None  # the first batch's image shape, written as the header's
                 for batch in batches:
-                    array = batch if batch.dtype == torch.uint8 else to_uint8(batch)
-                    if array.dim() == 4 and array.shape[1] == 1:
-                        array = array[:, 0]  # gray: (b, H, W), the layout of every file
-                    array = array.cpu().numpy()
+                    if unclamped and batch.dtype == torch.uint8:
+                        raise RuntimeError("write_samples keeps unclamped samples of floats only")
+                    array = file_layout(batch if batch.dtype == torch.uint8 else to_uint8(batch))
                     if shape is None:
                         shape = array.shape[1:]
                         header = {"descr": "|u1", "fortran_order": False, "shape": (n, *shape)}
@@ -63,8 +78,18 @@ def write_samples(path: Path, batches: Iterable[torch.Tensor], n: int, **meta) -
                     if written > n:
                         break
                     f.write(array.tobytes())
+                    if unclamped:
+                        raw.write(file_layout(batch.float()).astype("<f4").tobytes())
             if written != n:
                 raise RuntimeError(f"write_samples was promised {n} images and given {written}")
+            if unclamped:
+                with (
+                    archive.open("unclamped.npy", "w", force_zip64=True) as f,
+                    open(floats, "rb") as raw,
+                ):
+                    header = {"descr": "<f4", "fortran_order": False, "shape": (n, *shape)}
+                    np.lib.format.write_array_header_1_0(f, header)
+                    shutil.copyfileobj(raw, f)
             with archive.open("meta.npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.asarray(json.dumps(meta, sort_keys=True)))
             with archive.open("format.npy", "w", force_zip64=True) as f:
@@ -73,15 +98,19 @@ def write_samples(path: Path, batches: Iterable[torch.Tensor], n: int, **meta) -
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        floats.unlink(missing_ok=True)
 
 
-def check_room(path: Path, n: int, shape: tuple[int, int, int]) -> None:
+def check_room(path: Path, n: int, shape: tuple[int, int, int], unclamped: bool = False) -> None:
     """Refuse ``n`` samples of ``shape`` (C, H, W) for the NPZ at ``path`` where its disk could
-    not hold them.
+    not hold them (``unclamped``: with their float32 samples too).
 
-    An NPZ of n images takes at most n * C * H * W bytes (compression only shrinks it): refused
-    when that exceeds the free space of the folder (or of its nearest existing parent)."""
-    image_bytes = math.prod(shape)  # one uint8 image, uncompressed
+    An NPZ of n images takes at most n * C * H * W bytes, 5 times that with the unclamped
+    samples (compression only shrinks it; while it is written, the floats take as much again
+    beside it): refused when that exceeds the free space of the folder (or of its nearest
+    existing parent)."""
+    image_bytes = math.prod(shape) * (1 + 2 * 4 if unclamped else 1)  # one sample, uncompressed
     folder = Path(path).absolute().parent
     while not folder.exists():
         folder = folder.parent
@@ -146,3 +175,26 @@ def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
             f"{name}={path} holds 'images' of {images.dtype} {images.shape}: expected {expected}"
         )
     return images, meta
+
+
+def load_unclamped(path: Path, images: np.ndarray, name: str = "npz") -> np.ndarray | None:
+    """The ``unclamped`` samples of the NPZ at ``path`` (read by :func:`load_samples` as
+    ``images``): float32 in the images' layout, or None where the file holds none (written
+    without them, or by another tool). ``name`` as :func:`load_samples`'s; refused: an
+    ``unclamped`` array whose dtype or shape is not float32 of the images' shape, or that
+    holds NaN or infinity."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "unclamped" not in npz:
+                return None
+            floats = npz["unclamped"]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error):  # a damaged entry
+        raise UserError(f"{name}={path} holds 'unclamped' samples that cannot be read") from None
+    if floats.dtype != np.float32 or floats.shape != images.shape:
+        raise UserError(
+            f"{name}={path} holds 'unclamped' of {floats.dtype} {floats.shape}: expected float32 "
+            f"{images.shape}, the shape of its 'images'"
+        )
+    if not np.isfinite(floats).all():
+        raise UserError(f"{name}={path} holds 'unclamped' samples that are not finite")
+    return floats

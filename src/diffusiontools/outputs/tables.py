@@ -15,7 +15,8 @@ WEAK_CLASSIFIER = 0.9  # test accuracy below which the classifier's metrics are 
 
 # (key in metrics.json, row name shown, digits after the point)
 ROWS = [
-    ("total_variance", "total variance (report)", 2),
+    ("total_variance", "total variance (images)", 2),
+    ("total_variance_unclamped", "total variance, unclamped (the report's)", 2),
     ("kl_faithful", "KL, report's grid sum", 3),
     ("kl_grid_normalised", "KL, normalised grid", 3),
     ("kl_monte_carlo", "KL, Monte Carlo", 3),

@@ -33,8 +33,9 @@ import torch
 from ..errors import UserError
 from ..evaluation.comparison import evaluate
 from ..evaluation.sample_sets import file_stem, samples_from_run
+from ..evaluation.scores import TV_UNCLAMPED
 from ..evaluation.settings import EvaluationSettings
-from ..outputs.samples_io import save_samples
+from ..outputs.samples_io import load_samples, load_unclamped, save_samples
 from ..training.run_folder import METRICS_FILE, RunFolder, RunLock
 from .scales import REPORT_MODELS, Scale
 from .study import COLD_MODELS, Study, report_model, study_config
@@ -88,15 +89,16 @@ def export(study: Study, run_name: str) -> None:
 
 
 def sample_all(study: Study) -> list[Path]:
-    """One NPZ per column at the analysed checkpoint; existing files are kept."""
+    """One NPZ per column at the analysed checkpoint, with the samples as drawn (``unclamped``);
+    existing files are kept, except one without them (an older version's), drawn again."""
     paths = []
     for label, run_name, sampler in study.columns():
         path = study.out / "samples" / f"{file_stem(label)}.npz"
         paths.append(path)
-        if path.is_file():
+        if path.is_file() and load_unclamped(path, load_samples(path)[0]) is not None:
             continue
         with study.stage(f"sample {label}"):
-            images, source = samples_from_run(
+            floats, _, source = samples_from_run(
                 study.run_dir(run_name),
                 study.scale.n_samples,
                 study.analysed_epoch(run_name),
@@ -105,7 +107,7 @@ def sample_all(study: Study) -> list[Path]:
                 study.seed,
                 study.device,
             )
-            save_samples(path, torch.from_numpy(images), label=label, **source)
+            save_samples(path, torch.from_numpy(floats), unclamped=True, label=label, **source)
     return paths
 
 
@@ -115,8 +117,9 @@ def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
     metrics_path = out_dir / "metrics.json"
     if metrics_path.is_file():
         results = json.loads(metrics_path.read_text())
-        if list(results["runs"]) == labels:
-            return results
+        runs = results["runs"]
+        if list(runs) == labels and all(TV_UNCLAMPED in run["metrics"] for run in runs.values()):
+            return results  # an older version's evaluation lacks the report's total variance
     s = study.scale
     with study.stage("evaluate"):
         return evaluate(

@@ -150,11 +150,13 @@ def sample_to_files(
     steps: int | None = None,
     digit: int | None = None,
     epoch_models: Sequence[TrainedModel] = (),
+    unclamped: bool = False,
     **options,
 ) -> SampleFiles:
     """Draw ``n`` samples of ``model`` into ``files`` (from :func:`sample_files`); returns them.
 
-    ``files.npz``: all n, uint8 (n, C, H, W), with the settings used as its metadata, the data
+    ``files.npz``: all n, uint8 (n, C, H, W), with ``unclamped`` also as drawn (float32,
+    ``outputs.samples_io.write_samples``), with the settings used as its metadata, the data
     set sampled for (:meth:`TrainedModel.dataset`), the name of the class asked for, where
     the run recorded class names (``class_name``), and for a class-conditional model the class
     each sample was asked to be (``asked_classes``, :func:`asked_fields`);
@@ -170,7 +172,7 @@ def sample_to_files(
     plan, epoch_plans = check_draw(model, n, sampler, steps, digit, epoch_models, **options)
     if files.epochs is not None and not epoch_models:
         raise UserError("an epochs figure needs the checkpoints to draw: give epoch_models")
-    check_room(files.npz, n, model.shape)
+    check_room(files.npz, n, model.shape, unclamped)
 
     with staged_outputs() as staging:
         at = _stand_ins(staging, files)  # where each file is written until all are
@@ -191,7 +193,8 @@ def sample_to_files(
         meta = {"run": str(model.folder.resolve()), **model.record(), "seed": seed}
         meta.update(dataset_fields(model, plan.digit), **start_fields(model, plan, n))
         meta.update(asked_fields(model, plan, n))
-        write_samples(at.npz, keep_first(batches), n, **meta, **dataclasses.asdict(plan))
+        plan_fields = dataclasses.asdict(plan)
+        write_samples(at.npz, keep_first(batches), n, unclamped, **meta, **plan_fields)
         title = f"{model.config.name}, epoch {model.epoch}"
         first = "" if n <= GRID_MAX else f"first {GRID_MAX} of "
         save_sample_grid(torch.cat(shown), at.grid, title=f"{title}, {first}n={n}")
