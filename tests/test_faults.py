@@ -93,6 +93,19 @@ def nothing(run: Path) -> None:
     pass
 
 
+def users_files(run: Path) -> None:
+    """The user's own folder, which holds their config.ini and a samples folder of theirs."""
+    (run / "samples").mkdir(parents=True)
+    (run / "config.ini").write_text("[training]\nepochs = 3\n")
+
+
+def an_export(run: Path) -> None:
+    from diffusiontools.training.export import write_export
+    from diffusiontools.training.trained_model import load_model
+
+    write_export(load_model(reference_run(), None, torch.device("cpu")), run, "safetensors")
+
+
 # Refusals that need no data: (the folder, train's flags, overrides, how the refusal begins).
 REFUSED_BEFORE_THE_DATA = [
     (a_run, {}, (),
@@ -107,6 +120,11 @@ REFUSED_BEFORE_THE_DATA = [
      "resume=True: the run in {run} was trained with other settings: training.lr "),
     (a_run, {"resume": True}, ("training.epochs=2",),
      "training.epochs=2 is below the 3 epochs this run has finished; give at least 3"),
+    (users_files, {}, (), "{run} holds config.ini, samples, which no run wrote: a training would "
+     "write its own files under those names; train into another folder"),
+    (users_files, {"overwrite": True}, (), "{run} holds config.ini, samples, which no run wrote"),
+    (an_export, {"overwrite": True}, (), "{run} holds an export, whose config.ini and weights "
+     "belong together: train into another folder"),
 ]  # fmt: skip
 
 
@@ -150,6 +168,18 @@ def test_a_run_killed_before_its_first_checkpoint_is_sent_to_overwrite_only(tmp_
     )
     train_tiny(run, "training.epochs=1", overwrite=True)
     assert ckpt_io.list_epochs(run) == [0]
+
+
+def test_a_run_killed_before_its_first_epoch_ended_is_trained_again_in_place(tmp_path):
+    """Its config.ini and data.json are a run's (config.ini says so), not the user's files."""
+    run = copy_run(reference_run(), tmp_path / "run")
+    for name in (ckpt_io.CHECKPOINT_DIR, "tensorboard"):
+        shutil.rmtree(run / name, ignore_errors=True)
+    for name in ("metrics.csv", "learning_curve.png"):
+        (run / name).unlink(missing_ok=True)
+    assert sorted(p.name for p in run.iterdir()) == ["config.ini", "data.json"]
+    train_tiny(run, "training.epochs=1")
+    assert losses(run) == losses(reference_run())[:1]
 
 
 def test_the_lock_stops_a_second_training_and_its_overwrite(tmp_path):

@@ -756,10 +756,13 @@ def config_from_dict(data: dict, source: str = "the stored config") -> Config:
     return Config(name=data.get("name", "run"), **parts)
 
 
+RUN_CONFIG_HEADER = "# resolved config of run"  # the first line of every config a run wrote
+
+
 def ini_text(config: Config, unused: typing.Mapping[str, tuple[str, str]]) -> str:
     """``config`` as INI text; each key of ``unused`` (key -> (what it applies to, what would
     ignore it)) a comment saying so, so that the text loads back as the same config."""
-    lines = [f"# resolved config of run '{config.name}'"]
+    lines = [f"{RUN_CONFIG_HEADER} '{config.name}'"]
     for section in SECTIONS:
         lines.append(f"\n[{section}]")
         for key, value in dataclasses.asdict(getattr(config, section)).items():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..config import RUN_CONFIG_HEADER
 from ..errors import UserError
 from ..outputs.safe_writes import check_output_folder
 from .checkpoint import CHECKPOINT_DIR, epoch_path, latest_path, list_epochs
@@ -204,7 +205,9 @@ def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
             f"resume=True given but {run_dir} holds no checkpoint to resume from"
             + (killed if holds_run(run_dir) else "")
         )
-    if holds_run(run_dir) and not (resume or overwrite):
+    if not holds_run(run_dir):
+        check_no_foreign_entries(run_dir)
+    elif not (resume or overwrite):
         if not has_checkpoint:  # resume would be refused: say only what works
             raise UserError(
                 f"{run_dir} holds a run's files but no checkpoint (a run killed before it wrote "
@@ -214,6 +217,37 @@ def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
             f"{run_dir} already holds a run; pass resume=True to continue it or overwrite=True to "
             "replace it"
         )
+
+
+def check_no_foreign_entries(run_dir: Path) -> None:
+    """Refuse a new training in ``run_dir`` where a file or folder of a run's names
+    (``RUN_ENTRIES``: config.ini, samples, ...) is there but no run wrote it: the user's own
+    (a config.ini of theirs, a folder of samples), which the training would write over. A run
+    killed before its first checkpoint is recognised by the config.ini it wrote first. An
+    export's folder is refused whole: its config.ini describes its weights."""
+    if RunFolder(run_dir).is_export:
+        raise UserError(
+            f"{run_dir} holds an export, whose config.ini and weights belong together: train "
+            "into another folder"
+        )
+    entries = _run_entries(run_dir)
+    config = RunFolder(run_dir).config
+    if not entries or (config.is_file() and written_by_a_run(config)):
+        return
+    names = ", ".join(entry.name for entry in entries)
+    raise UserError(
+        f"{run_dir} holds {names}, which no run wrote: a training would write its own files "
+        "under those names; train into another folder"
+    )
+
+
+def written_by_a_run(config: Path) -> bool:
+    """Whether the config.ini at ``config`` is one a run wrote (its first line says so)."""
+    try:
+        with open(config, encoding="utf-8", errors="replace") as f:
+            return f.readline().startswith(RUN_CONFIG_HEADER)
+    except OSError:
+        return False
 
 
 def holds_run(run_dir: Path) -> bool:
