@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny_runs import reference_run, single_thread  # noqa: F401
+from tiny_runs import reference_run, single_thread  # noqa: F401 (autouse: one thread)
 
 import diffusiontools as dt
 from diffusiontools.cli import main
@@ -93,12 +93,11 @@ def numpy_total_variance(x: np.ndarray) -> float:
     return float(np.asarray(x, np.float64).reshape(len(x), -1).var(axis=0, ddof=1).sum())
 
 
-def test_evaluate_scores_float_arrays_unclamped_and_says_why_uint8_has_no_such_number(
-    tmp_path, single_thread
-):
+def test_evaluate_scores_float_arrays_unclamped_and_says_why_uint8_has_no_such_number(tmp_path):
     floats = overshooting(20, seed=1)
+    pixels = np.random.default_rng(2).integers(0, 256, (20, 28, 28), np.uint8)
     images = dt.evaluate(
-        {"drawn": floats, "pixels": np.random.default_rng(2).integers(0, 256, (20, 28, 28), np.uint8)},
+        {"drawn": floats, "pixels": pixels},
         out=tmp_path / "e", tsne_reference=50, test_reference=50, n_boot=10, n_boot_set=4,
         device="cpu",
     )  # fmt: skip
@@ -120,9 +119,7 @@ def test_evaluate_scores_float_arrays_unclamped_and_says_why_uint8_has_no_such_n
     assert images.value("drawn", "total_variance_unclamped") == unclamped
 
 
-def test_a_model_s_samples_are_scored_unclamped_and_sample_keeps_them_on_request(
-    tmp_path, single_thread
-):
+def test_a_model_s_samples_are_scored_unclamped_and_sample_keeps_them_on_request(tmp_path):
     run = reference_run()
     kept, plain = tmp_path / "kept.npz", tmp_path / "plain.npz"
     for npz, flags in ((kept, ["--unclamped"]), (plain, [])):
