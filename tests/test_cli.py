@@ -106,6 +106,24 @@ def test_sample_help_says_what_default_and_no_sampler_mean(capsys):
     )
 
 
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["sample", "run", "-n", "abc"],
+         "diffusiontools sample: error: argument -n: invalid int value: 'abc' "
+         "(diffusiontools sample --help lists the options)"),
+        ([], "diffusiontools: error: the following arguments are required: COMMAND "
+         "(diffusiontools --help lists the options)"),
+    ],
+)  # fmt: skip
+def test_a_bad_argument_is_refused_in_one_line_with_status_2(argv, line, capsys):
+    """argparse printed its usage block, ten lines for sample, above the error."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
 # --- where sample writes: what it is told, and never over what it was not told -----------------
 
 

@@ -1,7 +1,7 @@
 """The command line: each subcommand lives in its own module with ``add_parser`` and ``run``.
 
-Errors from bad input (:class:`UserError`) print one line and exit with status 2; ``--debug``
-shows the traceback instead.
+Errors from bad input (:class:`UserError`, and argparse's own refusals) print one line and exit
+with status 2; ``--debug`` shows the traceback of a :class:`UserError` instead.
 """
 
 from __future__ import annotations
@@ -29,8 +29,17 @@ from .flags import as_flags
 COMMANDS = [train, sample, export, classifier, reconstruct, degrade, evaluate, pages, reproduce]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose refusal of a bad argument is one line, as every other error of
+    the command line, pointing to ``--help`` instead of printing the usage block above it.
+    Subcommands' parsers are of this class too (``add_subparsers`` takes the parent's)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="diffusiontools",
         description="Train, sample and evaluate Gaussian and cold diffusion models on small "
         "images.",
