@@ -96,6 +96,38 @@ def test_a_shared_folder_takes_the_new_files_loses_the_replaced_and_keeps_the_re
     assert names(tmp_path) == ["out"]
 
 
+@pytest.mark.parametrize("name", ["a\nb", "\n.png", "tab\there", "esc\x1b[31m"])
+def test_an_output_name_with_a_control_character_is_refused_before_anything_is_made(
+    name, tmp_path, monkeypatch
+):
+    """sample --out $'\\n.png' wrote a file whose name began with a newline; evaluate, pages
+    and reconstruct a folder whose name was two lines."""
+    monkeypatch.chdir(tmp_path)
+    shown = repr(name)
+    with pytest.raises(safe_writes.UserError) as refused:
+        safe_writes.check_output_file(name, "out", "the grid")
+    assert str(refused.value).startswith(f"out={shown} holds the control character ")
+    with pytest.raises(safe_writes.UserError, match="holds the control character"):
+        safe_writes.check_output_folder(name, "the run")
+    with pytest.raises(safe_writes.UserError, match="name the output folder without one"):
+        with staged_outputs() as staging:
+            staging.folder(tmp_path / name)
+    assert names(tmp_path) == []
+
+
+def test_a_command_refuses_such_a_name_in_one_line(tmp_path, capsys):
+    run = reference_run()
+    capsys.readouterr()  # the reference run's training, on first use
+    grid = str(tmp_path / "\n.png")
+    argv = ["sample", str(run), "-n", "2", "--out", grid, "--device", "cpu"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {grid!r} holds the control character '\\n'; name a file for the grid "
+        "without one\n"
+    )
+    assert names(tmp_path) == []
+
+
 def test_ctrl_c_while_the_files_are_moved_in_waits_until_all_are(tmp_path, monkeypatch):
     """SIGINT sent as the first folder is moved into place: the move finishes (both folders),
     then the interrupt is raised."""

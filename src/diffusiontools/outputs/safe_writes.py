@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import threading
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,7 @@ def check_output_file(
     Returns ``path`` as a Path.
     """
     path = Path(path)
+    check_printable(path, f"{argument}=", f"name a file for {what}")
     if image and path.suffix.lower().lstrip(".") not in IMAGE_FORMATS:
         endings = ", ".join("." + f for f in sorted(IMAGE_FORMATS))
         raise UserError(f"{argument}={path}: {what} is an image; end the name in one of {endings}")
@@ -87,12 +89,25 @@ def check_output_folder(folder: str | Path, what: str) -> Path:
     without creating anything: a path that is a file, or whose nearest existing ancestor is a
     file or read-only. The same words for every command (``check_output_file``'s)."""
     folder = Path(folder)
+    check_printable(folder, "", f"name a folder for {what}")
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file; name a folder for {what}")
     blocked = _unwritable_ancestor(folder.absolute())
     if blocked:
         raise UserError(f"{folder} is not writable ({blocked}); name a folder for {what}")
     return folder
+
+
+def check_printable(path: Path, named: str, remedy: str) -> None:
+    """Refuse a path to write whose text holds a control character (a newline, a tab, ESC...):
+    a name that a listing, a log or a shell line shows as something else, or breaks in two.
+    ``named`` goes before the path in the message (``out=``), ``remedy`` after it."""
+    text = str(path)
+    bad = [c for c in text if unicodedata.category(c) == "Cc"]
+    if bad:
+        raise UserError(
+            f"{named}{text!r} holds the control character {bad[0]!r}; {remedy} without one"
+        )
 
 
 def _unwritable_ancestor(folder: Path) -> str | None:
@@ -134,8 +149,10 @@ class Staging:
         written (so are its missing parents); with ``whole``, an existing ``final`` is replaced
         by what was written; otherwise what was written is moved into ``final`` (subfolders
         merged), after the files ``replaces`` (an earlier output's) are deleted, and the rest
-        of ``final`` stays. Raises DiffusionToolsError for a folder that cannot be written.
+        of ``final`` stays. Raises DiffusionToolsError for a folder that cannot be written or
+        whose name holds a control character (:func:`check_printable`).
         """
+        check_printable(Path(final), "", "name the output folder")
         final = Path(final).absolute()
         self.replaced += [Path(p).absolute() for p in replaces]
         for f in self.folders:  # inside a folder already staged: its place in the stand-in
