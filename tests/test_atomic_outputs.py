@@ -168,13 +168,17 @@ def terminate_after_one_batch(monkeypatch) -> None:
     monkeypatch.setattr(sample_files, "generate_batches", terminated_after_one_batch)
 
 
-def test_sigterm_during_sample_leaves_no_folder_behind(tmp_path, monkeypatch):
-    """Item 1: ``sample RUN --out DIR/grid.png`` stopped by SIGTERM: exit 143, no DIR."""
+def test_sigterm_during_sample_leaves_no_folder_behind(tmp_path, monkeypatch, capsys):
+    """Item 1: ``sample RUN --out DIR/grid.png`` stopped by SIGTERM: exit 143, no DIR, and a
+    line that says so (it exited without a word)."""
     terminate_after_one_batch(monkeypatch)
     out = tmp_path / "new" / "grid.png"
     argv = ["sample", str(reference_run()), "-n", "2", "--out", str(out), "--device", "cpu"]
+    capsys.readouterr()  # the reference run's training, on first use
     assert cli.main(argv) == 143
     assert tree(tmp_path) == {}
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert "stopped by SIGTERM before it finished" in lines  # a line of its own
 
 
 def test_sigterm_during_sample_leaves_the_run_s_samples_as_they_were(tmp_path, monkeypatch):

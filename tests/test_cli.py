@@ -297,9 +297,10 @@ def test_every_file_or_folder_argument_refuses_the_empty_text(capsys):
                 cli.main([*words, *given])
             assert stop.value.code == 2
             name = "/".join(action.option_strings) or action.metavar or action.dest
-            assert capsys.readouterr().err.endswith(
-                f"error: argument {name}: '' names no file or folder (write . for the "
-                "current folder)\n"
+            prog = parser.prog  # an alias (report) is refused under its command (pages)
+            assert capsys.readouterr().err == (
+                f"{prog}: error: argument {name}: '' names no file or folder (write . for the "
+                f"current folder) ({prog} --help lists the options)\n"
             )
             checked.append((words[0], action.dest))
     assert {"sample", "evaluate", "train", "export", "reproduce"} <= {c for c, _ in checked}

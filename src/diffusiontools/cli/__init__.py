@@ -13,6 +13,7 @@ import sys
 import threading
 
 from ..errors import UserError
+from ..training.signals import TrainingStopped
 from . import (
     classifier,
     degrade,
@@ -94,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a training stopped (checkpointed)
         if on_main_thread:  # stopped and reported: a second request must not change the status
             _ignore_stop_signals()
-        return 128 + getattr(exc, "signum", signal.SIGINT)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        if not isinstance(exc, TrainingStopped):  # a training has said where it stopped
+            from tqdm import tqdm  # its write: on a line of its own, below a bar still shown
+
+            tqdm.write(f"stopped by {signal.Signals(signum).name} before it finished", sys.stderr)
+        return 128 + signum
     except UserError as exc:
         if args.debug:
             raise
