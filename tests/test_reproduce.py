@@ -197,11 +197,14 @@ def test_a_sample_file_without_the_floats_as_drawn_is_drawn_again(smoke_study, t
     assert kept.read_bytes() == kept_bytes  # a current file is kept
     metrics = study_dir / "evaluation" / "metrics.json"
     results = json.loads(metrics.read_text())
+    assert results["settings"]["tsne_samples"] == "unclamped"  # the report's t-SNE
     for run in results["runs"].values():  # an older version's evaluation
         del run["metrics"]["total_variance_unclamped"]
+    del results["settings"]["tsne_samples"]
     metrics.write_text(json.dumps(results))
     again = evaluate_all(study, paths)
     assert all("total_variance_unclamped" in run["metrics"] for run in again["runs"].values())
+    assert again["settings"]["tsne_samples"] == "unclamped"
 
 
 def test_each_stage_records_its_time_and_machine_a_stopped_training_too(tmp_path):

@@ -1,7 +1,8 @@
 """The samples as drawn, kept beside their uint8 images: the report's sampler does not clamp
 (REFERENCE.md), so its total variance counts values beyond [-0.5, 0.5] at their full size, which
-the images saturate. The NPZ's ``unclamped`` array, evaluate's ``total_variance_unclamped`` and
-the reason a set without floats gives for leaving it out."""
+the images saturate, and its t-SNE embedded them. The NPZ's ``unclamped`` array, evaluate's
+``total_variance_unclamped``, the reason a set without floats gives for leaving it out, and
+``tsne_samples``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from tiny_runs import reference_run, single_thread  # noqa: F401 (autouse: one t
 import diffusiontools as dt
 from diffusiontools.cli import main
 from diffusiontools.errors import UserError
+from diffusiontools.evaluation import set_scoring
 from diffusiontools.evaluation.scores import pixel_scores
+from diffusiontools.evaluation.settings import EvaluationSettings
 from diffusiontools.outputs.samples_io import load_samples, load_unclamped, write_samples
 
 
@@ -145,3 +148,57 @@ def test_a_model_s_samples_are_scored_unclamped_and_sample_keeps_them_on_request
     assert "sample --unclamped" in runs["plain"]["omitted"]["total_variance_unclamped"]
     saved = out / "samples_model.npz"
     assert np.array_equal(load_unclamped(saved, load_samples(saved)[0]), drawn)
+
+
+SMALL = {"tsne_reference": 50, "test_reference": 50, "n_boot": 10, "n_boot_set": 4}
+
+
+@pytest.mark.parametrize("tsne_samples", ["images", "unclamped"])
+def test_the_joint_t_sne_embeds_what_tsne_samples_says(tsne_samples, tmp_path, monkeypatch):
+    embedded = []
+
+    def recording(arrays, seed, perplexity):
+        embedded.extend(arrays)
+        return joint_tsne(arrays, seed, perplexity)
+
+    joint_tsne = set_scoring.joint_tsne
+    monkeypatch.setattr(set_scoring, "joint_tsne", recording)
+    floats = overshooting(20, seed=3)
+    results = dt.evaluate(
+        {"drawn": floats}, out=tmp_path / "e", tsne_samples=tsne_samples, device="cpu", **SMALL
+    )
+    test_images, drawn = embedded  # the 50 test images, then the set
+    assert test_images.shape == (50, 1, 28, 28) and test_images.min() >= -0.5
+    if tsne_samples == "unclamped":
+        assert np.array_equal(drawn, floats.numpy().astype(np.float64))
+    else:  # the images: round((x + 0.5) * 255) / 255 - 0.5, within [-0.5, 0.5]
+        pixels = np.clip(np.round((floats.numpy().astype(np.float64) + 0.5) * 255), 0, 255)
+        assert np.array_equal(drawn, pixels / 255 - 0.5)
+    settings = json.loads((tmp_path / "e" / "metrics.json").read_text())["settings"]
+    assert settings["tsne_samples"] == tsne_samples
+    assert results.value("drawn", "kl_faithful") >= 0
+
+
+def test_an_unclamped_t_sne_refuses_a_set_without_floats_before_writing(tmp_path):
+    pixels = np.zeros((20, 28, 28), np.uint8)
+    with pytest.raises(UserError) as refused:
+        dt.evaluate({"px": pixels}, out=tmp_path / "e", tsne_samples="unclamped", **SMALL)
+    assert str(refused.value) == (
+        "tsne_samples='unclamped' embeds every set's samples as drawn, but set 'px' has none "
+        "(given as uint8 images, which hold no values beyond [-0.5, 0.5]): give "
+        "tsne_samples='images'"
+    )
+    assert not (tmp_path / "e").exists()
+    with pytest.raises(UserError, match="tsne_samples='raw' must be one of images, unclamped"):
+        EvaluationSettings(tsne_samples="raw")
+
+
+def test_the_cli_names_its_flag_in_the_refusal(tmp_path, capsys):
+    npz = tmp_path / "s.npz"
+    write_samples(npz, [overshooting(20)], 20)
+    argv = ["evaluate", "--npz", str(npz), "--tsne-samples", "unclamped", "--out",
+            str(tmp_path / "e"), "--tsne-reference", "50", "--test-reference", "50"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --tsne-samples 'unclamped' embeds every set's samples as drawn")
+    assert "sample --unclamped keeps the samples as drawn" in err

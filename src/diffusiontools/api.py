@@ -207,6 +207,7 @@ def evaluate(
     device: str = "auto",
     n_boot: int = N_BOOT,
     n_boot_set: int = N_BOOT_SET,
+    tsne_samples: str = "images",
     overwrite: bool = False,
     data: str | Mapping[str, object] | DataConfig | ImageDataset | tuple | np.ndarray | None = None,
     data_dir: str | Path | None = None,
@@ -225,6 +226,9 @@ def evaluate(
     reference is shared.
     ``tsne_reference``, ``test_reference``: test images in the joint t-SNE and behind the
     classifier metrics (None: every test image of the data, at most 10,000).
+    ``tsne_samples``: what of each set the joint t-SNE (and every KL) embeds: "images", as
+    shown, or "unclamped", the samples as drawn, as the report's t-SNE did (models, float
+    arrays and NPZ files that hold them; a set without them is refused).
     ``data``: the data NPZ files and arrays are scored against, with its classifier: a data
     set's name (``"digits8"``), a dict of ``[data]`` keys (``{"dataset": "folder", "dir":
     "~/faces"}``) or a :class:`DataConfig`; None: MNIST's default settings, or the models'.
@@ -252,6 +256,7 @@ def evaluate(
         test_reference=test_reference,
         n_boot=n_boot,
         n_boot_set=n_boot_set,
+        tsne_samples=tsne_samples,
     )
     device = resolve_device(device)
     if data_dir is not None and not any(

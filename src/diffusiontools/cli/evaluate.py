@@ -62,6 +62,12 @@ def add_parser(subparsers) -> None:
         "MNIST's 10000 are the report's)",
     )
     p.add_argument(
+        "--tsne-samples",
+        help="what of each set the joint t-SNE (and every KL) embeds: images, the images as "
+        "shown (default), or unclamped, the samples as drawn, as the report's t-SNE did (every "
+        "set must hold them: runs, and NPZ files written by sample --unclamped)",
+    )
+    p.add_argument(
         "--test-reference",
         type=int,
         help="test images behind the classifier metrics and memorisation baseline (default: "
@@ -176,6 +182,7 @@ def run(args: argparse.Namespace) -> None:
             test_reference=args.test_reference,
             n_boot=args.n_boot,
             n_boot_set=args.n_boot_set,
+            **({} if args.tsne_samples is None else {"tsne_samples": args.tsne_samples}),
         )
         results = evaluate(
             args.run_dirs,

@@ -28,6 +28,7 @@ ARGUMENT_FLAGS = {
     "n_boot_set": "--n-boot-set",
     "seed": "--seed",
     "tsne_reference": "--tsne-reference",
+    "tsne_samples": "--tsne-samples",
     "test_reference": "--test-reference",
     "data_dir": "--data-dir",
     "scale": "--scale",

@@ -37,7 +37,7 @@ from .figures import save_tsne_by_label
 from .sample_sets import Source, check_labels, draw_sets, given_sets, set_labels
 from .scores import HeldOutReference, reference_values
 from .set_measures import MeasuredSet, distances_in_chunks, features_in_chunks
-from .set_scoring import embed_jointly, set_scores
+from .set_scoring import check_embeddable, embed_jointly, set_scores
 from .settings import EvaluationSettings
 
 
@@ -114,6 +114,7 @@ def evaluate_sets(
     settings = settings.for_test_images(len(data.dataset.test_images))
     spec = data.dataset.spec
     given = given_sets(sets, settings.n_samples, out_dir, npz_argument, data)
+    check_embeddable(list(given.values()), settings.tsne_samples)  # models' sets have them
     data = with_classifier(data, npz_data)  # once the sets are known to be of this data
     inputs = [Path(src) for _, src in sets if isinstance(src, Path)]
     saved = [label for label, src in sets if not isinstance(src, Path)]  # written as NPZ
@@ -149,7 +150,12 @@ def evaluate_sets(
 
         n_points = settings.tsne_reference + sum(len(s.images) for s in sample_sets)
         stages.set_description(f"evaluate: joint t-SNE of {n_points}")
-        joint = embed_jointly(sample_sets, data.test_images(settings.tsne_reference), settings.seed)
+        joint = embed_jointly(
+            sample_sets,
+            data.test_images(settings.tsne_reference),
+            settings.seed,
+            settings.tsne_samples,
+        )
         stages.update()
 
         stages.set_description("evaluate: scores and figures")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
+from ..errors import UserError
 from . import fit_gmm, joint_tsne
 from .report_metrics import tsne_perplexity
 from .sample_sets import SampleSet
@@ -46,15 +47,38 @@ def as_model_range(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float64) / 255 - 0.5
 
 
-def embed_jointly(sets: list[SampleSet], test_images: np.ndarray, seed: int) -> JointEmbedding:
+def check_embeddable(sets: list[SampleSet], tsne_samples: str) -> None:
+    """Refuse a set the joint t-SNE cannot embed as ``tsne_samples`` says (EvaluationSettings):
+    "unclamped" needs every set's samples as drawn."""
+    if tsne_samples != "unclamped":
+        return
+    for s in sets:
+        if s.unclamped is None:
+            raise UserError(
+                f"tsne_samples='unclamped' embeds every set's samples as drawn, but set "
+                f"{s.label!r} has none ({s.clamped_only}): give tsne_samples='images'"
+            )
+
+
+def embedded(s: SampleSet, tsne_samples: str) -> np.ndarray:
+    """What of set ``s`` the joint t-SNE embeds (``check_embeddable`` has passed): float64
+    (N, C, H, W), its images in [-0.5, 0.5] or its samples as drawn."""
+    if tsne_samples == "unclamped":
+        return s.unclamped.astype(np.float64)
+    return as_model_range(s.images)
+
+
+def embed_jointly(
+    sets: list[SampleSet], test_images: np.ndarray, seed: int, tsne_samples: str = "images"
+) -> JointEmbedding:
     """One seeded t-SNE of the test images uint8 (K, C, H, W) and every set together (separate
-    fits would not share coordinates), and the test points' mixture; a perplexity lowered for
-    few points is logged and noted."""
+    fits would not share coordinates), each set as ``tsne_samples`` says (:func:`embedded`),
+    and the test points' mixture; a perplexity lowered for few points is logged and noted."""
     n_points = len(test_images) + sum(len(s.images) for s in sets)
     perplexity, note = tsne_perplexity(n_points)
     if note is not None:
         logger.warning(note)
-    arrays = [as_model_range(test_images), *(as_model_range(s.images) for s in sets)]
+    arrays = [as_model_range(test_images), *(embedded(s, tsne_samples) for s in sets)]
     test, *embeddings = joint_tsne(arrays, seed, perplexity)
     notes = [] if note is None else [note]
     return JointEmbedding(test, embeddings, perplexity, notes, fit_gmm(test, seed))

@@ -20,6 +20,9 @@ MIN_SAMPLES = GMM_COMPONENTS  # the samples' mixture needs at least one point pe
 MAX_SAMPLES = 10_000
 RUN_SAMPLES = 200  # samples drawn per model when n_samples is not given (the report's)
 MAX_SEED = 2**32 - 1  # numpy's and sklearn's seeds (t-SNE, mixtures, resampling)
+# What of a set the joint t-SNE embeds: its images (as shown), or its samples as drawn, which
+# the report's t-SNE embedded (its sampler does not clamp).
+TSNE_SAMPLES = ("images", "unclamped")
 
 
 def whole(name: str, value) -> None:
@@ -42,7 +45,11 @@ class EvaluationSettings:
     (``for_test_images`` resolves them against the data in use);
     n_boot: bootstrap resamples of the per-sample means, >= 1; n_boot_set: half-samples of the
     set-level metrics (total variance, Fréchet distance, KID, precision/recall, class
-    entropy), >= 2. Raises UserError naming the argument.
+    entropy), >= 2;
+    tsne_samples: what of each set the joint t-SNE (and so every KL) embeds, one of
+    ``TSNE_SAMPLES``: "images", the uint8 images as shown, or "unclamped", the samples as drawn,
+    values beyond [-0.5, 0.5] included, as the report's t-SNE did (every set must hold them).
+    Raises UserError naming the argument.
     """
 
     n_samples: int | None = None
@@ -53,8 +60,13 @@ class EvaluationSettings:
     test_reference: int | None = None
     n_boot: int = N_BOOT
     n_boot_set: int = N_BOOT_SET
+    tsne_samples: str = "images"
 
     def __post_init__(self) -> None:
+        if self.tsne_samples not in TSNE_SAMPLES:
+            raise UserError(
+                f"tsne_samples={self.tsne_samples!r} must be one of {', '.join(TSNE_SAMPLES)}"
+            )
         if self.n_samples is not None:
             check_sample_count(self.n_samples)
         whole("seed", self.seed)
@@ -107,6 +119,9 @@ class EvaluationSettings:
             "tsne_reference": self.tsne_reference,
             "tsne": "sklearn TSNE(n_components=2, perplexity=tsne_perplexity, "
             "random_state=seed), sklearn defaults otherwise",
+            "tsne_samples": self.tsne_samples,
+            "tsne_samples_note": "what of each set the t-SNE embeds: images, the uint8 images "
+            "in [-0.5, 0.5]; unclamped, the samples as drawn (the report's)",
             "gmm": f"GaussianMixture({GMM_COMPONENTS}, full covariances, random_state=seed)",
             "test_reference": self.test_reference,
             "test_reference_note": "first test images, for the classifier metrics and the "

@@ -9,7 +9,8 @@ Stages, in order (folders under OUT):
                 export with the run's config.ini, data.json, metrics.csv and learning curve.
   2. sample     samples/<label>.npz: 200 samples per column at the analysed checkpoint; the cold
                 models also with Bansal et al.'s improved sampler (beyond the report).
-  3. evaluate   evaluation/: report metrics + classifier metrics of every column, with figures.
+  3. evaluate   evaluation/: report metrics + classifier metrics of every column, with figures;
+                the joint t-SNE embeds the samples as drawn, unclamped, as the report's did.
   4. reconstruct  reconstruction/<model>/: Table 1 (direct and diffusion RMSE per digit).
   5. degrade    figures/degradation_<model>.png: Figure 9 for each pixel-swap schedule.
   6. report     report/: the HTML pages, one per run and comparison.html.
@@ -33,7 +34,6 @@ import torch
 from ..errors import UserError
 from ..evaluation.comparison import evaluate
 from ..evaluation.sample_sets import file_stem, samples_from_run
-from ..evaluation.scores import TV_UNCLAMPED
 from ..evaluation.settings import EvaluationSettings
 from ..outputs.samples_io import load_samples, load_unclamped, save_samples
 from ..training.run_folder import METRICS_FILE, RunFolder, RunLock
@@ -44,6 +44,7 @@ from .study_runs import train_run, trained
 logger = logging.getLogger(__name__)
 
 SAMPLERS_COLD = ("naive", "improved")
+REPORT_TSNE_SAMPLES = "unclamped"  # the report's t-SNE embedded its samples as drawn
 # The pages stage's name in reproduce.json and its folder under OUT: the names that existing
 # reproduction folders hold, which the stage must find to be skipped there.
 PAGES_STAGE = "report"
@@ -118,8 +119,10 @@ def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
     if metrics_path.is_file():
         results = json.loads(metrics_path.read_text())
         runs = results["runs"]
-        if list(runs) == labels and all(TV_UNCLAMPED in run["metrics"] for run in runs.values()):
-            return results  # an older version's evaluation lacks the report's total variance
+        # an older version's evaluation: neither the report's total variance nor its t-SNE
+        faithful = results["settings"].get("tsne_samples") == REPORT_TSNE_SAMPLES
+        if list(runs) == labels and faithful:
+            return results
     s = study.scale
     with study.stage("evaluate"):
         return evaluate(
@@ -134,6 +137,7 @@ def evaluate_all(study: Study, npz_files: list[Path]) -> dict:
                 test_reference=s.test_reference,
                 n_boot=s.n_boot,
                 n_boot_set=s.n_boot_set,
+                tsne_samples=REPORT_TSNE_SAMPLES,
             ),
             device=study.device,
             # every model trained on these data settings (the scale's subset): memorisation
