@@ -246,21 +246,26 @@ def test_sigterm_while_sample_writes_leaves_no_partial_file_and_the_old_npz(tmp_
 
 
 @pytest.mark.parametrize(
-    "free, n, advice",
+    "free, n, flags, advice",
     [
         # n whose images fit: the advice is the n that fits
-        (784_000_000, 1000001, "take up to 784 MB in {npz}, but {tmp} has 784 MB free: "
+        (784_000_000, 1000001, [], "take up to 784 MB in {npz}, but {tmp} has 784 MB free: "
          "give -n 1..1000000"),
         # below one image's 784 bytes no -n fits: the advice is room, not "-n 0 or fewer"
-        (500, 2, "take up to 1,568 bytes in {npz}, but {tmp} has 500 bytes free: free space "
+        (500, 2, [], "take up to 1,568 bytes in {npz}, but {tmp} has 500 bytes free: free space "
          "there or write the NPZ elsewhere"),
+        # with the floats: 784 bytes of image, 784 x 4 of floats in the NPZ and as much beside
+        # it while it is written, 7,056 bytes a sample
+        (7_056_000, 1001, ["--unclamped"], "take up to 7 MB in {npz}, but {tmp} has 7 MB free: "
+         "give -n 1..1000"),
     ],
 )  # fmt: skip
 def test_sample_n_beyond_the_disk_is_refused_before_anything_is_drawn(
-    tmp_path, capsys, monkeypatch, free, n, advice
+    tmp_path, capsys, monkeypatch, free, n, flags, advice
 ):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=free))
     argv = ["sample", str(reference_run()), "-n", str(n), "--out", str(tmp_path / "g.png")]
+    argv += flags
     capsys.readouterr()
     assert cli.main(argv) == 2
     expected = advice.format(npz=tmp_path / "samples.npz", tmp=tmp_path)
