@@ -82,8 +82,9 @@ def evaluate_sets(
     given as images) as samples_<label>.npz into ``out_dir``.
 
     sets: (label, source) in column order; a source is a :class:`TrainedModel` (sampled as
-    ``settings`` say), an NPZ file or uint8 images (N, C, H, W) of the data's (C, H, W) (gray
-    also (N, H, W), e.g. MNIST's (N, 28, 28)), of which the first
+    ``settings`` say), an NPZ file, or uint8 images or float32 samples in the model's range
+    (N, C, H, W) of the data's (C, H, W) (gray also (N, H, W), e.g. MNIST's (N, 28, 28)), of
+    which the first
     ``settings.n_samples`` are scored (None: all, at most MAX_SAMPLES);
     settings: the counts, seed and references (:class:`EvaluationSettings`); reference sizes
     left None take the test images of the data in use, at most MAX_SAMPLES;
