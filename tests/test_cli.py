@@ -114,6 +114,13 @@ def test_sample_help_says_what_default_and_no_sampler_mean(capsys):
          "(diffusiontools sample --help lists the options)"),
         ([], "diffusiontools: error: the following arguments are required: COMMAND "
          "(diffusiontools --help lists the options)"),
+        # an argument no parser takes: refused by the command's, whose --help lists its own
+        (["reconstruct", "run", "--samplers", "naive", "improved"],
+         "diffusiontools reconstruct: error: unrecognized arguments: improved "
+         "(diffusiontools reconstruct --help lists the options)"),
+        (["classifier", "train", "--bogus"],
+         "diffusiontools classifier train: error: unrecognized arguments: --bogus "
+         "(diffusiontools classifier train --help lists the options)"),
     ],
 )  # fmt: skip
 def test_a_bad_argument_is_refused_in_one_line_with_status_2(argv, line, capsys):

@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The parser of the (sub)command ``args`` were parsed for: ``parser``'s subcommand's, and
+    so on down nested subcommands (``classifier train``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return command_parser(action.choices[getattr(args, action.dest)], args)
+    return parser
+
+
 class _Stderr(logging.Handler):
     """The library's log lines on whatever ``sys.stderr`` is at the moment (tests swap it)."""
 
@@ -85,7 +94,9 @@ def _terminate(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     _show_library_log()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # refused by the command's own parser, whose --help lists what it takes
+        command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if on_main_thread else {}
     if on_main_thread:
