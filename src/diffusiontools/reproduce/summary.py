@@ -71,35 +71,48 @@ def report_metrics_section(results: dict) -> str:
     )
 
 
+TABLE1_HEADER = ["report direct", "ours direct", "report diffusion", "ours diffusion (naive)"]
+TABLE1_HEADER.append("ours diffusion (improved)")
+
+
+def table1_cells(report: dict, ours: dict, row: str, digits: int) -> list[str]:
+    """One row of Table 1 (``row``: a digit or "All"): the report's RMSE beside ours ("–" for
+    a digit none of our test images 0..n-1 shows)."""
+    rmse = {method: ours[method]["rmse"][row] for method in ("direct", "naive", "improved")}
+    values = [report["direct"][row], rmse["direct"], report["diffusion"][row]]
+    values += [rmse["naive"], rmse["improved"]]
+    return ["–" if v is None else f"{v:.{digits}f}" for v in values]
+
+
 def table1_section(tables: dict[str, dict]) -> str:
-    header = ["model", "report direct", "ours direct", "report diffusion", "ours diffusion (naive)"]
-    header.append("ours diffusion (improved)")
-    rows = []
-    for model in COLD_MODELS:
-        all_digits = tables[model]["table"]
-        report = published.TABLE1_ALL[model]
-        rows.append(
-            [
-                published.REPORT_NAMES[model],
-                f"{report['direct']:.3f}",
-                f"{all_digits['direct']['rmse']['All']:.3f}",
-                f"{report['diffusion']:.3f}",
-                f"{all_digits['naive']['rmse']['All']:.3f}",
-                f"{all_digits['improved']['rmse']['All']:.3f}",
-            ]
-        )
+    """Table 1 of every cold run in ``tables`` (run name -> reconstruction.json): all digits,
+    then per digit, the report's numbers beside ours for its two models."""
+    rows = [
+        [
+            published.REPORT_NAMES[model],
+            *table1_cells(published.TABLE1[model], t["table"], "All", 3),
+        ]
+        for model, t in tables.items()
+        if model in published.TABLE1
+    ]
     text = (
         "## Table 1: reconstruction error, all digits\n\n"
         "Mean over images of the per-image RMSE ([-0.5, 0.5] units), test images 0..n-1 degraded "
         "at t = T - 1, as the report's Table 1 (which calls it MSE); the improved sampler starts "
         "on its own trajectory instead (degraded at t = T, its random field re-applied).\n\n"
-        + markdown(header, rows)
+        + markdown(["model", *TABLE1_HEADER], rows)
     )
     for run_name, result in tables.items():
-        text += (
-            f"\n### {run_name}, per digit (epoch {result['epoch']}, n = {result['n']})\n\n"
-            + reconstruction_markdown(result)
-        )
+        text += f"\n### {run_name}, per digit (epoch {result['epoch']}, n = {result['n']})\n\n"
+        report = published.TABLE1.get(run_name)
+        if report is None:  # beyond the report: ours alone, MSE too
+            text += reconstruction_markdown(result)
+            continue
+        per_digit = [
+            [row, str(result["counts"][row]), *table1_cells(report, result["table"], row, 5)]
+            for row in published.DIGITS
+        ]
+        text += markdown(["digit", "n", *TABLE1_HEADER], per_digit)
     return text
 
 
