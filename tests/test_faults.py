@@ -99,6 +99,11 @@ def users_files(run: Path) -> None:
     (run / "config.ini").write_text("[training]\nepochs = 3\n")
 
 
+def users_metrics(run: Path) -> None:
+    run.mkdir()
+    (run / "metrics.csv").write_text("step,loss\n1,0.5\n")
+
+
 def an_export(run: Path) -> None:
     from diffusiontools.training.export import write_export
     from diffusiontools.training.trained_model import load_model
@@ -123,8 +128,13 @@ REFUSED_BEFORE_THE_DATA = [
     (users_files, {}, (), "{run} holds config.ini, samples, which no run wrote: a training would "
      "write its own files under those names; train into another folder"),
     (users_files, {"overwrite": True}, (), "{run} holds config.ini, samples, which no run wrote"),
-    (an_export, {"overwrite": True}, (), "{run} holds an export, whose config.ini and weights "
-     "belong together: train into another folder"),
+    (an_export, {"overwrite": True}, (), "{run} holds an export (diffusiontools.json and the "
+     "weights it describes), which a training would mix its files into: train into another "
+     "folder"),
+    # a metrics.csv of the user's, beside no config.ini a run wrote: not a killed run, whose
+    # overwrite would delete it
+    (users_metrics, {}, (), "{run} holds metrics.csv, which no run wrote"),
+    (users_metrics, {"overwrite": True}, (), "{run} holds metrics.csv, which no run wrote"),
 ]  # fmt: skip
 
 

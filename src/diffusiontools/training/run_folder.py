@@ -227,8 +227,8 @@ def check_no_foreign_entries(run_dir: Path) -> None:
     export's folder is refused whole: its config.ini describes its weights."""
     if RunFolder(run_dir).is_export:
         raise UserError(
-            f"{run_dir} holds an export, whose config.ini and weights belong together: train "
-            "into another folder"
+            f"{run_dir} holds an export (diffusiontools.json and the weights it describes), "
+            "which a training would mix its files into: train into another folder"
         )
     entries = _run_entries(run_dir)
     config = RunFolder(run_dir).config
@@ -251,8 +251,13 @@ def written_by_a_run(config: Path) -> bool:
 
 
 def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run: a checkpoint, or the metrics.csv of a run killed before
+    its first checkpoint, beside the config.ini that run wrote first (a metrics.csv alone is
+    the user's file)."""
     folder = RunFolder(run_dir)
-    return folder.latest.is_file() or folder.metrics.is_file()
+    if folder.latest.is_file():
+        return True
+    return folder.metrics.is_file() and folder.config.is_file() and written_by_a_run(folder.config)
 
 
 def move_aside(run_dir: Path) -> None:
