@@ -69,12 +69,23 @@ def test_a_failure_in_a_batch_leaves_the_old_file_and_no_stand_ins(tmp_path):
     [
         (np.zeros((3, 28, 28), np.float64), "float64 (3, 28, 28): expected float32 (3, 28, 28)"),
         (np.zeros((2, 28, 28), np.float32), "float32 (2, 28, 28): expected float32 (3, 28, 28)"),
-        (np.full((3, 28, 28), np.nan, np.float32), "'unclamped' samples that are not finite"),
+        (np.full((3, 28, 28), np.nan, np.float32), "'unclamped' samples that are not finite: "
+         "3 of 3"),
+        # zeros are mid-grey pixels (128), not the black images: another draw or scale
+        (np.zeros((3, 28, 28), np.float32), "'unclamped' samples that are not its images: 3 of "
+         "3 differ from them once clamped and rounded"),
+        (np.concatenate([np.full((2, 28, 28), -0.5, np.float32), np.full((1, 28, 28), 100.0,
+         np.float32)]), "1 of 3 differ"),
+        # far below the range: clamped to black, the images; the floats are the file's draw
+        (np.full((3, 28, 28), -3.0, np.float32), None),
     ],
-)
+)  # fmt: skip
 def test_floats_that_are_not_the_images_samples_are_refused(tmp_path, floats, fragment):
     path = tmp_path / "s.npz"
     np.savez(path, images=np.zeros((3, 28, 28), np.uint8), unclamped=floats)
+    if fragment is None:
+        assert np.array_equal(load_unclamped(path, load_samples(path)[0]), floats)
+        return
     images, _ = load_samples(path, "npz")
     with pytest.raises(UserError) as refused:
         load_unclamped(path, images, "npz")

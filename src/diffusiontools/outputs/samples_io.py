@@ -181,8 +181,9 @@ def load_unclamped(path: Path, images: np.ndarray, name: str = "npz") -> np.ndar
     """The ``unclamped`` samples of the NPZ at ``path`` (read by :func:`load_samples` as
     ``images``): float32 in the images' layout, or None where the file holds none (written
     without them, or by another tool). ``name`` as :func:`load_samples`'s; refused: an
-    ``unclamped`` array whose dtype or shape is not float32 of the images' shape, or that
-    holds NaN or infinity."""
+    ``unclamped`` array whose dtype or shape is not float32 of the images' shape, that holds
+    NaN or infinity, or whose pixels (``to_uint8``) are not ``images``: floats of another draw
+    or scale would give numbers of samples that are not the file's."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             if "unclamped" not in npz:
@@ -195,6 +196,17 @@ def load_unclamped(path: Path, images: np.ndarray, name: str = "npz") -> np.ndar
             f"{name}={path} holds 'unclamped' of {floats.dtype} {floats.shape}: expected float32 "
             f"{images.shape}, the shape of its 'images'"
         )
-    if not np.isfinite(floats).all():
-        raise UserError(f"{name}={path} holds 'unclamped' samples that are not finite")
+    finite = np.isfinite(floats).reshape(len(floats), -1).all(axis=1)
+    if not finite.all():
+        raise UserError(
+            f"{name}={path} holds 'unclamped' samples that are not finite: "
+            f"{int((~finite).sum())} of {len(floats)}"
+        )
+    differ = (to_uint8(torch.from_numpy(floats)).numpy() != images).reshape(len(images), -1)
+    if differ.any():
+        raise UserError(
+            f"{name}={path} holds 'unclamped' samples that are not its images: "
+            f"{int(differ.any(axis=1).sum())} of {len(images)} differ from them once clamped "
+            "and rounded (as sample --unclamped writes them, they are the same draw)"
+        )
     return floats
