@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     copy_run,
     reference_run,
+    run_python,
     single_thread,
 )
 
@@ -128,6 +129,49 @@ def test_a_command_refuses_such_a_name_in_one_line(tmp_path, capsys):
     assert names(tmp_path) == []
 
 
+def test_a_second_signal_while_a_stopped_command_cleans_up_leaves_no_stand_in(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C twice in quick succession: the second arrived while the first's clean-up removed
+    the stand-in, interrupted it and left .NAME.partial-PID behind."""
+    discard = safe_writes.Staging.discard
+
+    def interrupted_discard(staging):
+        os.kill(os.getpid(), signal.SIGINT)  # the event: the clean-up has begun
+        discard(staging)
+
+    monkeypatch.setattr(safe_writes.Staging, "discard", interrupted_discard)
+    with pytest.raises(KeyboardInterrupt, match="the first"):
+        with staged_outputs() as staging:
+            (staging.folder(tmp_path / "out") / "a.txt").write_text("half")
+            raise KeyboardInterrupt("the first")
+    assert names(tmp_path) == []
+
+
+def test_a_stop_signal_during_torch_s_import_stops_the_command_cleanly(tmp_path):
+    """SIGTERM while the CLI imported torch (numpy below it) was swallowed by the import, or
+    left numpy half-imported (a matplotlib ValueError, an abort)."""
+    code = f"""
+import importlib.abc, os, signal, sys
+from diffusiontools import cli
+
+class SignalOnNumpy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":  # the event: torch's import has reached numpy's
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return None
+
+sys.meta_path.insert(0, SignalOnNumpy())
+code = cli.main(["sample", {str(tmp_path / "no-run")!r}])
+print(code, "numpy" in sys.modules and hasattr(sys.modules["numpy"], "ndarray"))
+"""
+    done = run_python(code, cwd=tmp_path)
+    assert done.stdout.split() == ["143", "True"], done.stderr[-2000:]
+    assert done.stderr.splitlines()[-1] == "stopped by SIGTERM"
+    assert names(tmp_path) == []
+
+
 def test_ctrl_c_while_the_files_are_moved_in_waits_until_all_are(tmp_path, monkeypatch):
     """SIGINT sent as the first folder is moved into place: the move finishes (both folders),
     then the interrupt is raised."""
@@ -178,7 +222,7 @@ def test_sigterm_during_sample_leaves_no_folder_behind(tmp_path, monkeypatch, ca
     assert cli.main(argv) == 143
     assert tree(tmp_path) == {}
     lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
-    assert "stopped by SIGTERM before it finished" in lines  # a line of its own
+    assert "stopped by SIGTERM" in lines  # a line of its own
 
 
 def test_sigterm_during_sample_leaves_the_run_s_samples_as_they_were(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import sys
 import threading
 
 from ..errors import UserError
+from ..outputs.safe_writes import signals_held
 from ..training.signals import TrainingStopped
 from . import (
     classifier,
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     if on_main_thread:
         signal.signal(signal.SIGTERM, _terminate)
     try:
+        # A stop signal inside torch's import (numpy's, below it) is swallowed or leaves numpy
+        # half-imported: it waits until torch is in, then stops the command as anywhere else.
+        with signals_held():
+            import torch  # noqa: F401
         args.run(args)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or a training stopped (checkpointed)
         if on_main_thread:  # stopped and reported: a second request must not change the status
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(exc, TrainingStopped):  # a training has said where it stopped
             from tqdm import tqdm  # its write: on a line of its own, below a bar still shown
 
-            tqdm.write(f"stopped by {signal.Signals(signum).name} before it finished", sys.stderr)
+            tqdm.write(f"stopped by {signal.Signals(signum).name}", sys.stderr)
         return 128 + signum
     except UserError as exc:
         if args.debug:

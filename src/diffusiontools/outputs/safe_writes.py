@@ -243,17 +243,22 @@ def staged_outputs() -> Iterator[Staging]:
     staging = Staging()
     try:
         yield staging
-        with _signals_held():
+        with signals_held():
             staging.commit()
-    finally:
-        staging.discard()
+    except BaseException:
+        # Already stopping (an error, a signal): a second signal must not cut the clean-up
+        # short and leave a stand-in behind; it is dropped, the first one is reported.
+        with signals_held(deliver=False):
+            staging.discard()
+        raise
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held(deliver: bool = True) -> Iterator[None]:
     """Hold SIGINT and SIGTERM back until the block is done, then deliver them (their handlers
-    run, or their default action is taken). Handlers can only be set in the main thread, and
-    only replaced where Python knows the one in place: otherwise the block runs as it is."""
+    run, or their default action is taken), or with ``deliver`` False drop them. Handlers can
+    only be set in the main thread, and only replaced where Python knows the one in place:
+    otherwise the block runs as it is."""
     known = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
     if threading.current_thread() is not threading.main_thread():
         known = []
@@ -264,5 +269,5 @@ def _signals_held() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        for s in dict.fromkeys(held):
+        for s in dict.fromkeys(held if deliver else ()):
             signal.raise_signal(s)
