@@ -168,7 +168,15 @@ def test_sampling_options_override_the_run_and_take_effect():
             "holds 3x28x28 images, but data.dataset = mnist gives 1x28x28 images",
         ),
         (lambda: dt.evaluate({"x": np.zeros((20, 28, 28), np.int64)}), "torch.int64"),
-        (lambda: dt.evaluate({"x": np.full((20, 28, 28), 200.0)}), "look like 0..255 pixels"),
+        (lambda: dt.evaluate({"x": np.full((20, 28, 28), 200.0)}), "look like pixels in 0..255"),
+        # pixels in [0, 1], the usual float convention, would be read half a range too bright
+        (
+            lambda: dt.evaluate({"x": np.full((20, 28, 28), 0.7, np.float32)}),
+            "span 0.7..0.7, which look like pixels in [0, 1], not the model range [-0.5, 0.5]: "
+            "subtract 0.5, or give them as uint8",
+        ),
+        # finite in float64, infinite once float32
+        (lambda: dt.evaluate({"x": np.full((20, 28, 28), -1e39)}), "NaN or inf as float32"),
         (lambda: dt.evaluate({"x": np.zeros((20, 28, 28))}, n_samples=0), "n_samples=0"),
         (lambda: dt.evaluate({"x": np.zeros((20, 28, 28))}, n_boot=2.5), "n_boot=2.5 is not a"),
         (
@@ -182,6 +190,16 @@ def test_a_wrongly_typed_argument_raises_the_library_error(call, fragment, tmp_p
     with pytest.raises(dt.DiffusionToolsError) as error:
         call()
     assert fragment in str(error.value)
+
+
+def test_a_tensor_that_requires_grad_is_taken_as_its_values():
+    """It raised torch's "Can't call numpy() on Tensor that requires grad"."""
+    from diffusiontools.api import checked_images
+
+    x = torch.full((2, 28, 28), -0.25, requires_grad=True)
+    floats = checked_images("x", x)
+    assert floats.shape == (2, 1, 28, 28) and floats.dtype == np.float32
+    assert np.array_equal(floats, np.full((2, 1, 28, 28), -0.25, np.float32))
 
 
 def test_evaluate_checks_everything_before_it_writes_and_keeps_an_earlier_evaluation(tmp_path):

@@ -171,7 +171,8 @@ SampleSource = TrainedModel | str | Path | np.ndarray | torch.Tensor
 def checked_images(label: str, images: torch.Tensor) -> np.ndarray:
     """Images given as an array: uint8 0..255 or float in model range, (N, C, H, W) with C 1
     or 3, or gray (N, H, W) (e.g. MNIST's (N, 28, 28)); anything else is refused rather than
-    guessed at (the shape is checked against the data's by ``evaluate``). Returns uint8
+    guessed at (the shape is checked against the data's by ``evaluate``), floats that never
+    go below 0 too (pixels in [0, 1] or 0..255). Returns uint8
     (N, C, H, W), or for float images float32 (N, C, H, W) as given (their images saturate
     beyond [-0.5, 0.5] to black or white, as every sample's; the unclamped total variance is of
     the floats); gray as (N, 1, H, W)."""
@@ -187,14 +188,22 @@ def checked_images(label: str, images: torch.Tensor) -> np.ndarray:
         raise UserError(
             f"set {label!r}: images are {images.dtype}; give uint8 0..255 or float in [-0.5, 0.5]"
         )
-    if not bool(images.isfinite().all()):
-        raise UserError(f"set {label!r}: images hold NaN or inf")
-    if float(images.min()) >= 0 and float(images.max()) > 1.5:  # a model overshoots; pixels don't
+    floats = images.detach().reshape(nchw).float().cpu()  # a tensor that requires grad too
+    if not bool(floats.isfinite().all()):
         raise UserError(
-            f"set {label!r}: float images span {float(images.min()):g}..{float(images.max()):g}, "
-            "which look like 0..255 pixels, not the model range [-0.5, 0.5]; give them as uint8"
+            f"set {label!r}: images hold NaN or inf as float32 (beyond ±3.4e38 a value overflows)"
         )
-    return images.reshape(nchw).float().cpu().numpy()
+    low, high = float(floats.min()), float(floats.max())
+    # Samples in the model's range have a background at -0.5: floats that never go below 0
+    # are pixels in [0, 1] (or 0..255), which would be read a half-range too bright.
+    if low >= 0:
+        scale = "0..255" if high > 1.5 else "[0, 1]"
+        fix = "give them as uint8" if high > 1.5 else "subtract 0.5, or give them as uint8"
+        raise UserError(
+            f"set {label!r}: float images span {low:g}..{high:g}, which look like pixels in "
+            f"{scale}, not the model range [-0.5, 0.5]: {fix}"
+        )
+    return floats.numpy()
 
 
 def evaluate(
