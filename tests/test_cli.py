@@ -106,6 +106,14 @@ def test_sample_help_says_what_default_and_no_sampler_mean(capsys):
     )
 
 
+def test_version_is_the_package_s(capsys):
+    from diffusiontools import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"diffusiontools {__version__}\n"
+
+
 @pytest.mark.parametrize(
     "argv, line",
     [
@@ -121,6 +129,10 @@ def test_sample_help_says_what_default_and_no_sampler_mean(capsys):
         (["classifier", "train", "--bogus"],
          "diffusiontools classifier train: error: unrecognized arguments: --bogus "
          "(diffusiontools classifier train --help lists the options)"),
+        # a control character is shown escaped, so that the error stays one line
+        (["sample", "run", "--bo\ngus"],
+         "diffusiontools sample: error: unrecognized arguments: '--bo\\ngus' "
+         "(diffusiontools sample --help lists the options)"),
     ],
 )  # fmt: skip
 def test_a_bad_argument_is_refused_in_one_line_with_status_2(argv, line, capsys):

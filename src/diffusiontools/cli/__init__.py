@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 
+from .. import __version__
 from ..errors import UserError
 from ..outputs.safe_writes import signals_held
 from ..training.signals import TrainingStopped
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "images.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"diffusiontools {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(subparsers)
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # refused by the command's own parser, whose --help lists what it takes
-        command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+        shown = " ".join(a if a.isprintable() else repr(a) for a in unknown)  # on one line
+        command_parser(parser, args).error(f"unrecognized arguments: {shown}")
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if on_main_thread else {}
     if on_main_thread:

@@ -63,6 +63,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--tsne-samples",
+        metavar="images|unclamped",
         help="what of each set the joint t-SNE (and every KL) embeds: images, the images as "
         "shown (default), or unclamped, the samples as drawn, as the report's t-SNE did (every "
         "set must hold them: runs, and NPZ files written by sample --unclamped)",
