@@ -97,7 +97,9 @@ def test_a_shared_folder_takes_the_new_files_loses_the_replaced_and_keeps_the_re
     assert names(tmp_path) == ["out"]
 
 
-@pytest.mark.parametrize("name", ["a\nb", "\n.png", "tab\there", "esc\x1b[31m"])
+@pytest.mark.parametrize(
+    "name", ["a\nb", "\n.png", "tab\there", "esc\x1b[31m", "line\u2028sep", "\u202egnp.exe"]
+)
 def test_an_output_name_with_a_control_character_is_refused_before_anything_is_made(
     name, tmp_path, monkeypatch
 ):

@@ -366,9 +366,24 @@ def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(
     argv = ["train", str(write_ini(tmp_path)), "--out", str(run), "--resume"]
     assert cli.main(argv) == 2
     (error,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
-    assert error.startswith("error: the training loss became non-finite at step 15 (epoch 1)")
+    assert error == (
+        "error: the training loss became non-finite at step 15 (epoch 1); the last good "
+        f"checkpoint in {run} is kept; try a lower training.lr"
+    )
     assert checkpoint_files(run) == before
     assert_every_checkpoint_loads(run)
+
+
+def test_a_non_finite_loss_before_the_first_checkpoint_claims_none(tmp_path, monkeypatch, capsys):
+    """It said "the last good checkpoint in RUN is kept" of a run that had none."""
+    run = tmp_path / "run"
+    on_training_steps(monkeypatch, lambda step, loss: loss * float("nan") if step >= 3 else loss)
+    assert cli.main(["train", str(write_ini(tmp_path)), "--out", str(run)]) == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert error.startswith(
+        f"error: the training loss became non-finite at step 3 (epoch 0); {run} holds no "
+        "checkpoint yet; try a lower"
+    )
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch, capsys):

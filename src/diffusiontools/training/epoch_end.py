@@ -42,7 +42,7 @@ from .distributed import Ranks
 from .signals import Interrupted, StopRequest, TrainingStopped
 from .tensorboard_log import TensorBoardLog
 from .training_data import TrainingData
-from .validation import NonFiniteLoss, validation_batches, validation_loss
+from .validation import NonFiniteLoss, kept_checkpoint, validation_batches, validation_loss
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def close_epoch(end: EpochEnd) -> None:
         if not math.isfinite(losses[key]):
             raise NonFiniteLoss(
                 f"the validation loss is non-finite after epoch {state.epoch}; "
-                f"the last good checkpoint in {end.run_dir} is kept"
+                f"{kept_checkpoint(end.run_dir)}"
             )
     row = {
         "epoch": state.epoch,

@@ -15,7 +15,7 @@ from ..progress_bar import progress_bar
 from .checkpoint import TrainingState
 from .distributed import Ranks
 from .tensorboard_log import TensorBoardLog
-from .validation import NonFiniteLoss
+from .validation import NonFiniteLoss, kept_checkpoint
 
 CHECK_EVERY = 20  # steps between the checks that read the device (and agree on a stop)
 
@@ -90,5 +90,5 @@ class EpochProgress:
         if step >= 0:
             raise NonFiniteLoss(
                 f"the training loss became non-finite at step {step} (epoch {self.state.epoch}); "
-                f"the last good checkpoint in {self.run_dir} is kept; try a lower training.lr"
+                f"{kept_checkpoint(self.run_dir)}; try a lower training.lr"
             )

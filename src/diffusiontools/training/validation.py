@@ -3,6 +3,8 @@ dropout that it and the training step feed the network, and the refusal of a non
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -10,6 +12,7 @@ from ..config import Config
 from ..data import to_model
 from ..diffusion.process import training_loss
 from ..errors import UserError
+from .checkpoint import latest_path
 from .training_data import TrainingData
 
 VALIDATION_SEED_OFFSET = 1_000_003  # validation randomness is fixed, and apart from training's
@@ -17,6 +20,14 @@ VALIDATION_SEED_OFFSET = 1_000_003  # validation randomness is fixed, and apart 
 
 class NonFiniteLoss(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def kept_checkpoint(run_dir: Path) -> str:
+    """What a stopped run leaves in ``run_dir``: its last good checkpoint, or, before its
+    first, none (a claim of one would send the user to resume from nothing)."""
+    if latest_path(run_dir).is_file():
+        return f"the last good checkpoint in {run_dir} is kept"
+    return f"{run_dir} holds no checkpoint yet"
 
 
 def labels_for_guidance(
