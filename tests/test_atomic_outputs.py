@@ -118,6 +118,17 @@ def test_an_output_name_with_a_control_character_is_refused_before_anything_is_m
     assert names(tmp_path) == []
 
 
+def test_a_folder_that_exists_with_such_a_name_is_written_into(tmp_path):
+    """Its name is the user's: only names the command would create are checked (sample's grid
+    went into RUN/samples of a run folder named so, and was refused as '--out')."""
+    folder = tmp_path / "run\nnl"
+    folder.mkdir()
+    assert safe_writes.check_output_file(folder / "grid.png", "out") == folder / "grid.png"
+    safe_writes.check_output_folder(folder / "samples", "the samples")
+    with pytest.raises(safe_writes.UserError, match=r"holds the control character '\\t'"):
+        safe_writes.check_output_file(folder / "a\tb.png", "out")
+
+
 def test_a_command_refuses_such_a_name_in_one_line(tmp_path, capsys):
     run = reference_run()
     capsys.readouterr()  # the reference run's training, on first use

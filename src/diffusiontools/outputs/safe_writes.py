@@ -102,13 +102,21 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 
 
 def check_printable(path: Path, named: str, remedy: str) -> None:
-    """Refuse a path to write whose text holds a control character (a newline, a tab, ESC...),
-    a line or paragraph separator (U+2028, U+2029) or a bidirectional override (U+202A..E,
-    U+2066..9): a name that a listing, a log or a shell line shows as something else, or
-    breaks in two. ``named`` goes before the path in the message (``out=``), ``remedy`` after
-    it."""
-    text = str(path)
-    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in BIDI_CONTROLS]
+    """Refuse a path to write whose new names (the file or folder and the ancestors it would
+    create; folders that exist are the user's) hold a control character (a newline, a tab,
+    ESC...), a line or paragraph separator (U+2028, U+2029) or a bidirectional override
+    (U+202A..E, U+2066..9): a name that a listing, a log or a shell line shows as something
+    else, or breaks in two. ``named`` goes before the path in the message (``out=``),
+    ``remedy`` after it."""
+    text, created = str(path), []
+    while not path.exists() and path != path.parent:
+        created.append(path.name)
+        path = path.parent
+    bad = [
+        c
+        for c in "".join(created)
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in BIDI_CONTROLS
+    ]
     if bad:
         raise UserError(
             f"{named}{text!r} holds the control character {bad[0]!r}; {remedy} without one"
