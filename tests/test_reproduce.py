@@ -14,6 +14,7 @@ import torch
 from test_pretrained import EXPORT_FILES
 from tiny_runs import one_thread, single_thread  # noqa: F401  (autouse: one thread per test)
 
+from diffusiontools.config import RUN_CONFIG_HEADER
 from diffusiontools.data.download import file_sha256
 from diffusiontools.errors import UserError
 from diffusiontools.reproduce.pipeline import reproduce
@@ -241,6 +242,7 @@ def test_a_run_killed_before_its_first_checkpoint_is_started_again(tmp_path):
 
     run = RunFolder(tmp_path / "model1")
     run.path.mkdir()
+    run.config.write_text(f"{RUN_CONFIG_HEADER} 'model1'\n")  # a run's first file
     run.metrics.write_text("epoch\n")  # the first row written, the kill before the checkpoint
     train_run(run.path, "model1", get_scale("smoke"))
     assert [row["epoch"] for row in read_metrics(run.path)] == [0.0, 1.0]

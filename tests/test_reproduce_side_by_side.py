@@ -16,6 +16,7 @@ import torch
 from tiny_runs import single_thread  # noqa: F401  (autouse: one thread per test)
 
 from diffusiontools.cli import main
+from diffusiontools.config import RUN_CONFIG_HEADER
 from diffusiontools.errors import UserError
 from diffusiontools.reproduce.pipeline import reproduce, train_all
 from diffusiontools.reproduce.scales import get_scale
@@ -225,8 +226,9 @@ def test_an_overwrite_killed_before_its_first_checkpoint_is_put_right_and_starte
 ):
     run = RunFolder(tmp_path / "model1")
     run.previous.mkdir(parents=True)  # the killed run's files, moved aside by the restart
+    (run.previous / "config.ini").write_text(f"{RUN_CONFIG_HEADER} 'model1'\n")
     (run.previous / "metrics.csv").write_text("epoch\n")
-    run.config.write_text("[data]\n")  # the restart's first file, written before its kill
+    run.config.write_text(f"{RUN_CONFIG_HEADER} 'model1'\n")  # the restart's first file
     train_run(run.path, "model1", SMOKE)
     assert [row["epoch"] for row in read_metrics(run.path)] == [0.0, 1.0]
     assert run.latest.is_file() and not run.previous.exists()
