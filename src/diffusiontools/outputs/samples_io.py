@@ -7,6 +7,7 @@ without ``format`` hold (N, 28, 28) gray images; readers that know no ``unclampe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -60,7 +61,8 @@ def write_samples(
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             written = 0
-            with archive.open("images.npy", "w", force_zip64=True) as f, open(floats, "wb") as raw:
+            gathered = open(floats, "wb") if unclamped else contextlib.nullcontext()
+            with archive.open("images.npy", "w", force_zip64=True) as f, gathered as raw:
                 shape = None  # the first batch's image shape, written as the header's
                 for batch in batches:
                     if unclamped and batch.dtype == torch.uint8:
