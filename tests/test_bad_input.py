@@ -491,6 +491,10 @@ def test_a_refused_command_creates_no_folder(argv, tmp_path):
         ("sampling.steps=5 applies", "sampling.steps=5 applies"),  # a config key stays
         ("training.max_steps=3 is below", "training.max_steps=3 is below"),
         ("n_samples=5 is too few", "--n-samples 5 is too few"),
+        # a quoted value is the user's text, whatever it holds
+        ("override='training.lr\\n=1' holds", "--set 'training.lr\\n=1' holds"),
+        ("out='/runs/seed=3/x' and seed=4", "--out '/runs/seed=3/x' and --seed 4"),
+        ('out="it\'s/n=2" exists', '--out "it\'s/n=2" exists'),
     ],
 )
 def test_the_cli_names_its_flags_where_the_library_names_arguments(library, command_line):

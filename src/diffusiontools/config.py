@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import UserError
+from .hidden_characters import hidden_characters
 from .optional import require
 
 _PACKAGED = resources.files("diffusiontools") / "configs"
@@ -607,8 +608,15 @@ def _check_known(section: str, keys: typing.Iterable[str]) -> None:
 
 def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> None:
     """Apply ``section.key=value`` overrides to the file's keys; an empty value unsets the key
-    (see :func:`read_config`)."""
+    (see :func:`read_config`). An override holding a newline or another character a shell line
+    does not show as itself is refused: an INI line cannot hold it, and ``lr\\n=1`` is no key."""
     for item in overrides:
+        hidden = hidden_characters(item)
+        if hidden:
+            raise UserError(
+                f"override={item!r} holds the control character {hidden[0]!r}; write "
+                "section.key=value on one line without one"
+            )
         key, sep, value = item.partition("=")
         section, dot, option = key.strip().partition(".")
         if not sep or not dot or not option:

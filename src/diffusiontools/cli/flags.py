@@ -46,18 +46,26 @@ ARGUMENT_FLAGS = {
 FALSE_FLAGS = {"ema": "--no-ema"}  # a boolean argument whose False has a flag of its own
 
 
+_QUOTED_VALUE = re.compile(r"""(?<==)(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")  # a repr
+_HELD = "\ue000"  # a private-use character stands in for a quoted value while flags are named
+
+
 def as_flags(message: str) -> str:
     """A library message with its argument names (``steps=5``, ``resume=True``, ``ema=False``)
     as the flags a command-line user typed (``--steps 5``, ``--resume``, ``--no-ema``), an
     unsetting override (``{'data.source': ''}``) as ``--set data.source=``; config
-    keys (``sampling.steps=``) stay as they are (see :func:`keys_as_flags`)."""
+    keys (``sampling.steps=``) stay as they are (see :func:`keys_as_flags`). A quoted value
+    (``override='training.lr\\n=1'``, ``data.dir='/runs/seed=3'``) is the user's text: it is
+    kept as written."""
+    values = iter(_QUOTED_VALUE.findall(message))
+    message = _QUOTED_VALUE.sub(_HELD, message)
     for name, flag in FALSE_FLAGS.items():
         message = re.sub(rf"(?<![\w.\-]){name}=False\b", flag, message)
     message = re.sub(r"\{'([\w.]+)': ''\}", r"--set \1=", message)  # an unset override
     for name, flag in ARGUMENT_FLAGS.items():
         message = re.sub(rf"(?<![\w.\-]){name}=True\b", flag, message)
         message = re.sub(rf"(?<![\w.\-]){name}=", f"{flag} ", message)
-    return message
+    return re.sub(_HELD, lambda _: next(values), message)
 
 
 def keys_as_flags(message: str, flags: dict[str, str]) -> str:

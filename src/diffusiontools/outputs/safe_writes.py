@@ -23,12 +23,12 @@ import re
 import shutil
 import signal
 import threading
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..hidden_characters import hidden_characters
 
 IMAGE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg")  # what a figure or grid may be saved as
 
@@ -98,25 +98,16 @@ def check_output_folder(folder: str | Path, what: str) -> Path:
     return folder
 
 
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def check_printable(path: Path, named: str, remedy: str) -> None:
     """Refuse a path to write whose new names (the file or folder and the ancestors it would
-    create; folders that exist are the user's) hold a control character (a newline, a tab,
-    ESC...), a line or paragraph separator (U+2028, U+2029) or a bidirectional override
-    (U+202A..E, U+2066..9): a name that a listing, a log or a shell line shows as something
-    else, or breaks in two. ``named`` goes before the path in the message (``out=``),
-    ``remedy`` after it."""
+    create; folders that exist are the user's) hold a character that a listing, a log or a
+    shell line shows as something else (:mod:`diffusiontools.hidden_characters`). ``named``
+    goes before the path in the message (``out=``), ``remedy`` after it."""
     text, created = str(path), []
     while not path.exists() and path != path.parent:
         created.append(path.name)
         path = path.parent
-    bad = [
-        c
-        for c in "".join(created)
-        if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in BIDI_CONTROLS
-    ]
+    bad = hidden_characters("".join(created))
     if bad:
         raise UserError(
             f"{named}{text!r} holds the control character {bad[0]!r}; {remedy} without one"
