@@ -111,7 +111,7 @@ def test_an_output_name_with_a_control_character_is_refused_before_anything_is_m
         safe_writes.check_output_file(name, "out", "the grid")
     assert str(refused.value).startswith(f"out={shown} holds the control character ")
     with pytest.raises(safe_writes.UserError, match="holds the control character"):
-        safe_writes.check_output_folder(name, "the run")
+        safe_writes.check_output_folder(name, "out", "the run")
     with pytest.raises(safe_writes.UserError, match="name the output folder without one"):
         with staged_outputs() as staging:
             staging.folder(tmp_path / name)
@@ -124,7 +124,7 @@ def test_a_folder_that_exists_with_such_a_name_is_written_into(tmp_path):
     folder = tmp_path / "run\nnl"
     folder.mkdir()
     assert safe_writes.check_output_file(folder / "grid.png", "out") == folder / "grid.png"
-    safe_writes.check_output_folder(folder / "samples", "the samples")
+    safe_writes.check_output_folder(folder / "samples", "out", "the samples")
     with pytest.raises(safe_writes.UserError, match=r"holds the control character '\\t'"):
         safe_writes.check_output_file(folder / "a\tb.png", "out")
 
@@ -311,6 +311,16 @@ def cold_run(tmp_path_factory) -> Path:
                    "batch_size = 32\nval_batches = 1\ndevice = cpu\n")  # fmt: skip
     assert cli.main(["train", str(ini), "--out", str(folder / "run")]) == 0
     return folder / "run"
+
+
+def test_reconstruct_names_its_out_folder_before_reading_the_data(cold_run, tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("the user's")
+    capsys.readouterr()
+    assert cli.main(["reconstruct", str(cold_run), "--out", str(tmp_path / "file.txt")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {tmp_path / 'file.txt'} is a file; name a folder for the study\n"
+    )
+    assert (tmp_path / "file.txt").read_text() == "the user's"
 
 
 def test_reconstruct_overwrite_with_fewer_samplers_keeps_no_earlier_figure(cold_run, tmp_path):

@@ -495,7 +495,17 @@ def test_a_refused_command_creates_no_folder(argv, tmp_path):
         ("override='training.lr\\n=1' holds", "--set 'training.lr\\n=1' holds"),
         ("out='/runs/seed=3/x' and seed=4", "--out '/runs/seed=3/x' and --seed 4"),
         ('out="it\'s/n=2" exists', '--out "it\'s/n=2" exists'),
+        ("the run's steps=5 and 'x'", "the run's --steps 5 and 'x'"),
+        ("a {'data.source': ''} unset", "a --set data.source= unset"),
     ],
 )
 def test_the_cli_names_its_flags_where_the_library_names_arguments(library, command_line):
     assert cli.as_flags(library) == command_line
+
+
+def test_a_quoted_value_stays_as_written_once_its_key_is_a_flag():
+    from diffusiontools.cli.flags import keys_as_flags
+
+    message = keys_as_flags("run_dir='/runs/seed=3' is a file", {"run_dir": "--out"})
+    assert message == "--out '/runs/seed=3' is a file"
+    assert cli.as_flags(message) == "--out '/runs/seed=3' is a file"

@@ -123,6 +123,45 @@ CASES = [
         "error: --out file.txt/w.pt: its folder file.txt is not writable ({tmp}/file.txt is a "
         "file)",
     ),
+    # Every command's output folder, in the same words (evaluate said "output folder X is not
+    # writable: Not a directory" once it had read the data)
+    (
+        "train, a file",
+        ["train", "quickstart", "--out", "file.txt"],
+        "error: --out file.txt is a file; name a folder for the run",
+    ),
+    (
+        "evaluate, a file",
+        ["evaluate", "{run}", "--out", "file.txt"],
+        "error: --out file.txt is a file; name a folder for the evaluation",
+    ),
+    (
+        "evaluate, below a file",
+        ["evaluate", "{run}", "--out", "file.txt/ev"],
+        "error: --out file.txt/ev is not writable ({tmp}/file.txt is a file); name a folder for "
+        "the evaluation",
+    ),
+    (
+        "pages, a file",
+        ["pages", "{run}", "--out", "file.txt"],
+        "error: --out file.txt is a file; name a folder for the pages",
+    ),
+    (
+        "export, a file",
+        ["export", "{run}", "--format", "safetensors", "--out", "file.txt"],
+        "error: --out file.txt is a file; name a folder for the export",
+    ),
+    (
+        "reproduce, a file",
+        ["reproduce", "--out", "file.txt"],
+        "error: --out file.txt is a file; name a folder for the reproduction",
+    ),
+    (
+        "evaluate, a name with a newline",
+        ["evaluate", "{run}", "--out", "a\nb"],
+        "error: --out 'a\\nb' holds the control character '\\n'; name a folder for the "
+        "evaluation without one",
+    ),
 ]
 
 

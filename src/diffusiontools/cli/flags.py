@@ -46,26 +46,36 @@ ARGUMENT_FLAGS = {
 FALSE_FLAGS = {"ema": "--no-ema"}  # a boolean argument whose False has a flag of its own
 
 
-_QUOTED_VALUE = re.compile(r"""(?<==)(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")  # a repr
+# A value as repr() shows it: a quote that opens a token (after "=", a space, a bracket).
+_QUOTED_VALUE = re.compile(r"""(?<![\w'"])(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 _HELD = "\ue000"  # a private-use character stands in for a quoted value while flags are named
+
+
+def _outside_quoted_values(message: str, rewrite) -> str:
+    """``rewrite(message)`` applied to all but the quoted values (``out='/runs/seed=3'``,
+    ``--out 'x/seed=3'``): they are the user's text, kept as written."""
+    values = iter(_QUOTED_VALUE.findall(message))
+    rewritten = rewrite(_QUOTED_VALUE.sub(_HELD, message))
+    return re.sub(_HELD, lambda _: next(values), rewritten)
 
 
 def as_flags(message: str) -> str:
     """A library message with its argument names (``steps=5``, ``resume=True``, ``ema=False``)
     as the flags a command-line user typed (``--steps 5``, ``--resume``, ``--no-ema``), an
     unsetting override (``{'data.source': ''}``) as ``--set data.source=``; config
-    keys (``sampling.steps=``) stay as they are (see :func:`keys_as_flags`). A quoted value
-    (``override='training.lr\\n=1'``, ``data.dir='/runs/seed=3'``) is the user's text: it is
-    kept as written."""
-    values = iter(_QUOTED_VALUE.findall(message))
-    message = _QUOTED_VALUE.sub(_HELD, message)
+    keys (``sampling.steps=``) stay as they are (see :func:`keys_as_flags`); quoted values as
+    written."""
+    message = re.sub(r"\{'([\w.]+)': ''\}", r"--set \1=", message)  # an unset override
+    return _outside_quoted_values(message, _arguments_as_flags)
+
+
+def _arguments_as_flags(message: str) -> str:
     for name, flag in FALSE_FLAGS.items():
         message = re.sub(rf"(?<![\w.\-]){name}=False\b", flag, message)
-    message = re.sub(r"\{'([\w.]+)': ''\}", r"--set \1=", message)  # an unset override
     for name, flag in ARGUMENT_FLAGS.items():
         message = re.sub(rf"(?<![\w.\-]){name}=True\b", flag, message)
         message = re.sub(rf"(?<![\w.\-]){name}=", f"{flag} ", message)
-    return re.sub(_HELD, lambda _: next(values), message)
+    return message
 
 
 def keys_as_flags(message: str, flags: dict[str, str]) -> str:
@@ -73,12 +83,16 @@ def keys_as_flags(message: str, flags: dict[str, str]) -> str:
     flag: ``diffusion.T=0`` -> ``--T 0``, a bare ``diffusion.T`` -> ``--T``. A boolean key's
     value (config.ini's ``true``/``false``) is its flag alone, which takes none:
     ``sampling.clip_x0=true`` -> ``--clip-x0`` (``{"sampling.clip_x0": "--no-clip-x0"}`` where
-    that was typed)."""
-    for key, flag in flags.items():
-        message = re.sub(rf"(?<![\w.]){re.escape(key)}=(?:true|false)\b", flag, message)
-        message = re.sub(rf"(?<![\w.]){re.escape(key)}=", f"{flag} ", message)
-        message = re.sub(rf"(?<![\w.]){re.escape(key)}(?![\w.])", flag, message)
-    return message
+    that was typed). Quoted values are kept as written."""
+
+    def rewrite(message: str) -> str:
+        for key, flag in flags.items():
+            message = re.sub(rf"(?<![\w.]){re.escape(key)}=(?:true|false)\b", flag, message)
+            message = re.sub(rf"(?<![\w.]){re.escape(key)}=", f"{flag} ", message)
+            message = re.sub(rf"(?<![\w.]){re.escape(key)}(?![\w.])", flag, message)
+        return message
+
+    return _outside_quoted_values(message, rewrite)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import config_path
 from ..training.signals import TrainingStopped
-from .flags import path_text
+from .flags import keys_given_as_flags, path_text
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides, recorded=recorded)
     probe = quality_probe(config)  # training.eval_every: the quality curve, None when off
     try:
-        train(config, run_dir, resume=args.resume, overwrite=args.overwrite, probe=probe)
+        with keys_given_as_flags({"run_dir": "--out"}):  # the folder, given or runs/<name>
+            train(config, run_dir, resume=args.resume, overwrite=args.overwrite, probe=probe)
     except TrainingStopped as exc:
         if exc.reported:
             logger.info("continue with --resume")

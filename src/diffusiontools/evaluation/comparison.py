@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ..config import DataConfig
 from ..data import ImageDataset, to_model
 from ..errors import UserError
-from ..outputs.safe_writes import staged_outputs
+from ..outputs.safe_writes import check_output_folder, staged_outputs
 from ..sampling.plan import resolve_plan
 from ..training.trained_model import TrainedModel, load_model
 from .evaluation_data import load_evaluation_data, with_classifier
@@ -107,7 +107,8 @@ def evaluate_sets(
         raise UserError("give at least one set to evaluate")
     names = [label for label, _ in sets]
     check_labels(names)
-    device, out_dir = torch.device(device), Path(out_dir)
+    device = torch.device(device)
+    out_dir = check_output_folder(out_dir, "out", "the evaluation")
     models = {label: src for label, src in sets if isinstance(src, TrainedModel)}
     for model in models.values():  # a sampler or steps the model cannot take: refused now
         resolve_plan(model.config, settings.sampler, settings.steps)

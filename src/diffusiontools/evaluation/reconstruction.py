@@ -29,7 +29,12 @@ from ..data import ImageDataset, to_model
 from ..diffusion.cold import resolve_start
 from ..errors import UserError
 from ..outputs.figures import save_image_rows
-from ..outputs.safe_writes import check_distinct, refuse_existing, staged_outputs
+from ..outputs.safe_writes import (
+    check_distinct,
+    check_output_folder,
+    refuse_existing,
+    staged_outputs,
+)
 from ..outputs.tables import markdown
 from ..sampling.generation import check_finite, model_fn, seeded_batches
 from ..sampling.registry import get_sampler
@@ -157,6 +162,8 @@ def _prepare(
         get_sampler(sampler, process.kind)
     if len(set(samplers)) != len(samplers):
         raise UserError(f"samplers={','.join(samplers)} names a sampler twice; give each once")
+    own = RunFolder(run_dir).reconstruction
+    out_dir = check_output_folder(out_dir if out_dir is not None else own, "out", "the study")
     dataset = trained.own_data("reconstruct", "the study degrades the run's test images")
     n_test = len(dataset.test_images)
     if n < 1:
@@ -166,8 +173,6 @@ def _prepare(
             f"the reconstruction study asks for {n} test images but the data set has "
             f"{n_test}: give n={n_test} or fewer"
         )
-    own = RunFolder(run_dir).reconstruction
-    out_dir = Path(out_dir) if out_dir is not None else own
     is_own = out_dir.resolve() == own.resolve()  # the run's own: each study's
     if not overwrite and not is_own:
         refuse_existing(

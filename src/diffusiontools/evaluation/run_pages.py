@@ -25,7 +25,7 @@ import torch
 
 from ..errors import UserError
 from ..outputs.figures import save_image_rows, save_learning_curve
-from ..outputs.safe_writes import refuse_existing, staged_outputs
+from ..outputs.safe_writes import check_output_folder, refuse_existing, staged_outputs
 from ..outputs.tables import html_table
 from ..training.run_folder import RunFolder, read_metrics
 from .sample_sets import file_stem
@@ -299,7 +299,8 @@ def write_pages(
     again is deleted) and leaves other files; everything is checked before anything is written,
     and the files appear together once all are written (``outputs.safe_writes.staged_outputs``).
     """
-    run_dirs, out_dir = [Path(r) for r in run_dirs], Path(out_dir)
+    run_dirs = [Path(r) for r in run_dirs]
+    out_dir = check_output_folder(out_dir, "out", "the pages")
     for run_dir in run_dirs:
         RunFolder(run_dir).checkpoint(None)  # says what is missing: the folder, or its checkpoints
     if len({r.name for r in run_dirs}) != len(run_dirs):

@@ -84,17 +84,20 @@ def check_output_file(
     return path
 
 
-def check_output_folder(folder: str | Path, what: str) -> Path:
-    """Refuse a folder a command would write ``what`` into (``the run``), before any work and
-    without creating anything: a path that is a file, or whose nearest existing ancestor is a
-    file or read-only. The same words for every command (``check_output_file``'s)."""
+def check_output_folder(folder: str | Path, argument: str, what: str) -> Path:
+    """Refuse the folder ``argument`` names (``out``), into which a command would write ``what``
+    (``the run``), before any work and without creating anything: a name holding a control
+    character, a path that is a file, or one whose nearest existing ancestor is a file or
+    read-only. The same words for every command (``check_output_file``'s)."""
     folder = Path(folder)
-    check_printable(folder, "", f"name a folder for {what}")
+    check_printable(folder, f"{argument}=", f"name a folder for {what}")
     if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file; name a folder for {what}")
+        raise UserError(f"{argument}={folder} is a file; name a folder for {what}")
     blocked = _unwritable_ancestor(folder.absolute())
     if blocked:
-        raise UserError(f"{folder} is not writable ({blocked}); name a folder for {what}")
+        raise UserError(
+            f"{argument}={folder} is not writable ({blocked}); name a folder for {what}"
+        )
     return folder
 
 

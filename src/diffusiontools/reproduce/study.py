@@ -87,7 +87,7 @@ class Study:
                 f"ship {', '.join(missing)} (shipped: {', '.join(pretrained_names()) or 'none'}); "
                 "train them instead (leave out skip_training=True)"
             )
-        ensure_writable(self.out, "the reproduction")
+        ensure_writable(self.out, "out", "the reproduction")
         self.state_path = self.out / STATE_FILE
         self.state = {"scale": scale.name, "seed": seed, "stages": {}, "machines": {}}
         if shipped:

@@ -34,7 +34,7 @@ from .. import __version__
 from ..config import Config, config_from_dict
 from ..errors import UserError
 from ..optional import require
-from ..outputs.safe_writes import STAND_IN, staged_outputs
+from ..outputs.safe_writes import STAND_IN, check_output_folder, staged_outputs
 from .checkpoint import follow_umask
 from .run_config import as_recorded, check_config
 from .run_folder import EXPORT_DESCRIPTION, RECONSTRUCTION_DIR, SAMPLES_DIR, RunFolder
@@ -87,7 +87,7 @@ def write_export(model: TrainedModel, out: Path, format: str) -> Path:
     check_format(format)
     if format == "diffusers":
         _check_diffusers_exportable(model.config)
-    out = Path(out)
+    out = check_output_folder(out, "out", "the export")
     _check_replaceable(out)
     with staged_outputs() as staging:
         folder = staging.folder(out, whole=True)

@@ -329,17 +329,18 @@ def recover_if_idle(run_dir: Path) -> None:
         pass  # a training is running in the folder: its own recovery is in charge
 
 
-def ensure_writable(folder: Path, what: str = "the run") -> None:
-    """Create ``folder`` and prove it takes a file now, before any work that would be lost;
-    ``what``: what goes there, named when it cannot (``check_output_folder``)."""
-    check_output_folder(folder, what)
+def ensure_writable(folder: Path, argument: str, what: str) -> None:
+    """Create ``folder`` (the ``argument`` given: ``run_dir``) and prove it takes a file now,
+    before any work that would be lost; ``what`` goes there (``the run``), named when it cannot
+    (``check_output_folder``)."""
+    check_output_folder(folder, argument, what)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".write_test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"output folder {folder} is not writable: {exc.strerror}") from None
+        raise UserError(f"{argument}={folder} is not writable: {exc.strerror}") from None
 
 
 class RunLock:

@@ -130,7 +130,7 @@ class TrainingSession:
         if any(path.exists() for path in used):
             self._hold()
         else:  # no training runs here, nor was interrupted: read only, as the data may refuse
-            check_output_folder(self.run_dir, "the run")
+            check_output_folder(self.run_dir, "run_dir", "the run")
             run_folder.check_intent(self.run_dir, self.resume, self.overwrite)
 
     def _hold(self) -> None:
@@ -138,7 +138,7 @@ class TrainingSession:
         check that the folder's run fits ``resume``/``overwrite``."""
         if not self.ranks.is_main or self._locked:
             return
-        run_folder.ensure_writable(self.run_dir)
+        run_folder.ensure_writable(self.run_dir, "run_dir", "the run")
         # Lock first: --overwrite must never touch the files of a running training.
         self._held.enter_context(run_folder.RunLock(self.run_dir))
         self._locked = True
