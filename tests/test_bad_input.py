@@ -341,8 +341,8 @@ CHECKPOINT_EXPECTED = (
     "expected a .pt file that diffusiontools train wrote (a dict of tensors and plain data)"
 )
 NPZ_EXPECTED = (
-    "expected an NPZ archive holding 'images', uint8 (N, H, W) or (N, 3, H, W) (or (N, 28, 28) "
-    "without 'format'), as diffusiontools sample writes"
+    "expected an NPZ archive holding 'images', uint8 (N, H, W) or (N, 3, H, W), as "
+    "diffusiontools sample writes"
 )
 
 

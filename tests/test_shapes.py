@@ -110,6 +110,27 @@ def test_an_old_npz_of_28x28_images_still_reads(tmp_path):
     assert images.shape == (3, 28, 28) and np.array_equal(images, old) and meta == {"seed": 4}
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 16, 16)])
+def test_a_users_npz_without_format_reads_at_any_size(tmp_path, shape):
+    """np.savez(path, images=...) of CIFAR-sized samples was refused by a message listing
+    (N, 3, H, W) among the shapes expected."""
+    mine = np.arange(np.prod(shape)).reshape(shape).astype(np.uint8)
+    np.savez(tmp_path / "mine.npz", images=mine)
+    images, meta = load_samples(tmp_path / "mine.npz")
+    assert np.array_equal(images, mine) and meta == {}
+
+
+def test_an_npz_of_another_layout_is_refused_in_one_sentence(tmp_path):
+    np.savez(tmp_path / "hwc.npz", images=np.zeros((2, 8, 8, 3), np.uint8))
+    with pytest.raises(UserError) as e:
+        load_samples(tmp_path / "hwc.npz")
+    assert str(e.value) == (
+        f"npz={tmp_path / 'hwc.npz'} holds 'images' of uint8 (2, 8, 8, 3): expected an NPZ "
+        "archive holding 'images', uint8 (N, H, W) or (N, 3, H, W), as diffusiontools sample "
+        "writes"
+    )
+
+
 def test_an_npz_of_an_unknown_format_is_refused(tmp_path):
     path = tmp_path / "new.npz"
     np.savez_compressed(path, images=np.zeros((2, 8, 8), np.uint8), meta="{}", format=3)

@@ -2,8 +2,9 @@
 or RGB (N, 3, H, W), ``meta`` (JSON) and ``format`` (:data:`FORMAT`), and where the writer kept
 them, ``unclamped``: the samples as the model drew them, float32 in the images' layout, in the
 model's range [-0.5, 0.5] and beyond it (the report's total variance is of these). Gray images
-keep the layout of every earlier file, so readers of MNIST samples read them as ever; files
-without ``format`` hold (N, 28, 28) gray images; readers that know no ``unclamped`` pass it by."""
+keep the layout of every earlier file, so readers of MNIST samples read them as ever; a file
+without ``format`` (an earlier version's, or one made with ``np.savez(path, images=...)``) is read
+the same way; readers that know no ``unclamped`` pass it by."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import torch
 from ..data import to_uint8
 from ..errors import UserError
 
-FORMAT = 2  # images (N, H, W) or (N, 3, H, W) of any size; none: (N, 28, 28)
+FORMAT = 2  # images (N, H, W) or (N, 3, H, W) of any size (format 1: (N, 28, 28))
 
 
 def save_samples(path: Path, images: torch.Tensor, unclamped: bool = False, **meta) -> None:
@@ -137,7 +138,7 @@ def _size(n_bytes: int) -> str:
 
 def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
     """Read ``images`` uint8, gray (N, H, W) or RGB (N, 3, H, W), and the metadata written by
-    :func:`save_samples`; a file without ``format`` holds (N, 28, 28).
+    :func:`save_samples`, or the ``images`` of a file without ``format`` or ``meta`` (a user's).
 
     ``name``: the argument that gave ``path`` (``npz``, or ``set 'a'`` for a set of
     ``evaluate``), named in the one-sentence refusal of a file that is not such an NPZ (an
@@ -147,8 +148,8 @@ def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
     if not path.is_file():
         raise UserError(f"{name}={path} does not exist: give a samples NPZ that sample wrote")
     expected = (
-        "an NPZ archive holding 'images', uint8 (N, H, W) or (N, 3, H, W) (or (N, 28, 28) "
-        "without 'format'), as diffusiontools sample writes"
+        "an NPZ archive holding 'images', uint8 (N, H, W) or (N, 3, H, W), as diffusiontools "
+        "sample writes"
     )
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -168,10 +169,7 @@ def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
             f"{name}={path} has format {version}; this version reads format {FORMAT} and "
             "files without one: update diffusiontools"
         )
-    if version is None:
-        fits = images.ndim == 3 and images.shape[1:] == (28, 28)
-    else:
-        fits = images.ndim == 3 or (images.ndim == 4 and images.shape[1] == 3)
+    fits = images.ndim == 3 or (images.ndim == 4 and images.shape[1] == 3)
     if images.dtype != np.uint8 or not fits:
         raise UserError(
             f"{name}={path} holds 'images' of {images.dtype} {images.shape}: expected {expected}"
