@@ -424,3 +424,12 @@ def test_resamples_that_do_not_vary_give_no_interval_not_a_zero_width_one():
     assert same["ci"] is None and cell(same, 2) == "1.00 (no CI)"
     spread = bootstrapped(np.mean, np.arange(20.0), seed=0, n_boot=50)
     assert spread["ci"][0] < 9.5 < spread["ci"][1]
+
+
+def test_a_value_that_rounds_to_zero_shows_no_minus_sign():
+    """A Monte Carlo grid "KL" of -0.0001 (an estimate, it can dip below 0) showed "-0.000"."""
+    from diffusiontools.outputs.tables import cell
+
+    entry = {"value": -0.0001, "ci": [-0.0004, 0.0012]}
+    assert cell(entry, 3) == "0.000 [0.000, 0.001]"
+    assert cell({"value": -0.0006, "ci": None}, 3) == "-0.001 (no CI)"

@@ -37,22 +37,24 @@ ROWS = [
 ]
 
 
+def fixed(x: float, digits: int) -> str:
+    """``x`` with ``digits`` decimals, never "-0.000": a value that rounds to zero (an entropy of
+    one class, -0.0; a Monte Carlo "KL" of -0.0001) shows as 0."""
+    return f"{round(x, digits) + 0.0:.{digits}f}"
+
+
 def cell(entry: dict, digits: int) -> str:
     """'value [low, high]', with '± std' for KID and '(no CI)' where no interval was possible;
     'not computed' where the metric itself could not be (metrics.json's note says why)."""
     if entry["value"] is None:
         return "not computed"
-
-    def number(x: float) -> str:
-        return f"{x + 0.0:.{digits}f}"  # + 0.0 turns -0.0 (entropy of one class) into 0.0
-
-    text = number(entry["value"])
+    text = fixed(entry["value"], digits)
     if "std" in entry:
-        text += f" ± {number(entry['std'])}"
+        text += f" ± {fixed(entry['std'], digits)}"
     if entry["ci"] is None:
         return text + " (no CI)"
     low, high = entry["ci"]
-    return f"{text} [{number(low)}, {number(high)}]"
+    return f"{text} [{fixed(low, digits)}, {fixed(high, digits)}]"
 
 
 def table(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -86,7 +88,7 @@ def table(results: dict) -> tuple[list[str], list[list[str]]]:
             for run in runs.values()
         ]
         value = reference["values"].get(key) if reference else None
-        rows.append(row(name, cells, "" if value is None else f"{value + 0.0:.{digits}f}"))
+        rows.append(row(name, cells, "" if value is None else fixed(value, digits)))
     histograms = [
         "–" if run["class_histogram"] is None else " ".join(map(str, run["class_histogram"]))
         for run in runs.values()
