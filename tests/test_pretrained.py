@@ -112,7 +112,7 @@ EXPORT_FILES = {
 @pytest.mark.parametrize("name", pretrained.pretrained_names())
 def test_each_shipped_model_is_the_reports_config_at_its_analysed_epoch(name):
     from diffusiontools.reproduce.scales import REPORT_MODELS
-    from diffusiontools.training.run_config import load_config
+    from diffusiontools.training.run_config import load_config, to_ini
 
     folder = pretrained.pretrained_folder(name)  # its sha256 checked against the pin
     assert {p.name for p in folder.iterdir()} == EXPORT_FILES
@@ -121,6 +121,9 @@ def test_each_shipped_model_is_the_reports_config_at_its_analysed_epoch(name):
     report = load_config(name)  # the packaged config: network, process and sampler unchanged
     assert (model.config.model, model.config.diffusion) == (report.model, report.diffusion)
     assert model.config.sampling == report.sampling
+    # config.ini is the weights' config as this version writes it: no out-of-date notes
+    # (model 1's said data.image_size applied to image folders only)
+    assert (folder / "config.ini").read_text() == to_ini(model.config)
 
 
 @pytest.mark.slow

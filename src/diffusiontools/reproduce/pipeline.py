@@ -69,11 +69,13 @@ def train_all(study: Study, jobs: int = 1) -> None:
 
 
 def export(study: Study, run_name: str) -> None:
-    """OUT/models/<model>: a report model's analysed weights with its run's records, the folder
+    """OUT/models/<model>: a report model's analysed weights with its run's records (config.ini
+    written again from the weights' config: the same values, this version's notes), the folder
     the package ships (copied into diffusiontools/pretrained); nothing for another run. A
     folder an interrupted export left without its metrics.csv (copied last) is the study's
     own: written again."""
     from ..training.export import write_export
+    from ..training.run_config import to_ini
     from ..training.trained_model import load_model
 
     folder = study.out / "models" / run_name
@@ -85,7 +87,10 @@ def export(study: Study, run_name: str) -> None:
         if folder.is_dir():
             shutil.rmtree(folder)
         write_export(trained, folder, "safetensors")
-        for record in (run.config, run.data_record, run.learning_curve, run.metrics):
+        # config.ini as this version writes it (an earlier version's notes on keys may be out
+        # of date); its values are the run's
+        (folder / run.config.name).write_text(to_ini(trained.config))
+        for record in (run.data_record, run.learning_curve, run.metrics):
             shutil.copyfile(record, folder / record.name)
 
 
