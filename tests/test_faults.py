@@ -99,6 +99,15 @@ def users_files(run: Path) -> None:
     (run / "config.ini").write_text("[training]\nepochs = 3\n")
 
 
+def users_edited_copy(run: Path) -> None:
+    """A run's config.ini, copied into the user's folder and edited (training.lr): theirs now,
+    which a training into the folder wrote over."""
+    run.mkdir()
+    text = (reference_run() / "config.ini").read_text()
+    assert "\nlr = 0.002\n" in text
+    (run / "config.ini").write_text(text.replace("\nlr = 0.002\n", "\nlr = 0.003\n"))
+
+
 def users_metrics(run: Path) -> None:
     run.mkdir()
     (run / "metrics.csv").write_text("step,loss\n1,0.5\n")
@@ -134,6 +143,7 @@ REFUSED_BEFORE_THE_DATA = [
     # a metrics.csv of the user's, beside no config.ini a run wrote: not a killed run, whose
     # overwrite would delete it
     (users_metrics, {}, (), "{run} holds metrics.csv, which no run wrote"),
+    (users_edited_copy, {}, (), "{run} holds config.ini, which no run wrote"),
     (users_metrics, {"overwrite": True}, (), "{run} holds metrics.csv, which no run wrote"),
 ]  # fmt: skip
 
@@ -405,3 +415,19 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeyp
     assert "No space left on device" in error and "previous checkpoint" in error
     assert checkpoint_files(run) == before
     assert_every_checkpoint_loads(run)
+
+
+def test_a_run_config_is_known_by_its_sealed_header():
+    """The header's digest seals the lines below it; an earlier version's header has none and
+    counts as a run's as before."""
+    from diffusiontools.config import is_run_config_text
+
+    text = (reference_run() / "config.ini").read_text()
+    header = text.partition("\n")[0]
+    assert header.startswith("# resolved config of run 'tiny' [sha256 ") and len(header) == 57
+    assert is_run_config_text(text)
+    assert not is_run_config_text(text.replace("epochs = 3", "epochs = 4"))
+    assert not is_run_config_text(text + "# my note\n")
+    old = Path(__file__).parent / "fixtures" / "old_runs" / "9d1e346_gaussian" / "config.ini"
+    assert is_run_config_text(old.read_text())
+    assert not is_run_config_text("[training]\nepochs = 3\n")

@@ -18,8 +18,10 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import hashlib
 import logging
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -765,12 +767,19 @@ def config_from_dict(data: dict, source: str = "the stored config") -> Config:
 
 
 RUN_CONFIG_HEADER = "# resolved config of run"  # the first line of every config a run wrote
+_SEALED = re.compile(r"\[sha256 ([0-9a-f]{16})\]$")  # the header's end: a digest of the rest
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
 
 
 def ini_text(config: Config, unused: typing.Mapping[str, tuple[str, str]]) -> str:
     """``config`` as INI text; each key of ``unused`` (key -> (what it applies to, what would
-    ignore it)) a comment saying so, so that the text loads back as the same config."""
-    lines = [f"{RUN_CONFIG_HEADER} '{config.name}'"]
+    ignore it)) a comment saying so, so that the text loads back as the same config. The first
+    line, ``# resolved config of run 'NAME' [sha256 DIGEST]``, holds the first 16 hex digits of
+    the sha256 of the lines below it (:func:`is_run_config_text`)."""
+    lines = []
     for section in SECTIONS:
         lines.append(f"\n[{section}]")
         for key, value in dataclasses.asdict(getattr(config, section)).items():
@@ -778,4 +787,16 @@ def ini_text(config: Config, unused: typing.Mapping[str, tuple[str, str]]) -> st
             if f"{section}.{key}" in unused:
                 line = f"# {line}  (unused: applies to {unused[f'{section}.{key}'][0]} only)"
             lines.append(line)
-    return "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    return f"{RUN_CONFIG_HEADER} '{config.name}' [sha256 {_digest(body)}]\n{body}"
+
+
+def is_run_config_text(text: str) -> bool:
+    """Whether ``text`` is a config.ini as a run wrote it: its first line is a run's header and
+    the lines below are the ones its digest seals (an earlier version wrote no digest: its
+    header alone counts). A copy the user edited is the user's file."""
+    header, _, body = text.partition("\n")
+    if not header.startswith(RUN_CONFIG_HEADER):
+        return False
+    sealed = _SEALED.search(header)
+    return sealed is None or sealed.group(1) == _digest(body)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..config import RUN_CONFIG_HEADER
+from ..config import is_run_config_text
 from ..errors import UserError
 from ..outputs.safe_writes import check_output_folder
 from .checkpoint import CHECKPOINT_DIR, epoch_path, latest_path, list_epochs
@@ -242,10 +242,11 @@ def check_no_foreign_entries(run_dir: Path) -> None:
 
 
 def written_by_a_run(config: Path) -> bool:
-    """Whether the config.ini at ``config`` is one a run wrote (its first line says so)."""
+    """Whether the config.ini at ``config`` is one a run wrote, unedited
+    (``config.is_run_config_text``)."""
     try:
         with open(config, encoding="utf-8", errors="replace") as f:
-            return f.readline().startswith(RUN_CONFIG_HEADER)
+            return is_run_config_text(f.read(1 << 20))  # a run's is a few kB
     except OSError:
         return False
 
