@@ -10,6 +10,4 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 
 def hidden_characters(text: str) -> list[str]:
     """The characters of ``text`` that are not shown as themselves, in order (empty: none)."""
-    return [
-        c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in BIDI_CONTROLS
-    ]
+    return [c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in BIDI_CONTROLS]
