@@ -17,8 +17,9 @@ PACKAGE = Path(diffusiontools.__file__).parent
 # Lowest first. A module may import its own layer and any layer below, never one above. The
 # top-level __init__ loads its public names through importlib (the _PUBLIC map), not an import.
 LAYERS = [
-    ("errors", "device", "config", "optional", "progress_bar"),  # leaves: the error type, the
-    # device choice, the settings, the optional dependencies, the progress bars
+    ("errors", "device", "config", "optional", "progress_bar", "hidden_characters"),  # leaves:
+    # the error type, the device choice, the settings, the optional dependencies, the progress
+    # bars, the characters a name may not hold
     ("data",),  # MNIST files -> one uint8 tensor, the split, pixel mapping
     ("models", "diffusion"),  # networks; processes, schedules, degradations, the cold prior
     ("sampling",),  # the sampler registry, one file per sampler, batched generation
