@@ -497,6 +497,10 @@ def test_a_refused_command_creates_no_folder(argv, tmp_path):
         ('out="it\'s/n=2" exists', '--out "it\'s/n=2" exists'),
         ("the run's steps=5 and 'x'", "the run's --steps 5 and 'x'"),
         ("a {'data.source': ''} unset", "a --set data.source= unset"),
+        # a path's own "name=" is the user's text
+        ("out=odd/seed=3 is a file", "--out odd/seed=3 is a file"),
+        ("runs/n=5 already holds a run", "runs/n=5 already holds a run"),
+        ("out=seed=3/x is a file", "--out seed=3/x is a file"),
     ],
 )
 def test_the_cli_names_its_flags_where_the_library_names_arguments(library, command_line):
@@ -509,3 +513,5 @@ def test_a_quoted_value_stays_as_written_once_its_key_is_a_flag():
     message = keys_as_flags("run_dir='/runs/seed=3' is a file", {"run_dir": "--out"})
     assert message == "--out '/runs/seed=3' is a file"
     assert cli.as_flags(message) == "--out '/runs/seed=3' is a file"
+    message = keys_as_flags("run_dir=odd/run_dir=y is a file", {"run_dir": "--out"})
+    assert cli.as_flags(message) == "--out odd/run_dir=y is a file"

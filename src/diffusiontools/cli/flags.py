@@ -49,6 +49,9 @@ FALSE_FLAGS = {"ema": "--no-ema"}  # a boolean argument whose False has a flag o
 # A value as repr() shows it: a quote that opens a token (after "=", a space, a bracket).
 _QUOTED_VALUE = re.compile(r"""(?<![\w'"])(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 _HELD = "\ue000"  # a private-use character stands in for a quoted value while flags are named
+# A name is a flag's only where a token starts (the message's start, a space, a bracket, a
+# comma): "seed=" in the path runs/seed=3 is the user's text.
+_TOKEN_START = r"(?<![^\s(\[{,;])"
 
 
 def _outside_quoted_values(message: str, rewrite) -> str:
@@ -59,23 +62,28 @@ def _outside_quoted_values(message: str, rewrite) -> str:
     return re.sub(_HELD, lambda _: next(values), rewritten)
 
 
+_ARGUMENT = re.compile(
+    _TOKEN_START + rf"({'|'.join(map(re.escape, ARGUMENT_FLAGS))})=(True\b|False\b)?"
+)
+
+
+def _argument_as_flag(match: re.Match) -> str:
+    name, boolean = match.group(1), match.group(2)
+    if boolean == "True":
+        return ARGUMENT_FLAGS[name]
+    if boolean == "False" and name in FALSE_FLAGS:
+        return FALSE_FLAGS[name]
+    return f"{ARGUMENT_FLAGS[name]} {boolean or ''}"
+
+
 def as_flags(message: str) -> str:
     """A library message with its argument names (``steps=5``, ``resume=True``, ``ema=False``)
     as the flags a command-line user typed (``--steps 5``, ``--resume``, ``--no-ema``), an
     unsetting override (``{'data.source': ''}``) as ``--set data.source=``; config
-    keys (``sampling.steps=``) stay as they are (see :func:`keys_as_flags`); quoted values as
-    written."""
+    keys (``sampling.steps=``) stay as they are (see :func:`keys_as_flags`); quoted values and
+    paths (``runs/seed=3``) as written. One pass: a flag put in is never read again."""
     message = re.sub(r"\{'([\w.]+)': ''\}", r"--set \1=", message)  # an unset override
-    return _outside_quoted_values(message, _arguments_as_flags)
-
-
-def _arguments_as_flags(message: str) -> str:
-    for name, flag in FALSE_FLAGS.items():
-        message = re.sub(rf"(?<![\w.\-]){name}=False\b", flag, message)
-    for name, flag in ARGUMENT_FLAGS.items():
-        message = re.sub(rf"(?<![\w.\-]){name}=True\b", flag, message)
-        message = re.sub(rf"(?<![\w.\-]){name}=", f"{flag} ", message)
-    return message
+    return _outside_quoted_values(message, lambda text: _ARGUMENT.sub(_argument_as_flag, text))
 
 
 def keys_as_flags(message: str, flags: dict[str, str]) -> str:
@@ -83,16 +91,21 @@ def keys_as_flags(message: str, flags: dict[str, str]) -> str:
     flag: ``diffusion.T=0`` -> ``--T 0``, a bare ``diffusion.T`` -> ``--T``. A boolean key's
     value (config.ini's ``true``/``false``) is its flag alone, which takes none:
     ``sampling.clip_x0=true`` -> ``--clip-x0`` (``{"sampling.clip_x0": "--no-clip-x0"}`` where
-    that was typed). Quoted values are kept as written."""
-
-    def rewrite(message: str) -> str:
-        for key, flag in flags.items():
-            message = re.sub(rf"(?<![\w.]){re.escape(key)}=(?:true|false)\b", flag, message)
-            message = re.sub(rf"(?<![\w.]){re.escape(key)}=", f"{flag} ", message)
-            message = re.sub(rf"(?<![\w.]){re.escape(key)}(?![\w.])", flag, message)
+    that was typed). Quoted values and paths are kept as written, as in :func:`as_flags`."""
+    if not flags:
         return message
+    key = re.compile(
+        _TOKEN_START
+        + rf"({'|'.join(map(re.escape, flags))})(?:(=(?:true|false)\b)|(=)|(?![\w.]))"
+    )
 
-    return _outside_quoted_values(message, rewrite)
+    def as_flag(match: re.Match) -> str:
+        name, boolean, value = match.group(1), match.group(2), match.group(3)
+        if boolean:
+            return flags[name]
+        return f"{flags[name]} " if value else flags[name]
+
+    return _outside_quoted_values(message, lambda text: key.sub(as_flag, text))
 
 
 @contextlib.contextmanager
