@@ -109,8 +109,8 @@ def test_an_output_name_with_a_control_character_is_refused_before_anything_is_m
     shown = repr(name)
     with pytest.raises(safe_writes.UserError) as refused:
         safe_writes.check_output_file(name, "out", "the grid")
-    assert str(refused.value).startswith(f"out={shown} holds the control character ")
-    with pytest.raises(safe_writes.UserError, match="holds the control character"):
+    assert str(refused.value).startswith(f"out={shown} holds the non-printing character ")
+    with pytest.raises(safe_writes.UserError, match="holds the non-printing character"):
         safe_writes.check_output_folder(name, "out", "the run")
     with pytest.raises(safe_writes.UserError, match="name the output folder without one"):
         with staged_outputs() as staging:
@@ -125,7 +125,7 @@ def test_a_folder_that_exists_with_such_a_name_is_written_into(tmp_path):
     folder.mkdir()
     assert safe_writes.check_output_file(folder / "grid.png", "out") == folder / "grid.png"
     safe_writes.check_output_folder(folder / "samples", "out", "the samples")
-    with pytest.raises(safe_writes.UserError, match=r"holds the control character '\\t'"):
+    with pytest.raises(safe_writes.UserError, match=r"holds the non-printing character '\\t'"):
         safe_writes.check_output_file(folder / "a\tb.png", "out")
 
 
@@ -136,7 +136,7 @@ def test_a_command_refuses_such_a_name_in_one_line(tmp_path, capsys):
     argv = ["sample", str(run), "-n", "2", "--out", grid, "--device", "cpu"]
     assert cli.main(argv) == 2
     assert capsys.readouterr().err == (
-        f"error: --out {grid!r} holds the control character '\\n'; name a file for the grid "
+        f"error: --out {grid!r} holds the non-printing character '\\n'; name a file for the grid "
         "without one\n"
     )
     assert names(tmp_path) == []

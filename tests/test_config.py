@@ -99,11 +99,11 @@ def test_data_dir_is_kept_absolute(tiny_ini, tmp_path, monkeypatch):
         ("training", "is not of the form section.key=value"),
         (
             "training.lr\n=1",
-            "override='training.lr\\n=1' holds the control character '\\n'; write "
+            "override='training.lr\\n=1' holds the non-printing character '\\n'; write "
             "section.key=value on one line without one",
         ),
-        ("data.source=mnist\t", "holds the control character '\\t'"),
-        ("training.lr=1\u2028", "holds the control character '\\u2028'"),
+        ("data.source=mnist\t", "holds the non-printing character '\\t'"),
+        ("training.lr=1\u2028", "holds the non-printing character '\\u2028'"),
         (
             "sampling.timestep_spacing=diffusers",
             "sampling.timestep_spacing='diffusers' is not allowed: choose one of ours, trailing, "

@@ -159,7 +159,7 @@ CASES = [
     (
         "evaluate, a name with a newline",
         ["evaluate", "{run}", "--out", "a\nb"],
-        "error: --out 'a\\nb' holds the control character '\\n'; name a folder for the "
+        "error: --out 'a\\nb' holds the non-printing character '\\n'; name a folder for the "
         "evaluation without one",
     ),
 ]
@@ -214,6 +214,28 @@ def test_a_blank_label_is_refused_before_anything_is_written(tmp, capsys, label)
         "in its files' names with --label NAME ...\n"
     )
     assert not (tmp / "ev").exists()
+
+
+@pytest.mark.parametrize("label", ["a\nb", "a\u202eb"])
+def test_a_label_with_a_non_printing_character_is_refused(tmp, capsys, label):
+    """--label $'a\\nb' split the header row of metrics.md over two lines."""
+    a = npz(tmp / "a.npz")
+    argv = ["evaluate", "--npz", str(a), "--label", label, "--out", str(tmp / "ev")]
+    assert cli.main(argv) == 2
+    hidden = label[1]
+    assert capsys.readouterr().err == (
+        f"error: the label {label!r} holds the non-printing character {hidden!r}: give each set "
+        "a name that shows in the table and in its files' names with --label NAME ...\n"
+    )
+    assert not (tmp / "ev").exists()
+
+
+def test_an_error_quoting_a_name_with_a_newline_stays_one_line(tmp, capsys):
+    """evaluate --npz $'a\\nb.npz' printed its error over two lines."""
+    argv = ["evaluate", "--npz", "x\ny/a.npz", "--out", str(tmp / "ev")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --npz x\\ny/a.npz does not exist")
 
 
 def test_set_labels_refuses_every_kind_of_clash():

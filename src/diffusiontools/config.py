@@ -616,7 +616,7 @@ def _merge(base: dict[str, dict[str, str]], overrides: typing.Sequence[str]) -> 
         hidden = hidden_characters(item)
         if hidden:
             raise UserError(
-                f"override={item!r} holds the control character {hidden[0]!r}; write "
+                f"override={item!r} holds the non-printing character {hidden[0]!r}; write "
                 "section.key=value on one line without one"
             )
         key, sep, value = item.partition("=")

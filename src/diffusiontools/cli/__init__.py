@@ -14,6 +14,7 @@ import threading
 
 from .. import __version__
 from ..errors import UserError
+from ..hidden_characters import shown
 from ..outputs.safe_writes import signals_held
 from ..training.signals import TrainingStopped
 from . import (
@@ -99,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # refused by the command's own parser, whose --help lists what it takes
-        shown = " ".join(a if a.isprintable() else repr(a) for a in unknown)  # on one line
-        command_parser(parser, args).error(f"unrecognized arguments: {shown}")
+        typed = " ".join(a if a.isprintable() else repr(a) for a in unknown)  # on one line
+        command_parser(parser, args).error(f"unrecognized arguments: {typed}")
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS} if on_main_thread else {}
     if on_main_thread:
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             raise
-        print(f"error: {as_flags(str(exc))}", file=sys.stderr)
+        print(f"error: {shown(as_flags(str(exc)))}", file=sys.stderr)
         return 2
     finally:
         for s, handler in previous.items():

@@ -95,8 +95,7 @@ def keys_as_flags(message: str, flags: dict[str, str]) -> str:
     if not flags:
         return message
     key = re.compile(
-        _TOKEN_START
-        + rf"({'|'.join(map(re.escape, flags))})(?:(=(?:true|false)\b)|(=)|(?![\w.]))"
+        _TOKEN_START + rf"({'|'.join(map(re.escape, flags))})(?:(=(?:true|false)\b)|(=)|(?![\w.]))"
     )
 
     def as_flag(match: re.Match) -> str:

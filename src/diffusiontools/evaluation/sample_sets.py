@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ..data import to_uint8
 from ..errors import UserError
+from ..hidden_characters import hidden_characters
 from ..outputs.samples_io import load_samples, load_unclamped, save_samples
 from ..progress_bar import progress_bar
 from ..sampling.generation import generate
@@ -114,14 +115,22 @@ def set_labels(run_dirs: list[Path], npz_files: list[Path], labels: list[str]) -
 
 
 def check_labels(names: list[str]) -> None:
-    """Refuse a blank label (a column without a header, files named samples_.png) and two sets
-    whose labels (runs' and NPZ files' alike) name the same files."""
+    """Refuse a blank label (a column without a header, files named samples_.png), one holding
+    a non-printing character (a newline splits the table's header row), and two sets whose
+    labels (runs' and NPZ files' alike) name the same files."""
     blank = [name for name in names if not name.strip()]
     if blank:
         raise UserError(
             f"the label {blank[0]!r} is blank: give each set a name that shows in the table "
             "and in its files' names with labels=NAME ..."
         )
+    for name in names:
+        hidden = hidden_characters(name)
+        if hidden:
+            raise UserError(
+                f"the label {name!r} holds the non-printing character {hidden[0]!r}: give each "
+                "set a name that shows in the table and in its files' names with labels=NAME ..."
+            )
     if len({file_stem(name) for name in names}) != len(names):
         raise UserError(
             f"the labels {names} are not distinct as file names; set them apart with "

@@ -113,7 +113,7 @@ def check_printable(path: Path, named: str, remedy: str) -> None:
     bad = hidden_characters("".join(created))
     if bad:
         raise UserError(
-            f"{named}{text!r} holds the control character {bad[0]!r}; {remedy} without one"
+            f"{named}{text!r} holds the non-printing character {bad[0]!r}; {remedy} without one"
         )
 
 
@@ -157,7 +157,7 @@ class Staging:
         by what was written; otherwise what was written is moved into ``final`` (subfolders
         merged), after the files ``replaces`` (an earlier output's) are deleted, and the rest
         of ``final`` stays. Raises DiffusionToolsError for a folder that cannot be written or
-        whose name holds a control character (:func:`check_printable`).
+        whose name holds a non-printing character (:func:`check_printable`).
         """
         check_printable(Path(final), "", "name the output folder")
         final = Path(final).absolute()
