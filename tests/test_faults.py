@@ -108,6 +108,20 @@ def users_edited_copy(run: Path) -> None:
     (run / "config.ini").write_text(text.replace("\nlr = 0.002\n", "\nlr = 0.003\n"))
 
 
+def a_run_with_an_edited_config(run: Path) -> None:
+    """A run whose config.ini the user edited: --resume wrote the run's settings over it,
+    --overwrite deleted it."""
+    copy_run(reference_run(), run)
+    text = (run / "config.ini").read_text()
+    (run / "config.ini").write_text(text.replace("\nlr = 0.002\n", "\nlr = 0.003\n"))
+
+
+def a_killed_runs_config(run: Path) -> None:
+    """The config.ini a run writes first, alone: the run was killed before its first step."""
+    run.mkdir()
+    shutil.copyfile(reference_run() / "config.ini", run / "config.ini")
+
+
 def users_metrics(run: Path) -> None:
     run.mkdir()
     (run / "metrics.csv").write_text("step,loss\n1,0.5\n")
@@ -143,7 +157,14 @@ REFUSED_BEFORE_THE_DATA = [
     # a metrics.csv of the user's, beside no config.ini a run wrote: not a killed run, whose
     # overwrite would delete it
     (users_metrics, {}, (), "{run} holds metrics.csv, which no run wrote"),
-    (users_edited_copy, {}, (), "{run} holds config.ini, which no run wrote"),
+    (users_edited_copy, {}, (), "{run}/config.ini was edited after its run wrote it (its "
+     "header's sha256 no longer matches): a training would write the run's settings over it, "
+     "or delete it with overwrite=True; move it out of {run} first"),
+    (a_run_with_an_edited_config, {"resume": True}, (), "{run}/config.ini was edited after"),
+    (a_run_with_an_edited_config, {"overwrite": True}, (), "{run}/config.ini was edited after"),
+    (a_killed_runs_config, {"resume": True}, (), "resume=True given but {run} holds no "
+     "checkpoint to resume from (only the config.ini of a run killed before its first step); "
+     "start it again without resume=True"),
     (users_metrics, {"overwrite": True}, (), "{run} holds metrics.csv, which no run wrote"),
 ]  # fmt: skip
 
@@ -431,3 +452,23 @@ def test_a_run_config_is_known_by_its_sealed_header():
     old = Path(__file__).parent / "fixtures" / "old_runs" / "9d1e346_gaussian" / "config.ini"
     assert is_run_config_text(old.read_text())
     assert not is_run_config_text("[training]\nepochs = 3\n")
+
+
+def test_a_config_named_with_a_newline_writes_a_one_line_header(tmp_path):
+    """train $'nl\\nname.ini' split the header in two: the run's config.ini did not parse, and
+    its seal read as an unsealed (earlier version's) header."""
+    from diffusiontools.config import Config, is_run_config_text
+    from diffusiontools.training.run_config import to_ini
+
+    text = to_ini(Config(name="nl\nname"))
+    assert text.startswith("# resolved config of run 'nl\\nname' [sha256 ")
+    assert is_run_config_text(text)
+    assert not is_run_config_text(text.replace("lr = ", "lr = 9"))
+
+
+def test_a_run_killed_after_its_config_starts_again_without_flags(tmp_path):
+    run = tmp_path / "run"
+    a_killed_runs_config(run)
+    train_tiny(run, "training.epochs=1")
+    assert ckpt_io.list_epochs(run) == [0]
+    assert losses(run) == losses(reference_run())[:1]

@@ -788,15 +788,19 @@ def ini_text(config: Config, unused: typing.Mapping[str, tuple[str, str]]) -> st
                 line = f"# {line}  (unused: applies to {unused[f'{section}.{key}'][0]} only)"
             lines.append(line)
     body = "\n".join(lines) + "\n"
-    return f"{RUN_CONFIG_HEADER} '{config.name}' [sha256 {_digest(body)}]\n{body}"
+    name = repr(config.name)  # one line whatever the config file's name holds
+    return f"{RUN_CONFIG_HEADER} {name} [sha256 {_digest(body)}]\n{body}"
 
 
 def is_run_config_text(text: str) -> bool:
     """Whether ``text`` is a config.ini as a run wrote it: its first line is a run's header and
     the lines below are the ones its digest seals (an earlier version wrote no digest: its
     header alone counts). A copy the user edited is the user's file."""
+    return text.startswith(RUN_CONFIG_HEADER) and not is_edited_run_config(text)
+
+
+def is_edited_run_config(text: str) -> bool:
+    """Whether ``text`` is a run's config.ini edited since (its seal does not match)."""
     header, _, body = text.partition("\n")
-    if not header.startswith(RUN_CONFIG_HEADER):
-        return False
-    sealed = _SEALED.search(header)
-    return sealed is None or sealed.group(1) == _digest(body)
+    sealed = _SEALED.search(header) if header.startswith(RUN_CONFIG_HEADER) else None
+    return sealed is not None and sealed.group(1) != _digest(body)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..config import is_run_config_text
+from ..config import is_edited_run_config, is_run_config_text
 from ..errors import UserError
 from ..outputs.safe_writes import check_output_folder
 from .checkpoint import CHECKPOINT_DIR, epoch_path, latest_path, list_epochs
@@ -195,16 +195,28 @@ def check_intent(run_dir: Path, resume: bool, overwrite: bool) -> None:
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise UserError("resume=True and overwrite=True contradict each other: give one of them")
-    has_checkpoint = RunFolder(run_dir).latest.is_file()
-    if resume and not has_checkpoint:
-        killed = (
-            " (only a run's files: a run killed before it wrote its first); start it again with "
-            "overwrite=True"
-        )
+    folder = RunFolder(run_dir)
+    if edited_since_its_run(folder.config):  # the user's text: never written over or deleted
         raise UserError(
-            f"resume=True given but {run_dir} holds no checkpoint to resume from"
-            + (killed if holds_run(run_dir) else "")
+            f"{folder.config} was edited after its run wrote it (its header's sha256 no longer "
+            "matches): a training would write the run's settings over it, or delete it with "
+            f"overwrite=True; move it out of {run_dir} first"
         )
+    has_checkpoint = folder.latest.is_file()
+    if resume and not has_checkpoint:
+        if holds_run(run_dir):
+            how = (
+                " (only a run's files: a run killed before it wrote its first); start it again "
+                "with overwrite=True"
+            )
+        elif folder.config.is_file() and written_by_a_run(folder.config):
+            how = (
+                " (only the config.ini of a run killed before its first step); start it again "
+                "without resume=True"
+            )
+        else:
+            how = ""
+        raise UserError(f"resume=True given but {run_dir} holds no checkpoint to resume from{how}")
     if not holds_run(run_dir):
         check_no_foreign_entries(run_dir)
     elif not (resume or overwrite):
@@ -244,11 +256,21 @@ def check_no_foreign_entries(run_dir: Path) -> None:
 def written_by_a_run(config: Path) -> bool:
     """Whether the config.ini at ``config`` is one a run wrote, unedited
     (``config.is_run_config_text``)."""
+    return is_run_config_text(_config_text(config))
+
+
+def edited_since_its_run(config: Path) -> bool:
+    """Whether the config.ini at ``config`` is a run's that was edited since
+    (``config.is_edited_run_config``): the user's text now."""
+    return is_edited_run_config(_config_text(config))
+
+
+def _config_text(config: Path) -> str:
     try:
         with open(config, encoding="utf-8", errors="replace") as f:
-            return is_run_config_text(f.read(1 << 20))  # a run's is a few kB
+            return f.read(1 << 20)  # a run's is a few kB
     except OSError:
-        return False
+        return ""
 
 
 def holds_run(run_dir: Path) -> bool:
