@@ -29,6 +29,7 @@ from tiny_runs import (  # noqa: F401 (single_thread: autouse fixture)
     write_ini,
 )
 
+import diffusiontools as dt
 from diffusiontools import cli
 from diffusiontools.data import idx_family, mnist
 from diffusiontools.errors import UserError
@@ -515,3 +516,18 @@ def test_a_quoted_value_stays_as_written_once_its_key_is_a_flag():
     assert cli.as_flags(message) == "--out '/runs/seed=3' is a file"
     message = keys_as_flags("run_dir=odd/run_dir=y is a file", {"run_dir": "--out"})
     assert cli.as_flags(message) == "--out odd/run_dir=y is a file"
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: dt.train("quickstart", run_dir=3), "run_dir=3 is not a path"),
+        (lambda: dt.evaluate({"a": np.zeros((10, 28, 28), np.uint8)}, out=b"ev"),
+         "out=b'ev' is not a path"),
+    ],
+)  # fmt: skip
+def test_a_path_argument_that_is_no_path_is_refused_in_our_words(call, message, tmp_path):
+    """out=b'ev' raised pathlib's TypeError."""
+    with pytest.raises(UserError) as refused:
+        call()
+    assert str(refused.value) == f"{message}: give a str or a pathlib.Path"

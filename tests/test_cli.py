@@ -221,7 +221,7 @@ def test_an_npz_path_must_end_in_npz_so_a_typo_cannot_replace_a_run_file(tmp_pat
         capsys.readouterr()
         assert cli.main(argv) == 2
         assert capsys.readouterr().err == (
-            f"error: --npz {target}: the NPZ is a .npz file; end the name in .npz\n"
+            f"error: --npz {target} does not end in .npz; name a .npz file for the NPZ\n"
         )
     assert latest.read_bytes() == before
     assert not (tmp_path / "x.png").exists()

@@ -40,6 +40,7 @@ def tmp(tmp_path, monkeypatch):
         if not module.name.endswith("__main__"):
             importlib.import_module(module.name)
     (tmp_path / "foo.png").write_bytes(b"the user's figure")
+    (tmp_path / "dangling").symlink_to("nowhere")
     (tmp_path / "file.txt").write_text("a file")
     for folder in ("adir", "d.npz", "dd.png", "beside/samples.npz"):
         (tmp_path / folder).mkdir(parents=True)
@@ -51,10 +52,12 @@ def tmp(tmp_path, monkeypatch):
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
-    return {
-        str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-    }
+    def content(p: Path) -> bytes | None:
+        if p.is_symlink():
+            return str(p.readlink()).encode()
+        return None if p.is_dir() else p.read_bytes()
+
+    return {str(p.relative_to(folder)): content(p) for p in sorted(folder.rglob("*"))}
 
 
 CASES = [
@@ -155,6 +158,28 @@ CASES = [
         "reproduce, a file",
         ["reproduce", "--out", "file.txt"],
         "error: --out file.txt is a file; name a folder for the reproduction",
+    ),
+    (
+        "classifier, another ending",
+        ["classifier", "train", "--out", "w.txt"],
+        "error: --out w.txt does not end in .pt; name a .pt file for the weights",
+    ),
+    (
+        "evaluate, a broken link",
+        ["evaluate", "{run}", "--out", "dangling"],
+        "error: --out dangling is not writable ({tmp}/dangling is a broken symbolic link to "
+        "nowhere); name a folder for the evaluation",
+    ),
+    (
+        "sample, below a broken link",
+        ["sample", "{run}", "-n", "2", "--out", "dangling/g.png"],
+        "error: --out dangling/g.png: its folder dangling is not writable ({tmp}/dangling is a "
+        "broken symbolic link to nowhere)",
+    ),
+    (
+        "export, a name too long",
+        ["export", "{run}", "--format", "safetensors", "--out", "x" * 300],
+        f"error: --out {'x' * 300} cannot be used: File name too long",
     ),
     (
         "evaluate, a name with a newline",

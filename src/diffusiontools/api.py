@@ -21,6 +21,7 @@ from .evaluation.classifier_store import train_for_dataset
 from .evaluation.comparison import evaluate_sets
 from .evaluation.scores import N_BOOT, N_BOOT_SET
 from .evaluation.settings import EvaluationSettings
+from .outputs.safe_writes import as_path, check_output_folder
 from .training.run_config import load_config
 from .training.trained_model import TrainedModel, load, load_model
 
@@ -66,8 +67,9 @@ def train(
     from .training.checkpoint import recorded_config
     from .training.trainer import train as train_run  # starts
 
+    run_dir = as_path(run_dir, "run_dir")
     # A resume reads the keys the run recorded as recorded.
-    recorded = recorded_config(Path(run_dir)) if resume is True else None
+    recorded = recorded_config(run_dir) if resume is True else None
     if data is None and (recorded or {}).get("data", {}).get("dataset") == "memory":
         raise UserError(MEMORY_ONLY)
     if not isinstance(config, Config):
@@ -94,7 +96,7 @@ def train(
             )
     probe = quality_probe(config)  # training.eval_every: the quality curve, None when off
     train_run(
-        config, Path(run_dir), resume=resume, overwrite=overwrite, probe=probe, dataset=dataset
+        config, run_dir, resume=resume, overwrite=overwrite, probe=probe, dataset=dataset
     )
     return load(run_dir, device=config.training.device)
 
@@ -256,6 +258,7 @@ def evaluate(
     """
     if not isinstance(sets, Mapping) or not sets:
         raise UserError("sets must be a non-empty dict {label: model, run folder, NPZ or images}")
+    out = check_output_folder(out, "out", "the evaluation")  # before any model is loaded
     if not all(isinstance(label, str) for label in sets):
         raise UserError(f"set labels must be strings, not {[type(k).__name__ for k in sets]}")
     settings = EvaluationSettings(
@@ -291,8 +294,8 @@ def evaluate(
         sources.append((label, source))
     models = [source for _, source in sources if isinstance(source, TrainedModel)]
     data = given_data(data, models) if is_handed_over(data) else data_setting(data)
-    metrics = evaluate_sets(sources, Path(out), settings, device, data, overwrite)
-    return EvaluationResult(metrics, Path(out))
+    metrics = evaluate_sets(sources, out, settings, device, data, overwrite)
+    return EvaluationResult(metrics, out)
 
 
 def is_handed_over(data: object) -> bool:

@@ -65,20 +65,26 @@ def check_output_file(
     the file (``the grid``); with ``image``, the name must end in one of ``IMAGE_FORMATS``; with
     ``ending`` (``".npz"``), in that, so that a typo cannot replace a file of another kind (a
     run's checkpoint, its config.ini).
-    Raises DiffusionToolsError for another ending, a path that is a folder, or a folder that
-    could not be created or written (its nearest existing ancestor is a file or read-only).
+    Raises DiffusionToolsError for a value that is no path, another ending, a path that is a
+    folder, a folder that could not be created or written (its nearest existing ancestor is a
+    file, read-only or a broken link), or a name the file system refuses (too long).
     Returns ``path`` as a Path.
     """
-    path = Path(path)
-    check_printable(path, f"{argument}=", f"name a file for {what}")
-    if image and path.suffix.lower().lstrip(".") not in IMAGE_FORMATS:
-        endings = ", ".join("." + f for f in sorted(IMAGE_FORMATS))
-        raise UserError(f"{argument}={path}: {what} is an image; end the name in one of {endings}")
-    if path.is_dir():
-        raise UserError(f"{argument}={path} is a folder; name a file for {what}")
-    if ending is not None and path.suffix.lower() != ending:
-        raise UserError(f"{argument}={path}: {what} is a {ending} file; end the name in {ending}")
-    blocked = _unwritable_ancestor(path.absolute().parent)
+    path = as_path(path, argument)
+    with _refused_by_the_system(argument, path):
+        check_printable(path, f"{argument}=", f"name a file for {what}")
+        if image and path.suffix.lower().lstrip(".") not in IMAGE_FORMATS:
+            endings = ", ".join("." + f for f in sorted(IMAGE_FORMATS))
+            raise UserError(
+                f"{argument}={path}: {what} is an image; end the name in one of {endings}"
+            )
+        if path.is_dir():
+            raise UserError(f"{argument}={path} is a folder; name a file for {what}")
+        if ending is not None and path.suffix.lower() != ending:
+            raise UserError(
+                f"{argument}={path} does not end in {ending}; name a {ending} file for {what}"
+            )
+        blocked = _unwritable_ancestor(path.absolute().parent)
     if blocked:
         raise UserError(f"{argument}={path}: its folder {path.parent} is not writable ({blocked})")
     return path
@@ -88,12 +94,14 @@ def check_output_folder(folder: str | Path, argument: str, what: str) -> Path:
     """Refuse the folder ``argument`` names (``out``), into which a command would write ``what``
     (``the run``), before any work and without creating anything: a name holding a control
     character, a path that is a file, or one whose nearest existing ancestor is a file or
-    read-only. The same words for every command (``check_output_file``'s)."""
-    folder = Path(folder)
-    check_printable(folder, f"{argument}=", f"name a folder for {what}")
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{argument}={folder} is a file; name a folder for {what}")
-    blocked = _unwritable_ancestor(folder.absolute())
+    read-only or a broken link, a value that is no path or a name the file system refuses. The
+    same words for every command (``check_output_file``'s)."""
+    folder = as_path(folder, argument)
+    with _refused_by_the_system(argument, folder):
+        check_printable(folder, f"{argument}=", f"name a folder for {what}")
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{argument}={folder} is a file; name a folder for {what}")
+        blocked = _unwritable_ancestor(folder.absolute())
     if blocked:
         raise UserError(
             f"{argument}={folder} is not writable ({blocked}); name a folder for {what}"
@@ -117,11 +125,31 @@ def check_printable(path: Path, named: str, remedy: str) -> None:
         )
 
 
+def as_path(path: object, argument: str) -> Path:
+    """``path`` (a str or os.PathLike) as a Path; refused: a value that is no path."""
+    if not isinstance(path, str | os.PathLike):  # bytes, a number: Path() would raise TypeError
+        raise UserError(f"{argument}={path!r} is not a path: give a str or a pathlib.Path")
+    return Path(path)
+
+
+@contextlib.contextmanager
+def _refused_by_the_system(argument: str, path: Path) -> Iterator[None]:
+    """An OSError while a path is checked (a name too long for the file system) as a refusal
+    naming ``argument``."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"{argument}={path} cannot be used: {exc.strerror or exc}") from None
+
+
 def _unwritable_ancestor(folder: Path) -> str | None:
-    """Why ``folder`` (absolute) could not be created or written into, or None: its nearest
-    existing ancestor ``is a file`` or ``is read-only``."""
+    """Why ``folder`` (absolute) could not be created or written into, or None: it or an
+    ancestor to be created is a broken symbolic link, or its nearest existing ancestor ``is a
+    file`` or ``is read-only``."""
     ancestor = folder
     while not ancestor.exists() and ancestor != ancestor.parent:
+        if ancestor.is_symlink():  # its target is missing: the folder cannot be made there
+            return f"{ancestor} is a broken symbolic link to {os.readlink(ancestor)}"
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         return f"{ancestor} is a file"
