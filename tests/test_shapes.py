@@ -110,14 +110,15 @@ def test_an_old_npz_of_28x28_images_still_reads(tmp_path):
     assert images.shape == (3, 28, 28) and np.array_equal(images, old) and meta == {"seed": 4}
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 16, 16)])
+@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 16, 16), (2, 1, 16, 16)])
 def test_a_users_npz_without_format_reads_at_any_size(tmp_path, shape):
     """np.savez(path, images=...) of CIFAR-sized samples was refused by a message listing
-    (N, 3, H, W) among the shapes expected."""
+    (N, 3, H, W) among the shapes expected; torch's gray (N, 1, H, W) reads as (N, H, W)."""
     mine = np.arange(np.prod(shape)).reshape(shape).astype(np.uint8)
     np.savez(tmp_path / "mine.npz", images=mine)
     images, meta = load_samples(tmp_path / "mine.npz")
-    assert np.array_equal(images, mine) and meta == {}
+    assert np.array_equal(images, mine.reshape(-1, *shape[-2:]) if shape[1] == 1 else mine)
+    assert meta == {}
 
 
 def test_an_npz_of_another_layout_is_refused_in_one_sentence(tmp_path):

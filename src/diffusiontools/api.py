@@ -95,9 +95,7 @@ def train(
                 "loaded from files, and data= hands over arrays: set training.eval_every=0"
             )
     probe = quality_probe(config)  # training.eval_every: the quality curve, None when off
-    train_run(
-        config, run_dir, resume=resume, overwrite=overwrite, probe=probe, dataset=dataset
-    )
+    train_run(config, run_dir, resume=resume, overwrite=overwrite, probe=probe, dataset=dataset)
     return load(run_dir, device=config.training.device)
 
 

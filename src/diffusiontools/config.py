@@ -499,7 +499,7 @@ _SECTION_NAMES = {cls: name for name, cls in SECTIONS.items()}
 
 def _closest(name: str, allowed: typing.Iterable[str]) -> str:
     allowed = list(allowed)
-    match = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
+    match = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)  # 0.5: bogus -> log
     hint = f"did you mean '{match[0]}'? " if match else ""
     return f"{hint}allowed: {', '.join(allowed)}"
 
@@ -647,7 +647,7 @@ def config_path(name_or_path: str | Path) -> Path:
         return Path(str(packaged))
     if path.suffix == "":
         raise UserError(
-            f"config {name_or_path!r} is neither a file nor a packaged config; packaged: "
+            f"config {str(name_or_path)!r} is neither a file nor a packaged config; packaged: "
             f"{', '.join(packaged_configs())}"
         )
     raise UserError(f"config file {path} does not exist")

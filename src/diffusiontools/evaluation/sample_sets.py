@@ -202,8 +202,9 @@ def image_set(
     # Too few for evaluate's minimum first: then no n_samples could help, so none is advised.
     if len(images) < MIN_SAMPLES:
         raise UserError(
-            f"{where} holds {len(images)} samples; evaluate needs at least {MIN_SAMPLES} "
-            f"per set (the samples' Gaussian mixture has {GMM_COMPONENTS} components)"
+            f"{where} holds {len(images)} sample{'s' * (len(images) != 1)}; evaluate needs at "
+            f"least {MIN_SAMPLES} per set (the samples' Gaussian mixture has {GMM_COMPONENTS} "
+            "components)"
         )
     if n is not None and len(images) < n:
         raise UserError(

@@ -24,7 +24,7 @@ import torch
 from ..data import to_uint8
 from ..errors import UserError
 
-FORMAT = 2  # images (N, H, W) or (N, 3, H, W) of any size (format 1: (N, 28, 28))
+FORMAT = 2  # images (N, H, W) or (N, 3, H, W) of any size; the first version wrote no format
 
 
 def save_samples(path: Path, images: torch.Tensor, unclamped: bool = False, **meta) -> None:
@@ -138,7 +138,8 @@ def _size(n_bytes: int) -> str:
 
 def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
     """Read ``images`` uint8, gray (N, H, W) or RGB (N, 3, H, W), and the metadata written by
-    :func:`save_samples`, or the ``images`` of a file without ``format`` or ``meta`` (a user's).
+    :func:`save_samples`, or the ``images`` of a file without ``format`` or ``meta`` (a user's;
+    gray (N, 1, H, W) is read as (N, H, W)).
 
     ``name``: the argument that gave ``path`` (``npz``, or ``set 'a'`` for a set of
     ``evaluate``), named in the one-sentence refusal of a file that is not such an NPZ (an
@@ -169,6 +170,8 @@ def load_samples(path: Path, name: str = "npz") -> tuple[np.ndarray, dict]:
             f"{name}={path} has format {version}; this version reads format {FORMAT} and "
             "files without one: update diffusiontools"
         )
+    if images.ndim == 4 and images.shape[1] == 1:  # torch's gray layout, in a user's file
+        images = images[:, 0]
     fits = images.ndim == 3 or (images.ndim == 4 and images.shape[1] == 3)
     if images.dtype != np.uint8 or not fits:
         raise UserError(
@@ -191,6 +194,8 @@ def load_unclamped(path: Path, images: np.ndarray, name: str = "npz") -> np.ndar
             floats = npz["unclamped"]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error):  # a damaged entry
         raise UserError(f"{name}={path} holds 'unclamped' samples that cannot be read") from None
+    if floats.ndim == 4 and floats.shape[1] == 1 and images.ndim == 3:  # as load_samples reads
+        floats = floats[:, 0]
     if floats.dtype != np.float32 or floats.shape != images.shape:
         raise UserError(
             f"{name}={path} holds 'unclamped' of {floats.dtype} {floats.shape}: expected float32 "
