@@ -321,6 +321,13 @@ def test_reconstruct_names_its_out_folder_before_reading_the_data(cold_run, tmp_
         f"error: --out {tmp_path / 'file.txt'} is a file; name a folder for the study\n"
     )
     assert (tmp_path / "file.txt").read_text() == "the user's"
+    # evaluate --reconstruction named OUT/reconstruction_<run>, a path the user never typed
+    argv = ["evaluate", str(cold_run), "--reconstruction", "--out", str(tmp_path / "file.txt")]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {tmp_path / 'file.txt'} is a file; name a folder for the reconstruction "
+        "studies\n"
+    )
 
 
 def test_reconstruct_overwrite_with_fewer_samplers_keeps_no_earlier_figure(cold_run, tmp_path):

@@ -144,9 +144,11 @@ def run(args: argparse.Namespace) -> None:
         raise UserError("--sampler, --steps and --epoch apply to RUN_DIRs; no RUN_DIR was given")
     if args.reconstruction:
         from ..evaluation.reconstruction import markdown_table, reconstruction_studies
+        from ..outputs.safe_writes import check_output_folder
 
         if not args.run_dirs or args.npz:
             raise UserError("--reconstruction needs RUN_DIRs of cold runs and no --npz")
+        check_output_folder(args.out, "out", "the reconstruction studies")  # as typed
         outs = [args.out / f"reconstruction_{run_dir.name}" for run_dir in args.run_dirs]
         try:
             results = reconstruction_studies(
