@@ -26,6 +26,7 @@ from .run_folder import RunFolder
 # checkpoint exists (reproduce --scale report) and its folder (OUT/models/NAME) is copied here.
 SHA256: dict[str, str] = {
     "custom1": "6873b14d9b8a8f35425b0c6fcd7220cf4757b059de16a7d5648aa15910425adf",
+    "custom2": "7b2adb5a350908b8337941e64addc80aa702d2656648b44d27987d39c4d42f22",
     "model1": "1d7ac4e23810c002eb2e17da17a9d38ed515808d5f63c1ad75c2c7246f39140e",
     "model2": "237cfad1a850aca4d82e7e25f245b188823cb3eec81402cf78d184bd0eca1ffb",
 }
