@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -268,12 +269,14 @@ SMALL_REPORT = dataclasses.replace(
 
 @pytest.mark.slow
 def test_skip_training_evaluates_the_shipped_models_without_training(
-    smoke_study, tmp_path, monkeypatch
+    smoke_study, tmp_path, monkeypatch, caplog
 ):
     shipping(monkeypatch, smoke_study / "models")
     out = tmp_path / "shipped"
-    with one_thread():
+    with one_thread(), caplog.at_level(logging.INFO, logger="diffusiontools"):
         path = reproduce(SMALL_REPORT, out, torch.device("cpu"), skip_training=True)
+    # its first line announced the scale's hours of training, which do not happen here
+    assert "hours" not in caplog.messages[0] and "nothing is trained" in caplog.messages[0]
     assert not (out / "runs").exists() and not (out / "report").exists()  # nothing trained
     results = json.loads((out / "evaluation" / "metrics.json").read_text())
     assert list(results["runs"]) == [
